@@ -1,0 +1,1 @@
+"""Database plumbing: where PostgreSQL comes from, the connection pool and migrations."""

@@ -1,0 +1,188 @@
+"""Applies sql/migrations with yoyo under an advisory lock, and refuses edited applied files.
+
+Several processes may start at once: a session-level advisory lock serialises the whole run
+(yoyo's own bookkeeping tables included), so each migration is applied exactly once. Like
+Flyway's validate, a sha256 of every applied file is recorded; a later edit stops the start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+from yoyo import get_backend, read_migrations
+
+log = logging.getLogger(__name__)
+
+# pg_advisory_lock key shared by every postrag process ("postrag" in ASCII).
+MIGRATION_LOCK_KEY = 0x706F737472616700
+CHECKSUM_TABLE = "postrag_migration_checksums"
+BASE = "base"
+
+
+class MigrationError(RuntimeError):
+    """Migrations cannot be applied or rolled back; the message names the file."""
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    id: str
+    path: Path
+    sha256: str
+    applied: bool
+    applied_sha256: str | None
+    applied_at: datetime | None
+
+    @property
+    def edited(self) -> bool:
+        return self.applied_sha256 is not None and self.applied_sha256 != self.sha256
+
+
+def yoyo_url(database_url: str) -> str:
+    """yoyo picks its driver from the scheme: postgresql+psycopg means psycopg 3."""
+    scheme, sep, rest = database_url.partition("://")
+    if not sep or scheme not in {"postgres", "postgresql", "postgresql+psycopg"}:
+        raise MigrationError("DATABASE_URL must start with postgresql:// or postgres://")
+    return f"postgresql+psycopg://{rest}"
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@contextmanager
+def _locked(database_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%(key)s)", {"key": MIGRATION_LOCK_KEY})
+        try:
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {CHECKSUM_TABLE} ("
+                " migration_id text PRIMARY KEY,"
+                " sha256 text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            yield conn
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%(key)s)", {"key": MIGRATION_LOCK_KEY})
+
+
+@contextmanager
+def _backend(database_url: str) -> Iterator[object]:
+    backend = get_backend(yoyo_url(database_url))
+    try:
+        yield backend
+    finally:
+        backend.connection.close()
+
+
+def _status(conn: psycopg.Connection, backend: object, migrations_dir: Path) -> list[MigrationStatus]:
+    migrations = read_migrations(str(migrations_dir))
+    applied_ids = {m.id for m in migrations if backend.is_applied(m)}  # type: ignore[attr-defined]
+    recorded = {
+        row[0]: (row[1], row[2])
+        for row in conn.execute(f"SELECT migration_id, sha256, applied_at FROM {CHECKSUM_TABLE}")
+    }
+    result = []
+    for migration in migrations:
+        path = Path(migration.path)
+        sha, applied_at = recorded.get(migration.id, (None, None))
+        result.append(
+            MigrationStatus(
+                id=migration.id,
+                path=path,
+                sha256=file_sha256(path),
+                applied=migration.id in applied_ids,
+                applied_sha256=sha,
+                applied_at=applied_at,
+            )
+        )
+    return result
+
+
+def _validate(statuses: list[MigrationStatus]) -> None:
+    for status in statuses:
+        if status.applied and status.edited:
+            raise MigrationError(
+                f"migration {status.path.name} was edited after it was applied"
+                f" (applied sha256 {status.applied_sha256}, file now {status.sha256});"
+                " never edit an applied migration: restore the file and add a new migration"
+            )
+
+
+def _record(conn: psycopg.Connection, statuses: list[MigrationStatus]) -> None:
+    for status in statuses:
+        conn.execute(
+            f"INSERT INTO {CHECKSUM_TABLE} (migration_id, sha256) VALUES (%(id)s, %(sha)s)"
+            " ON CONFLICT (migration_id) DO NOTHING",
+            {"id": status.id, "sha": status.sha256},
+        )
+
+
+def migrate(database_url: str, migrations_dir: Path) -> list[str]:
+    """Apply every pending migration; return the ids applied."""
+    with _locked(database_url) as conn, _backend(database_url) as backend:
+        statuses = _status(conn, backend, migrations_dir)
+        _validate(statuses)
+        # Applied earlier without a recorded checksum (e.g. by the yoyo CLI): trust, then record.
+        _record(conn, [s for s in statuses if s.applied and s.applied_sha256 is None])
+        migrations = read_migrations(str(migrations_dir))
+        pending = backend.to_apply(migrations)  # type: ignore[attr-defined]
+        applied: list[str] = []
+        for migration in pending:
+            log.info("applying migration %s", migration.id)
+            backend.apply_migrations(migrations.__class__([migration]))  # type: ignore[attr-defined]
+            _record(conn, [s for s in statuses if s.id == migration.id])
+            applied.append(migration.id)
+        return applied
+
+
+def status(database_url: str, migrations_dir: Path) -> list[MigrationStatus]:
+    """Every migration file with whether it is applied and the checksums."""
+    with _locked(database_url) as conn, _backend(database_url) as backend:
+        return _status(conn, backend, migrations_dir)
+
+
+def is_at_head(conn: psycopg.Connection, migrations_dir: Path) -> bool:
+    """True when every migration file is recorded as applied (used by /readyz)."""
+    ids = {p.name.removesuffix(".sql") for p in _forward_files(migrations_dir)}
+    try:
+        rows = conn.execute(
+            "SELECT migration_id FROM _yoyo_migration WHERE migration_id = ANY(%(ids)s)",
+            {"ids": list(ids)},
+        ).fetchall()
+    except psycopg.errors.UndefinedTable:
+        return False
+    return len(rows) == len(ids)
+
+
+def _forward_files(migrations_dir: Path) -> list[Path]:
+    return sorted(p for p in migrations_dir.glob("*.sql") if not p.name.endswith(".rollback.sql"))
+
+
+def rollback(database_url: str, migrations_dir: Path, to: str) -> list[str]:
+    """Roll back every applied migration after `to` (`base`: all of them); return the ids."""
+    with _locked(database_url) as conn, _backend(database_url) as backend:
+        statuses = _status(conn, backend, migrations_dir)
+        ids = [s.id for s in statuses]
+        if to != BASE and to not in ids:
+            raise MigrationError(f"no migration {to!r} in {migrations_dir} (known: {', '.join(ids)})")
+        _validate(statuses)
+        migrations = read_migrations(str(migrations_dir))
+        keep = set() if to == BASE else set(ids[: ids.index(to) + 1])
+        rolled_back: list[str] = []
+        for migration in backend.to_rollback(migrations):  # type: ignore[attr-defined]
+            if migration.id in keep:
+                continue
+            log.info("rolling back migration %s", migration.id)
+            backend.rollback_migrations(migrations.__class__([migration]))  # type: ignore[attr-defined]
+            conn.execute(
+                f"DELETE FROM {CHECKSUM_TABLE} WHERE migration_id = %(id)s", {"id": migration.id}
+            )
+            rolled_back.append(migration.id)
+        return rolled_back

@@ -1,0 +1,83 @@
+"""Which database postrag uses, and whether that server is good enough (PostgreSQL, pgvector)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from app.db import embedded
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MIN_SERVER_VERSION = 150000
+MIN_PGVECTOR = (0, 7, 0)
+
+
+class DatabaseUnsupportedError(RuntimeError):
+    """The configured server cannot run postrag; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ResolvedDatabase:
+    url: str
+    embedded: embedded.EmbeddedServer | None
+
+
+def resolve(settings: Settings) -> ResolvedDatabase:
+    """Use DATABASE_URL when set, else start (or join) the embedded server in the data dir."""
+    if settings.database_url:
+        log.info("using PostgreSQL at %s", redact(settings.database_url))
+        return ResolvedDatabase(url=settings.database_url, embedded=None)
+    server = embedded.start(settings.data_dir)
+    return ResolvedDatabase(url=server.url, embedded=server)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+def check_server(url: str) -> str:
+    """Fail with a clear message unless PostgreSQL >= 15 with pgvector >= 0.7 is available.
+
+    Returns the pgvector version that is (or will be) installed.
+    """
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        version_num = int(conn.execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
+        if version_num < MIN_SERVER_VERSION:
+            raise DatabaseUnsupportedError(
+                f"PostgreSQL {version_num // 10000} is too old: postrag needs PostgreSQL >= 15"
+            )
+        row = conn.execute(
+            "SELECT e.extversion, a.default_version"
+            " FROM pg_available_extensions a"
+            " LEFT JOIN pg_extension e ON e.extname = a.name"
+            " WHERE a.name = 'vector'"
+        ).fetchone()
+    if row is None:
+        raise DatabaseUnsupportedError(
+            "the pgvector extension is not available on this PostgreSQL server: install pgvector"
+            " >= 0.7 (https://github.com/pgvector/pgvector) or unset DATABASE_URL to use the"
+            " embedded server"
+        )
+    installed, available = row
+    version = installed or available
+    if parse_version(version) < MIN_PGVECTOR:
+        raise DatabaseUnsupportedError(
+            f"pgvector {version} is too old: postrag needs pgvector >= 0.7"
+            + (" (run ALTER EXTENSION vector UPDATE)" if installed else "")
+        )
+    return str(version)

@@ -1,0 +1,81 @@
+"""Settings: one frozen dataclass read from the environment once, validated, passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import platformdirs
+
+_REPO_MIGRATIONS = Path(__file__).resolve().parent.parent / "sql" / "migrations"
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    data_dir: Path
+    migrations_dir: Path
+    migrate_on_start: bool = True
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    pool_timeout_s: float = 10.0
+    log_level: str = "INFO"
+    max_page_size: int = 100
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("POSTRAG_DATA_DIR") or platformdirs.user_data_dir("postrag"))
+        migrations_dir = Path(env.get("POSTRAG_MIGRATIONS_DIR") or _REPO_MIGRATIONS)
+        if not migrations_dir.is_dir():
+            raise SettingsError(f"POSTRAG_MIGRATIONS_DIR: {migrations_dir} is not a directory")
+        min_size = _int(env, "POSTRAG_POOL_MIN_SIZE", 1, low=0)
+        max_size = _int(env, "POSTRAG_POOL_MAX_SIZE", 10, low=1)
+        if max_size < min_size:
+            raise SettingsError("POSTRAG_POOL_MAX_SIZE must be >= POSTRAG_POOL_MIN_SIZE")
+        log_level = env.get("POSTRAG_LOG_LEVEL", "INFO").upper()
+        if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise SettingsError("POSTRAG_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            data_dir=data_dir.expanduser(),
+            migrations_dir=migrations_dir,
+            migrate_on_start=_bool(env, "POSTRAG_MIGRATE_ON_START", True),
+            pool_min_size=min_size,
+            pool_max_size=max_size,
+            pool_timeout_s=float(_int(env, "POSTRAG_POOL_TIMEOUT_S", 10, low=1)),
+            log_level=log_level,
+        )
+
+    def with_database_url(self, url: str) -> Settings:
+        return replace(self, database_url=url)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < low:
+        raise SettingsError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")

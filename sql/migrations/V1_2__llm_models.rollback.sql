@@ -1,0 +1,2 @@
+-- Rollback of V1_2.
+DROP TABLE llm_models;

@@ -1,0 +1,2 @@
+-- Rollback of V1_4.
+DROP TABLE user_preferences;

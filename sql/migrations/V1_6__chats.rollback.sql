@@ -1,0 +1,2 @@
+-- Rollback of V1_6.
+DROP TABLE chats;

@@ -1,0 +1,2 @@
+-- Rollback of V1_7.
+DROP TABLE chat_messages;

@@ -1,0 +1,2 @@
+-- Rollback of V1_8.
+DROP TABLE jobs;
