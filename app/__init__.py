@@ -1,0 +1,54 @@
+"""postrag: a RAG backend on one PostgreSQL database. `create_app` is the only factory."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+
+import psycopg
+from flask import Flask
+from psycopg.rows import dict_row
+
+from app.api import endpoint, health, openapi, problems, tokens, users
+from app.db import migrations, server
+from app.db.pool import open_pool
+from app.services import users as user_service
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def prepare_database(settings: Settings, *, migrate: bool | None = None) -> Settings:
+    """Resolve the database, check it, apply migrations and create the first admin.
+
+    Returns settings whose database_url is set (the embedded server's when it was unset). Safe to
+    run from several processes at once: migrations and the first-admin check take advisory locks.
+    With POSTRAG_MIGRATE_ON_START=false both are left to `postrag migrate`.
+    """
+    resolved = server.resolve(settings)
+    server.check_server(resolved.url)
+    if settings.migrate_on_start if migrate is None else migrate:
+        applied = migrations.migrate(resolved.url, settings.migrations_dir)
+        if applied:
+            log.info("applied %d migration(s): %s", len(applied), ", ".join(applied))
+        with psycopg.connect(resolved.url, autocommit=True, row_factory=dict_row) as conn:
+            user_service.ensure_admin(conn, settings.data_dir)
+    return settings.with_database_url(resolved.url)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = prepare_database(settings or Settings.from_env())
+    assert settings.database_url is not None
+
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    pool = open_pool(settings.database_url, settings)
+    atexit.register(pool.close)
+    app.extensions["postrag.settings"] = settings
+    app.extensions["postrag.pool"] = pool
+
+    problems.register_error_handlers(app)
+    app.teardown_appcontext(endpoint.release_db)
+    for blueprint in (health.bp, openapi.bp, users.bp, tokens.bp):
+        app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,137 @@
+"""The @endpoint decorator: authentication, pydantic validation of bodies and queries, OpenAPI data.
+
+Every view declares what it takes and answers; the same declaration drives validation here and
+the OpenAPI document in app/api/openapi.py, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pydantic
+from flask import Response, current_app, g, json, request
+
+from app.errors import BadRequest, Forbidden, UnsupportedMediaType, ValidationFailed
+from app.services import tokens
+from app.services.tokens import Principal
+
+Auth = Literal["public", "user", "admin"]
+READ_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    summary: str
+    tag: str
+    auth: Auth
+    status: int
+    body: type[pydantic.BaseModel] | None
+    query: type[pydantic.BaseModel] | None
+    response: type[pydantic.BaseModel] | None
+    errors: tuple[int, ...] = field(default=())
+
+
+def db() -> Any:
+    """The request's connection, taken from the pool on first use and returned at teardown."""
+    if "db_conn" not in g:
+        pool = current_app.extensions["postrag.pool"]
+        g.db_conn = pool.getconn()
+    return g.db_conn
+
+
+def release_db(_exc: BaseException | None = None) -> None:
+    conn = g.pop("db_conn", None)
+    if conn is not None:
+        current_app.extensions["postrag.pool"].putconn(conn)
+
+
+def principal() -> Principal:
+    return g.principal  # type: ignore[no-any-return]
+
+
+def _errors(exc: pydantic.ValidationError, where: str) -> list[dict[str, Any]]:
+    return [
+        {"loc": [where, *e["loc"]], "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def _parse_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
+    if not request.is_json:
+        raise UnsupportedMediaType("send the request body as application/json")
+    try:
+        data = json.loads(request.get_data(cache=True) or b"null")
+    except ValueError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ValidationFailed("the request body is invalid", errors=_errors(exc, "body")) from None
+
+
+def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
+    data = {key: values if len(values) > 1 else values[0] for key, values in request.args.lists()}
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ValidationFailed("the query parameters are invalid", errors=_errors(exc, "query")) from None
+
+
+def _authorize(auth: Auth) -> None:
+    who = tokens.authenticate(db(), request.headers.get("Authorization"))
+    needed = "read" if request.method in READ_METHODS else "write"
+    if needed not in who.scopes:
+        raise Forbidden(f"this token lacks the {needed!r} scope")
+    if auth == "admin" and not who.is_admin:
+        raise Forbidden("this endpoint is for admins only")
+    g.principal = who
+
+
+def _render(result: Any, status: int) -> Response:
+    if isinstance(result, Response):
+        return result
+    headers: dict[str, str] = {}
+    if isinstance(result, tuple):
+        result, headers = result
+    if result is None:
+        return Response(status=204 if status == 200 else status, headers=headers)
+    body = result.model_dump(mode="json") if isinstance(result, pydantic.BaseModel) else result
+    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
+
+
+def endpoint(
+    *,
+    summary: str,
+    tag: str,
+    auth: Auth = "user",
+    status: int = 200,
+    body: type[pydantic.BaseModel] | None = None,
+    query: type[pydantic.BaseModel] | None = None,
+    response: type[pydantic.BaseModel] | None = None,
+    errors: tuple[int, ...] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+    """Wrap a view: authenticate, validate `body`/`query` into kwargs, serialize the result.
+
+    A view returns a pydantic model, `(model, headers)`, None (204) or a ready Response.
+    """
+    spec = EndpointSpec(summary, tag, auth, status, body, query, response, errors)
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
+        @functools.wraps(view)
+        def wrapper(**path_args: Any) -> Response:
+            if auth != "public":
+                _authorize(auth)
+            kwargs = dict(path_args)
+            if body is not None:
+                kwargs["body"] = _parse_body(body)
+            if query is not None:
+                kwargs["query"] = _parse_query(query)
+            return _render(view(**kwargs), status)
+
+        wrapper.endpoint_spec = spec  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate

@@ -1,0 +1,57 @@
+"""Renders errors as RFC 9457 application/problem+json; unexpected ones are logged 500s."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import psycopg
+from flask import Flask, Response, json, request
+from werkzeug.exceptions import HTTPException
+
+from app.errors import CONSTRAINT_ERRORS, AppError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body["instance"] = request.path
+    body.update(extra)
+    return Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(AppError)
+    def _app_error(exc: AppError) -> Response:
+        response = problem(exc.status, exc.title, exc.detail, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        title = HTTPStatus(status).phrase
+        detail = exc.description or title
+        response = problem(status, title, detail)
+        if status == 405 and exc.response is None:
+            allowed = exc.valid_methods if hasattr(exc, "valid_methods") else None
+            if allowed:
+                response.headers["Allow"] = ", ".join(allowed)
+        return response
+
+    @app.errorhandler(psycopg.IntegrityError)
+    def _integrity_error(exc: psycopg.IntegrityError) -> Response:
+        name = exc.diag.constraint_name or ""
+        if name in CONSTRAINT_ERRORS:
+            cls, detail = CONSTRAINT_ERRORS[name]
+            return _app_error(cls(detail))
+        return _unexpected(exc)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(500, "Internal server error", "an unexpected error occurred; it was logged")

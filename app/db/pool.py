@@ -1,0 +1,31 @@
+"""The app's one connection pool: autocommit, dict rows, pgvector types on every connection."""
+
+from __future__ import annotations
+
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from app.settings import Settings
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    register_vector(conn)
+
+
+def open_pool(url: str, settings: Settings) -> ConnectionPool:
+    pool: ConnectionPool = ConnectionPool(
+        url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        timeout=settings.pool_timeout_s,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+        configure=_configure,
+        # A connection left in a transaction by a bug is rolled back, never committed.
+        reset=lambda conn: conn.rollback() if not conn.autocommit else None,
+        name="postrag",
+        open=False,
+    )
+    pool.open(wait=True, timeout=settings.pool_timeout_s)
+    return pool

@@ -1,0 +1,44 @@
+"""SQL for users and their default preferences."""
+
+from __future__ import annotations
+
+
+from app.repositories import Conn, Row, returned
+
+_USER_COLUMNS = "id, name, role, created_at"
+
+
+def insert_user(conn: Conn, *, name: str, role: str) -> Row:
+    row = conn.execute(
+        f"INSERT INTO users (name, role) VALUES (%(name)s, %(role)s) RETURNING {_USER_COLUMNS}",
+        {"name": name, "role": role},
+    ).fetchone()
+    return returned(row)
+
+
+def insert_default_preferences(conn: Conn, user_id: int) -> None:
+    conn.execute(
+        "INSERT INTO user_preferences (user_id) VALUES (%(user_id)s)"
+        " ON CONFLICT (user_id) DO NOTHING",
+        {"user_id": user_id},
+    )
+
+
+def get_user(conn: Conn, user_id: int) -> Row | None:
+    return conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE id = %(id)s", {"id": user_id}
+    ).fetchone()
+
+
+def list_users(conn: Conn, *, limit: int, offset: int) -> tuple[list[Row], int]:
+    rows = conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users ORDER BY id LIMIT %(limit)s OFFSET %(offset)s",
+        {"limit": limit, "offset": offset},
+    ).fetchall()
+    total = conn.execute("SELECT count(*) AS n FROM users").fetchone()
+    return rows, returned(total)["n"]
+
+
+def count_users(conn: Conn) -> int:
+    row = conn.execute("SELECT count(*) AS n FROM users").fetchone()
+    return int(returned(row)["n"])

@@ -1,0 +1,1 @@
+"""Use cases: transactions, authorization decisions and providers; no Flask, no SQL."""

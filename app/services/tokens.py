@@ -1,0 +1,130 @@
+"""API tokens: issuing, authenticating, listing and revoking them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from app.repositories import Conn, Row
+from app.repositories import tokens as token_repo
+
+TOKEN_MARK = "prg"
+SCOPES = ("read", "write")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the user behind a valid token, and what that token may do."""
+
+    user_id: int
+    name: str
+    role: str
+    token_id: int
+    scopes: tuple[str, ...]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _hash(token: str) -> bytes:
+    # The secret has 256 bits of entropy, so a fast hash is as safe as a slow one here.
+    return hashlib.sha256(token.encode()).digest()
+
+
+def issue(
+    conn: Conn,
+    *,
+    user_id: int,
+    name: str,
+    scopes: list[str] | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[Row, str]:
+    """Store a new token for the user (inside the caller's transaction); return it and its secret.
+
+    The token reads `prg_<prefix>_<secret>`: the prefix is stored in clear for lookup and shown
+    in listings, so a leaked token can be recognised; only a hash of the whole token is stored.
+    """
+    prefix = secrets.token_hex(6)
+    token = f"{TOKEN_MARK}_{prefix}_{secrets.token_urlsafe(32)}"
+    row = token_repo.insert_token(
+        conn,
+        user_id=user_id,
+        name=name,
+        prefix=prefix,
+        secret_hash=_hash(token),
+        scopes=sorted(set(scopes or SCOPES)),
+        expires_at=expires_at,
+    )
+    return row, token
+
+
+def authenticate(conn: Conn, authorization: str | None) -> Principal:
+    """The principal behind an `Authorization: Bearer` header, or Unauthorized."""
+    if not authorization:
+        raise Unauthorized("missing Authorization header: send 'Authorization: Bearer <token>'")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("malformed Authorization header: expected 'Bearer <token>'")
+    mark, _, rest = token.partition("_")
+    prefix, _, secret = rest.partition("_")
+    if mark != TOKEN_MARK or not prefix or not secret:
+        raise Unauthorized("malformed token: postrag tokens look like prg_<prefix>_<secret>")
+    row = token_repo.find_by_prefix(conn, prefix)
+    if row is None or not hmac.compare_digest(bytes(row["secret_hash"]), _hash(token)):
+        raise Unauthorized("invalid token")
+    if not row["active"]:
+        raise Unauthorized("token is revoked or expired")
+    with conn.transaction():
+        token_repo.touch_last_used(conn, row["id"])
+    return Principal(
+        user_id=row["user_id"],
+        name=row["user_name"],
+        role=row["user_role"],
+        token_id=row["id"],
+        scopes=tuple(row["scopes"]),
+    )
+
+
+def create(
+    conn: Conn,
+    principal: Principal,
+    *,
+    name: str,
+    scopes: list[str] | None,
+    expires_at: datetime | None,
+) -> tuple[Row, str]:
+    """A new token for the caller; it can never have a scope the calling token lacks."""
+    wanted = list(scopes) if scopes else list(principal.scopes)
+    extra = sorted(set(wanted) - set(principal.scopes))
+    if extra:
+        raise Forbidden(f"this token cannot grant scopes it does not have: {', '.join(extra)}")
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise ValidationFailed(
+            "expires_at must be in the future",
+            errors=[{"loc": ["body", "expires_at"], "msg": "must be in the future"}],
+        )
+    with conn.transaction():
+        return issue(conn, user_id=principal.user_id, name=name, scopes=wanted, expires_at=expires_at)
+
+
+def list_own(conn: Conn, principal: Principal, *, limit: int, offset: int) -> tuple[list[Row], int]:
+    return token_repo.list_tokens(conn, principal.user_id, limit=limit, offset=offset)
+
+
+def get_own(conn: Conn, principal: Principal, token_id: int) -> Row:
+    row = token_repo.get_token(conn, principal.user_id, token_id)
+    if row is None:
+        raise NotFound(f"no token {token_id}")
+    return row
+
+
+def revoke_own(conn: Conn, principal: Principal, token_id: int) -> None:
+    with conn.transaction():
+        if token_repo.revoke_token(conn, principal.user_id, token_id) is None:
+            raise NotFound(f"no token {token_id}")

@@ -1,0 +1,75 @@
+"""Users: creating them (with preferences and a first token), listing, the first admin."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from app.errors import NotFound
+from app.repositories import Conn, Row
+from app.repositories import users as user_repo
+from app.services import tokens
+
+log = logging.getLogger(__name__)
+
+# Serialises the first-admin check across processes starting at once.
+BOOTSTRAP_LOCK_KEY = 0x706F737472616701
+ADMIN_TOKEN_FILE = "admin-token"
+
+
+def _create(conn: Conn, *, name: str, role: str) -> tuple[Row, str]:
+    user = user_repo.insert_user(conn, name=name, role=role)
+    user_repo.insert_default_preferences(conn, user["id"])
+    _, token = tokens.issue(conn, user_id=user["id"], name="initial")
+    return user, token
+
+
+def create(conn: Conn, *, name: str, role: str) -> tuple[Row, str]:
+    """A new user with default preferences and a first token (the secret is returned once)."""
+    with conn.transaction():
+        return _create(conn, name=name, role=role)
+
+
+def list_page(conn: Conn, *, limit: int, offset: int) -> tuple[list[Row], int]:
+    return user_repo.list_users(conn, limit=limit, offset=offset)
+
+
+def get(conn: Conn, user_id: int) -> Row:
+    row = user_repo.get_user(conn, user_id)
+    if row is None:
+        raise NotFound(f"no user {user_id}")
+    return row
+
+
+def ensure_admin(conn: Conn, data_dir: Path) -> str | None:
+    """On first start (no users at all) create `admin` and write its token to the data dir.
+
+    Returns the new token, or None when users already exist. The file is written inside the
+    transaction, so a failed write leaves no admin behind and the next start tries again.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": BOOTSTRAP_LOCK_KEY})
+        if user_repo.count_users(conn) > 0:
+            return None
+        user, token = _create(conn, name="admin", role="admin")
+        path = write_secret_file(data_dir / ADMIN_TOKEN_FILE, token)
+    log.warning(
+        "created the first user %r (admin); its API token, shown once: %s (also in %s)",
+        user["name"],
+        token,
+        path,
+    )
+    return token
+
+
+def write_secret_file(path: Path, content: str) -> Path:
+    """Write `content` to a file only the current user can read (mode 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content + "\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return path
