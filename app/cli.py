@@ -43,10 +43,20 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
-              help="gunicorn worker processes")
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
-              help="threads per worker")
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="gunicorn worker processes",
+)
+@click.option(
+    "--threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="threads per worker",
+)
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Run the HTTP server (gunicorn) on the configured database."""
     from app import create_app, prepare_database
@@ -60,12 +70,23 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     except Exception as exc:  # noqa: BLE001 - shown to the operator as a clean error
         _fail(exc)
     worker_settings = replace(settings, migrate_on_start=False)
-    run_gunicorn(lambda: create_app(worker_settings), host=host, port=port,
-                 workers=workers, threads=threads, log_level=settings.log_level)
+    run_gunicorn(
+        lambda: create_app(worker_settings),
+        host=host,
+        port=port,
+        workers=workers,
+        threads=threads,
+        log_level=settings.log_level,
+    )
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                "help_option_names": ["--postrag-help"]})
+@main.command(
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": ["--postrag-help"],
+    }
+)
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
 def psql(psql_args: tuple[str, ...]) -> None:
     """Open psql on the configured database; arguments go to psql (e.g. -c '\\dt')."""
@@ -122,8 +143,12 @@ def migrate_status() -> None:
 
 
 @migrate.command("rollback")
-@click.option("--to", "to", required=True,
-              help="roll back every migration after this id (keep it); 'base' rolls back all")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    help="roll back every migration after this id (keep it); 'base' rolls back all",
+)
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 def migrate_rollback(to: str, yes: bool) -> None:
     """Roll back applied migrations after --to (their tables and data are dropped)."""

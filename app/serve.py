@@ -9,7 +9,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 
-class _Server(BaseApplication):  # type: ignore[misc]
+class _Server(BaseApplication):
     def __init__(self, factory: Callable[[], Flask], options: dict[str, Any]):
         self.factory = factory
         self.options = options
@@ -25,7 +25,13 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
 
 def run_gunicorn(
-    factory: Callable[[], Flask], *, host: str, port: int, workers: int, threads: int, log_level: str
+    factory: Callable[[], Flask],
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    log_level: str,
 ) -> None:
     _Server(
         factory,

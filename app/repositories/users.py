@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from app.repositories import Conn, Row, returned
 
 _USER_COLUMNS = "id, name, role, created_at"

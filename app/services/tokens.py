@@ -110,7 +110,9 @@ def create(
             errors=[{"loc": ["body", "expires_at"], "msg": "must be in the future"}],
         )
     with conn.transaction():
-        return issue(conn, user_id=principal.user_id, name=name, scopes=wanted, expires_at=expires_at)
+        return issue(
+            conn, user_id=principal.user_id, name=name, scopes=wanted, expires_at=expires_at
+        )
 
 
 def list_own(conn: Conn, principal: Principal, *, limit: int, offset: int) -> tuple[list[Row], int]:

@@ -1,0 +1,132 @@
+"""Test fixtures: a real PostgreSQL with pgvector, a fresh migrated database per test, app and client.
+
+The server is TEST_DATABASE_URL when set, else a pgvector/pgvector testcontainer when a Docker
+engine answers, else the embedded server (the same code postrag uses without DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from app import create_app
+from app.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
+PGVECTOR_IMAGE = "pgvector/pgvector:0.8.1-pg17"
+
+
+def with_dbname(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{dbname}"))
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A URL to a PostgreSQL server where the tests may create and drop databases."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield os.environ["TEST_DATABASE_URL"]
+    elif _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer(PGVECTOR_IMAGE, driver=None) as container:
+            yield container.get_connection_url()
+    else:
+        from app.db import embedded
+
+        server = embedded.start(tmp_path_factory.mktemp("embedded"))
+        yield server.url
+
+
+@pytest.fixture
+def make_database(server_url: str) -> Iterator[Callable[[], str]]:
+    """Creates empty databases (dropped after the test) and returns their URLs."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"postrag_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created.append(name)
+        return with_dbname(server_url, name)
+
+    yield make
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def database_url(make_database: Callable[[], str]) -> str:
+    return make_database()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        migrations_dir=MIGRATIONS_DIR,
+        pool_min_size=1,
+        pool_max_size=4,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings):  # type: ignore[no-untyped-def]
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["postrag.pool"].close()
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()
+
+
+@pytest.fixture
+def admin_token(settings: Settings, app) -> str:  # type: ignore[no-untyped-def]
+    return (settings.data_dir / "admin-token").read_text().strip()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def admin(admin_token: str) -> dict[str, str]:
+    """Headers of the bootstrap admin."""
+    return bearer(admin_token)
+
+
+@pytest.fixture
+def new_user(client, admin: dict[str, str]) -> Callable[..., dict[str, str]]:  # type: ignore[no-untyped-def]
+    """Creates a user through the API and returns the headers of its first token."""
+
+    def make(name: str | None = None, role: str = "user") -> dict[str, str]:
+        name = name or f"user-{uuid.uuid4().hex[:8]}"
+        response = client.post("/api/v1/users", json={"name": name, "role": role}, headers=admin)
+        assert response.status_code == 201, response.json
+        return bearer(response.json["token"])
+
+    return make

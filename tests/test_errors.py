@@ -1,0 +1,64 @@
+"""Errors are RFC 9457 problem+json with the right status, and never leak internals."""
+
+import logging
+
+
+def test_unknown_route_is_404_problem_json(client, admin):
+    response = client.get("/api/v1/nothing-here", headers=admin)
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    body = response.json
+    assert body["status"] == 404
+    assert body["title"] == "Not Found"
+    assert body["instance"] == "/api/v1/nothing-here"
+    assert body["type"] == "about:blank"
+
+
+def test_wrong_method_is_405_with_allow_header(client, admin):
+    response = client.put("/api/v1/me", headers=admin)
+    assert response.status_code == 405
+    assert response.mimetype == "application/problem+json"
+    assert "GET" in response.headers["Allow"]
+
+
+def test_unexpected_error_is_logged_500_without_internals(app, caplog):
+    def explode():
+        raise RuntimeError("secret internal detail: password=hunter2")
+
+    app.add_url_rule("/explode", "explode", explode)
+    with caplog.at_level(logging.ERROR):
+        response = app.test_client().get("/explode")
+    assert response.status_code == 500
+    assert response.mimetype == "application/problem+json"
+    assert "hunter2" not in response.get_data(as_text=True)
+    assert response.json["detail"] == "an unexpected error occurred; it was logged"
+    assert any("hunter2" in record.exc_text for record in caplog.records if record.exc_text)
+
+
+def test_malformed_json_is_400(client, admin):
+    response = client.post(
+        "/api/v1/tokens", data="{not json", content_type="application/json", headers=admin
+    )
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert "not valid JSON" in response.json["detail"]
+
+
+def test_non_json_body_is_415(client, admin):
+    response = client.post("/api/v1/tokens", data="name=x", headers=admin)
+    assert response.status_code == 415
+    assert response.mimetype == "application/problem+json"
+
+
+def test_invalid_body_is_422_with_field_errors(client, admin):
+    response = client.post("/api/v1/tokens", json={"name": "", "bogus": 1}, headers=admin)
+    assert response.status_code == 422
+    locations = {tuple(error["loc"]) for error in response.json["errors"]}
+    assert ("body", "name") in locations
+    assert ("body", "bogus") in locations
+
+
+def test_invalid_query_is_422(client, admin):
+    response = client.get("/api/v1/tokens?limit=abc", headers=admin)
+    assert response.status_code == 422
+    assert response.json["errors"][0]["loc"] == ["query", "limit"]

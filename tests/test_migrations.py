@@ -1,0 +1,219 @@
+"""SQL-first migrations: the schema they build, rollbacks, concurrent starts, edited files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from app.db import embedded, migrations
+from tests.conftest import MIGRATIONS_DIR
+
+TABLES = {
+    "users", "api_tokens", "llm_models", "collections", "documents", "document_status_history",
+    "user_preferences", "document_chunks", "embedding_spaces", "chunk_embeddings", "chats",
+    "chat_messages", "jobs",
+}
+FOREIGN_KEYS = {
+    "api_tokens_user_id_fkey": ("api_tokens", "users", "c"),
+    "collections_owner_id_fkey": ("collections", "users", "c"),
+    "documents_collection_id_fkey": ("documents", "collections", "c"),
+    "documents_owner_id_fkey": ("documents", "users", "c"),
+    "document_status_history_document_id_fkey": ("document_status_history", "documents", "c"),
+    "user_preferences_user_id_fkey": ("user_preferences", "users", "c"),
+    "user_preferences_chat_model_id_fkey": ("user_preferences", "llm_models", "n"),
+    "document_chunks_document_id_fkey": ("document_chunks", "documents", "c"),
+    "embedding_spaces_embedding_model_id_fkey": ("embedding_spaces", "llm_models", "r"),
+    "chunk_embeddings_chunk_id_fkey": ("chunk_embeddings", "document_chunks", "c"),
+    "chunk_embeddings_space_id_fkey": ("chunk_embeddings", "embedding_spaces", "c"),
+    "chats_owner_id_fkey": ("chats", "users", "c"),
+    "chat_messages_chat_id_fkey": ("chat_messages", "chats", "c"),
+}
+INDEXES = {
+    "api_tokens_prefix_key", "api_tokens_user_id_created_at_idx", "llm_models_provider_name_key",
+    "llm_models_default_per_kind_idx", "collections_owner_id_name_key", "collections_shared_idx",
+    "documents_collection_id_sha256_key", "documents_owner_id_created_at_idx",
+    "documents_collection_id_status_idx", "document_status_history_document_id_idx",
+    "user_preferences_chat_model_id_idx", "document_chunks_document_id_ordinal_key",
+    "embedding_spaces_model_key", "chunk_embeddings_pkey", "chunk_embeddings_space_id_idx",
+    "chats_owner_id_updated_at_idx", "chat_messages_chat_id_id_idx", "jobs_claim_idx",
+    "jobs_lease_expires_at_idx", "jobs_active_dedupe_key_idx",
+}
+
+
+def _ids() -> list[str]:
+    return [s.name.removesuffix(".sql") for s in sorted(MIGRATIONS_DIR.glob("V*.sql"))
+            if not s.name.endswith(".rollback.sql")]
+
+
+def test_every_migration_has_a_rollback_and_depends_on_the_previous():
+    ids = _ids()
+    assert ids[0] == "V1_1__extensions_users_tokens" and len(ids) >= 8
+    for previous, current in zip(ids, ids[1:], strict=False):
+        text = (MIGRATIONS_DIR / f"{current}.sql").read_text()
+        assert f"-- depends: {previous}" in text, current
+    for migration_id in ids:
+        assert (MIGRATIONS_DIR / f"{migration_id}.rollback.sql").exists(), migration_id
+        assert (MIGRATIONS_DIR / f"{migration_id}.sql").read_text().startswith("-- "), migration_id
+
+
+def test_fresh_migrate_builds_every_table_foreign_key_and_index(database_url):
+    applied = migrations.migrate(database_url, MIGRATIONS_DIR)
+    assert applied == _ids()
+    with psycopg.connect(database_url) as conn:
+        tables = {r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        fks = {r[0]: (r[1], r[2], r[3]) for r in conn.execute(
+            "SELECT conname, conrelid::regclass::text, confrelid::regclass::text, confdeltype"
+            " FROM pg_constraint WHERE contype = 'f'")}
+        indexes = {r[0] for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+        vector = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    assert TABLES <= tables
+    assert fks == FOREIGN_KEYS
+    assert INDEXES <= indexes
+    assert vector is not None
+    # Every foreign key column is the leading column of some index (cascades and joins need it).
+    with psycopg.connect(database_url) as conn:
+        unindexed = conn.execute(
+            "SELECT c.conname FROM pg_constraint c WHERE c.contype = 'f' AND NOT EXISTS ("
+            " SELECT 1 FROM pg_index i WHERE i.indrelid = c.conrelid"
+            " AND i.indkey[0] = c.conkey[1])"
+        ).fetchall()
+    assert unindexed == []
+
+
+def _schema_dump(url: str) -> str:
+    pg_dump = embedded.bin_dir() / "pg_dump"
+    out = subprocess.run(
+        [str(pg_dump), "--schema-only", "--no-owner", "--no-privileges", "--dbname", url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    # \restrict keys are random per dump (PostgreSQL 18); they say nothing about the schema.
+    return "\n".join(line for line in out.splitlines() if not line.startswith(("\\restrict",
+                                                                               "\\unrestrict")))
+
+
+def test_rolling_back_each_migration_and_reapplying_gives_the_same_schema(make_database):
+    fresh, cycled = make_database(), make_database()
+    migrations.migrate(fresh, MIGRATIONS_DIR)
+    migrations.migrate(cycled, MIGRATIONS_DIR)
+    ids = _ids()
+    for keep in reversed(ids[:-1]):  # one at a time, newest first
+        assert len(migrations.rollback(cycled, MIGRATIONS_DIR, keep)) == 1
+    assert migrations.rollback(cycled, MIGRATIONS_DIR, migrations.BASE) == [ids[0]]
+    with psycopg.connect(cycled) as conn:
+        left = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename NOT LIKE '%%yoyo%%' AND tablename <> %s",
+            (migrations.CHECKSUM_TABLE,),
+        ).fetchall()
+    assert left == []
+    assert migrations.migrate(cycled, MIGRATIONS_DIR) == ids
+    assert _schema_dump(cycled) == _schema_dump(fresh)
+
+
+def test_rollback_to_an_unknown_id_is_refused(database_url):
+    migrations.migrate(database_url, MIGRATIONS_DIR)
+    with pytest.raises(migrations.MigrationError, match="no migration 'V9_9'"):
+        migrations.rollback(database_url, MIGRATIONS_DIR, "V9_9")
+
+
+def test_four_processes_starting_at_once_apply_each_migration_once(database_url, tmp_path):
+    code = (
+        "from app import create_app\n"
+        "from app.settings import Settings\n"
+        "app = create_app(Settings.from_env())\n"
+        "app.extensions['postrag.pool'].close()\n"
+    )
+    env = {**os.environ, "DATABASE_URL": database_url, "POSTRAG_DATA_DIR": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    results = []
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        results.append((proc.returncode, err))
+    assert all(code == 0 for code, _ in results), results
+    with psycopg.connect(database_url) as conn:
+        applies = conn.execute(
+            "SELECT migration_id, count(*) FROM _yoyo_log WHERE operation = 'apply'"
+            " GROUP BY migration_id ORDER BY migration_id"
+        ).fetchall()
+        admins = conn.execute("SELECT count(*) FROM users").fetchone()
+    assert applies == [(migration_id, 1) for migration_id in _ids()]
+    assert admins == (1,)
+    assert sum("shown once" in err for _, err in results) == 1
+
+
+@pytest.fixture
+def migrations_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, target)
+    return target
+
+
+def test_an_edited_applied_migration_is_refused_naming_the_file(database_url, migrations_copy):
+    migrations.migrate(database_url, migrations_copy)
+    edited = migrations_copy / "V1_3__collections_documents.sql"
+    edited.write_text(edited.read_text() + "\n-- a harmless-looking edit\n")
+    with pytest.raises(migrations.MigrationError, match=r"V1_3__collections_documents\.sql was edited"):
+        migrations.migrate(database_url, migrations_copy)
+    statuses = {s.id: s for s in migrations.status(database_url, migrations_copy)}
+    assert statuses["V1_3__collections_documents"].edited
+    assert not statuses["V1_2__llm_models"].edited
+
+
+def test_a_new_migration_is_applied_on_the_next_start(database_url, migrations_copy):
+    migrations.migrate(database_url, migrations_copy)
+    last = _ids()[-1]
+    (migrations_copy / "V1_99__extra.sql").write_text(
+        f"-- test migration\n-- depends: {last}\nCREATE TABLE extra_thing (id int);\n"
+    )
+    (migrations_copy / "V1_99__extra.rollback.sql").write_text("DROP TABLE extra_thing;\n")
+    assert migrations.migrate(database_url, migrations_copy) == ["V1_99__extra"]
+    assert migrations.migrate(database_url, migrations_copy) == []
+
+
+def test_embedding_space_index_is_used_and_enforces_the_dimension(database_url):
+    migrations.migrate(database_url, MIGRATIONS_DIR)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        model_id = conn.execute(
+            "INSERT INTO llm_models (provider, name, kind, dimension)"
+            " VALUES ('local', 'tiny', 'embedding', 3) RETURNING id").fetchone()[0]
+        space_id = conn.execute(
+            "INSERT INTO embedding_spaces (embedding_model_id, dimension) VALUES (%s, 3)"
+            " RETURNING id", (model_id,)).fetchone()[0]
+        index = conn.execute("SELECT create_embedding_space_index(%s)", (space_id,)).fetchone()[0]
+        user_id = conn.execute("INSERT INTO users (name) VALUES ('u') RETURNING id").fetchone()[0]
+        coll = conn.execute("INSERT INTO collections (owner_id, name) VALUES (%s, 'c') RETURNING id",
+                            (user_id,)).fetchone()[0]
+        doc = conn.execute(
+            "INSERT INTO documents (collection_id, owner_id, filename, content_type, sha256,"
+            " size_bytes, content) VALUES (%s, %s, 'a.txt', 'text/plain', sha256('x'), 1, 'x')"
+            " RETURNING id", (coll, user_id)).fetchone()[0]
+        conn.execute(
+            "INSERT INTO document_chunks (document_id, ordinal, text, token_count, char_start,"
+            " char_end) SELECT %s, i, 't', 1, 0, 1 FROM generate_series(0, 1999) i", (doc,))
+        conn.execute(
+            "INSERT INTO chunk_embeddings (chunk_id, space_id, embedding)"
+            " SELECT id, %s, ARRAY[random(), random(), random()]::vector FROM document_chunks",
+            (space_id,))
+        conn.execute("ANALYZE chunk_embeddings")
+        chunk = conn.execute(
+            "INSERT INTO document_chunks (document_id, ordinal, text, token_count, char_start,"
+            " char_end) VALUES (%s, 5000, 't', 1, 0, 1) RETURNING id", (doc,)).fetchone()[0]
+        plan = "\n".join(r[0] for r in conn.execute(
+            f"EXPLAIN SELECT chunk_id FROM chunk_embeddings WHERE space_id = {space_id}"
+            " ORDER BY embedding::vector(3) <=> '[1,1,1]'::vector(3) LIMIT 5"))
+        assert index in plan
+        with pytest.raises(psycopg.errors.DataException, match="expected 3 dimensions"):
+            conn.execute("INSERT INTO chunk_embeddings (chunk_id, space_id, embedding)"
+                         " VALUES (%s, %s, '[1,2]')", (chunk, space_id))
+        conn.execute("DELETE FROM documents WHERE id = %s", (doc,))
+        left = conn.execute("SELECT count(*) FROM chunk_embeddings").fetchone()
+    assert left == (0,)
