@@ -1,4 +1,4 @@
-"""Test fixtures: a real PostgreSQL with pgvector, a fresh migrated database per test, app and client.
+"""Fixtures: a real PostgreSQL with pgvector, a fresh migrated database per test, app, client.
 
 The server is TEST_DATABASE_URL when set, else a pgvector/pgvector testcontainer when a Docker
 engine answers, else the embedded server (the same code postrag uses without DATABASE_URL).
@@ -7,6 +7,7 @@ engine answers, else the embedded server (the same code postrag uses without DAT
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,13 +30,25 @@ def with_dbname(url: str, dbname: str) -> str:
 
 
 def _docker_answers() -> bool:
+    """True when a Docker engine answers a ping on DOCKER_HOST or the default socket."""
+    if not os.environ.get("DOCKER_HOST"):
+        # Probe the socket ourselves: the docker client leaks a socket when nothing listens.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(2)
+            try:
+                probe.connect("/var/run/docker.sock")
+            except OSError:
+                return False
     try:
         import docker
 
-        docker.from_env(timeout=3).ping()
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
     except Exception:
         return False
-    return True
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,19 @@ from app.db import embedded, migrations
 from tests.conftest import MIGRATIONS_DIR
 
 TABLES = {
-    "users", "api_tokens", "llm_models", "collections", "documents", "document_status_history",
-    "user_preferences", "document_chunks", "embedding_spaces", "chunk_embeddings", "chats",
-    "chat_messages", "jobs",
+    "users",
+    "api_tokens",
+    "llm_models",
+    "collections",
+    "documents",
+    "document_status_history",
+    "user_preferences",
+    "document_chunks",
+    "embedding_spaces",
+    "chunk_embeddings",
+    "chats",
+    "chat_messages",
+    "jobs",
 }
 FOREIGN_KEYS = {
     "api_tokens_user_id_fkey": ("api_tokens", "users", "c"),
@@ -35,20 +45,35 @@ FOREIGN_KEYS = {
     "chat_messages_chat_id_fkey": ("chat_messages", "chats", "c"),
 }
 INDEXES = {
-    "api_tokens_prefix_key", "api_tokens_user_id_created_at_idx", "llm_models_provider_name_key",
-    "llm_models_default_per_kind_idx", "collections_owner_id_name_key", "collections_shared_idx",
-    "documents_collection_id_sha256_key", "documents_owner_id_created_at_idx",
-    "documents_collection_id_status_idx", "document_status_history_document_id_idx",
-    "user_preferences_chat_model_id_idx", "document_chunks_document_id_ordinal_key",
-    "embedding_spaces_model_key", "chunk_embeddings_pkey", "chunk_embeddings_space_id_idx",
-    "chats_owner_id_updated_at_idx", "chat_messages_chat_id_id_idx", "jobs_claim_idx",
-    "jobs_lease_expires_at_idx", "jobs_active_dedupe_key_idx",
+    "api_tokens_prefix_key",
+    "api_tokens_user_id_created_at_idx",
+    "llm_models_provider_name_key",
+    "llm_models_default_per_kind_idx",
+    "collections_owner_id_name_key",
+    "collections_shared_idx",
+    "documents_collection_id_sha256_key",
+    "documents_owner_id_created_at_idx",
+    "documents_collection_id_status_idx",
+    "document_status_history_document_id_idx",
+    "user_preferences_chat_model_id_idx",
+    "document_chunks_document_id_ordinal_key",
+    "embedding_spaces_model_key",
+    "chunk_embeddings_pkey",
+    "chunk_embeddings_space_id_idx",
+    "chats_owner_id_updated_at_idx",
+    "chat_messages_chat_id_id_idx",
+    "jobs_claim_idx",
+    "jobs_lease_expires_at_idx",
+    "jobs_active_dedupe_key_idx",
 }
 
 
 def _ids() -> list[str]:
-    return [s.name.removesuffix(".sql") for s in sorted(MIGRATIONS_DIR.glob("V*.sql"))
-            if not s.name.endswith(".rollback.sql")]
+    return [
+        s.name.removesuffix(".sql")
+        for s in sorted(MIGRATIONS_DIR.glob("V*.sql"))
+        if not s.name.endswith(".rollback.sql")
+    ]
 
 
 def test_every_migration_has_a_rollback_and_depends_on_the_previous():
@@ -66,17 +91,27 @@ def test_fresh_migrate_builds_every_table_foreign_key_and_index(database_url):
     applied = migrations.migrate(database_url, MIGRATIONS_DIR)
     assert applied == _ids()
     with psycopg.connect(database_url) as conn:
-        tables = {r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-        fks = {r[0]: (r[1], r[2], r[3]) for r in conn.execute(
-            "SELECT conname, conrelid::regclass::text, confrelid::regclass::text, confdeltype"
-            " FROM pg_constraint WHERE contype = 'f'")}
-        indexes = {r[0] for r in conn.execute(
-            "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
-        vector = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
-    assert TABLES <= tables
+        tables = {
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+        fks = {
+            r[0]: (r[1], r[2], r[3])
+            for r in conn.execute(
+                "SELECT conname, conrelid::regclass::text, confrelid::regclass::text, confdeltype"
+                " FROM pg_constraint WHERE contype = 'f'"
+            )
+        }
+        indexes = {
+            r[0]
+            for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
+        }
+        vector = conn.execute(
+            "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+        ).fetchone()
+    assert tables >= TABLES
     assert fks == FOREIGN_KEYS
-    assert INDEXES <= indexes
+    assert indexes >= INDEXES
     assert vector is not None
     # Every foreign key column is the leading column of some index (cascades and joins need it).
     with psycopg.connect(database_url) as conn:
@@ -92,11 +127,14 @@ def _schema_dump(url: str) -> str:
     pg_dump = embedded.bin_dir() / "pg_dump"
     out = subprocess.run(
         [str(pg_dump), "--schema-only", "--no-owner", "--no-privileges", "--dbname", url],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     # \restrict keys are random per dump (PostgreSQL 18); they say nothing about the schema.
-    return "\n".join(line for line in out.splitlines() if not line.startswith(("\\restrict",
-                                                                               "\\unrestrict")))
+    return "\n".join(
+        line for line in out.splitlines() if not line.startswith(("\\restrict", "\\unrestrict"))
+    )
 
 
 def test_rolling_back_each_migration_and_reapplying_gives_the_same_schema(make_database):
@@ -132,8 +170,10 @@ def test_four_processes_starting_at_once_apply_each_migration_once(database_url,
         "app.extensions['postrag.pool'].close()\n"
     )
     env = {**os.environ, "DATABASE_URL": database_url, "POSTRAG_DATA_DIR": str(tmp_path)}
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE,
-                              text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     results = []
     for proc in procs:
         _, err = proc.communicate(timeout=120)
@@ -161,7 +201,9 @@ def test_an_edited_applied_migration_is_refused_naming_the_file(database_url, mi
     migrations.migrate(database_url, migrations_copy)
     edited = migrations_copy / "V1_3__collections_documents.sql"
     edited.write_text(edited.read_text() + "\n-- a harmless-looking edit\n")
-    with pytest.raises(migrations.MigrationError, match=r"V1_3__collections_documents\.sql was edited"):
+    with pytest.raises(
+        migrations.MigrationError, match=r"V1_3__collections_documents\.sql was edited"
+    ):
         migrations.migrate(database_url, migrations_copy)
     statuses = {s.id: s for s in migrations.status(database_url, migrations_copy)}
     assert statuses["V1_3__collections_documents"].edited
@@ -184,36 +226,54 @@ def test_embedding_space_index_is_used_and_enforces_the_dimension(database_url):
     with psycopg.connect(database_url, autocommit=True) as conn:
         model_id = conn.execute(
             "INSERT INTO llm_models (provider, name, kind, dimension)"
-            " VALUES ('local', 'tiny', 'embedding', 3) RETURNING id").fetchone()[0]
+            " VALUES ('local', 'tiny', 'embedding', 3) RETURNING id"
+        ).fetchone()[0]
         space_id = conn.execute(
             "INSERT INTO embedding_spaces (embedding_model_id, dimension) VALUES (%s, 3)"
-            " RETURNING id", (model_id,)).fetchone()[0]
+            " RETURNING id",
+            (model_id,),
+        ).fetchone()[0]
         index = conn.execute("SELECT create_embedding_space_index(%s)", (space_id,)).fetchone()[0]
         user_id = conn.execute("INSERT INTO users (name) VALUES ('u') RETURNING id").fetchone()[0]
-        coll = conn.execute("INSERT INTO collections (owner_id, name) VALUES (%s, 'c') RETURNING id",
-                            (user_id,)).fetchone()[0]
+        coll = conn.execute(
+            "INSERT INTO collections (owner_id, name) VALUES (%s, 'c') RETURNING id", (user_id,)
+        ).fetchone()[0]
         doc = conn.execute(
             "INSERT INTO documents (collection_id, owner_id, filename, content_type, sha256,"
             " size_bytes, content) VALUES (%s, %s, 'a.txt', 'text/plain', sha256('x'), 1, 'x')"
-            " RETURNING id", (coll, user_id)).fetchone()[0]
+            " RETURNING id",
+            (coll, user_id),
+        ).fetchone()[0]
         conn.execute(
             "INSERT INTO document_chunks (document_id, ordinal, text, token_count, char_start,"
-            " char_end) SELECT %s, i, 't', 1, 0, 1 FROM generate_series(0, 1999) i", (doc,))
+            " char_end) SELECT %s, i, 't', 1, 0, 1 FROM generate_series(0, 1999) i",
+            (doc,),
+        )
         conn.execute(
             "INSERT INTO chunk_embeddings (chunk_id, space_id, embedding)"
             " SELECT id, %s, ARRAY[random(), random(), random()]::vector FROM document_chunks",
-            (space_id,))
+            (space_id,),
+        )
         conn.execute("ANALYZE chunk_embeddings")
         chunk = conn.execute(
             "INSERT INTO document_chunks (document_id, ordinal, text, token_count, char_start,"
-            " char_end) VALUES (%s, 5000, 't', 1, 0, 1) RETURNING id", (doc,)).fetchone()[0]
-        plan = "\n".join(r[0] for r in conn.execute(
-            f"EXPLAIN SELECT chunk_id FROM chunk_embeddings WHERE space_id = {space_id}"
-            " ORDER BY embedding::vector(3) <=> '[1,1,1]'::vector(3) LIMIT 5"))
+            " char_end) VALUES (%s, 5000, 't', 1, 0, 1) RETURNING id",
+            (doc,),
+        ).fetchone()[0]
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                f"EXPLAIN SELECT chunk_id FROM chunk_embeddings WHERE space_id = {space_id}"
+                " ORDER BY embedding::vector(3) <=> '[1,1,1]'::vector(3) LIMIT 5"
+            )
+        )
         assert index in plan
         with pytest.raises(psycopg.errors.DataException, match="expected 3 dimensions"):
-            conn.execute("INSERT INTO chunk_embeddings (chunk_id, space_id, embedding)"
-                         " VALUES (%s, %s, '[1,2]')", (chunk, space_id))
+            conn.execute(
+                "INSERT INTO chunk_embeddings (chunk_id, space_id, embedding)"
+                " VALUES (%s, %s, '[1,2]')",
+                (chunk, space_id),
+            )
         conn.execute("DELETE FROM documents WHERE id = %s", (doc,))
         left = conn.execute("SELECT count(*) FROM chunk_embeddings").fetchone()
     assert left == (0,)

@@ -67,14 +67,13 @@ def test_a_token_cannot_grant_more_scopes_than_it_has(client, admin):
     ).json
     assert write_only["scopes"] == ["write"]
     response = client.post(
-        "/api/v1/tokens", json={"name": "x", "scopes": ["read", "write"]},
+        "/api/v1/tokens",
+        json={"name": "x", "scopes": ["read", "write"]},
         headers=bearer(write_only["token"]),
     )
     assert response.status_code == 403
     assert response.json["detail"] == "this token cannot grant scopes it does not have: read"
-    same = client.post(
-        "/api/v1/tokens", json={"name": "y"}, headers=bearer(write_only["token"])
-    )
+    same = client.post("/api/v1/tokens", json={"name": "y"}, headers=bearer(write_only["token"]))
     assert same.status_code == 201
     assert same.json["scopes"] == ["write"]
 
@@ -98,7 +97,9 @@ def test_expiry_must_be_in_the_future_and_have_a_time_zone(client, admin):
     )
     assert naive.status_code == 422
     future = client.post(
-        "/api/v1/tokens", json={"name": "x", "expires_at": "2999-01-01T00:00:00+02:00"}, headers=admin
+        "/api/v1/tokens",
+        json={"name": "x", "expires_at": "2999-01-01T00:00:00+02:00"},
+        headers=admin,
     )
     assert future.status_code == 201
     assert future.json["expires_at"] == "2998-12-31T22:00:00Z"

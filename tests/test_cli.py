@@ -1,0 +1,182 @@
+"""The `postrag` command: psql, users, migrate, and serve on the embedded database end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import bearer
+
+POSTRAG = str(Path(sys.executable).parent / "postrag")
+
+
+def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [POSTRAG, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": database_url, "POSTRAG_DATA_DIR": str(tmp_path / "data")}
+
+
+def test_every_command_has_help(cli_env):
+    for command in (
+        [],
+        ["serve"],
+        ["migrate"],
+        ["migrate", "status"],
+        ["migrate", "rollback"],
+        ["users"],
+        ["users", "create"],
+        ["psql", "--postrag-help"],
+    ):
+        result = run(
+            *command, *([] if command[-1:] == ["--postrag-help"] else ["--help"]), env=cli_env
+        )
+        assert result.returncode == 0, (command, result.stderr)
+        assert "Usage:" in result.stdout
+
+
+def test_psql_runs_a_query_on_the_configured_database(cli_env):
+    result = run("psql", "-X", "-A", "-t", "-c", "select 40 + 2", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "42"
+
+
+def test_psql_passes_its_exit_code_through(cli_env):
+    result = run("psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "select nope", env=cli_env)
+    assert result.returncode != 0
+    assert "nope" in result.stderr
+
+
+def test_users_create_prints_a_working_token(cli_env, database_url, settings, client):
+    result = run("users", "create", "bob", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    me = client.get("/api/v1/me", headers=bearer(token)).json
+    assert me["name"] == "bob" and me["role"] == "user"
+    admin = run("users", "create", "root2", "--admin", env=cli_env)
+    assert client.get("/api/v1/me", headers=bearer(admin.stdout.strip())).json["role"] == "admin"
+    listed = run("users", "list", env=cli_env).stdout
+    assert "bob" in listed and "root2" in listed
+
+
+def test_users_create_rejects_bad_and_duplicate_names(cli_env):
+    assert run("users", "create", "carol", env=cli_env).returncode == 0
+    duplicate = run("users", "create", "carol", env=cli_env)
+    assert duplicate.returncode == 1
+    assert "a user with this name already exists" in duplicate.stderr
+    bad = run("users", "create", "two words", env=cli_env)
+    assert bad.returncode == 2
+    assert "invalid name" in bad.stderr
+
+
+def test_migrate_status_and_rollback(cli_env):
+    applied = run("migrate", env=cli_env)
+    assert applied.returncode == 0, applied.stderr
+    assert "V1_8__jobs" in applied.stdout
+    status = run("migrate", "status", env=cli_env).stdout.splitlines()
+    assert len(status) >= 8 and all(line.startswith("applied") for line in status)
+    refused = run("migrate", "rollback", "--to", "V1_7__chat_messages", env=cli_env)
+    assert refused.returncode == 1  # no terminal to confirm on: nothing happens
+    assert "pending" not in run("migrate", "status", env=cli_env).stdout
+    done = run("migrate", "rollback", "--to", "V1_7__chat_messages", "--yes", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert "rolled back 1 migration(s)" in done.stdout
+    after = run("migrate", "status", env=cli_env).stdout
+    assert [line.split()[1] for line in after.splitlines() if line.startswith("pending")] == [
+        "V1_8__jobs"
+    ]
+
+
+def test_start_with_an_unreachable_database_fails_cleanly(tmp_path):
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgresql://nobody:secret@127.0.0.1:1/none",
+        "POSTRAG_DATA_DIR": str(tmp_path),
+    }
+    result = run("migrate", env=env)
+    assert result.returncode == 1
+    assert "Error:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "secret" not in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=bearer(token) if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read()
+
+
+def test_serve_on_the_embedded_database_end_to_end(tmp_path):
+    """The README's first command: embedded PostgreSQL, admin token, psql, clean stop, restart."""
+    data_dir = tmp_path / "postrag-data"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["POSTRAG_DATA_DIR"] = str(data_dir)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [POSTRAG, "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if _get(f"{base}/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, "server exited early"
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.3)
+        token = (data_dir / "admin-token").read_text().strip()
+        status, body = _get(f"{base}/api/v1/me", token)
+        assert status == 200 and b'"name": "admin"' in body
+        assert _get(f"{base}/api/v1/me")[0] == 401
+        tables = run("psql", "-X", "-c", r"\dt", env=env)
+        assert tables.returncode == 0, tables.stderr
+        for table in ("users", "api_tokens", "documents", "chunk_embeddings", "jobs"):
+            assert f" {table} " in tables.stdout
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, stderr = server.communicate(timeout=60)
+    assert server.returncode == 0, stderr
+    assert "embedded PostgreSQL" in stderr
+    assert "shown once" in stderr and stderr.count("shown once") == 1
+    assert not (data_dir / "pgdata" / "postmaster.pid").exists(), "embedded server left running"
+    # Data survives a restart: the admin is still there and no second admin is created.
+    again = run("users", "list", env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split() == ["1", "admin", "admin"]
+    assert "shown once" not in again.stderr
