@@ -1,4 +1,4 @@
-"""The `postrag` command: serve, psql, migrate and users."""
+"""The `postrag` command: serve, psql, pg-dump/pg-restore, migrate and users."""
 
 from __future__ import annotations
 
@@ -80,27 +80,58 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     )
 
 
-@main.command(
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_extra_args": True,
-        "help_option_names": ["--postrag-help"],
-    }
-)
-@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
-def psql(psql_args: tuple[str, ...]) -> None:
-    """Open psql on the configured database; arguments go to psql (e.g. -c '\\dt')."""
+_PASS_THROUGH = {
+    "ignore_unknown_options": True,
+    "allow_extra_args": True,
+    "help_option_names": ["--postrag-help"],
+}
+
+
+def _client_version(executable: str) -> int:
+    """The major version a client tool reports (`pg_dump (PostgreSQL) 18.4` -> 18), or 0."""
+    try:
+        out = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=10)
+    except OSError:
+        return 0
+    digits = out.stdout.split()[-1].split(".")[0] if out.stdout.split() else ""
+    return int(digits) if digits.isdigit() else 0
+
+
+def _run_client(tool: str, args: tuple[str, ...]) -> None:
+    """Run a PostgreSQL client tool on the configured database and exit with its code.
+
+    Of the bundled tool and the system's, the newer one runs: pg_dump refuses servers newer than
+    itself, and a newer psql knows every older server's catalogs.
+    """
     from app.db import embedded, server
 
     resolved = server.resolve(_settings())
-    # The embedded server gets its own (matching, newest) psql; otherwise the system's if any.
-    system_psql = shutil.which("psql")
-    if resolved.embedded is None and system_psql:
-        executable = system_psql
-    else:
-        executable = str(embedded.bin_dir() / "psql")
-    code = subprocess.call([executable, "--dbname", resolved.url, *psql_args])
-    sys.exit(code)
+    candidates = [str(embedded.bin_dir() / tool)]
+    if shutil.which(tool):
+        candidates.append(str(shutil.which(tool)))
+    executable = max(candidates, key=_client_version)
+    sys.exit(subprocess.call([executable, "--dbname", resolved.url, *args]))
+
+
+@main.command(context_settings=_PASS_THROUGH)
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+def psql(psql_args: tuple[str, ...]) -> None:
+    """Open psql on the configured database; arguments go to psql (e.g. -c '\\dt')."""
+    _run_client("psql", psql_args)
+
+
+@main.command("pg-dump", context_settings=_PASS_THROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def pg_dump(args: tuple[str, ...]) -> None:
+    """Back up the configured database with pg_dump (e.g. --format=custom --file=postrag.dump)."""
+    _run_client("pg_dump", args)
+
+
+@main.command("pg-restore", context_settings=_PASS_THROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def pg_restore(args: tuple[str, ...]) -> None:
+    """Restore a pg_dump archive into the configured database (e.g. --no-owner postrag.dump)."""
+    _run_client("pg_restore", args)
 
 
 @main.group(invoke_without_command=True)

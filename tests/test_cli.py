@@ -65,6 +65,22 @@ def test_psql_passes_its_exit_code_through(cli_env):
     assert "nope" in result.stderr
 
 
+def test_pg_dump_and_pg_restore_round_trip(cli_env, make_database, tmp_path):
+    assert run("users", "create", "dana", env=cli_env).returncode == 0
+    dump = tmp_path / "postrag.dump"
+    backup = run("pg-dump", "--format=custom", f"--file={dump}", env=cli_env)
+    assert backup.returncode == 0, backup.stderr
+    restored_env = {**cli_env, "DATABASE_URL": make_database()}
+    restore = run("pg-restore", "--no-owner", str(dump), env=restored_env)
+    assert restore.returncode == 0, restore.stderr
+    names = run(
+        "psql", "-X", "-A", "-t", "-c", "select name from users order by id", env=restored_env
+    )
+    assert names.stdout.split() == ["admin", "dana"]
+    status = run("migrate", "status", env=restored_env)
+    assert status.returncode == 0 and "pending" not in status.stdout
+
+
 def test_users_create_prints_a_working_token(cli_env, database_url, settings, client):
     result = run("users", "create", "bob", env=cli_env)
     assert result.returncode == 0, result.stderr

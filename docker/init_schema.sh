@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# First boot only (docker-entrypoint-initdb.d): the pgvector extension and the application role.
+# No tables here: postrag's migrations own the schema and run at app start as the app role.
+#
+# The app role gets least privilege: it can log in, connect to this one database and own one
+# schema named after itself (first on its default search_path, so the migrations' tables land
+# there). It is not a superuser and cannot create databases or roles.
+set -euo pipefail
+
+: "${POSTGRES_USER:?}" "${POSTGRES_DB:?}" "${POSTRAG_APP_USER:?}" "${POSTRAG_APP_PASSWORD:?}"
+
+psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
+    -v db="$POSTGRES_DB" -v app_user="$POSTRAG_APP_USER" -v app_password="$POSTRAG_APP_PASSWORD" \
+    <<'SQL'
+-- Extensions need a privileged role; the migrations' CREATE EXTENSION IF NOT EXISTS is then a no-op.
+CREATE EXTENSION IF NOT EXISTS vector;
+
+CREATE ROLE :"app_user" LOGIN PASSWORD :'app_password'
+    NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
+
+REVOKE ALL ON DATABASE :"db" FROM PUBLIC;
+GRANT CONNECT, TEMPORARY ON DATABASE :"db" TO :"app_user";
+
+-- The app's own schema; nobody else may create objects in public.
+CREATE SCHEMA :"app_user" AUTHORIZATION :"app_user";
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO :"app_user";
+SQL

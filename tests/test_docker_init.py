@@ -1,0 +1,73 @@
+"""docker/init_schema.sh gives a least-privileged role that can still run every migration."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from app.db import embedded, migrations
+from tests.conftest import MIGRATIONS_DIR, with_dbname
+
+INIT_SCRIPT = Path(__file__).resolve().parent.parent / "docker" / "init_schema.sh"
+
+
+def _as_user(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{quote(user)}:{quote(password)}@{host}"))
+
+
+def test_init_schema_creates_a_least_privileged_role_that_runs_migrations(server_url):
+    dbname = f"postrag_init_{uuid.uuid4().hex[:8]}"
+    role = f"postrag_app_{uuid.uuid4().hex[:8]}"
+    password = uuid.uuid4().hex
+    info = conninfo_to_dict(server_url)
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    try:
+        env = {
+            **os.environ,
+            "PATH": f"{embedded.bin_dir()}{os.pathsep}{os.environ['PATH']}",
+            "PGHOST": str(info.get("host", "")),
+            "PGPORT": str(info.get("port", "5432")),
+            "PGPASSWORD": str(info.get("password") or ""),
+            "POSTGRES_USER": str(info["user"]),
+            "POSTGRES_DB": dbname,
+            "POSTRAG_APP_USER": role,
+            "POSTRAG_APP_PASSWORD": password,
+        }
+        result = subprocess.run(["bash", str(INIT_SCRIPT)], env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+        app_url = _as_user(with_dbname(server_url, dbname), role, password)
+        assert migrations.migrate(app_url, MIGRATIONS_DIR)[-1] == "V1_8__jobs"
+        with psycopg.connect(app_url, autocommit=True) as conn:
+            owners = conn.execute(
+                "SELECT DISTINCT schemaname, tableowner FROM pg_tables"
+                " WHERE tablename IN ('users', 'documents', 'chunk_embeddings')"
+            ).fetchall()
+            flags = conn.execute(
+                "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = %s",
+                (role,),
+            ).fetchone()
+            try:
+                conn.execute("CREATE TABLE public.intruder (id int)")
+                created_in_public = True
+            except psycopg.errors.InsufficientPrivilege:
+                created_in_public = False
+        assert owners == [(role, role)]
+        assert flags == (False, False, False)
+        assert not created_in_public
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+            )
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
