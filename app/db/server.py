@@ -67,17 +67,23 @@ def check_server(url: str) -> str:
             " LEFT JOIN pg_extension e ON e.extname = a.name"
             " WHERE a.name = 'vector'"
         ).fetchone()
-    if row is None:
-        raise DatabaseUnsupportedError(
+    installed, available = row if row is not None else (None, None)
+    problem = pgvector_problem(installed, available)
+    if problem:
+        raise DatabaseUnsupportedError(problem)
+    return str(installed or available)
+
+
+def pgvector_problem(installed: str | None, available: str | None) -> str | None:
+    """Why this pgvector (installed in the database, or available to install) cannot be used."""
+    version = installed or available
+    if version is None:
+        return (
             "the pgvector extension is not available on this PostgreSQL server: install pgvector"
             " >= 0.7 (https://github.com/pgvector/pgvector) or unset DATABASE_URL to use the"
             " embedded server"
         )
-    installed, available = row
-    version = installed or available
     if parse_version(version) < MIN_PGVECTOR:
-        raise DatabaseUnsupportedError(
-            f"pgvector {version} is too old: postrag needs pgvector >= 0.7"
-            + (" (run ALTER EXTENSION vector UPDATE)" if installed else "")
-        )
-    return str(version)
+        hint = " (run ALTER EXTENSION vector UPDATE)" if installed else ""
+        return f"pgvector {version} is too old: postrag needs pgvector >= 0.7{hint}"
+    return None
