@@ -23,7 +23,8 @@ def prepare_database(settings: Settings, *, migrate: bool | None = None) -> Sett
 
     Returns settings whose database_url is set (the embedded server's when it was unset). Safe to
     run from several processes at once: migrations and the first-admin check take advisory locks.
-    With POSTRAG_MIGRATE_ON_START=false both are left to `postrag migrate`.
+    With POSTRAG_MIGRATE_ON_START=false both are left to `postrag migrate`, but an edited applied
+    migration still stops the start.
     """
     resolved = server.resolve(settings)
     server.check_server(resolved.url)
@@ -31,9 +32,16 @@ def prepare_database(settings: Settings, *, migrate: bool | None = None) -> Sett
         applied = migrations.migrate(resolved.url, settings.migrations_dir)
         if applied:
             log.info("applied %d migration(s): %s", len(applied), ", ".join(applied))
-        with psycopg.connect(resolved.url, autocommit=True, row_factory=dict_row) as conn:
-            user_service.ensure_admin(conn, settings.data_dir)
+        bootstrap_admin(resolved.url, settings)
+    else:
+        migrations.validate(resolved.url, settings.migrations_dir)
     return settings.with_database_url(resolved.url)
+
+
+def bootstrap_admin(url: str, settings: Settings) -> None:
+    """Create the first admin (token in the data dir) if the database has no user yet."""
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        user_service.ensure_admin(conn, settings.data_dir)
 
 
 def create_app(settings: Settings | None = None) -> Flask:

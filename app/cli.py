@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -110,7 +111,9 @@ def _run_client(tool: str, args: tuple[str, ...]) -> None:
     if shutil.which(tool):
         candidates.append(str(shutil.which(tool)))
     executable = max(candidates, key=_client_version)
-    sys.exit(subprocess.call([executable, "--dbname", resolved.url, *args]))
+    conninfo, password = server.split_password(resolved.url)
+    env = dict(os.environ, PGPASSWORD=password) if password else None
+    sys.exit(subprocess.call([executable, "--dbname", conninfo, *args], env=env))
 
 
 @main.command(context_settings=_PASS_THROUGH)
@@ -140,17 +143,18 @@ def migrate(ctx: click.Context) -> None:
     """Apply pending migrations (see also: status, rollback)."""
     if ctx.invoked_subcommand is not None:
         return
-    from app import prepare_database
+    from app import bootstrap_admin
     from app.db import migrations, server
 
     settings = _settings()
     try:
         url = server.resolve(settings).url
-        pending = [s.id for s in migrations.status(url, settings.migrations_dir) if not s.applied]
-        prepare_database(settings, migrate=True)
-    except Exception as exc:  # noqa: BLE001
+        server.check_server(url)
+        applied = migrations.migrate(url, settings.migrations_dir)
+        bootstrap_admin(url, settings)
+    except Exception as exc:  # noqa: BLE001 - shown to the operator as a clean error
         _fail(exc)
-    click.echo(f"applied {len(pending)} migration(s)" + "".join(f"\n  {m}" for m in pending))
+    click.echo(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m}" for m in applied))
 
 
 @migrate.command("status")
@@ -159,9 +163,8 @@ def migrate_status() -> None:
     from app.db import migrations, server
 
     settings = _settings()
-    url = server.resolve(settings).url
     try:
-        statuses = migrations.status(url, settings.migrations_dir)
+        statuses = migrations.status(server.resolve(settings).url, settings.migrations_dir)
     except Exception as exc:  # noqa: BLE001
         _fail(exc)
     for s in statuses:
@@ -186,11 +189,10 @@ def migrate_rollback(to: str, yes: bool) -> None:
     from app.db import migrations, server
 
     settings = _settings()
-    url = server.resolve(settings).url
     if not yes:
         click.confirm(f"Roll back every migration after {to}? Their data is lost.", abort=True)
     try:
-        done = migrations.rollback(url, settings.migrations_dir, to)
+        done = migrations.rollback(server.resolve(settings).url, settings.migrations_dir, to)
     except Exception as exc:  # noqa: BLE001
         _fail(exc)
     click.echo(f"rolled back {len(done)} migration(s)" + "".join(f"\n  {m}" for m in done))

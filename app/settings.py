@@ -9,7 +9,9 @@ from pathlib import Path
 
 import platformdirs
 
+# A checkout has sql/migrations beside app/; an installed wheel carries a copy in app/_migrations.
 _REPO_MIGRATIONS = Path(__file__).resolve().parent.parent / "sql" / "migrations"
+_PACKAGED_MIGRATIONS = Path(__file__).resolve().parent / "_migrations"
 
 
 class SettingsError(ValueError):
@@ -32,7 +34,8 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         data_dir = Path(env.get("POSTRAG_DATA_DIR") or platformdirs.user_data_dir("postrag"))
-        migrations_dir = Path(env.get("POSTRAG_MIGRATIONS_DIR") or _REPO_MIGRATIONS)
+        default_dir = _REPO_MIGRATIONS if _REPO_MIGRATIONS.is_dir() else _PACKAGED_MIGRATIONS
+        migrations_dir = Path(env.get("POSTRAG_MIGRATIONS_DIR") or default_dir)
         if not migrations_dir.is_dir():
             raise SettingsError(f"POSTRAG_MIGRATIONS_DIR: {migrations_dir} is not a directory")
         min_size = _int(env, "POSTRAG_POOL_MIN_SIZE", 1, low=0)

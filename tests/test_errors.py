@@ -62,3 +62,26 @@ def test_invalid_query_is_422(client, admin):
     response = client.get("/api/v1/tokens?limit=abc", headers=admin)
     assert response.status_code == 422
     assert response.json["errors"][0]["loc"] == ["query", "limit"]
+
+
+def test_nul_characters_are_422_not_500(client, admin):
+    response = client.post("/api/v1/tokens", json={"name": "bad\u0000name"}, headers=admin)
+    assert response.status_code == 422
+    assert response.json["errors"][0]["loc"] == ["body", "name"]
+    query = client.get("/api/v1/tokens?limit=5%00", headers=admin)
+    assert query.status_code == 422
+
+
+def test_huge_offset_is_422_not_500(client, admin):
+    response = client.get("/api/v1/tokens?offset=9223372036854775808", headers=admin)
+    assert response.status_code == 422
+    assert response.json["errors"][0]["loc"] == ["query", "offset"]
+
+
+def test_deeply_nested_json_is_400_not_500(client, admin):
+    body = "[" * 100_000 + "]" * 100_000
+    response = client.post(
+        "/api/v1/tokens", data=body, content_type="application/json", headers=admin
+    )
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"

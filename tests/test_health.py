@@ -1,5 +1,11 @@
 """Liveness and readiness."""
 
+from dataclasses import replace
+
+import psycopg
+from psycopg import sql
+
+from app import create_app
 from app.db import migrations
 from tests.conftest import MIGRATIONS_DIR
 
@@ -33,3 +39,23 @@ def test_readyz_is_503_when_a_migration_is_pending(client, admin, database_url):
     assert response.status_code == 503
     assert response.json["status"] == "not ready"
     assert response.json["migrations"] == "pending"
+
+
+def test_an_unreachable_database_is_503_not_500(settings, server_url, admin_token):
+    app = create_app(replace(settings, pool_timeout_s=2))
+    try:
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {admin_token}"}
+        assert client.get("/readyz", headers=headers).status_code == 200
+        dbname = psycopg.conninfo.conninfo_to_dict(settings.database_url)["dbname"]
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(dbname)))
+        for path in ("/readyz", "/api/v1/me"):
+            response = client.get(path, headers=headers)
+            assert response.status_code == 503, path
+            assert response.mimetype == "application/problem+json"
+            assert response.json["detail"] == "the database is unavailable; retry later"
+            assert response.headers["Retry-After"] == "5"
+        assert client.get("/healthz").status_code == 200
+    finally:
+        app.extensions["postrag.pool"].close()

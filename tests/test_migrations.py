@@ -210,6 +210,25 @@ def test_an_edited_applied_migration_is_refused_naming_the_file(database_url, mi
     assert not statuses["V1_2__llm_models"].edited
 
 
+def test_an_edited_migration_stops_the_start_even_without_migrating(
+    database_url, migrations_copy, tmp_path
+):
+    from app import create_app
+    from app.settings import Settings
+
+    migrations.migrate(database_url, migrations_copy)
+    edited = migrations_copy / "V1_5__vector_store.sql"
+    edited.write_text(edited.read_text().replace("DEFAULT 16", "DEFAULT 32"))
+    settings = Settings(
+        database_url=database_url,
+        data_dir=tmp_path,
+        migrations_dir=migrations_copy,
+        migrate_on_start=False,
+    )
+    with pytest.raises(migrations.MigrationError, match=r"V1_5__vector_store\.sql was edited"):
+        create_app(settings)
+
+
 def test_a_new_migration_is_applied_on_the_next_start(database_url, migrations_copy):
     migrations.migrate(database_url, migrations_copy)
     last = _ids()[-1]

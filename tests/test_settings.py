@@ -29,7 +29,20 @@ def test_bad_values_fail_naming_the_variable(env, name):
         Settings.from_env(env)
 
 
-def test_settings_are_frozen(tmp_path):
-    settings = Settings.from_env({"POSTRAG_DATA_DIR": str(tmp_path)})
-    with pytest.raises(AttributeError):
-        settings.database_url = "postgresql://elsewhere"  # type: ignore[misc]
+def test_a_bad_setting_stops_the_cli_naming_the_variable(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "POSTRAG_DATA_DIR": str(tmp_path), "POSTRAG_POOL_MAX_SIZE": "lots"}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "postrag"), "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "POSTRAG_POOL_MAX_SIZE must be an integer" in result.stderr
+    assert "Traceback" not in result.stderr

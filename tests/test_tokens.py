@@ -108,3 +108,55 @@ def test_expiry_must_be_in_the_future_and_have_a_time_zone(client, admin):
 def test_unknown_token_id_is_404(client, admin):
     assert client.get("/api/v1/tokens/999999", headers=admin).status_code == 404
     assert client.delete("/api/v1/tokens/999999", headers=admin).status_code == 404
+
+
+def test_far_future_expiry_is_422_not_500(client, admin):
+    response = client.post(
+        "/api/v1/tokens",
+        json={"name": "x", "expires_at": "9999-12-31T23:59:59-10:00"},
+        headers=admin,
+    )
+    assert response.status_code == 422
+    assert response.json["errors"][0]["loc"] == ["body", "expires_at"]
+
+
+def test_a_token_never_outlives_the_token_that_made_it(client, admin):
+    parent = client.post(
+        "/api/v1/tokens", json={"name": "p", "expires_at": "2990-01-01T00:00:00Z"}, headers=admin
+    ).json
+    child = client.post("/api/v1/tokens", json={"name": "c"}, headers=bearer(parent["token"]))
+    assert child.status_code == 201
+    assert child.json["expires_at"] == "2990-01-01T00:00:00Z"
+    later = client.post(
+        "/api/v1/tokens",
+        json={"name": "c2", "expires_at": "2995-01-01T00:00:00Z"},
+        headers=bearer(parent["token"]),
+    )
+    assert later.status_code == 422
+    assert "own expiry" in later.json["detail"]
+
+
+def test_timestamps_are_utc_whatever_the_database_time_zone(make_database, tmp_path):
+    from app import create_app
+    from app.settings import Settings
+    from tests.conftest import MIGRATIONS_DIR
+
+    url = make_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        dbname = conn.info.dbname
+        conn.execute(f"ALTER DATABASE \"{dbname}\" SET TimeZone = 'America/New_York'")
+    settings = Settings(database_url=url, data_dir=tmp_path, migrations_dir=MIGRATIONS_DIR)
+    app = create_app(settings)
+    try:
+        token = (tmp_path / "admin-token").read_text().strip()
+        client = app.test_client()
+        me = client.get("/api/v1/me", headers=bearer(token)).json
+        assert me["created_at"].endswith("Z")
+        created = client.post(
+            "/api/v1/tokens",
+            json={"name": "tz", "expires_at": "2999-06-01T12:00:00+02:00"},
+            headers=bearer(token),
+        ).json
+        assert created["expires_at"] == "2999-06-01T10:00:00Z"
+    finally:
+        app.extensions["postrag.pool"].close()

@@ -60,6 +60,28 @@ def _errors(exc: pydantic.ValidationError, where: str) -> list[dict[str, Any]]:
     ]
 
 
+def _nul_paths(data: Any, where: list[Any]) -> list[list[Any]]:
+    """Where `data` holds a NUL character (PostgreSQL text cannot store one)."""
+    if isinstance(data, str):
+        return [where] if "\x00" in data else []
+    if isinstance(data, dict):
+        items: Any = data.items()
+    elif isinstance(data, list):
+        items = enumerate(data)
+    else:
+        return []
+    return [path for key, value in items for path in _nul_paths(value, [*where, key])]
+
+
+def _reject_nul(data: Any, where: str) -> None:
+    paths = _nul_paths(data, [where])
+    if paths:
+        errors = [
+            {"loc": path, "msg": "must not contain NUL characters", "type": "nul"} for path in paths
+        ]
+        raise ValidationFailed("the request contains NUL characters", errors=errors)
+
+
 def _parse_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
     if not request.is_json:
         raise UnsupportedMediaType("send the request body as application/json")
@@ -67,6 +89,9 @@ def _parse_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
         data = json.loads(request.get_data(cache=True) or b"null")
     except ValueError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply") from None
+    _reject_nul(data, "body")
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -75,6 +100,7 @@ def _parse_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
 
 def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
     data = {key: values if len(values) > 1 else values[0] for key, values in request.args.lists()}
+    _reject_nul(data, "query")
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import psycopg
-import psycopg_pool
 from flask import Blueprint, Response, current_app, json
 from pydantic import BaseModel
 
@@ -39,9 +37,6 @@ def healthz() -> Liveness:
 )
 def readyz() -> Response:
     settings = current_app.extensions["postrag.settings"]
-    try:
-        ready, details = health.readiness(db(), settings.migrations_dir)
-    except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-        ready, details = False, {"database": f"unreachable: {type(exc).__name__}"}
+    ready, details = health.readiness(db(), settings.migrations_dir)
     body = {"status": "ready" if ready else "not ready", **details}
     return Response(json.dumps(body), status=200 if ready else 503, mimetype="application/json")

@@ -7,6 +7,7 @@ from http import HTTPStatus
 from typing import Any
 
 import psycopg
+import psycopg_pool
 from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
@@ -50,6 +51,14 @@ def register_error_handlers(app: Flask) -> None:
             cls, detail = CONSTRAINT_ERRORS[name]
             return _app_error(cls(detail))
         return _unexpected(exc)
+
+    @app.errorhandler(psycopg.OperationalError)
+    @app.errorhandler(psycopg_pool.PoolTimeout)
+    def _database_unavailable(exc: Exception) -> Response:
+        log.error("database unavailable on %s %s: %s", request.method, request.path, exc)
+        response = problem(503, "Service unavailable", "the database is unavailable; retry later")
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -9,13 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 100
+MAX_OFFSET = 2**31 - 1  # well inside PostgreSQL's bigint OFFSET
 
 
 class PageQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(50, ge=1, le=MAX_PAGE_SIZE, description="page size")
-    offset: int = Field(0, ge=0, description="items to skip")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="items to skip")
 
 
 class Page(BaseModel, Generic[T]):

@@ -12,11 +12,12 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 from yoyo import get_backend, read_migrations
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,12 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _forward_files(migrations_dir: Path) -> list[Path]:
+    return sorted(p for p in migrations_dir.glob("*.sql") if not p.name.endswith(".rollback.sql"))
+
+
 @contextmanager
-def _locked(database_url: str) -> Iterator[psycopg.Connection]:
+def _locked(database_url: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%(key)s)", {"key": MIGRATION_LOCK_KEY})
         try:
@@ -74,7 +79,7 @@ def _locked(database_url: str) -> Iterator[psycopg.Connection]:
 
 
 @contextmanager
-def _backend(database_url: str) -> Iterator[object]:
+def _backend(database_url: str) -> Iterator[Any]:
     backend = get_backend(yoyo_url(database_url))
     try:
         yield backend
@@ -82,27 +87,34 @@ def _backend(database_url: str) -> Iterator[object]:
         backend.connection.close()
 
 
-def _status(
-    conn: psycopg.Connection, backend: object, migrations_dir: Path
-) -> list[MigrationStatus]:
-    migrations = read_migrations(str(migrations_dir))
-    applied_ids = {m.id for m in migrations if backend.is_applied(m)}  # type: ignore[attr-defined]
-    recorded = {
-        row[0]: (row[1], row[2])
-        for row in conn.execute(f"SELECT migration_id, sha256, applied_at FROM {CHECKSUM_TABLE}")
+def _read(conn: psycopg.Connection[Any], query: str) -> list[Any]:
+    """Rows of a bookkeeping table, or none when it does not exist yet (a fresh database)."""
+    try:
+        with conn.cursor(row_factory=tuple_row) as cur:
+            return cur.execute(query).fetchall()
+    except psycopg.errors.UndefinedTable:
+        return []
+
+
+def _status(conn: psycopg.Connection[Any], migrations_dir: Path) -> list[MigrationStatus]:
+    applied = {
+        migration_id: at.replace(tzinfo=UTC)  # yoyo stores naive UTC timestamps
+        for migration_id, at in _read(
+            conn, "SELECT migration_id, applied_at_utc FROM _yoyo_migration"
+        )
     }
+    recorded = dict(_read(conn, f"SELECT migration_id, sha256 FROM {CHECKSUM_TABLE}"))
     result = []
-    for migration in migrations:
-        path = Path(migration.path)
-        sha, applied_at = recorded.get(migration.id, (None, None))
+    for path in _forward_files(migrations_dir):
+        migration_id = path.name.removesuffix(".sql")
         result.append(
             MigrationStatus(
-                id=migration.id,
+                id=migration_id,
                 path=path,
                 sha256=file_sha256(path),
-                applied=migration.id in applied_ids,
-                applied_sha256=sha,
-                applied_at=applied_at,
+                applied=migration_id in applied,
+                applied_sha256=recorded.get(migration_id),
+                applied_at=applied.get(migration_id),
             )
         )
     return result
@@ -118,7 +130,7 @@ def _validate(statuses: list[MigrationStatus]) -> None:
             )
 
 
-def _record(conn: psycopg.Connection, statuses: list[MigrationStatus]) -> None:
+def _record(conn: psycopg.Connection[Any], statuses: list[MigrationStatus]) -> None:
     for status in statuses:
         conn.execute(
             f"INSERT INTO {CHECKSUM_TABLE} (migration_id, sha256) VALUES (%(id)s, %(sha)s)"
@@ -130,62 +142,55 @@ def _record(conn: psycopg.Connection, statuses: list[MigrationStatus]) -> None:
 def migrate(database_url: str, migrations_dir: Path) -> list[str]:
     """Apply every pending migration; return the ids applied."""
     with _locked(database_url) as conn, _backend(database_url) as backend:
-        statuses = _status(conn, backend, migrations_dir)
+        statuses = _status(conn, migrations_dir)
         _validate(statuses)
         # Applied earlier without a recorded checksum (e.g. by the yoyo CLI): trust, then record.
         _record(conn, [s for s in statuses if s.applied and s.applied_sha256 is None])
+        by_id = {s.id: s for s in statuses}
         migrations = read_migrations(str(migrations_dir))
-        pending = backend.to_apply(migrations)  # type: ignore[attr-defined]
         applied: list[str] = []
-        for migration in pending:
+        for migration in backend.to_apply(migrations):
             log.info("applying migration %s", migration.id)
-            backend.apply_migrations(migrations.__class__([migration]))  # type: ignore[attr-defined]
-            _record(conn, [s for s in statuses if s.id == migration.id])
+            backend.apply_migrations(migrations.__class__([migration]))
+            _record(conn, [by_id[migration.id]])
             applied.append(migration.id)
         return applied
 
 
 def status(database_url: str, migrations_dir: Path) -> list[MigrationStatus]:
-    """Every migration file with whether it is applied and the checksums."""
-    with _locked(database_url) as conn, _backend(database_url) as backend:
-        return _status(conn, backend, migrations_dir)
+    """Every migration file with whether it is applied and the checksums (read-only, no lock)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return _status(conn, migrations_dir)
+
+
+def validate(database_url: str, migrations_dir: Path) -> None:
+    """Raise MigrationError, naming the file, when an applied migration was edited."""
+    _validate(status(database_url, migrations_dir))
 
 
 def is_at_head(conn: psycopg.Connection[Any], migrations_dir: Path) -> bool:
     """True when every migration file is recorded as applied (used by /readyz)."""
-    ids = {p.name.removesuffix(".sql") for p in _forward_files(migrations_dir)}
-    try:
-        rows = conn.execute(
-            "SELECT migration_id FROM _yoyo_migration WHERE migration_id = ANY(%(ids)s)",
-            {"ids": list(ids)},
-        ).fetchall()
-    except psycopg.errors.UndefinedTable:
-        return False
-    return len(rows) == len(ids)
-
-
-def _forward_files(migrations_dir: Path) -> list[Path]:
-    return sorted(p for p in migrations_dir.glob("*.sql") if not p.name.endswith(".rollback.sql"))
+    statuses = _status(conn, migrations_dir)
+    return all(s.applied for s in statuses)
 
 
 def rollback(database_url: str, migrations_dir: Path, to: str) -> list[str]:
     """Roll back every applied migration after `to` (`base`: all of them); return the ids."""
     with _locked(database_url) as conn, _backend(database_url) as backend:
-        statuses = _status(conn, backend, migrations_dir)
+        statuses = _status(conn, migrations_dir)
         ids = [s.id for s in statuses]
         if to != BASE and to not in ids:
-            raise MigrationError(
-                f"no migration {to!r} in {migrations_dir} (known: {', '.join(ids)})"
-            )
+            known = ", ".join(ids)
+            raise MigrationError(f"no migration {to!r} in {migrations_dir} (known: {known})")
         _validate(statuses)
         migrations = read_migrations(str(migrations_dir))
         keep = set() if to == BASE else set(ids[: ids.index(to) + 1])
         rolled_back: list[str] = []
-        for migration in backend.to_rollback(migrations):  # type: ignore[attr-defined]
+        for migration in backend.to_rollback(migrations):
             if migration.id in keep:
                 continue
             log.info("rolling back migration %s", migration.id)
-            backend.rollback_migrations(migrations.__class__([migration]))  # type: ignore[attr-defined]
+            backend.rollback_migrations(migrations.__class__([migration]))
             conn.execute(
                 f"DELETE FROM {CHECKSUM_TABLE} WHERE migration_id = %(id)s", {"id": migration.id}
             )

@@ -12,6 +12,8 @@ from app.settings import Settings
 
 def _configure(conn: psycopg.Connection) -> None:
     register_vector(conn)
+    # Timestamps leave the API in UTC whatever the server's or database's TimeZone is.
+    conn.execute("SET TimeZone = 'UTC'")
 
 
 def open_pool(url: str, settings: Settings) -> ConnectionPool:

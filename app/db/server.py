@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from app.db import embedded
 from app.settings import Settings
@@ -37,13 +38,32 @@ def resolve(settings: Settings) -> ResolvedDatabase:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for logs."""
+    """The URL (or key=value conninfo) with its password masked, for logs and messages."""
+    if "://" not in url:
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.ProgrammingError:
+            return "<unparseable DATABASE_URL>"
+        if "password" in params:
+            params["password"] = "***"
+        return make_conninfo("", **params)
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:***@{netloc.rsplit('@', 1)[1]}"
+    query = [
+        (key, "***" if key == "password" else value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="/*")))
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """(conninfo without the password, the password): the password can then go in PGPASSWORD
+    instead of a command line that every local user can read with ps."""
+    params = conninfo_to_dict(url)
+    password = params.pop("password", None)
+    return make_conninfo("", **params), None if password is None else str(password)
 
 
 def parse_version(text: str) -> tuple[int, ...]:

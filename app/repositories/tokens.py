@@ -40,7 +40,7 @@ def insert_token(
 def find_by_prefix(conn: Conn, prefix: str) -> Row | None:
     """The token with this prefix, its secret hash, validity and its user."""
     return conn.execute(
-        "SELECT t.id, t.secret_hash, t.scopes, t.last_used_at,"
+        "SELECT t.id, t.secret_hash, t.scopes, t.expires_at, t.last_used_at,"
         " (t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())) AS active,"
         " u.id AS user_id, u.name AS user_name, u.role AS user_role"
         " FROM api_tokens t JOIN users u ON u.id = t.user_id"

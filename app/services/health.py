@@ -9,16 +9,14 @@ import psycopg
 
 from app.db import migrations
 from app.repositories import Conn
+from app.repositories import health as health_repo
 
 
 def readiness(conn: Conn, migrations_dir: Path) -> tuple[bool, dict[str, Any]]:
     """(ready, details) where details names each check and its result."""
     details: dict[str, Any] = {"database": "ok"}
     try:
-        row = conn.execute(
-            "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
-        ).fetchone()
-        details["pgvector"] = row["extversion"] if row else None
+        details["pgvector"] = health_repo.pgvector_version(conn)
         at_head = migrations.is_at_head(conn, migrations_dir)
     except psycopg.Error as exc:
         return False, {"database": f"error: {type(exc).__name__}"}

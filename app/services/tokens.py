@@ -14,6 +14,8 @@ from app.repositories import tokens as token_repo
 
 TOKEN_MARK = "prg"
 SCOPES = ("read", "write")
+# Far enough for "never" in practice, near enough that every time zone stays a valid timestamp.
+LATEST_EXPIRY = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Principal:
     role: str
     token_id: int
     scopes: tuple[str, ...]
+    token_expires_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -88,6 +91,7 @@ def authenticate(conn: Conn, authorization: str | None) -> Principal:
         role=row["user_role"],
         token_id=row["id"],
         scopes=tuple(row["scopes"]),
+        token_expires_at=row["expires_at"],
     )
 
 
@@ -99,16 +103,12 @@ def create(
     scopes: list[str] | None,
     expires_at: datetime | None,
 ) -> tuple[Row, str]:
-    """A new token for the caller; it can never have a scope the calling token lacks."""
+    """A new token for the caller, never with more scopes or a later expiry than the caller's."""
     wanted = list(scopes) if scopes else list(principal.scopes)
     extra = sorted(set(wanted) - set(principal.scopes))
     if extra:
         raise Forbidden(f"this token cannot grant scopes it does not have: {', '.join(extra)}")
-    if expires_at is not None and expires_at <= datetime.now(UTC):
-        raise ValidationFailed(
-            "expires_at must be in the future",
-            errors=[{"loc": ["body", "expires_at"], "msg": "must be in the future"}],
-        )
+    expires_at = _checked_expiry(expires_at, principal.token_expires_at)
     with conn.transaction():
         return issue(
             conn, user_id=principal.user_id, name=name, scopes=wanted, expires_at=expires_at
@@ -130,3 +130,22 @@ def revoke_own(conn: Conn, principal: Principal, token_id: int) -> None:
     with conn.transaction():
         if token_repo.revoke_token(conn, principal.user_id, token_id) is None:
             raise NotFound(f"no token {token_id}")
+
+
+def _checked_expiry(wanted: datetime | None, caller_expiry: datetime | None) -> datetime | None:
+    def invalid(msg: str) -> ValidationFailed:
+        return ValidationFailed(
+            f"expires_at {msg}", errors=[{"loc": ["body", "expires_at"], "msg": msg}]
+        )
+
+    if wanted is None:
+        return caller_expiry  # a token never outlives the token that made it
+    if wanted <= datetime.now(UTC):
+        raise invalid("must be in the future")
+    if wanted >= LATEST_EXPIRY:
+        raise invalid(f"must be before {LATEST_EXPIRY.date().isoformat()}")
+    if caller_expiry is not None and wanted > caller_expiry:
+        raise invalid(
+            f"must not be later than this token's own expiry ({caller_expiry.isoformat()})"
+        )
+    return wanted

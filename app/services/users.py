@@ -49,7 +49,7 @@ def ensure_admin(conn: Conn, data_dir: Path) -> str | None:
     transaction, so a failed write leaves no admin behind and the next start tries again.
     """
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": BOOTSTRAP_LOCK_KEY})
+        user_repo.lock_for_bootstrap(conn, BOOTSTRAP_LOCK_KEY)
         if user_repo.count_users(conn) > 0:
             return None
         user, token = _create(conn, name="admin", role="admin")
