@@ -44,5 +44,7 @@ def run_gunicorn(
             "accesslog": "-",
             "graceful_timeout": 10,
             "timeout": 120,
+            # One control socket path per user would clash between two servers on a machine.
+            "control_socket_disable": True,
         },
     ).run()

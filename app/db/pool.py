@@ -26,8 +26,6 @@ def open_pool(url: str, settings: Settings) -> ConnectionPool:
         configure=_configure,
         # One round trip per checkout buys transparent recovery after a database restart.
         check=ConnectionPool.check_connection,
-        # A connection left in a transaction by a bug is rolled back, never committed.
-        reset=lambda conn: conn.rollback() if not conn.autocommit else None,
         name="postrag",
         open=False,
     )
