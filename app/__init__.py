@@ -9,10 +9,12 @@ import psycopg
 from flask import Flask
 from psycopg.rows import dict_row
 
-from app.api import endpoint, health, openapi, problems, tokens, users
+from app.api import collections, documents, endpoint, health, openapi, problems, tokens, users
 from app.db import migrations, server
 from app.db.pool import open_pool
+from app.providers.embeddings import make_embedder
 from app.services import users as user_service
+from app.services.worker import WorkerPool
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # Room for the multipart envelope around a file of the largest allowed size.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 1024 * 1024
     pool = open_pool(settings.database_url, settings)
     atexit.register(pool.close)
     app.extensions["postrag.settings"] = settings
@@ -57,6 +61,13 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     problems.register_error_handlers(app)
     app.teardown_appcontext(endpoint.release_db)
-    for blueprint in (health.bp, openapi.bp, users.bp, tokens.bp):
+    for blueprint in (health.bp, openapi.bp, users.bp, tokens.bp, collections.bp, documents.bp):
         app.register_blueprint(blueprint)
+
+    embedder = make_embedder(settings)
+    app.extensions["postrag.embedder"] = embedder
+    if settings.workers > 0:
+        workers = WorkerPool(settings.database_url, settings, embedder, settings.workers).start()
+        app.extensions["postrag.workers"] = workers
+        atexit.register(workers.stop)
     return app

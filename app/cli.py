@@ -1,4 +1,4 @@
-"""The `postrag` command: serve, psql, pg-dump/pg-restore, migrate and users."""
+"""The `postrag` command: serve, worker, ingest, psql, pg-dump/pg-restore, migrate, users."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import click
@@ -198,6 +199,93 @@ def migrate_rollback(to: str, yes: bool) -> None:
     click.echo(f"rolled back {len(done)} migration(s)" + "".join(f"\n  {m}" for m in done))
 
 
+@main.command()
+@click.option(
+    "--threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="worker threads in this process",
+)
+def worker(threads: int) -> None:
+    """Process background jobs (ingestion) until stopped; run any number of these anywhere."""
+    import signal
+    import threading
+
+    from app import prepare_database
+    from app.providers.embeddings import make_embedder
+    from app.services.worker import WorkerPool
+
+    try:
+        settings = prepare_database(_settings())
+        assert settings.database_url is not None
+        embedder = make_embedder(settings)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    url = settings.database_url or ""
+    pool = WorkerPool(url, settings, embedder, threads).start()
+    logging.getLogger(__name__).info("%d worker thread(s) running; Ctrl-C stops", threads)
+    stop.wait()
+    pool.stop()
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--collection", required=True, help="collection name (created if missing)")
+@click.option(
+    "--user",
+    "user_name",
+    default="admin",
+    show_default=True,
+    help="the user who owns the collection and documents",
+)
+@click.option("--replace", is_flag=True, help="re-ingest files that are already there")
+def ingest(paths: tuple[Path, ...], collection: str, user_name: str, replace: bool) -> None:
+    """Ingest files and folders (recursively, by extension) into a collection, with progress."""
+    from tqdm import tqdm
+
+    from app.providers.embeddings import make_embedder
+    from app.services import bulk_ingest, collections
+    from app.services.tokens import Principal
+    from app.services.worker import Worker
+
+    files = bulk_ingest.collect(paths)
+
+    def work(conn: Any, settings: Any) -> bulk_ingest.Summary:
+        user = conn.execute(
+            "SELECT id, name, role FROM users WHERE name = %(n)s", {"n": user_name}
+        ).fetchone()
+        if user is None:
+            raise click.UsageError(f"no user {user_name!r}")
+        who = Principal(user["id"], user["name"], user["role"], 0, ("read", "write"))
+        target = collections.get_or_create(conn, user["id"], collection)
+        worker = Worker(settings.database_url, settings, make_embedder(settings))
+        with tqdm(total=len(files), unit="file", disable=None) as bar:
+            return bulk_ingest.ingest(
+                conn,
+                who,
+                target["id"],
+                files,
+                settings,
+                worker,
+                replace=replace,
+                progress=bar.update,
+            )
+
+    summary = _with_conn(work)
+    click.echo(
+        f"indexed {len(summary.indexed)}, unchanged {len(summary.unchanged)},"
+        f" failed {len(summary.failed)}"
+    )
+    for path, reason in summary.failed:
+        click.echo(f"  failed: {path}: {reason}")
+    if summary.failed:
+        sys.exit(1)
+
+
 @main.group()
 def users() -> None:
     """Manage users."""
@@ -208,7 +296,7 @@ def users() -> None:
 @click.option("--admin", is_flag=True, help="give the user the admin role")
 def users_create(name: str, admin: bool) -> None:
     """Create a user and print its first API token (shown once)."""
-    user, token = _with_conn(lambda conn: _create_user(conn, name, admin))
+    user, token = _with_conn(lambda conn, _: _create_user(conn, name, admin))
     click.echo(f"created user {user['name']!r} (id {user['id']}, {user['role']})", err=True)
     click.echo(token)
 
@@ -218,7 +306,7 @@ def users_list() -> None:
     """List users."""
     from app.services import users as user_service
 
-    rows, _ = _with_conn(lambda conn: user_service.list_page(conn, limit=10_000, offset=0))
+    rows, _ = _with_conn(lambda conn, _: user_service.list_page(conn, limit=10_000, offset=0))
     for row in rows:
         click.echo(f"{row['id']:>6}  {row['role']:5}  {row['name']}")
 
@@ -238,16 +326,16 @@ def _create_user(conn: Any, name: str, admin: bool) -> Any:
 
 def _with_conn(work: Any) -> Any:
     import psycopg
-    from psycopg.rows import dict_row
 
     from app import prepare_database
     from app.errors import CONSTRAINT_ERRORS
+    from app.services.worker import connect
 
     try:
         settings = prepare_database(_settings())
         assert settings.database_url is not None
-        with psycopg.connect(settings.database_url, autocommit=True, row_factory=dict_row) as conn:
-            return work(conn)
+        with connect(settings.database_url) as conn:
+            return work(conn, settings)
     except psycopg.IntegrityError as exc:
         known = CONSTRAINT_ERRORS.get(exc.diag.constraint_name or "")
         _fail(RuntimeError(known[1]) if known else exc)

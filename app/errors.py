@@ -62,4 +62,5 @@ CONSTRAINT_ERRORS: dict[str, tuple[type[AppError], str]] = {
     "users_name_key": (Conflict, "a user with this name already exists"),
     "collections_owner_id_name_key": (Conflict, "you already have a collection with this name"),
     "llm_models_provider_name_key": (Conflict, "this provider already has a model with this name"),
+    "documents_collection_id_fkey": (NotFound, "the collection does not exist (any more)"),
 }

@@ -29,6 +29,20 @@ class Settings:
     pool_timeout_s: float = 10.0
     log_level: str = "INFO"
     max_page_size: int = 100
+    # Ingestion
+    workers: int = 1
+    max_upload_bytes: int = 25 * 1024 * 1024
+    chunk_tokens: int = 200
+    chunk_overlap_tokens: int = 30
+    job_lease_s: int = 60
+    job_max_attempts: int = 4
+    job_retry_base_s: float = 2.0
+    # Embeddings
+    embedder: str = "local"
+    embedding_model: str = ""
+    ollama_url: str = "http://127.0.0.1:11434"
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -45,6 +59,17 @@ class Settings:
         log_level = env.get("POSTRAG_LOG_LEVEL", "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise SettingsError("POSTRAG_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")
+        embedder = env.get("POSTRAG_EMBEDDER", "local")
+        if embedder not in {"local", "ollama", "openai"}:
+            raise SettingsError("POSTRAG_EMBEDDER must be one of local, ollama, openai")
+        chunk_tokens = _int(env, "POSTRAG_CHUNK_TOKENS", 200, low=16)
+        if chunk_tokens > 240:
+            raise SettingsError("POSTRAG_CHUNK_TOKENS must be <= 240 (the model reads 256 tokens)")
+        overlap = _int(env, "POSTRAG_CHUNK_OVERLAP_TOKENS", 30, low=0)
+        if overlap >= chunk_tokens // 2:
+            raise SettingsError(
+                "POSTRAG_CHUNK_OVERLAP_TOKENS must be < half of POSTRAG_CHUNK_TOKENS"
+            )
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             data_dir=data_dir.expanduser(),
@@ -54,6 +79,17 @@ class Settings:
             pool_max_size=max_size,
             pool_timeout_s=float(_int(env, "POSTRAG_POOL_TIMEOUT_S", 10, low=1)),
             log_level=log_level,
+            workers=_int(env, "POSTRAG_WORKERS", 1, low=0),
+            max_upload_bytes=_int(env, "POSTRAG_MAX_UPLOAD_MB", 25, low=1) * 1024 * 1024,
+            chunk_tokens=chunk_tokens,
+            chunk_overlap_tokens=overlap,
+            job_lease_s=_int(env, "POSTRAG_JOB_LEASE_S", 60, low=5),
+            job_max_attempts=_int(env, "POSTRAG_JOB_MAX_ATTEMPTS", 4, low=1),
+            embedder=embedder,
+            embedding_model=env.get("POSTRAG_EMBEDDING_MODEL", ""),
+            ollama_url=env.get("OLLAMA_URL") or "http://127.0.0.1:11434",
+            openai_base_url=env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
+            openai_api_key=env.get("OPENAI_API_KEY") or None,
         )
 
     def with_database_url(self, url: str) -> Settings:

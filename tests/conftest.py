@@ -101,6 +101,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         migrations_dir=MIGRATIONS_DIR,
         pool_min_size=1,
         pool_max_size=4,
+        workers=0,  # tests that need background processing start workers themselves
     )
 
 
@@ -109,6 +110,8 @@ def app(settings: Settings):  # type: ignore[no-untyped-def]
     app = create_app(settings)
     app.config["TESTING"] = True
     yield app
+    if "postrag.workers" in app.extensions:
+        app.extensions["postrag.workers"].stop()
     app.extensions["postrag.pool"].close()
 
 
@@ -143,3 +146,23 @@ def new_user(client, admin: dict[str, str]) -> Callable[..., dict[str, str]]:  #
         return bearer(response.json["token"])
 
     return make
+
+
+def drain(app, *, worker=None) -> int:  # type: ignore[no-untyped-def]
+    """Run queued jobs in this thread until none is due; the number of jobs run."""
+    from app.services.worker import Worker, connect
+
+    settings = app.extensions["postrag.settings"]
+    worker = worker or Worker(settings.database_url, settings, app.extensions["postrag.embedder"])
+    count = 0
+    with connect(settings.database_url) as conn:
+        while worker.run_one(conn):
+            count += 1
+    return count
+
+
+@pytest.fixture
+def collection(client, admin) -> int:  # type: ignore[no-untyped-def]
+    response = client.post("/api/v1/collections", json={"name": "docs"}, headers=admin)
+    assert response.status_code == 201, response.json
+    return int(response.json["id"])

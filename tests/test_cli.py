@@ -103,22 +103,32 @@ def test_users_create_rejects_bad_and_duplicate_names(cli_env):
     assert "invalid name" in bad.stderr
 
 
+def _migration_ids() -> list[str]:
+    from tests.conftest import MIGRATIONS_DIR
+
+    return sorted(
+        p.name.removesuffix(".sql")
+        for p in MIGRATIONS_DIR.glob("V*.sql")
+        if not p.name.endswith(".rollback.sql")
+    )
+
+
 def test_migrate_status_and_rollback(cli_env):
+    *_, keep, last = _migration_ids()
     applied = run("migrate", env=cli_env)
     assert applied.returncode == 0, applied.stderr
-    assert "V1_8__jobs" in applied.stdout
+    assert last in applied.stdout
     status = run("migrate", "status", env=cli_env).stdout.splitlines()
     assert len(status) >= 8 and all(line.startswith("applied") for line in status)
-    refused = run("migrate", "rollback", "--to", "V1_7__chat_messages", env=cli_env)
+    refused = run("migrate", "rollback", "--to", keep, env=cli_env)
     assert refused.returncode == 1  # no terminal to confirm on: nothing happens
     assert "pending" not in run("migrate", "status", env=cli_env).stdout
-    done = run("migrate", "rollback", "--to", "V1_7__chat_messages", "--yes", env=cli_env)
+    done = run("migrate", "rollback", "--to", keep, "--yes", env=cli_env)
     assert done.returncode == 0, done.stderr
     assert "rolled back 1 migration(s)" in done.stdout
     after = run("migrate", "status", env=cli_env).stdout
-    assert [line.split()[1] for line in after.splitlines() if line.startswith("pending")] == [
-        "V1_8__jobs"
-    ]
+    pending = [line.split()[1] for line in after.splitlines() if line.startswith("pending")]
+    assert pending == [last]
 
 
 def test_start_with_an_unreachable_database_fails_cleanly(tmp_path):
@@ -196,3 +206,63 @@ def test_serve_on_the_embedded_database_end_to_end(tmp_path):
     assert again.returncode == 0, again.stderr
     assert again.stdout.split() == ["1", "admin", "admin"]
     assert "shown once" not in again.stderr
+
+
+def test_ingest_a_folder_with_a_summary(cli_env, tmp_path, database_url):
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.md").write_text("# Owls\n\nOwls hunt at night.\n")
+    (folder / "sub" / "b.txt").write_text("Bats use echolocation.")
+    (folder / "sub" / "c.pdf").write_bytes(b"%PDF-1.4 broken")
+    (folder / "ignored.bin").write_bytes(b"\x00\x01")
+    first = run("ingest", str(folder), "--collection", "animals", env=cli_env, timeout=300)
+    assert first.returncode == 1  # one file failed
+    assert "indexed 2, unchanged 0, failed 1" in first.stdout
+    assert "c.pdf" in first.stdout
+    again = run(
+        "ingest",
+        str(folder / "a.md"),
+        str(folder / "sub" / "b.txt"),
+        "--collection",
+        "animals",
+        env=cli_env,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "indexed 0, unchanged 2, failed 0" in again.stdout
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT d.filename, d.status, c.name FROM documents d"
+            " JOIN collections c ON c.id = d.collection_id ORDER BY 1"
+        ).fetchall()
+    assert rows == [("a.md", "indexed", "animals"), ("b.txt", "indexed", "animals")]
+
+
+def test_worker_process_ingests_and_stops_cleanly(cli_env, client, admin, collection):
+    worker = subprocess.Popen(
+        [POSTRAG, "worker", "--threads", "2"],
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        doc = client.post(
+            "/api/v1/documents",
+            headers=admin,
+            json={"collection_id": collection, "title": "w", "text": "Processed elsewhere."},
+        ).json
+        deadline = time.monotonic() + 90
+        while client.get(f"/api/v1/documents/{doc['id']}", headers=admin).json["status"] != (
+            "indexed"
+        ):
+            assert worker.poll() is None, "worker exited"
+            assert time.monotonic() < deadline, "the worker process did not ingest the document"
+            time.sleep(0.2)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 0, stderr

@@ -47,7 +47,7 @@ def test_init_schema_creates_a_least_privileged_role_that_runs_migrations(server
         assert result.returncode == 0, result.stderr
 
         app_url = _as_user(with_dbname(server_url, dbname), role, password)
-        assert migrations.migrate(app_url, MIGRATIONS_DIR)[-1] == "V1_8__jobs"
+        assert len(migrations.migrate(app_url, MIGRATIONS_DIR)) >= 9
         with psycopg.connect(app_url, autocommit=True) as conn:
             owners = conn.execute(
                 "SELECT DISTINCT schemaname, tableowner FROM pg_tables"

@@ -145,7 +145,9 @@ def test_timestamps_are_utc_whatever_the_database_time_zone(make_database, tmp_p
     with psycopg.connect(url, autocommit=True) as conn:
         dbname = conn.info.dbname
         conn.execute(f"ALTER DATABASE \"{dbname}\" SET TimeZone = 'America/New_York'")
-    settings = Settings(database_url=url, data_dir=tmp_path, migrations_dir=MIGRATIONS_DIR)
+    settings = Settings(
+        database_url=url, data_dir=tmp_path, migrations_dir=MIGRATIONS_DIR, workers=0
+    )
     app = create_app(settings)
     try:
         token = (tmp_path / "admin-token").read_text().strip()

@@ -78,6 +78,10 @@ def _operation(spec: EndpointSpec, converters: dict[str, str], refs: dict[Any, A
             "required": True,
             "content": {"application/json": {"schema": ref(spec.body, "validation")}},
         }
+        if spec.multipart is not None:
+            op["requestBody"]["content"]["multipart/form-data"] = {
+                "schema": ref(spec.multipart, "validation")
+            }
     ok: dict[str, Any] = {"description": "Success"}
     if spec.response is not None:
         ok["content"] = {"application/json": {"schema": ref(spec.response, "serialization")}}
@@ -109,6 +113,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
             models.add((spec.body, "validation"))
         if spec.response is not None:
             models.add((spec.response, "serialization"))
+        if spec.multipart is not None:
+            models.add((spec.multipart, "validation"))
     ordered = sorted(models, key=lambda item: (item[0].__name__, item[1]))
     refs, schemas = models_json_schema(ordered, ref_template="#/components/schemas/{model}")  # type: ignore[arg-type]
     paths: dict[str, dict[str, Any]] = {}

@@ -41,8 +41,3 @@ def list_users(conn: Conn, *, limit: int, offset: int) -> tuple[list[Row], int]:
 def count_users(conn: Conn) -> int:
     row = conn.execute("SELECT count(*) AS n FROM users").fetchone()
     return int(returned(row)["n"])
-
-
-def lock_for_bootstrap(conn: Conn, key: int) -> None:
-    """Transaction-level advisory lock: one process at a time checks for the first admin."""
-    conn.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": key})

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from app.errors import NotFound
-from app.repositories import Conn, Row
+from app.repositories import Conn, Row, locks
 from app.repositories import users as user_repo
 from app.services import tokens
 
@@ -49,7 +49,7 @@ def ensure_admin(conn: Conn, data_dir: Path) -> str | None:
     transaction, so a failed write leaves no admin behind and the next start tries again.
     """
     with conn.transaction():
-        user_repo.lock_for_bootstrap(conn, BOOTSTRAP_LOCK_KEY)
+        locks.advisory_xact_lock(conn, BOOTSTRAP_LOCK_KEY)
         if user_repo.count_users(conn) > 0:
             return None
         user, token = _create(conn, name="admin", role="admin")

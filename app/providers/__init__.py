@@ -1,0 +1,1 @@
+"""Providers postrag talks to (embedding models, later chat models), behind small Protocols."""

@@ -1,0 +1,53 @@
+"""The Embedder protocol and the factory that picks one from the settings.
+
+The rest of postrag only sees `Embedder`: which provider is in use is decided here, once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+
+class EmbeddingError(RuntimeError):
+    """An embedding provider failed; the message names the provider, URL and status."""
+
+
+class Embedder(Protocol):
+    provider: str  # ollama | openai | local (the llm_models.provider value)
+    model: str  # the model's name in the llm_models registry
+    max_tokens: int  # longest input the model takes; longer inputs are truncated
+
+    def dimension(self) -> int: ...
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """One L2-normalised float32 row per text."""
+        ...
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the text's tokens, in the model's tokenizer (or a close one)."""
+        ...
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    """The embedder POSTRAG_EMBEDDER names (local by default, offline)."""
+    if settings.embedder == "local":
+        from app.providers.local_embedder import LocalEmbedder
+
+        return LocalEmbedder()
+    from app.providers.http_embedders import OllamaEmbedder, OpenAIEmbedder
+
+    if settings.embedder == "ollama":
+        return OllamaEmbedder(settings.ollama_url, settings.embedding_model)
+    return OpenAIEmbedder(
+        settings.openai_base_url, settings.embedding_model, settings.openai_api_key
+    )

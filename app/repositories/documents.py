@@ -1,0 +1,224 @@
+"""SQL for documents, their status history, and their chunks and vectors (binary COPY)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from psycopg.types.json import Jsonb
+
+from app.repositories import Conn, Row, returned
+
+_COLUMNS = (
+    "d.id, d.collection_id, d.owner_id, d.filename, d.title, d.content_type,"
+    " encode(d.sha256, 'hex') AS sha256, d.size_bytes, d.metadata, d.status, d.failed_stage,"
+    " d.error, d.created_at, d.updated_at,"
+    " (SELECT count(*) FROM document_chunks c WHERE c.document_id = d.id) AS chunk_count"
+)
+# Readable: the caller's own documents, and documents in collections shared with everyone.
+_READABLE = (
+    "(d.owner_id = %(user_id)s OR EXISTS (SELECT 1 FROM collections s"
+    " WHERE s.id = d.collection_id AND s.is_shared))"
+)
+
+
+def insert(
+    conn: Conn,
+    *,
+    collection_id: int,
+    owner_id: int,
+    filename: str,
+    title: str,
+    content_type: str,
+    sha256: bytes,
+    content: bytes,
+    metadata: dict[str, Any],
+) -> Row | None:
+    """The new document, or None when the collection already has these bytes."""
+    row = conn.execute(
+        "INSERT INTO documents AS d (collection_id, owner_id, filename, title, content_type,"
+        " sha256, size_bytes, content, metadata) VALUES (%(collection_id)s, %(owner_id)s,"
+        " %(filename)s, %(title)s, %(content_type)s, %(sha256)s, %(size)s, %(content)s,"
+        " %(metadata)s) ON CONFLICT (collection_id, sha256) DO NOTHING RETURNING d.id",
+        {
+            "collection_id": collection_id,
+            "owner_id": owner_id,
+            "filename": filename,
+            "title": title,
+            "content_type": content_type,
+            "sha256": sha256,
+            "size": len(content),
+            "content": content,
+            "metadata": Jsonb(metadata),
+        },
+    ).fetchone()
+    return None if row is None else get(conn, row["id"])
+
+
+def get(conn: Conn, document_id: int) -> Row | None:
+    return conn.execute(
+        f"SELECT {_COLUMNS} FROM documents d WHERE d.id = %(id)s", {"id": document_id}
+    ).fetchone()
+
+
+def get_readable(conn: Conn, document_id: int, user_id: int) -> Row | None:
+    return conn.execute(
+        f"SELECT {_COLUMNS} FROM documents d WHERE d.id = %(id)s AND {_READABLE}",
+        {"id": document_id, "user_id": user_id},
+    ).fetchone()
+
+
+def get_by_sha(conn: Conn, collection_id: int, sha256: bytes) -> Row | None:
+    return conn.execute(
+        f"SELECT {_COLUMNS} FROM documents d"
+        " WHERE d.collection_id = %(collection_id)s AND d.sha256 = %(sha)s",
+        {"collection_id": collection_id, "sha": sha256},
+    ).fetchone()
+
+
+def list_readable(
+    conn: Conn,
+    user_id: int,
+    *,
+    collection_id: int | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Row], int]:
+    where = _READABLE
+    params: dict[str, Any] = {
+        "user_id": user_id,
+        "collection_id": collection_id,
+        "status": status,
+        "limit": limit,
+        "offset": offset,
+    }
+    if collection_id is not None:
+        where += " AND d.collection_id = %(collection_id)s"
+    if status is not None:
+        where += " AND d.status = %(status)s"
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM documents d WHERE {where}"
+        " ORDER BY d.created_at DESC, d.id DESC LIMIT %(limit)s OFFSET %(offset)s",
+        params,
+    ).fetchall()
+    total = returned(
+        conn.execute(f"SELECT count(*) AS n FROM documents d WHERE {where}", params).fetchone()
+    )
+    return rows, int(total["n"])
+
+
+def content(conn: Conn, document_id: int) -> Row | None:
+    return conn.execute(
+        "SELECT filename, content_type, content, title FROM documents WHERE id = %(id)s",
+        {"id": document_id},
+    ).fetchone()
+
+
+def delete(conn: Conn, document_id: int, owner_id: int) -> bool:
+    row = conn.execute(
+        "DELETE FROM documents WHERE id = %(id)s AND owner_id = %(owner_id)s RETURNING id",
+        {"id": document_id, "owner_id": owner_id},
+    ).fetchone()
+    return row is not None
+
+
+def set_status(
+    conn: Conn,
+    document_id: int,
+    status: str,
+    *,
+    error: str | None = None,
+    failed_stage: str | None = None,
+) -> None:
+    """Move the document to `status` and append it to the history (one transaction, caller's)."""
+    conn.execute(
+        "UPDATE documents SET status = %(status)s, error = %(error)s,"
+        " failed_stage = %(failed_stage)s WHERE id = %(id)s",
+        {"id": document_id, "status": status, "error": error, "failed_stage": failed_stage},
+    )
+    conn.execute(
+        "INSERT INTO document_status_history (document_id, status, error)"
+        " VALUES (%(id)s, %(status)s, %(error)s)",
+        {"id": document_id, "status": status, "error": error},
+    )
+
+
+def history(conn: Conn, document_id: int) -> list[Row]:
+    return conn.execute(
+        "SELECT status, error, created_at FROM document_status_history"
+        " WHERE document_id = %(id)s ORDER BY created_at, id",
+        {"id": document_id},
+    ).fetchall()
+
+
+def chunks(conn: Conn, document_id: int, *, limit: int, offset: int) -> tuple[list[Row], int]:
+    rows = conn.execute(
+        "SELECT id, ordinal, text, token_count, page, char_start, char_end, heading_path, metadata"
+        " FROM document_chunks WHERE document_id = %(id)s ORDER BY ordinal"
+        " LIMIT %(limit)s OFFSET %(offset)s",
+        {"id": document_id, "limit": limit, "offset": offset},
+    ).fetchall()
+    total = returned(
+        conn.execute(
+            "SELECT count(*) AS n FROM document_chunks WHERE document_id = %(id)s",
+            {"id": document_id},
+        ).fetchone()
+    )
+    return rows, int(total["n"])
+
+
+def replace_chunks(
+    conn: Conn, document_id: int, space_id: int, chunks: Sequence[Any], vectors: np.ndarray
+) -> None:
+    """In the caller's transaction: drop the document's chunks (vectors cascade) and COPY new ones.
+
+    Ids come from the identity sequence up front, so chunks and their vectors go in with two
+    binary COPYs instead of one INSERT ... RETURNING per row.
+    """
+    conn.execute("DELETE FROM document_chunks WHERE document_id = %(id)s", {"id": document_id})
+    if not chunks:
+        return
+    ids = [
+        r["id"]
+        for r in conn.execute(
+            "SELECT nextval(pg_get_serial_sequence('document_chunks', 'id')) AS id"
+            " FROM generate_series(1, %(n)s)",
+            {"n": len(chunks)},
+        ).fetchall()
+    ]
+    with conn.cursor().copy(
+        "COPY document_chunks (id, document_id, ordinal, text, token_count, page, char_start,"
+        " char_end, heading_path, metadata) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(
+            ["int8", "int8", "int4", "text", "int4", "int4", "int4", "int4", "text[]", "jsonb"]
+        )
+        for chunk_id, chunk in zip(ids, chunks, strict=True):
+            copy.write_row(
+                (
+                    chunk_id,
+                    document_id,
+                    chunk.ordinal,
+                    chunk.text,
+                    chunk.token_count,
+                    chunk.page,
+                    chunk.char_start,
+                    chunk.char_end,
+                    list(chunk.heading_path),
+                    Jsonb({}),
+                )
+            )
+    copy_embeddings(conn, space_id, ids, vectors)
+
+
+def copy_embeddings(
+    conn: Conn, space_id: int, chunk_ids: Sequence[int], vectors: np.ndarray
+) -> None:
+    with conn.cursor().copy(
+        "COPY chunk_embeddings (chunk_id, space_id, embedding) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["int8", "int8", "vector"])
+        for chunk_id, vector in zip(chunk_ids, vectors, strict=True):
+            copy.write_row((chunk_id, space_id, vector))

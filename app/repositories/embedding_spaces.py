@@ -1,0 +1,100 @@
+"""SQL for the embedding model registry rows and their embedding spaces."""
+
+from __future__ import annotations
+
+from app.repositories import Conn, Row, returned
+
+_SPACE = (
+    "s.id, s.embedding_model_id, s.dimension, s.distance, s.state, s.ready_at,"
+    " m.provider, m.name AS model"
+)
+
+
+def upsert_embedding_model(
+    conn: Conn, *, provider: str, name: str, dimension: int, context_length: int
+) -> Row:
+    return returned(
+        conn.execute(
+            "INSERT INTO llm_models (provider, name, kind, dimension, context_length)"
+            " VALUES (%(provider)s, %(name)s, 'embedding', %(dimension)s, %(context_length)s)"
+            " ON CONFLICT (provider, name) DO UPDATE SET dimension = excluded.dimension,"
+            " context_length = excluded.context_length RETURNING id, kind, dimension",
+            {
+                "provider": provider,
+                "name": name,
+                "dimension": dimension,
+                "context_length": context_length,
+            },
+        ).fetchone()
+    )
+
+
+def find_space(conn: Conn, model_id: int, dimension: int) -> Row | None:
+    return conn.execute(
+        f"SELECT {_SPACE} FROM embedding_spaces s JOIN llm_models m ON m.id = s.embedding_model_id"
+        " WHERE s.embedding_model_id = %(model_id)s AND s.dimension = %(dimension)s"
+        " AND s.distance = 'cosine' AND NOT s.use_halfvec",
+        {"model_id": model_id, "dimension": dimension},
+    ).fetchone()
+
+
+def insert_space(conn: Conn, *, model_id: int, dimension: int, ready: bool) -> Row:
+    row = returned(
+        conn.execute(
+            "INSERT INTO embedding_spaces (embedding_model_id, dimension, state, ready_at)"
+            " VALUES (%(model_id)s, %(dimension)s, %(state)s, CASE WHEN %(ready)s THEN now() END)"
+            " RETURNING id",
+            {
+                "model_id": model_id,
+                "dimension": dimension,
+                "ready": ready,
+                "state": "ready" if ready else "building",
+            },
+        ).fetchone()
+    )
+    conn.execute("SELECT create_embedding_space_index(%(id)s)", {"id": row["id"]})
+    return returned(get(conn, row["id"]))
+
+
+def get(conn: Conn, space_id: int) -> Row | None:
+    return conn.execute(
+        f"SELECT {_SPACE} FROM embedding_spaces s JOIN llm_models m ON m.id = s.embedding_model_id"
+        " WHERE s.id = %(id)s",
+        {"id": space_id},
+    ).fetchone()
+
+
+def current_ready(conn: Conn) -> Row | None:
+    """The space search uses: the newest ready one."""
+    return conn.execute(
+        f"SELECT {_SPACE} FROM embedding_spaces s JOIN llm_models m ON m.id = s.embedding_model_id"
+        " WHERE s.state = 'ready' ORDER BY s.ready_at DESC, s.id DESC LIMIT 1"
+    ).fetchone()
+
+
+def mark_ready(conn: Conn, space_id: int) -> None:
+    """The space becomes the one search uses; every other ready space retires."""
+    conn.execute(
+        "UPDATE embedding_spaces SET state = 'retired' WHERE state = 'ready' AND id <> %(id)s",
+        {"id": space_id},
+    )
+    conn.execute(
+        "UPDATE embedding_spaces SET state = 'ready', ready_at = now() WHERE id = %(id)s",
+        {"id": space_id},
+    )
+
+
+def count_chunks(conn: Conn) -> int:
+    return int(returned(conn.execute("SELECT count(*) AS n FROM document_chunks").fetchone())["n"])
+
+
+def chunks_missing_from(conn: Conn, space_id: int, *, limit: int) -> list[Row]:
+    """Chunks (with their document's title) that have no vector in the space yet."""
+    return conn.execute(
+        "SELECT c.id, c.text, c.heading_path, d.title FROM document_chunks c"
+        " JOIN documents d ON d.id = c.document_id"
+        " WHERE NOT EXISTS (SELECT 1 FROM chunk_embeddings e"
+        "                   WHERE e.chunk_id = c.id AND e.space_id = %(space_id)s)"
+        " ORDER BY c.id LIMIT %(limit)s",
+        {"space_id": space_id, "limit": limit},
+    ).fetchall()

@@ -1,0 +1,123 @@
+"""SQL for the durable job queue: enqueue, claim with SKIP LOCKED, leases, completion, retries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from app.repositories import Conn, Row
+
+CHANNEL = "postrag_jobs"
+_COLUMNS = "id, kind, payload, state, dedupe_key, attempts, max_attempts, run_after, lease_owner"
+
+
+def enqueue(
+    conn: Conn, *, kind: str, payload: dict[str, Any], dedupe_key: str | None, max_attempts: int
+) -> Row | None:
+    """Queue a job and wake idle workers when the transaction commits.
+
+    None when an active (queued or running) job already has this dedupe key.
+    """
+    row = conn.execute(
+        "INSERT INTO jobs (kind, payload, dedupe_key, max_attempts)"
+        " VALUES (%(kind)s, %(payload)s, %(dedupe_key)s, %(max_attempts)s)"
+        " ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('queued', 'running')"
+        f" DO NOTHING RETURNING {_COLUMNS}",
+        {
+            "kind": kind,
+            "payload": Jsonb(payload),
+            "dedupe_key": dedupe_key,
+            "max_attempts": max_attempts,
+        },
+    ).fetchone()
+    if row is not None:
+        conn.execute("SELECT pg_notify(%(channel)s, %(kind)s)", {"channel": CHANNEL, "kind": kind})
+    return row
+
+
+def requeue_expired(conn: Conn) -> int:
+    """Running jobs whose lease ran out belong to dead workers: queue them again (or fail them)."""
+    cur = conn.execute(
+        "UPDATE jobs SET"
+        " state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
+        " finished_at = CASE WHEN attempts >= max_attempts THEN now() END,"
+        " last_error = coalesce(last_error || '; ', '')"
+        "              || 'lease of ' || lease_owner || ' expired',"
+        " lease_owner = NULL, lease_expires_at = NULL, run_after = now()"
+        " WHERE state = 'running' AND lease_expires_at < now()"
+    )
+    return cur.rowcount
+
+
+def claim(conn: Conn, *, worker_id: str, lease_s: int) -> Row | None:
+    """Take the oldest due queued job; SKIP LOCKED lets any number of workers claim at once."""
+    return conn.execute(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
+        " lease_owner = %(worker)s, lease_expires_at = now() + make_interval(secs => %(lease)s)"
+        " WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= now()"
+        "             ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        f" RETURNING {_COLUMNS}",
+        {"worker": worker_id, "lease": lease_s},
+    ).fetchone()
+
+
+def renew_lease(conn: Conn, *, job_id: int, worker_id: str, lease_s: int) -> bool:
+    """Extend our lease; False when the job is no longer ours (it expired and moved on)."""
+    row = conn.execute(
+        "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => %(lease)s)"
+        " WHERE id = %(id)s AND state = 'running' AND lease_owner = %(worker)s RETURNING id",
+        {"id": job_id, "worker": worker_id, "lease": lease_s},
+    ).fetchone()
+    return row is not None
+
+
+def lock_if_owned(conn: Conn, *, job_id: int, worker_id: str) -> bool:
+    """In the caller's transaction: lock the job row if we still hold its lease."""
+    row = conn.execute(
+        "SELECT id FROM jobs WHERE id = %(id)s AND state = 'running' AND lease_owner = %(worker)s"
+        " FOR UPDATE",
+        {"id": job_id, "worker": worker_id},
+    ).fetchone()
+    return row is not None
+
+
+def succeed(conn: Conn, job_id: int) -> None:
+    conn.execute(
+        "UPDATE jobs SET state = 'succeeded', finished_at = now(), lease_owner = NULL,"
+        " lease_expires_at = NULL WHERE id = %(id)s",
+        {"id": job_id},
+    )
+
+
+def fail_or_retry(
+    conn: Conn, *, job_id: int, worker_id: str, error: str, retry_in_s: float
+) -> Row | None:
+    """Queue the job again after `retry_in_s`, or fail it for good after its last attempt."""
+    return conn.execute(
+        "UPDATE jobs SET"
+        " state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
+        " finished_at = CASE WHEN attempts >= max_attempts THEN now() END,"
+        " run_after = now() + make_interval(secs => %(delay)s),"
+        " last_error = %(error)s, lease_owner = NULL, lease_expires_at = NULL"
+        " WHERE id = %(id)s AND state = 'running' AND lease_owner = %(worker)s"
+        f" RETURNING {_COLUMNS}",
+        {"id": job_id, "worker": worker_id, "error": error[:2000], "delay": retry_in_s},
+    ).fetchone()
+
+
+def seconds_until_next(conn: Conn) -> float | None:
+    """Seconds until the next queued job is due or a lease expires (None: nothing pending)."""
+    row = conn.execute(
+        "SELECT greatest(0, extract(epoch FROM least("
+        " (SELECT min(run_after) FROM jobs WHERE state = 'queued'),"
+        " (SELECT min(lease_expires_at) FROM jobs WHERE state = 'running')) - now())) AS s"
+    ).fetchone()
+    return None if row is None or row["s"] is None else float(row["s"])
+
+
+def count_active(conn: Conn) -> int:
+    row = conn.execute(
+        "SELECT count(*) AS n FROM jobs WHERE state IN ('queued', 'running')"
+    ).fetchone()
+    return 0 if row is None else int(row["n"])

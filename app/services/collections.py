@@ -1,0 +1,81 @@
+"""Collections: create, list, read, change and delete; others may read shared ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.errors import Forbidden, NotFound, ValidationFailed
+from app.repositories import Conn, Row
+from app.repositories import collections as collection_repo
+from app.services.tokens import Principal
+
+
+def _check_language(conn: Conn, language: str) -> None:
+    if not collection_repo.language_exists(conn, language):
+        raise ValidationFailed(
+            f"unknown text-search language {language!r}",
+            errors=[{"loc": ["body", "language"], "msg": "not a text search configuration"}],
+        )
+
+
+def create(
+    conn: Conn, who: Principal, *, name: str, description: str, language: str, is_shared: bool
+) -> Row:
+    _check_language(conn, language)
+    with conn.transaction():
+        return collection_repo.insert(
+            conn,
+            owner_id=who.user_id,
+            name=name,
+            description=description,
+            language=language,
+            is_shared=is_shared,
+        )
+
+
+def get_or_create(conn: Conn, user_id: int, name: str) -> Row:
+    """For the CLI: the user's collection with this name, created if missing."""
+    with conn.transaction():
+        existing = collection_repo.get_by_name(conn, user_id, name)
+        if existing is not None:
+            return existing
+        return collection_repo.insert(
+            conn, owner_id=user_id, name=name, description="", language="english", is_shared=False
+        )
+
+
+def get_readable(conn: Conn, who: Principal, collection_id: int) -> Row:
+    row = collection_repo.get_readable(conn, collection_id, who.user_id)
+    if row is None:
+        raise NotFound(f"no collection {collection_id}")
+    return row
+
+
+def get_owned(conn: Conn, who: Principal, collection_id: int) -> Row:
+    row = get_readable(conn, who, collection_id)
+    if row["owner_id"] != who.user_id:
+        raise Forbidden(f"collection {collection_id} is shared with you read-only")
+    return row
+
+
+def list_page(conn: Conn, who: Principal, *, limit: int, offset: int) -> tuple[list[Row], int]:
+    return collection_repo.list_readable(conn, who.user_id, limit=limit, offset=offset)
+
+
+def update(conn: Conn, who: Principal, collection_id: int, changes: dict[str, Any]) -> Row:
+    get_owned(conn, who, collection_id)
+    if "language" in changes:
+        _check_language(conn, changes["language"])
+    if not changes:
+        return get_owned(conn, who, collection_id)
+    with conn.transaction():
+        row = collection_repo.update(conn, collection_id, who.user_id, changes)
+    if row is None:
+        raise NotFound(f"no collection {collection_id}")
+    return row
+
+
+def delete(conn: Conn, who: Principal, collection_id: int) -> None:
+    get_owned(conn, who, collection_id)
+    with conn.transaction():
+        collection_repo.delete(conn, collection_id, who.user_id)

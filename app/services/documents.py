@@ -1,0 +1,132 @@
+"""Documents: upload (deduplicated by sha256 per collection), read, delete, reindex."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import NotFound, PayloadTooLarge
+from app.repositories import Conn, Row
+from app.repositories import documents as document_repo
+from app.repositories import jobs as job_repo
+from app.services import collections, extraction
+from app.services.tokens import Principal
+from app.services.worker import INGEST_DOCUMENT
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    content_type: str | None
+    data: bytes
+    collection_id: int
+    title: str = ""
+    metadata: dict[str, Any] | None = None
+
+
+def _enqueue(conn: Conn, document_id: int, settings: Settings) -> None:
+    job_repo.enqueue(
+        conn,
+        kind=INGEST_DOCUMENT,
+        payload={"document_id": document_id},
+        dedupe_key=f"{INGEST_DOCUMENT}:{document_id}",
+        max_attempts=settings.job_max_attempts,
+    )
+
+
+def upload(
+    conn: Conn, who: Principal, item: Upload, settings: Settings, *, replace: bool = False
+) -> tuple[Row, bool]:
+    """(document, queued): queued is False when these bytes were already in the collection.
+
+    Every check (collection, size, type, readable text) happens before anything is stored.
+    """
+    collections.get_owned(conn, who, item.collection_id)
+    if len(item.data) > settings.max_upload_bytes:
+        raise PayloadTooLarge(
+            f"the file has {len(item.data)} bytes; the limit is {settings.max_upload_bytes}"
+        )
+    content_type = extraction.detect_format(item.filename, item.content_type, item.data)
+    extraction.extract(item.data, content_type, item.filename)  # 422 now, not in a worker later
+    sha256 = hashlib.sha256(item.data).digest()
+    with conn.transaction():
+        row = document_repo.insert(
+            conn,
+            collection_id=item.collection_id,
+            owner_id=who.user_id,
+            filename=item.filename,
+            title=item.title,
+            content_type=content_type,
+            sha256=sha256,
+            content=item.data,
+            metadata=item.metadata or {},
+        )
+        if row is None:
+            existing = document_repo.get_by_sha(conn, item.collection_id, sha256)
+            if existing is None:
+                raise NotFound(f"no collection {item.collection_id}")
+            if not replace:
+                return existing, False
+            row = existing
+        document_repo.set_status(conn, row["id"], "queued")
+        _enqueue(conn, row["id"], settings)
+    return get(conn, who, row["id"]), True
+
+
+def get(conn: Conn, who: Principal, document_id: int) -> Row:
+    row = document_repo.get_readable(conn, document_id, who.user_id)
+    if row is None:
+        raise NotFound(f"no document {document_id}")
+    return row
+
+
+def detail(conn: Conn, who: Principal, document_id: int) -> tuple[Row, list[Row]]:
+    row = get(conn, who, document_id)
+    return row, document_repo.history(conn, document_id)
+
+
+def list_page(
+    conn: Conn,
+    who: Principal,
+    *,
+    collection_id: int | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Row], int]:
+    return document_repo.list_readable(
+        conn, who.user_id, collection_id=collection_id, status=status, limit=limit, offset=offset
+    )
+
+
+def chunks(
+    conn: Conn, who: Principal, document_id: int, *, limit: int, offset: int
+) -> tuple[list[Row], int]:
+    get(conn, who, document_id)
+    return document_repo.chunks(conn, document_id, limit=limit, offset=offset)
+
+
+def content(conn: Conn, who: Principal, document_id: int) -> Row:
+    get(conn, who, document_id)
+    row = document_repo.content(conn, document_id)
+    if row is None:
+        raise NotFound(f"no document {document_id}")
+    return row
+
+
+def delete(conn: Conn, who: Principal, document_id: int) -> None:
+    with conn.transaction():
+        if not document_repo.delete(conn, document_id, who.user_id):
+            raise NotFound(f"no document {document_id}")
+
+
+def reindex(conn: Conn, who: Principal, document_id: int, settings: Settings) -> Row:
+    row = get(conn, who, document_id)
+    if row["owner_id"] != who.user_id:
+        raise NotFound(f"no document {document_id}")
+    with conn.transaction():
+        document_repo.set_status(conn, document_id, "queued")
+        _enqueue(conn, document_id, settings)
+    return get(conn, who, document_id)

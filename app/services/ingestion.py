@@ -1,0 +1,129 @@
+"""The ingestion pipeline a worker runs for one job: extract, chunk, embed, replace atomically.
+
+Status moves queued -> extracting -> chunking -> embedding -> indexed, each step in the history.
+The chunks and vectors of a document are replaced in one transaction that also checks the job's
+lease is still ours: after any failure the document keeps its previous complete set (or none),
+and a job whose lease moved to another worker can never write twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.providers.embeddings import Embedder
+from app.repositories import Conn
+from app.repositories import documents as document_repo
+from app.repositories import embedding_spaces as space_repo
+from app.repositories import jobs as job_repo
+from app.services import extraction
+from app.services.chunking import Chunk, chunk_document
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 64
+
+
+class LeaseLost(RuntimeError):
+    """Our lease on the job expired and it may be running elsewhere: stop without writing."""
+
+
+@dataclass
+class JobContext:
+    """What a job handler needs from the worker running it."""
+
+    conn: Conn
+    job_id: int
+    worker_id: str
+    settings: Settings
+    embedder: Embedder
+    space: dict
+    renew: Callable[[], None]  # raises LeaseLost when the job is no longer ours
+
+    def commit_if_owned(self) -> None:
+        """In an open transaction: lock the job row, or raise LeaseLost."""
+        if not job_repo.lock_if_owned(self.conn, job_id=self.job_id, worker_id=self.worker_id):
+            raise LeaseLost(f"job {self.job_id} is no longer leased to {self.worker_id}")
+
+
+def embedding_input(title: str, heading_path: tuple[str, ...] | list[str], text: str) -> str:
+    """What the embedder reads for a chunk: title and heading path give it context."""
+    context = " > ".join([part for part in (title, *heading_path) if part])
+    return f"{context}\n\n{text}" if context else text
+
+
+def _step(ctx: JobContext, document_id: int, status: str) -> None:
+    with ctx.conn.transaction():
+        document_repo.set_status(ctx.conn, document_id, status)
+
+
+def embed_in_batches(
+    ctx: JobContext, texts: list[str], hook: Callable[[], None] | None = None
+) -> np.ndarray:
+    parts = []
+    for start in range(0, len(texts), EMBED_BATCH):
+        parts.append(ctx.embedder.embed(texts[start : start + EMBED_BATCH]))
+        ctx.renew()
+        if hook is not None:
+            hook()
+    dimension = int(ctx.space["dimension"])
+    return np.vstack(parts) if parts else np.zeros((0, dimension), dtype=np.float32)
+
+
+def ingest_document(
+    ctx: JobContext, document_id: int, after_batch: Callable[[], None] | None = None
+) -> None:
+    row = document_repo.content(ctx.conn, document_id)
+    if row is None:
+        log.info("document %s was deleted before it was processed", document_id)
+        with ctx.conn.transaction():
+            ctx.commit_if_owned()
+            job_repo.succeed(ctx.conn, ctx.job_id)
+        return
+    _step(ctx, document_id, "extracting")
+    extracted = extraction.extract(bytes(row["content"]), row["content_type"], row["filename"])
+    _step(ctx, document_id, "chunking")
+    chunks: list[Chunk] = chunk_document(
+        extracted,
+        ctx.embedder.token_spans,
+        ctx.settings.chunk_tokens,
+        ctx.settings.chunk_overlap_tokens,
+    )
+    _step(ctx, document_id, "embedding")
+    title = row["title"] or row["filename"]
+    inputs = [embedding_input(title, c.heading_path, c.text) for c in chunks]
+    vectors = embed_in_batches(ctx, inputs, after_batch)
+    with ctx.conn.transaction():
+        ctx.commit_if_owned()
+        document_repo.replace_chunks(ctx.conn, document_id, ctx.space["id"], chunks, vectors)
+        document_repo.set_status(ctx.conn, document_id, "indexed")
+        job_repo.succeed(ctx.conn, ctx.job_id)
+    log.info("indexed document %s: %d chunks", document_id, len(chunks))
+
+
+def embed_space(ctx: JobContext, space_id: int, batch: int = 256) -> None:
+    """Give every chunk a vector in a new space, then make it the ready one."""
+    space = space_repo.get(ctx.conn, space_id)
+    if space is None:
+        with ctx.conn.transaction():
+            ctx.commit_if_owned()
+            job_repo.succeed(ctx.conn, ctx.job_id)
+        return
+    while True:
+        rows = space_repo.chunks_missing_from(ctx.conn, space_id, limit=batch)
+        if not rows:
+            break
+        inputs = [embedding_input(r["title"], r["heading_path"], r["text"]) for r in rows]
+        vectors = embed_in_batches(ctx, inputs)
+        with ctx.conn.transaction():
+            ctx.commit_if_owned()
+            document_repo.copy_embeddings(ctx.conn, space_id, [r["id"] for r in rows], vectors)
+    with ctx.conn.transaction():
+        ctx.commit_if_owned()
+        space_repo.mark_ready(ctx.conn, space_id)
+        job_repo.succeed(ctx.conn, ctx.job_id)
+    log.info("embedding space %s is ready", space_id)

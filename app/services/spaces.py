@@ -1,0 +1,59 @@
+"""Embedding spaces: the configured embedder's space, and switching models in the background.
+
+Every vector belongs to one space (model + dimension). A new model gets a new space that is
+filled in the background (an `embed_space` job) while search keeps using the old ready space;
+when every chunk has a vector in the new space it becomes the ready one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from app.providers.embeddings import Embedder
+from app.repositories import Conn, Row, locks
+from app.repositories import embedding_spaces as space_repo
+from app.repositories import jobs as job_repo
+
+log = logging.getLogger(__name__)
+
+SPACE_LOCK_KEY = 0x706F737472616702
+EMBED_SPACE = "embed_space"
+
+
+def ensure_space(conn: Conn, embedder: Embedder, *, max_attempts: int) -> Row:
+    """The space of the configured embedding model, created (and scheduled to fill) if new."""
+    dimension = embedder.dimension()
+    with conn.transaction():
+        locks.advisory_xact_lock(conn, SPACE_LOCK_KEY)
+        model = space_repo.upsert_embedding_model(
+            conn,
+            provider=embedder.provider,
+            name=embedder.model,
+            dimension=dimension,
+            context_length=embedder.max_tokens,
+        )
+        space = space_repo.find_space(conn, model["id"], dimension)
+        if space is not None:
+            return space
+        # Nothing to re-embed (a fresh install): the new space is ready at once.
+        fresh = space_repo.current_ready(conn) is None or space_repo.count_chunks(conn) == 0
+        space = space_repo.insert_space(
+            conn, model_id=model["id"], dimension=dimension, ready=fresh
+        )
+        if not fresh:
+            job_repo.enqueue(
+                conn,
+                kind=EMBED_SPACE,
+                payload={"space_id": space["id"]},
+                dedupe_key=f"{EMBED_SPACE}:{space['id']}",
+                max_attempts=max_attempts,
+            )
+        log.info(
+            "created embedding space %s for %s/%s (%d dimensions, %s)",
+            space["id"],
+            embedder.provider,
+            embedder.model,
+            dimension,
+            space["state"],
+        )
+        return space

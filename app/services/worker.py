@@ -1,0 +1,200 @@
+"""Background workers: claim jobs from PostgreSQL, run them, sleep on LISTEN until there is work.
+
+Workers run as threads in the server (POSTRAG_WORKERS) or in `postrag worker` processes; any
+number of them on any number of machines share the jobs table. Claims use FOR UPDATE SKIP LOCKED
+and a lease that the running job renews; a job whose worker died is claimed again once its lease
+has expired. Idle workers wait for a NOTIFY (sent when a job is queued) or until the next
+retry or lease expiry is due: no busy polling.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg.rows import dict_row
+
+from app.errors import AppError
+from app.providers.embeddings import Embedder, EmbeddingError
+from app.repositories import documents as document_repo
+from app.repositories import jobs as job_repo
+from app.services import ingestion, spaces
+from app.services.ingestion import JobContext, LeaseLost
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INGEST_DOCUMENT = "ingest_document"
+MAX_IDLE_WAIT_S = 60.0
+
+
+def connect(url: str) -> psycopg.Connection[Any]:
+    """A connection set up like the pool's: autocommit, dict rows, pgvector types, UTC."""
+    conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+    register_vector(conn)
+    conn.execute("SET TimeZone = 'UTC'")
+    return conn
+
+
+def wake_workers(url: str) -> None:
+    """Wake every idle worker (used to stop them promptly)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_notify(%(channel)s, 'wake')", {"channel": job_repo.CHANNEL})
+
+
+class Worker:
+    """One worker: one database connection for jobs, one for LISTEN."""
+
+    def __init__(self, url: str, settings: Settings, embedder: Embedder, name: str = "") -> None:
+        self.url = url
+        self.settings = settings
+        self.embedder = embedder
+        self.worker_id = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._space: dict | None = None
+        # Tests inject failures here: called after every embedded batch of an ingestion.
+        self.after_batch: Callable[[], None] | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until `stop` is set (or the database goes away: the thread ends, logged)."""
+        try:
+            self._loop(stop)
+        except psycopg.OperationalError:
+            log.exception("worker %s lost its database connection", self.worker_id)
+
+    def _loop(self, stop: threading.Event) -> None:
+        with connect(self.url) as conn, connect(self.url) as listener:
+            listener.execute(f"LISTEN {job_repo.CHANNEL}")
+            while not stop.is_set():
+                try:
+                    while not stop.is_set() and self.run_one(conn):
+                        pass
+                    wait = job_repo.seconds_until_next(conn)
+                except psycopg.OperationalError:
+                    raise
+                except Exception:  # noqa: BLE001 - e.g. the embedding server is down at start
+                    log.exception("worker %s cannot work yet; trying again soon", self.worker_id)
+                    stop.wait(10)
+                    continue
+                timeout = MAX_IDLE_WAIT_S if wait is None else min(max(wait, 0.05), MAX_IDLE_WAIT_S)
+                if not stop.is_set():
+                    for _ in listener.notifies(timeout=timeout, stop_after=1):
+                        pass
+
+    def run_one(self, conn: psycopg.Connection[Any]) -> bool:
+        """Claim and run one job; False when none is due."""
+        if self._space is None:
+            # Before any claim: a new embedding model's space (and its fill job) exists at once.
+            self._space = dict(
+                spaces.ensure_space(
+                    conn, self.embedder, max_attempts=self.settings.job_max_attempts
+                )
+            )
+        with conn.transaction():
+            job_repo.requeue_expired(conn)
+            job = job_repo.claim(conn, worker_id=self.worker_id, lease_s=self.settings.job_lease_s)
+        if job is None:
+            return False
+        try:
+            self._run(conn, job)
+        except LeaseLost as exc:
+            log.warning("%s", exc)
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
+            self._failed(conn, job, exc)
+        return True
+
+    def _context(self, conn: psycopg.Connection[Any], job: dict) -> JobContext:
+        assert self._space is not None
+
+        def renew() -> None:
+            if not job_repo.renew_lease(
+                conn, job_id=job["id"], worker_id=self.worker_id, lease_s=self.settings.job_lease_s
+            ):
+                raise LeaseLost(f"job {job['id']} is no longer leased to {self.worker_id}")
+
+        return JobContext(
+            conn, job["id"], self.worker_id, self.settings, self.embedder, self._space, renew
+        )
+
+    def _run(self, conn: psycopg.Connection[Any], job: dict) -> None:
+        ctx = self._context(conn, job)
+        if job["kind"] == INGEST_DOCUMENT:
+            ingestion.ingest_document(ctx, int(job["payload"]["document_id"]), self.after_batch)
+        elif job["kind"] == spaces.EMBED_SPACE:
+            if int(job["payload"]["space_id"]) != ctx.space["id"]:
+                raise RuntimeError(f"space {job['payload']['space_id']} belongs to another model")
+            ingestion.embed_space(ctx, ctx.space["id"])
+        else:
+            raise RuntimeError(f"unknown job kind {job['kind']!r}")
+
+    def _failed(self, conn: psycopg.Connection[Any], job: dict, exc: Exception) -> None:
+        error = str(exc) or type(exc).__name__
+        permanent = isinstance(exc, AppError)  # unreadable files do not get better with retries
+        delay = self.settings.job_retry_base_s * 2 ** (int(job["attempts"]) - 1)
+        log.warning(
+            "job %s (%s) attempt %s failed: %s",
+            job["id"],
+            job["kind"],
+            job["attempts"],
+            error,
+            exc_info=not isinstance(exc, AppError | EmbeddingError),
+        )
+        with conn.transaction():
+            if permanent:
+                conn.execute(
+                    "UPDATE jobs SET max_attempts = attempts WHERE id = %(id)s", {"id": job["id"]}
+                )
+            updated = job_repo.fail_or_retry(
+                conn, job_id=job["id"], worker_id=self.worker_id, error=error, retry_in_s=delay
+            )
+            if updated is None or job["kind"] != INGEST_DOCUMENT:
+                return
+            document_id = int(job["payload"]["document_id"])
+            if document_repo.get(conn, document_id) is None:
+                return
+            if updated["state"] == "failed":
+                stage = document_repo.get(conn, document_id)["status"]  # type: ignore[index]
+                document_repo.set_status(
+                    conn,
+                    document_id,
+                    "failed",
+                    error=error,
+                    failed_stage=stage if stage != "failed" else None,
+                )
+            else:
+                document_repo.set_status(
+                    conn, document_id, "queued", error=f"attempt {job['attempts']} failed: {error}"
+                )
+
+
+class WorkerPool:
+    """N worker threads in this process, stopped together."""
+
+    def __init__(self, url: str, settings: Settings, embedder: Embedder, count: int) -> None:
+        self.url = url
+        self.stop_event = threading.Event()
+        self.workers = [Worker(url, settings, embedder) for _ in range(count)]
+        self.threads = [
+            threading.Thread(
+                target=w.run, args=(self.stop_event,), name=f"postrag-worker-{i}", daemon=True
+            )
+            for i, w in enumerate(self.workers)
+        ]
+
+    def start(self) -> WorkerPool:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stop_event.set()
+        if any(t.is_alive() for t in self.threads):
+            wake_workers(self.url)
+        for thread in self.threads:
+            thread.join(timeout)

@@ -1,0 +1,129 @@
+"""In-process HTTP servers on 127.0.0.1 that speak Ollama's and OpenAI's embedding protocols."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+
+
+def fake_vector(text: str, dimension: int) -> list[float]:
+    """A deterministic vector per text (its words hashed into buckets), so equal texts match."""
+    vector = np.zeros(dimension, dtype=np.float32)
+    for word in text.lower().split():
+        vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % dimension] += 1.0
+    return vector.tolist()
+
+
+class FakeEmbeddingServer:
+    """Serves POST /api/embed (Ollama) and POST /v1/embeddings (OpenAI-compatible).
+
+    `models` are the known model names; `fail_next` is a list of statuses to answer before
+    succeeding (e.g. [503] for one 503 then success); `requests` records every request body.
+    """
+
+    def __init__(
+        self,
+        models: tuple[str, ...] = ("fake-embed",),
+        dimension: int = 8,
+        base64_answers: bool = False,
+    ) -> None:
+        self.models = set(models)
+        self.dimension = dimension
+        self.base64_answers = base64_answers
+        self.fail_next: list[int] = []
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                server.requests.append(body)
+                server.headers.append(dict(self.headers))
+                if server.fail_next:
+                    status = server.fail_next.pop(0)
+                    self._send(status, {"error": f"temporarily unavailable ({status})"})
+                    return
+                if self.path == "/api/embed":
+                    self._ollama(body)
+                elif self.path == "/v1/embeddings":
+                    self._openai(body)
+                else:
+                    self._send(404, {"error": "404 page not found"})
+
+            def _ollama(self, body: dict[str, Any]) -> None:
+                if body.get("model") not in server.models:
+                    model = body.get("model")
+                    self._send(404, {"error": f'model "{model}" not found, try pulling it first'})
+                    return
+                inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                self._send(
+                    200,
+                    {
+                        "model": body["model"],
+                        "embeddings": [fake_vector(t, server.dimension) for t in inputs],
+                    },
+                )
+
+            def _openai(self, body: dict[str, Any]) -> None:
+                if body.get("model") not in server.models:
+                    self._send(
+                        404,
+                        {
+                            "error": {
+                                "message": f"The model `{body.get('model')}` does not exist",
+                                "type": "invalid_request_error",
+                            }
+                        },
+                    )
+                    return
+                data = []
+                for i, text in enumerate(body["input"]):
+                    vector = fake_vector(text, server.dimension)
+                    if server.base64_answers:
+                        encoded: Any = base64.b64encode(
+                            np.asarray(vector, dtype="<f4").tobytes()
+                        ).decode()
+                    else:
+                        encoded = vector
+                    data.append({"object": "embedding", "index": i, "embedding": encoded})
+                data.reverse()  # the index field, not the order, says which input is which
+                self._send(
+                    200,
+                    {
+                        "object": "list",
+                        "data": data,
+                        "model": body["model"],
+                        "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                    },
+                )
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                raw = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeEmbeddingServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

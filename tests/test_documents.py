@@ -1,0 +1,303 @@
+"""Uploading documents in five formats, end to end: upload -> indexed -> chunks that cite well."""
+
+from __future__ import annotations
+
+import io
+
+import psycopg
+import pytest
+
+from tests.conftest import drain
+
+
+def _upload(client, headers, collection, name, data, content_type=None, **form):
+    fields = {"collection_id": str(collection), "file": (io.BytesIO(data), name, content_type)}
+    fields.update(form)
+    return client.post(
+        "/api/v1/documents", data=fields, headers=headers, content_type="multipart/form-data"
+    )
+
+
+def _indexed(client, headers, response):
+    assert response.status_code == 202, response.json
+    location = response.headers["Location"]
+    assert response.json["status"] == "queued"
+    return location
+
+
+def _chunks(client, headers, location):
+    page = client.get(f"{location}/chunks?limit=100", headers=headers).json
+    return page["items"]
+
+
+def _pdf_bytes() -> bytes:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    for number, text in (
+        (1, "Photosynthesis turns light into chemical energy in plants."),
+        (2, "Mitochondria are the powerhouse of the cell and make ATP."),
+    ):
+        pdf.add_page()
+        pdf.set_font("helvetica", size=12)
+        pdf.multi_cell(0, 10, f"Page {number}. {text}")
+    return bytes(pdf.output())
+
+
+def _docx_bytes() -> bytes:
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Gardening guide", level=1)
+    document.add_paragraph("Water tomatoes in the morning.")
+    document.add_heading("Pests", level=2)
+    document.add_paragraph("Aphids dislike garlic spray.")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def test_markdown_keeps_headings_and_exact_spans(app, client, admin, collection):
+    text = (
+        "# Cooking\n\nBoil the pasta for nine minutes.\n\n## Sauce\n\n"
+        "Simmer tomatoes with basil and garlic.\n"
+    )
+    location = _indexed(
+        client, admin, _upload(client, admin, collection, "recipe.md", text.encode())
+    )
+    assert drain(app) == 1
+    doc = client.get(location, headers=admin).json
+    assert doc["status"] == "indexed" and doc["stage"] == "indexed"
+    assert doc["chunk_count"] == 2
+    assert [h["status"] for h in doc["history"]] == [
+        "queued",
+        "extracting",
+        "chunking",
+        "embedding",
+        "indexed",
+    ]
+    chunks = _chunks(client, admin, location)
+    assert chunks[0]["heading_path"] == ["Cooking"]
+    assert chunks[1]["heading_path"] == ["Cooking", "Sauce"]
+    assert "Simmer tomatoes" in chunks[1]["text"]
+    for chunk in chunks:
+        assert chunk["char_end"] - chunk["char_start"] == len(chunk["text"])
+        assert chunk["token_count"] > 0
+
+
+def test_html_drops_scripts_and_navigation(app, client, admin, collection):
+    html = (
+        b"<html><head><title>x</title><style>p{color:red}</style></head><body>"
+        b"<nav>Home | About</nav><script>var secret = 1;</script>"
+        b"<h1>Astronomy</h1><p>Jupiter has at least 95 moons.</p>"
+        b"<h2>Stars</h2><p>The Sun is a G-type star.</p><footer>(c) site</footer></body></html>"
+    )
+    location = _indexed(client, admin, _upload(client, admin, collection, "space.html", html))
+    drain(app)
+    chunks = _chunks(client, admin, location)
+    everything = " ".join(c["text"] for c in chunks)
+    assert "Jupiter has at least 95 moons." in everything
+    assert "secret" not in everything and "Home | About" not in everything
+    assert "(c) site" not in everything
+    assert ["Astronomy", "Stars"] in [c["heading_path"] for c in chunks]
+
+
+def test_pdf_chunks_keep_their_page_numbers(app, client, admin, collection):
+    location = _indexed(client, admin, _upload(client, admin, collection, "bio.pdf", _pdf_bytes()))
+    drain(app)
+    chunks = _chunks(client, admin, location)
+    pages = {c["page"]: c["text"] for c in chunks}
+    assert set(pages) == {1, 2}
+    assert "Photosynthesis" in pages[1]
+    assert "Mitochondria" in pages[2]
+
+
+def test_docx_keeps_headings(app, client, admin, collection):
+    location = _indexed(
+        client, admin, _upload(client, admin, collection, "garden.docx", _docx_bytes())
+    )
+    drain(app)
+    chunks = _chunks(client, admin, location)
+    by_path = {tuple(c["heading_path"]): c["text"] for c in chunks}
+    assert "Water tomatoes" in by_path[("Gardening guide",)]
+    assert "garlic spray" in by_path[("Gardening guide", "Pests")]
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16", "utf-8-sig"])
+def test_text_encodings_are_detected(app, client, admin, collection, encoding):
+    text = ("Les crèmes brûlées françaises sont très appréciées à Noël. " * 3).strip()
+    location = _indexed(
+        client, admin, _upload(client, admin, collection, f"{encoding}.txt", text.encode(encoding))
+    )
+    drain(app)
+    assert _chunks(client, admin, location)[0]["text"] == text
+
+
+def test_json_text_upload(app, client, admin, collection):
+    response = client.post(
+        "/api/v1/documents",
+        headers=admin,
+        json={
+            "collection_id": collection,
+            "title": "Note",
+            "text": "Remember the milk.",
+            "metadata": {"source": "api"},
+        },
+    )
+    location = _indexed(client, admin, response)
+    assert response.json["metadata"] == {"source": "api"}
+    drain(app)
+    doc = client.get(location, headers=admin).json
+    assert doc["status"] == "indexed" and doc["title"] == "Note"
+
+
+def test_same_bytes_are_not_processed_twice_unless_replaced(app, client, admin, collection):
+    first = _upload(client, admin, collection, "a.txt", b"Unique content here.")
+    _indexed(client, admin, first)
+    drain(app)
+    again = _upload(client, admin, collection, "renamed.txt", b"Unique content here.")
+    assert again.status_code == 200
+    assert again.json["id"] == first.json["id"] and again.json["status"] == "indexed"
+    assert drain(app) == 0
+    replaced = client.post(
+        "/api/v1/documents?replace=true",
+        headers=admin,
+        data={
+            "collection_id": str(collection),
+            "file": (io.BytesIO(b"Unique content here."), "a.txt"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert replaced.status_code == 202 and replaced.json["id"] == first.json["id"]
+    assert drain(app) == 1
+
+
+def test_content_returns_the_original_bytes(app, client, admin, collection):
+    data = _pdf_bytes()
+    location = _indexed(client, admin, _upload(client, admin, collection, "orig.pdf", data))
+    response = client.get(f"{location}/content", headers=admin)
+    assert response.status_code == 200
+    assert response.data == data
+    assert response.mimetype == "application/pdf"
+    assert "orig.pdf" in response.headers["Content-Disposition"]
+
+
+def test_delete_takes_chunks_and_vectors(app, client, admin, collection, database_url):
+    location = _indexed(client, admin, _upload(client, admin, collection, "gone.txt", b"Bye."))
+    drain(app)
+    assert client.delete(location, headers=admin).status_code == 204
+    assert client.get(location, headers=admin).status_code == 404
+    with psycopg.connect(database_url) as conn:
+        counts = conn.execute(
+            "SELECT (SELECT count(*) FROM document_chunks), (SELECT count(*) FROM chunk_embeddings)"
+        ).fetchone()
+    assert counts == (0, 0)
+
+
+def test_list_filters_by_collection_and_status(app, client, admin, collection):
+    other = client.post("/api/v1/collections", json={"name": "other"}, headers=admin).json["id"]
+    _upload(client, admin, collection, "one.txt", b"One.")
+    _upload(client, admin, other, "two.txt", b"Two.")
+    drain(app)
+    _upload(client, admin, collection, "three.txt", b"Three.")
+    mine = client.get(f"/api/v1/documents?collection_id={collection}", headers=admin).json
+    assert mine["total"] == 2
+    queued = client.get("/api/v1/documents?status=queued", headers=admin).json
+    assert [d["filename"] for d in queued["items"]] == ["three.txt"]
+    bad = client.get("/api/v1/documents?status=lost", headers=admin)
+    assert bad.status_code == 422
+
+
+def _nothing_stored(database_url):
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM jobs)"
+        ).fetchone() == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "status"),
+    [
+        ("virus.exe", b"MZ\x90\x00binary", 415),
+        ("empty.txt", b"", 422),
+        ("broken.pdf", b"%PDF-1.7 this is not really a pdf", 422),
+        ("blank.md", b"   \n\n  \n", 422),
+        ("binary.txt", b"\x00\x01\x02\x00" * 50, 422),
+        ("fake.docx", b"PK\x03\x04 not a zip", 422),
+    ],
+)
+def test_bad_files_are_rejected_and_nothing_is_stored(
+    client, admin, collection, database_url, name, data, status
+):
+    response = _upload(client, admin, collection, name, data)
+    assert response.status_code == status, response.json
+    assert response.mimetype == "application/problem+json"
+    assert _nothing_stored(database_url)
+
+
+def test_too_large_is_413(settings, admin, database_url):
+    from dataclasses import replace
+
+    from app import create_app
+
+    small = create_app(replace(settings, max_upload_bytes=1024))
+    try:
+        client = small.test_client()
+        coll = client.post("/api/v1/collections", json={"name": "c"}, headers=admin).json["id"]
+        # Over the setting, under the request limit: refused by the service.
+        response = _upload(client, admin, coll, "big.txt", b"a" * 1025)
+        assert response.status_code == 413
+        assert response.mimetype == "application/problem+json"
+        assert "limit is 1024" in response.json["detail"]
+        # Far over: refused while the request is read.
+        huge = client.post(
+            "/api/v1/documents",
+            headers=admin,
+            data=b"a" * (2 * 1024 * 1024 + 10),
+            content_type="multipart/form-data; boundary=xyz",
+        )
+        assert huge.status_code == 413
+        assert huge.mimetype == "application/problem+json"
+    finally:
+        small.extensions["postrag.pool"].close()
+    assert _nothing_stored(database_url)
+
+
+def test_unknown_collection_and_bad_fields(client, admin, collection, database_url):
+    assert _upload(client, admin, 999999, "a.txt", b"x").status_code == 404
+    missing_file = client.post(
+        "/api/v1/documents",
+        headers=admin,
+        data={"collection_id": str(collection)},
+        content_type="multipart/form-data",
+    )
+    assert missing_file.status_code == 422
+    bad_meta = _upload(client, admin, collection, "a.txt", b"x", metadata="[1, 2]")
+    assert bad_meta.status_code == 422
+    plain = client.post("/api/v1/documents", headers=admin, data=b"x", content_type="text/plain")
+    assert plain.status_code == 415
+    assert _nothing_stored(database_url)
+
+
+def test_other_users_documents_are_invisible(app, client, admin, collection, new_user):
+    location = _indexed(client, admin, _upload(client, admin, collection, "private.txt", b"Mine."))
+    drain(app)
+    doc_id = location.rsplit("/", 1)[1]
+    bob = new_user()
+    for path in (location, f"{location}/chunks", f"{location}/content"):
+        assert client.get(path, headers=bob).status_code == 404, path
+    assert client.delete(location, headers=bob).status_code == 404
+    assert client.post(f"{location}/reindex", headers=bob).status_code == 404
+    assert client.get("/api/v1/documents", headers=bob).json["total"] == 0
+    assert _upload(client, bob, collection, "x.txt", b"intruder").status_code == 404
+    assert client.get(f"/api/v1/documents/{doc_id}", headers=admin).status_code == 200
+
+
+def test_reindex_processes_again(app, client, admin, collection):
+    location = _indexed(client, admin, _upload(client, admin, collection, "r.txt", b"Again."))
+    drain(app)
+    response = client.post(f"{location}/reindex", headers=admin)
+    assert response.status_code == 202 and response.json["status"] == "queued"
+    assert drain(app) == 1
+    history = [h["status"] for h in client.get(location, headers=admin).json["history"]]
+    assert history.count("indexed") == 2

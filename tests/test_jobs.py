@@ -1,0 +1,235 @@
+"""Background ingestion: leases, retries, exactly-once processing, atomic replacement, wake-ups."""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import replace
+
+import numpy as np
+import psycopg
+import pytest
+
+from app import create_app
+from app.providers.embeddings import EmbeddingError
+from app.repositories import jobs as job_repo
+from app.services.worker import Worker, connect
+from tests.conftest import drain
+
+
+def _upload(client, headers, collection, name, text):
+    response = client.post(
+        "/api/v1/documents",
+        headers=headers,
+        content_type="multipart/form-data",
+        data={"collection_id": str(collection), "file": (io.BytesIO(text.encode()), name)},
+    )
+    assert response.status_code == 202, response.json
+    return response.json["id"]
+
+
+def _long_text(words: int) -> str:
+    return " ".join(f"Sentence {i} is about subject {i % 13}." for i in range(words // 5))
+
+
+class BrokenEmbedder:
+    """Wraps a real embedder and fails every call (or every call after the first `ok` calls)."""
+
+    def __init__(self, inner, ok: int = 0, error: Exception | None = None):
+        self.inner, self.ok = inner, ok
+        self.error = error or EmbeddingError("fake: http://127.0.0.1:9/api/embed answered 503")
+        self.provider, self.model, self.max_tokens = inner.provider, inner.model, inner.max_tokens
+
+    def dimension(self):
+        return self.inner.dimension()
+
+    def token_spans(self, text):
+        return self.inner.token_spans(text)
+
+    def embed(self, texts):
+        if self.ok <= 0:
+            raise self.error
+        self.ok -= 1
+        return self.inner.embed(texts)
+
+
+def _chunk_rows(database_url, document_id):
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT c.id, c.text, e.space_id FROM document_chunks c"
+            " JOIN chunk_embeddings e ON e.chunk_id = c.id WHERE c.document_id = %s ORDER BY c.id",
+            (document_id,),
+        ).fetchall()
+
+
+def test_failed_replacement_keeps_the_previous_chunks(app, client, admin, collection, database_url):
+    settings = app.extensions["postrag.settings"]
+    doc = _upload(client, admin, collection, "long.txt", _long_text(1500))
+    drain(app)
+    before = _chunk_rows(database_url, doc)
+    assert len(before) > 5
+    client.post(f"/api/v1/documents/{doc}/reindex", headers=admin)
+    worker = Worker(
+        settings.database_url,
+        replace(settings, job_retry_base_s=0),
+        app.extensions["postrag.embedder"],
+    )
+
+    def crash_after_first_batch():
+        raise RuntimeError("injected failure mid-embedding")
+
+    worker.after_batch = crash_after_first_batch
+    drain(app, worker=worker)
+    detail = client.get(f"/api/v1/documents/{doc}", headers=admin).json
+    assert detail["status"] == "failed"
+    assert detail["stage"] == "embedding"
+    assert "injected failure" in detail["error"]
+    assert _chunk_rows(database_url, doc) == before
+
+
+def test_retries_with_backoff_then_failed_with_the_error(app, client, admin, collection):
+    settings = replace(app.extensions["postrag.settings"], job_retry_base_s=0)
+    attempts = settings.job_max_attempts  # fixed on the job when it is queued
+    doc = _upload(client, admin, collection, "x.txt", "Some text to embed.")
+    worker = Worker(
+        settings.database_url, settings, BrokenEmbedder(app.extensions["postrag.embedder"])
+    )
+    assert drain(app, worker=worker) == attempts
+    detail = client.get(f"/api/v1/documents/{doc}", headers=admin).json
+    assert detail["status"] == "failed" and detail["stage"] == "embedding"
+    assert "answered 503" in detail["error"]
+    statuses = [h["status"] for h in detail["history"]]
+    assert statuses.count("queued") == attempts  # the upload, then one per retry
+    assert statuses[-1] == "failed"
+    retry_errors = [h["error"] for h in detail["history"] if h["status"] == "queued" and h["error"]]
+    assert retry_errors and "attempt 1 failed" in retry_errors[0]
+
+
+def test_retry_waits_for_its_backoff(app, client, admin, collection):
+    settings = replace(app.extensions["postrag.settings"], job_retry_base_s=30)
+    _upload(client, admin, collection, "x.txt", "Text.")
+    worker = Worker(
+        settings.database_url, settings, BrokenEmbedder(app.extensions["postrag.embedder"])
+    )
+    assert drain(app, worker=worker) == 1  # the retry is not due for 30 s
+    with connect(settings.database_url) as conn:
+        wait = job_repo.seconds_until_next(conn)
+    assert wait is not None and 25 < wait <= 30
+
+
+def test_a_dead_workers_job_is_taken_over_after_its_lease(app, client, admin, collection):
+    settings = app.extensions["postrag.settings"]
+    doc = _upload(client, admin, collection, "x.txt", "Survives a crash.")
+    with connect(settings.database_url) as conn:
+        job = job_repo.claim(conn, worker_id="dead-worker", lease_s=1)
+        assert job is not None
+        assert drain(app) == 0  # leased: nobody else may take it
+        time.sleep(1.2)
+        assert drain(app) == 1
+        assert not job_repo.lock_if_owned(conn, job_id=job["id"], worker_id="dead-worker")
+        row = conn.execute(
+            "SELECT state, attempts, last_error FROM jobs WHERE id = %s", (job["id"],)
+        ).fetchone()
+    assert row["state"] == "succeeded" and row["attempts"] == 2
+    assert "dead-worker expired" in row["last_error"]
+    detail = client.get(f"/api/v1/documents/{doc}", headers=admin).json
+    assert detail["status"] == "indexed"
+    assert [h["status"] for h in detail["history"]].count("indexed") == 1
+
+
+def test_a_worker_that_lost_its_lease_writes_nothing(app, client, admin, collection, database_url):
+    settings = replace(app.extensions["postrag.settings"], job_lease_s=5)
+    doc = _upload(client, admin, collection, "x.txt", _long_text(600))
+    slow = Worker(settings.database_url, settings, app.extensions["postrag.embedder"], "slow")
+
+    def lose_lease():
+        with psycopg.connect(database_url, autocommit=True) as other:
+            other.execute("UPDATE jobs SET lease_owner = 'thief' WHERE lease_owner = 'slow'")
+
+    slow.after_batch = lose_lease
+    drain(app, worker=slow)
+    assert _chunk_rows(database_url, doc) == []
+    with psycopg.connect(database_url) as conn:
+        state = conn.execute("SELECT state, lease_owner FROM jobs").fetchone()
+    assert state == ("running", "thief")
+
+
+def test_two_workers_process_twenty_documents_exactly_once(settings, admin, database_url):
+    app = create_app(replace(settings, workers=2))
+    try:
+        client = app.test_client()
+        coll = client.post("/api/v1/collections", json={"name": "many"}, headers=admin).json["id"]
+        ids = [
+            _upload(client, admin, coll, f"d{i}.txt", f"Document number {i} text.")
+            for i in range(20)
+        ]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            listed = client.get(
+                f"/api/v1/documents?collection_id={coll}&status=indexed", headers=admin
+            ).json
+            if listed["total"] == 20:
+                break
+            time.sleep(0.3)
+        assert listed["total"] == 20
+    finally:
+        app.extensions["postrag.workers"].stop()
+        app.extensions["postrag.pool"].close()
+    with psycopg.connect(database_url) as conn:
+        jobs = conn.execute("SELECT state, attempts, count(*) FROM jobs GROUP BY 1, 2").fetchall()
+        per_doc = conn.execute(
+            "SELECT document_id, count(*) FILTER (WHERE status = 'extracting'),"
+            " count(*) FILTER (WHERE status = 'indexed') FROM document_status_history"
+            " GROUP BY document_id"
+        ).fetchall()
+        owners = conn.execute("SELECT count(DISTINCT lease_owner) FROM jobs").fetchone()
+    assert jobs == [("succeeded", 1, 20)]
+    assert sorted(per_doc) == sorted((i, 1, 1) for i in ids)
+    assert owners == (0,)  # leases are cleared on success
+
+
+def test_an_idle_worker_is_woken_by_notify(settings, admin):
+    app = create_app(replace(settings, workers=1))
+    try:
+        client = app.test_client()
+        coll = client.post("/api/v1/collections", json={"name": "w"}, headers=admin).json["id"]
+        time.sleep(1.0)  # the worker is now idle, waiting up to 60 s for a notification
+        started = time.monotonic()
+        doc = _upload(client, admin, coll, "wake.txt", "Wake up.")
+        while client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] != "indexed":
+            assert time.monotonic() - started < 20, "the worker was not woken"
+            time.sleep(0.1)
+    finally:
+        app.extensions["postrag.workers"].stop()
+        app.extensions["postrag.pool"].close()
+
+
+def test_an_unreadable_file_fails_without_retries(app, client, admin, collection, database_url):
+    doc = _upload(client, admin, collection, "ok.txt", "Readable now.")
+    with psycopg.connect(database_url, autocommit=True) as conn:  # damaged after the upload
+        conn.execute("ALTER TABLE documents DROP CONSTRAINT documents_size_bytes_check")
+        conn.execute("UPDATE documents SET content = '' WHERE id = %s", (doc,))
+    assert drain(app) == 1
+    detail = client.get(f"/api/v1/documents/{doc}", headers=admin).json
+    assert detail["status"] == "failed" and detail["stage"] == "extracting"
+    assert "empty" in detail["error"]
+
+
+def test_local_embeddings_are_normalised_and_meaningful(app):
+    embedder = app.extensions["postrag.embedder"]
+    vectors = embedder.embed(
+        [
+            "A cat sits on the mat.",
+            "A kitten rests on a rug.",
+            "Interest rates rose by half a point.",
+        ]
+    )
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+
+
+@pytest.mark.parametrize("words", [10, 3000])
+def test_long_inputs_are_truncated_not_rejected(app, words):
+    vector = app.extensions["postrag.embedder"].embed([" ".join(["word"] * words)])
+    assert vector.shape == (1, 384)
