@@ -22,6 +22,7 @@ import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import psycopg
@@ -33,6 +34,7 @@ from app import prepare_database
 from app.db import embedded
 from app.providers.local_embedder import LocalEmbedder
 from app.repositories import documents as document_repo
+from app.repositories import embedding_spaces as space_repo
 from app.services import collections, documents, extraction, ingestion
 from app.services.chunking import chunk_document
 from app.services.documents import Upload
@@ -67,12 +69,7 @@ def fresh_database(server_url: str) -> str:
     name = f"postrag_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return (
-        server_url.rsplit("/", 1)[0]
-        + "/"
-        + name
-        + ("?" + server_url.split("?", 1)[1] if "?" in server_url else "")
-    )
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
 
 
 def end_to_end(settings: Settings, texts: list[str]) -> tuple[float, int]:
@@ -136,37 +133,55 @@ def stages(settings: Settings, texts: list[str]) -> dict[str, float]:
     return timings
 
 
-def write_paths(settings: Settings, rows: int) -> dict[str, float]:
-    """Rows/s writing chunks + vectors into the indexed tables: COPY versus executemany."""
+def _bench_document(conn, coll, name: str) -> int:  # type: ignore[no-untyped-def]
+    with conn.transaction():
+        doc = document_repo.insert(
+            conn,
+            collection_id=coll["id"],
+            owner_id=coll["owner_id"],
+            filename=name,
+            title="",
+            content_type="text/plain",
+            sha256=os.urandom(32),
+            content=b"x",
+            metadata={},
+        )
+    assert doc is not None
+    return int(doc["id"])
+
+
+def write_paths(settings: Settings, rows: int) -> dict[tuple[str, bool], float]:
+    """Rows/s writing chunks + vectors: binary COPY versus executemany, into a space without
+    its HNSW index (a bulk load, index built afterwards) and with it (incremental ingestion).
+    Every run writes fresh random vectors, so no run finds its vectors already in the graph."""
     rng = np.random.default_rng(7)
-    vectors = rng.standard_normal((rows, 384)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     results = {}
     with connect(settings.database_url or "") as conn:
-        space = conn.execute("SELECT id FROM embedding_spaces WHERE state = 'ready'").fetchone()
         coll = conn.execute("SELECT id, owner_id FROM collections LIMIT 1").fetchone()
-        for method in ("copy", "executemany"):
-            with conn.transaction():
-                doc = document_repo.insert(
-                    conn,
-                    collection_id=coll["id"],
-                    owner_id=coll["owner_id"],
-                    filename=f"{method}.txt",
-                    title="",
-                    content_type="text/plain",
-                    sha256=os.urandom(32),
-                    content=b"x",
-                    metadata={},
-                )
-                assert doc is not None
-            fake_chunks = [_FakeChunk(i) for i in range(rows)]
-            started = time.perf_counter()
-            with conn.transaction():
-                if method == "copy":
-                    document_repo.replace_chunks(conn, doc["id"], space["id"], fake_chunks, vectors)
-                else:
-                    _executemany(conn, doc["id"], space["id"], fake_chunks, vectors)
-            results[method] = rows / (time.perf_counter() - started)
+        with conn.transaction():
+            model = space_repo.upsert_embedding_model(
+                conn, provider="local", name="bench-384", dimension=384, context_length=256
+            )
+            space = space_repo.insert_space(conn, model_id=model["id"], dimension=384, ready=False)
+        for indexed in (False, True):
+            if indexed:
+                conn.execute("SELECT create_embedding_space_index(%s)", (space["id"],))
+            else:
+                conn.execute("SELECT drop_embedding_space_index(%s)", (space["id"],))
+            for method in ("copy", "executemany"):
+                vectors = rng.standard_normal((rows, 384)).astype(np.float32)
+                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+                doc_id = _bench_document(conn, coll, f"{method}-{indexed}.txt")
+                fake_chunks = [_FakeChunk(i) for i in range(rows)]
+                started = time.perf_counter()
+                with conn.transaction():
+                    if method == "copy":
+                        document_repo.replace_chunks(
+                            conn, doc_id, space["id"], fake_chunks, vectors
+                        )
+                    else:
+                        _executemany(conn, doc_id, space["id"], fake_chunks, vectors)
+                results[(method, indexed)] = rows / (time.perf_counter() - started)
     return results
 
 
@@ -210,8 +225,8 @@ def _executemany(conn, document_id, space_id, chunks, vectors) -> None:  # type:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=30)
-    parser.add_argument("--words", type=int, default=1500)
+    parser.add_argument("--docs", type=int, default=12)
+    parser.add_argument("--words", type=int, default=1200)
     parser.add_argument("--rows", type=int, default=5000)
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="postrag-bench-"))
@@ -236,9 +251,12 @@ def main() -> None:
     )
     for stage, seconds in split.items():
         print(f"| {stage} | {seconds:.2f} s ({100 * seconds / total:.1f}%) |")
-    print(f"| write {args.rows} chunks + vectors, binary COPY | {writes['copy']:,.0f} rows/s |")
-    print(f"| same rows, executemany INSERT (baseline) | {writes['executemany']:,.0f} rows/s |")
-    print(f"| COPY / executemany | {writes['copy'] / writes['executemany']:.1f}x |")
+    for indexed in (False, True):
+        where = "space with its HNSW index" if indexed else "space without HNSW index (bulk load)"
+        copy, many = writes[("copy", indexed)], writes[("executemany", indexed)]
+        print(f"| {args.rows} chunks + vectors into a {where}: binary COPY | {copy:,.0f} rows/s |")
+        print(f"| same, executemany INSERT (baseline) | {many:,.0f} rows/s |")
+        print(f"| COPY / executemany | {copy / many:.1f}x |")
 
 
 if __name__ == "__main__":
