@@ -266,3 +266,44 @@ def test_worker_process_ingests_and_stops_cleanly(cli_env, client, admin, collec
         worker.send_signal(signal.SIGTERM)
         _, stderr = worker.communicate(timeout=60)
     assert worker.returncode == 0, stderr
+
+
+def test_a_killed_worker_process_job_completes_once_elsewhere(
+    cli_env, app, client, admin, collection, database_url
+):
+    import psycopg
+
+    from tests.conftest import drain
+
+    text = " ".join(f"Sentence {i} about the migration of birds." for i in range(3000))
+    doc = client.post(
+        "/api/v1/documents",
+        headers=admin,
+        json={"collection_id": collection, "title": "long", "text": text},
+    ).json["id"]
+    env = {**cli_env, "POSTRAG_JOB_LEASE_S": "8"}
+    worker = subprocess.Popen(
+        [POSTRAG, "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] != "embedding":
+            assert time.monotonic() < deadline, "the worker never started embedding"
+            time.sleep(0.1)
+    finally:
+        worker.send_signal(signal.SIGKILL)  # dies mid-job, holding the lease
+        worker.wait(timeout=30)
+    assert client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] == "embedding"
+    assert drain(app) == 0  # the dead worker's lease still holds
+    time.sleep(8.5)
+    assert drain(app) == 1
+    detail = client.get(f"/api/v1/documents/{doc}", headers=admin).json
+    assert detail["status"] == "indexed"
+    assert [h["status"] for h in detail["history"]].count("indexed") == 1
+    with psycopg.connect(database_url) as conn:
+        job = conn.execute("SELECT state, attempts, last_error FROM jobs").fetchone()
+    assert job[0] == "succeeded" and job[1] == 2 and "expired" in job[2]

@@ -80,9 +80,17 @@ def test_markdown_keeps_headings_and_exact_spans(app, client, admin, collection)
     assert chunks[0]["heading_path"] == ["Cooking"]
     assert chunks[1]["heading_path"] == ["Cooking", "Sauce"]
     assert "Simmer tomatoes" in chunks[1]["text"]
+    # Spans index the extracted text: blocks joined by blank lines.
+    extracted = (
+        "Cooking\n\nBoil the pasta for nine minutes.\n\nSauce\n\n"
+        "Simmer tomatoes with basil and garlic."
+    )
+    assert chunks[0]["text"] == "Cooking\n\nBoil the pasta for nine minutes."
+    assert chunks[1]["text"] == "Sauce\n\nSimmer tomatoes with basil and garlic."
     for chunk in chunks:
-        assert chunk["char_end"] - chunk["char_start"] == len(chunk["text"])
+        assert extracted[chunk["char_start"] : chunk["char_end"]] == chunk["text"]
         assert chunk["token_count"] > 0
+    assert chunks[1]["char_start"] == extracted.index("Sauce")
 
 
 def test_html_drops_scripts_and_navigation(app, client, admin, collection):
@@ -110,6 +118,26 @@ def test_pdf_chunks_keep_their_page_numbers(app, client, admin, collection):
     assert set(pages) == {1, 2}
     assert "Photosynthesis" in pages[1]
     assert "Mitochondria" in pages[2]
+
+
+def test_docx_tables_stay_in_document_order(app, client, admin, collection):
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Prices", level=1)
+    table = document.add_table(rows=1, cols=2)
+    table.rows[0].cells[0].text, table.rows[0].cells[1].text = "Apples", "3 EUR"
+    document.add_heading("Shipping", level=1)
+    document.add_paragraph("Ships in two days.")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    location = _indexed(
+        client, admin, _upload(client, admin, collection, "t.docx", buffer.getvalue())
+    )
+    drain(app)
+    by_path = {tuple(c["heading_path"]): c["text"] for c in _chunks(client, admin, location)}
+    assert "Apples | 3 EUR" in by_path[("Prices",)]
+    assert "Apples" not in by_path[("Shipping",)]
 
 
 def test_docx_keeps_headings(app, client, admin, collection):
@@ -149,6 +177,65 @@ def test_json_text_upload(app, client, admin, collection):
     drain(app)
     doc = client.get(location, headers=admin).json
     assert doc["status"] == "indexed" and doc["title"] == "Note"
+
+
+def test_json_text_is_plain_text_whatever_its_title(app, client, admin, collection):
+    response = client.post(
+        "/api/v1/documents",
+        headers=admin,
+        json={"collection_id": collection, "title": "page.html", "text": "<b>bold</b> claim"},
+    )
+    location = _indexed(client, admin, response)
+    assert response.json["content_type"] == "text/plain"
+    drain(app)
+    assert _chunks(client, admin, location)[0]["text"] == "<b>bold</b> claim"
+
+
+def test_odd_filenames_and_metadata_are_cleaned_or_rejected(
+    app, client, admin, collection, database_url
+):
+    long_name = "x" * 600 + ".txt"
+    response = _upload(client, admin, collection, long_name, b"Long name.")
+    assert response.status_code == 202
+    assert len(response.json["filename"]) == 200 and response.json["filename"].endswith(".txt")
+    nul_name = _upload(client, admin, collection, "a\x00b/../../etc/pass.txt", b"Nul name.")
+    assert nul_name.status_code == 202 and nul_name.json["filename"] == "pass.txt"
+    bad_meta = _upload(client, admin, collection, "m.txt", b"Meta.", metadata='{"a": "\\u0000"}')
+    assert bad_meta.status_code == 422
+    surrogate = _upload(client, admin, collection, "s.txt", b"Sur.", metadata='{"a": "\\ud800"}')
+    assert surrogate.status_code == 422
+    nested = _upload(
+        client,
+        admin,
+        collection,
+        "n.txt",
+        b"Nest.",
+        metadata='{"a":' * 5_000 + "1" + "}" * 5_000,
+    )
+    assert nested.status_code == 422
+    json_meta = client.post(
+        "/api/v1/documents",
+        headers=admin,
+        json={"collection_id": collection, "text": "x", "metadata": {"k\u0000": 1}},
+    )
+    assert json_meta.status_code == 422
+
+
+def test_reindex_while_processing_is_409(app, client, admin, collection):
+    location = _indexed(client, admin, _upload(client, admin, collection, "busy.txt", b"Busy."))
+    response = client.post(f"{location}/reindex", headers=admin)
+    assert response.status_code == 409
+    assert response.mimetype == "application/problem+json"
+    replace_now = client.post(
+        "/api/v1/documents?replace=true",
+        headers=admin,
+        content_type="multipart/form-data",
+        data={"collection_id": str(collection), "file": (io.BytesIO(b"Busy."), "busy.txt")},
+    )
+    assert replace_now.status_code == 409
+    assert drain(app) == 1
+    history = [h["status"] for h in client.get(location, headers=admin).json["history"]]
+    assert history == ["queued", "extracting", "chunking", "embedding", "indexed"]
 
 
 def test_same_bytes_are_not_processed_twice_unless_replaced(app, client, admin, collection):

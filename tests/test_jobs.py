@@ -87,6 +87,43 @@ def test_failed_replacement_keeps_the_previous_chunks(app, client, admin, collec
     assert _chunk_rows(database_url, doc) == before
 
 
+def test_a_failure_inside_the_write_keeps_the_previous_chunks(
+    app, client, admin, collection, database_url, monkeypatch
+):
+    from app.repositories import documents as document_repo
+
+    doc = _upload(client, admin, collection, "long.txt", _long_text(1500))
+    drain(app)
+    before = _chunk_rows(database_url, doc)
+    client.post(f"/api/v1/documents/{doc}/reindex", headers=admin)
+
+    def broken_copy(*args, **kwargs):  # after the DELETE and the chunks' COPY
+        raise psycopg.errors.DiskFull("injected: could not extend file")
+
+    monkeypatch.setattr(document_repo, "copy_embeddings", broken_copy)
+    settings = replace(app.extensions["postrag.settings"], job_retry_base_s=0)
+    drain(app, worker=Worker(settings.database_url, settings, app.extensions["postrag.embedder"]))
+    assert client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] == "failed"
+    assert _chunk_rows(database_url, doc) == before
+
+
+def test_a_dead_workers_last_attempt_fails_its_document(app, client, admin, collection):
+    settings = app.extensions["postrag.settings"]
+    doc = _upload(client, admin, collection, "x.txt", "Dies every time.")
+    with connect(settings.database_url) as conn:
+        conn.execute("UPDATE jobs SET max_attempts = 1")
+        space = conn.execute("SELECT id FROM embedding_spaces").fetchone()
+        assert (
+            job_repo.claim(conn, worker_id="dead", lease_s=1, space_id=space["id"] if space else 0)
+            is not None
+        )
+    time.sleep(1.2)
+    assert drain(app) == 0
+    detail = client.get(f"/api/v1/documents/{doc}", headers=admin).json
+    assert detail["status"] == "failed"
+    assert "lease of dead expired" in detail["error"]
+
+
 def test_retries_with_backoff_then_failed_with_the_error(app, client, admin, collection):
     settings = replace(app.extensions["postrag.settings"], job_retry_base_s=0)
     attempts = settings.job_max_attempts  # fixed on the job when it is queued
@@ -121,7 +158,7 @@ def test_a_dead_workers_job_is_taken_over_after_its_lease(app, client, admin, co
     settings = app.extensions["postrag.settings"]
     doc = _upload(client, admin, collection, "x.txt", "Survives a crash.")
     with connect(settings.database_url) as conn:
-        job = job_repo.claim(conn, worker_id="dead-worker", lease_s=1)
+        job = job_repo.claim(conn, worker_id="dead-worker", lease_s=1, space_id=0)
         assert job is not None
         assert drain(app) == 0  # leased: nobody else may take it
         time.sleep(1.2)
@@ -233,3 +270,21 @@ def test_local_embeddings_are_normalised_and_meaningful(app):
 def test_long_inputs_are_truncated_not_rejected(app, words):
     vector = app.extensions["postrag.embedder"].embed([" ".join(["word"] * words)])
     assert vector.shape == (1, 384)
+
+
+def test_chunks_overlap_by_whole_sentences_across_long_paragraphs(app):
+    from app.services.chunking import chunk_document
+    from app.services.extraction import extract
+
+    paragraphs = "\n\n".join(
+        " ".join(f"Paragraph {p} sentence {i} carries a few words." for i in range(12))
+        for p in range(6)
+    )
+    doc = extract(paragraphs.encode(), "text/plain")
+    chunks = chunk_document(doc, app.extensions["postrag.embedder"].token_spans, 200, 30)
+    assert len(chunks) >= 3
+    for previous, current in zip(chunks, chunks[1:], strict=False):
+        assert current.char_start < previous.char_end  # they overlap
+        shared = doc.text[current.char_start : previous.char_end]
+        assert shared.endswith(".") and shared[0].isupper()  # whole sentences
+        assert current.token_count <= 200

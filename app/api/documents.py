@@ -9,7 +9,14 @@ from typing import Any, Literal
 from flask import Blueprint, Response, current_app, json, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import db, endpoint, parse_json, principal, validate
+from app.api.endpoint import (
+    db,
+    endpoint,
+    parse_json,
+    principal,
+    reject_unstorable_text,
+    validate,
+)
 from app.api.schemas import Page, PageQuery
 from app.errors import UnsupportedMediaType, ValidationFailed
 from app.services import documents
@@ -110,13 +117,14 @@ def _upload_from_form() -> Upload:
     form = validate(FileUpload, {**fields, "file": b"-"}, "body")
     try:
         metadata = json.loads(form.metadata) if form.metadata else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         metadata = None
     if not isinstance(metadata, dict):
         raise ValidationFailed(
             "metadata must be a JSON object",
             errors=[{"loc": ["body", "metadata"], "msg": "not a JSON object"}],
         )
+    reject_unstorable_text(metadata, "body.metadata")
     return Upload(
         filename=file.filename or "upload",
         content_type=file.mimetype,
@@ -132,12 +140,13 @@ def _upload_from_json() -> Upload:
     assert isinstance(body, TextDocument)
     title = body.title or "untitled"
     return Upload(
-        filename=title if "." in title else f"{title}.txt",
+        filename=title if title.lower().endswith(".txt") else f"{title}.txt",
         content_type="text/plain",
         data=body.text.encode(),
         collection_id=body.collection_id,
         title=body.title,
         metadata=body.metadata,
+        detect_format=False,  # JSON text is plain text, whatever its title looks like
     )
 
 
@@ -229,7 +238,9 @@ def list_chunks(document_id: int, query: PageQuery) -> Page[Chunk]:
 def get_content(document_id: int) -> Response:
     row = documents.content(db(), principal(), document_id)
     response = Response(bytes(row["content"]), mimetype=row["content_type"])
+    # Always a download, never rendered: an uploaded HTML file must not run in our origin.
     response.headers.set("Content-Disposition", "attachment", filename=row["filename"])
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 

@@ -61,26 +61,46 @@ def _errors(exc: pydantic.ValidationError, where: str) -> list[dict[str, Any]]:
     ]
 
 
-def _nul_paths(data: Any, where: list[Any]) -> list[list[Any]]:
-    """Where `data` holds a NUL character (PostgreSQL text cannot store one)."""
+def _storable(text: str) -> bool:
+    """PostgreSQL text holds neither NUL nor lone surrogates (JSON can carry both)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _bad_text_paths(data: Any, where: list[Any]) -> list[list[Any]]:
+    """Where `data` (keys included) holds text PostgreSQL cannot store."""
     if isinstance(data, str):
-        return [where] if "\x00" in data else []
+        return [] if _storable(data) else [where]
     if isinstance(data, dict):
+        bad_keys = [[*where, key] for key in data if not _storable(str(key))]
         items: Any = data.items()
     elif isinstance(data, list):
-        items = enumerate(data)
+        bad_keys, items = [], enumerate(data)
     else:
         return []
-    return [path for key, value in items for path in _nul_paths(value, [*where, key])]
+    return bad_keys + [p for key, value in items for p in _bad_text_paths(value, [*where, key])]
 
 
-def _reject_nul(data: Any, where: str) -> None:
-    paths = _nul_paths(data, [where])
+def reject_unstorable_text(data: Any, where: str) -> None:
+    """422 when any string in `data` contains NUL characters or lone surrogates."""
+    paths = _bad_text_paths(data, [where])
     if paths:
         errors = [
-            {"loc": path, "msg": "must not contain NUL characters", "type": "nul"} for path in paths
+            {
+                "loc": path,
+                "msg": "must not contain NUL characters or lone surrogates",
+                "type": "invalid_text",
+            }
+            for path in paths
         ]
-        raise ValidationFailed("the request contains NUL characters", errors=errors)
+        raise ValidationFailed(
+            "the request contains characters that cannot be stored", errors=errors
+        )
 
 
 def parse_json(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
@@ -90,7 +110,7 @@ def parse_json(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
 
 def validate(model: type[pydantic.BaseModel], data: Any, where: str) -> Any:
     """`data` validated by `model`, or a 422 problem locating the errors under `where`."""
-    _reject_nul(data, where)
+    reject_unstorable_text(data, where)
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -106,7 +126,7 @@ def _parse_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise BadRequest("request body is nested too deeply") from None
-    _reject_nul(data, "body")
+    reject_unstorable_text(data, "body")
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -115,7 +135,7 @@ def _parse_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
 
 def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
     data = {key: values if len(values) > 1 else values[0] for key, values in request.args.lists()}
-    _reject_nul(data, "query")
+    reject_unstorable_text(data, "query")
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:

@@ -52,8 +52,13 @@ def insert_space(conn: Conn, *, model_id: int, dimension: int, ready: bool) -> R
             },
         ).fetchone()
     )
-    conn.execute("SELECT create_embedding_space_index(%(id)s)", {"id": row["id"]})
+    if ready:
+        create_index(conn, row["id"])  # a building space gets its index once it is filled
     return returned(get(conn, row["id"]))
+
+
+def create_index(conn: Conn, space_id: int) -> None:
+    conn.execute("SELECT create_embedding_space_index(%(id)s)", {"id": space_id})
 
 
 def get(conn: Conn, space_id: int) -> Row | None:
@@ -91,7 +96,8 @@ def count_chunks(conn: Conn) -> int:
 def chunks_missing_from(conn: Conn, space_id: int, *, limit: int) -> list[Row]:
     """Chunks (with their document's title) that have no vector in the space yet."""
     return conn.execute(
-        "SELECT c.id, c.text, c.heading_path, d.title FROM document_chunks c"
+        "SELECT c.id, c.text, c.heading_path, coalesce(nullif(d.title, ''), d.filename) AS title"
+        " FROM document_chunks c"
         " JOIN documents d ON d.id = c.document_id"
         " WHERE NOT EXISTS (SELECT 1 FROM chunk_embeddings e"
         "                   WHERE e.chunk_id = c.id AND e.space_id = %(space_id)s)"

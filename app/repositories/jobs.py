@@ -36,9 +36,12 @@ def enqueue(
     return row
 
 
-def requeue_expired(conn: Conn) -> int:
-    """Running jobs whose lease ran out belong to dead workers: queue them again (or fail them)."""
-    cur = conn.execute(
+def requeue_expired(conn: Conn) -> list[Row]:
+    """Running jobs whose lease ran out belong to dead workers: queue them again (or fail them).
+
+    Returns the jobs changed, with their new state and error.
+    """
+    return conn.execute(
         "UPDATE jobs SET"
         " state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
         " finished_at = CASE WHEN attempts >= max_attempts THEN now() END,"
@@ -46,19 +49,23 @@ def requeue_expired(conn: Conn) -> int:
         "              || 'lease of ' || lease_owner || ' expired',"
         " lease_owner = NULL, lease_expires_at = NULL, run_after = now()"
         " WHERE state = 'running' AND lease_expires_at < now()"
-    )
-    return cur.rowcount
+        f" RETURNING {_COLUMNS}, last_error"
+    ).fetchall()
 
 
-def claim(conn: Conn, *, worker_id: str, lease_s: int) -> Row | None:
-    """Take the oldest due queued job; SKIP LOCKED lets any number of workers claim at once."""
+def claim(conn: Conn, *, worker_id: str, lease_s: int, space_id: int) -> Row | None:
+    """Take the oldest due queued job; SKIP LOCKED lets any number of workers claim at once.
+
+    A worker only takes the fill job of its own embedding space (it holds that space's model).
+    """
     return conn.execute(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
         " lease_owner = %(worker)s, lease_expires_at = now() + make_interval(secs => %(lease)s)"
         " WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= now()"
+        "             AND (kind <> 'embed_space' OR (payload->>'space_id')::bigint = %(space)s)"
         "             ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
         f" RETURNING {_COLUMNS}",
-        {"worker": worker_id, "lease": lease_s},
+        {"worker": worker_id, "lease": lease_s, "space": space_id},
     ).fetchone()
 
 

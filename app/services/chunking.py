@@ -84,20 +84,23 @@ def _sections(blocks: list[Block]) -> list[list[Block]]:
 
 
 def _pieces(block: Block, token_spans: TokenSpans, size: int) -> list[_Piece]:
-    """The block as one piece if it fits, else its sentences, else token windows."""
-    spans = token_spans(block.text)
-    if len(spans) <= size:
-        return [_Piece(block.start, block.end, len(spans))]
+    """The block's sentences (token windows for a sentence longer than a chunk).
+
+    Sentences, not whole paragraphs, are the units so that overlap can carry the last sentences
+    of a chunk into the next one whatever the paragraph lengths.
+    """
     pieces: list[_Piece] = []
     offset = 0
     for sentence in _SENTENCE_END.split(block.text):
         begin = block.text.index(sentence, offset)
         offset = begin + len(sentence)
-        sentence_spans = [(s + begin, e + begin) for s, e in token_spans(sentence)]
-        for i in range(0, len(sentence_spans), size):
-            window = sentence_spans[i : i + size]
+        spans = [(s + begin, e + begin) for s, e in token_spans(sentence)]
+        if not spans:
+            continue
+        for i in range(0, len(spans), size):
+            window = spans[i : i + size]
             start = block.start + (begin if i == 0 else window[0][0])
-            end = block.start + (offset if i + size >= len(sentence_spans) else window[-1][1])
+            end = block.start + (offset if i + size >= len(spans) else window[-1][1])
             pieces.append(_Piece(start, end, len(window)))
     return pieces
 
@@ -111,9 +114,8 @@ def _pack(pieces: list[_Piece], size: int, overlap: int) -> list[tuple[int, int]
             spans.append((current[0].start, current[-1].end))
             tail: list[_Piece] = []
             for previous in reversed(current):
-                if sum(p.tokens for p in tail) + previous.tokens + piece.tokens > min(
-                    overlap, size
-                ):
+                carried = sum(p.tokens for p in tail) + previous.tokens
+                if carried > overlap or carried + piece.tokens > size:
                     break
                 tail.insert(0, previous)
             current = tail

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
-from app.errors import NotFound, PayloadTooLarge
+from app.errors import Conflict, NotFound, PayloadTooLarge
 from app.repositories import Conn, Row
 from app.repositories import documents as document_repo
 from app.repositories import jobs as job_repo
@@ -24,16 +26,34 @@ class Upload:
     collection_id: int
     title: str = ""
     metadata: dict[str, Any] | None = None
+    detect_format: bool = True
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clean_filename(name: str) -> str:
+    """The file's own name (no directories, no control characters), at most 200 characters."""
+    base = _CONTROL.sub("", PurePath(name.replace("\\", "/")).name).strip() or "upload"
+    if len(base) <= 200:
+        return base
+    suffix = PurePath(base).suffix[:20]
+    return base[: 200 - len(suffix)] + suffix
 
 
 def _enqueue(conn: Conn, document_id: int, settings: Settings) -> None:
-    job_repo.enqueue(
+    """Queue the document's ingestion; Conflict while one is queued or running already."""
+    queued = job_repo.enqueue(
         conn,
         kind=INGEST_DOCUMENT,
         payload={"document_id": document_id},
         dedupe_key=f"{INGEST_DOCUMENT}:{document_id}",
         max_attempts=settings.job_max_attempts,
     )
+    if queued is None:
+        raise Conflict(
+            f"document {document_id} is being processed; try again once it is indexed or failed"
+        )
 
 
 def upload(
@@ -48,16 +68,21 @@ def upload(
         raise PayloadTooLarge(
             f"the file has {len(item.data)} bytes; the limit is {settings.max_upload_bytes}"
         )
-    content_type = extraction.detect_format(item.filename, item.content_type, item.data)
-    extraction.extract(item.data, content_type, item.filename)  # 422 now, not in a worker later
+    filename = clean_filename(item.filename)
+    title = _CONTROL.sub("", item.title)[:500]
+    if item.detect_format:
+        content_type = extraction.detect_format(filename, item.content_type, item.data)
+    else:
+        content_type = item.content_type or "text/plain"
+    extraction.extract(item.data, content_type, filename)  # 422 now, not in a worker later
     sha256 = hashlib.sha256(item.data).digest()
     with conn.transaction():
         row = document_repo.insert(
             conn,
             collection_id=item.collection_id,
             owner_id=who.user_id,
-            filename=item.filename,
-            title=item.title,
+            filename=filename,
+            title=title,
             content_type=content_type,
             sha256=sha256,
             content=item.data,

@@ -155,7 +155,6 @@ _HTML_DROP = [
     "script",
     "style",
     "nav",
-    "header",
     "footer",
     "aside",
     "noscript",
@@ -215,21 +214,23 @@ def _pdf(data: bytes) -> list[Block]:
 
 def _docx(data: bytes) -> list[Block]:
     import docx
+    from docx.table import Table
 
     document = docx.Document(io.BytesIO(data))
     blocks: list[Block] = []
     headings: list[tuple[int, str]] = []
-    for paragraph in document.paragraphs:
-        text = paragraph.text.strip()
-        style = (paragraph.style.name if paragraph.style is not None else "") or ""
+    for item in document.iter_inner_content():  # paragraphs and tables in document order
+        if isinstance(item, Table):
+            for row in item.rows:
+                cells = [cell.text.strip() for cell in row.cells if cell.text.strip()]
+                blocks.append(Block(" | ".join(cells), tuple(h[1] for h in headings), None))
+            continue
+        text = item.text.strip()
+        style = (item.style.name if item.style is not None else "") or ""
         level = _docx_heading_level(style)
         if level is not None and text:
             headings = [h for h in headings if h[0] < level] + [(level, text)]
         blocks.append(Block(text, tuple(h[1] for h in headings), None))
-    for table in document.tables:
-        for row in table.rows:
-            cells = [cell.text.strip() for cell in row.cells if cell.text.strip()]
-            blocks.append(Block(" | ".join(cells), tuple(h[1] for h in headings), None))
     return blocks
 
 

@@ -34,6 +34,8 @@ def ensure_space(conn: Conn, embedder: Embedder, *, max_attempts: int) -> Row:
         )
         space = space_repo.find_space(conn, model["id"], dimension)
         if space is not None:
+            if space["state"] == "building":  # (re)queue its fill; a no-op while one is active
+                _enqueue_fill(conn, space["id"], max_attempts)
             return space
         # Nothing to re-embed (a fresh install): the new space is ready at once.
         fresh = space_repo.current_ready(conn) is None or space_repo.count_chunks(conn) == 0
@@ -41,13 +43,7 @@ def ensure_space(conn: Conn, embedder: Embedder, *, max_attempts: int) -> Row:
             conn, model_id=model["id"], dimension=dimension, ready=fresh
         )
         if not fresh:
-            job_repo.enqueue(
-                conn,
-                kind=EMBED_SPACE,
-                payload={"space_id": space["id"]},
-                dedupe_key=f"{EMBED_SPACE}:{space['id']}",
-                max_attempts=max_attempts,
-            )
+            _enqueue_fill(conn, space["id"], max_attempts)
         log.info(
             "created embedding space %s for %s/%s (%d dimensions, %s)",
             space["id"],
@@ -57,3 +53,13 @@ def ensure_space(conn: Conn, embedder: Embedder, *, max_attempts: int) -> Row:
             space["state"],
         )
         return space
+
+
+def _enqueue_fill(conn: Conn, space_id: int, max_attempts: int) -> None:
+    job_repo.enqueue(
+        conn,
+        kind=EMBED_SPACE,
+        payload={"space_id": space_id},
+        dedupe_key=f"{EMBED_SPACE}:{space_id}",
+        max_attempts=max_attempts,
+    )

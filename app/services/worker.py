@@ -62,11 +62,13 @@ class Worker:
         self.after_batch: Callable[[], None] | None = None
 
     def run(self, stop: threading.Event) -> None:
-        """Work until `stop` is set (or the database goes away: the thread ends, logged)."""
-        try:
-            self._loop(stop)
-        except psycopg.OperationalError:
-            log.exception("worker %s lost its database connection", self.worker_id)
+        """Work until `stop` is set; reconnect (with a pause) when the database goes away."""
+        while not stop.is_set():
+            try:
+                self._loop(stop)
+            except psycopg.OperationalError:
+                log.exception("worker %s lost its database connection; retrying", self.worker_id)
+                stop.wait(5)
 
     def _loop(self, stop: threading.Event) -> None:
         with connect(self.url) as conn, connect(self.url) as listener:
@@ -97,38 +99,52 @@ class Worker:
                 )
             )
         with conn.transaction():
-            job_repo.requeue_expired(conn)
-            job = job_repo.claim(conn, worker_id=self.worker_id, lease_s=self.settings.job_lease_s)
+            for expired in job_repo.requeue_expired(conn):
+                self._after_expiry(conn, expired)
+            job = job_repo.claim(
+                conn,
+                worker_id=self.worker_id,
+                lease_s=self.settings.job_lease_s,
+                space_id=self._space["id"],
+            )
         if job is None:
             return False
         try:
-            self._run(conn, job)
+            with _Heartbeat(self.url, job["id"], self.worker_id, self.settings.job_lease_s) as beat:
+                self._run(conn, job, beat)
         except LeaseLost as exc:
             log.warning("%s", exc)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
             self._failed(conn, job, exc)
         return True
 
-    def _context(self, conn: psycopg.Connection[Any], job: dict) -> JobContext:
+    def _after_expiry(self, conn: psycopg.Connection[Any], job: dict) -> None:
+        """A dead worker's job: its document goes back to queued, or fails if out of attempts."""
+        if job["kind"] != INGEST_DOCUMENT:
+            return
+        document_id = int(job["payload"]["document_id"])
+        row = document_repo.get(conn, document_id)
+        if row is None:
+            return
+        if job["state"] == "failed":
+            document_repo.set_status(
+                conn,
+                document_id,
+                "failed",
+                error=job["last_error"],
+                failed_stage=_stage(row["status"]),
+            )
+        else:
+            document_repo.set_status(conn, document_id, "queued", error=job["last_error"])
+
+    def _run(self, conn: psycopg.Connection[Any], job: dict, beat: _Heartbeat) -> None:
         assert self._space is not None
-
-        def renew() -> None:
-            if not job_repo.renew_lease(
-                conn, job_id=job["id"], worker_id=self.worker_id, lease_s=self.settings.job_lease_s
-            ):
-                raise LeaseLost(f"job {job['id']} is no longer leased to {self.worker_id}")
-
-        return JobContext(
-            conn, job["id"], self.worker_id, self.settings, self.embedder, self._space, renew
+        ctx = JobContext(
+            conn, job["id"], self.worker_id, self.settings, self.embedder, self._space, beat.check
         )
-
-    def _run(self, conn: psycopg.Connection[Any], job: dict) -> None:
-        ctx = self._context(conn, job)
         if job["kind"] == INGEST_DOCUMENT:
             ingestion.ingest_document(ctx, int(job["payload"]["document_id"]), self.after_batch)
         elif job["kind"] == spaces.EMBED_SPACE:
-            if int(job["payload"]["space_id"]) != ctx.space["id"]:
-                raise RuntimeError(f"space {job['payload']['space_id']} belongs to another model")
             ingestion.embed_space(ctx, ctx.space["id"])
         else:
             raise RuntimeError(f"unknown job kind {job['kind']!r}")
@@ -161,16 +177,52 @@ class Worker:
             if updated["state"] == "failed":
                 stage = document_repo.get(conn, document_id)["status"]  # type: ignore[index]
                 document_repo.set_status(
-                    conn,
-                    document_id,
-                    "failed",
-                    error=error,
-                    failed_stage=stage if stage != "failed" else None,
+                    conn, document_id, "failed", error=error, failed_stage=_stage(stage)
                 )
             else:
                 document_repo.set_status(
                     conn, document_id, "queued", error=f"attempt {job['attempts']} failed: {error}"
                 )
+
+
+def _stage(status: str) -> str | None:
+    return status if status in {"queued", "extracting", "chunking", "embedding"} else None
+
+
+class _Heartbeat:
+    """Renews a running job's lease every third of the lease, on its own connection, so a long
+    extraction or a slow embedding call never outlives the lease; `check` says if it was lost."""
+
+    def __init__(self, url: str, job_id: int, worker_id: str, lease_s: int) -> None:
+        self.url, self.job_id, self.worker_id, self.lease_s = url, job_id, worker_id, lease_s
+        self._done = threading.Event()
+        self._lost = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def check(self) -> None:
+        if self._lost.is_set():
+            raise LeaseLost(f"job {self.job_id} is no longer leased to {self.worker_id}")
+
+    def _beat(self) -> None:
+        try:
+            with connect(self.url) as conn:
+                while not self._done.wait(self.lease_s / 3):
+                    if not job_repo.renew_lease(
+                        conn, job_id=self.job_id, worker_id=self.worker_id, lease_s=self.lease_s
+                    ):
+                        self._lost.set()
+                        return
+        except psycopg.Error:
+            log.exception("cannot renew the lease of job %s", self.job_id)
+            self._lost.set()
 
 
 class WorkerPool:
