@@ -110,6 +110,22 @@ def test_html_drops_scripts_and_navigation(app, client, admin, collection):
     assert ["Astronomy", "Stars"] in [c["heading_path"] for c in chunks]
 
 
+def test_html_keeps_loose_text_and_header_titles(app, client, admin, collection):
+    html = (
+        b"<html><body><header><h1>Field notes</h1><nav>Menu</nav></header>"
+        b"<div>Herons nest in <b>colonies</b>.</div><p>They eat fish.</p>"
+        b"<div>Egrets are smaller.<!-- hidden note --></div></body></html>"
+    )
+    location = _indexed(client, admin, _upload(client, admin, collection, "birds.html", html))
+    drain(app)
+    chunks = _chunks(client, admin, location)
+    assert len(chunks) == 1
+    assert chunks[0]["text"] == (
+        "Field notes\n\nHerons nest in colonies.\n\nThey eat fish.\n\nEgrets are smaller."
+    )
+    assert chunks[0]["heading_path"] == ["Field notes"]
+
+
 def test_pdf_chunks_keep_their_page_numbers(app, client, admin, collection):
     location = _indexed(client, admin, _upload(client, admin, collection, "bio.pdf", _pdf_bytes()))
     drain(app)

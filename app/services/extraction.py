@@ -178,8 +178,24 @@ _HTML_BLOCKS = _HTML_HEADINGS | {
 }
 
 
+_HTML_BREAKS = {
+    "div",
+    "section",
+    "article",
+    "main",
+    "header",
+    "br",
+    "hr",
+    "table",
+    "tr",
+    "ul",
+    "ol",
+    "body",
+}
+
+
 def _html(data: bytes) -> list[Block]:
-    from bs4 import BeautifulSoup
+    from bs4 import BeautifulSoup, NavigableString, Tag
 
     soup = BeautifulSoup(data, "html.parser")
     for tag in soup(_HTML_DROP):
@@ -187,16 +203,35 @@ def _html(data: bytes) -> list[Block]:
     root = soup.body or soup
     blocks: list[Block] = []
     headings: list[tuple[int, str]] = []
-    for element in root.find_all(list(_HTML_BLOCKS)):
-        if element.find_parent(list(_HTML_BLOCKS - _HTML_HEADINGS)) is not None:
-            continue  # its text is part of the enclosing block
-        text = " ".join(element.get_text(" ").split())
-        if element.name in _HTML_HEADINGS:
-            level = int(element.name[1])
-            headings = [h for h in headings if h[0] < level] + [(level, text)]
-        blocks.append(Block(text, tuple(h[1] for h in headings), None))
-    if not blocks:  # text straight in <body>/<div>s, no block elements
-        blocks = _paragraphs(root.get_text("\n"))
+    loose: list[str] = []  # text outside block elements, e.g. straight in a <div>
+
+    def path() -> tuple[str, ...]:
+        return tuple(h[1] for h in headings)
+
+    def flush() -> None:
+        text = " ".join("".join(loose).split())
+        if text:
+            blocks.append(Block(text, path(), None))
+        loose.clear()
+
+    for node in root.descendants:  # document order
+        if isinstance(node, Tag):
+            if node.name in _HTML_BREAKS:
+                flush()
+            if (
+                node.name not in _HTML_BLOCKS
+                or node.find_parent(list(_HTML_BLOCKS - _HTML_HEADINGS)) is not None
+            ):
+                continue  # not a block, or its text belongs to the enclosing block
+            flush()
+            text = " ".join(node.get_text(" ").split())
+            if node.name in _HTML_HEADINGS:
+                level = int(node.name[1])
+                headings = [h for h in headings if h[0] < level] + [(level, text)]
+            blocks.append(Block(text, path(), None))
+        elif type(node) is NavigableString and node.find_parent(list(_HTML_BLOCKS)) is None:
+            loose.append(str(node))  # comments, doctypes and CDATA are subclasses: skipped
+    flush()
     return blocks
 
 
