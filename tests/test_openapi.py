@@ -47,6 +47,10 @@ def test_operations_declare_auth_bodies_and_problem_responses(client, admin):
     assert user_create["properties"]["role"]["enum"] == ["admin", "user"]
     problem = create_user["responses"]["409"]["content"]["application/problem+json"]
     assert problem["schema"]["$ref"].endswith("/Problem")
+    upload = spec["paths"]["/api/v1/documents"]["post"]
+    assert set(upload["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+    assert "application/json" in upload["responses"]["200"]["content"]
+    assert "application/json" in upload["responses"]["202"]["content"]
     list_tokens = spec["paths"]["/api/v1/tokens"]["get"]
     params = {p["name"]: p for p in list_tokens["parameters"]}
     assert params["limit"]["schema"]["maximum"] == 100

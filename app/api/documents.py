@@ -159,7 +159,8 @@ def _upload_from_json() -> Upload:
     multipart=FileUpload,
     query=UploadQuery,
     response=Document,
-    errors=(200, 404, 413, 415, 422),
+    also=(200,),  # the same bytes are already in the collection
+    errors=(404, 409, 413, 415, 422),
 )
 def upload_document(query: UploadQuery) -> Response:
     if request.mimetype == "multipart/form-data":
@@ -261,7 +262,7 @@ def delete_document(document_id: int) -> None:
     tag="documents",
     status=202,
     response=Document,
-    errors=(404,),
+    errors=(404, 409),
 )
 def reindex_document(document_id: int) -> tuple[Document, dict[str, str]]:
     settings = current_app.extensions["postrag.settings"]

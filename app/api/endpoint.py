@@ -33,6 +33,7 @@ class EndpointSpec:
     response: type[pydantic.BaseModel] | None
     errors: tuple[int, ...] = field(default=())
     multipart: type[pydantic.BaseModel] | None = None
+    also: tuple[int, ...] = ()  # other success statuses answering the same `response` body
 
 
 def db() -> Any:
@@ -177,6 +178,7 @@ def endpoint(
     response: type[pydantic.BaseModel] | None = None,
     errors: tuple[int, ...] = (),
     multipart: type[pydantic.BaseModel] | None = None,
+    also: tuple[int, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Wrap a view: authenticate, validate `body`/`query` into kwargs, serialize the result.
 
@@ -184,7 +186,7 @@ def endpoint(
     `multipart` (documented as the multipart/form-data alternative to `body`), the view reads
     the request body itself and gets neither.
     """
-    spec = EndpointSpec(summary, tag, auth, status, body, query, response, errors, multipart)
+    spec = EndpointSpec(summary, tag, auth, status, body, query, response, errors, multipart, also)
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
         @functools.wraps(view)

@@ -86,6 +86,8 @@ def _operation(spec: EndpointSpec, converters: dict[str, str], refs: dict[Any, A
     if spec.response is not None:
         ok["content"] = {"application/json": {"schema": ref(spec.response, "serialization")}}
     responses: dict[str, Any] = {str(spec.status): ok}
+    for status in spec.also:
+        responses[str(status)] = {**ok, "description": "Success (already there)"}
     codes = set(spec.errors)
     if spec.auth != "public":
         codes |= {401, 403}
