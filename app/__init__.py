@@ -9,10 +9,20 @@ import psycopg
 from flask import Flask
 from psycopg.rows import dict_row
 
-from app.api import collections, documents, endpoint, health, openapi, problems, tokens, users
+from app.api import (
+    collections,
+    documents,
+    endpoint,
+    health,
+    openapi,
+    problems,
+    search,
+    tokens,
+    users,
+)
 from app.db import migrations, server
 from app.db.pool import open_pool
-from app.providers.embeddings import make_embedder
+from app.providers.embeddings import QueryEmbedders, make_embedder
 from app.services import users as user_service
 from app.services.worker import WorkerPool
 from app.settings import Settings
@@ -61,11 +71,20 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     problems.register_error_handlers(app)
     app.teardown_appcontext(endpoint.release_db)
-    for blueprint in (health.bp, openapi.bp, users.bp, tokens.bp, collections.bp, documents.bp):
+    for blueprint in (
+        health.bp,
+        openapi.bp,
+        users.bp,
+        tokens.bp,
+        collections.bp,
+        documents.bp,
+        search.bp,
+    ):
         app.register_blueprint(blueprint)
 
     embedder = make_embedder(settings)
     app.extensions["postrag.embedder"] = embedder
+    app.extensions["postrag.query_embedders"] = QueryEmbedders(settings, embedder)
     if settings.workers > 0:
         workers = WorkerPool(settings.database_url, settings, embedder, settings.workers).start()
         app.extensions["postrag.workers"] = workers

@@ -43,6 +43,10 @@ class Settings:
     ollama_url: str = "http://127.0.0.1:11434"
     openai_base_url: str = "https://api.openai.com/v1"
     openai_api_key: str | None = None
+    hnsw_ef_search: int = 64
+    exact_search_max_rows: int = 2000
+    bm25_k1: float = 0.9
+    bm25_b: float = 0.4
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +94,10 @@ class Settings:
             ollama_url=env.get("OLLAMA_URL") or "http://127.0.0.1:11434",
             openai_base_url=env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
             openai_api_key=env.get("OPENAI_API_KEY") or None,
+            hnsw_ef_search=min(_int(env, "POSTRAG_HNSW_EF_SEARCH", 64, low=1), 1000),
+            exact_search_max_rows=_int(env, "POSTRAG_EXACT_SEARCH_MAX_ROWS", 2000, low=0),
+            bm25_k1=_float(env, "POSTRAG_BM25_K1", 0.9, low=0.0, high=3.0),
+            bm25_b=_float(env, "POSTRAG_BM25_B", 0.4, low=0.0, high=1.0),
         )
 
     def with_database_url(self, url: str) -> Settings:
@@ -106,6 +114,19 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
     if value < low:
         raise SettingsError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
     return value
 
 

@@ -28,6 +28,9 @@ TABLES = {
     "chats",
     "chat_messages",
     "jobs",
+    "chunk_lexemes",
+    "collection_text_stats",
+    "collection_lexeme_stats",
 }
 FOREIGN_KEYS = {
     "api_tokens_user_id_fkey": ("api_tokens", "users", "c"),
@@ -43,6 +46,13 @@ FOREIGN_KEYS = {
     "chunk_embeddings_space_id_fkey": ("chunk_embeddings", "embedding_spaces", "c"),
     "chats_owner_id_fkey": ("chats", "users", "c"),
     "chat_messages_chat_id_fkey": ("chat_messages", "chats", "c"),
+    "chunk_lexemes_chunk_id_fkey": ("chunk_lexemes", "document_chunks", "c"),
+    "collection_text_stats_collection_id_fkey": ("collection_text_stats", "collections", "c"),
+    "collection_lexeme_stats_collection_id_fkey": (
+        "collection_lexeme_stats",
+        "collections",
+        "c",
+    ),
 }
 INDEXES = {
     "api_tokens_prefix_key",
@@ -65,6 +75,11 @@ INDEXES = {
     "jobs_claim_idx",
     "jobs_lease_expires_at_idx",
     "jobs_active_dedupe_key_idx",
+    "document_chunks_collection_id_idx",
+    "document_chunks_search_vector_idx",
+    "chunk_lexemes_pkey",
+    "chunk_lexemes_chunk_id_idx",
+    "collection_lexeme_stats_pkey",
 }
 
 

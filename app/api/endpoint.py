@@ -34,6 +34,7 @@ class EndpointSpec:
     errors: tuple[int, ...] = field(default=())
     multipart: type[pydantic.BaseModel] | None = None
     also: tuple[int, ...] = ()  # other success statuses answering the same `response` body
+    reads_only: bool = False  # a POST that changes nothing (search) needs only the read scope
 
 
 def db() -> Any:
@@ -145,9 +146,9 @@ def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
         ) from None
 
 
-def _authorize(auth: Auth) -> None:
+def _authorize(auth: Auth, reads_only: bool) -> None:
     who = tokens.authenticate(db(), request.headers.get("Authorization"))
-    needed = "read" if request.method in READ_METHODS else "write"
+    needed = "read" if reads_only or request.method in READ_METHODS else "write"
     if needed not in who.scopes:
         raise Forbidden(f"this token lacks the {needed!r} scope")
     if auth == "admin" and not who.is_admin:
@@ -179,6 +180,7 @@ def endpoint(
     errors: tuple[int, ...] = (),
     multipart: type[pydantic.BaseModel] | None = None,
     also: tuple[int, ...] = (),
+    reads_only: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Wrap a view: authenticate, validate `body`/`query` into kwargs, serialize the result.
 
@@ -186,13 +188,15 @@ def endpoint(
     `multipart` (documented as the multipart/form-data alternative to `body`), the view reads
     the request body itself and gets neither.
     """
-    spec = EndpointSpec(summary, tag, auth, status, body, query, response, errors, multipart, also)
+    spec = EndpointSpec(
+        summary, tag, auth, status, body, query, response, errors, multipart, also, reads_only
+    )
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
         @functools.wraps(view)
         def wrapper(**path_args: Any) -> Response:
             if auth != "public":
-                _authorize(auth)
+                _authorize(auth, reads_only)
             kwargs = dict(path_args)
             if body is not None and multipart is None:
                 kwargs["body"] = _parse_body(body)

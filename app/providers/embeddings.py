@@ -5,6 +5,8 @@ The rest of postrag only sees `Embedder`: which provider is in use is decided he
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -51,3 +53,31 @@ def make_embedder(settings: Settings) -> Embedder:
     return OpenAIEmbedder(
         settings.openai_base_url, settings.embedding_model, settings.openai_api_key
     )
+
+
+class QueryEmbedders:
+    """The embedder for a given (provider, model): the configured one, or one made on demand.
+
+    Search embeds a query with the model of the space it searches, which is not the configured
+    model while a new model's space is still being filled.
+    """
+
+    def __init__(self, settings: Settings, configured: Embedder):
+        self._settings = settings
+        self._configured = configured
+        self._made: dict[tuple[str, str], Embedder] = {}
+        self._lock = threading.Lock()
+
+    def get(self, provider: str, model: str) -> Embedder:
+        key = (provider, model)
+        if key == (self._configured.provider, self._configured.model):
+            return self._configured
+        with self._lock:
+            if key not in self._made:
+                made = make_embedder(
+                    dataclasses.replace(self._settings, embedder=provider, embedding_model=model)
+                )
+                if (made.provider, made.model) != key:
+                    raise EmbeddingError(f"no embedder available for {provider} model {model!r}")
+                self._made[key] = made
+            return self._made[key]

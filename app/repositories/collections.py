@@ -90,3 +90,13 @@ def language_exists(conn: Conn, language: str) -> bool:
         "SELECT 1 FROM pg_ts_config WHERE cfgname = %(name)s", {"name": language}
     ).fetchone()
     return row is not None
+
+
+def readable_ids(conn: Conn, user_id: int, wanted: list[int] | None) -> list[int]:
+    """Ids of the collections the user may read, among `wanted` (every one when None)."""
+    rows = conn.execute(
+        "SELECT id FROM collections WHERE (owner_id = %(user_id)s OR is_shared)"
+        " AND (%(wanted)s::bigint[] IS NULL OR id = ANY(%(wanted)s)) ORDER BY id",
+        {"user_id": user_id, "wanted": wanted},
+    ).fetchall()
+    return [r["id"] for r in rows]

@@ -222,3 +222,12 @@ def copy_embeddings(
         copy.set_types(["int8", "int8", "vector"])
         for chunk_id, vector in zip(chunk_ids, vectors, strict=True):
             copy.write_row((chunk_id, space_id, vector))
+
+
+def readable_placement(conn: Conn, user_id: int, wanted: list[int]) -> list[Row]:
+    """Id and collection of those of the `wanted` documents the user may read."""
+    return conn.execute(
+        f"SELECT d.id, d.collection_id FROM documents d WHERE d.id = ANY(%(wanted)s)"
+        f" AND {_READABLE} ORDER BY d.id",
+        {"user_id": user_id, "wanted": wanted},
+    ).fetchall()

@@ -1,0 +1,145 @@
+"""POST /api/v1/search: semantic, full-text (BM25) or hybrid search over your collections."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from flask import Blueprint, current_app
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.endpoint import db, endpoint, principal
+from app.services import search
+
+bp = Blueprint("search", __name__, url_prefix="/api/v1")
+
+_Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class SearchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=4000, pattern=r"\S")
+    mode: Literal["hybrid", "semantic", "fulltext"] | None = Field(
+        None, description="default: your preference (hybrid unless you changed it)"
+    )
+    top_k: int | None = Field(None, ge=1, le=100, description="default: your preference (8)")
+    min_similarity: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="semantic leg only: drop hits whose cosine similarity is lower"
+        " (default: your preference, 0.3)",
+    )
+    collection_ids: list[_Id] | None = Field(
+        None, min_length=1, max_length=100, description="default: every collection you may read"
+    )
+    document_ids: list[_Id] | None = Field(None, min_length=1, max_length=100)
+    filter: dict[str, Any] | None = Field(
+        None,
+        description="conditions on the documents' metadata:"
+        ' {"field": "year", "op": "gte", "value": 2020}, ops eq, ne, in, lt, lte, gt, gte,'
+        ' exists; combined with {"and": [...]}, {"or": [...]}, {"not": {...}};'
+        " a dotted field walks into nested objects",
+        examples=[{"and": [{"field": "team", "op": "eq", "value": "hr"}]}],
+    )
+    rrf_k: int = Field(60, ge=1, le=1000, description="hybrid: the k of reciprocal rank fusion")
+    semantic_weight: float = Field(1.0, ge=0, le=10, description="hybrid: weight of that leg")
+    fulltext_weight: float = Field(1.0, ge=0, le=10, description="hybrid: weight of that leg")
+    debug: bool = Field(False, description="add the plan and per-stage timings")
+
+
+class SemanticScore(BaseModel):
+    rank: int
+    similarity: float = Field(description="cosine similarity, clamped to [0, 1]")
+
+
+class FulltextScore(BaseModel):
+    rank: int
+    score: float = Field(description="BM25")
+
+
+class SearchHit(BaseModel):
+    chunk_id: int
+    document_id: int
+    filename: str
+    collection_id: int
+    text: str
+    page: int | None
+    char_start: int
+    char_end: int
+    heading_path: list[str]
+    metadata: dict[str, Any] = Field(description="the document's metadata")
+    score: float = Field(
+        description="hybrid: fused RRF score; semantic: similarity; fulltext: BM25"
+    )
+    semantic: SemanticScore | None
+    fulltext: FulltextScore | None
+
+
+class SearchDebug(BaseModel):
+    semantic_scan: Literal["hnsw", "exact"] | None
+    ef_search: int | None
+    iterative_scan: bool
+    candidates_per_leg: int
+    plan: list[str]
+    timings_ms: dict[str, float]
+
+
+class SearchResponse(BaseModel):
+    mode: str
+    top_k: int
+    min_similarity: float
+    hits: list[SearchHit]
+    warnings: list[str]
+    debug: SearchDebug | None = None
+
+
+def _hit(row: dict[str, Any]) -> SearchHit:
+    semantic = None
+    if row["semantic_rank"] is not None:
+        semantic = SemanticScore(rank=row["semantic_rank"], similarity=row["semantic_similarity"])
+    fulltext = None
+    if row["fulltext_rank"] is not None:
+        fulltext = FulltextScore(rank=row["fulltext_rank"], score=row["fulltext_score"])
+    return SearchHit(
+        chunk_id=row["chunk_id"],
+        document_id=row["document_id"],
+        filename=row["filename"],
+        collection_id=row["collection_id"],
+        text=row["text"],
+        page=row["page"],
+        char_start=row["char_start"],
+        char_end=row["char_end"],
+        heading_path=row["heading_path"],
+        metadata=row["metadata"],
+        score=row["score"],
+        semantic=semantic,
+        fulltext=fulltext,
+    )
+
+
+@bp.post("/search")
+@endpoint(
+    summary="Search the collections you may read (hybrid, semantic or full-text)",
+    tag="search",
+    body=SearchBody,
+    response=SearchResponse,
+    errors=(404, 422, 503),
+    reads_only=True,
+)
+def search_chunks(body: SearchBody) -> SearchResponse:
+    result = search.search(
+        db(),
+        principal(),
+        search.SearchRequest(**body.model_dump()),
+        settings=current_app.extensions["postrag.settings"],
+        embedders=current_app.extensions["postrag.query_embedders"],
+    )
+    return SearchResponse(
+        mode=result.mode,
+        top_k=result.top_k,
+        min_similarity=result.min_similarity,
+        hits=[_hit(r) for r in result.hits],
+        warnings=result.warnings,
+        debug=SearchDebug(**result.debug) if result.debug is not None else None,
+    )

@@ -1,0 +1,307 @@
+"""Search SQL: the semantic (HNSW) leg, the BM25 full-text leg and their fusion, as one statement.
+
+`search_statement` composes a single query from CTEs: `semantic` (top candidates by cosine
+distance in one embedding space, ranked), `fulltext` (BM25 over chunk_lexemes with the scope's
+statistics, ranked) and `fused` (reciprocal rank fusion over a full outer join on chunk id, or a
+single leg's own score). Values are bound parameters; the only literals are the embedding space's
+id and dimension (integers from our own table), which must be literal for the planner to match the
+space's partial HNSW index, `(embedding::vector(N)) ... WHERE space_id = S`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import sql
+
+from app.repositories import Conn, Row, returned
+from app.repositories.metadata_filter import compile_filter
+
+# The hit's columns, shared by every mode.
+_HIT_COLUMNS = sql.SQL(
+    "f.chunk_id, c.document_id, d.filename, c.collection_id, c.text, c.page, c.char_start,"
+    " c.char_end, c.heading_path, d.metadata, f.score, f.semantic_rank, f.semantic_similarity,"
+    " f.fulltext_rank, f.fulltext_score"
+)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which chunks a search may see: collections (always), documents and a metadata filter."""
+
+    collection_ids: list[int]
+    document_ids: list[int] | None = None
+    metadata_sql: sql.Composable | None = None
+    metadata_params: dict[str, Any] = field(default_factory=dict)
+
+    def where(self) -> sql.Composable:
+        """Conditions over `c` (document_chunks) and, with a metadata filter, `d` (documents)."""
+        parts: list[sql.Composable] = [sql.SQL("c.collection_id = ANY(%(collection_ids)s)")]
+        if self.document_ids is not None:
+            parts.append(sql.SQL("c.document_id = ANY(%(document_ids)s)"))
+        if self.metadata_sql is not None:
+            parts.append(self.metadata_sql)
+        return sql.SQL(" AND ").join(parts)
+
+    def joins(self) -> sql.Composable:
+        if self.metadata_sql is None:
+            return sql.SQL("")
+        return sql.SQL(" JOIN documents d ON d.id = c.document_id")
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "collection_ids": self.collection_ids,
+            "document_ids": self.document_ids,
+            **self.metadata_params,
+        }
+
+
+def make_scope(
+    collection_ids: list[int], document_ids: list[int] | None, metadata_filter: Any
+) -> Scope:
+    """The scope, with the metadata filter (if any) compiled over the documents' metadata."""
+    if metadata_filter is None:
+        return Scope(collection_ids, document_ids)
+    condition, params = compile_filter(metadata_filter, sql.SQL("d.metadata"))
+    return Scope(collection_ids, document_ids, condition, params)
+
+
+@dataclass(frozen=True)
+class SemanticLeg:
+    space_id: int
+    dimension: int
+    exact: bool  # an exact scan (very selective scopes) instead of the HNSW index
+
+
+@dataclass(frozen=True)
+class FulltextLeg:
+    phrases: list[str]  # each must occur as a phrase
+    prefixes: list[str]  # word characters only; each must occur as a lexeme prefix
+
+
+def _distance(leg: SemanticLeg) -> sql.Composable:
+    if leg.exact:
+        # Not the index's expression, so the planner cannot pick the HNSW index.
+        return sql.SQL("(e.embedding <=> %(query_vector)s::vector)")
+    dim = sql.Literal(leg.dimension)
+    return sql.SQL("(e.embedding::vector({dim}) <=> %(query_vector)s::vector({dim}))").format(
+        dim=dim
+    )
+
+
+def _semantic_ctes(leg: SemanticLeg, scope: Scope) -> sql.Composable:
+    distance = _distance(leg)
+    return sql.SQL(
+        """semantic_hits AS MATERIALIZED (
+    SELECT e.chunk_id, {distance} AS distance
+    FROM chunk_embeddings e
+    JOIN document_chunks c ON c.id = e.chunk_id{joins}
+    WHERE e.space_id = {space_id} AND {where}
+    ORDER BY {distance}
+    LIMIT %(candidates)s
+), semantic AS (
+    -- Iterative index scans return hits in roughly distance order: rank them exactly here.
+    SELECT chunk_id, greatest(0, 1 - distance) AS similarity,
+           row_number() OVER (ORDER BY distance, chunk_id) AS rank
+    FROM semantic_hits
+    WHERE greatest(0, 1 - distance) >= %(min_similarity)s
+)"""
+    ).format(
+        distance=distance,
+        joins=scope.joins(),
+        space_id=sql.Literal(leg.space_id),
+        where=scope.where(),
+    )
+
+
+def _required_tsquery(leg: FulltextLeg) -> tuple[sql.Composable | None, dict[str, Any]]:
+    parts: list[sql.Composable] = []
+    params: dict[str, Any] = {}
+    for i, phrase in enumerate(leg.phrases):
+        params[f"phrase_{i}"] = phrase
+        parts.append(
+            sql.SQL("phraseto_tsquery(col.language, {})").format(sql.Placeholder(f"phrase_{i}"))
+        )
+    for i, prefix in enumerate(leg.prefixes):
+        params[f"prefix_{i}"] = f"{prefix}:*"
+        parts.append(sql.SQL("to_tsquery(col.language, {})").format(sql.Placeholder(f"prefix_{i}")))
+    if not parts:
+        return None, params
+    return sql.SQL(" && ").join(parts), params
+
+
+def _fulltext_ctes(leg: FulltextLeg, scope: Scope) -> tuple[sql.Composable, dict[str, Any]]:
+    required, params = _required_tsquery(leg)
+    bm25 = sql.SQL(
+        """fulltext_terms AS (
+    -- The query's lexemes in each collection's own text-search configuration.
+    SELECT DISTINCT col.id AS collection_id, t.lexeme
+    FROM collections col CROSS JOIN LATERAL unnest(to_tsvector(col.language, %(query)s)) t
+    WHERE col.id = ANY(%(collection_ids)s)
+), fulltext_stats AS (
+    SELECT greatest(sum(chunk_count), 1)::float8 AS n,
+           greatest(sum(total_length), 1)::float8 / greatest(sum(chunk_count), 1) AS avgdl
+    FROM collection_text_stats WHERE collection_id = ANY(%(collection_ids)s)
+), fulltext_idf AS (
+    SELECT t.lexeme, ln(1 + (st.n - sum(l.df) + 0.5) / (sum(l.df) + 0.5)) AS idf
+    FROM fulltext_terms t
+    JOIN collection_lexeme_stats l ON l.collection_id = t.collection_id AND l.lexeme = t.lexeme
+    CROSS JOIN fulltext_stats st
+    GROUP BY t.lexeme, st.n
+), fulltext_scores AS (
+    -- BM25: any of the query's lexemes matches; rare ones weigh more, long chunks less.
+    SELECT p.chunk_id,
+           sum(i.idf * p.tf * (%(k1)s + 1)
+               / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.chunk_length / st.avgdl))) AS score
+    FROM fulltext_terms t
+    JOIN chunk_lexemes p ON p.collection_id = t.collection_id AND p.lexeme = t.lexeme
+    JOIN fulltext_idf i ON i.lexeme = t.lexeme
+    CROSS JOIN fulltext_stats st
+    GROUP BY p.chunk_id
+)"""
+    )
+    if required is None:
+        unfiltered = scope.document_ids is None and scope.metadata_sql is None
+        hits = sql.SQL(
+            """, fulltext_hits AS (
+    SELECT s.chunk_id, s.score FROM fulltext_scores s{chunk_join}
+    ORDER BY s.score DESC, s.chunk_id
+    LIMIT %(candidates)s
+)"""
+        ).format(
+            chunk_join=sql.SQL("")
+            if unfiltered
+            else sql.SQL(
+                " JOIN document_chunks c ON c.id = s.chunk_id{joins} WHERE {where}"
+            ).format(joins=scope.joins(), where=scope.where())
+        )
+    else:
+        hits = sql.SQL(
+            """, fulltext_required AS (
+    SELECT col.id AS collection_id, {required} AS query
+    FROM collections col WHERE col.id = ANY(%(collection_ids)s)
+), fulltext_hits AS (
+    -- Quoted phrases and prefix* words must match (GIN index on search_vector).
+    SELECT c.id AS chunk_id, coalesce(s.score, 0) AS score
+    FROM fulltext_required r
+    JOIN document_chunks c
+      ON c.collection_id = r.collection_id AND c.search_vector @@ r.query{joins}
+    LEFT JOIN fulltext_scores s ON s.chunk_id = c.id
+    WHERE {where}
+    ORDER BY score DESC, c.id
+    LIMIT %(candidates)s
+)"""
+        ).format(required=required, joins=scope.joins(), where=scope.where())
+    ranked = sql.SQL(
+        """, fulltext AS (
+    SELECT chunk_id, score, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank
+    FROM fulltext_hits
+)"""
+    )
+    return sql.Composed([bm25, hits, ranked]), params
+
+
+def _fused(semantic: bool, fulltext: bool) -> sql.Composable:
+    if semantic and fulltext:
+        return sql.SQL(
+            """, fused AS (
+    -- Reciprocal rank fusion: each leg adds weight / (k + rank) for the chunks it found.
+    SELECT coalesce(s.chunk_id, t.chunk_id) AS chunk_id,
+           coalesce(%(semantic_weight)s / (%(rrf_k)s + s.rank), 0)
+             + coalesce(%(fulltext_weight)s / (%(rrf_k)s + t.rank), 0) AS score,
+           s.rank AS semantic_rank, s.similarity AS semantic_similarity,
+           t.rank AS fulltext_rank, t.score AS fulltext_score
+    FROM semantic s FULL OUTER JOIN fulltext t ON t.chunk_id = s.chunk_id
+)"""
+        )
+    if semantic:
+        return sql.SQL(
+            """, fused AS (
+    SELECT chunk_id, similarity AS score, rank AS semantic_rank,
+           similarity AS semantic_similarity, NULL::bigint AS fulltext_rank,
+           NULL::float8 AS fulltext_score
+    FROM semantic
+)"""
+        )
+    return sql.SQL(
+        """, fused AS (
+    SELECT chunk_id, score, NULL::bigint AS semantic_rank, NULL::float8 AS semantic_similarity,
+           rank AS fulltext_rank, score AS fulltext_score
+    FROM fulltext
+)"""
+    )
+
+
+def search_statement(
+    semantic: SemanticLeg | None, fulltext: FulltextLeg | None, scope: Scope
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The one statement for the legs given, and the parameters it needs besides the knobs."""
+    ctes: list[sql.Composable] = []
+    params = scope.params()
+    if semantic is not None:
+        ctes.append(_semantic_ctes(semantic, scope))
+    if fulltext is not None:
+        composed, extra = _fulltext_ctes(fulltext, scope)
+        ctes.append(composed)
+        params.update(extra)
+    body = sql.SQL(", ").join(ctes)
+    statement = sql.SQL(
+        """WITH {body}{fused}
+SELECT {columns}
+FROM fused f
+JOIN document_chunks c ON c.id = f.chunk_id
+JOIN documents d ON d.id = c.document_id
+ORDER BY f.score DESC, f.chunk_id
+LIMIT %(top_k)s"""
+    ).format(
+        body=body,
+        fused=_fused(semantic is not None, fulltext is not None),
+        columns=_HIT_COLUMNS,
+    )
+    return statement, params
+
+
+def set_search_knobs(conn: Conn, *, ef_search: int, iterative_scan: bool) -> None:
+    """Transaction-local HNSW settings for this query (call inside the transaction)."""
+    conn.execute("SELECT set_config('hnsw.ef_search', %(ef)s, true)", {"ef": str(ef_search)})
+    if iterative_scan:
+        conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+
+
+def run(conn: Conn, statement: sql.Composed, params: dict[str, Any]) -> list[Row]:
+    return conn.execute(statement, params).fetchall()
+
+
+def explain(conn: Conn, statement: sql.Composed, params: dict[str, Any]) -> Any:
+    """The planner's plan (EXPLAIN, FORMAT JSON) for the statement, without running it."""
+    row = returned(
+        conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(statement), params).fetchone()
+    )
+    return row["QUERY PLAN"][0]["Plan"]
+
+
+def chunks_in_scope(conn: Conn, scope: Scope, cap: int) -> int:
+    """How many chunks the scope holds, counting no further than `cap` + 1."""
+    if scope.document_ids is None and scope.metadata_sql is None:
+        row = returned(
+            conn.execute(
+                "SELECT coalesce(sum(chunk_count), 0) AS n FROM collection_text_stats"
+                " WHERE collection_id = ANY(%(collection_ids)s)",
+                scope.params(),
+            ).fetchone()
+        )
+        return int(row["n"])
+    statement = sql.SQL(
+        "SELECT count(*) AS n FROM (SELECT 1 FROM document_chunks c{joins} WHERE {where}"
+        " LIMIT %(cap)s) t"
+    ).format(joins=scope.joins(), where=scope.where())
+    row = returned(conn.execute(statement, {**scope.params(), "cap": cap + 1}).fetchone())
+    return int(row["n"])
+
+
+def pgvector_version(conn: Conn) -> tuple[int, ...]:
+    row = returned(
+        conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    )
+    return tuple(int(part) for part in row["extversion"].split(".") if part.isdigit())

@@ -1,0 +1,187 @@
+"""Search: semantic, full-text (BM25) or hybrid over the chunks a user may read.
+
+The scope is resolved here (explicit ids must be readable, else 404), defaults come from the
+user's preferences, the query is embedded with the searched space's own model, and the legs run
+as one SQL statement (app/repositories/search.py) inside a transaction that carries the
+per-query HNSW settings.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.errors import NotFound, ServiceUnavailable
+from app.providers.embeddings import EmbeddingError, QueryEmbedders
+from app.repositories import Conn, Row
+from app.repositories import collections as collection_repo
+from app.repositories import documents as document_repo
+from app.repositories import embedding_spaces as space_repo
+from app.repositories import preferences as preference_repo
+from app.repositories import search as search_repo
+from app.services.tokens import Principal
+from app.settings import Settings
+
+# What a user without a preferences row gets (the user_preferences column defaults).
+DEFAULT_MODE = "hybrid"
+DEFAULT_TOP_K = 8
+DEFAULT_MIN_SIMILARITY = 0.3
+MAX_EF_SEARCH = 1000
+_PHRASE = re.compile(r'"([^"]+)"')
+_PREFIX = re.compile(r"(?<!\w)(\w+)\*")
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    query: str
+    mode: str | None = None
+    top_k: int | None = None
+    min_similarity: float | None = None
+    collection_ids: list[int] | None = None
+    document_ids: list[int] | None = None
+    filter: dict[str, Any] | None = None
+    rrf_k: int = 60
+    semantic_weight: float = 1.0
+    fulltext_weight: float = 1.0
+    debug: bool = False
+
+
+@dataclass
+class SearchResult:
+    mode: str
+    top_k: int
+    min_similarity: float
+    hits: list[Row]
+    warnings: list[str] = field(default_factory=list)
+    debug: dict[str, Any] | None = None
+
+
+def _defaults(conn: Conn, who: Principal, req: SearchRequest) -> tuple[str, int, float]:
+    prefs = preference_repo.get(conn, who.user_id)
+    mode = req.mode or (prefs["search_mode"] if prefs else DEFAULT_MODE)
+    top_k = req.top_k or (prefs["top_k"] if prefs else DEFAULT_TOP_K)
+    if req.min_similarity is not None:
+        min_similarity = req.min_similarity
+    else:
+        min_similarity = prefs["similarity_threshold"] if prefs else DEFAULT_MIN_SIMILARITY
+    return mode, top_k, float(min_similarity)
+
+
+def _scope(conn: Conn, who: Principal, req: SearchRequest) -> search_repo.Scope:
+    collection_ids = collection_repo.readable_ids(conn, who.user_id, req.collection_ids)
+    if req.collection_ids is not None:
+        missing = sorted(set(req.collection_ids) - set(collection_ids))
+        if missing:
+            raise NotFound(f"no collection {', '.join(map(str, missing))}")
+    document_ids = None
+    if req.document_ids is not None:
+        placed = document_repo.readable_placement(conn, who.user_id, req.document_ids)
+        missing = sorted(set(req.document_ids) - {r["id"] for r in placed})
+        if missing:
+            raise NotFound(f"no document {', '.join(map(str, missing))}")
+        document_ids = [r["id"] for r in placed]
+        # Only the documents' collections (so BM25 statistics describe what is searched).
+        in_documents = {r["collection_id"] for r in placed}
+        collection_ids = [c for c in collection_ids if c in in_documents]
+    return search_repo.make_scope(collection_ids, document_ids, req.filter)
+
+
+def _fulltext_leg(query: str) -> search_repo.FulltextLeg:
+    phrases = [p.strip() for p in _PHRASE.findall(query) if p.strip()]
+    return search_repo.FulltextLeg(phrases=phrases[:8], prefixes=_PREFIX.findall(query)[:8])
+
+
+def _embed(
+    embedders: QueryEmbedders, space: Row, query: str, warnings: list[str], required: bool
+) -> list[float] | None:
+    try:
+        vector = embedders.get(space["provider"], space["model"]).embed([query])[0]
+    except EmbeddingError as exc:
+        if required:
+            raise ServiceUnavailable(f"cannot embed the query: {exc}") from None
+        warnings.append(f"semantic leg skipped, cannot embed the query: {exc}")
+        return None
+    return [float(x) for x in vector]
+
+
+def _plan_summary(plan: dict[str, Any], out: list[str], depth: int = 0) -> list[str]:
+    line = plan["Node Type"]
+    if "Index Name" in plan:
+        line += f" using {plan['Index Name']}"
+    if "Relation Name" in plan:
+        line += f" on {plan['Relation Name']}"
+    if "CTE Name" in plan:
+        line += f" ({plan['CTE Name']})"
+    out.append("  " * depth + line)
+    for child in plan.get("Plans", []):
+        _plan_summary(child, out, depth + 1)
+    return out
+
+
+def search(
+    conn: Conn,
+    who: Principal,
+    req: SearchRequest,
+    *,
+    settings: Settings,
+    embedders: QueryEmbedders,
+) -> SearchResult:
+    mode, top_k, min_similarity = _defaults(conn, who, req)
+    result = SearchResult(mode=mode, top_k=top_k, min_similarity=min_similarity, hits=[])
+    scope = _scope(conn, who, req)
+    timings: dict[str, float] = {}
+    if not scope.collection_ids:
+        return result
+    candidates = top_k if mode != "hybrid" else max(4 * top_k, 20)
+
+    semantic = None
+    query_vector = None
+    if mode in ("semantic", "hybrid"):
+        space = space_repo.current_ready(conn)
+        if space is None:
+            result.warnings.append("no embedding space is ready yet: nothing is embedded")
+        else:
+            started = time.perf_counter()
+            query_vector = _embed(embedders, space, req.query, result.warnings, mode == "semantic")
+            timings["embed_ms"] = (time.perf_counter() - started) * 1000
+            if query_vector is not None:
+                cap = settings.exact_search_max_rows
+                exact = search_repo.chunks_in_scope(conn, scope, cap) <= cap
+                semantic = search_repo.SemanticLeg(space["id"], space["dimension"], exact)
+    fulltext = _fulltext_leg(req.query) if mode in ("fulltext", "hybrid") else None
+    if semantic is None and fulltext is None:
+        return result
+
+    statement, params = search_repo.search_statement(semantic, fulltext, scope)
+    params.update(
+        query=req.query,
+        query_vector=query_vector,
+        candidates=candidates,
+        top_k=top_k,
+        min_similarity=min_similarity,
+        k1=settings.bm25_k1,
+        b=settings.bm25_b,
+        rrf_k=req.rrf_k,
+        semantic_weight=req.semantic_weight,
+        fulltext_weight=req.fulltext_weight,
+    )
+    ef_search = min(MAX_EF_SEARCH, max(settings.hnsw_ef_search, 2 * candidates))
+    with conn.transaction():
+        iterative = search_repo.pgvector_version(conn) >= (0, 8)
+        search_repo.set_search_knobs(conn, ef_search=ef_search, iterative_scan=iterative)
+        plan = search_repo.explain(conn, statement, params) if req.debug else None
+        started = time.perf_counter()
+        result.hits = search_repo.run(conn, statement, params)
+        timings["search_ms"] = (time.perf_counter() - started) * 1000
+    if req.debug:
+        result.debug = {
+            "semantic_scan": None if semantic is None else ("exact" if semantic.exact else "hnsw"),
+            "ef_search": ef_search if semantic is not None else None,
+            "iterative_scan": iterative and semantic is not None and not semantic.exact,
+            "candidates_per_leg": candidates,
+            "plan": _plan_summary(plan, []) if plan is not None else [],
+            "timings_ms": {k: round(v, 3) for k, v in timings.items()},
+        }
+    return result
