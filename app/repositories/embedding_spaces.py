@@ -59,6 +59,13 @@ def insert_space(conn: Conn, *, model_id: int, dimension: int, ready: bool) -> R
 
 def create_index(conn: Conn, space_id: int) -> None:
     conn.execute("SELECT create_embedding_space_index(%(id)s)", {"id": space_id})
+    # Fresh statistics, or the planner may not believe the new index beats a scan and sort.
+    conn.execute("ANALYZE chunk_embeddings")
+
+
+def drop_index(conn: Conn, space_id: int) -> None:
+    """Before a bulk load: inserting into an HNSW index row by row is far slower than a build."""
+    conn.execute("SELECT drop_embedding_space_index(%(id)s)", {"id": space_id})
 
 
 def get(conn: Conn, space_id: int) -> Row | None:
