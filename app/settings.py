@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,6 +48,7 @@ class Settings:
     exact_search_max_rows: int = 2000
     bm25_k1: float = 0.9
     bm25_b: float = 0.4
+    index_build_memory: str = "1GB"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -98,6 +100,7 @@ class Settings:
             exact_search_max_rows=_int(env, "POSTRAG_EXACT_SEARCH_MAX_ROWS", 2000, low=0),
             bm25_k1=_float(env, "POSTRAG_BM25_K1", 0.9, low=0.0, high=3.0),
             bm25_b=_float(env, "POSTRAG_BM25_B", 0.4, low=0.0, high=1.0),
+            index_build_memory=_memory(env, "POSTRAG_INDEX_BUILD_MEMORY", "1GB"),
         )
 
     def with_database_url(self, url: str) -> Settings:
@@ -128,6 +131,14 @@ def _float(env: Mapping[str, str], name: str, default: float, *, low: float, hig
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _memory(env: Mapping[str, str], name: str, default: str) -> str:
+    """A PostgreSQL memory setting such as 512MB or 2GB."""
+    raw = (env.get(name) or default).strip()
+    if not re.fullmatch(r"[1-9][0-9]{0,6}(kB|MB|GB)", raw):
+        raise SettingsError(f"{name} must look like 512MB or 2GB, got {raw!r}")
+    return raw
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -339,3 +339,15 @@ def test_debug_reports_the_plan_and_timings(client, admin, corpus):
     assert debug["candidates_per_leg"] == 4 * body["top_k"]
     assert any("chunk_lexemes_pkey" in line for line in debug["plan"])
     assert set(debug["timings_ms"]) == {"embed_ms", "search_ms"}
+
+
+def test_built_in_defaults_are_the_preference_columns_defaults(app, database_url):
+    from app.repositories import preferences
+    from app.services import search as search_service
+    from app.services.worker import connect
+
+    with connect(database_url) as conn:
+        defaults = preferences.column_defaults(conn)
+    assert int(defaults["top_k"]) == search_service.DEFAULT_TOP_K
+    assert float(defaults["similarity_threshold"]) == search_service.DEFAULT_MIN_SIMILARITY
+    assert defaults["search_mode"] == f"'{search_service.DEFAULT_MODE}'::text"

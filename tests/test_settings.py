@@ -11,6 +11,8 @@ def test_defaults_need_no_environment(tmp_path):
     assert settings.data_dir == tmp_path
     assert settings.migrate_on_start is True
     assert (settings.migrations_dir / "V1_1__extensions_users_tokens.sql").exists()
+    assert (settings.hnsw_ef_search, settings.exact_search_max_rows) == (64, 2000)
+    assert (settings.bm25_k1, settings.bm25_b, settings.index_build_memory) == (0.9, 0.4, "1GB")
 
 
 @pytest.mark.parametrize(
@@ -22,6 +24,13 @@ def test_defaults_need_no_environment(tmp_path):
         ({"POSTRAG_MIGRATE_ON_START": "maybe"}, "POSTRAG_MIGRATE_ON_START"),
         ({"POSTRAG_LOG_LEVEL": "LOUD"}, "POSTRAG_LOG_LEVEL"),
         ({"POSTRAG_MIGRATIONS_DIR": "/nonexistent"}, "POSTRAG_MIGRATIONS_DIR"),
+        ({"POSTRAG_HNSW_EF_SEARCH": "0"}, "POSTRAG_HNSW_EF_SEARCH"),
+        ({"POSTRAG_EXACT_SEARCH_MAX_ROWS": "-5"}, "POSTRAG_EXACT_SEARCH_MAX_ROWS"),
+        ({"POSTRAG_BM25_K1": "nan"}, "POSTRAG_BM25_K1"),
+        ({"POSTRAG_BM25_B": "1.5"}, "POSTRAG_BM25_B"),
+        ({"POSTRAG_BM25_B": "half"}, "POSTRAG_BM25_B"),
+        ({"POSTRAG_INDEX_BUILD_MEMORY": "1GB; DROP"}, "POSTRAG_INDEX_BUILD_MEMORY"),
+        ({"POSTRAG_INDEX_BUILD_MEMORY": "2TB"}, "POSTRAG_INDEX_BUILD_MEMORY"),
     ],
 )
 def test_bad_values_fail_naming_the_variable(env, name):

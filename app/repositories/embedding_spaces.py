@@ -57,8 +57,17 @@ def insert_space(conn: Conn, *, model_id: int, dimension: int, ready: bool) -> R
     return returned(get(conn, row["id"]))
 
 
-def create_index(conn: Conn, space_id: int) -> None:
-    conn.execute("SELECT create_embedding_space_index(%(id)s)", {"id": space_id})
+def create_index(conn: Conn, space_id: int, *, build_memory: str | None = None) -> None:
+    """Build the space's HNSW index; `build_memory` is the build's maintenance_work_mem.
+
+    A build whose graph does not fit in maintenance_work_mem is several times slower.
+    """
+    with conn.transaction():
+        if build_memory is not None:
+            conn.execute(
+                "SELECT set_config('maintenance_work_mem', %(mem)s, true)", {"mem": build_memory}
+            )
+        conn.execute("SELECT create_embedding_space_index(%(id)s)", {"id": space_id})
     # Fresh statistics, or the planner may not believe the new index beats a scan and sort.
     conn.execute("ANALYZE chunk_embeddings")
 

@@ -126,7 +126,7 @@ def embed_space(ctx: JobContext, space_id: int, batch: int = 256) -> None:
     with ctx.conn.transaction():
         ctx.commit_if_owned()
         # Built once over the filled space: far faster than growing the graph row by row.
-        space_repo.create_index(ctx.conn, space_id)
+        space_repo.create_index(ctx.conn, space_id, build_memory=ctx.settings.index_build_memory)
         space_repo.mark_ready(ctx.conn, space_id)
         job_repo.succeed(ctx.conn, ctx.job_id)
     log.info("embedding space %s is ready", space_id)
