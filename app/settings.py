@@ -96,7 +96,7 @@ class Settings:
             ollama_url=env.get("OLLAMA_URL") or "http://127.0.0.1:11434",
             openai_base_url=env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
             openai_api_key=env.get("OPENAI_API_KEY") or None,
-            hnsw_ef_search=min(_int(env, "POSTRAG_HNSW_EF_SEARCH", 64, low=1), 1000),
+            hnsw_ef_search=_int(env, "POSTRAG_HNSW_EF_SEARCH", 64, low=1, high=1000),
             exact_search_max_rows=_int(env, "POSTRAG_EXACT_SEARCH_MAX_ROWS", 2000, low=0),
             bm25_k1=_float(env, "POSTRAG_BM25_K1", 0.9, low=0.0, high=3.0),
             bm25_b=_float(env, "POSTRAG_BM25_B", 0.4, low=0.0, high=1.0),
@@ -107,7 +107,9 @@ class Settings:
         return replace(self, database_url=url)
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, low: int) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, *, low: int, high: int | None = None
+) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -117,6 +119,8 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
     if value < low:
         raise SettingsError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise SettingsError(f"{name} must be <= {high}, got {value}")
     return value
 
 

@@ -46,7 +46,6 @@ FOREIGN_KEYS = {
     "chunk_embeddings_space_id_fkey": ("chunk_embeddings", "embedding_spaces", "c"),
     "chats_owner_id_fkey": ("chats", "users", "c"),
     "chat_messages_chat_id_fkey": ("chat_messages", "chats", "c"),
-    "chunk_lexemes_chunk_id_fkey": ("chunk_lexemes", "document_chunks", "c"),
     "collection_text_stats_collection_id_fkey": ("collection_text_stats", "collections", "c"),
     "collection_lexeme_stats_collection_id_fkey": (
         "collection_lexeme_stats",

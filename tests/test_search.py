@@ -98,9 +98,20 @@ def test_fulltext_matches_any_word_of_a_long_question(client, admin, corpus):
 def test_quoted_phrases_and_prefixes_must_match(client, admin, corpus):
     assert names(search(client, admin, query='"lazy dog"', mode="fulltext")) == ["fox.txt"]
     assert names(search(client, admin, query='"dog lazy"', mode="fulltext")) == []
-    assert names(search(client, admin, query="pressur*", mode="fulltext")) == ["valve.txt"]
     both = search(client, admin, query='budget "finance team"', mode="fulltext")
     assert names(both) == ["notes.txt"]
+    # A prefix matches, and scores as the words it stands for (pressur* -> pressurising).
+    prefixed = search(client, admin, query="pressur*", mode="fulltext")
+    assert names(prefixed) == ["valve.txt"]
+    assert prefixed.json["hits"][0]["fulltext"]["score"] > 0
+    plain = search(client, admin, query="pressurising", mode="fulltext").json["hits"][0]
+    assert prefixed.json["hits"][0]["fulltext"]["score"] == pytest.approx(plain["score"])
+
+
+def test_phrases_or_prefixes_that_reduce_to_nothing_do_not_empty_the_leg(client, admin, corpus):
+    expected = {"budget.txt", "notes.txt"}
+    for query in ('budget "the"', "budget _*", "budget a*", 'budget "!!!"', "budget 12*"):
+        assert set(names(search(client, admin, query=query, mode="fulltext"))) == expected, query
 
 
 def test_top_k_bounds_and_min_similarity(client, admin, corpus):
@@ -218,6 +229,9 @@ def test_filters_are_bounded_in_depth_and_size(client, admin, corpus):
     for _ in range(9):
         deep = {"not": deep}
     assert search(client, admin, query="fox", filter=deep).status_code == 422
+    for _ in range(600):  # deeper than the JSON checks can walk recursively
+        deep = {"not": deep}
+    assert search(client, admin, query="fox", filter=deep).status_code == 400
     wide = {"or": [{"field": f"k{i}", "value": i} for i in range(65)]}
     assert search(client, admin, query="fox", filter=wide).status_code == 422
     sql_chars = {"field": "team'); DROP TABLE users; --", "op": "eq", "value": "x' OR '1'='1"}
@@ -351,3 +365,42 @@ def test_built_in_defaults_are_the_preference_columns_defaults(app, database_url
     assert int(defaults["top_k"]) == search_service.DEFAULT_TOP_K
     assert float(defaults["similarity_threshold"]) == search_service.DEFAULT_MIN_SIMILARITY
     assert defaults["search_mode"] == f"'{search_service.DEFAULT_MODE}'::text"
+
+
+def test_queries_are_embedded_with_the_searched_spaces_model(
+    app, client, admin, collection, database_url
+):
+    from dataclasses import replace
+
+    from app import create_app
+    from app.providers.embeddings import make_embedder
+    from app.services.worker import Worker
+    from tests.fakes import FakeEmbeddingServer
+
+    upload(client, admin, collection, "owls.txt", "Owls hunt small mice at night.")
+    upload(client, admin, collection, "bees.txt", "Bees collect nectar from flowers.")
+    drain(app)
+    with FakeEmbeddingServer(dimension=16) as server:
+        ollama = replace(
+            app.extensions["postrag.settings"],
+            embedder="ollama",
+            ollama_url=server.url,
+            embedding_model="fake-embed",
+        )
+        drain(app, worker=Worker(database_url, ollama, make_embedder(ollama)))  # new space
+        # A server still configured for the local model searches the ready (Ollama) space.
+        local = create_app(replace(ollama, embedder="local", embedding_model=""))
+        other = local.test_client()
+        server.requests.clear()
+        body = {"query": "owls hunt mice", "mode": "semantic", "min_similarity": 0}
+        assert names(other.post("/api/v1/search", json=body, headers=admin))[0] == "owls.txt"
+        assert server.requests == [{"model": "fake-embed", "input": ["owls hunt mice"]}]
+
+        server.dimension = 12  # the model changed under us: 503, or full text only for hybrid
+        wrong = other.post("/api/v1/search", json=body, headers=admin)
+        assert wrong.status_code == 503 and "12 dimensions" in wrong.json["detail"]
+        hybrid = other.post("/api/v1/search", json={"query": "owls"}, headers=admin)
+        assert names(hybrid) == ["owls.txt"]
+        assert hybrid.json["hits"][0]["semantic"] is None
+        assert "semantic leg skipped" in hybrid.json["warnings"][0]
+        local.extensions["postrag.pool"].close()

@@ -126,3 +126,55 @@ def test_parallel_writers_in_one_collection_neither_deadlock_nor_drift(
         assert conn.execute("SELECT count(*) FROM document_chunks").fetchone() == (0,)
         stats = conn.execute("SELECT chunk_count, total_length FROM collection_text_stats")
         assert stats.fetchall() == [(0, 0)]
+
+
+def test_a_language_change_during_reingestion_neither_deadlocks_nor_leaves_stale_tokens(
+    app, client, admin, collection, database_url
+):
+    import numpy as np
+
+    from app.repositories import documents as document_repo
+    from app.services.chunking import Chunk
+    from app.services.worker import connect
+
+    ids = [
+        upload(client, admin, collection, f"d{i}.txt", f"Die Häuser und Gärten {i}. " * 20)
+        for i in range(3)
+    ]
+    drain(app)
+    errors: list[BaseException] = []
+
+    def reingest() -> None:
+        try:
+            with connect(database_url) as conn:
+                space = conn.execute("SELECT id, dimension FROM embedding_spaces").fetchone()
+                for round_ in range(6):
+                    for document_id in ids:
+                        text = f"Die Häuser und Gärten, Runde {round_}."
+                        chunk = Chunk(0, text, 8, None, 0, len(text), ())
+                        vector = np.ones((1, space["dimension"]), dtype=np.float32)
+                        with conn.transaction():
+                            document_repo.replace_chunks(
+                                conn, document_id, space["id"], [chunk], vector
+                            )
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def switch_language() -> None:
+        try:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                for language in ("german", "english", "simple", "german") * 2:
+                    conn.execute(
+                        "UPDATE collections SET language = %s::regconfig WHERE id = %s",
+                        (language, collection),
+                    )
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reingest), threading.Thread(target=switch_language)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert assert_index_is_exact(database_url) > 0  # tokens follow the final language (german)

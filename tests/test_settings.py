@@ -25,6 +25,7 @@ def test_defaults_need_no_environment(tmp_path):
         ({"POSTRAG_LOG_LEVEL": "LOUD"}, "POSTRAG_LOG_LEVEL"),
         ({"POSTRAG_MIGRATIONS_DIR": "/nonexistent"}, "POSTRAG_MIGRATIONS_DIR"),
         ({"POSTRAG_HNSW_EF_SEARCH": "0"}, "POSTRAG_HNSW_EF_SEARCH"),
+        ({"POSTRAG_HNSW_EF_SEARCH": "1001"}, "POSTRAG_HNSW_EF_SEARCH"),
         ({"POSTRAG_EXACT_SEARCH_MAX_ROWS": "-5"}, "POSTRAG_EXACT_SEARCH_MAX_ROWS"),
         ({"POSTRAG_BM25_K1": "nan"}, "POSTRAG_BM25_K1"),
         ({"POSTRAG_BM25_B": "1.5"}, "POSTRAG_BM25_B"),

@@ -90,7 +90,10 @@ def _bad_text_paths(data: Any, where: list[Any]) -> list[list[Any]]:
 
 def reject_unstorable_text(data: Any, where: str) -> None:
     """422 when any string in `data` contains NUL characters or lone surrogates."""
-    paths = _bad_text_paths(data, [where])
+    try:
+        paths = _bad_text_paths(data, [where])
+    except RecursionError:
+        raise BadRequest(f"the {where} is nested too deeply") from None
     if paths:
         errors = [
             {

@@ -116,7 +116,21 @@ def content(conn: Conn, document_id: int) -> Row | None:
     ).fetchone()
 
 
+def _lock_collection_of(conn: Conn, document_id: int) -> None:
+    """Share-lock the document's collection before touching chunks.
+
+    A change of the collection's language rebuilds its full-text index under the row's update
+    lock; chunk writers take this lock first so the two queue instead of deadlocking.
+    """
+    conn.execute(
+        "SELECT 1 FROM collections c JOIN documents d ON d.collection_id = c.id"
+        " WHERE d.id = %(id)s FOR SHARE OF c",
+        {"id": document_id},
+    )
+
+
 def delete(conn: Conn, document_id: int, owner_id: int) -> bool:
+    _lock_collection_of(conn, document_id)
     row = conn.execute(
         "DELETE FROM documents WHERE id = %(id)s AND owner_id = %(owner_id)s RETURNING id",
         {"id": document_id, "owner_id": owner_id},
@@ -177,6 +191,7 @@ def replace_chunks(
     Ids come from the identity sequence up front, so chunks and their vectors go in with two
     binary COPYs instead of one INSERT ... RETURNING per row.
     """
+    _lock_collection_of(conn, document_id)
     conn.execute("DELETE FROM document_chunks WHERE document_id = %(id)s", {"id": document_id})
     if not chunks:
         return

@@ -108,14 +108,15 @@ class _Compiler:
         )
 
     def check_finite(self, value: Any, loc: list[Any]) -> None:
-        if isinstance(value, float) and not math.isfinite(value):
-            raise self.fail(loc, "numbers must be finite")
-        if isinstance(value, list):
-            for item in value:
-                self.check_finite(item, loc)
-        elif isinstance(value, dict):
-            for item in value.values():
-                self.check_finite(item, loc)
+        pending = [value]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, float) and not math.isfinite(item):
+                raise self.fail(loc, "numbers must be finite")
+            if isinstance(item, list):
+                pending.extend(item)
+            elif isinstance(item, dict):
+                pending.extend(item.values())
 
 
 def compile_filter(spec: Any, column: sql.Composable) -> tuple[sql.Composable, dict[str, Any]]:

@@ -1,10 +1,10 @@
 """Search SQL: the semantic (HNSW) leg, the BM25 full-text leg and their fusion, as one statement.
 
 `search_statement` composes a single query from CTEs: `semantic` (top candidates by cosine
-distance in one embedding space, ranked), `fulltext` (BM25 over chunk_lexemes with the scope's
-statistics, ranked) and `fused` (reciprocal rank fusion over a full outer join on chunk id, or a
-single leg's own score). Values are bound parameters; the only literals are the embedding space's
-id and dimension (integers from our own table), which must be literal for the planner to match the
+distance in one embedding space, ranked), `fulltext` (BM25, built in app/repositories/bm25.py)
+and `fused` (reciprocal rank fusion over a full outer join on chunk id, or a single leg's own
+score). Values are bound parameters; the only literals are the embedding space's id and
+dimension (integers from our own table), which must be literal for the planner to match the
 space's partial HNSW index, `(embedding::vector(N)) ... WHERE space_id = S`.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg import sql
 
-from app.repositories import Conn, Row, returned
+from app.repositories import Conn, Row, bm25, returned
 from app.repositories.metadata_filter import compile_filter
 
 # The hit's columns, shared by every mode.
@@ -41,8 +41,14 @@ class Scope:
         if self.document_ids is not None:
             parts.append(sql.SQL("c.document_id = ANY(%(document_ids)s)"))
         if self.metadata_sql is not None:
+            # Also on d, so the planner may start from the scope's documents.
+            parts.append(sql.SQL("d.collection_id = ANY(%(collection_ids)s)"))
             parts.append(self.metadata_sql)
         return sql.SQL(" AND ").join(parts)
+
+    def narrowed(self) -> bool:
+        """Whether documents or a filter narrow the scope below whole collections."""
+        return self.document_ids is not None or self.metadata_sql is not None
 
     def joins(self) -> sql.Composable:
         if self.metadata_sql is None:
@@ -72,12 +78,6 @@ class SemanticLeg:
     space_id: int
     dimension: int
     exact: bool  # an exact scan (very selective scopes) instead of the HNSW index
-
-
-@dataclass(frozen=True)
-class FulltextLeg:
-    phrases: list[str]  # each must occur as a phrase
-    prefixes: list[str]  # word characters only; each must occur as a lexeme prefix
 
 
 def _distance(leg: SemanticLeg) -> sql.Composable:
@@ -115,93 +115,6 @@ def _semantic_ctes(leg: SemanticLeg, scope: Scope) -> sql.Composable:
     )
 
 
-def _required_tsquery(leg: FulltextLeg) -> tuple[sql.Composable | None, dict[str, Any]]:
-    parts: list[sql.Composable] = []
-    params: dict[str, Any] = {}
-    for i, phrase in enumerate(leg.phrases):
-        params[f"phrase_{i}"] = phrase
-        parts.append(
-            sql.SQL("phraseto_tsquery(col.language, {})").format(sql.Placeholder(f"phrase_{i}"))
-        )
-    for i, prefix in enumerate(leg.prefixes):
-        params[f"prefix_{i}"] = f"{prefix}:*"
-        parts.append(sql.SQL("to_tsquery(col.language, {})").format(sql.Placeholder(f"prefix_{i}")))
-    if not parts:
-        return None, params
-    return sql.SQL(" && ").join(parts), params
-
-
-def _fulltext_ctes(leg: FulltextLeg, scope: Scope) -> tuple[sql.Composable, dict[str, Any]]:
-    required, params = _required_tsquery(leg)
-    bm25 = sql.SQL(
-        """fulltext_terms AS (
-    -- The query's lexemes in each collection's own text-search configuration.
-    SELECT DISTINCT col.id AS collection_id, t.lexeme
-    FROM collections col CROSS JOIN LATERAL unnest(to_tsvector(col.language, %(query)s)) t
-    WHERE col.id = ANY(%(collection_ids)s)
-), fulltext_stats AS (
-    SELECT greatest(sum(chunk_count), 1)::float8 AS n,
-           greatest(sum(total_length), 1)::float8 / greatest(sum(chunk_count), 1) AS avgdl
-    FROM collection_text_stats WHERE collection_id = ANY(%(collection_ids)s)
-), fulltext_idf AS (
-    SELECT t.lexeme, ln(1 + (st.n - sum(l.df) + 0.5) / (sum(l.df) + 0.5)) AS idf
-    FROM fulltext_terms t
-    JOIN collection_lexeme_stats l ON l.collection_id = t.collection_id AND l.lexeme = t.lexeme
-    CROSS JOIN fulltext_stats st
-    GROUP BY t.lexeme, st.n
-), fulltext_scores AS (
-    -- BM25: any of the query's lexemes matches; rare ones weigh more, long chunks less.
-    SELECT p.chunk_id,
-           sum(i.idf * p.tf * (%(k1)s + 1)
-               / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.chunk_length / st.avgdl))) AS score
-    FROM fulltext_terms t
-    JOIN chunk_lexemes p ON p.collection_id = t.collection_id AND p.lexeme = t.lexeme
-    JOIN fulltext_idf i ON i.lexeme = t.lexeme
-    CROSS JOIN fulltext_stats st
-    GROUP BY p.chunk_id
-)"""
-    )
-    if required is None:
-        unfiltered = scope.document_ids is None and scope.metadata_sql is None
-        hits = sql.SQL(
-            """, fulltext_hits AS (
-    SELECT s.chunk_id, s.score FROM fulltext_scores s{chunk_join}
-    ORDER BY s.score DESC, s.chunk_id
-    LIMIT %(candidates)s
-)"""
-        ).format(
-            chunk_join=sql.SQL("")
-            if unfiltered
-            else sql.SQL(
-                " JOIN document_chunks c ON c.id = s.chunk_id{joins} WHERE {where}"
-            ).format(joins=scope.joins(), where=scope.where())
-        )
-    else:
-        hits = sql.SQL(
-            """, fulltext_required AS (
-    SELECT col.id AS collection_id, {required} AS query
-    FROM collections col WHERE col.id = ANY(%(collection_ids)s)
-), fulltext_hits AS (
-    -- Quoted phrases and prefix* words must match (GIN index on search_vector).
-    SELECT c.id AS chunk_id, coalesce(s.score, 0) AS score
-    FROM fulltext_required r
-    JOIN document_chunks c
-      ON c.collection_id = r.collection_id AND c.search_vector @@ r.query{joins}
-    LEFT JOIN fulltext_scores s ON s.chunk_id = c.id
-    WHERE {where}
-    ORDER BY score DESC, c.id
-    LIMIT %(candidates)s
-)"""
-        ).format(required=required, joins=scope.joins(), where=scope.where())
-    ranked = sql.SQL(
-        """, fulltext AS (
-    SELECT chunk_id, score, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank
-    FROM fulltext_hits
-)"""
-    )
-    return sql.Composed([bm25, hits, ranked]), params
-
-
 def _fused(semantic: bool, fulltext: bool) -> sql.Composable:
     if semantic and fulltext:
         return sql.SQL(
@@ -234,7 +147,7 @@ def _fused(semantic: bool, fulltext: bool) -> sql.Composable:
 
 
 def search_statement(
-    semantic: SemanticLeg | None, fulltext: FulltextLeg | None, scope: Scope
+    semantic: SemanticLeg | None, fulltext: bm25.FulltextLeg | None, scope: Scope
 ) -> tuple[sql.Composed, dict[str, Any]]:
     """The one statement for the legs given, and the parameters it needs besides the knobs."""
     ctes: list[sql.Composable] = []
@@ -242,7 +155,7 @@ def search_statement(
     if semantic is not None:
         ctes.append(_semantic_ctes(semantic, scope))
     if fulltext is not None:
-        composed, extra = _fulltext_ctes(fulltext, scope)
+        composed, extra = bm25.fulltext_ctes(fulltext, scope)
         ctes.append(composed)
         params.update(extra)
     body = sql.SQL(", ").join(ctes)
@@ -262,11 +175,17 @@ LIMIT %(top_k)s"""
     return statement, params
 
 
-def set_search_knobs(conn: Conn, *, ef_search: int, iterative_scan: bool) -> None:
+def set_search_knobs(
+    conn: Conn, *, ef_search: int, iterative_scan: bool, max_scan_tuples: int
+) -> None:
     """Transaction-local HNSW settings for this query (call inside the transaction)."""
     conn.execute("SELECT set_config('hnsw.ef_search', %(ef)s, true)", {"ef": str(ef_search)})
     if iterative_scan:
-        conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+        conn.execute(
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+            " set_config('hnsw.max_scan_tuples', %(tuples)s, true)",
+            {"tuples": str(max_scan_tuples)},
+        )
 
 
 def run(conn: Conn, statement: sql.Composed, params: dict[str, Any]) -> list[Row]:
@@ -283,7 +202,7 @@ def explain(conn: Conn, statement: sql.Composed, params: dict[str, Any]) -> Any:
 
 def chunks_in_scope(conn: Conn, scope: Scope, cap: int) -> int:
     """How many chunks the scope holds, counting no further than `cap` + 1."""
-    if scope.document_ids is None and scope.metadata_sql is None:
+    if not scope.narrowed():
         row = returned(
             conn.execute(
                 "SELECT coalesce(sum(chunk_count), 0) AS n FROM collection_text_stats"
@@ -297,6 +216,16 @@ def chunks_in_scope(conn: Conn, scope: Scope, cap: int) -> int:
         " LIMIT %(cap)s) t"
     ).format(joins=scope.joins(), where=scope.where())
     row = returned(conn.execute(statement, {**scope.params(), "cap": cap + 1}).fetchone())
+    return int(row["n"])
+
+
+def total_chunks(conn: Conn) -> int:
+    """Chunks in every collection: about the rows of an embedding space."""
+    row = returned(
+        conn.execute(
+            "SELECT coalesce(sum(chunk_count), 0) AS n FROM collection_text_stats"
+        ).fetchone()
+    )
     return int(row["n"])
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from app.errors import NotFound, ServiceUnavailable
 from app.providers.embeddings import EmbeddingError, QueryEmbedders
-from app.repositories import Conn, Row
+from app.repositories import Conn, Row, bm25
 from app.repositories import collections as collection_repo
 from app.repositories import documents as document_repo
 from app.repositories import embedding_spaces as space_repo
@@ -28,9 +28,10 @@ from app.settings import Settings
 DEFAULT_MODE = "hybrid"
 DEFAULT_TOP_K = 8
 DEFAULT_MIN_SIMILARITY = 0.3
-MAX_EF_SEARCH = 1000
+MAX_EF_SEARCH = 1000  # pgvector's limit
+MAX_SCAN_TUPLES = 20_000  # index tuples an iterative HNSW scan may visit (pgvector's default)
 _PHRASE = re.compile(r'"([^"]+)"')
-_PREFIX = re.compile(r"(?<!\w)(\w+)\*")
+_PREFIX = re.compile(r"(?<!\w)([^\W_]{3,})\*")  # three letters or digits at least
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,9 @@ def _scope(conn: Conn, who: Principal, req: SearchRequest) -> search_repo.Scope:
     return search_repo.make_scope(collection_ids, document_ids, req.filter)
 
 
-def _fulltext_leg(query: str) -> search_repo.FulltextLeg:
+def _fulltext_leg(query: str) -> bm25.FulltextLeg:
     phrases = [p.strip() for p in _PHRASE.findall(query) if p.strip()]
-    return search_repo.FulltextLeg(phrases=phrases[:8], prefixes=_PREFIX.findall(query)[:8])
+    return bm25.FulltextLeg(phrases=phrases[:8], prefixes=_PREFIX.findall(query)[:8])
 
 
 def _embed(
@@ -98,6 +99,11 @@ def _embed(
 ) -> list[float] | None:
     try:
         vector = embedders.get(space["provider"], space["model"]).embed([query])[0]
+        if len(vector) != space["dimension"]:
+            raise EmbeddingError(
+                f"{space['provider']} model {space['model']!r} answered {len(vector)} dimensions,"
+                f" its embedding space has {space['dimension']}"
+            )
     except EmbeddingError as exc:
         if required:
             raise ServiceUnavailable(f"cannot embed the query: {exc}") from None
@@ -120,6 +126,51 @@ def _plan_summary(plan: dict[str, Any], out: list[str], depth: int = 0) -> list[
     return out
 
 
+def _semantic_leg(
+    conn: Conn,
+    req: SearchRequest,
+    scope: search_repo.Scope,
+    candidates: int,
+    settings: Settings,
+    embedders: QueryEmbedders,
+    result: SearchResult,
+    timings: dict[str, float],
+) -> tuple[search_repo.SemanticLeg | None, list[float] | None]:
+    space = space_repo.current_ready(conn)
+    if space is None:
+        result.warnings.append("no embedding space is ready yet: nothing is embedded")
+        return None, None
+    started = time.perf_counter()
+    vector = _embed(embedders, space, req.query, result.warnings, result.mode == "semantic")
+    timings["embed_ms"] = (time.perf_counter() - started) * 1000
+    if vector is None:
+        return None, None
+    # An exact scan when the scope is small, or so small a share of the space that an iterative
+    # HNSW scan would stop at MAX_SCAN_TUPLES before finding enough of its rows.
+    share_limit = -(-candidates * search_repo.total_chunks(conn) // MAX_SCAN_TUPLES)
+    limit = max(settings.exact_search_max_rows, share_limit)
+    exact = search_repo.chunks_in_scope(conn, scope, limit) <= limit
+    return search_repo.SemanticLeg(space["id"], space["dimension"], exact), vector
+
+
+def _debug(
+    semantic: search_repo.SemanticLeg | None,
+    ef_search: int,
+    iterative: bool,
+    candidates: int,
+    plan: dict[str, Any] | None,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    return {
+        "semantic_scan": None if semantic is None else ("exact" if semantic.exact else "hnsw"),
+        "ef_search": ef_search if semantic is not None else None,
+        "iterative_scan": iterative and semantic is not None and not semantic.exact,
+        "candidates_per_leg": candidates,
+        "plan": _plan_summary(plan, []) if plan is not None else [],
+        "timings_ms": {k: round(v, 3) for k, v in timings.items()},
+    }
+
+
 def search(
     conn: Conn,
     who: Principal,
@@ -131,25 +182,15 @@ def search(
     mode, top_k, min_similarity = _defaults(conn, who, req)
     result = SearchResult(mode=mode, top_k=top_k, min_similarity=min_similarity, hits=[])
     scope = _scope(conn, who, req)
-    timings: dict[str, float] = {}
     if not scope.collection_ids:
         return result
     candidates = top_k if mode != "hybrid" else max(4 * top_k, 20)
-
-    semantic = None
-    query_vector = None
+    timings: dict[str, float] = {}
+    semantic, query_vector = None, None
     if mode in ("semantic", "hybrid"):
-        space = space_repo.current_ready(conn)
-        if space is None:
-            result.warnings.append("no embedding space is ready yet: nothing is embedded")
-        else:
-            started = time.perf_counter()
-            query_vector = _embed(embedders, space, req.query, result.warnings, mode == "semantic")
-            timings["embed_ms"] = (time.perf_counter() - started) * 1000
-            if query_vector is not None:
-                cap = settings.exact_search_max_rows
-                exact = search_repo.chunks_in_scope(conn, scope, cap) <= cap
-                semantic = search_repo.SemanticLeg(space["id"], space["dimension"], exact)
+        semantic, query_vector = _semantic_leg(
+            conn, req, scope, candidates, settings, embedders, result, timings
+        )
     fulltext = _fulltext_leg(req.query) if mode in ("fulltext", "hybrid") else None
     if semantic is None and fulltext is None:
         return result
@@ -170,18 +211,13 @@ def search(
     ef_search = min(MAX_EF_SEARCH, max(settings.hnsw_ef_search, 2 * candidates))
     with conn.transaction():
         iterative = search_repo.pgvector_version(conn) >= (0, 8)
-        search_repo.set_search_knobs(conn, ef_search=ef_search, iterative_scan=iterative)
+        search_repo.set_search_knobs(
+            conn, ef_search=ef_search, iterative_scan=iterative, max_scan_tuples=MAX_SCAN_TUPLES
+        )
         plan = search_repo.explain(conn, statement, params) if req.debug else None
         started = time.perf_counter()
         result.hits = search_repo.run(conn, statement, params)
         timings["search_ms"] = (time.perf_counter() - started) * 1000
     if req.debug:
-        result.debug = {
-            "semantic_scan": None if semantic is None else ("exact" if semantic.exact else "hnsw"),
-            "ef_search": ef_search if semantic is not None else None,
-            "iterative_scan": iterative and semantic is not None and not semantic.exact,
-            "candidates_per_leg": candidates,
-            "plan": _plan_summary(plan, []) if plan is not None else [],
-            "timings_ms": {k: round(v, 3) for k, v in timings.items()},
-        }
+        result.debug = _debug(semantic, ef_search, iterative, candidates, plan, timings)
     return result

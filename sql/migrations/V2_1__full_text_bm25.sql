@@ -8,11 +8,14 @@
 -- a change of a collection's language.
 -- depends: V1_9__ingestion
 
--- Denormalised from documents so that (a) tenancy filters need no join and (b) the delete
--- trigger knows a chunk's collection even when the document row is already gone (cascades).
+-- collection_id is denormalised from documents so that (a) tenancy filters need no join and (b)
+-- the delete trigger knows a chunk's collection even when the document row is already gone
+-- (cascades); documents never move between collections (a trigger below refuses it).
+-- search_length is the chunk's BM25 length: its number of indexed (non-stop-word) tokens.
 ALTER TABLE document_chunks
     ADD COLUMN collection_id bigint,
-    ADD COLUMN search_vector tsvector;
+    ADD COLUMN search_vector tsvector,
+    ADD COLUMN search_length integer;
 
 UPDATE document_chunks c
 SET collection_id = d.collection_id,
@@ -21,22 +24,29 @@ FROM documents d
 JOIN collections col ON col.id = d.collection_id
 WHERE d.id = c.document_id;
 
+CREATE FUNCTION postrag_tsvector_length(v tsvector) RETURNS integer
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT coalesce(sum(cardinality(positions)), 0)::integer FROM unnest(v)
+$$;
+
+UPDATE document_chunks SET search_length = postrag_tsvector_length(search_vector);
+
 ALTER TABLE document_chunks
     ALTER COLUMN collection_id SET NOT NULL,
-    ALTER COLUMN search_vector SET NOT NULL;
+    ALTER COLUMN search_vector SET NOT NULL,
+    ALTER COLUMN search_length SET NOT NULL;
 
 CREATE INDEX document_chunks_collection_id_idx ON document_chunks (collection_id);
 CREATE INDEX document_chunks_search_vector_idx ON document_chunks USING gin (search_vector);
 
 -- The postings: one row per (chunk, lexeme). The primary key serves "postings of these lexemes in
--- these collections" as an index-only scan; chunk_length (in lexemes) is repeated on each row so
--- scoring never visits document_chunks.
+-- these collections" as an index-only scan (and, in the C collation, prefix ranges); chunk_length
+-- is repeated on each row so scoring never visits document_chunks. No foreign key: rows come and
+-- go with their chunks through the triggers below, set-wise rather than one check per row.
 CREATE TABLE chunk_lexemes (
     collection_id bigint   NOT NULL,
-    lexeme        text     NOT NULL,
-    chunk_id      bigint   NOT NULL
-                  CONSTRAINT chunk_lexemes_chunk_id_fkey
-                  REFERENCES document_chunks (id) ON DELETE CASCADE,
+    lexeme        text     COLLATE "C" NOT NULL,
+    chunk_id      bigint   NOT NULL,
     tf            smallint NOT NULL,
     chunk_length  integer  NOT NULL,
     CONSTRAINT chunk_lexemes_pkey PRIMARY KEY (collection_id, lexeme, chunk_id)
@@ -44,7 +54,7 @@ CREATE TABLE chunk_lexemes (
     CONSTRAINT chunk_lexemes_tf_check CHECK (tf >= 1),
     CONSTRAINT chunk_lexemes_chunk_length_check CHECK (chunk_length >= tf)
 );
--- The chunk FK's cascade.
+-- Deleting a chunk's postings.
 CREATE INDEX chunk_lexemes_chunk_id_idx ON chunk_lexemes (chunk_id);
 
 CREATE TABLE collection_text_stats (
@@ -61,17 +71,11 @@ CREATE TABLE collection_lexeme_stats (
     collection_id bigint NOT NULL
                   CONSTRAINT collection_lexeme_stats_collection_id_fkey
                   REFERENCES collections (id) ON DELETE CASCADE,
-    lexeme        text   NOT NULL,
+    lexeme        text   COLLATE "C" NOT NULL,
     df            bigint NOT NULL,
     CONSTRAINT collection_lexeme_stats_pkey PRIMARY KEY (collection_id, lexeme),
     CONSTRAINT collection_lexeme_stats_df_check CHECK (df >= 0)
 );
-
--- Length of a chunk for BM25: its number of indexed (non-stop-word) tokens.
-CREATE FUNCTION postrag_tsvector_length(v tsvector) RETURNS integer
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT coalesce(sum(cardinality(positions)), 0)::integer FROM unnest(v)
-$$;
 
 -- Adds the postings and statistics of the given chunks (already holding their search_vector).
 -- Every writer locks its collection's text-stats row first and then lexeme rows in sorted order,
@@ -80,7 +84,7 @@ CREATE FUNCTION postrag_index_chunk_text(p_chunk_ids bigint[]) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO collection_text_stats AS s (collection_id, chunk_count, total_length)
-    SELECT c.collection_id, count(*), sum(postrag_tsvector_length(c.search_vector))
+    SELECT c.collection_id, count(*), sum(c.search_length)
     FROM document_chunks c WHERE c.id = ANY (p_chunk_ids)
     GROUP BY c.collection_id ORDER BY c.collection_id
     ON CONFLICT (collection_id) DO UPDATE
@@ -88,8 +92,7 @@ BEGIN
             total_length = s.total_length + excluded.total_length;
 
     INSERT INTO chunk_lexemes (collection_id, lexeme, chunk_id, tf, chunk_length)
-    SELECT c.collection_id, t.lexeme, c.id, cardinality(t.positions),
-           postrag_tsvector_length(c.search_vector)
+    SELECT c.collection_id, t.lexeme, c.id, cardinality(t.positions), c.search_length
     FROM document_chunks c CROSS JOIN LATERAL unnest(c.search_vector) t
     WHERE c.id = ANY (p_chunk_ids);
 
@@ -97,19 +100,23 @@ BEGIN
     SELECT c.collection_id, t.lexeme, count(*)
     FROM document_chunks c CROSS JOIN LATERAL unnest(c.search_vector) t
     WHERE c.id = ANY (p_chunk_ids)
-    GROUP BY c.collection_id, t.lexeme ORDER BY c.collection_id, t.lexeme
+    GROUP BY c.collection_id, t.lexeme ORDER BY c.collection_id, t.lexeme COLLATE "C"
     ON CONFLICT (collection_id, lexeme) DO UPDATE SET df = s.df + excluded.df;
 END
 $$;
 
--- Fills collection_id and search_vector of a new chunk from its document's collection.
+-- Fills collection_id, search_vector and search_length of a new chunk. The share lock on the
+-- collection makes a concurrent change of its language wait for this transaction (and this one
+-- wait for it), so no chunk is ever tokenised with a language its collection no longer has.
 CREATE FUNCTION document_chunks_prepare_text() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     SELECT d.collection_id, to_tsvector(col.language, NEW.text)
     INTO STRICT NEW.collection_id, NEW.search_vector
     FROM documents d JOIN collections col ON col.id = d.collection_id
-    WHERE d.id = NEW.document_id;
+    WHERE d.id = NEW.document_id
+    FOR SHARE OF col;
+    NEW.search_length := postrag_tsvector_length(NEW.search_vector);
     RETURN NEW;
 END
 $$;
@@ -122,14 +129,16 @@ BEGIN
 END
 $$;
 
--- Takes deleted chunks out of the statistics (their postings go by the FK's cascade).
+-- Takes deleted chunks out of the postings and statistics.
 CREATE FUNCTION document_chunks_unindex_text() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    DELETE FROM chunk_lexemes p USING old_chunks o WHERE p.chunk_id = o.id;
+
     UPDATE collection_text_stats s
     SET chunk_count = s.chunk_count - o.n, total_length = s.total_length - o.len
     FROM (
-        SELECT collection_id, count(*) AS n, sum(postrag_tsvector_length(search_vector)) AS len
+        SELECT collection_id, count(*) AS n, sum(search_length) AS len
         FROM old_chunks GROUP BY collection_id
     ) o
     WHERE s.collection_id = o.collection_id;
@@ -161,19 +170,27 @@ CREATE TRIGGER document_chunks_index_text AFTER INSERT ON document_chunks
 CREATE TRIGGER document_chunks_unindex_text AFTER DELETE ON document_chunks
     REFERENCING OLD TABLE AS old_chunks
     FOR EACH STATEMENT EXECUTE FUNCTION document_chunks_unindex_text();
--- Chunk text, document and collection never change in place (re-ingestion replaces chunks).
-CREATE FUNCTION document_chunks_reject_text_update() RETURNS trigger
+
+-- Chunk text and placement never change in place (re-ingestion replaces chunks), and documents
+-- never move between collections: the postings and the denormalised collection_id rely on it.
+CREATE FUNCTION postrag_reject_placement_update() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'chunk text and placement are immutable; replace the chunks instead'
+    RAISE EXCEPTION '%: text and placement are immutable; replace the rows instead', TG_TABLE_NAME
         USING ERRCODE = 'restrict_violation';
 END
 $$;
-CREATE TRIGGER document_chunks_reject_text_update
+CREATE TRIGGER document_chunks_reject_placement_update
     BEFORE UPDATE OF text, document_id, collection_id ON document_chunks
-    FOR EACH ROW EXECUTE FUNCTION document_chunks_reject_text_update();
+    FOR EACH ROW EXECUTE FUNCTION postrag_reject_placement_update();
+CREATE TRIGGER documents_reject_placement_update
+    BEFORE UPDATE OF collection_id ON documents
+    FOR EACH ROW WHEN (OLD.collection_id IS DISTINCT FROM NEW.collection_id)
+    EXECUTE FUNCTION postrag_reject_placement_update();
 
--- A collection's new language re-tokenises its chunks: postings and statistics are rebuilt.
+-- A collection's new language re-tokenises its chunks: postings and statistics are rebuilt. The
+-- UPDATE of the collection row conflicts with the share lock chunk writers take on it, so this
+-- never overlaps an ingestion into the same collection.
 CREATE FUNCTION collections_reindex_text() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -181,6 +198,8 @@ BEGIN
     DELETE FROM collection_lexeme_stats WHERE collection_id = NEW.id;
     DELETE FROM collection_text_stats WHERE collection_id = NEW.id;
     UPDATE document_chunks SET search_vector = to_tsvector(NEW.language, text)
+    WHERE collection_id = NEW.id;
+    UPDATE document_chunks SET search_length = postrag_tsvector_length(search_vector)
     WHERE collection_id = NEW.id;
     PERFORM postrag_index_chunk_text(ARRAY(
         SELECT id FROM document_chunks WHERE collection_id = NEW.id
