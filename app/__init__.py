@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+from typing import cast
 
 import psycopg
 from flask import Flask
@@ -23,6 +24,8 @@ from app.api import (
 from app.db import migrations, server
 from app.db.pool import open_pool
 from app.providers.embeddings import QueryEmbedders, make_embedder
+from app.repositories import Conn
+from app.services import search as search_service
 from app.services import users as user_service
 from app.services.worker import WorkerPool
 from app.settings import Settings
@@ -68,6 +71,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     atexit.register(pool.close)
     app.extensions["postrag.settings"] = settings
     app.extensions["postrag.pool"] = pool
+    with pool.connection() as conn:  # pool connections answer dict rows (see open_pool)
+        app.extensions["postrag.iterative_scans"] = search_service.iterative_scans_available(
+            cast(Conn, conn)
+        )
 
     problems.register_error_handlers(app)
     app.teardown_appcontext(endpoint.release_db)

@@ -54,7 +54,7 @@ def log(message: str) -> None:
 
 
 def sqlalchemy_url(url: str) -> str:
-    """postgresql://... as SQLAlchemy's psycopg 3 dialect wants it (query params, host= too, kept)."""
+    """postgresql://... for SQLAlchemy's psycopg 3 dialect (query params, host= too, kept)."""
     return "postgresql+psycopg://" + url.split("://", 1)[1]
 
 
@@ -103,37 +103,37 @@ def sql_queries(
     return latencies, found, wall
 
 
+PGVECTORSTORE_SQL = (
+    'SELECT "langchain_id", "content", "embedding", "langchain_metadata",'
+    f' cosine_distance("embedding", %(q)s) AS distance FROM "public"."{TABLE}"'
+    ' ORDER BY "embedding" <=> %(q)s LIMIT %(k)s'
+)  # what AsyncPGVectorStore.__query_collection sends, the vector as text as it passes it
+
+
 def run_pgvectorstore(args: argparse.Namespace, data: tuple[Any, ...]) -> dict[str, Any]:
     from langchain_postgres import PGEngine, PGVectorStore
     from langchain_postgres.v2.indexes import HNSWIndex, HNSWQueryOptions
 
     vectors, queries, texts = data
+    embeddings = Precomputed(vectors.shape[1])
     engine = PGEngine.from_connection_string(sqlalchemy_url(args.url))
     engine.init_vectorstore_table(TABLE, vectors.shape[1], overwrite_existing=True)
-    store = PGVectorStore.create_sync(engine, Precomputed(vectors.shape[1]), TABLE)
+    store = PGVectorStore.create_sync(engine, embeddings, TABLE)
     ids = [str(uuid.UUID(int=i)) for i in range(len(vectors))]
     insert_s = insert_batches(store, vectors, texts, ids)
     log(f"PGVectorStore: building the HNSW index on {len(vectors):,} rows")
     started = time.perf_counter()
     store.apply_vector_index(HNSWIndex())  # m=16, ef_construction=64, vector_cosine_ops
     build_s = time.perf_counter() - started
-    analyze(args.url, TABLE)
-    runs = []
-    for ef in args.ef_search:
+    vacuum_analyze(args.url, TABLE)
+
+    def search_at(ef: int) -> Any:
         options = HNSWQueryOptions(ef_search=ef) if ef else None
-        searcher = PGVectorStore.create_sync(
-            engine, Precomputed(vectors.shape[1]), TABLE, index_query_options=options
-        )
-        latencies, found, wall = timed_queries(
-            searcher.similarity_search_with_score_by_vector, queries, args.k
-        )
-        runs.append(run_result(ef, latencies, uuid_indexes(found), wall))
-    statement = (
-        f'SELECT "langchain_id", "content", "embedding", "langchain_metadata",'
-        f' cosine_distance("embedding", %(q)s) AS distance FROM "public"."{TABLE}"'
-        f' ORDER BY "embedding" <=> %(q)s LIMIT %(k)s'
-    )
-    sql_runs = sql_level(args, statement, queries, uuid_indexes)
+        searcher = PGVectorStore.create_sync(engine, embeddings, TABLE, index_query_options=options)
+        return searcher.similarity_search_with_score_by_vector
+
+    runs = library_runs(args, search_at, queries, uuid_indexes)
+    sql_runs = sql_level(args, PGVECTORSTORE_SQL, queries, uuid_indexes)
     return report("PGVectorStore", vectors, insert_s, build_s, runs, sql_runs)
 
 
@@ -141,13 +141,10 @@ def run_pgvector(args: argparse.Namespace, data: tuple[Any, ...]) -> dict[str, A
     from langchain_postgres import PGVector
 
     vectors, queries, texts = data
-    dimension = vectors.shape[1]
+    embeddings = Precomputed(vectors.shape[1])
+    url = sqlalchemy_url(args.url)
     store = PGVector(
-        Precomputed(dimension),
-        connection=sqlalchemy_url(args.url),
-        embedding_length=dimension,
-        collection_name="bench",
-        pre_delete_collection=True,
+        embeddings, connection=url, embedding_length=vectors.shape[1], collection_name="bench"
     )
     insert_s = insert_batches(store, vectors, texts, [str(i) for i in range(len(vectors))])
     log(f"PGVector: building the HNSW index on {len(vectors):,} rows (by hand: no API for it)")
@@ -158,22 +155,33 @@ def run_pgvector(args: argparse.Namespace, data: tuple[Any, ...]) -> dict[str, A
             " USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
         )
     build_s = time.perf_counter() - started
-    analyze(args.url, "langchain_pg_embedding")
-    runs = []
-    for ef in args.ef_search:
+    vacuum_analyze(args.url, "langchain_pg_embedding")
+
+    def search_at(ef: int) -> Any:
+        # PGVector has no query options: a user sets ef_search on the engine's connections.
         engine_args = {"connect_args": {"options": f"-c hnsw.ef_search={ef}"}} if ef else None
         searcher = PGVector(
-            Precomputed(dimension),
-            connection=sqlalchemy_url(args.url),
-            embedding_length=dimension,
+            embeddings,
+            connection=url,
+            embedding_length=vectors.shape[1],
             collection_name="bench",
             engine_args=engine_args,
         )
-        latencies, found, wall = timed_queries(
-            searcher.similarity_search_with_score_by_vector, queries, args.k
-        )
-        runs.append(run_result(ef, latencies, int_indexes(found), wall))
+        return searcher.similarity_search_with_score_by_vector
+
+    runs = library_runs(args, search_at, queries, int_indexes)
     return report("PGVector", vectors, insert_s, build_s, runs, [])
+
+
+def library_runs(
+    args: argparse.Namespace, search_at: Any, queries: np.ndarray, to_index: Any
+) -> list[dict[str, Any]]:
+    """The queries through the store's own search call, at each --ef-search."""
+    runs = []
+    for ef in args.ef_search:
+        latencies, found, wall = timed_queries(search_at(ef), queries, args.k)
+        runs.append(run_result(ef, latencies, to_index(found), wall))
+    return runs
 
 
 def insert_batches(store: Any, vectors: np.ndarray, texts: list[str], ids: list[str]) -> float:
@@ -186,9 +194,10 @@ def insert_batches(store: Any, vectors: np.ndarray, texts: list[str], ids: list[
     return time.perf_counter() - started
 
 
-def analyze(url: str, table: str) -> None:
+def vacuum_analyze(url: str, table: str) -> None:
+    """Steady state, as autovacuum leaves it (postrag's tables get the same)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'ANALYZE "{table}"')
+        conn.execute(f'VACUUM (ANALYZE) "{table}"')
 
 
 def sql_level(
@@ -201,7 +210,9 @@ def sql_level(
     return runs
 
 
-def run_result(ef: int, latencies: list[float], ids: list[list[int]], wall: float) -> dict:
+def run_result(
+    ef: int, latencies: list[float], ids: list[list[int]], wall: float
+) -> dict[str, Any]:
     return {"ef_search": ef, "latencies_ms": latencies, "ids": ids, "wall_s": wall}
 
 
@@ -213,7 +224,14 @@ def int_indexes(found: list[list[str]]) -> list[list[int]]:
     return [[int(i) for i in ids] for ids in found]
 
 
-def report(store, vectors, insert_s, build_s, runs, sql_runs) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def report(
+    store: str,
+    vectors: np.ndarray,
+    insert_s: float,
+    build_s: float,
+    runs: list[dict[str, Any]],
+    sql_runs: list[dict[str, Any]],
+) -> dict[str, Any]:
     return {
         "store": store,
         "rows": len(vectors),

@@ -225,6 +225,7 @@ def test_a_very_selective_scope_is_scanned_exactly(app, admin_token, corpus, loa
                 request,
                 settings=settings,
                 embedders=app.extensions["postrag.query_embedders"],
+                iterative_scans=True,
             )
             assert result.debug is not None and result.debug["semantic_scan"] == "exact"
             assert not any("hnsw" in line for line in result.debug["plan"])

@@ -134,6 +134,7 @@ def search_chunks(body: SearchBody) -> SearchResponse:
         search.SearchRequest(**body.model_dump()),
         settings=current_app.extensions["postrag.settings"],
         embedders=current_app.extensions["postrag.query_embedders"],
+        iterative_scans=current_app.extensions["postrag.iterative_scans"],
     )
     return SearchResponse(
         mode=result.mode,

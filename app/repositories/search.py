@@ -179,13 +179,13 @@ def set_search_knobs(
     conn: Conn, *, ef_search: int, iterative_scan: bool, max_scan_tuples: int
 ) -> None:
     """Transaction-local HNSW settings for this query (call inside the transaction)."""
-    conn.execute("SELECT set_config('hnsw.ef_search', %(ef)s, true)", {"ef": str(ef_search)})
-    if iterative_scan:
-        conn.execute(
-            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-            " set_config('hnsw.max_scan_tuples', %(tuples)s, true)",
-            {"tuples": str(max_scan_tuples)},
+    query = "SELECT set_config('hnsw.ef_search', %(ef)s, true)"
+    if iterative_scan:  # unknown to pgvector < 0.8
+        query += (
+            ", set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+            " set_config('hnsw.max_scan_tuples', %(tuples)s, true)"
         )
+    conn.execute(query, {"ef": str(ef_search), "tuples": str(max_scan_tuples)})
 
 
 def run(conn: Conn, statement: sql.Composed, params: dict[str, Any]) -> list[Row]:

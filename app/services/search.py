@@ -126,6 +126,11 @@ def _plan_summary(plan: dict[str, Any], out: list[str], depth: int = 0) -> list[
     return out
 
 
+def iterative_scans_available(conn: Conn) -> bool:
+    """Whether the server's pgvector has iterative index scans (0.8+); asked once at start."""
+    return search_repo.pgvector_version(conn) >= (0, 8)
+
+
 def _semantic_leg(
     conn: Conn,
     req: SearchRequest,
@@ -178,7 +183,9 @@ def search(
     *,
     settings: Settings,
     embedders: QueryEmbedders,
+    iterative_scans: bool,
 ) -> SearchResult:
+    """Run one search; `iterative_scans`: the server's pgvector has them (0.8+)."""
     mode, top_k, min_similarity = _defaults(conn, who, req)
     result = SearchResult(mode=mode, top_k=top_k, min_similarity=min_similarity, hits=[])
     scope = _scope(conn, who, req)
@@ -210,7 +217,7 @@ def search(
     )
     ef_search = min(MAX_EF_SEARCH, max(settings.hnsw_ef_search, 2 * candidates))
     with conn.transaction():
-        iterative = search_repo.pgvector_version(conn) >= (0, 8)
+        iterative = iterative_scans
         search_repo.set_search_knobs(
             conn, ef_search=ef_search, iterative_scan=iterative, max_scan_tuples=MAX_SCAN_TUPLES
         )
