@@ -51,12 +51,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
@@ -71,14 +69,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app import prepare_database
 from app.db import embedded
 from app.providers.http_embedders import OllamaEmbedder
+from app.repositories import bm25
 from app.repositories import documents as document_repo
 from app.repositories import embedding_spaces as space_repo
 from app.repositories import search as search_repo
 from app.services import collections, spaces, users
 from app.services import search as search_service
+from app.services.chunking import Chunk
 from app.services.tokens import Principal
 from app.services.worker import connect
 from app.settings import Settings
+from tests.fakes import FakeEmbeddingServer
 
 BENCH_DIR = Path(__file__).resolve().parent
 MODEL = "bench-synthetic-384"
@@ -232,44 +233,11 @@ def timed(one: Callable[[int], tuple[list[int], float | None]], n: int) -> Timin
 # ---------------------------------------------------------------- query embedding stand-ins
 
 
-class SyntheticOllama:
+def synthetic_ollama(data: Data) -> FakeEmbeddingServer:
     """POST /api/embed on 127.0.0.1 answering each query text with the query's synthetic vector
-    (other texts, such as the embedder's dimension probe, get a fixed unit vector)."""
-
-    def __init__(self, data: Data) -> None:
-        table = {t: v.tolist() for t, v in zip(data.query_texts, data.queries, strict=True)}
-        fallback = [1.0] + [0.0] * (data.queries.shape[1] - 1)
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive: one connection for the whole run
-            # Headers and body go out in two writes: without this, Nagle's algorithm and the
-            # client's delayed ACK hold the body back ~40 ms on every embedding call.
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-                vectors = [table.get(t, fallback) for t in inputs]
-                raw = json.dumps({"model": body["model"], "embeddings": vectors}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> SyntheticOllama:
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    (tests/fakes.py's server; other texts, such as the dimension probe, get a hashed vector)."""
+    table = {t: v.tolist() for t, v in zip(data.query_texts, data.queries, strict=True)}
+    return FakeEmbeddingServer(models=(MODEL,), dimension=data.queries.shape[1], vectors=table)
 
 
 class LookupEmbedders:
@@ -301,16 +269,6 @@ class Postrag:
         return self.settings.database_url or ""
 
 
-class BenchChunk(NamedTuple):
-    ordinal: int
-    text: str
-    token_count: int
-    page: int | None
-    char_start: int
-    char_end: int
-    heading_path: tuple[str, ...]
-
-
 def fresh_database(server_url: str, prefix: str) -> str:
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
@@ -338,10 +296,10 @@ def setup_postrag(server_url: str, work_dir: Path, ollama_url: str) -> Postrag:
     return Postrag(settings, who, token, coll["id"], space["id"])
 
 
-def chunks_of(texts: list[str]) -> list[BenchChunk]:
+def chunks_of(texts: list[str]) -> list[Chunk]:
     chunks, offset = [], 0
     for i, text in enumerate(texts):
-        chunks.append(BenchChunk(i, text, len(text.split()), None, offset, offset + len(text), ()))
+        chunks.append(Chunk(i, text, len(text.split()), None, offset, offset + len(text), ()))
         offset += len(text) + 1
     return chunks
 
@@ -496,7 +454,7 @@ def mode_statement(conn: Any, pr: Postrag, mode: str, dimension: int) -> tuple[s
         cap = pr.settings.exact_search_max_rows
         exact = search_repo.chunks_in_scope(conn, scope, cap) <= cap
         semantic = search_repo.SemanticLeg(pr.space_id, dimension, exact)
-    fulltext = search_repo.FulltextLeg([], []) if mode != "semantic" else None
+    fulltext = bm25.FulltextLeg([], []) if mode != "semantic" else None
     return search_repo.search_statement(semantic, fulltext, scope)
 
 
@@ -519,7 +477,7 @@ def mode_query(conn: Any, pr: Postrag, mode: str, data: Data, top_k: int) -> Mod
         "fulltext_weight": 1.0,
     }
     params = [
-        {**common, "query": text, "query_vector": [float(x) for x in vector]}
+        {**common, "query": text, "query_vector": np.asarray(vector, dtype=np.float32)}
         for text, vector in zip(data.query_texts, data.queries, strict=True)
     ]
     return ModeQuery(statement, params, ef_search)
@@ -531,7 +489,12 @@ def timed_sql(conn: Any, mq: ModeQuery, ef_search: int, rows: dict[int, int]) ->
 
     def one(i: int) -> tuple[list[int], float]:
         with conn.transaction():
-            search_repo.set_search_knobs(conn, ef_search=ef_search, iterative_scan=iterative)
+            search_repo.set_search_knobs(
+                conn,
+                ef_search=ef_search,
+                iterative_scan=iterative,
+                max_scan_tuples=search_service.MAX_SCAN_TUPLES,
+            )
             started = time.perf_counter()
             hits = search_repo.run(conn, mq.statement, mq.params[i])
             ms = (time.perf_counter() - started) * 1000
@@ -544,7 +507,12 @@ def plan_indexes(conn: Any, mq: ModeQuery) -> list[str]:
     """The index scans the planner picks for the first query (EXPLAIN, knobs as in the run)."""
     iterative = search_repo.pgvector_version(conn) >= (0, 8)
     with conn.transaction():
-        search_repo.set_search_knobs(conn, ef_search=mq.ef_search, iterative_scan=iterative)
+        search_repo.set_search_knobs(
+            conn,
+            ef_search=mq.ef_search,
+            iterative_scan=iterative,
+            max_scan_tuples=search_service.MAX_SCAN_TUPLES,
+        )
         plan = search_repo.explain(conn, mq.statement, mq.params[0])
     names, stack = set(), [plan]
     while stack:
@@ -598,7 +566,12 @@ def service_level(
                     collection_ids=[pr.collection_id],
                 )
                 found = search_service.search(
-                    conn, pr.who, request, settings=pr.settings, embedders=embedders
+                    conn,
+                    pr.who,
+                    request,
+                    settings=pr.settings,
+                    embedders=embedders,
+                    iterative_scans=True,
                 )
                 return [rows[h["chunk_id"]] for h in found.hits], None
 
@@ -930,7 +903,7 @@ def main() -> None:
     log(f"data: {args.chunks:,} chunks, {args.clusters:,} clusters, {args.queries} queries")
     data = make_data(args)
     exact = exact_top_k(data.vectors, data.queries, args.top_k)
-    with SyntheticOllama(data) as ollama:
+    with synthetic_ollama(data) as ollama:
         pr = setup_postrag(server_url, work_dir, ollama.url)
         ingest, rows = ingest_postrag(pr, data, args)
         sql_results = sql_level(pr, data, rows, args)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -32,8 +33,10 @@ class FakeEmbeddingServer:
         models: tuple[str, ...] = ("fake-embed",),
         dimension: int = 8,
         base64_answers: bool = False,
+        vectors: Mapping[str, list[float]] | None = None,
     ) -> None:
         self.models = set(models)
+        self.vectors = dict(vectors or {})  # texts answered with these vectors, not fake ones
         self.dimension = dimension
         self.base64_answers = base64_answers
         self.fail_next: list[int] = []
@@ -42,6 +45,11 @@ class FakeEmbeddingServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real servers
+            # Headers and body go out in two writes: without this, Nagle's algorithm and the
+            # client's delayed ACK hold the body back ~40 ms on every call.
+            disable_nagle_algorithm = True
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -71,7 +79,7 @@ class FakeEmbeddingServer:
                     200,
                     {
                         "model": body["model"],
-                        "embeddings": [fake_vector(t, server.dimension) for t in inputs],
+                        "embeddings": [server.vector_for(t) for t in inputs],
                     },
                 )
 
@@ -89,7 +97,7 @@ class FakeEmbeddingServer:
                     return
                 data = []
                 for i, text in enumerate(body["input"]):
-                    vector = fake_vector(text, server.dimension)
+                    vector = server.vector_for(text)
                     if server.base64_answers:
                         encoded: Any = base64.b64encode(
                             np.asarray(vector, dtype="<f4").tobytes()
@@ -119,6 +127,9 @@ class FakeEmbeddingServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def vector_for(self, text: str) -> list[float]:
+        return self.vectors.get(text) or fake_vector(text, self.dimension)
 
     def __enter__(self) -> FakeEmbeddingServer:
         self.thread.start()

@@ -18,6 +18,7 @@ from app.repositories import documents as document_repo
 from app.repositories import embedding_spaces as space_repo
 from app.services import search as search_service
 from app.services import spaces
+from app.services.chunking import Chunk
 from app.services.tokens import authenticate
 from app.services.worker import connect
 
@@ -80,17 +81,6 @@ PLACES = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class Chunk:
-    ordinal: int
-    text: str
-    token_count: int = 12
-    page: int | None = None
-    char_start: int = 0
-    char_end: int = 0
-    heading_path: tuple[str, ...] = ()
-
-
 def _sentences(rng: random.Random, n: int) -> list[str]:
     seen: set[str] = set()
     while len(seen) < n:
@@ -140,7 +130,7 @@ def loaded(app, client, admin, collection, corpus):
                     metadata={"group": d % GROUPS},
                 )
                 rows = range(d * CHUNKS_PER_DOCUMENT, (d + 1) * CHUNKS_PER_DOCUMENT)
-                chunks = [Chunk(i, texts[r]) for i, r in enumerate(rows)]
+                chunks = [Chunk(i, texts[r], 12, None, 0, 0, ()) for i, r in enumerate(rows)]
                 document_repo.replace_chunks(conn, doc["id"], space["id"], chunks, vectors[rows])
             space_repo.create_index(conn, space["id"])
         conn.execute("ANALYZE chunk_embeddings, document_chunks, documents")

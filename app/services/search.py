@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from app.errors import NotFound, ServiceUnavailable
 from app.providers.embeddings import EmbeddingError, QueryEmbedders
 from app.repositories import Conn, Row, bm25
@@ -96,7 +98,7 @@ def _fulltext_leg(query: str) -> bm25.FulltextLeg:
 
 def _embed(
     embedders: QueryEmbedders, space: Row, query: str, warnings: list[str], required: bool
-) -> list[float] | None:
+) -> np.ndarray | None:
     try:
         vector = embedders.get(space["provider"], space["model"]).embed([query])[0]
         if len(vector) != space["dimension"]:
@@ -109,7 +111,8 @@ def _embed(
             raise ServiceUnavailable(f"cannot embed the query: {exc}") from None
         warnings.append(f"semantic leg skipped, cannot embed the query: {exc}")
         return None
-    return [float(x) for x in vector]
+    # float32 numpy: sent as pgvector's binary format (register_vector), not as text.
+    return np.asarray(vector, dtype=np.float32)
 
 
 def _plan_summary(plan: dict[str, Any], out: list[str], depth: int = 0) -> list[str]:
@@ -140,7 +143,7 @@ def _semantic_leg(
     embedders: QueryEmbedders,
     result: SearchResult,
     timings: dict[str, float],
-) -> tuple[search_repo.SemanticLeg | None, list[float] | None]:
+) -> tuple[search_repo.SemanticLeg | None, np.ndarray | None]:
     space = space_repo.current_ready(conn)
     if space is None:
         result.warnings.append("no embedding space is ready yet: nothing is embedded")
