@@ -44,7 +44,7 @@ class Settings:
     ollama_url: str = "http://127.0.0.1:11434"
     openai_base_url: str = "https://api.openai.com/v1"
     openai_api_key: str | None = None
-    hnsw_ef_search: int = 64
+    hnsw_ef_search: int = 128
     exact_search_max_rows: int = 2000
     bm25_k1: float = 0.9
     bm25_b: float = 0.4
@@ -96,7 +96,7 @@ class Settings:
             ollama_url=env.get("OLLAMA_URL") or "http://127.0.0.1:11434",
             openai_base_url=env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
             openai_api_key=env.get("OPENAI_API_KEY") or None,
-            hnsw_ef_search=_int(env, "POSTRAG_HNSW_EF_SEARCH", 64, low=1, high=1000),
+            hnsw_ef_search=_int(env, "POSTRAG_HNSW_EF_SEARCH", 128, low=1, high=1000),
             exact_search_max_rows=_int(env, "POSTRAG_EXACT_SEARCH_MAX_ROWS", 2000, low=0),
             bm25_k1=_float(env, "POSTRAG_BM25_K1", 0.9, low=0.0, high=3.0),
             bm25_b=_float(env, "POSTRAG_BM25_B", 0.4, low=0.0, high=1.0),

@@ -11,7 +11,7 @@ def test_defaults_need_no_environment(tmp_path):
     assert settings.data_dir == tmp_path
     assert settings.migrate_on_start is True
     assert (settings.migrations_dir / "V1_1__extensions_users_tokens.sql").exists()
-    assert (settings.hnsw_ef_search, settings.exact_search_max_rows) == (64, 2000)
+    assert (settings.hnsw_ef_search, settings.exact_search_max_rows) == (128, 2000)
     assert (settings.bm25_k1, settings.bm25_b, settings.index_build_memory) == (0.9, 0.4, "1GB")
 
 
