@@ -45,9 +45,8 @@ class FakeEmbeddingServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as real servers
             # Headers and body go out in two writes: without this, Nagle's algorithm and the
-            # client's delayed ACK hold the body back ~40 ms on every call.
+            # client's delayed ACK can hold the body back ~40 ms.
             disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:

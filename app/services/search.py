@@ -169,12 +169,17 @@ def _debug(
     plan: dict[str, Any] | None,
     timings: dict[str, float],
 ) -> dict[str, Any]:
+    lines = _plan_summary(plan, []) if plan is not None else []
+    scan = None
+    if semantic is not None:
+        # What the planner did: on a small table it may prefer a sort to the HNSW index.
+        scan = "hnsw" if any("_hnsw_idx" in line for line in lines) else "exact"
     return {
-        "semantic_scan": None if semantic is None else ("exact" if semantic.exact else "hnsw"),
+        "semantic_scan": scan,
         "ef_search": ef_search if semantic is not None else None,
-        "iterative_scan": iterative and semantic is not None and not semantic.exact,
+        "iterative_scan": iterative and scan == "hnsw",
         "candidates_per_leg": candidates,
-        "plan": _plan_summary(plan, []) if plan is not None else [],
+        "plan": lines,
         "timings_ms": {k: round(v, 3) for k, v in timings.items()},
     }
 
