@@ -116,7 +116,7 @@ def content(conn: Conn, document_id: int) -> Row | None:
     ).fetchone()
 
 
-def _lock_collection_of(conn: Conn, document_id: int) -> None:
+def _lock_collection_of(conn: Conn, document_id: int, owner_id: int | None = None) -> None:
     """Share-lock the document's collection before touching chunks.
 
     A change of the collection's language rebuilds its full-text index under the row's update
@@ -124,13 +124,14 @@ def _lock_collection_of(conn: Conn, document_id: int) -> None:
     """
     conn.execute(
         "SELECT 1 FROM collections c JOIN documents d ON d.collection_id = c.id"
-        " WHERE d.id = %(id)s FOR SHARE OF c",
-        {"id": document_id},
+        " WHERE d.id = %(id)s AND (%(owner_id)s::bigint IS NULL OR d.owner_id = %(owner_id)s)"
+        " FOR SHARE OF c",
+        {"id": document_id, "owner_id": owner_id},
     )
 
 
 def delete(conn: Conn, document_id: int, owner_id: int) -> bool:
-    _lock_collection_of(conn, document_id)
+    _lock_collection_of(conn, document_id, owner_id)  # never another user's collection
     row = conn.execute(
         "DELETE FROM documents WHERE id = %(id)s AND owner_id = %(owner_id)s RETURNING id",
         {"id": document_id, "owner_id": owner_id},
