@@ -11,11 +11,14 @@ from flask import Flask
 from psycopg.rows import dict_row
 
 from app.api import (
+    chats,
     collections,
     documents,
     endpoint,
     health,
+    models,
     openapi,
+    preferences,
     problems,
     search,
     tokens,
@@ -24,6 +27,7 @@ from app.api import (
 from app.db import migrations, server
 from app.db.pool import open_pool
 from app.providers.embeddings import QueryEmbedders, make_embedder
+from app.providers.llm import LLMClients, ollama_answers
 from app.repositories import Conn
 from app.services import search as search_service
 from app.services import users as user_service
@@ -59,6 +63,20 @@ def bootstrap_admin(url: str, settings: Settings) -> None:
         user_service.ensure_admin(conn, settings.data_dir)
 
 
+def resolve_llm(settings: Settings) -> str:
+    """POSTRAG_LLM, with `auto` settled: ollama when one answers on OLLAMA_URL, else none."""
+    if settings.llm != "auto":
+        return settings.llm
+    found = "ollama" if ollama_answers(settings.ollama_url) else "none"
+    log.info(
+        "POSTRAG_LLM unset: %s",
+        "using Ollama at " + settings.ollama_url
+        if found == "ollama"
+        else "no Ollama answers, chats answer extractively",
+    )
+    return found
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     settings = prepare_database(settings or Settings.from_env())
     assert settings.database_url is not None
@@ -86,9 +104,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         collections.bp,
         documents.bp,
         search.bp,
+        chats.bp,
+        models.bp,
+        preferences.bp,
     ):
         app.register_blueprint(blueprint)
 
+    app.extensions["postrag.llm"] = LLMClients(settings, resolve_llm(settings))
     embedder = make_embedder(settings)
     app.extensions["postrag.embedder"] = embedder
     app.extensions["postrag.query_embedders"] = QueryEmbedders(settings, embedder)

@@ -62,5 +62,13 @@ CONSTRAINT_ERRORS: dict[str, tuple[type[AppError], str]] = {
     "users_name_key": (Conflict, "a user with this name already exists"),
     "collections_owner_id_name_key": (Conflict, "you already have a collection with this name"),
     "llm_models_provider_name_key": (Conflict, "this provider already has a model with this name"),
+    "chat_messages_one_streaming_idx": (
+        Conflict,
+        "an answer is already being generated in this chat; wait for it or stop it",
+    ),
+    "embedding_spaces_embedding_model_id_fkey": (
+        Conflict,
+        "this embedding model has vectors (an embedding space) and cannot be deleted",
+    ),
     "documents_collection_id_fkey": (NotFound, "the collection does not exist (any more)"),
 }

@@ -49,6 +49,12 @@ class Settings:
     bm25_k1: float = 0.9
     bm25_b: float = 0.4
     index_build_memory: str = "1GB"
+    # Language models (chat)
+    llm: str = "none"  # ollama | openai | none | auto (auto: ollama if one answers, else none)
+    chat_model: str = ""
+    llm_timeout_s: float = 120.0
+    chat_context_tokens: int = 8192
+    chat_answer_tokens: int = 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +82,15 @@ class Settings:
             raise SettingsError(
                 "POSTRAG_CHUNK_OVERLAP_TOKENS must be < half of POSTRAG_CHUNK_TOKENS"
             )
+        llm = env.get("POSTRAG_LLM") or ("ollama" if env.get("OLLAMA_URL") else "auto")
+        if llm not in {"ollama", "openai", "none", "auto"}:
+            raise SettingsError("POSTRAG_LLM must be one of ollama, openai, none")
+        context_tokens = _int(env, "POSTRAG_CHAT_CONTEXT_TOKENS", 8192, low=1024, high=1_000_000)
+        answer_tokens = _int(env, "POSTRAG_CHAT_ANSWER_TOKENS", 1024, low=16)
+        if answer_tokens > context_tokens // 2:
+            raise SettingsError(
+                "POSTRAG_CHAT_ANSWER_TOKENS must be <= half of POSTRAG_CHAT_CONTEXT_TOKENS"
+            )
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             data_dir=data_dir.expanduser(),
@@ -101,6 +116,11 @@ class Settings:
             bm25_k1=_float(env, "POSTRAG_BM25_K1", 0.9, low=0.0, high=3.0),
             bm25_b=_float(env, "POSTRAG_BM25_B", 0.4, low=0.0, high=1.0),
             index_build_memory=_memory(env, "POSTRAG_INDEX_BUILD_MEMORY", "1GB"),
+            llm=llm,
+            chat_model=env.get("POSTRAG_CHAT_MODEL", "").strip(),
+            llm_timeout_s=_float(env, "POSTRAG_LLM_TIMEOUT_S", 120.0, low=0.1, high=3600.0),
+            chat_context_tokens=context_tokens,
+            chat_answer_tokens=answer_tokens,
         )
 
     def with_database_url(self, url: str) -> Settings:

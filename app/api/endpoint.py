@@ -35,6 +35,7 @@ class EndpointSpec:
     multipart: type[pydantic.BaseModel] | None = None
     also: tuple[int, ...] = ()  # other success statuses answering the same `response` body
     reads_only: bool = False  # a POST that changes nothing (search) needs only the read scope
+    streams: bool = False  # may answer text/event-stream instead of JSON
 
 
 def db() -> Any:
@@ -184,6 +185,7 @@ def endpoint(
     multipart: type[pydantic.BaseModel] | None = None,
     also: tuple[int, ...] = (),
     reads_only: bool = False,
+    streams: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Wrap a view: authenticate, validate `body`/`query` into kwargs, serialize the result.
 
@@ -192,7 +194,18 @@ def endpoint(
     the request body itself and gets neither.
     """
     spec = EndpointSpec(
-        summary, tag, auth, status, body, query, response, errors, multipart, also, reads_only
+        summary,
+        tag,
+        auth,
+        status,
+        body,
+        query,
+        response,
+        errors,
+        multipart,
+        also,
+        reads_only,
+        streams,
     )
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:

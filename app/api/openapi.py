@@ -29,7 +29,9 @@ _ERROR_TITLES = {
     413: "Content too large",
     415: "Unsupported media type",
     422: "Invalid parameters",
-    503: "Not ready",
+    502: "An upstream provider (language or embedding model) failed",
+    503: "Not ready, or an upstream provider cannot be reached",
+    504: "An upstream provider timed out",
 }
 
 
@@ -85,6 +87,10 @@ def _operation(spec: EndpointSpec, converters: dict[str, str], refs: dict[Any, A
     ok: dict[str, Any] = {"description": "Success"}
     if spec.response is not None:
         ok["content"] = {"application/json": {"schema": ref(spec.response, "serialization")}}
+    if spec.streams:
+        ok.setdefault("content", {})["text/event-stream"] = {
+            "schema": {"type": "string", "description": "server-sent events"}
+        }
     responses: dict[str, Any] = {str(spec.status): ok}
     for status in spec.also:
         responses[str(status)] = {**ok, "description": "Success (already there)"}

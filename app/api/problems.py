@@ -12,6 +12,7 @@ from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
 from app.errors import CONSTRAINT_ERRORS, AppError
+from app.providers.llm import LLMError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,11 @@ def register_error_handlers(app: Flask) -> None:
         response = problem(exc.status, exc.title, exc.detail, **exc.extra)
         response.headers.update(exc.headers)
         return response
+
+    @app.errorhandler(LLMError)
+    def _llm_error(exc: LLMError) -> Response:
+        log.warning("%s %s: %s", request.method, request.path, exc.detail)
+        return problem(exc.status, exc.title, exc.detail, provider=exc.provider)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -1,0 +1,247 @@
+"""/api/v1/chats: your chats, their messages, asking a question (JSON or SSE) and stopping it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from flask import Blueprint, Response, current_app, json, request, url_for
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.endpoint import db, endpoint, principal
+from app.api.schemas import Page, PageQuery
+from app.errors import AppError, ValidationFailed
+from app.services import chat_answers, chats
+
+bp = Blueprint("chats", __name__, url_prefix="/api/v1")
+
+_Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+_SCOPE = Field(
+    None,
+    min_length=1,
+    max_length=100,
+    description="collections to search for sources (default: every collection you may read)",
+)
+
+
+class Chat(BaseModel):
+    id: int
+    title: str
+    collection_ids: list[int] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ChatCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str = Field("", max_length=300, description="default: the start of the first message")
+    collection_ids: list[_Id] | None = _SCOPE
+
+
+class ChatUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str | None = Field(None, max_length=300)
+    collection_ids: list[_Id] | None = _SCOPE
+
+
+class Citation(BaseModel):
+    n: int = Field(description="the [n] the answer uses for this source")
+    chunk_id: int
+    document_id: int
+    collection_id: int
+    filename: str
+    page: int | None
+    char_start: int
+    char_end: int
+    score: float
+    cited: bool = Field(description="the answer cites it")
+
+
+class Message(BaseModel):
+    id: int
+    role: Literal["system", "user", "assistant"]
+    content: str
+    reasoning: str = Field(description="the model's <think> text; never sent back as history")
+    status: Literal["streaming", "complete", "incomplete"]
+    finish_reason: str | None = Field(
+        description="stop, length, stopped (by you), disconnected, error"
+    )
+    model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: int | None
+    citations: list[Citation]
+    error: str | None
+    created_at: datetime
+
+
+class ChatWithMessages(Chat):
+    messages: Page[Message] = Field(description="oldest first")
+
+
+class MessageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = Field(min_length=1, max_length=100_000, pattern=r"\S")
+
+
+class StreamQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stream: bool = Field(False, description="answer as server-sent events (as Accept does)")
+
+
+class Stopping(BaseModel):
+    message_id: int = Field(description="the answer asked to stop")
+
+
+def _chat(row: dict[str, Any]) -> Chat:
+    return Chat(**{k: row[k] for k in Chat.model_fields})
+
+
+@bp.post("/chats")
+@endpoint(
+    summary="Start a chat", tag="chats", status=201, body=ChatCreate, response=Chat, errors=(404,)
+)
+def create_chat(body: ChatCreate) -> tuple[Chat, dict[str, str]]:
+    row = chats.create(db(), principal(), body.title, body.collection_ids)
+    return _chat(row), {"Location": url_for("chats.get_chat", chat_id=row["id"])}
+
+
+@bp.get("/chats")
+@endpoint(summary="My chats, newest first", tag="chats", query=PageQuery, response=Page[Chat])
+def list_chats(query: PageQuery) -> Page[Chat]:
+    rows, total = chats.list_page(db(), principal(), limit=query.limit, offset=query.offset)
+    return Page[Chat](
+        items=[_chat(r) for r in rows], total=total, limit=query.limit, offset=query.offset
+    )
+
+
+@bp.get("/chats/<int:chat_id>")
+@endpoint(
+    summary="One chat with a page of its messages",
+    tag="chats",
+    query=PageQuery,
+    response=ChatWithMessages,
+    errors=(404,),
+)
+def get_chat(chat_id: int, query: PageQuery) -> ChatWithMessages:
+    chat, rows, total = chats.messages_page(
+        db(), principal(), chat_id, limit=query.limit, offset=query.offset
+    )
+    messages = Page[Message](
+        items=[Message(**r) for r in rows], total=total, limit=query.limit, offset=query.offset
+    )
+    return ChatWithMessages(**_chat(chat).model_dump(), messages=messages)
+
+
+@bp.patch("/chats/<int:chat_id>")
+@endpoint(
+    summary="Rename a chat or change its collections",
+    tag="chats",
+    body=ChatUpdate,
+    response=Chat,
+    errors=(404,),
+)
+def update_chat(chat_id: int, body: ChatUpdate) -> Chat:
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("title", "") is None:
+        raise ValidationFailed(
+            "title cannot be null",
+            errors=[{"loc": ["body", "title"], "msg": "cannot be null", "type": "null"}],
+        )
+    return _chat(chats.update(db(), principal(), chat_id, changes))
+
+
+@bp.delete("/chats/<int:chat_id>")
+@endpoint(summary="Delete a chat and its messages", tag="chats", status=204, errors=(404,))
+def delete_chat(chat_id: int) -> None:
+    chats.delete(db(), principal(), chat_id)
+
+
+@bp.post("/chats/<int:chat_id>/stop")
+@endpoint(
+    summary="Stop the answer being generated",
+    tag="chats",
+    status=202,
+    response=Stopping,
+    errors=(404, 409),
+)
+def stop_chat(chat_id: int) -> Stopping:
+    settings = current_app.extensions["postrag.settings"]
+    stale_s = chat_answers.stale_after_s(settings)
+    return Stopping(message_id=chats.stop(db(), principal(), chat_id, stale_s=stale_s))
+
+
+def _deps() -> chat_answers.Deps:
+    ext = current_app.extensions
+    return chat_answers.Deps(
+        pool=ext["postrag.pool"],
+        settings=ext["postrag.settings"],
+        llm=ext["postrag.llm"],
+        embedders=ext["postrag.query_embedders"],
+        iterative_scans=ext["postrag.iterative_scans"],
+    )
+
+
+def sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def _wants_stream(query: StreamQuery) -> bool:
+    best = request.accept_mimetypes.best_match(["application/json", "text/event-stream"])
+    return query.stream or best == "text/event-stream"
+
+
+@bp.post("/chats/<int:chat_id>/messages")
+@endpoint(
+    summary="Ask: retrieve sources, answer with [n] citations (JSON, or SSE with"
+    " Accept: text/event-stream or ?stream=true: events retrieval, reasoning, delta, done, error)",
+    tag="chats",
+    status=201,
+    body=MessageCreate,
+    query=StreamQuery,
+    response=Message,
+    errors=(404, 409, 502, 503, 504),
+    streams=True,
+)
+def post_message(chat_id: int, body: MessageCreate, query: StreamQuery) -> Any:
+    deps = _deps()
+    exchange = chat_answers.start(db(), principal(), chat_id, body.content, deps)
+    events = chat_answers.run(exchange, deps)
+    if _wants_stream(query):
+        return Response(
+            _stream(events),
+            status=200,
+            mimetype="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    for event in events:
+        if event.kind == "error":
+            raise _EventError(event.data)
+        if event.kind == "done":
+            return Message(
+                **chats.get_message(db(), principal(), chat_id, event.data["message_id"])
+            )
+    raise RuntimeError("the answer ended without done or error")
+
+
+class _EventError(AppError):
+    def __init__(self, problem: dict[str, Any]):
+        super().__init__(
+            problem["detail"],
+            **{k: v for k, v in problem.items() if k not in ("type", "title", "status", "detail")},
+        )
+        self.status = problem["status"]
+        self.title = problem["title"]
+
+
+def _stream(events: Iterator[chat_answers.Event]) -> Iterator[str]:
+    try:
+        for event in events:
+            yield sse(event.kind, event.data)
+    finally:
+        events.close()  # type: ignore[attr-defined]  # a disconnect reaches run() here

@@ -1,0 +1,159 @@
+"""The ChatModel protocol, its errors, and the factory that picks a client for a provider.
+
+The rest of postrag only sees `ChatModel` (stream a reply) and `ModelCatalog` (what a provider
+has installed): whether Ollama or an OpenAI-compatible server answers is decided here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+LLM_PROVIDERS = ("ollama", "openai")
+
+
+class LLMError(RuntimeError):
+    """A language-model provider failed; `status` is the HTTP status postrag answers with."""
+
+    status = 502
+    title = "Bad gateway"
+
+    def __init__(self, provider: str, detail: str):
+        super().__init__(f"{provider}: {detail}")
+        self.provider = provider
+        self.detail = f"{provider}: {detail}"
+
+
+class LLMUnavailable(LLMError):
+    """The provider cannot be reached (connection refused, DNS, nothing configured)."""
+
+    status, title = 503, "Service unavailable"
+
+
+class LLMTimeout(LLMError):
+    """The provider took longer than POSTRAG_LLM_TIMEOUT_S to connect or to send the next piece."""
+
+    status, title = 504, "Gateway timeout"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One streamed piece of a reply: answer text, reasoning text, or the closing usage."""
+
+    text: str = ""
+    reasoning: str = ""
+    done: bool = False
+    finish_reason: str | None = None  # on the last piece: stop | length
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass
+class ModelInfo:
+    """What a provider says about one of its models."""
+
+    name: str
+    kind: str | None = None  # chat | embedding, when the provider says
+    context_length: int | None = None
+    dimension: int | None = None
+    capabilities: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class ChatModel(Protocol):
+    provider: str
+
+    def stream(
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float,
+        max_tokens: int,
+        context_length: int,
+    ) -> Iterator[Piece]:
+        """The reply's pieces in order, ending with one whose `done` is true.
+
+        Closing the iterator early closes the upstream connection.
+        """
+        ...
+
+
+class ModelCatalog(Protocol):
+    provider: str
+
+    def list_models(self) -> list[ModelInfo]: ...
+
+    def show(self, model: str) -> ModelInfo | None:
+        """Details of one model, or None when the provider does not have it."""
+        ...
+
+
+def base_url(settings: Settings, provider: str) -> str:
+    return settings.ollama_url if provider == "ollama" else settings.openai_base_url
+
+
+def make_client(settings: Settings, provider: str) -> Any:
+    """The HTTP client for `provider` (ollama or openai), a ChatModel and a ModelCatalog."""
+    from app.providers import llm_http
+
+    if provider == "ollama":
+        return llm_http.OllamaClient(settings.ollama_url, settings.llm_timeout_s)
+    if provider == "openai":
+        return llm_http.OpenAIClient(
+            settings.openai_base_url, settings.llm_timeout_s, settings.openai_api_key
+        )
+    raise LLMUnavailable(provider, "is not a language-model provider")
+
+
+def ollama_answers(url: str, timeout_s: float = 0.5) -> bool:
+    """True when an Ollama server answers GET /api/version at `url` (the auto-detection)."""
+    import httpx
+
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/api/version", timeout=timeout_s)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200 and "version" in response.text
+
+
+class LLMClients:
+    """One HTTP client per provider, made on first use, and a short cache of model details.
+
+    Lives on the app (`postrag.llm`). `provider` is the resolved POSTRAG_LLM: ollama, openai or
+    none (then chats answer extractively unless a model is registered).
+    """
+
+    SHOW_TTL_S = 300.0
+
+    def __init__(self, settings: Settings, provider: str):
+        self.settings = settings
+        self.provider = provider
+        self._clients: dict[str, Any] = {}
+        self._shown: dict[tuple[str, str], tuple[float, ModelInfo | None]] = {}
+        self._lock = threading.Lock()
+
+    def client(self, provider: str) -> Any:
+        with self._lock:
+            if provider not in self._clients:
+                self._clients[provider] = make_client(self.settings, provider)
+            return self._clients[provider]
+
+    def show(self, provider: str, model: str) -> ModelInfo | None:
+        """The provider's details of `model`, cached for a few minutes."""
+        key = (provider, model)
+        cached = self._shown.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self.SHOW_TTL_S:
+            return cached[1]
+        info = self.client(provider).show(model)
+        self._shown[key] = (time.monotonic(), info)
+        return info
+
+    def forget(self, provider: str, model: str) -> None:
+        self._shown.pop((provider, model), None)

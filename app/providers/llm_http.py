@@ -1,0 +1,245 @@
+"""HTTP clients for language models: Ollama (/api/chat, /api/tags, /api/show, /api/pull) and
+OpenAI-compatible servers (/v1/chat/completions as SSE, /v1/models).
+
+Every failure becomes an LLMError naming the provider and URL: unreachable is 503, a timeout
+(connecting, or waiting for the next streamed piece) is 504, an error answer or a connection that
+dies mid-reply is 502. Nothing here waits forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from app.providers.llm import LLMError, LLMTimeout, LLMUnavailable, ModelInfo, Piece
+
+
+@contextlib.contextmanager
+def _translated(provider: str, url: str) -> Iterator[None]:
+    try:
+        yield
+    except httpx.ConnectError as exc:
+        raise LLMUnavailable(provider, f"cannot reach {url}: {exc}") from exc
+    except httpx.TimeoutException as exc:
+        raise LLMTimeout(provider, f"{url} did not answer in time") from exc
+    except httpx.TransportError as exc:
+        raise LLMError(provider, f"{url} closed the connection mid-reply: {exc}") from exc
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = json.loads(response.read() or b"null")
+    except ValueError:
+        return response.text[:300]
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message", error))[:300]
+    return str(error or body)[:300]
+
+
+def _check(provider: str, url: str, response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        raise LLMError(provider, f"{url} answered {response.status_code}: {_error_text(response)}")
+
+
+def _decoded(provider: str, url: str, line: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        raise LLMError(provider, f"{url} sent a line that is not JSON: {line[:100]!r}") from None
+
+
+class _Client:
+    provider = ""
+
+    def __init__(self, base_url: str, timeout_s: float, headers: dict[str, str] | None = None):
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)), headers=headers
+        )
+
+    def _get(self, path: str) -> Any:
+        url = self.base_url + path
+        with _translated(self.provider, url):
+            response = self._client.get(url)
+        _check(self.provider, url, response)
+        return _decoded(self.provider, url, response.text)
+
+    def _lines(self, path: str, body: dict[str, Any]) -> Iterator[str]:
+        """POST `body` and yield the streamed answer's non-empty lines."""
+        url = self.base_url + path
+        with (
+            _translated(self.provider, url),
+            self._client.stream("POST", url, json=body) as response,
+        ):
+            _check(self.provider, url, response)
+            for line in response.iter_lines():
+                if line.strip():
+                    yield line
+
+
+class OllamaClient(_Client):
+    provider = "ollama"
+
+    def stream(
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float,
+        max_tokens: int,
+        context_length: int,
+    ) -> Iterator[Piece]:
+        body = {
+            "model": model,
+            "messages": messages,
+            "stream": True,
+            "options": {
+                "temperature": temperature,
+                "num_predict": max_tokens,
+                "num_ctx": context_length,  # Ollama's own default would cut the prompt
+            },
+        }
+        url = self.base_url + "/api/chat"
+        for line in self._lines("/api/chat", body):
+            data = _decoded(self.provider, url, line)
+            if not isinstance(data, dict):
+                raise LLMError(self.provider, f"{url} sent {line[:100]!r}")
+            if "error" in data:
+                raise LLMError(self.provider, f"{url} failed mid-reply: {data['error']}")
+            message = data.get("message") or {}
+            if message.get("content") or message.get("thinking"):
+                yield Piece(
+                    text=message.get("content") or "", reasoning=message.get("thinking") or ""
+                )
+            if data.get("done"):
+                reason = data.get("done_reason") or "stop"
+                yield Piece(
+                    done=True,
+                    finish_reason="length" if reason == "length" else "stop",
+                    prompt_tokens=data.get("prompt_eval_count"),
+                    completion_tokens=data.get("eval_count"),
+                )
+                return
+        raise LLMError(self.provider, f"{url} ended the reply without its final message")
+
+    def list_models(self) -> list[ModelInfo]:
+        data = self._get("/api/tags")
+        return [
+            ModelInfo(name=m["name"], details=m.get("details") or {})
+            for m in data.get("models", [])
+            if isinstance(m, dict) and m.get("name")
+        ]
+
+    def show(self, model: str) -> ModelInfo | None:
+        url = self.base_url + "/api/show"
+        with _translated(self.provider, url):
+            response = self._client.post(url, json={"model": model})
+        if response.status_code == 404:
+            return None
+        _check(self.provider, url, response)
+        data = _decoded(self.provider, url, response.text)
+        info = data.get("model_info") or {}
+        capabilities = list(data.get("capabilities") or [])
+        context = next((v for k, v in info.items() if k.endswith(".context_length")), None)
+        dimension = next((v for k, v in info.items() if k.endswith(".embedding_length")), None)
+        if "embedding" in capabilities:
+            kind: str | None = "embedding"
+        elif "completion" in capabilities:
+            kind = "chat"
+        else:
+            kind = None
+        return ModelInfo(
+            name=model,
+            kind=kind,
+            context_length=context if isinstance(context, int) else None,
+            dimension=dimension if kind == "embedding" and isinstance(dimension, int) else None,
+            capabilities=capabilities,
+            details=data.get("details") or {},
+        )
+
+    def pull(self, model: str) -> Iterator[dict[str, Any]]:
+        """Ollama's progress objects ({status, digest, total, completed}) until "success"."""
+        url = self.base_url + "/api/pull"
+        for line in self._lines("/api/pull", {"model": model, "stream": True}):
+            data = _decoded(self.provider, url, line)
+            if not isinstance(data, dict):
+                raise LLMError(self.provider, f"{url} sent {line[:100]!r}")
+            if "error" in data:
+                raise LLMError(self.provider, f"pulling {model!r} failed: {data['error']}")
+            yield data
+            if data.get("status") == "success":
+                return
+        raise LLMError(self.provider, f"{url} ended the pull of {model!r} before success")
+
+
+class OpenAIClient(_Client):
+    provider = "openai"
+
+    def __init__(self, base_url: str, timeout_s: float, api_key: str | None):
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        super().__init__(base_url, timeout_s, headers)
+
+    def stream(
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float,
+        max_tokens: int,
+        context_length: int,
+    ) -> Iterator[Piece]:
+        body = {
+            "model": model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+        }
+        url = self.base_url + "/chat/completions"
+        finish_reason: str | None = None
+        usage: dict[str, Any] = {}
+        for line in self._lines("/chat/completions", body):
+            if not line.startswith("data:"):
+                continue  # SSE comments, event names and ids carry nothing for us
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                yield Piece(
+                    done=True,
+                    finish_reason="length" if finish_reason == "length" else "stop",
+                    prompt_tokens=usage.get("prompt_tokens"),
+                    completion_tokens=usage.get("completion_tokens"),
+                )
+                return
+            data = _decoded(self.provider, url, payload)
+            if not isinstance(data, dict):
+                raise LLMError(self.provider, f"{url} sent {payload[:100]!r}")
+            if "error" in data:
+                error = data["error"]
+                message = error.get("message") if isinstance(error, dict) else error
+                raise LLMError(self.provider, f"{url} failed mid-reply: {message}")
+            usage = data.get("usage") or usage
+            for choice in data.get("choices") or []:
+                delta = choice.get("delta") or {}
+                text = delta.get("content") or ""
+                reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+                if text or reasoning:
+                    yield Piece(text=text, reasoning=reasoning)
+                finish_reason = choice.get("finish_reason") or finish_reason
+        raise LLMError(self.provider, f"{url} ended the stream without data: [DONE]")
+
+    def list_models(self) -> list[ModelInfo]:
+        data = self._get("/models")
+        return [
+            ModelInfo(name=m["id"], details={"owned_by": m.get("owned_by")})
+            for m in data.get("data", [])
+            if isinstance(m, dict) and m.get("id")
+        ]
+
+    def show(self, model: str) -> ModelInfo | None:
+        return next((m for m in self.list_models() if m.name == model), None)

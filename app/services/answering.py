@@ -1,0 +1,198 @@
+"""The RAG answer: which model answers, what is retrieved for it, and the stream of its reply.
+
+Shared by the chats API and the OpenAI-compatible API. The model is the one asked for, else the
+user's preferred chat model, else the registry's default, else POSTRAG_CHAT_MODEL on POSTRAG_LLM,
+else (Ollama only) the first installed chat model; with no language model at all the answer is
+extractive: the best passages, labelled as not generated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import NotFound, ServiceUnavailable
+from app.providers.embeddings import QueryEmbedders
+from app.providers.llm import LLMClients, LLMUnavailable, Piece
+from app.repositories import Conn
+from app.repositories import collections as collection_repo
+from app.repositories import llm_models as model_repo
+from app.repositories import preferences as preference_repo
+from app.services import prompting, search
+from app.services.tokens import Principal
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+MAX_QUERY_CHARS = 4000  # what search takes; a longer message is searched by its start
+
+
+@dataclass(frozen=True)
+class ChatTarget:
+    provider: str  # ollama | openai | extractive
+    model: str
+    context_length: int
+
+
+@dataclass(frozen=True)
+class Preferences:
+    chat_model_id: int | None
+    search_mode: str
+    top_k: int
+    min_similarity: float
+    temperature: float
+    system_prompt: str
+
+
+def preferences(conn: Conn, user_id: int) -> Preferences:
+    row = preference_repo.get(conn, user_id)
+    if row is None:
+        return Preferences(
+            None, search.DEFAULT_MODE, search.DEFAULT_TOP_K, search.DEFAULT_MIN_SIMILARITY, 0.2, ""
+        )
+    return Preferences(
+        row["chat_model_id"],
+        row["search_mode"],
+        row["top_k"],
+        float(row["similarity_threshold"]),
+        float(row["temperature"]),
+        row["system_prompt"],
+    )
+
+
+def _target(llm: LLMClients, provider: str, name: str, context_length: int | None) -> ChatTarget:
+    cap = llm.settings.chat_context_tokens
+    if context_length is None and provider == "ollama":
+        try:
+            info = llm.show(provider, name)
+        except LLMUnavailable:
+            info = None  # the chat itself will report the provider as unreachable
+        context_length = info.context_length if info else None
+    return ChatTarget(provider, name, min(context_length or cap, cap))
+
+
+def _first_ollama_chat_model(llm: LLMClients) -> str | None:
+    for model in llm.client("ollama").list_models():
+        info = llm.show("ollama", model.name)
+        # Old Ollamas list no capabilities: then skip what is named like an embedding model.
+        if info is not None and (
+            info.kind == "chat" or (not info.capabilities and "embed" not in model.name)
+        ):
+            return model.name
+    return None
+
+
+def resolve_target(
+    conn: Conn, llm: LLMClients, prefs: Preferences, requested: str | None = None
+) -> ChatTarget:
+    """The model that answers (see the module docstring for the order)."""
+    extractive = ChatTarget(
+        "extractive", prompting.EXTRACTIVE_MODEL, llm.settings.chat_context_tokens
+    )
+    if requested is not None:
+        if requested == prompting.EXTRACTIVE_MODEL:
+            return extractive
+        rows = model_repo.find_by_name(conn, requested, "chat")
+        if rows:
+            return _target(llm, rows[0]["provider"], rows[0]["name"], rows[0]["context_length"])
+        if requested == llm.settings.chat_model and llm.provider in ("ollama", "openai"):
+            return _target(llm, llm.provider, requested, None)
+        raise NotFound(f"no chat model {requested!r}; GET /v1/models lists them")
+    row = model_repo.get(conn, prefs.chat_model_id) if prefs.chat_model_id else None
+    row = row or model_repo.default_for(conn, "chat")
+    if row is not None:
+        return _target(llm, row["provider"], row["name"], row["context_length"])
+    if llm.settings.chat_model and llm.provider in ("ollama", "openai"):
+        return _target(llm, llm.provider, llm.settings.chat_model, None)
+    if llm.provider == "ollama":
+        name = _first_ollama_chat_model(llm)
+        if name is None:
+            raise LLMUnavailable("ollama", "has no chat model installed; pull one first")
+        return _target(llm, "ollama", name, None)
+    return extractive
+
+
+@dataclass
+class Retrieval:
+    sources: list[dict[str, Any]]
+    warnings: list[str]
+    mode: str
+
+
+def retrieve(
+    conn: Conn,
+    who: Principal,
+    question: str,
+    *,
+    collection_ids: list[int] | None,
+    prefs: Preferences,
+    settings: Settings,
+    embedders: QueryEmbedders,
+    iterative_scans: bool,
+    top_k: int | None = None,
+    mode: str | None = None,
+    min_similarity: float | None = None,
+) -> Retrieval:
+    """The passages for `question` within `collection_ids` (None: all readable), best first.
+
+    Collections deleted or unshared since the scope was set are skipped, not errors. When the
+    embedding model is down, semantic search falls back to full text with a warning.
+    """
+    warnings: list[str] = []
+    if collection_ids is not None:
+        readable = collection_repo.readable_ids(conn, who.user_id, collection_ids)
+        if len(readable) < len(collection_ids):
+            warnings.append("some collections of this chat no longer exist and were skipped")
+        if not readable:
+            return Retrieval([], warnings, mode or prefs.search_mode)
+        collection_ids = readable
+    request = search.SearchRequest(
+        query=question[:MAX_QUERY_CHARS],
+        mode=mode or prefs.search_mode,
+        top_k=top_k or prefs.top_k,
+        min_similarity=prefs.min_similarity if min_similarity is None else min_similarity,
+        collection_ids=collection_ids,
+    )
+    kwargs = {"settings": settings, "embedders": embedders, "iterative_scans": iterative_scans}
+    try:
+        result = search.search(conn, who, request, **kwargs)  # type: ignore[arg-type]
+    except ServiceUnavailable as exc:  # semantic mode with the embedding model down
+        warnings.append(f"semantic search failed ({exc.detail}); used full text instead")
+        result = search.search(
+            conn,
+            who,
+            search.SearchRequest(**{**request.__dict__, "mode": "fulltext"}),
+            **kwargs,  # type: ignore[arg-type]
+        )
+    return Retrieval([dict(h) for h in result.hits], warnings + result.warnings, result.mode)
+
+
+def generate(
+    llm: LLMClients,
+    target: ChatTarget,
+    prompt: prompting.Prompt,
+    *,
+    temperature: float,
+    max_tokens: int,
+) -> Generator[Piece, None, None]:
+    """The reply's pieces, ending with a `done` piece (extractive answers included)."""
+    if target.provider == "extractive":
+        text = ""
+        for piece in prompting.extractive_answer(prompt.sources):
+            text += piece
+            yield Piece(text=piece)
+        yield Piece(
+            done=True,
+            finish_reason="stop",
+            prompt_tokens=0,
+            completion_tokens=prompting.count_tokens(text),
+        )
+        return
+    yield from llm.client(target.provider).stream(
+        target.model,
+        prompt.messages,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        context_length=target.context_length,
+    )

@@ -1,0 +1,87 @@
+"""Chats: create, list, read, rename or rescope, delete, and stop a running answer.
+
+Posting a message (the RAG answer itself) is in app/services/chat_answers.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.errors import Conflict, NotFound
+from app.repositories import Conn, Row
+from app.repositories import chats as chat_repo
+from app.repositories import collections as collection_repo
+from app.services.tokens import Principal
+
+
+def check_scope(conn: Conn, who: Principal, collection_ids: list[int] | None) -> list[int] | None:
+    """The scope with duplicates removed; 404 naming any collection the user may not read."""
+    if collection_ids is None:
+        return None
+    wanted = sorted(set(collection_ids))
+    readable = set(collection_repo.readable_ids(conn, who.user_id, wanted))
+    missing = [i for i in wanted if i not in readable]
+    if missing:
+        raise NotFound(f"no collection {', '.join(map(str, missing))}")
+    return wanted
+
+
+def create(conn: Conn, who: Principal, title: str, collection_ids: list[int] | None) -> Row:
+    with conn.transaction():
+        scope = check_scope(conn, who, collection_ids)
+        return chat_repo.insert(conn, who.user_id, title, scope)
+
+
+def get_owned(conn: Conn, who: Principal, chat_id: int) -> Row:
+    chat = chat_repo.get_owned(conn, chat_id, who.user_id)
+    if chat is None:
+        raise NotFound(f"no chat {chat_id}")
+    return chat
+
+
+def list_page(conn: Conn, who: Principal, *, limit: int, offset: int) -> tuple[list[Row], int]:
+    return chat_repo.list_owned(conn, who.user_id, limit=limit, offset=offset)
+
+
+def messages_page(
+    conn: Conn, who: Principal, chat_id: int, *, limit: int, offset: int
+) -> tuple[Row, list[Row], int]:
+    with conn.transaction():  # the chat and its page from one snapshot
+        chat = get_owned(conn, who, chat_id)
+        rows, total = chat_repo.messages_page(conn, chat_id, limit=limit, offset=offset)
+    return chat, rows, total
+
+
+def get_message(conn: Conn, who: Principal, chat_id: int, message_id: int) -> Row:
+    get_owned(conn, who, chat_id)
+    row = chat_repo.get_message(conn, chat_id, message_id)
+    if row is None:
+        raise NotFound(f"no message {message_id} in chat {chat_id}")
+    return row
+
+
+def update(conn: Conn, who: Principal, chat_id: int, changes: dict[str, Any]) -> Row:
+    with conn.transaction():
+        if "collection_ids" in changes:
+            changes["collection_ids"] = check_scope(conn, who, changes["collection_ids"])
+        chat = chat_repo.update(conn, chat_id, who.user_id, changes)
+        if chat is None:
+            raise NotFound(f"no chat {chat_id}")
+        return chat
+
+
+def delete(conn: Conn, who: Principal, chat_id: int) -> None:
+    with conn.transaction():
+        if not chat_repo.delete(conn, chat_id, who.user_id):
+            raise NotFound(f"no chat {chat_id}")
+
+
+def stop(conn: Conn, who: Principal, chat_id: int, *, stale_s: float) -> int:
+    """Ask the answer being generated in this chat to stop; its message id (409 if none)."""
+    with conn.transaction():
+        get_owned(conn, who, chat_id)
+        chat_repo.close_abandoned(conn, chat_id, stale_s)
+        row = chat_repo.request_stop(conn, chat_id)
+    if row is None:
+        raise Conflict("no answer is being generated in this chat")
+    return int(row["id"])

@@ -1,0 +1,189 @@
+"""Building the model's prompt: numbered sources, history within a token budget, and the pieces
+that read the answer back (reasoning blocks apart, [n] markers to citations, extractive answers).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.errors import ValidationFailed
+from app.providers import local_embedder
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+RAG_INSTRUCTIONS = (
+    "The user's message comes with numbered sources from their documents. Use them when they are"
+    " relevant, and cite every source you use by its number in square brackets, like [1] or"
+    " [2][3]. If the sources do not contain the answer, say so, then answer from general"
+    " knowledge if you can. Never cite a source you did not use."
+)
+SAFETY_MARGIN = 0.9  # our tokenizer is not the model's: leave room for the difference
+_CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+EXTRACTIVE_MODEL = "extractive"
+EXTRACTIVE_PASSAGES = 3
+EXTRACTIVE_CHARS = 700
+
+
+def count_tokens(text: str) -> int:
+    """Tokens in `text` by the bundled MiniLM tokenizer (close to, not exactly, the model's)."""
+    if not text:
+        return 0
+    return len(local_embedder.tokenizer().encode(text, add_special_tokens=False).ids)
+
+
+@dataclass
+class Prompt:
+    messages: list[dict[str, str]]
+    sources: list[dict[str, Any]]  # the sources given to the model, numbered from 1
+    history_messages: int  # how many earlier messages fitted in the budget
+    estimated_tokens: int
+
+
+def source_label(source: dict[str, Any]) -> str:
+    page = f", page {source['page']}" if source.get("page") is not None else ""
+    return f"{source['filename']}{page}"
+
+
+def _user_turn(question: str, sources: list[dict[str, Any]]) -> str:
+    if not sources:
+        return question
+    blocks = [f"[{i}] {source_label(s)}\n{s['text']}" for i, s in enumerate(sources, 1)]
+    return "Sources:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
+
+
+def build_prompt(
+    *,
+    system_prompt: str,
+    sources: list[dict[str, Any]],
+    history: list[dict[str, str]],
+    question: str,
+    context_tokens: int,
+    answer_tokens: int,
+) -> Prompt:
+    """System, history (newest first, as much as fits) and the question with its sources.
+
+    Sources are dropped from the lowest-ranked while they do not fit; history fills what is left.
+    `history` is oldest first, each {"role", "content"} with reasoning already removed.
+    """
+    budget = int((context_tokens - answer_tokens) * SAFETY_MARGIN)
+    system = system_prompt.strip() or DEFAULT_SYSTEM_PROMPT
+    sources = list(sources)
+    while True:
+        full_system = f"{system}\n\n{RAG_INSTRUCTIONS}" if sources else system
+        user = _user_turn(question, sources)
+        used = count_tokens(full_system) + count_tokens(user) + 8
+        if used <= budget or not sources:
+            break
+        sources.pop()
+    if used > budget:
+        raise ValidationFailed(
+            f"the message is too long for the model's context ({used} of {budget} tokens)",
+            errors=[{"loc": ["body", "content"], "msg": "too long", "type": "too_long"}],
+        )
+    kept: list[dict[str, str]] = []
+    for message in reversed(history):
+        cost = count_tokens(message["content"]) + 4
+        if used + cost > budget:
+            break
+        kept.append({"role": message["role"], "content": message["content"]})
+        used += cost
+    kept.reverse()
+    while kept and kept[0]["role"] != "user":  # a history opening with an answer confuses models
+        kept.pop(0)
+    messages = [
+        {"role": "system", "content": full_system},
+        *kept,
+        {"role": "user", "content": user},
+    ]
+    return Prompt(messages, sources, len(kept), used)
+
+
+def cited_numbers(answer: str, source_count: int) -> set[int]:
+    """The source numbers the answer cites as [n] or [n, m] (out-of-range numbers ignored)."""
+    found: set[int] = set()
+    for match in _CITATION.finditer(answer):
+        for part in match.group(1).split(","):
+            n = int(part)
+            if 1 <= n <= source_count:
+                found.add(n)
+    return found
+
+
+def citations(sources: list[dict[str, Any]], answer: str) -> list[dict[str, Any]]:
+    """Per message: each source given to the model, and whether the answer cites it."""
+    cited = cited_numbers(answer, len(sources))
+    return [
+        {
+            "n": i,
+            "chunk_id": s["chunk_id"],
+            "document_id": s["document_id"],
+            "collection_id": s["collection_id"],
+            "filename": s["filename"],
+            "page": s.get("page"),
+            "char_start": s["char_start"],
+            "char_end": s["char_end"],
+            "score": s["score"],
+            "cited": i in cited,
+        }
+        for i, s in enumerate(sources, 1)
+    ]
+
+
+@dataclass
+class ThinkSplitter:
+    """Separates <think>...</think> blocks from streamed answer text, tags split across pieces."""
+
+    in_think: bool = False
+    _held: str = field(default="")
+
+    def feed(self, text: str) -> tuple[str, str]:
+        """(answer text, reasoning text) that can be released after this piece."""
+        data = self._held + text
+        self._held = ""
+        answer: list[str] = []
+        reasoning: list[str] = []
+        while data:
+            tag = _THINK_CLOSE if self.in_think else _THINK_OPEN
+            at = data.find(tag)
+            if at >= 0:
+                (reasoning if self.in_think else answer).append(data[:at])
+                data = data[at + len(tag) :]
+                self.in_think = not self.in_think
+                continue
+            keep = _partial_suffix(data, tag)  # maybe the start of a tag: wait for more
+            (reasoning if self.in_think else answer).append(data[: len(data) - keep])
+            self._held = data[len(data) - keep :]
+            break
+        return "".join(answer), "".join(reasoning)
+
+    def flush(self) -> tuple[str, str]:
+        held, self._held = self._held, ""
+        return ("", held) if self.in_think else (held, "")
+
+
+def _partial_suffix(data: str, tag: str) -> int:
+    for size in range(min(len(tag) - 1, len(data)), 0, -1):
+        if tag.startswith(data[-size:]):
+            return size
+    return 0
+
+
+def extractive_answer(sources: list[dict[str, Any]]) -> list[str]:
+    """The pieces of an answer made of the best passages, labelled as not generated."""
+    if not sources:
+        return [
+            "No language model is configured, and no passage in your documents matches this"
+            " question, so there is nothing to show. (This is not a generated answer.)"
+        ]
+    pieces = [
+        "No language model is configured, so this is not a generated answer: these are the"
+        " passages of your documents that best match your question.\n"
+    ]
+    for i, source in enumerate(sources[:EXTRACTIVE_PASSAGES], 1):
+        text = " ".join(source["text"].split())
+        if len(text) > EXTRACTIVE_CHARS:
+            text = text[:EXTRACTIVE_CHARS].rsplit(" ", 1)[0] + " ..."
+        pieces.append(f"\n> {text} [{i}]\n\n({source_label(source)})\n")
+    return pieces
