@@ -110,7 +110,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     ):
         app.register_blueprint(blueprint)
 
-    app.extensions["postrag.llm"] = LLMClients(settings, resolve_llm(settings))
+    llm = LLMClients(settings, resolve_llm(settings))
+    app.extensions["postrag.llm"] = llm
+    atexit.register(llm.close)
     embedder = make_embedder(settings)
     app.extensions["postrag.embedder"] = embedder
     app.extensions["postrag.query_embedders"] = QueryEmbedders(settings, embedder)

@@ -110,8 +110,14 @@ def app(settings: Settings):  # type: ignore[no-untyped-def]
     app = create_app(settings)
     app.config["TESTING"] = True
     yield app
+    close_app(app)
+
+
+def close_app(app) -> None:  # type: ignore[no-untyped-def]
+    """Stop what an app started: workers, language-model clients, the pool."""
     if "postrag.workers" in app.extensions:
         app.extensions["postrag.workers"].stop()
+    app.extensions["postrag.llm"].close()
     app.extensions["postrag.pool"].close()
 
 

@@ -29,6 +29,13 @@ def words(text: str) -> list[str]:
     return [p for p in pieces if p]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that hang up mid-stream or drop idle keep-alive connections are expected
+
+
 class FakeLLMServer:
     """Answers chats with `reply` (a text, or a function of the request's messages).
 
@@ -288,8 +295,7 @@ class FakeLLMServer:
                 self.end_headers()
                 self.wfile.write(raw)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -155,5 +155,11 @@ class LLMClients:
         self._shown[key] = (time.monotonic(), info)
         return info
 
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
     def forget(self, provider: str, model: str) -> None:
         self._shown.pop((provider, model), None)

@@ -62,6 +62,9 @@ class _Client:
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)), headers=headers
         )
 
+    def close(self) -> None:
+        self._client.close()
+
     def _get(self, path: str) -> Any:
         url = self.base_url + path
         with _translated(self.provider, url):

@@ -1,0 +1,412 @@
+"""Chats: CRUD and tenancy, RAG answers as JSON and SSE, citations, history, providers, failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.services import prompting
+from tests.conftest import close_app, drain
+from tests.fake_llm import FakeLLMServer
+from tests.test_search import upload
+
+FOX = "The quick brown fox jumps over the lazy dog. Foxes are clever animals of the forest."
+VALVE = "Install the XR-7734 valve before pressurising the pipeline system."
+SSE = {"Accept": "text/event-stream"}
+
+
+def parse_sse(raw: bytes | str) -> list[tuple[str, dict]]:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    found = []
+    for block in text.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            found.append((lines["event"], json.loads(lines["data"])))
+    return found
+
+
+def free_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@pytest.fixture
+def llm():
+    with FakeLLMServer() as fake:
+        yield fake
+
+
+@pytest.fixture
+def make_app(settings, app):
+    """Apps on the test database with other settings (the `app` fixture made the admin)."""
+    made = []
+
+    def make(**changes):
+        made.append(create_app(dataclasses.replace(settings, **changes)))
+        return made[-1]
+
+    yield make
+    for other in made:
+        close_app(other)
+
+
+@pytest.fixture
+def ollama_app(make_app, llm):
+    return make_app(llm="ollama", ollama_url=llm.url, chat_model="fake-chat", llm_timeout_s=3)
+
+
+@pytest.fixture
+def docs(app, client, admin, collection):
+    ids = {
+        "fox.txt": upload(client, admin, collection, "fox.txt", FOX),
+        "valve.txt": upload(client, admin, collection, "valve.txt", VALVE),
+    }
+    drain(app)
+    return ids
+
+
+def new_chat(client, headers, **body):
+    response = client.post("/api/v1/chats", json=body, headers=headers)
+    assert response.status_code == 201, response.json
+    return response.json["id"]
+
+
+def ask(client, headers, chat, content, **kwargs):
+    return client.post(
+        f"/api/v1/chats/{chat}/messages",
+        json={"content": content},
+        headers={**headers, **kwargs.pop("extra", {})},
+        **kwargs,
+    )
+
+
+def messages(client, headers, chat):
+    response = client.get(f"/api/v1/chats/{chat}", headers=headers)
+    assert response.status_code == 200, response.json
+    return response.json["messages"]["items"]
+
+
+def test_json_answer_is_stored_with_citations_naming_files(ollama_app, admin, docs, llm):
+    llm.reply = "Foxes are clever animals [1]."
+    client = ollama_app.test_client()
+    chat = new_chat(client, admin)
+    response = ask(client, admin, chat, "Are foxes clever?")
+    assert response.status_code == 201, response.json
+    body = response.json
+    assert body["role"] == "assistant" and body["status"] == "complete"
+    assert body["content"] == "Foxes are clever animals [1]."
+    assert body["model"] == "fake-chat"
+    assert (body["prompt_tokens"], body["completion_tokens"]) == llm.usage
+    assert body["latency_ms"] >= 0
+    first = body["citations"][0]
+    assert first["n"] == 1 and first["cited"] is True and first["filename"] == "fox.txt"
+    assert first["document_id"] == docs["fox.txt"]
+    assert first["char_end"] > first["char_start"]
+    stored = messages(client, admin, chat)
+    assert [m["role"] for m in stored] == ["user", "assistant"]
+    assert stored[1]["citations"] == body["citations"]
+    sent = llm.chat_requests()[-1]
+    assert sent["options"]["num_ctx"] == 4096  # the model's context, from /api/show
+    system, user = sent["messages"][0]["content"], sent["messages"][-1]["content"]
+    assert prompting.RAG_INSTRUCTIONS in system
+    assert "[1] fox.txt" in user and user.endswith("Question: Are foxes clever?")
+
+
+def test_stream_sends_retrieval_deltas_in_order_then_done(ollama_app, admin, docs, llm):
+    llm.reply = "The valve XR-7734 goes in first [1], then you pressurise."
+    client = ollama_app.test_client()
+    chat = new_chat(client, admin)
+    response = ask(client, admin, chat, "When is the XR-7734 valve installed?", extra=SSE)
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    events = parse_sse(response.data)
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "retrieval" and kinds[-1] == "done"
+    assert set(kinds[1:-1]) == {"delta"} and len(kinds) - 2 == len(llm.reply.split(" "))
+    assert "".join(data["text"] for kind, data in events if kind == "delta") == llm.reply
+    sources = events[0][1]["sources"]
+    assert sources[0]["filename"] == "valve.txt" and "XR-7734" in sources[0]["text"]
+    done = events[-1][1]
+    assert done["status"] == "complete" and done["usage"]["completion_tokens"] == llm.usage[1]
+    assert {"retrieval_ms", "first_token_ms", "generation_ms", "total_ms"} <= set(
+        done["timings_ms"]
+    )
+    stored = messages(client, admin, chat)[-1]
+    assert stored["id"] == done["message_id"] and stored["content"] == llm.reply
+    # ?stream=true asks for the same without an Accept header.
+    again = client.post(
+        f"/api/v1/chats/{chat}/messages?stream=true", json={"content": "Again?"}, headers=admin
+    )
+    assert parse_sse(again.data)[-1][0] == "done"
+
+
+def test_without_matching_sources_the_model_answers_normally(ollama_app, client, admin, llm):
+    empty = client.post("/api/v1/collections", json={"name": "empty"}, headers=admin).json["id"]
+    llm.reply = "Paris is the capital of France."
+    chat_client = ollama_app.test_client()
+    chat = new_chat(chat_client, admin, collection_ids=[empty])
+    events = parse_sse(
+        ask(chat_client, admin, chat, "What is the capital of France?", extra=SSE).data
+    )
+    assert events[0][0] == "retrieval" and events[0][1]["sources"] == []
+    sent = llm.chat_requests()[-1]["messages"]
+    assert prompting.RAG_INSTRUCTIONS not in sent[0]["content"]
+    assert sent[-1]["content"] == "What is the capital of France?"
+    assert messages(chat_client, admin, chat)[-1]["citations"] == []
+
+
+def test_answer_markers_map_to_the_stored_citations(ollama_app, admin, docs, llm):
+    llm.reply = "Valves first [2], and see also [9] and [1, 2]."
+    client = ollama_app.test_client()
+    chat = new_chat(client, admin)
+    body = ask(client, admin, chat, "fox valve pipeline forest").json
+    cited = {c["n"]: c["cited"] for c in body["citations"]}
+    assert cited == {1: True, 2: True}
+    llm.reply = "Only the second source helps [2]."
+    body = ask(client, admin, chat, "fox valve pipeline forest").json
+    assert {c["n"]: c["cited"] for c in body["citations"]} == {1: False, 2: True}
+
+
+def test_scope_limits_the_sources_to_the_chat_collections(ollama_app, app, client, admin, docs):
+    other = client.post("/api/v1/collections", json={"name": "other"}, headers=admin).json["id"]
+    upload(client, admin, other, "fox2.txt", "Foxes hunt at night in the forest.")
+    drain(app)
+    chat_client = ollama_app.test_client()
+    chat = new_chat(chat_client, admin, collection_ids=[other])
+    sources = parse_sse(ask(chat_client, admin, chat, "foxes forest", extra=SSE).data)[0][1]
+    assert {s["filename"] for s in sources["sources"]} == {"fox2.txt"}
+    assert (
+        chat_client.patch(
+            f"/api/v1/chats/{chat}", json={"collection_ids": None}, headers=admin
+        ).json["collection_ids"]
+        is None
+    )
+    sources = parse_sse(ask(chat_client, admin, chat, "foxes forest", extra=SSE).data)[0][1]
+    assert {"fox.txt", "fox2.txt"} <= {s["filename"] for s in sources["sources"]}
+
+
+def test_reasoning_is_stored_apart_and_never_sent_back(ollama_app, admin, llm):
+    llm.reply = "<think>The user greets me, secret plan.</think>Hello! How can I help?"
+    client = ollama_app.test_client()
+    chat = new_chat(client, admin)
+    events = parse_sse(ask(client, admin, chat, "Hi", extra=SSE).data)
+    assert "".join(d["text"] for k, d in events if k == "delta") == "Hello! How can I help?"
+    assert "secret plan" in "".join(d["text"] for k, d in events if k == "reasoning")
+    stored = messages(client, admin, chat)[-1]
+    assert stored["content"] == "Hello! How can I help?"
+    assert stored["reasoning"] == "The user greets me, secret plan."
+    llm.reply = "Fine."
+    ask(client, admin, chat, "And now?")
+    history = llm.chat_requests()[-1]["messages"]
+    assert [m["role"] for m in history] == ["system", "user", "assistant", "user"]
+    assert history[2]["content"] == "Hello! How can I help?"
+    assert "secret" not in json.dumps(history)
+
+
+def test_history_goes_in_newest_first_within_the_token_budget(make_app, admin, llm):
+    chat_app = make_app(
+        llm="ollama",
+        ollama_url=llm.url,
+        chat_model="fake-chat",
+        chat_context_tokens=1024,
+        chat_answer_tokens=256,
+    )
+    client = chat_app.test_client()
+    chat = new_chat(client, admin)
+    llm.reply = "Noted."
+    for i in range(8):
+        response = ask(client, admin, chat, f"message {i}: " + "lorem ipsum dolor " * 40)
+        assert response.status_code == 201, response.json
+    sent = llm.chat_requests()[-1]["messages"]
+    users = [m["content"] for m in sent if m["role"] == "user"]
+    assert users[-1].startswith("message 7")
+    kept = [int(u.split(":")[0].split()[1]) for u in users[:-1]]
+    assert kept and kept == list(range(7 - len(kept), 7))  # the newest, contiguous
+    assert len(kept) < 7  # the oldest did not fit
+    budget = (1024 - 256) * prompting.SAFETY_MARGIN
+    assert sum(prompting.count_tokens(m["content"]) + 4 for m in sent) <= budget + 8
+    assert sent[1]["role"] == "user"
+
+
+def test_upstream_error_is_a_502_naming_the_provider_and_stores_nothing(ollama_app, admin, llm):
+    llm.fail_status = 500
+    client = ollama_app.test_client()
+    chat = new_chat(client, admin)
+    response = ask(client, admin, chat, "Hello?")
+    assert response.status_code == 502
+    assert response.mimetype == "application/problem+json"
+    assert response.json["provider"] == "ollama" and "500" in response.json["detail"]
+    events = parse_sse(ask(client, admin, chat, "Hello?", extra=SSE).data)
+    assert events[-1][0] == "error" and events[-1][1]["status"] == 502
+    assert messages(client, admin, chat) == []  # the message can simply be sent again
+
+
+def test_unreachable_provider_is_503_and_a_timeout_504(make_app, admin, llm):
+    down = make_app(llm="ollama", ollama_url=free_port_url(), chat_model="fake-chat")
+    client = down.test_client()
+    response = ask(client, admin, new_chat(client, admin), "Hello?")
+    assert response.status_code == 503 and response.json["provider"] == "ollama"
+    slow = make_app(llm="ollama", ollama_url=llm.url, chat_model="fake-chat", llm_timeout_s=0.3)
+    llm.delay_s = 1.0
+    client = slow.test_client()
+    response = ask(client, admin, new_chat(client, admin), "Hello?")
+    assert response.status_code == 504 and "did not answer in time" in response.json["detail"]
+
+
+def test_a_server_dying_mid_stream_ends_with_error_and_keeps_the_partial_answer(
+    ollama_app, admin, llm
+):
+    llm.reply = "one two three four five six"
+    llm.die_after = 3
+    client = ollama_app.test_client()
+    chat = new_chat(client, admin)
+    events = parse_sse(ask(client, admin, chat, "Count", extra=SSE).data)
+    assert [k for k, _ in events] == ["retrieval", "delta", "delta", "delta", "error"]
+    error = events[-1][1]
+    assert error["status"] == 502 and error["provider"] == "ollama"
+    stored = messages(client, admin, chat)[-1]
+    assert stored["id"] == error["message_id"]
+    assert (stored["status"], stored["finish_reason"]) == ("incomplete", "error")
+    assert stored["content"] == "one two three"
+    llm.die_after = None
+    llm.error_after = 2  # an error object inside the stream
+    events = parse_sse(ask(client, admin, chat, "Count again", extra=SSE).data)
+    assert events[-1][0] == "error" and "crashed" in events[-1][1]["detail"]
+
+
+def test_stop_ends_the_answer_and_keeps_what_was_generated(ollama_app, admin, llm):
+    llm.reply = " ".join(f"word{i}" for i in range(200))
+    llm.delay_s = 0.02
+    client = ollama_app.test_client()
+    chat = new_chat(client, admin)
+    assert client.post(f"/api/v1/chats/{chat}/stop", headers=admin).status_code == 409
+    response = ask(client, admin, chat, "Talk", extra=SSE, buffered=False)
+    stream = iter(response.response)
+    seen = ""
+    while "event: delta" not in seen:
+        seen += next(stream).decode()
+    busy = ask(client, admin, chat, "Me too")
+    assert busy.status_code == 409
+    stopping = client.post(f"/api/v1/chats/{chat}/stop", headers=admin)
+    assert stopping.status_code == 202
+    rest = b"".join(stream).decode()
+    response.close()
+    events = parse_sse(seen + rest)
+    done = events[-1]
+    assert done[0] == "done" and done[1]["message_id"] == stopping.json["message_id"]
+    assert (done[1]["status"], done[1]["finish_reason"]) == ("incomplete", "stopped")
+    text = "".join(d["text"] for k, d in events if k == "delta")
+    assert 0 < len(text) < len(llm.reply)
+    stored = messages(client, admin, chat)
+    assert [m["role"] for m in stored] == ["user", "assistant"]  # the 409'd message left nothing
+    assert stored[-1]["content"] == text
+    assert llm.streams_closed.wait(5)  # the upstream connection was closed
+
+
+def test_client_disconnect_stores_the_partial_answer_as_incomplete(ollama_app, admin, llm):
+    llm.reply = " ".join(f"word{i}" for i in range(300))
+    llm.delay_s = 0.02
+    server = make_server("127.0.0.1", 0, ollama_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        with httpx.Client(base_url=base, headers=admin) as http:
+            chat = http.post("/api/v1/chats", json={}).json()["id"]
+            with http.stream(
+                "POST", f"/api/v1/chats/{chat}/messages", json={"content": "Go"}, headers=SSE
+            ) as response:
+                for line in response.iter_lines():
+                    if line == "event: delta":
+                        break
+            deadline = time.monotonic() + 15
+            while True:
+                stored = http.get(f"/api/v1/chats/{chat}").json()["messages"]["items"][-1]
+                if stored["status"] != "streaming" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (stored["status"], stored["finish_reason"]) == ("incomplete", "disconnected")
+    assert stored["content"].startswith("word0") and len(stored["content"]) < len(llm.reply)
+
+
+def test_extractive_answers_without_a_language_model(app, client, admin, docs):
+    assert app.extensions["postrag.llm"].provider == "none"
+    chat = new_chat(client, admin)
+    response = ask(client, admin, chat, "XR-7734 valve")
+    assert response.status_code == 201, response.json
+    body = response.json
+    assert body["model"] == "extractive"
+    assert "not a generated answer" in body["content"]
+    assert VALVE in body["content"] and "[1]" in body["content"]
+    assert body["citations"][0]["filename"] == "valve.txt" and body["citations"][0]["cited"]
+    events = parse_sse(ask(client, admin, chat, "XR-7734 valve", extra=SSE).data)
+    assert [k for k, _ in events][0] == "retrieval" and events[-1][0] == "done"
+
+
+def test_openai_compatible_provider_streams_over_sse(make_app, admin, docs, llm):
+    llm.reply = "Foxes are clever [1]."
+    chat_app = make_app(llm="openai", openai_base_url=llm.url + "/v1", chat_model="fake-chat")
+    client = chat_app.test_client()
+    chat = new_chat(client, admin)
+    body = ask(client, admin, chat, "Are foxes clever?").json
+    assert body["content"] == llm.reply and body["completion_tokens"] == llm.usage[1]
+    sent = llm.chat_requests()[-1]
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+
+
+def test_chat_crud_pagination_and_titles(client, admin, collection):
+    first = new_chat(client, admin, title="First")
+    second = new_chat(client, admin, collection_ids=[collection, collection])
+    listed = client.get("/api/v1/chats?limit=1", headers=admin).json
+    assert listed["total"] == 2 and [c["id"] for c in listed["items"]] == [second]
+    assert client.get(f"/api/v1/chats/{second}", headers=admin).json["collection_ids"] == [
+        collection
+    ]
+    renamed = client.patch(f"/api/v1/chats/{first}", json={"title": "Renamed"}, headers=admin)
+    assert renamed.status_code == 200 and renamed.json["title"] == "Renamed"
+    assert client.get("/api/v1/chats", headers=admin).json["items"][0]["id"] == first
+    ask(client, admin, second, "What about the quarterly budget?")
+    assert client.get(f"/api/v1/chats/{second}", headers=admin).json["title"] == (
+        "What about the quarterly budget?"
+    )
+    page = client.get(f"/api/v1/chats/{second}?limit=1&offset=1", headers=admin).json
+    assert page["messages"]["total"] == 2 and page["messages"]["items"][0]["role"] == "assistant"
+    assert (
+        client.post("/api/v1/chats", json={"collection_ids": [999999]}, headers=admin).status_code
+        == 404
+    )
+    bad = client.patch(f"/api/v1/chats/{first}", json={"title": None}, headers=admin)
+    assert bad.status_code == 422
+    empty = client.post(f"/api/v1/chats/{first}/messages", json={"content": "  "}, headers=admin)
+    assert empty.status_code == 422 and empty.json["errors"][0]["loc"] == ["body", "content"]
+    assert client.delete(f"/api/v1/chats/{first}", headers=admin).status_code == 204
+    assert client.get(f"/api/v1/chats/{first}", headers=admin).status_code == 404
+
+
+def test_another_users_chat_is_404_for_every_verb(client, admin, new_user, collection):
+    chat = new_chat(client, admin)
+    other = new_user()
+    assert client.get(f"/api/v1/chats/{chat}", headers=other).status_code == 404
+    assert (
+        client.patch(f"/api/v1/chats/{chat}", json={"title": "x"}, headers=other).status_code == 404
+    )
+    assert ask(client, other, chat, "hello").status_code == 404
+    assert client.post(f"/api/v1/chats/{chat}/stop", headers=other).status_code == 404
+    assert client.delete(f"/api/v1/chats/{chat}", headers=other).status_code == 404
+    assert client.get("/api/v1/chats", headers=other).json["total"] == 0
+    # Nor can a chat be scoped to a private collection of someone else.
+    scoped = client.post("/api/v1/chats", json={"collection_ids": [collection]}, headers=other)
+    assert scoped.status_code == 404
+    assert client.get(f"/api/v1/chats/{chat}", headers=admin).json["messages"]["total"] == 0
