@@ -17,6 +17,7 @@ from app.api import (
     endpoint,
     health,
     models,
+    openai_compat,
     openapi,
     preferences,
     problems,
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         chats.bp,
         models.bp,
         preferences.bp,
+        openai_compat.bp,
     ):
         app.register_blueprint(blueprint)
 

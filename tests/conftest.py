@@ -6,6 +6,7 @@ engine answers, else the embedded server (the same code postrag uses without DAT
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import uuid
@@ -119,6 +120,35 @@ def close_app(app) -> None:  # type: ignore[no-untyped-def]
         app.extensions["postrag.workers"].stop()
     app.extensions["postrag.llm"].close()
     app.extensions["postrag.pool"].close()
+
+
+@pytest.fixture
+def make_app(settings: Settings, app):  # type: ignore[no-untyped-def]
+    """Apps on the test database with other settings (the `app` fixture made the admin)."""
+    made = []
+
+    def make(**changes):  # type: ignore[no-untyped-def]
+        made.append(create_app(dataclasses.replace(settings, **changes)))
+        return made[-1]
+
+    yield make
+    for other in made:
+        close_app(other)
+
+
+@pytest.fixture
+def llm():  # type: ignore[no-untyped-def]
+    """A fake Ollama / OpenAI-compatible language-model server on 127.0.0.1."""
+    from tests.fake_llm import FakeLLMServer
+
+    with FakeLLMServer() as fake:
+        yield fake
+
+
+@pytest.fixture
+def ollama_app(make_app, llm):  # type: ignore[no-untyped-def]
+    """An app whose chats are answered by the fake server's model fake-chat, as Ollama."""
+    return make_app(llm="ollama", ollama_url=llm.url, chat_model="fake-chat", llm_timeout_s=3)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import socket
 import threading
@@ -12,10 +11,8 @@ import httpx
 import pytest
 from werkzeug.serving import make_server
 
-from app import create_app
 from app.services import prompting
-from tests.conftest import close_app, drain
-from tests.fake_llm import FakeLLMServer
+from tests.conftest import drain
 from tests.test_search import upload
 
 FOX = "The quick brown fox jumps over the lazy dog. Foxes are clever animals of the forest."
@@ -37,31 +34,6 @@ def free_port_url() -> str:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{probe.getsockname()[1]}"
-
-
-@pytest.fixture
-def llm():
-    with FakeLLMServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def make_app(settings, app):
-    """Apps on the test database with other settings (the `app` fixture made the admin)."""
-    made = []
-
-    def make(**changes):
-        made.append(create_app(dataclasses.replace(settings, **changes)))
-        return made[-1]
-
-    yield make
-    for other in made:
-        close_app(other)
-
-
-@pytest.fixture
-def ollama_app(make_app, llm):
-    return make_app(llm="ollama", ollama_url=llm.url, chat_model="fake-chat", llm_timeout_s=3)
 
 
 @pytest.fixture

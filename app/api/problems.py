@@ -17,12 +17,30 @@ from app.providers.llm import LLMError
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     body["instance"] = request.path
     body.update(extra)
+    if request.path.startswith("/v1/"):  # what OpenAI's SDKs read the message from
+        body["error"] = {
+            "message": detail,
+            "type": _OPENAI_TYPES.get(status, "api_error"),
+            "param": None,
+            "code": None,
+        }
     return Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
 
 

@@ -1,0 +1,172 @@
+"""The OpenAI-compatible API's use cases: model list, embeddings, and stateless chat completions
+with optional retrieval over the caller's collections (nothing is stored as a chat).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.errors import NotFound, ServiceUnavailable, ValidationFailed
+from app.providers.embeddings import Embedder, EmbeddingError, QueryEmbedders
+from app.providers.llm import LLMClients, Piece
+from app.repositories import Conn
+from app.repositories import llm_models as model_repo
+from app.services import answering, chats, prompting
+from app.services.tokens import Principal
+from app.settings import Settings
+
+
+def list_models(conn: Conn, settings: Settings, embedder: Embedder) -> list[dict[str, Any]]:
+    """Registered models, the configured chat model, and `extractive` (always available)."""
+    rows, _ = model_repo.list_page(conn, kind=None, limit=1000, offset=0)
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        created = int(row["created_at"].timestamp())
+        found.setdefault(
+            row["name"], {"id": row["name"], "created": created, "owned_by": row["provider"]}
+        )
+    if settings.chat_model:
+        found.setdefault(
+            settings.chat_model, {"id": settings.chat_model, "created": 0, "owned_by": settings.llm}
+        )
+    found.setdefault(
+        embedder.model, {"id": embedder.model, "created": 0, "owned_by": embedder.provider}
+    )
+    found.setdefault(
+        prompting.EXTRACTIVE_MODEL,
+        {"id": prompting.EXTRACTIVE_MODEL, "created": 0, "owned_by": "postrag"},
+    )
+    return [{**m, "object": "model"} for m in found.values()]
+
+
+def embed(
+    conn: Conn, embedders: QueryEmbedders, configured: Embedder, model: str, texts: list[str]
+) -> tuple[np.ndarray, int]:
+    """Vectors of `texts` by the named embedding model, and the tokens they took."""
+    if model == configured.model:
+        embedder = configured
+    else:
+        rows = model_repo.find_by_name(conn, model, "embedding")
+        if not rows:
+            raise NotFound(f"no embedding model {model!r}; GET /v1/models lists them")
+        try:
+            embedder = embedders.get(rows[0]["provider"], rows[0]["name"])
+        except EmbeddingError as exc:
+            raise ServiceUnavailable(str(exc)) from None
+    try:
+        vectors = embedder.embed(texts)
+    except EmbeddingError as exc:
+        raise ServiceUnavailable(str(exc)) from None
+    tokens = sum(len(embedder.token_spans(t)) for t in texts)
+    return vectors, tokens
+
+
+@dataclass
+class Completion:
+    target: answering.ChatTarget
+    prompt: prompting.Prompt
+    warnings: list[str]
+    max_tokens: int
+    temperature: float
+
+    def citations(self, answer: str) -> list[dict[str, Any]]:
+        return prompting.citations(self.prompt.sources, answer)
+
+
+def _split(messages: list[dict[str, str]]) -> tuple[str, list[dict[str, str]], str]:
+    """(system prompt, history, question) from an OpenAI message list."""
+    if not messages or messages[-1]["role"] != "user":
+        raise ValidationFailed(
+            "the last message must be the user's",
+            errors=[
+                {
+                    "loc": ["body", "messages"],
+                    "msg": "must end with a user message",
+                    "type": "value_error",
+                }
+            ],
+        )
+    system = "\n\n".join(m["content"] for m in messages if m["role"] in ("system", "developer"))
+    history = [m for m in messages[:-1] if m["role"] in ("user", "assistant")]
+    return system, history, messages[-1]["content"]
+
+
+def prepare(
+    conn: Conn,
+    who: Principal,
+    *,
+    model: str,
+    messages: list[dict[str, str]],
+    rag: dict[str, Any] | None,
+    temperature: float | None,
+    max_tokens: int | None,
+    llm: LLMClients,
+    settings: Settings,
+    embedders: QueryEmbedders,
+    iterative_scans: bool,
+) -> Completion:
+    """Resolve the model, retrieve (when `rag` is given) and build the prompt."""
+    system, history, question = _split(messages)
+    prefs = answering.preferences(conn, who.user_id)
+    target = answering.resolve_target(conn, llm, prefs, requested=model)
+    sources: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    if rag is not None:
+        scope = chats.check_scope(conn, who, rag.get("collection_ids"))
+        found = answering.retrieve(
+            conn,
+            who,
+            question,
+            collection_ids=scope,
+            prefs=prefs,
+            settings=settings,
+            embedders=embedders,
+            iterative_scans=iterative_scans,
+            top_k=rag.get("top_k"),
+            mode=rag.get("mode"),
+            min_similarity=rag.get("min_similarity"),
+        )
+        sources, warnings = found.sources, found.warnings
+    answer_tokens = min(max_tokens or settings.chat_answer_tokens, target.context_length // 2)
+    prompt = prompting.build_prompt(
+        system_prompt=system or prefs.system_prompt,
+        sources=sources,
+        history=history,
+        question=question,
+        context_tokens=target.context_length,
+        answer_tokens=answer_tokens,
+    )
+    return Completion(
+        target,
+        prompt,
+        warnings,
+        answer_tokens,
+        prefs.temperature if temperature is None else temperature,
+    )
+
+
+def pieces(completion: Completion, llm: LLMClients) -> Iterator[tuple[str, str, Piece | None]]:
+    """(answer text, reasoning text, the closing piece or None) as the model streams."""
+    splitter = prompting.ThinkSplitter()
+    stream = answering.generate(
+        llm,
+        completion.target,
+        completion.prompt,
+        temperature=completion.temperature,
+        max_tokens=completion.max_tokens,
+    )
+    try:
+        for piece in stream:
+            if piece.done:
+                text, thought = splitter.flush()
+                yield text, thought, piece
+                return
+            text, thought = splitter.feed(piece.text)
+            if text or thought or piece.reasoning:
+                yield text, piece.reasoning + thought, None
+    finally:
+        stream.close()
