@@ -1,5 +1,7 @@
 """Settings come from the environment once; a bad value names its variable."""
 
+import dataclasses
+
 import pytest
 
 from app.settings import Settings, SettingsError
@@ -13,6 +15,21 @@ def test_defaults_need_no_environment(tmp_path):
     assert (settings.migrations_dir / "V1_1__extensions_users_tokens.sql").exists()
     assert (settings.hnsw_ef_search, settings.exact_search_max_rows) == (128, 2000)
     assert (settings.bm25_k1, settings.bm25_b, settings.index_build_memory) == (0.9, 0.4, "1GB")
+    assert (settings.llm, settings.chat_model) == ("auto", "")
+
+
+def test_llm_is_ollama_when_one_answers_or_its_url_is_set(tmp_path):
+    from app import resolve_llm
+    from tests.fake_llm import FakeLLMServer
+
+    env = {"POSTRAG_DATA_DIR": str(tmp_path)}
+    assert Settings.from_env({**env, "OLLAMA_URL": "http://10.0.0.9:11434"}).llm == "ollama"
+    assert Settings.from_env({**env, "POSTRAG_LLM": "none", "OLLAMA_URL": "http://x"}).llm == "none"
+    with FakeLLMServer() as fake:
+        found = Settings.from_env(env)
+        assert resolve_llm(dataclasses.replace(found, ollama_url=fake.url)) == "ollama"
+    nobody = Settings.from_env(env)  # the fake is gone: nothing answers on its port
+    assert resolve_llm(dataclasses.replace(nobody, ollama_url=fake.url)) == "none"
 
 
 @pytest.mark.parametrize(
@@ -32,6 +49,10 @@ def test_defaults_need_no_environment(tmp_path):
         ({"POSTRAG_BM25_B": "half"}, "POSTRAG_BM25_B"),
         ({"POSTRAG_INDEX_BUILD_MEMORY": "1GB; DROP"}, "POSTRAG_INDEX_BUILD_MEMORY"),
         ({"POSTRAG_INDEX_BUILD_MEMORY": "2TB"}, "POSTRAG_INDEX_BUILD_MEMORY"),
+        ({"POSTRAG_LLM": "gpt"}, "POSTRAG_LLM"),
+        ({"POSTRAG_LLM_TIMEOUT_S": "0"}, "POSTRAG_LLM_TIMEOUT_S"),
+        ({"POSTRAG_CHAT_CONTEXT_TOKENS": "100"}, "POSTRAG_CHAT_CONTEXT_TOKENS"),
+        ({"POSTRAG_CHAT_ANSWER_TOKENS": "5000"}, "POSTRAG_CHAT_ANSWER_TOKENS"),
     ],
 )
 def test_bad_values_fail_naming_the_variable(env, name):
