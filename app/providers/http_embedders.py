@@ -45,7 +45,7 @@ def post_json(
             continue
         if response.status_code != 200:
             raise EmbeddingError(
-                f"{provider}: {url} answered {response.status_code}: {_error_text(response)}"
+                f"{provider}: {url} answered {response.status_code}: {error_text(response)}"
             )
         try:
             return response.json()
@@ -54,7 +54,7 @@ def post_json(
     raise AssertionError("unreachable")
 
 
-def _error_text(response: httpx.Response) -> str:
+def error_text(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:

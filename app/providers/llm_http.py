@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from app.providers.http_embedders import error_text
 from app.providers.llm import LLMError, LLMTimeout, LLMUnavailable, ModelInfo, Piece
 
 
@@ -30,20 +31,10 @@ def _translated(provider: str, url: str) -> Iterator[None]:
         raise LLMError(provider, f"{url} closed the connection mid-reply: {exc}") from exc
 
 
-def _error_text(response: httpx.Response) -> str:
-    try:
-        body = json.loads(response.read() or b"null")
-    except ValueError:
-        return response.text[:300]
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        return str(error.get("message", error))[:300]
-    return str(error or body)[:300]
-
-
 def _check(provider: str, url: str, response: httpx.Response) -> None:
     if response.status_code >= 400:
-        raise LLMError(provider, f"{url} answered {response.status_code}: {_error_text(response)}")
+        response.read()  # a streamed answer's body is not read yet
+        raise LLMError(provider, f"{url} answered {response.status_code}: {error_text(response)}")
 
 
 def _decoded(provider: str, url: str, line: str) -> Any:
@@ -72,6 +63,37 @@ class _Client:
         _check(self.provider, url, response)
         return _decoded(self.provider, url, response.text)
 
+    chat_path = ""
+
+    def stream(
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float,
+        max_tokens: int,
+        context_length: int,
+    ) -> Iterator[Piece]:
+        body = self._chat_body(model, messages, temperature, max_tokens, context_length)
+        lines = self._lines(self.chat_path, body)
+        try:
+            yield from self._pieces(lines, self.base_url + self.chat_path)
+        finally:
+            lines.close()  # closes the upstream connection when the reader stops early
+
+    def _chat_body(
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        temperature: float,
+        max_tokens: int,
+        context_length: int,
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _pieces(self, lines: Iterator[str], url: str) -> Iterator[Piece]:
+        raise NotImplementedError
+
     def _lines(self, path: str, body: dict[str, Any]) -> Iterator[str]:
         """POST `body` and yield the streamed answer's non-empty lines."""
         url = self.base_url + path
@@ -87,17 +109,17 @@ class _Client:
 
 class OllamaClient(_Client):
     provider = "ollama"
+    chat_path = "/api/chat"
 
-    def stream(
+    def _chat_body(
         self,
         model: str,
         messages: list[dict[str, str]],
-        *,
         temperature: float,
         max_tokens: int,
         context_length: int,
-    ) -> Iterator[Piece]:
-        body = {
+    ) -> dict[str, Any]:
+        return {
             "model": model,
             "messages": messages,
             "stream": True,
@@ -107,8 +129,9 @@ class OllamaClient(_Client):
                 "num_ctx": context_length,  # Ollama's own default would cut the prompt
             },
         }
-        url = self.base_url + "/api/chat"
-        for line in self._lines("/api/chat", body):
+
+    def _pieces(self, lines: Iterator[str], url: str) -> Iterator[Piece]:
+        for line in lines:
             data = _decoded(self.provider, url, line)
             if not isinstance(data, dict):
                 raise LLMError(self.provider, f"{url} sent {line[:100]!r}")
@@ -182,21 +205,21 @@ class OllamaClient(_Client):
 
 class OpenAIClient(_Client):
     provider = "openai"
+    chat_path = "/chat/completions"
 
     def __init__(self, base_url: str, timeout_s: float, api_key: str | None):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         super().__init__(base_url, timeout_s, headers)
 
-    def stream(
+    def _chat_body(
         self,
         model: str,
         messages: list[dict[str, str]],
-        *,
         temperature: float,
         max_tokens: int,
         context_length: int,
-    ) -> Iterator[Piece]:
-        body = {
+    ) -> dict[str, Any]:
+        return {
             "model": model,
             "messages": messages,
             "stream": True,
@@ -204,10 +227,11 @@ class OpenAIClient(_Client):
             "temperature": temperature,
             "max_tokens": max_tokens,
         }
-        url = self.base_url + "/chat/completions"
+
+    def _pieces(self, lines: Iterator[str], url: str) -> Iterator[Piece]:
         finish_reason: str | None = None
         usage: dict[str, Any] = {}
-        for line in self._lines("/chat/completions", body):
+        for line in lines:
             if not line.startswith("data:"):
                 continue  # SSE comments, event names and ids carry nothing for us
             payload = line[5:].strip()
