@@ -1,0 +1,84 @@
+"""The prompt's parts: reasoning split from streamed text, [n] markers, the token budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.errors import ValidationFailed
+from app.services import prompting
+
+SOURCE = {
+    "chunk_id": 1,
+    "document_id": 2,
+    "collection_id": 3,
+    "filename": "a.pdf",
+    "page": 4,
+    "char_start": 0,
+    "char_end": 10,
+    "score": 0.5,
+    "text": "Alpha beta gamma.",
+}
+
+
+@pytest.mark.parametrize("cut", range(1, 40))
+def test_reasoning_is_split_out_wherever_the_stream_cuts_the_tags(cut):
+    text = "<think>plan the answer</think>The answer is 42."
+    splitter = prompting.ThinkSplitter()
+    answer, reasoning = "", ""
+    for piece in (text[:cut], text[cut:]):
+        a, r = splitter.feed(piece)
+        answer, reasoning = answer + a, reasoning + r
+    a, r = splitter.flush()
+    assert (answer + a, reasoning + r) == ("The answer is 42.", "plan the answer")
+
+
+def test_text_that_only_looks_like_a_tag_is_kept():
+    splitter = prompting.ThinkSplitter()
+    assert splitter.feed("a <b> and <thin") == ("a <b> and ", "")
+    assert splitter.feed("g>") == ("<thing>", "")
+    assert splitter.flush() == ("", "")
+
+
+def test_citation_markers_in_range_are_found():
+    answer = "See [1], [2, 3] and [3][1]; not [0], [7] or [x]."
+    assert prompting.cited_numbers(answer, 3) == {1, 2, 3}
+    cited = prompting.citations([SOURCE, SOURCE], "Only [2].")
+    assert [(c["n"], c["cited"]) for c in cited] == [(1, False), (2, True)]
+    assert cited[0]["filename"] == "a.pdf" and cited[0]["page"] == 4
+
+
+def test_sources_are_numbered_and_dropped_from_the_bottom_when_they_do_not_fit():
+    big = {**SOURCE, "text": "word " * 600}
+    prompt = prompting.build_prompt(
+        system_prompt="",
+        sources=[SOURCE, big, SOURCE],
+        history=[],
+        question="Why?",
+        context_tokens=1024,
+        answer_tokens=256,
+    )
+    assert len(prompt.sources) == 1
+    assert prompt.messages[0]["content"].startswith(prompting.DEFAULT_SYSTEM_PROMPT)
+    assert prompt.messages[-1]["content"] == (
+        "Sources:\n\n[1] a.pdf, page 4\nAlpha beta gamma.\n\nQuestion: Why?"
+    )
+
+
+def test_a_question_longer_than_the_context_is_422():
+    with pytest.raises(ValidationFailed, match="too long"):
+        prompting.build_prompt(
+            system_prompt="",
+            sources=[],
+            history=[],
+            question="word " * 2000,
+            context_tokens=1024,
+            answer_tokens=256,
+        )
+
+
+def test_extractive_answer_labels_itself_and_cites_each_passage():
+    pieces = prompting.extractive_answer([SOURCE, {**SOURCE, "text": "x " * 1000}])
+    text = "".join(pieces)
+    assert "not a generated answer" in text
+    assert "Alpha beta gamma. [1]" in text and "[2]" in text and " ..." in text
+    assert "nothing to show" in "".join(prompting.extractive_answer([]))
