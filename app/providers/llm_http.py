@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import httpx
@@ -94,7 +94,7 @@ class _Client:
     def _pieces(self, lines: Iterator[str], url: str) -> Iterator[Piece]:
         raise NotImplementedError
 
-    def _lines(self, path: str, body: dict[str, Any]) -> Iterator[str]:
+    def _lines(self, path: str, body: dict[str, Any]) -> Generator[str, None, None]:
         """POST `body` and yield the streamed answer's non-empty lines."""
         url = self.base_url + path
         with (
