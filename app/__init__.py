@@ -30,6 +30,7 @@ from app.db.pool import open_pool
 from app.providers.embeddings import QueryEmbedders, make_embedder
 from app.providers.llm import LLMClients, ollama_answers
 from app.repositories import Conn
+from app.services import llm_models as llm_model_service
 from app.services import search as search_service
 from app.services import users as user_service
 from app.services.worker import WorkerPool
@@ -113,6 +114,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(blueprint)
 
     llm = LLMClients(settings, resolve_llm(settings))
+    if settings.chat_model and llm.provider in ("ollama", "openai"):
+        with pool.connection() as conn:
+            llm_model_service.register_configured_chat_model(
+                cast(Conn, conn), llm.provider, settings.chat_model
+            )
     app.extensions["postrag.llm"] = llm
     atexit.register(llm.close)
     embedder = make_embedder(settings)

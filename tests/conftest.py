@@ -7,6 +7,7 @@ engine answers, else the embedded server (the same code postrag uses without DAT
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 import uuid
@@ -159,6 +160,24 @@ def client(app):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def admin_token(settings: Settings, app) -> str:  # type: ignore[no-untyped-def]
     return (settings.data_dir / "admin-token").read_text().strip()
+
+
+def parse_sse(raw: bytes | str) -> list[tuple[str, dict]]:
+    """The (event, data) pairs of a server-sent-events body."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    found = []
+    for block in text.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            found.append((lines["event"], json.loads(lines["data"])))
+    return found
+
+
+def closed_port_url() -> str:
+    """A loopback URL where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
 def bearer(token: str) -> dict[str, str]:

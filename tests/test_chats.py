@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
@@ -12,28 +11,12 @@ import pytest
 from werkzeug.serving import make_server
 
 from app.services import prompting
-from tests.conftest import drain
+from tests.conftest import closed_port_url, drain, parse_sse
 from tests.test_search import upload
 
 FOX = "The quick brown fox jumps over the lazy dog. Foxes are clever animals of the forest."
 VALVE = "Install the XR-7734 valve before pressurising the pipeline system."
 SSE = {"Accept": "text/event-stream"}
-
-
-def parse_sse(raw: bytes | str) -> list[tuple[str, dict]]:
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    found = []
-    for block in text.split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "event" in lines:
-            found.append((lines["event"], json.loads(lines["data"])))
-    return found
-
-
-def free_port_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
 @pytest.fixture
@@ -223,7 +206,7 @@ def test_upstream_error_is_a_502_naming_the_provider_and_stores_nothing(ollama_a
 
 
 def test_unreachable_provider_is_503_and_a_timeout_504(make_app, admin, llm):
-    down = make_app(llm="ollama", ollama_url=free_port_url(), chat_model="fake-chat")
+    down = make_app(llm="ollama", ollama_url=closed_port_url(), chat_model="fake-chat")
     client = down.test_client()
     response = ask(client, admin, new_chat(client, admin), "Hello?")
     assert response.status_code == 503 and response.json["provider"] == "ollama"

@@ -1,5 +1,96 @@
-"""Placeholder: being written."""
+"""GET/PUT/PATCH /api/v1/me/preferences: your chat model, search defaults and system prompt."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
 
 from flask import Blueprint
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.endpoint import db, endpoint, principal
+from app.errors import ValidationFailed
+from app.services import preferences
+from app.services.preferences import DEFAULTS
 
 bp = Blueprint("preferences", __name__, url_prefix="/api/v1")
+
+SearchMode = Literal["hybrid", "semantic", "fulltext"]
+_ModelId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+_TopK = Annotated[int, Field(ge=1, le=50)]
+_MinSimilarity = Annotated[float, Field(ge=0, le=1)]
+_Temperature = Annotated[float, Field(ge=0, le=2)]
+_SystemPrompt = Annotated[str, Field(max_length=20000)]
+_CHAT_MODEL = "a registered chat model; null: the registry's default chat model"
+
+
+class UserPreferences(BaseModel):
+    chat_model_id: int | None = Field(description=_CHAT_MODEL)
+    chat_model: str | None = Field(description="the chosen model's name")
+    search_mode: str
+    top_k: int
+    min_similarity: float = Field(description="semantic search drops hits less similar")
+    temperature: float
+    system_prompt: str = Field(description="empty: postrag's own")
+    updated_at: datetime | None = Field(description="null: never set, these are the defaults")
+
+
+class PreferencesReplace(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chat_model_id: _ModelId | None = Field(DEFAULTS["chat_model_id"], description=_CHAT_MODEL)
+    search_mode: SearchMode = DEFAULTS["search_mode"]
+    top_k: _TopK = DEFAULTS["top_k"]
+    min_similarity: _MinSimilarity = DEFAULTS["min_similarity"]
+    temperature: _Temperature = DEFAULTS["temperature"]
+    system_prompt: _SystemPrompt = DEFAULTS["system_prompt"]
+
+
+class PreferencesChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chat_model_id: _ModelId | None = Field(None, description=_CHAT_MODEL)
+    search_mode: SearchMode | None = None
+    top_k: _TopK | None = None
+    min_similarity: _MinSimilarity | None = None
+    temperature: _Temperature | None = None
+    system_prompt: _SystemPrompt | None = None
+
+
+@bp.get("/me/preferences")
+@endpoint(
+    summary="Your preferences (the defaults until you set some)",
+    tag="preferences",
+    response=UserPreferences,
+)
+def get_preferences() -> UserPreferences:
+    return UserPreferences(**preferences.get(db(), principal()))
+
+
+@bp.put("/me/preferences")
+@endpoint(
+    summary="Replace your preferences (fields left out go back to their defaults)",
+    tag="preferences",
+    body=PreferencesReplace,
+    response=UserPreferences,
+)
+def replace_preferences(body: PreferencesReplace) -> UserPreferences:
+    return UserPreferences(**preferences.replace(db(), principal(), body.model_dump()))
+
+
+@bp.patch("/me/preferences")
+@endpoint(
+    summary="Change some of your preferences",
+    tag="preferences",
+    body=PreferencesChange,
+    response=UserPreferences,
+)
+def change_preferences(body: PreferencesChange) -> UserPreferences:
+    changes = body.model_dump(exclude_unset=True)
+    nulls = [k for k, v in changes.items() if v is None and k != "chat_model_id"]
+    if nulls:
+        raise ValidationFailed(
+            "only chat_model_id can be set to null",
+            errors=[{"loc": ["body", k], "msg": "may not be null"} for k in nulls],
+        )
+    return UserPreferences(**preferences.change(db(), principal(), changes))

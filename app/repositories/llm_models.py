@@ -109,3 +109,10 @@ def clear_default(conn: Conn, kind: str) -> None:
 
 def delete(conn: Conn, model_id: int) -> bool:
     return conn.execute("DELETE FROM llm_models WHERE id = %(id)s", {"id": model_id}).rowcount == 1
+
+
+def get_for_reference(conn: Conn, model_id: int) -> Row | None:
+    """The model, locked against deletion until the caller's transaction ends."""
+    return conn.execute(
+        f"SELECT {COLUMNS} FROM llm_models WHERE id = %(id)s FOR KEY SHARE", {"id": model_id}
+    ).fetchone()

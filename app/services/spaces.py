@@ -13,6 +13,7 @@ from app.providers.embeddings import Embedder
 from app.repositories import Conn, Row, locks
 from app.repositories import embedding_spaces as space_repo
 from app.repositories import jobs as job_repo
+from app.services import llm_models
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ def ensure_space(conn: Conn, embedder: Embedder, *, max_attempts: int) -> Row:
             dimension=dimension,
             context_length=embedder.max_tokens,
         )
+        llm_models.default_if_none(conn, model)  # the registry shows which model embeds
         space = space_repo.find_space(conn, model["id"], dimension)
         if space is not None:
             if space["state"] == "building":  # (re)queue its fill; a no-op while one is active

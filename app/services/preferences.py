@@ -1,0 +1,75 @@
+"""A user's preferences: reading them (the defaults without a row), replacing and changing them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.errors import ValidationFailed
+from app.repositories import Conn, Row
+from app.repositories import llm_models as model_repo
+from app.repositories import preferences as preference_repo
+from app.services import search
+from app.services.tokens import Principal
+
+# The user_preferences column defaults (a test compares them with the database's).
+DEFAULT_TEMPERATURE = 0.2
+DEFAULT_SYSTEM_PROMPT = ""
+DEFAULTS: dict[str, Any] = {
+    "chat_model_id": None,
+    "search_mode": search.DEFAULT_MODE,
+    "top_k": search.DEFAULT_TOP_K,
+    "min_similarity": search.DEFAULT_MIN_SIMILARITY,
+    "temperature": DEFAULT_TEMPERATURE,
+    "system_prompt": DEFAULT_SYSTEM_PROMPT,
+}
+# API field -> column; the API names the similarity threshold as search does.
+_COLUMNS = {field: field for field in DEFAULTS} | {"min_similarity": "similarity_threshold"}
+
+
+def _public(row: Row) -> dict[str, Any]:
+    return {
+        "chat_model_id": row["chat_model_id"],
+        "chat_model": row["chat_model"],
+        "search_mode": row["search_mode"],
+        "top_k": row["top_k"],
+        "min_similarity": float(row["similarity_threshold"]),
+        "temperature": float(row["temperature"]),
+        "system_prompt": row["system_prompt"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def get(conn: Conn, who: Principal) -> dict[str, Any]:
+    """The caller's preferences; the defaults (with updated_at null) when none are stored."""
+    row = preference_repo.get_with_model(conn, who.user_id)
+    if row is None:
+        return {**DEFAULTS, "chat_model": None, "updated_at": None}
+    return _public(row)
+
+
+def _check_chat_model(conn: Conn, model_id: int) -> None:
+    """422 unless `model_id` is a registered chat model (locked until the transaction ends)."""
+    row = model_repo.get_for_reference(conn, model_id)
+    if row is None:
+        msg = f"no model {model_id} in the registry"
+    elif row["kind"] != "chat":
+        msg = f"model {model_id} ({row['name']}) is an {row['kind']} model, not a chat model"
+    else:
+        return
+    raise ValidationFailed(msg, errors=[{"loc": ["body", "chat_model_id"], "msg": msg}])
+
+
+def change(conn: Conn, who: Principal, values: dict[str, Any]) -> dict[str, Any]:
+    """Set the given fields (API names), keeping the others."""
+    if not values:
+        return get(conn, who)
+    with conn.transaction():
+        if values.get("chat_model_id") is not None:
+            _check_chat_model(conn, values["chat_model_id"])
+        preference_repo.upsert(conn, who.user_id, {_COLUMNS[k]: v for k, v in values.items()})
+        return get(conn, who)
+
+
+def replace(conn: Conn, who: Principal, values: dict[str, Any]) -> dict[str, Any]:
+    """Set every field: those not given go back to their defaults."""
+    return change(conn, who, {**DEFAULTS, **values})
