@@ -15,6 +15,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fakes import send_json
+
 DEFAULT_MODELS: dict[str, dict[str, Any]] = {
     "fake-chat": {"capabilities": ["completion"], "context_length": 4096},
     "fake-embed": {"capabilities": ["embedding"], "context_length": 512, "dimension": 8},
@@ -288,12 +290,7 @@ class FakeLLMServer:
                 self.wfile.flush()
 
             def _json(self, status: int, payload: dict[str, Any]) -> None:
-                raw = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                send_json(self, status, payload)
 
         self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

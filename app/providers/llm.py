@@ -66,18 +66,19 @@ class ModelInfo:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: list[dict[str, str]]  # {"role", "content"}, system first
+    temperature: float
+    max_tokens: int  # longest answer
+    context_length: int  # prompt + answer
+
+
 class ChatModel(Protocol):
     provider: str
 
-    def stream(
-        self,
-        model: str,
-        messages: list[dict[str, str]],
-        *,
-        temperature: float,
-        max_tokens: int,
-        context_length: int,
-    ) -> Iterator[Piece]:
+    def stream(self, req: ChatRequest) -> Iterator[Piece]:
         """The reply's pieces in order, ending with one whose `done` is true.
 
         Closing the iterator early closes the upstream connection.

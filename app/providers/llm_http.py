@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from app.providers.http_embedders import error_text
-from app.providers.llm import LLMError, LLMTimeout, LLMUnavailable, ModelInfo, Piece
+from app.providers.llm import ChatRequest, LLMError, LLMTimeout, LLMUnavailable, ModelInfo, Piece
 
 
 @contextlib.contextmanager
@@ -65,30 +65,15 @@ class _Client:
 
     chat_path = ""
 
-    def stream(
-        self,
-        model: str,
-        messages: list[dict[str, str]],
-        *,
-        temperature: float,
-        max_tokens: int,
-        context_length: int,
-    ) -> Iterator[Piece]:
-        body = self._chat_body(model, messages, temperature, max_tokens, context_length)
+    def stream(self, req: ChatRequest) -> Iterator[Piece]:
+        body = self._chat_body(req)
         lines = self._lines(self.chat_path, body)
         try:
             yield from self._pieces(lines, self.base_url + self.chat_path)
         finally:
             lines.close()  # closes the upstream connection when the reader stops early
 
-    def _chat_body(
-        self,
-        model: str,
-        messages: list[dict[str, str]],
-        temperature: float,
-        max_tokens: int,
-        context_length: int,
-    ) -> dict[str, Any]:
+    def _chat_body(self, req: ChatRequest) -> dict[str, Any]:
         raise NotImplementedError
 
     def _pieces(self, lines: Iterator[str], url: str) -> Iterator[Piece]:
@@ -111,22 +96,15 @@ class OllamaClient(_Client):
     provider = "ollama"
     chat_path = "/api/chat"
 
-    def _chat_body(
-        self,
-        model: str,
-        messages: list[dict[str, str]],
-        temperature: float,
-        max_tokens: int,
-        context_length: int,
-    ) -> dict[str, Any]:
+    def _chat_body(self, req: ChatRequest) -> dict[str, Any]:
         return {
-            "model": model,
-            "messages": messages,
+            "model": req.model,
+            "messages": req.messages,
             "stream": True,
             "options": {
-                "temperature": temperature,
-                "num_predict": max_tokens,
-                "num_ctx": context_length,  # Ollama's own default would cut the prompt
+                "temperature": req.temperature,
+                "num_predict": req.max_tokens,
+                "num_ctx": req.context_length,  # Ollama's own default would cut the prompt
             },
         }
 
@@ -211,21 +189,14 @@ class OpenAIClient(_Client):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         super().__init__(base_url, timeout_s, headers)
 
-    def _chat_body(
-        self,
-        model: str,
-        messages: list[dict[str, str]],
-        temperature: float,
-        max_tokens: int,
-        context_length: int,
-    ) -> dict[str, Any]:
+    def _chat_body(self, req: ChatRequest) -> dict[str, Any]:
         return {
-            "model": model,
-            "messages": messages,
+            "model": req.model,
+            "messages": req.messages,
             "stream": True,
             "stream_options": {"include_usage": True},
-            "temperature": temperature,
-            "max_tokens": max_tokens,
+            "temperature": req.temperature,
+            "max_tokens": req.max_tokens,
         }
 
     def _pieces(self, lines: Iterator[str], url: str) -> Iterator[Piece]:

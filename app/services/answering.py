@@ -15,7 +15,7 @@ from typing import Any
 
 from app.errors import NotFound, ServiceUnavailable
 from app.providers.embeddings import QueryEmbedders
-from app.providers.llm import LLMClients, LLMUnavailable, Piece
+from app.providers.llm import ChatRequest, LLMClients, LLMUnavailable, Piece
 from app.repositories import Conn
 from app.repositories import collections as collection_repo
 from app.repositories import llm_models as model_repo
@@ -190,9 +190,5 @@ def generate(
         )
         return
     yield from llm.client(target.provider).stream(
-        target.model,
-        prompt.messages,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        context_length=target.context_length,
+        ChatRequest(target.model, prompt.messages, temperature, max_tokens, target.context_length)
     )
