@@ -41,10 +41,11 @@ class _QuietServer(ThreadingHTTPServer):
 class FakeLLMServer:
     """Answers chats with `reply` (a text, or a function of the request's messages).
 
-    Knobs: `delay_s` between pieces; `die_after` pieces then the connection drops; `fail_status`
-    answers every chat with that status and an error body; `error_after` pieces then an error
-    object in the stream; `models` is what /api/tags, /api/show and /v1/models know;
-    `pull_missing` makes pulls of unknown models fail. `requests` records (path, body).
+    Knobs: `delay_s` between pieces; `die_after` pieces then the connection drops;
+    `fail_status` answers every chat with that status and an error body; `error_after` pieces
+    then an error object in the stream; `malformed_after` pieces then a line of the wrong shape;
+    `models` is what /api/tags, /api/show and /v1/models know; `aborted` is set when a client
+    hangs up mid-stream. `requests` records (path, body).
     """
 
     def __init__(self, reply: str | Callable[[list[dict[str, Any]]], str] = "Hello there.") -> None:
@@ -56,7 +57,8 @@ class FakeLLMServer:
         self.models = {name: dict(info) for name, info in DEFAULT_MODELS.items()}
         self.usage = (11, 7)  # prompt, completion tokens reported at the end
         self.requests: list[tuple[str, dict[str, Any]]] = []
-        self.streams_closed = threading.Event()  # set when a stream ended, however it ended
+        self.malformed_after: int | None = None
+        self.aborted = threading.Event()  # set when a client hung up in the middle of a stream
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -178,13 +180,14 @@ class FakeLLMServer:
                             )
                             self._end_stream(openai)
                             return
+                        if server.malformed_after is not None and i == server.malformed_after:
+                            self._chunk({"message": "not an object", "choices": ["x"]}, openai)
+                            continue
                         time.sleep(server.delay_s)
                         self._chunk(self._delta(body, piece, openai), openai)
                     self._finish(body, openai)
                 except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client went away: exactly what some tests do
-                finally:
-                    server.streams_closed.set()
+                    server.aborted.set()  # the client went away: exactly what some tests do
 
             def _delta(self, body: dict[str, Any], piece: str, openai: bool) -> dict[str, Any]:
                 if openai:

@@ -264,7 +264,7 @@ def test_stop_ends_the_answer_and_keeps_what_was_generated(ollama_app, admin, ll
     stored = messages(client, admin, chat)
     assert [m["role"] for m in stored] == ["user", "assistant"]  # the 409'd message left nothing
     assert stored[-1]["content"] == text
-    assert llm.streams_closed.wait(5)  # the upstream connection was closed
+    assert llm.aborted.wait(5)  # the upstream connection was closed, not read to its end
 
 
 def test_client_disconnect_stores_the_partial_answer_as_incomplete(ollama_app, admin, llm):
@@ -365,3 +365,53 @@ def test_another_users_chat_is_404_for_every_verb(client, admin, new_user, colle
     scoped = client.post("/api/v1/chats", json={"collection_ids": [collection]}, headers=other)
     assert scoped.status_code == 404
     assert client.get(f"/api/v1/chats/{chat}", headers=admin).json["messages"]["total"] == 0
+
+
+def test_a_question_stopped_before_any_answer_text_leaves_history_alternating(
+    ollama_app, admin, llm
+):
+    llm.reply = "<think>" + " ".join(f"hmm{i}" for i in range(200)) + "</think>Done."
+    llm.delay_s = 0.02
+    client = ollama_app.test_client()
+    chat = new_chat(client, admin)
+    response = ask(client, admin, chat, "First?", extra=SSE, buffered=False)
+    stream = iter(response.response)
+    seen = ""
+    while "event: reasoning" not in seen:
+        seen += next(stream).decode()
+    assert client.post(f"/api/v1/chats/{chat}/stop", headers=admin).status_code == 202
+    rest = b"".join(stream).decode()
+    response.close()
+    assert parse_sse(seen + rest)[-1][1]["finish_reason"] == "stopped"
+    stopped = messages(client, admin, chat)[-1]
+    assert stopped["content"] == "" and stopped["reasoning"].startswith("hmm0")
+    llm.delay_s, llm.reply = 0.0, "Second answer."
+    assert ask(client, admin, chat, "Second?").status_code == 201
+    assert ask(client, admin, chat, "Third?").status_code == 201
+    roles = [m["role"] for m in llm.chat_requests()[-1]["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]  # "First?" had no answer: left out
+
+
+def test_reasoning_opened_by_the_template_is_kept_apart(ollama_app, admin, llm):
+    llm.reply = "The user asks [3] things.</think>Here you go."
+    client = ollama_app.test_client()
+    body = ask(client, admin, new_chat(client, admin), "Hi").json
+    assert (body["content"], body["reasoning"]) == ("Here you go.", "The user asks [3] things.")
+
+
+def test_a_collection_unshared_after_scoping_is_skipped_with_a_warning(
+    ollama_app, client, admin, new_user, app
+):
+    shared = client.post(
+        "/api/v1/collections", json={"name": "team", "is_shared": True}, headers=admin
+    ).json["id"]
+    upload(client, admin, shared, "fox.txt", FOX)
+    drain(app)
+    other = new_user()
+    chat_client = ollama_app.test_client()
+    chat = new_chat(chat_client, other, collection_ids=[shared])
+    first = parse_sse(ask(chat_client, other, chat, "clever foxes", extra=SSE).data)[0][1]
+    assert [s["filename"] for s in first["sources"]][:1] == ["fox.txt"]
+    client.patch(f"/api/v1/collections/{shared}", json={"is_shared": False}, headers=admin)
+    later = parse_sse(ask(chat_client, other, chat, "clever foxes", extra=SSE).data)[0][1]
+    assert later["sources"] == [] and "no longer exist" in later["warnings"][0]

@@ -296,8 +296,8 @@ def test_only_admins_pull_and_only_ollama_models(api, admin, new_user):
 
 
 def test_the_configured_models_are_registered_as_defaults(make_app, app, admin, llm):
-    first = make_app(llm="ollama", ollama_url=llm.url, chat_model="fake-chat")
-    make_app(llm="ollama", ollama_url=llm.url, chat_model="other-chat")  # a default exists
+    first = make_app(llm="ollama", ollama_url=llm.url, chat_model="other-chat")
+    make_app(llm="ollama", ollama_url=llm.url, chat_model="fake-chat")  # the last start wins
     drain(app)  # the worker registers the embedder and its space
     listed = first.test_client().get("/api/v1/models", headers=admin).json["items"]
     defaults = {(m["kind"], m["name"]) for m in listed if m["is_default"]}

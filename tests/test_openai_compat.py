@@ -10,7 +10,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from app.providers import local_embedder
-from tests.conftest import bearer, drain
+from tests.conftest import drain
 from tests.test_chats import FOX, VALVE
 from tests.test_search import upload
 
@@ -150,4 +150,13 @@ def test_tokens_and_tenancy_apply(base_url, sdk, docs, new_user):
             extra_body={"rag": {}},
         )
         assert grounded.model_extra["citations"] == []  # the admin's documents stay invisible
-    assert bearer(other)
+
+
+def test_a_malformed_upstream_stream_ends_with_an_error_chunk(sdk, llm):
+    llm.reply = "one two three four"
+    llm.malformed_after = 2
+    stream = sdk.chat.completions.create(
+        model="fake-chat", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    with pytest.raises(openai.APIError, match="malformed reply"):
+        list(stream)

@@ -82,3 +82,21 @@ def test_extractive_answer_labels_itself_and_cites_each_passage():
     assert "not a generated answer" in text
     assert "Alpha beta gamma. [1]" in text and "[2]" in text and " ..." in text
     assert "nothing to show" in "".join(prompting.extractive_answer([]))
+
+
+def test_history_alternates_and_ends_with_an_answer():
+    history = [
+        {"role": "user", "content": "a"},
+        {"role": "user", "content": "b"},
+        {"role": "assistant", "content": "B"},
+        {"role": "user", "content": "c"},
+    ]
+    assert prompting.alternating(history) == [
+        {"role": "user", "content": "b"},
+        {"role": "assistant", "content": "B"},
+    ]
+
+
+def test_a_reply_closing_an_unopened_think_block_is_split():
+    assert prompting.unopened_reasoning("plan</think> Answer") == ("Answer", "plan")
+    assert prompting.unopened_reasoning("no tags [1]") == ("no tags [1]", "")

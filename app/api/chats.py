@@ -6,11 +6,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, Response, current_app, json, request, url_for
+from flask import Blueprint, current_app, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import db, endpoint, principal
+from app.api.endpoint import db, endpoint, principal, release_db
 from app.api.schemas import Page, PageQuery
+from app.api.sse import event_stream, sse, wants_stream
 from app.errors import AppError, ValidationFailed
 from app.services import chat_answers, chats
 
@@ -187,15 +188,6 @@ def _deps() -> chat_answers.Deps:
     )
 
 
-def sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
-
-
-def _wants_stream(query: StreamQuery) -> bool:
-    best = request.accept_mimetypes.best_match(["application/json", "text/event-stream"])
-    return query.stream or best == "text/event-stream"
-
-
 @bp.post("/chats/<int:chat_id>/messages")
 @endpoint(
     summary="Ask: retrieve sources, answer with [n] citations (JSON, or SSE with"
@@ -211,14 +203,10 @@ def _wants_stream(query: StreamQuery) -> bool:
 def post_message(chat_id: int, body: MessageCreate, query: StreamQuery) -> Any:
     deps = _deps()
     exchange = chat_answers.start(db(), principal(), chat_id, body.content, deps)
+    release_db()  # the answer takes connections only while it uses them
     events = chat_answers.run(exchange, deps)
-    if _wants_stream(query):
-        return Response(
-            _stream(events),
-            status=200,
-            mimetype="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+    if wants_stream(query.stream):
+        return event_stream(_stream(events))
     for event in events:
         if event.kind == "error":
             raise _EventError(event.data)

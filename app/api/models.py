@@ -9,13 +9,13 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, current_app, url_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.api.chats import sse
-from app.api.endpoint import db, endpoint
+from app.api.endpoint import db, endpoint, release_db
 from app.api.schemas import Page, PageQuery
+from app.api.sse import event_stream, sse, wants_stream
 from app.errors import ValidationFailed
 from app.providers.llm import LLMClients
 from app.repositories import Row
@@ -180,11 +180,6 @@ def delete_model(model_id: int) -> None:
     llm_models.delete(db(), model_id)
 
 
-def _wants_stream(query: PullQuery) -> bool:
-    best = request.accept_mimetypes.best_match(["application/json", "text/event-stream"])
-    return query.stream or best == "text/event-stream"
-
-
 def _stream(row: Row, events: Iterator[llm_models.PullEvent]) -> Iterator[str]:
     for event in events:
         if event.kind == "done":
@@ -207,13 +202,9 @@ def _stream(row: Row, events: Iterator[llm_models.PullEvent]) -> Iterator[str]:
 def pull_model(model_id: int, query: PullQuery) -> Any:
     row = llm_models.pullable(db(), model_id)
     llm = _llm()
-    if _wants_stream(query):
-        return Response(
-            _stream(row, llm_models.pull_events(llm, row)),
-            status=200,
-            mimetype="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+    if wants_stream(query.stream):
+        return event_stream(_stream(row, llm_models.pull_events(llm, row)))
+    release_db()  # a pull takes minutes: hold no connection meanwhile
     for _progress in llm_models.pull(llm, row):
         pass  # the JSON answer waits for the end
     return _with_live([row])[0]

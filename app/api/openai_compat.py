@@ -9,6 +9,7 @@ back in the extension field `citations`. Errors are problem+json that also carry
 from __future__ import annotations
 
 import base64
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,13 +18,15 @@ from typing import Annotated, Any, Literal, NoReturn
 from flask import Blueprint, Response, current_app, json
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import db, endpoint, principal
+from app.api.endpoint import db, endpoint, principal, release_db
 from app.errors import NotFound, ValidationFailed
 from app.providers.llm import LLMError
 from app.services import openai_compat
 from app.services.prompting import count_tokens
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
+log = logging.getLogger(__name__)
+MAX_MESSAGES_CHARS = 1_000_000
 
 _Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 _Text = Annotated[str, Field(min_length=1, max_length=100_000)]
@@ -187,6 +190,8 @@ def _invalid(field: str, msg: str) -> NoReturn:
     streams=True,
 )
 def create_completion(body: CompletionBody) -> Any:
+    if sum(len(m.text()) for m in body.messages) > MAX_MESSAGES_CHARS:
+        _invalid("messages", f"at most {MAX_MESSAGES_CHARS:,} characters in all")
     ext = current_app.extensions
     completion = openai_compat.prepare(
         db(),
@@ -201,6 +206,7 @@ def create_completion(body: CompletionBody) -> Any:
         embedders=ext["postrag.query_embedders"],
         iterative_scans=ext["postrag.iterative_scans"],
     )
+    release_db()  # generating may take minutes: hold no connection meanwhile
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     pieces = openai_compat.pieces(completion, ext["postrag.llm"])
     if body.stream:
@@ -280,6 +286,14 @@ def _chunks(
                 return
     except LLMError as exc:
         error = {"message": exc.detail, "type": "api_error", "code": exc.status}
+        yield f"data: {json.dumps({'error': error})}\n\n"
+    except Exception:
+        log.exception("a /v1 chat completion stream failed")
+        error = {
+            "message": "an unexpected error occurred; it was logged",
+            "type": "api_error",
+            "code": 500,
+        }
         yield f"data: {json.dumps({'error': error})}\n\n"
     finally:
         pieces.close()  # type: ignore[attr-defined]

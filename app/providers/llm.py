@@ -6,6 +6,7 @@ has installed): whether Ollama or an OpenAI-compatible server answers is decided
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from app.settings import Settings
 
 LLM_PROVIDERS = ("ollama", "openai")
+_USERINFO = re.compile(r"://[^/@\s]+@")
 
 
 class LLMError(RuntimeError):
@@ -25,6 +27,7 @@ class LLMError(RuntimeError):
     title = "Bad gateway"
 
     def __init__(self, provider: str, detail: str):
+        detail = _USERINFO.sub("://***@", detail)  # a base URL may carry credentials
         super().__init__(f"{provider}: {detail}")
         self.provider = provider
         self.detail = f"{provider}: {detail}"

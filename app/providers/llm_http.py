@@ -68,8 +68,11 @@ class _Client:
     def stream(self, req: ChatRequest) -> Iterator[Piece]:
         body = self._chat_body(req)
         lines = self._lines(self.chat_path, body)
+        url = self.base_url + self.chat_path
         try:
-            yield from self._pieces(lines, self.base_url + self.chat_path)
+            yield from self._pieces(lines, url)
+        except (AttributeError, KeyError, TypeError) as exc:  # JSON of an unexpected shape
+            raise LLMError(self.provider, f"{url} sent a malformed reply ({exc!r})") from exc
         finally:
             lines.close()  # closes the upstream connection when the reader stops early
 

@@ -101,7 +101,7 @@ def start(conn: Conn, who: Principal, chat_id: int, content: str, deps: Deps) ->
         assistant["id"],
         target,
         prefs,
-        [{"role": r["role"], "content": r["content"]} for r in history],
+        prompting.alternating([{"role": r["role"], "content": r["content"]} for r in history]),
     )
 
 
@@ -123,6 +123,8 @@ def problem_data(exc: AppError | LLMError) -> dict[str, Any]:
     data = {"type": "about:blank", "title": exc.title, "status": exc.status, "detail": exc.detail}
     if isinstance(exc, LLMError):
         data["provider"] = exc.provider
+    else:
+        data.update(exc.extra)  # e.g. the `errors` of a 422
     return data
 
 
@@ -160,6 +162,8 @@ class _Answer:
         answer, thought = self.splitter.flush()
         self.text += answer
         self.reasoning += thought
+        if not self.reasoning:  # templates that open <think> in the prompt: only </think> shows
+            self.text, self.reasoning = prompting.unopened_reasoning(self.text)
         total_ms = (time.monotonic() - self.ex.started) * 1000
         self.timings["total_ms"] = round(total_ms, 1)
         with self.deps.pool.connection() as conn, conn.transaction():
@@ -208,7 +212,7 @@ def run(ex: Exchange, deps: Deps) -> Iterator[Event]:
     try:
         yield from _generate(ex, deps, answer)
     except GeneratorExit:  # the client went away: keep what was generated
-        answer.finish("incomplete", "disconnected", "the client disconnected")
+        _cleanly(answer.finish, "incomplete", "disconnected", "the client disconnected")
         raise
     except (AppError, LLMError) as exc:
         yield _failed(answer, exc.detail, problem_data(exc))
@@ -229,11 +233,24 @@ def run(ex: Exchange, deps: Deps) -> Iterator[Event]:
 
 def _failed(answer: _Answer, detail: str, problem: dict[str, Any]) -> Event:
     if answer.text or answer.reasoning:
-        answer.finish("incomplete", "error", detail)
-        problem["message_id"] = answer.ex.assistant_id
+        if _cleanly(answer.finish, "incomplete", "error", detail):
+            problem["message_id"] = answer.ex.assistant_id
     else:
-        answer.discard()
+        _cleanly(answer.discard)
     return Event("error", problem)
+
+
+def _cleanly(cleanup: Any, *args: Any) -> bool:
+    """Run a cleanup that must not hide the error being reported (the database may be the cause).
+
+    What it fails to close is closed as abandoned later (see `stale_after_s`).
+    """
+    try:
+        cleanup(*args)
+    except Exception:
+        log.exception("could not store the end of an answer")
+        return False
+    return True
 
 
 def _generate(ex: Exchange, deps: Deps, answer: _Answer) -> Iterator[Event]:

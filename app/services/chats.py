@@ -46,7 +46,7 @@ def list_page(conn: Conn, who: Principal, *, limit: int, offset: int) -> tuple[l
 def messages_page(
     conn: Conn, who: Principal, chat_id: int, *, limit: int, offset: int
 ) -> tuple[Row, list[Row], int]:
-    with conn.transaction():  # the chat and its page from one snapshot
+    with conn.transaction():
         chat = get_owned(conn, who, chat_id)
         rows, total = chat_repo.messages_page(conn, chat_id, limit=limit, offset=offset)
     return chat, rows, total

@@ -260,8 +260,9 @@ def default_if_none(conn: Conn, row: Row) -> None:
 
 
 def register_configured_chat_model(conn: Conn, provider: str, name: str) -> None:
-    """Register POSTRAG_CHAT_MODEL at start, the default chat model when there is none yet.
+    """Register POSTRAG_CHAT_MODEL at start and make it the default chat model.
 
+    The configuration wins at each start (an admin's later choice lasts until the next one).
     Nothing is asked of the provider here (it may be down at start); its details show up live.
     """
     with conn.transaction():
@@ -278,5 +279,6 @@ def register_configured_chat_model(conn: Conn, provider: str, name: str) -> None
                 capabilities={},
             )
             log.info("registered the chat model %s/%s", provider, name)
-        if row["kind"] == "chat":
-            default_if_none(conn, row)
+        if row["kind"] == "chat" and not row["is_default"]:
+            model_repo.clear_default(conn, "chat")
+            model_repo.update(conn, row["id"], {"is_default": True})

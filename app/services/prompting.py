@@ -100,6 +100,30 @@ def build_prompt(
     return Prompt(messages, sources, len(kept), used)
 
 
+def alternating(history: list[dict[str, str]]) -> list[dict[str, str]]:
+    """History whose roles alternate and that ends with an answer, as strict chat templates need.
+
+    A question left without an answer (stopped before any text) gives way to the next one.
+    """
+    kept: list[dict[str, str]] = []
+    for message in history:
+        if kept and kept[-1]["role"] == message["role"]:
+            kept[-1] = message
+        else:
+            kept.append(message)
+    if kept and kept[-1]["role"] == "user":
+        kept.pop()
+    return kept
+
+
+def unopened_reasoning(text: str) -> tuple[str, str]:
+    """(answer, reasoning) of a reply whose <think> was opened by the prompt's template."""
+    if _THINK_CLOSE in text and _THINK_OPEN not in text:
+        reasoning, _, answer = text.partition(_THINK_CLOSE)
+        return answer.lstrip(), reasoning.strip()
+    return text, ""
+
+
 def cited_numbers(answer: str, source_count: int) -> set[int]:
     """The source numbers the answer cites as [n] or [n, m] (out-of-range numbers ignored)."""
     found: set[int] = set()

@@ -1,0 +1,28 @@
+"""Server-sent events: formatting, the client's choice of SSE over JSON, the streaming response."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from flask import Response, json, request
+
+
+def sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def wants_stream(stream_flag: bool) -> bool:
+    """True with ?stream=true or when Accept prefers text/event-stream to JSON."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/event-stream"])
+    return stream_flag or best == "text/event-stream"
+
+
+def event_stream(chunks: Iterable[str]) -> Response:
+    """A 200 text/event-stream response that proxies must not buffer."""
+    return Response(
+        chunks,
+        status=200,
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
