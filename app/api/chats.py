@@ -9,10 +9,10 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint, current_app, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import db, endpoint, principal, release_db
+from app.api.endpoint import changes_of, db, endpoint, principal, release_db
 from app.api.schemas import Page, PageQuery
 from app.api.sse import event_stream, sse, wants_stream
-from app.errors import AppError, ValidationFailed
+from app.errors import AppError
 from app.services import chat_answers, chats
 
 bp = Blueprint("chats", __name__, url_prefix="/api/v1")
@@ -148,12 +148,7 @@ def get_chat(chat_id: int, query: PageQuery) -> ChatWithMessages:
     errors=(404,),
 )
 def update_chat(chat_id: int, body: ChatUpdate) -> Chat:
-    changes = body.model_dump(exclude_unset=True)
-    if changes.get("title", "") is None:
-        raise ValidationFailed(
-            "title cannot be null",
-            errors=[{"loc": ["body", "title"], "msg": "cannot be null", "type": "null"}],
-        )
+    changes = changes_of(body, nullable=("collection_ids",))
     return _chat(chats.update(db(), principal(), chat_id, changes))
 
 

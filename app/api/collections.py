@@ -7,9 +7,8 @@ from datetime import datetime
 from flask import Blueprint, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import db, endpoint, principal
+from app.api.endpoint import changes_of, db, endpoint, principal
 from app.api.schemas import Page, PageQuery
-from app.errors import ValidationFailed
 from app.services import collections
 
 bp = Blueprint("collections", __name__, url_prefix="/api/v1")
@@ -96,16 +95,7 @@ def get_collection(collection_id: int) -> Collection:
     errors=(404, 409),
 )
 def update_collection(collection_id: int, body: CollectionUpdate) -> Collection:
-    changes = body.model_dump(exclude_unset=True)
-    if any(value is None for value in changes.values()):
-        raise ValidationFailed(
-            "fields cannot be set to null",
-            errors=[
-                {"loc": ["body", k], "msg": "may not be null"}
-                for k, v in changes.items()
-                if v is None
-            ],
-        )
+    changes = changes_of(body)
     return Collection(**collections.update(db(), principal(), collection_id, changes))
 
 

@@ -109,6 +109,18 @@ def reject_unstorable_text(data: Any, where: str) -> None:
         )
 
 
+def changes_of(body: pydantic.BaseModel, *, nullable: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields a PATCH body sets; 422 naming each one set to null that may not be."""
+    changes = body.model_dump(exclude_unset=True)
+    nulls = [k for k, v in changes.items() if v is None and k not in nullable]
+    if nulls:
+        raise ValidationFailed(
+            "fields cannot be set to null",
+            errors=[{"loc": ["body", k], "msg": "may not be null", "type": "null"} for k in nulls],
+        )
+    return changes
+
+
 def parse_json(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
     """The request's JSON body validated by `model` (400/415/422 problems otherwise)."""
     return _parse_body(model)

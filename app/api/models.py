@@ -13,10 +13,9 @@ from flask import Blueprint, current_app, url_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.api.endpoint import db, endpoint, release_db
+from app.api.endpoint import changes_of, db, endpoint, release_db
 from app.api.schemas import Page, PageQuery
 from app.api.sse import event_stream, sse, wants_stream
-from app.errors import ValidationFailed
 from app.providers.llm import LLMClients
 from app.repositories import Row
 from app.services import llm_models
@@ -158,13 +157,7 @@ def register_model(body: LLMModelCreate) -> tuple[LLMModel, dict[str, str]]:
     errors=(404,),
 )
 def update_model(model_id: int, body: LLMModelUpdate) -> LLMModel:
-    changes = body.model_dump(exclude_unset=True)
-    nulls = [k for k, v in changes.items() if v is None and k != "context_length"]
-    if nulls:
-        raise ValidationFailed(
-            "fields cannot be set to null",
-            errors=[{"loc": ["body", k], "msg": "may not be null"} for k in nulls],
-        )
+    changes = changes_of(body, nullable=("context_length",))
     return _with_live([llm_models.update(db(), model_id, changes)])[0]
 
 

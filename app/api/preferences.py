@@ -8,8 +8,7 @@ from typing import Annotated, Literal
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import db, endpoint, principal
-from app.errors import ValidationFailed
+from app.api.endpoint import changes_of, db, endpoint, principal
 from app.services import preferences
 from app.services.preferences import DEFAULTS
 
@@ -86,11 +85,5 @@ def replace_preferences(body: PreferencesReplace) -> UserPreferences:
     response=UserPreferences,
 )
 def change_preferences(body: PreferencesChange) -> UserPreferences:
-    changes = body.model_dump(exclude_unset=True)
-    nulls = [k for k, v in changes.items() if v is None and k != "chat_model_id"]
-    if nulls:
-        raise ValidationFailed(
-            "only chat_model_id can be set to null",
-            errors=[{"loc": ["body", k], "msg": "may not be null"} for k in nulls],
-        )
+    changes = changes_of(body, nullable=("chat_model_id",))
     return UserPreferences(**preferences.change(db(), principal(), changes))
