@@ -13,6 +13,7 @@ from psycopg.rows import dict_row
 from app.api import (
     chats,
     collections,
+    connectors,
     documents,
     endpoint,
     health,
@@ -30,9 +31,12 @@ from app.db.pool import open_pool
 from app.providers.embeddings import QueryEmbedders, make_embedder
 from app.providers.llm import LLMClients, ollama_answers
 from app.repositories import Conn
+from app.services import connectors as connector_service
 from app.services import llm_models as llm_model_service
 from app.services import search as search_service
+from app.services import secrets
 from app.services import users as user_service
+from app.services.secrets import Keyring
 from app.services.worker import WorkerPool
 from app.settings import Settings
 
@@ -56,6 +60,8 @@ def prepare_database(settings: Settings, *, migrate: bool | None = None) -> Sett
         bootstrap_admin(resolved.url, settings)
     else:
         migrations.validate(resolved.url, settings.migrations_dir)
+    with psycopg.connect(resolved.url, autocommit=True, row_factory=dict_row) as conn:
+        connector_service.check_keys(conn, settings)  # before any token is read or written
     return settings.with_database_url(resolved.url)
 
 
@@ -90,6 +96,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     pool = open_pool(settings.database_url, settings)
     atexit.register(pool.close)
     app.extensions["postrag.settings"] = settings
+    app.extensions["postrag.keyring"] = (
+        Keyring.from_settings(settings) if secrets.weakness(settings.secret_key) is None else None
+    )
     app.extensions["postrag.pool"] = pool
     with pool.connection() as conn:  # pool connections answer dict rows (see open_pool)
         app.extensions["postrag.iterative_scans"] = search_service.iterative_scans_available(
@@ -110,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         models.bp,
         preferences.bp,
         openai_compat.bp,
+        connectors.bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -1,4 +1,4 @@
-"""The `postrag` command: serve, worker, ingest, psql, pg-dump/pg-restore, migrate, users."""
+"""The `postrag` command: serve, worker, ingest, psql, pg-dump/pg-restore, migrate, keys, users."""
 
 from __future__ import annotations
 
@@ -284,6 +284,36 @@ def ingest(paths: tuple[Path, ...], collection: str, user_name: str, replace: bo
         click.echo(f"  failed: {path}: {reason}")
     if summary.failed:
         sys.exit(1)
+
+
+@main.group()
+def keys() -> None:
+    """Manage POSTRAG_SECRET_KEY, the key that encrypts connector tokens."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new random secret for POSTRAG_SECRET_KEY."""
+    from app.services.secrets import generate_secret
+
+    click.echo(generate_secret())
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every connector token with POSTRAG_SECRET_KEY.
+
+    Set POSTRAG_SECRET_KEY to the new secret and POSTRAG_OLD_SECRET_KEYS to the old one(s)
+    (comma-separated) first; once this has run, the old ones can go.
+    """
+    from app.services import connectors
+    from app.services.secrets import Keyring
+
+    def work(conn: Any, settings: Any) -> int:
+        return connectors.rotate(conn, Keyring.from_settings(settings))
+
+    count = _with_conn(work)
+    click.echo(f"re-encrypted {count} connector token row(s) with the current key", err=True)
 
 
 @main.group()

@@ -53,8 +53,16 @@ class ValidationFailed(AppError):
     status, title = 422, "Validation failed"
 
 
+class BadGateway(AppError):
+    status, title = 502, "Bad gateway"
+
+
 class ServiceUnavailable(AppError):
     status, title = 503, "Service unavailable"
+
+
+class GatewayTimeout(AppError):
+    status, title = 504, "Gateway timeout"
 
 
 # Expected constraint violations, by constraint name: the error class and the client's message.

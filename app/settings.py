@@ -20,6 +20,16 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class OAuthClient:
+    """Where and as whom postrag refreshes one provider's tokens (POSTRAG_OAUTH_*__<PROVIDER>)."""
+
+    provider: str
+    token_url: str
+    client_id: str
+    client_secret: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str | None
     data_dir: Path
@@ -55,6 +65,10 @@ class Settings:
     llm_timeout_s: float = 120.0
     chat_context_tokens: int = 8192
     chat_answer_tokens: int = 1024
+    # Connector (OAuth) tokens
+    secret_key: str | None = None
+    old_secret_keys: tuple[str, ...] = ()
+    oauth_clients: tuple[OAuthClient, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,10 +135,37 @@ class Settings:
             llm_timeout_s=_float(env, "POSTRAG_LLM_TIMEOUT_S", 120.0, low=0.1, high=3600.0),
             chat_context_tokens=context_tokens,
             chat_answer_tokens=answer_tokens,
+            secret_key=env.get("POSTRAG_SECRET_KEY") or None,
+            old_secret_keys=tuple(
+                k.strip() for k in env.get("POSTRAG_OLD_SECRET_KEYS", "").split(",") if k.strip()
+            ),
+            oauth_clients=_oauth_clients(env),
         )
 
     def with_database_url(self, url: str) -> Settings:
         return replace(self, database_url=url)
+
+
+_OAUTH_URL = "POSTRAG_OAUTH_TOKEN_URL__"
+
+
+def _oauth_clients(env: Mapping[str, str]) -> tuple[OAuthClient, ...]:
+    """POSTRAG_OAUTH_TOKEN_URL__JIRA (+ _CLIENT_ID__JIRA, _CLIENT_SECRET__JIRA) per provider."""
+    clients = []
+    for name in sorted(k for k in env if k.startswith(_OAUTH_URL)):
+        suffix = name.removeprefix(_OAUTH_URL)
+        provider = suffix.lower()
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", provider):
+            raise SettingsError(f"{name}: the provider name must look like jira or my_idp")
+        url = env[name]
+        if not re.match(r"https?://", url):
+            raise SettingsError(f"{name} must be an http(s) URL, got {url!r}")
+        client_id = env.get(f"POSTRAG_OAUTH_CLIENT_ID__{suffix}", "")
+        if not client_id:
+            raise SettingsError(f"POSTRAG_OAUTH_CLIENT_ID__{suffix} must be set with {name}")
+        secret = env.get(f"POSTRAG_OAUTH_CLIENT_SECRET__{suffix}") or None
+        clients.append(OAuthClient(provider, url, client_id, secret))
+    return tuple(clients)
 
 
 def _int(

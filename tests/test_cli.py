@@ -44,6 +44,9 @@ def test_every_command_has_help(cli_env):
         ["migrate", "rollback"],
         ["users"],
         ["users", "create"],
+        ["keys"],
+        ["keys", "generate"],
+        ["keys", "rotate"],
         ["psql", "--postrag-help"],
     ):
         result = run(

@@ -31,9 +31,11 @@ TABLES = {
     "chunk_lexemes",
     "collection_text_stats",
     "collection_lexeme_stats",
+    "connector_tokens",
 }
 FOREIGN_KEYS = {
     "api_tokens_user_id_fkey": ("api_tokens", "users", "c"),
+    "connector_tokens_owner_id_fkey": ("connector_tokens", "users", "c"),
     "collections_owner_id_fkey": ("collections", "users", "c"),
     "documents_collection_id_fkey": ("documents", "collections", "c"),
     "documents_owner_id_fkey": ("documents", "users", "c"),

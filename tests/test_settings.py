@@ -50,6 +50,9 @@ def test_llm_is_ollama_when_one_answers_or_its_url_is_set(tmp_path):
         ({"POSTRAG_INDEX_BUILD_MEMORY": "1GB; DROP"}, "POSTRAG_INDEX_BUILD_MEMORY"),
         ({"POSTRAG_INDEX_BUILD_MEMORY": "2TB"}, "POSTRAG_INDEX_BUILD_MEMORY"),
         ({"POSTRAG_LLM": "gpt"}, "POSTRAG_LLM"),
+        ({"POSTRAG_OAUTH_TOKEN_URL__JIRA": "ftp://x"}, "POSTRAG_OAUTH_TOKEN_URL__JIRA"),
+        ({"POSTRAG_OAUTH_TOKEN_URL__JIRA": "https://x/token"}, "POSTRAG_OAUTH_CLIENT_ID__JIRA"),
+        ({"POSTRAG_OAUTH_TOKEN_URL__9X": "https://x/token"}, "POSTRAG_OAUTH_TOKEN_URL__9X"),
         ({"POSTRAG_LLM_TIMEOUT_S": "0"}, "POSTRAG_LLM_TIMEOUT_S"),
         ({"POSTRAG_CHAT_CONTEXT_TOKENS": "100"}, "POSTRAG_CHAT_CONTEXT_TOKENS"),
         ({"POSTRAG_CHAT_ANSWER_TOKENS": "5000"}, "POSTRAG_CHAT_ANSWER_TOKENS"),
@@ -77,3 +80,19 @@ def test_a_bad_setting_stops_the_cli_naming_the_variable(tmp_path):
     assert result.returncode == 2
     assert "POSTRAG_POOL_MAX_SIZE must be an integer" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_oauth_clients_and_keys_come_from_the_environment(tmp_path):
+    settings = Settings.from_env(
+        {
+            "POSTRAG_DATA_DIR": str(tmp_path),
+            "POSTRAG_OAUTH_TOKEN_URL__JIRA": "https://auth.atlassian.com/oauth/token",
+            "POSTRAG_OAUTH_CLIENT_ID__JIRA": "abc",
+            "POSTRAG_OAUTH_CLIENT_SECRET__JIRA": "def",
+            "POSTRAG_SECRET_KEY": "x" * 40,
+            "POSTRAG_OLD_SECRET_KEYS": " old1 , old2 ,",
+        }
+    )
+    (client,) = settings.oauth_clients
+    assert (client.provider, client.client_id, client.client_secret) == ("jira", "abc", "def")
+    assert settings.old_secret_keys == ("old1", "old2")

@@ -1,0 +1,90 @@
+"""/api/v1/connectors: your third-party (OAuth) connections; tokens go in and never come out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, current_app
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.endpoint import db, endpoint, principal
+from app.services import connectors
+from app.services.secrets import Keyring
+
+bp = Blueprint("connectors", __name__, url_prefix="/api/v1")
+
+
+class Connector(BaseModel):
+    provider: str
+    connected: bool
+    scopes: list[str]
+    expires_at: datetime | None
+    expired: bool
+    updated_at: datetime
+
+
+class ConnectorList(BaseModel):
+    items: list[Connector]
+
+
+class TokenResponse(BaseModel):
+    """An OAuth 2.0 token response (RFC 6749 section 5.1); other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    access_token: str = Field(min_length=1, max_length=16384)
+    refresh_token: str | None = Field(None, min_length=1, max_length=16384)
+    expires_in: int | None = Field(None, ge=1, le=10 * 365 * 86400, description="seconds")
+    scope: str | None = Field(None, max_length=4000, description="space-separated scopes")
+    token_type: str | None = Field(None, max_length=40)
+
+
+def _keyring() -> Keyring | None:
+    keyring: Keyring | None = current_app.extensions["postrag.keyring"]
+    return keyring
+
+
+@bp.get("/connectors")
+@endpoint(
+    summary="Your connected providers (never their tokens)",
+    tag="connectors",
+    response=ConnectorList,
+)
+def list_connectors() -> ConnectorList:
+    return ConnectorList(items=[Connector(**c) for c in connectors.list_own(db(), principal())])
+
+
+@bp.put("/connectors/<provider>")
+@endpoint(
+    summary="Connect a provider with an OAuth token response (stored encrypted)",
+    tag="connectors",
+    body=TokenResponse,
+    response=Connector,
+    errors=(503,),
+)
+def put_connector(provider: str, body: TokenResponse) -> Connector:
+    stored = connectors.store(db(), principal(), provider, body.model_dump(), _keyring())
+    return Connector(**stored)
+
+
+@bp.delete("/connectors/<provider>")
+@endpoint(
+    summary="Disconnect a provider (its tokens are deleted)",
+    tag="connectors",
+    status=204,
+    errors=(404,),
+)
+def delete_connector(provider: str) -> None:
+    connectors.delete(db(), principal(), provider)
+
+
+@bp.post("/connectors/<provider>/refresh")
+@endpoint(
+    summary="Refresh a provider's tokens now (refresh_token grant)",
+    tag="connectors",
+    response=Connector,
+    errors=(404, 409, 502, 503, 504),
+)
+def refresh_connector(provider: str) -> Connector:
+    settings = current_app.extensions["postrag.settings"]
+    return Connector(**connectors.refresh(db(), principal(), provider, _keyring(), settings))

@@ -1,0 +1,45 @@
+"""OAuth 2.0 token endpoint client: the refresh_token grant (RFC 6749 section 6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from app.errors import BadGateway, Conflict, GatewayTimeout, ServiceUnavailable
+from app.settings import OAuthClient
+
+
+def refresh_grant(client: OAuthClient, refresh_token: str, timeout_s: float) -> dict[str, Any]:
+    """The token response for `refresh_token`; errors name the provider, never the tokens."""
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": refresh_token,
+        "client_id": client.client_id,
+    }
+    if client.client_secret:
+        form["client_secret"] = client.client_secret
+    name = f"{client.provider} token endpoint"
+    try:
+        response = httpx.post(
+            client.token_url, data=form, timeout=timeout_s, headers={"Accept": "application/json"}
+        )
+    except httpx.ConnectError:
+        raise ServiceUnavailable(f"the {name} cannot be reached") from None
+    except httpx.TimeoutException:
+        raise GatewayTimeout(f"the {name} did not answer in time") from None
+    except httpx.HTTPError as exc:
+        raise BadGateway(f"the {name} failed: {type(exc).__name__}") from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code in (400, 401) and body.get("error") in (
+        "invalid_grant",
+        "invalid_token",
+    ):
+        raise Conflict(f"{client.provider} no longer accepts the refresh token; connect again")
+    if response.status_code != 200 or not isinstance(body.get("access_token"), str):
+        error = body.get("error") if isinstance(body, dict) else None
+        raise BadGateway(f"the {name} answered {response.status_code} ({error or 'no token'})")
+    return body

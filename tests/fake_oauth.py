@@ -1,0 +1,74 @@
+"""An in-process OAuth 2.0 token endpoint on 127.0.0.1 with rotating refresh tokens.
+
+POST /token with grant_type=refresh_token: a known refresh token is spent (it never works again,
+as with Atlassian's rotating tokens) and a new access and refresh token come back. A spent or
+unknown one answers 400 invalid_grant. `delay_s` holds each answer, to widen races.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+from tests.fakes import send_json
+
+
+class FakeOAuthServer:
+    def __init__(self, client_id: str = "postrag", client_secret: str = "s3cret") -> None:
+        self.client_id, self.client_secret = client_id, client_secret
+        self.valid: set[str] = set()
+        self.grants = 0
+        self.rejected = 0
+        self.delay_s = 0.0
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", "0"))
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                time.sleep(server.delay_s)
+                send_json(self, *server.answer(form))
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def answer(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if (form.get("client_id"), form.get("client_secret")) != (
+            self.client_id,
+            self.client_secret,
+        ):
+            return 401, {"error": "invalid_client"}
+        if form.get("grant_type") != "refresh_token":
+            return 400, {"error": "unsupported_grant_type"}
+        with self._lock:
+            token = form.get("refresh_token", "")
+            if token not in self.valid:
+                self.rejected += 1
+                return 400, {"error": "invalid_grant", "error_description": "token spent"}
+            self.valid.discard(token)
+            self.grants += 1
+            fresh = f"rt-{self.grants}"
+            self.valid.add(fresh)
+            return 200, {
+                "access_token": f"at-{self.grants}",
+                "refresh_token": fresh,
+                "expires_in": 3600,
+                "token_type": "Bearer",
+                "scope": "read:jira-work offline_access",
+            }
+
+    def __enter__(self) -> FakeOAuthServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
