@@ -14,6 +14,7 @@ from app.api import (
     chats,
     collections,
     connectors,
+    cors,
     documents,
     endpoint,
     health,
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         )
 
     problems.register_error_handlers(app)
+    cors.register_cors(app, settings.cors_origins)
     app.teardown_appcontext(endpoint.release_db)
     for blueprint in (
         health.bp,

@@ -69,6 +69,7 @@ class Settings:
     secret_key: str | None = None
     old_secret_keys: tuple[str, ...] = ()
     oauth_clients: tuple[OAuthClient, ...] = ()
+    cors_origins: tuple[str, ...] = ()  # browsers' origins allowed to call the API (none)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -140,6 +141,7 @@ class Settings:
                 k.strip() for k in env.get("POSTRAG_OLD_SECRET_KEYS", "").split(",") if k.strip()
             ),
             oauth_clients=_oauth_clients(env),
+            cors_origins=_origins(env, "POSTRAG_CORS_ORIGINS"),
         )
 
     def with_database_url(self, url: str) -> Settings:
@@ -166,6 +168,15 @@ def _oauth_clients(env: Mapping[str, str]) -> tuple[OAuthClient, ...]:
         secret = env.get(f"POSTRAG_OAUTH_CLIENT_SECRET__{suffix}") or None
         clients.append(OAuthClient(provider, url, client_id, secret))
     return tuple(clients)
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated origins (scheme://host[:port]) or *."""
+    origins = tuple(o.strip().rstrip("/") for o in env.get(name, "").split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
+            raise SettingsError(f"{name}: {origin!r} is not an origin like https://app.example")
+    return origins
 
 
 def _int(
