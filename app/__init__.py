@@ -11,6 +11,7 @@ from flask import Flask
 from psycopg.rows import dict_row
 
 from app.api import (
+    accounting,
     chats,
     collections,
     connectors,
@@ -25,6 +26,7 @@ from app.api import (
     problems,
     search,
     tokens,
+    usage,
     users,
 )
 from app.db import migrations, server
@@ -108,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     problems.register_error_handlers(app)
     cors.register_cors(app, settings.cors_origins)
+    accounting.register_accounting(app)
     app.teardown_appcontext(endpoint.release_db)
     for blueprint in (
         health.bp,
@@ -122,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         preferences.bp,
         openai_compat.bp,
         connectors.bp,
+        usage.bp,
     ):
         app.register_blueprint(blueprint)
 

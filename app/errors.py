@@ -53,6 +53,10 @@ class ValidationFailed(AppError):
     status, title = 422, "Validation failed"
 
 
+class TooManyRequests(AppError):
+    status, title = 429, "Too many requests"
+
+
 class BadGateway(AppError):
     status, title = 502, "Bad gateway"
 

@@ -69,6 +69,10 @@ class Settings:
     secret_key: str | None = None
     old_secret_keys: tuple[str, ...] = ()
     oauth_clients: tuple[OAuthClient, ...] = ()
+    rate_limit_per_minute: int = 0  # requests per token and minute (0: no limit)
+    llm_tokens_per_day: int = (
+        0  # LLM tokens (prompt + completion) per user and UTC day (0: no limit)
+    )
     cors_origins: tuple[str, ...] = ()  # browsers' origins allowed to call the API (none)
 
     @classmethod
@@ -142,6 +146,8 @@ class Settings:
             ),
             oauth_clients=_oauth_clients(env),
             cors_origins=_origins(env, "POSTRAG_CORS_ORIGINS"),
+            rate_limit_per_minute=_int(env, "POSTRAG_RATE_LIMIT_PER_MINUTE", 600, low=0),
+            llm_tokens_per_day=_int(env, "POSTRAG_LLM_TOKENS_PER_DAY", 0, low=0),
         )
 
     def with_database_url(self, url: str) -> Settings:

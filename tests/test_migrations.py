@@ -32,10 +32,17 @@ TABLES = {
     "collection_text_stats",
     "collection_lexeme_stats",
     "connector_tokens",
+    "request_counters",
+    "llm_token_counters",
+    "api_usage",
 }
 FOREIGN_KEYS = {
     "api_tokens_user_id_fkey": ("api_tokens", "users", "c"),
     "connector_tokens_owner_id_fkey": ("connector_tokens", "users", "c"),
+    "request_counters_token_id_fkey": ("request_counters", "api_tokens", "c"),
+    "llm_token_counters_user_id_fkey": ("llm_token_counters", "users", "c"),
+    "api_usage_user_id_fkey": ("api_usage", "users", "c"),
+    "api_usage_token_id_fkey": ("api_usage", "api_tokens", "n"),
     "collections_owner_id_fkey": ("collections", "users", "c"),
     "documents_collection_id_fkey": ("documents", "collections", "c"),
     "documents_owner_id_fkey": ("documents", "users", "c"),

@@ -16,6 +16,8 @@ def test_defaults_need_no_environment(tmp_path):
     assert (settings.hnsw_ef_search, settings.exact_search_max_rows) == (128, 2000)
     assert (settings.bm25_k1, settings.bm25_b, settings.index_build_memory) == (0.9, 0.4, "1GB")
     assert (settings.llm, settings.chat_model) == ("auto", "")
+    assert (settings.rate_limit_per_minute, settings.llm_tokens_per_day) == (600, 0)
+    assert settings.cors_origins == () and settings.secret_key is None
 
 
 def test_llm_is_ollama_when_one_answers_or_its_url_is_set(tmp_path):
@@ -50,6 +52,9 @@ def test_llm_is_ollama_when_one_answers_or_its_url_is_set(tmp_path):
         ({"POSTRAG_INDEX_BUILD_MEMORY": "1GB; DROP"}, "POSTRAG_INDEX_BUILD_MEMORY"),
         ({"POSTRAG_INDEX_BUILD_MEMORY": "2TB"}, "POSTRAG_INDEX_BUILD_MEMORY"),
         ({"POSTRAG_LLM": "gpt"}, "POSTRAG_LLM"),
+        ({"POSTRAG_RATE_LIMIT_PER_MINUTE": "-1"}, "POSTRAG_RATE_LIMIT_PER_MINUTE"),
+        ({"POSTRAG_LLM_TOKENS_PER_DAY": "lots"}, "POSTRAG_LLM_TOKENS_PER_DAY"),
+        ({"POSTRAG_CORS_ORIGINS": "app.example"}, "POSTRAG_CORS_ORIGINS"),
         ({"POSTRAG_OAUTH_TOKEN_URL__JIRA": "ftp://x"}, "POSTRAG_OAUTH_TOKEN_URL__JIRA"),
         ({"POSTRAG_OAUTH_TOKEN_URL__JIRA": "https://x/token"}, "POSTRAG_OAUTH_CLIENT_ID__JIRA"),
         ({"POSTRAG_OAUTH_TOKEN_URL__9X": "https://x/token"}, "POSTRAG_OAUTH_TOKEN_URL__9X"),

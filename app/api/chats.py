@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, current_app, url_for
+from flask import Blueprint, current_app, g, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.endpoint import changes_of, db, endpoint, principal, release_db
@@ -180,6 +180,7 @@ def _deps() -> chat_answers.Deps:
         llm=ext["postrag.llm"],
         embedders=ext["postrag.query_embedders"],
         iterative_scans=ext["postrag.iterative_scans"],
+        llm_usage=g.llm_usage,
     )
 
 

@@ -15,7 +15,7 @@ import pydantic
 from flask import Response, current_app, g, json, request
 
 from app.errors import BadRequest, Forbidden, UnsupportedMediaType, ValidationFailed
-from app.services import tokens
+from app.services import tokens, usage
 from app.services.tokens import Principal
 
 Auth = Literal["public", "user", "admin"]
@@ -164,12 +164,14 @@ def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
 
 def _authorize(auth: Auth, reads_only: bool) -> None:
     who = tokens.authenticate(db(), request.headers.get("Authorization"))
+    g.principal = who  # from here on the request is accounted to this token
+    limit = current_app.extensions["postrag.settings"].rate_limit_per_minute
+    g.rate_headers = usage.count_request(db(), who, limit)
     needed = "read" if reads_only or request.method in READ_METHODS else "write"
     if needed not in who.scopes:
         raise Forbidden(f"this token lacks the {needed!r} scope")
     if auth == "admin" and not who.is_admin:
         raise Forbidden("this endpoint is for admins only")
-    g.principal = who
 
 
 def _render(result: Any, status: int) -> Response:

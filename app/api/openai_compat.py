@@ -12,16 +12,16 @@ import base64
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal, NoReturn
 
-from flask import Blueprint, Response, current_app, json
+from flask import Blueprint, Response, current_app, g, json
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.endpoint import db, endpoint, principal, release_db
 from app.errors import NotFound, ValidationFailed
 from app.providers.llm import LLMError
-from app.services import openai_compat
+from app.services import openai_compat, usage
 from app.services.prompting import count_tokens
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
@@ -209,10 +209,11 @@ def create_completion(body: CompletionBody) -> Any:
     release_db()  # generating may take minutes: hold no connection meanwhile
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     pieces = openai_compat.pieces(completion, ext["postrag.llm"])
+    account = _accountant(completion, principal().user_id)
     if body.stream:
-        usage = body.stream_options is not None and body.stream_options.include_usage
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
         return Response(
-            _chunks(completion, pieces, ident, created, usage),
+            _chunks(completion, pieces, ident, created, include_usage, account),
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
@@ -223,15 +224,33 @@ def create_completion(body: CompletionBody) -> Any:
             message: dict[str, Any] = {"role": "assistant", "content": text}
             if reasoning:
                 message["reasoning_content"] = reasoning
+            counted = _usage(completion, last, text + reasoning)
+            account(counted)
             return CompletionResponse(
                 id=ident,
                 created=created,
                 model=completion.target.model,
                 choices=[{"index": 0, "message": message, "finish_reason": last.finish_reason}],
-                usage=_usage(completion, last, text + reasoning),
+                usage=counted,
                 citations=completion.citations(text),
             )
     raise RuntimeError("the model's stream ended without its closing piece")
+
+
+def _accountant(
+    completion: openai_compat.Completion, user_id: int
+) -> Callable[[dict[str, int]], None]:
+    """Reports a completion's tokens to the usage log and the daily budget (from any thread)."""
+    llm_usage, pool = g.llm_usage, current_app.extensions["postrag.pool"]
+
+    def account(counted: dict[str, int]) -> None:
+        llm_usage.update(
+            prompt_tokens=counted["prompt_tokens"], completion_tokens=counted["completion_tokens"]
+        )
+        if completion.target.provider != "extractive":
+            usage.add_llm_tokens(pool, user_id, counted["total_tokens"])
+
+    return account
 
 
 def _usage(completion: openai_compat.Completion, last: Any, text: str) -> dict[str, int]:
@@ -250,6 +269,7 @@ def _chunks(
     ident: str,
     created: int,
     include_usage: bool,
+    account: Callable[[dict[str, int]], None],
 ) -> Iterator[str]:
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         body = {
@@ -272,6 +292,8 @@ def _chunks(
                 yield chunk({**delta, **({"reasoning_content": thought} if thought else {})})
             if last is not None:
                 yield chunk({}, last.finish_reason, citations=completion.citations(text))
+                counted = _usage(completion, last, text + reasoning)
+                account(counted)
                 if include_usage:
                     body = {
                         "id": ident,
@@ -279,7 +301,7 @@ def _chunks(
                         "created": created,
                         "model": completion.target.model,
                         "choices": [],
-                        "usage": _usage(completion, last, text + reasoning),
+                        "usage": counted,
                     }
                     yield f"data: {json.dumps(body)}\n\n"
                 yield "data: [DONE]\n\n"

@@ -23,7 +23,7 @@ from app.providers.embeddings import QueryEmbedders
 from app.providers.llm import LLMClients, LLMError
 from app.repositories import Conn, Row
 from app.repositories import chats as chat_repo
-from app.services import answering, prompting
+from app.services import answering, prompting, usage
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -39,6 +39,7 @@ class Deps:
     llm: LLMClients
     embedders: QueryEmbedders
     iterative_scans: bool
+    llm_usage: dict[str, int] = field(default_factory=dict)  # filled for the usage log
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ def start(conn: Conn, who: Principal, chat_id: int, content: str, deps: Deps) ->
         raise NotFound(f"no chat {chat_id}")
     prefs = answering.preferences(conn, who.user_id)
     target = answering.resolve_target(conn, deps.llm, prefs)
+    if target.provider != "extractive":
+        usage.check_llm_budget(conn, who.user_id, deps.settings.llm_tokens_per_day)
     room = (target.context_length - _answer_tokens(deps, target)) * prompting.SAFETY_MARGIN
     if prompting.count_tokens(content) > room * 0.8:
         raise ValidationFailed(
@@ -140,6 +143,7 @@ class _Answer:
         self.completion_tokens: int | None = None
         self.timings: dict[str, float] = {}
         self.last_save = time.monotonic()
+        self.finished = False
 
     def take(self, text: str, reasoning: str) -> list[Event]:
         answer, thought = self.splitter.feed(text)
@@ -159,6 +163,10 @@ class _Answer:
         return stop is None or stop  # None: the chat was deleted meanwhile
 
     def finish(self, status: str, finish_reason: str, error: str | None = None) -> Row | None:
+        """Store the end of the answer, once (a reader leaving after `done` changes nothing)."""
+        if self.finished:
+            return None
+        self.finished = True
         answer, thought = self.splitter.flush()
         self.text += answer
         self.reasoning += thought
@@ -166,6 +174,10 @@ class _Answer:
             self.text, self.reasoning = prompting.unopened_reasoning(self.text)
         total_ms = (time.monotonic() - self.ex.started) * 1000
         self.timings["total_ms"] = round(total_ms, 1)
+        completion = self.completion_tokens
+        if completion is None:
+            completion = prompting.count_tokens(self.text + self.reasoning)
+        self._account(self.prompt_tokens or 0, completion)
         with self.deps.pool.connection() as conn, conn.transaction():
             return chat_repo.finish_message(
                 conn,
@@ -175,13 +187,17 @@ class _Answer:
                 content=self.text,
                 reasoning=self.reasoning,
                 prompt_tokens=self.prompt_tokens,
-                completion_tokens=self.completion_tokens
-                if self.completion_tokens is not None
-                else prompting.count_tokens(self.text + self.reasoning),
+                completion_tokens=completion,
                 latency_ms=int(total_ms),
                 citations=prompting.citations(self.sources, self.text),
                 error=error,
             )
+
+    def _account(self, prompt: int, completion: int) -> None:
+        """Report the tokens to the usage log and, for real models, the daily budget."""
+        self.deps.llm_usage.update(prompt_tokens=prompt, completion_tokens=completion)
+        if self.ex.target.provider != "extractive":
+            usage.add_llm_tokens(self.deps.pool, self.ex.who.user_id, prompt + completion)
 
     def discard(self) -> None:
         """Remove the exchange (nothing was generated): the message can be sent again."""

@@ -15,7 +15,7 @@ from app.providers.embeddings import Embedder, EmbeddingError, QueryEmbedders
 from app.providers.llm import LLMClients, Piece
 from app.repositories import Conn
 from app.repositories import llm_models as model_repo
-from app.services import answering, chats, prompting
+from app.services import answering, chats, prompting, usage
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -113,6 +113,8 @@ def prepare(
     system, history, question = _split(messages)
     prefs = answering.preferences(conn, who.user_id)
     target = answering.resolve_target(conn, llm, prefs, requested=model)
+    if target.provider != "extractive":
+        usage.check_llm_budget(conn, who.user_id, settings.llm_tokens_per_day)
     sources: list[dict[str, Any]] = []
     warnings: list[str] = []
     if rag is not None:

@@ -1,0 +1,136 @@
+"""Limits and accounting: per-token request windows, daily LLM token budgets, the usage log."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from tests.conftest import bearer, parse_sse
+
+SSE = {"Accept": "text/event-stream"}
+
+
+def away_from_the_minute_edge() -> None:
+    """Wait out the last seconds of a minute, so a test's requests share one window."""
+    second = datetime.now(UTC).second
+    if second >= 50:
+        time.sleep(61 - second)
+
+
+def rows_for(client, headers, route):
+    items = client.get("/api/v1/me/usage", headers=headers).json["items"]
+    return [r for r in items if r["route"] == route]
+
+
+def test_requests_over_the_token_limit_are_429_with_headers(make_app, admin, database_url):
+    api = make_app(rate_limit_per_minute=3).test_client()
+    away_from_the_minute_edge()
+    second = api.post("/api/v1/tokens", json={"name": "second"}, headers=admin)
+    assert second.status_code == 201
+    remaining = [
+        api.get("/api/v1/me", headers=admin).headers["RateLimit-Remaining"] for _ in range(2)
+    ]
+    assert remaining == ["1", "0"]  # the POST above was the first of three
+    limited = api.get("/api/v1/me", headers=admin)
+    assert limited.status_code == 429 and limited.mimetype == "application/problem+json"
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert limited.headers["RateLimit-Limit"] == "3"
+    assert limited.headers["RateLimit-Remaining"] == "0"
+    other_token = api.get("/api/v1/me", headers=bearer(second.json["token"]))
+    assert other_token.status_code == 200  # each token has its own window
+    with psycopg.connect(database_url) as conn:
+        windows = conn.execute(
+            "SELECT count(*), max(requests) FROM request_counters r"
+            " JOIN api_tokens t ON t.id = r.token_id WHERE t.name <> 'second'"
+        ).fetchone()
+    assert tuple(windows) == (1, 4)  # one counter row, not a log of requests
+
+
+def test_usage_is_logged_per_request_and_shown_to_its_owner(client, admin, new_user):
+    other = new_user()
+    client.get("/api/v1/me", headers=admin)
+    client.get("/api/v1/me", headers=admin)
+    client.get("/api/v1/collections/999999", headers=admin)
+    client.get("/api/v1/me", headers=other)
+    mine = rows_for(client, admin, "/api/v1/me")
+    assert mine[0]["requests"] >= 2 and mine[0]["status"] == 200 and mine[0]["method"] == "GET"
+    missing = rows_for(client, admin, "/api/v1/collections/<int:collection_id>")
+    assert missing[0]["status"] == 404
+    theirs = client.get("/api/v1/me/usage", headers=other).json["items"]
+    assert {r["user_name"] for r in theirs} == {theirs[0]["user_name"]} != {"admin"}
+    assert client.get("/api/v1/usage", headers=other).status_code == 403
+    everyone = client.get("/api/v1/usage", headers=admin).json["items"]
+    assert {"admin", theirs[0]["user_name"]} <= {r["user_name"] for r in everyone}
+    only = client.get(f"/api/v1/usage?user_id={theirs[0]['user_id']}", headers=admin).json
+    assert {r["user_id"] for r in only["items"]} == {theirs[0]["user_id"]}
+
+
+def test_llm_tokens_are_logged_for_json_streams_and_v1(ollama_app, admin, llm):
+    api = ollama_app.test_client()
+    chat = api.post("/api/v1/chats", json={}, headers=admin).json["id"]
+    route = "/api/v1/chats/<int:chat_id>/messages"
+    assert (
+        api.post(
+            f"/api/v1/chats/{chat}/messages", json={"content": "Hi"}, headers=admin
+        ).status_code
+        == 201
+    )
+    streamed = api.post(
+        f"/api/v1/chats/{chat}/messages", json={"content": "Again"}, headers={**admin, **SSE}
+    )
+    events = parse_sse(streamed.data)
+    streamed.close()  # as a server does when the stream ends: the row is written then
+    assert events[-1][0] == "done"
+    logged = rows_for(api, admin, route)
+    assert sum(r["requests"] for r in logged) == 2
+    assert sum(r["prompt_tokens"] for r in logged) == 2 * llm.usage[0]
+    assert sum(r["completion_tokens"] for r in logged) == 2 * llm.usage[1]
+    api.post(
+        "/v1/chat/completions",
+        headers=admin,
+        json={"model": "fake-chat", "messages": [{"role": "user", "content": "x"}]},
+    )
+    v1 = rows_for(api, admin, "/v1/chat/completions")
+    assert (v1[0]["prompt_tokens"], v1[0]["completion_tokens"]) == llm.usage
+    usage = api.get("/api/v1/me/usage", headers=admin).json
+    assert usage["llm_tokens_today"] == 3 * sum(llm.usage)
+
+
+def test_the_daily_llm_token_budget_is_enforced(make_app, admin, llm):
+    api = make_app(
+        llm="ollama", ollama_url=llm.url, chat_model="fake-chat", llm_tokens_per_day=30
+    ).test_client()
+    chat = api.post("/api/v1/chats", json={}, headers=admin).json["id"]
+    for _ in range(2):  # 18 tokens each: the second starts under the budget
+        assert (
+            api.post(
+                f"/api/v1/chats/{chat}/messages", json={"content": "Hi"}, headers=admin
+            ).status_code
+            == 201
+        )
+    over = api.post(f"/api/v1/chats/{chat}/messages", json={"content": "Hi"}, headers=admin)
+    assert over.status_code == 429 and "30 LLM tokens" in over.json["detail"]
+    assert int(over.headers["Retry-After"]) >= 1
+    v1 = api.post(
+        "/v1/chat/completions",
+        headers=admin,
+        json={"model": "fake-chat", "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert v1.status_code == 429
+    extractive = api.post(
+        "/v1/chat/completions",
+        headers=admin,
+        json={"model": "extractive", "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert extractive.status_code == 200  # no language model, no budget
+    usage = api.get("/api/v1/me/usage", headers=admin).json
+    assert (usage["llm_tokens_today"], usage["llm_tokens_per_day"]) == (36, 30)
+    assert len(api.get(f"/api/v1/chats/{chat}", headers=admin).json["messages"]["items"]) == 4
+
+
+@pytest.mark.parametrize("days", [0, 367])
+def test_usage_days_are_bounded(client, admin, days):
+    assert client.get(f"/api/v1/me/usage?days={days}", headers=admin).status_code == 422
