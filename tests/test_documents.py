@@ -404,3 +404,17 @@ def test_reindex_processes_again(app, client, admin, collection):
     assert drain(app) == 1
     history = [h["status"] for h in client.get(location, headers=admin).json["history"]]
     assert history.count("indexed") == 2
+
+
+def test_content_download_header_has_no_control_characters(client, admin, collection):
+    created = client.post(
+        "/api/v1/documents",
+        json={"collection_id": collection, "title": "bad\x1fname\x7f", "text": "hello there"},
+        headers=admin,
+    )
+    assert created.status_code == 202, created.json
+    response = client.get(f"/api/v1/documents/{created.json['id']}/content", headers=admin)
+    assert response.status_code == 200
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith("attachment")
+    assert not any(ord(c) < 32 or ord(c) == 127 for c in disposition)

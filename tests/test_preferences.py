@@ -196,3 +196,13 @@ def test_search_uses_the_preferences_set_here(client, admin, collection):
     response = client.post("/api/v1/search", headers=admin, json={"query": "anything"})
     assert response.status_code == 200, response.json
     assert (response.json["mode"], response.json["top_k"]) == ("fulltext", 3)
+
+
+def test_tiny_numbers_are_stored_not_a_500(client, admin):
+    response = client.put(
+        "/api/v1/me/preferences",
+        json={"top_k": 11.0, "temperature": 7.585454639154082e-50, "min_similarity": 1e-45},
+        headers=admin,
+    )
+    assert response.status_code == 200, response.json
+    assert (response.json["temperature"], response.json["min_similarity"]) == (0.0, 0.0)

@@ -60,7 +60,7 @@ def list_connectors() -> ConnectorList:
     tag="connectors",
     body=TokenResponse,
     response=Connector,
-    errors=(503,),
+    errors=(422, 503),
 )
 def put_connector(provider: str, body: TokenResponse) -> Connector:
     stored = connectors.store(db(), principal(), provider, body.model_dump(), _keyring())
@@ -72,7 +72,7 @@ def put_connector(provider: str, body: TokenResponse) -> Connector:
     summary="Disconnect a provider (its tokens are deleted)",
     tag="connectors",
     status=204,
-    errors=(404,),
+    errors=(404, 422),
 )
 def delete_connector(provider: str) -> None:
     connectors.delete(db(), principal(), provider)
@@ -83,7 +83,7 @@ def delete_connector(provider: str) -> None:
     summary="Refresh a provider's tokens now (refresh_token grant)",
     tag="connectors",
     response=Connector,
-    errors=(404, 409, 502, 503, 504),
+    errors=(404, 409, 422, 502, 503, 504),
 )
 def refresh_connector(provider: str) -> Connector:
     settings = current_app.extensions["postrag.settings"]

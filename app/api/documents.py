@@ -3,6 +3,7 @@ delete and reindex. All scoped to the caller (and collections shared with everyo
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Any, Literal
 
@@ -240,7 +241,9 @@ def get_content(document_id: int) -> Response:
     row = documents.content(db(), principal(), document_id)
     response = Response(bytes(row["content"]), mimetype=row["content_type"])
     # Always a download, never rendered: an uploaded HTML file must not run in our origin.
-    response.headers.set("Content-Disposition", "attachment", filename=row["filename"])
+    # Control characters are not allowed in header values (servers refuse to send them).
+    filename = "".join("_" if unicodedata.category(c) == "Cc" else c for c in row["filename"])
+    response.headers.set("Content-Disposition", "attachment", filename=filename)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from flask import Blueprint
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.api.endpoint import changes_of, db, endpoint, principal
 from app.services import preferences
@@ -17,8 +17,10 @@ bp = Blueprint("preferences", __name__, url_prefix="/api/v1")
 SearchMode = Literal["hybrid", "semantic", "fulltext"]
 _ModelId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 _TopK = Annotated[int, Field(ge=1, le=50)]
-_MinSimilarity = Annotated[float, Field(ge=0, le=1)]
-_Temperature = Annotated[float, Field(ge=0, le=2)]
+# Stored as PostgreSQL real: 6 decimals keep values like 1e-50 from underflowing it.
+_Real = AfterValidator(lambda v: round(v, 6))
+_MinSimilarity = Annotated[float, Field(ge=0, le=1), _Real]
+_Temperature = Annotated[float, Field(ge=0, le=2), _Real]
 _SystemPrompt = Annotated[str, Field(max_length=20000)]
 _CHAT_MODEL = "a registered chat model; null: the registry's default chat model"
 
