@@ -148,7 +148,7 @@ def test_refresh_failures_are_clear(api, admin, oauth, make_app):
     api.put("/api/v1/connectors/github", json=GRANT, headers=admin)
     unconfigured = api.post("/api/v1/connectors/github/refresh", headers=admin)
     assert (
-        unconfigured.status_code == 503
+        unconfigured.status_code == 409
         and "POSTRAG_OAUTH_TOKEN_URL__GITHUB" in (unconfigured.json["detail"])
     )
     api.put("/api/v1/connectors/jira", json={"access_token": "only"}, headers=admin)

@@ -418,3 +418,13 @@ def test_content_download_header_has_no_control_characters(client, admin, collec
     disposition = response.headers["Content-Disposition"]
     assert disposition.startswith("attachment")
     assert not any(ord(c) < 32 or ord(c) == 127 for c in disposition)
+    unicode = client.post(
+        "/api/v1/documents",
+        json={"collection_id": collection, "title": "报告 \U0008eaf5", "text": "other text"},
+        headers=admin,
+    )
+    assert unicode.status_code == 202, unicode.json
+    response = client.get(f"/api/v1/documents/{unicode.json['id']}/content", headers=admin)
+    disposition = response.headers["Content-Disposition"]
+    disposition.encode("ascii")  # what every server can send
+    assert "filename*=UTF-8''" in disposition and "%E6%8A%A5%E5%91%8A" in disposition

@@ -6,6 +6,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, json, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
@@ -235,15 +236,27 @@ def list_chunks(document_id: int, query: PageQuery) -> Page[Chunk]:
     )
 
 
+def _attachment(filename: str) -> str:
+    """A Content-Disposition any server can send: an ASCII name, and the real one (RFC 6266).
+
+    Control characters become _, and names beyond ASCII go in filename* (UTF-8, percent-encoded).
+    """
+    name = "".join("_" if unicodedata.category(c) == "Cc" else c for c in filename)
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    ascii_name = ascii_name.replace("\\", "_").replace('"', "_") or "document"
+    header = f'attachment; filename="{ascii_name}"'
+    if ascii_name != name:
+        header += f"; filename*=UTF-8''{quote(name, safe='')}"
+    return header
+
+
 @bp.get("/documents/<int:document_id>/content")
 @endpoint(summary="The original file, as uploaded", tag="documents", errors=(404,))
 def get_content(document_id: int) -> Response:
     row = documents.content(db(), principal(), document_id)
     response = Response(bytes(row["content"]), mimetype=row["content_type"])
     # Always a download, never rendered: an uploaded HTML file must not run in our origin.
-    # Control characters are not allowed in header values (servers refuse to send them).
-    filename = "".join("_" if unicodedata.category(c) == "Cc" else c for c in row["filename"])
-    response.headers.set("Content-Disposition", "attachment", filename=filename)
+    response.headers["Content-Disposition"] = _attachment(row["filename"])
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

@@ -87,11 +87,19 @@ def _operation(spec: EndpointSpec, converters: dict[str, str], refs: dict[Any, A
     ok: dict[str, Any] = {"description": "Success"}
     if spec.response is not None:
         ok["content"] = {"application/json": {"schema": ref(spec.response, "serialization")}}
-    if spec.streams:
-        ok.setdefault("content", {})["text/event-stream"] = {
-            "schema": {"type": "string", "description": "server-sent events"}
-        }
     responses: dict[str, Any] = {str(spec.status): ok}
+    if spec.streams:  # with Accept: text/event-stream (or ?stream=true): 200 and the events
+        event = {"event": {"type": "string"}, "data": {"type": "string"}}
+        stream = {
+            "schema": {
+                "type": "object",
+                "description": "each server-sent event: its name and its JSON data",
+                "properties": event,
+                "required": ["data"],
+            }
+        }
+        streamed = responses.setdefault("200", {"description": "Success (server-sent events)"})
+        streamed["content"] = {**streamed.get("content", {}), "text/event-stream": stream}
     for status in spec.also:
         responses[str(status)] = {**ok, "description": "Success (already there)"}
     codes = set(spec.errors)

@@ -105,9 +105,9 @@ def _oauth_client(settings: Settings, provider: str) -> Any:
     for client in settings.oauth_clients:
         if client.provider == provider:
             return client
-    raise ServiceUnavailable(
-        f"refreshing {provider} tokens is not configured here"
-        f" (POSTRAG_OAUTH_TOKEN_URL__{provider.upper()})"
+    raise Conflict(
+        f"this server cannot refresh {provider} tokens: it has no"
+        f" POSTRAG_OAUTH_TOKEN_URL__{provider.upper()}"
     )
 
 
