@@ -6,10 +6,12 @@ engine answers, else the embedded server (the same code postrag uses without DAT
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -171,6 +173,21 @@ def parse_sse(raw: bytes | str) -> list[tuple[str, dict]]:
         if "event" in lines:
             found.append((lines["event"], json.loads(lines["data"])))
     return found
+
+
+@contextlib.contextmanager
+def live_server(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """`app` served on a loopback port by a threaded werkzeug server; yields its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def closed_port_url() -> str:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import httpx
 import pytest
-from werkzeug.serving import make_server
 
 from app.services import prompting
-from tests.conftest import closed_port_url, drain, parse_sse
+from tests.conftest import closed_port_url, drain, live_server, parse_sse
 from tests.test_search import upload
 
 FOX = "The quick brown fox jumps over the lazy dog. Foxes are clever animals of the forest."
@@ -270,28 +268,20 @@ def test_stop_ends_the_answer_and_keeps_what_was_generated(ollama_app, admin, ll
 def test_client_disconnect_stores_the_partial_answer_as_incomplete(ollama_app, admin, llm):
     llm.reply = " ".join(f"word{i}" for i in range(300))
     llm.delay_s = 0.02
-    server = make_server("127.0.0.1", 0, ollama_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{server.server_port}"
-        with httpx.Client(base_url=base, headers=admin) as http:
-            chat = http.post("/api/v1/chats", json={}).json()["id"]
-            with http.stream(
-                "POST", f"/api/v1/chats/{chat}/messages", json={"content": "Go"}, headers=SSE
-            ) as response:
-                for line in response.iter_lines():
-                    if line == "event: delta":
-                        break
-            deadline = time.monotonic() + 15
-            while True:
-                stored = http.get(f"/api/v1/chats/{chat}").json()["messages"]["items"][-1]
-                if stored["status"] != "streaming" or time.monotonic() > deadline:
+    with live_server(ollama_app) as base, httpx.Client(base_url=base, headers=admin) as http:
+        chat = http.post("/api/v1/chats", json={}).json()["id"]
+        with http.stream(
+            "POST", f"/api/v1/chats/{chat}/messages", json={"content": "Go"}, headers=SSE
+        ) as response:
+            for line in response.iter_lines():
+                if line == "event: delta":
                     break
-                time.sleep(0.1)
-    finally:
-        server.shutdown()
-        server.server_close()
+        deadline = time.monotonic() + 15
+        while True:
+            stored = http.get(f"/api/v1/chats/{chat}").json()["messages"]["items"][-1]
+            if stored["status"] != "streaming" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
     assert (stored["status"], stored["finish_reason"]) == ("incomplete", "disconnected")
     assert stored["content"].startswith("word0") and len(stored["content"]) < len(llm.reply)
 

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import openai
 import pytest
-from werkzeug.serving import make_server
 
 from app.providers import local_embedder
-from tests.conftest import drain
+from tests.conftest import drain, live_server
 from tests.test_chats import FOX, VALVE
 from tests.test_search import upload
 
 
 @pytest.fixture
 def base_url(ollama_app):
-    server = make_server("127.0.0.1", 0, ollama_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/v1"
-    server.shutdown()
-    server.server_close()
+    with live_server(ollama_app) as base:
+        yield f"{base}/v1"
 
 
 @pytest.fixture

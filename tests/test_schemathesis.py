@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from app.settings import OAuthClient
+from tests.conftest import live_server
 from tests.fake_oauth import FakeOAuthServer
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
@@ -35,12 +34,8 @@ def live_url(make_app, llm):
             secret_key="fuzz-" + "0123456789abcdefghijklmnopqrstuvwxyz",
             oauth_clients=(OAuthClient("jira", oauth.url, "postrag", "s3cret"),),
         )
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        yield f"http://127.0.0.1:{server.server_port}"
-        server.shutdown()
-        server.server_close()
+        with live_server(app) as base:
+            yield base
 
 
 def test_generated_requests_get_no_server_error_and_match_the_schema(live_url, admin_token):
