@@ -1,8 +1,9 @@
 """Property-based tests of the whole HTTP API with schemathesis, from /openapi.json.
 
 A live server on 127.0.0.1 (the fake LLM and OAuth servers behind it, a secret key set) gets
-bounded generated requests for every operation: no response may be a server error, and every
-response must match the documented status codes, content types and schemas.
+bounded generated requests for every operation: no response may be a 500 (an upstream model
+nobody serves may give its documented 502/503/504), and every response must match the documented
+status codes, content types and schemas.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from tests.conftest import live_server
 from tests.fake_oauth import FakeOAuthServer
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance," + (
-    "response_schema_conformance"
-)
+# Upstream failures are documented 502/503/504 answers (the fuzzer registers models nobody
+# serves); a 500 is documented nowhere, so status_code_conformance catches every one.
+CHECKS = "status_code_conformance,content_type_conformance,response_schema_conformance"
 
 
 @pytest.fixture
@@ -29,6 +30,7 @@ def live_url(make_app, llm):
         app = make_app(
             llm="ollama",
             ollama_url=llm.url,
+            openai_base_url=f"{llm.url}/v1",
             chat_model="fake-chat",
             llm_timeout_s=5,
             secret_key="fuzz-" + "0123456789abcdefghijklmnopqrstuvwxyz",
@@ -71,5 +73,6 @@ def test_generated_requests_get_no_server_error_and_match_the_schema(live_url, a
         stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "[500]" not in result.stdout
     tested = int(result.stdout.split("Tested:", 1)[1].split()[0])
     assert tested >= 45  # every operation but the one excluded was exercised
