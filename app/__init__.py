@@ -139,7 +139,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     atexit.register(llm.close)
     embedder = make_embedder(settings)
     app.extensions["postrag.embedder"] = embedder
-    app.extensions["postrag.query_embedders"] = QueryEmbedders(settings, embedder)
+    query_embedders = QueryEmbedders(settings, embedder)
+    app.extensions["postrag.query_embedders"] = query_embedders
+    atexit.register(query_embedders.close)
     if settings.workers > 0:
         workers = WorkerPool(settings.database_url, settings, embedder, settings.workers).start()
         app.extensions["postrag.workers"] = workers

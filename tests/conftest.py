@@ -122,6 +122,7 @@ def close_app(app) -> None:  # type: ignore[no-untyped-def]
     if "postrag.workers" in app.extensions:
         app.extensions["postrag.workers"].stop()
     app.extensions["postrag.llm"].close()
+    app.extensions["postrag.query_embedders"].close()
     app.extensions["postrag.pool"].close()
 
 

@@ -68,6 +68,15 @@ class QueryEmbedders:
         self._made: dict[tuple[str, str], Embedder] = {}
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        """Close the HTTP clients of the embedders made on demand."""
+        with self._lock:
+            for made in self._made.values():
+                close = getattr(made, "close", None)
+                if close is not None:
+                    close()
+            self._made.clear()
+
     def get(self, provider: str, model: str) -> Embedder:
         key = (provider, model)
         if key == (self._configured.provider, self._configured.model):

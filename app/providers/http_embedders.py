@@ -80,6 +80,9 @@ class _HttpEmbedder:
         self._client = httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0), headers=headers)
         self._dimension: int | None = None
 
+    def close(self) -> None:
+        self._client.close()
+
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         encoding = local_embedder.tokenizer().encode(text, add_special_tokens=False)
         return [(start, end) for start, end in encoding.offsets]
