@@ -7,7 +7,7 @@ import io
 import psycopg
 import pytest
 
-from tests.conftest import drain
+from tests.conftest import close_app, drain
 
 
 def _upload(client, headers, collection, name, data, content_type=None, **form):
@@ -362,7 +362,7 @@ def test_too_large_is_413(settings, admin, database_url):
         assert huge.status_code == 413
         assert huge.mimetype == "application/problem+json"
     finally:
-        small.extensions["postrag.pool"].close()
+        close_app(small)
     assert _nothing_stored(database_url)
 
 

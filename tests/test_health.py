@@ -7,7 +7,7 @@ from psycopg import sql
 
 from app import create_app
 from app.db import migrations
-from tests.conftest import MIGRATIONS_DIR
+from tests.conftest import MIGRATIONS_DIR, close_app
 
 
 def test_healthz_answers_without_auth(client):
@@ -58,4 +58,4 @@ def test_an_unreachable_database_is_503_not_500(settings, server_url, admin_toke
             assert response.headers["Retry-After"] == "5"
         assert client.get("/healthz").status_code == 200
     finally:
-        app.extensions["postrag.pool"].close()
+        close_app(app)

@@ -14,7 +14,7 @@ from app import create_app
 from app.providers.embeddings import EmbeddingError
 from app.repositories import jobs as job_repo
 from app.services.worker import Worker, connect
-from tests.conftest import drain
+from tests.conftest import close_app, drain
 
 
 def _upload(client, headers, collection, name, text):
@@ -211,7 +211,7 @@ def test_two_workers_process_twenty_documents_exactly_once(settings, admin, data
         assert listed["total"] == 20
     finally:
         app.extensions["postrag.workers"].stop()
-        app.extensions["postrag.pool"].close()
+        close_app(app)
     with psycopg.connect(database_url) as conn:
         jobs = conn.execute("SELECT state, attempts, count(*) FROM jobs GROUP BY 1, 2").fetchall()
         per_doc = conn.execute(
@@ -238,7 +238,7 @@ def test_an_idle_worker_is_woken_by_notify(settings, admin):
             time.sleep(0.1)
     finally:
         app.extensions["postrag.workers"].stop()
-        app.extensions["postrag.pool"].close()
+        close_app(app)
 
 
 def test_an_unreadable_file_fails_without_retries(app, client, admin, collection, database_url):

@@ -8,7 +8,7 @@ import json
 import psycopg
 import pytest
 
-from tests.conftest import bearer, drain
+from tests.conftest import bearer, close_app, drain
 
 DOCS = {
     "fox.txt": (
@@ -403,4 +403,4 @@ def test_queries_are_embedded_with_the_searched_spaces_model(
         assert names(hybrid) == ["owls.txt"]
         assert hybrid.json["hits"][0]["semantic"] is None
         assert "semantic leg skipped" in hybrid.json["warnings"][0]
-        local.extensions["postrag.pool"].close()
+        close_app(local)

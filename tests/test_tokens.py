@@ -4,7 +4,7 @@ import re
 
 import psycopg
 
-from tests.conftest import bearer
+from tests.conftest import bearer, close_app
 
 
 def test_create_token_answers_201_with_location_and_secret_once(client, admin):
@@ -161,4 +161,4 @@ def test_timestamps_are_utc_whatever_the_database_time_zone(make_database, tmp_p
         ).json
         assert created["expires_at"] == "2999-06-01T10:00:00Z"
     finally:
-        app.extensions["postrag.pool"].close()
+        close_app(app)

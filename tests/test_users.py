@@ -3,7 +3,7 @@
 import stat
 
 from app import create_app
-from tests.conftest import bearer
+from tests.conftest import bearer, close_app
 
 
 def test_first_start_creates_an_admin_and_a_0600_token_file(settings, client):
@@ -21,7 +21,7 @@ def test_a_second_start_creates_no_second_admin(settings, app, admin):
     try:
         users = second.test_client().get("/api/v1/users", headers=admin).json
     finally:
-        second.extensions["postrag.pool"].close()
+        close_app(second)
     assert users["total"] == 1
     assert (settings.data_dir / "admin-token").read_text() == token_before
 
