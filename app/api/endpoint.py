@@ -14,6 +14,7 @@ from typing import Any, Literal
 import pydantic
 from flask import Response, current_app, g, json, request
 
+from app.db import scope
 from app.errors import BadRequest, Forbidden, UnsupportedMediaType, ValidationFailed
 from app.services import tokens, usage
 from app.services.tokens import Principal
@@ -43,6 +44,8 @@ def db() -> Any:
     if "db_conn" not in g:
         pool = current_app.extensions["postrag.pool"]
         g.db_conn = pool.getconn()
+        if "principal" in g:  # taken again after release_db: still the caller's rows only
+            scope.act_as(g.db_conn, g.principal.user_id)
     return g.db_conn
 
 
@@ -165,6 +168,7 @@ def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
 def _authorize(auth: Auth, reads_only: bool) -> None:
     who = tokens.authenticate(db(), request.headers.get("Authorization"))
     g.principal = who  # from here on the request is accounted to this token
+    scope.act_as(db(), who.user_id)  # and PostgreSQL shows it only this user's rows (RLS)
     limit = current_app.extensions["postrag.settings"].rate_limit_per_minute
     g.rate_headers = usage.count_request(db(), who, limit)
     needed = "read" if reads_only or request.method in READ_METHODS else "write"

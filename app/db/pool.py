@@ -7,6 +7,7 @@ from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from app.db.scope import act_as_nobody
 from app.settings import Settings
 
 
@@ -14,6 +15,10 @@ def _configure(conn: psycopg.Connection) -> None:
     register_vector(conn)
     # Timestamps leave the API in UTC whatever the server's or database's TimeZone is.
     conn.execute("SET TimeZone = 'UTC'")
+
+
+def _reset(conn: psycopg.Connection) -> None:
+    act_as_nobody(conn)  # a connection goes back to the pool as nobody (app/db/scope.py)
 
 
 def open_pool(url: str, settings: Settings) -> ConnectionPool:
@@ -24,6 +29,7 @@ def open_pool(url: str, settings: Settings) -> ConnectionPool:
         timeout=settings.pool_timeout_s,
         kwargs={"autocommit": True, "row_factory": dict_row},
         configure=_configure,
+        reset=_reset,
         # One round trip per checkout buys transparent recovery after a database restart.
         check=ConnectionPool.check_connection,
         name="postrag",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -204,40 +204,67 @@ def replace_chunks(
             {"n": len(chunks)},
         ).fetchall()
     ]
-    with conn.cursor().copy(
-        "COPY document_chunks (id, document_id, ordinal, text, token_count, page, char_start,"
-        " char_end, heading_path, metadata) FROM STDIN (FORMAT BINARY)"
-    ) as copy:
-        copy.set_types(
-            ["int8", "int8", "int4", "text", "int4", "int4", "int4", "int4", "text[]", "jsonb"]
+    rows = (
+        (
+            chunk_id,
+            document_id,
+            chunk.ordinal,
+            chunk.text,
+            chunk.token_count,
+            chunk.page,
+            chunk.char_start,
+            chunk.char_end,
+            list(chunk.heading_path),
+            Jsonb({}),
         )
-        for chunk_id, chunk in zip(ids, chunks, strict=True):
-            copy.write_row(
-                (
-                    chunk_id,
-                    document_id,
-                    chunk.ordinal,
-                    chunk.text,
-                    chunk.token_count,
-                    chunk.page,
-                    chunk.char_start,
-                    chunk.char_end,
-                    list(chunk.heading_path),
-                    Jsonb({}),
-                )
-            )
+        for chunk_id, chunk in zip(ids, chunks, strict=True)
+    )
+    _copy_in(
+        conn,
+        "document_chunks",
+        "id int8, document_id int8, ordinal int4, text text, token_count int4, page int4,"
+        " char_start int4, char_end int4, heading_path text[], metadata jsonb",
+        ["int8", "int8", "int4", "text", "int4", "int4", "int4", "int4", "text[]", "jsonb"],
+        rows,
+    )
     copy_embeddings(conn, space_id, ids, vectors)
 
 
 def copy_embeddings(
     conn: Conn, space_id: int, chunk_ids: Sequence[int], vectors: np.ndarray
 ) -> None:
-    with conn.cursor().copy(
-        "COPY chunk_embeddings (chunk_id, space_id, embedding) FROM STDIN (FORMAT BINARY)"
-    ) as copy:
-        copy.set_types(["int8", "int8", "vector"])
-        for chunk_id, vector in zip(chunk_ids, vectors, strict=True):
-            copy.write_row((chunk_id, space_id, vector))
+    rows = (
+        (chunk_id, space_id, vector) for chunk_id, vector in zip(chunk_ids, vectors, strict=True)
+    )
+    _copy_in(
+        conn,
+        "chunk_embeddings",
+        "chunk_id int8, space_id int8, embedding vector",
+        ["int8", "int8", "vector"],
+        rows,
+    )
+
+
+def _copy_in(
+    conn: Conn, table: str, columns: str, types: list[str], rows: Iterable[tuple[Any, ...]]
+) -> None:
+    """In the caller's transaction: binary COPY into a temporary table, then INSERT from it.
+
+    COPY FROM cannot write to tables under row-level security, but an INSERT can, with every
+    policy checked; the staging table is the transaction's own and goes away at commit.
+    """
+    staging = f"{table}_staging"
+    conn.execute(f"CREATE TEMPORARY TABLE {staging} ({columns}) ON COMMIT DROP")
+    with conn.cursor().copy(f"COPY {staging} FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
+    names = ", ".join(part.split()[0] for part in columns.split(","))
+    # The ids were drawn from the identity sequence up front (see replace_chunks).
+    conn.execute(
+        f"INSERT INTO {table} ({names}) OVERRIDING SYSTEM VALUE SELECT {names} FROM {staging}"
+    )
+    conn.execute(f"DROP TABLE {staging}")
 
 
 def readable_placement(conn: Conn, user_id: int, wanted: list[int]) -> list[Row]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
+from app.db import scope
 from app.errors import AppError, NotFound, ValidationFailed
 from app.providers.embeddings import QueryEmbedders
 from app.providers.llm import LLMClients, LLMError
@@ -158,7 +159,7 @@ class _Answer:
         if time.monotonic() - self.last_save < SAVE_EVERY_S:
             return False
         self.last_save = time.monotonic()
-        with self.deps.pool.connection() as conn, conn.transaction():
+        with scope.user_connection(self.deps.pool, self.ex.who.user_id) as conn, conn.transaction():
             stop = chat_repo.save_progress(conn, self.ex.assistant_id, self.text, self.reasoning)
         return stop is None or stop  # None: the chat was deleted meanwhile
 
@@ -178,7 +179,7 @@ class _Answer:
         if completion is None:
             completion = prompting.count_tokens(self.text + self.reasoning)
         self._account(self.prompt_tokens or 0, completion)
-        with self.deps.pool.connection() as conn, conn.transaction():
+        with scope.user_connection(self.deps.pool, self.ex.who.user_id) as conn, conn.transaction():
             return chat_repo.finish_message(
                 conn,
                 self.ex.assistant_id,
@@ -201,7 +202,7 @@ class _Answer:
 
     def discard(self) -> None:
         """Remove the exchange (nothing was generated): the message can be sent again."""
-        with self.deps.pool.connection() as conn, conn.transaction():
+        with scope.user_connection(self.deps.pool, self.ex.who.user_id) as conn, conn.transaction():
             chat_repo.delete_messages(conn, [self.ex.user_message_id, self.ex.assistant_id])
 
     def done_event(self, row: Row | None, status: str, finish_reason: str) -> Event:
@@ -271,7 +272,7 @@ def _cleanly(cleanup: Any, *args: Any) -> bool:
 
 def _generate(ex: Exchange, deps: Deps, answer: _Answer) -> Iterator[Event]:
     t0 = time.monotonic()
-    with deps.pool.connection() as conn:
+    with scope.user_connection(deps.pool, ex.who.user_id) as conn:
         found = answering.retrieve(
             conn,
             ex.who,

@@ -12,6 +12,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
+from app.db import scope
 from app.errors import TooManyRequests
 from app.repositories import Conn, Row
 from app.repositories import usage as usage_repo
@@ -68,14 +69,14 @@ def check_llm_budget(conn: Conn, user_id: int, budget: int) -> None:
 def add_llm_tokens(pool: ConnectionPool[Any], user_id: int, tokens: int) -> None:
     if tokens <= 0:
         return
-    with pool.connection() as conn:
+    with scope.user_connection(pool, user_id) as conn:
         usage_repo.add_llm_tokens(conn, user_id, _window(DAY)[0], tokens)
 
 
 def record(pool: ConnectionPool[Any], values: dict[str, Any]) -> None:
     """Log one request; a failure is logged, never raised (the answer has been sent)."""
     try:
-        with pool.connection() as conn:
+        with scope.user_connection(pool, values["user_id"]) as conn:
             usage_repo.record(conn, values)
     except Exception:
         log.exception("could not record the usage of %s %s", values["method"], values["route"])

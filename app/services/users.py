@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 
+from app.db import scope
 from app.errors import NotFound
 from app.repositories import Conn, Row, locks
 from app.repositories import users as user_repo
@@ -20,8 +21,9 @@ ADMIN_TOKEN_FILE = "admin-token"
 
 def _create(conn: Conn, *, name: str, role: str) -> tuple[Row, str]:
     user = user_repo.insert_user(conn, name=name, role=role)
-    user_repo.insert_default_preferences(conn, user["id"])
-    _, token = tokens.issue(conn, user_id=user["id"], name="initial")
+    with scope.acting_as(conn, user["id"]):  # the new user's own rows, written as that user
+        user_repo.insert_default_preferences(conn, user["id"])
+        _, token = tokens.issue(conn, user_id=user["id"], name="initial")
     return user, token
 
 

@@ -21,6 +21,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
 
+from app.db import scope
 from app.errors import AppError
 from app.providers.embeddings import Embedder, EmbeddingError
 from app.repositories import documents as document_repo
@@ -143,7 +144,14 @@ class Worker:
             conn, job["id"], self.worker_id, self.settings, self.embedder, self._space, beat.check
         )
         if job["kind"] == INGEST_DOCUMENT:
-            ingestion.ingest_document(ctx, int(job["payload"]["document_id"]), self.after_batch)
+            document_id = int(job["payload"]["document_id"])
+            document = document_repo.get(conn, document_id)
+            if document is None:  # deleted meanwhile: ingest_document finishes the job
+                ingestion.ingest_document(ctx, document_id, self.after_batch)
+                return
+            # The job runs as the document's owner: RLS shows it that user's rows only.
+            with scope.acting_as(conn, document["owner_id"]):
+                ingestion.ingest_document(ctx, document_id, self.after_batch)
         elif job["kind"] == spaces.EMBED_SPACE:
             ingestion.embed_space(ctx, ctx.space["id"])
         else:
