@@ -67,7 +67,7 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import prepare_database
-from app.db import embedded
+from app.db import embedded, scope
 from app.providers.http_embedders import OllamaEmbedder
 from app.repositories import bm25
 from app.repositories import documents as document_repo
@@ -529,10 +529,11 @@ class SqlLevel:
     ef_by_mode: dict[str, int]
     sweep: dict[int, Timings]  # semantic at other ef_search values
     plans: dict[str, list[str]]
+    rls: dict[str, Timings]  # the same statements acting as the owner: row-level security on
 
 
 def sql_level(pr: Postrag, data: Data, rows: dict[int, int], args: argparse.Namespace) -> SqlLevel:
-    modes, efs, plans, sweep = {}, {}, {}, {}
+    modes, efs, plans, sweep, rls = {}, {}, {}, {}, {}
     with connect(pr.url) as conn:
         queries = {mode: mode_query(conn, pr, mode, data, args.top_k) for mode in MODES}
         for mode, mq in queries.items():
@@ -543,7 +544,12 @@ def sql_level(pr: Postrag, data: Data, rows: dict[int, int], args: argparse.Name
             if ef != efs["semantic"]:
                 log(f"SQL level: semantic at ef_search {ef}")
                 sweep[ef] = timed_sql(conn, queries["semantic"], ef, rows)
-    return SqlLevel(modes, efs, sweep, plans)
+        # As the app runs a request: role postrag_app, the policies of V2_5 in every plan.
+        with scope.acting_as(conn, pr.who.user_id):
+            for mode, mq in queries.items():
+                log(f"SQL level under row-level security: {mode}")
+                rls[mode] = timed_sql(conn, mq, mq.ef_search, rows)
+    return SqlLevel(modes, efs, sweep, plans, rls)
 
 
 def service_level(
@@ -771,6 +777,8 @@ def postrag_rows(r: Results) -> list[str]:
     out = [query_row(r, "postrag, SQL statement", m, ef(m), t) for m, t in r.sql.modes.items()]
     for value, t in sorted(r.sql.sweep.items()):
         out.append(query_row(r, "postrag, SQL statement", "semantic", value, t))
+    for m, t in r.sql.rls.items():
+        out.append(query_row(r, "postrag, SQL statement as the user (RLS)", m, ef(m), t))
     for m, t in r.service.items():
         out.append(query_row(r, "postrag, service call in-process", m, ef(m), t))
     for m in MODES:
@@ -817,6 +825,14 @@ def summary(r: Results) -> list[str]:
         + ", ".join(f"{b.memory} x {b.workers} workers {b.seconds:.1f} s" for b in r.ingest.builds),
     ]
     lines += [f"- plan, {mode}: {', '.join(i) or 'no index'}" for mode, i in r.sql.plans.items()]
+    for mode in MODES:
+        bare, rls = r.sql.modes[mode], r.sql.rls[mode]
+        recall = f", recall {r.recall(rls):.3f}" if mode == "semantic" else ""
+        lines.append(
+            f"- row-level security, {mode}: p50 {rls.p50():.2f} ms acting as the user vs"
+            f" {bare.p50():.2f} ms as the tables' owner ({rls.p50() / bare.p50():.2f}x){recall},"
+            f" {min(len(f) for f in rls.found)}..{max(len(f) for f in rls.found)} hits per query"
+        )
     for mode in MODES:
         sql_ms, service_ms = r.sql.modes[mode].p50(), r.service[mode].p50()
         lines.append(

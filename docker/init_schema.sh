@@ -25,4 +25,11 @@ GRANT CONNECT, TEMPORARY ON DATABASE :"db" TO :"app_user";
 CREATE SCHEMA :"app_user" AUTHORIZATION :"app_user";
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO :"app_user";
+
+-- Row-level security (migration V2_5): the app acts for a user as postrag_app, a role without
+-- login that cannot bypass RLS. Roles are cluster-wide, so it may exist already.
+SELECT 'CREATE ROLE postrag_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT'
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'postrag_app') \gexec
+GRANT postrag_app TO :"app_user";
+GRANT TEMPORARY ON DATABASE :"db" TO postrag_app;
 SQL

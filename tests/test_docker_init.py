@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from app.db import embedded, migrations
+from app.db import embedded, migrations, scope
 from tests.conftest import MIGRATIONS_DIR, with_dbname
 
 INIT_SCRIPT = Path(__file__).resolve().parent.parent / "docker" / "init_schema.sh"
@@ -57,6 +57,14 @@ def test_init_schema_creates_a_least_privileged_role_that_runs_migrations(server
                 "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = %s",
                 (role,),
             ).fetchone()
+            # It can act for a user as postrag_app (RLS), which may stage rows in temp tables.
+            scope.act_as(conn, 1)
+            conn.execute("CREATE TEMPORARY TABLE staging (id int)")
+            assert conn.execute("SELECT current_user, count(*) FROM users").fetchone() == (
+                scope.APP_ROLE,
+                0,
+            )
+            scope.act_as_nobody(conn)
             try:
                 conn.execute("CREATE TABLE public.intruder (id int)")
                 created_in_public = True

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, current_app, json
 from pydantic import BaseModel
 
 from app.api.endpoint import db, endpoint
+from app.db import scope
 from app.services import health
 
 bp = Blueprint("health", __name__)
@@ -37,6 +38,10 @@ def healthz() -> Liveness:
 )
 def readyz() -> Response:
     settings = current_app.extensions["postrag.settings"]
-    ready, details = health.readiness(db(), settings.migrations_dir)
+    conn = db()
+    # The server's state is nobody's data; checked as the connecting role, which can read the
+    # migrations table (and still can when a rollback has taken postrag_app's grants away).
+    scope.act_as_nobody(conn)
+    ready, details = health.readiness(conn, settings.migrations_dir)
     body = {"status": "ready" if ready else "not ready", **details}
     return Response(json.dumps(body), status=200 if ready else 503, mimetype="application/json")

@@ -28,8 +28,16 @@ _SET = "SELECT set_config('role', %(role)s, false), set_config('postrag.user_id'
 _CURRENT = "SELECT current_setting('role'), coalesce(current_setting('postrag.user_id', true), '')"
 
 
+# The search path resolved for the connecting role: "$user" would name postrag_app's (missing)
+# schema after the switch, and the tables live in the connecting role's (docker/init_schema.sh).
+_PIN_PATH = (
+    " FROM (SELECT set_config('search_path', array_to_string(ARRAY("
+    "SELECT quote_ident(s) FROM unnest(current_schemas(false)) s), ', '), false)) pinned"
+)
+
+
 def act_as(conn: psycopg.Connection[Any], user_id: int) -> None:
-    conn.execute(_SET, {"role": APP_ROLE, "user": str(int(user_id))})
+    conn.execute(_SET + _PIN_PATH, {"role": APP_ROLE, "user": str(int(user_id))})
 
 
 def act_as_nobody(conn: psycopg.Connection[Any]) -> None:

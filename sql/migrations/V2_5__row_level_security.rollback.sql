@@ -56,5 +56,6 @@ BEGIN
     EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM postrag_app', current_schema());
     EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA %I FROM postrag_app', current_schema());
     EXECUTE format('REVOKE ALL ON SCHEMA %I FROM postrag_app', current_schema());
+    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM postrag_app', current_database());
 END
 $$;

@@ -15,21 +15,39 @@
 -- CASCADE) and foreign-key checks are not subject to RLS, as in any PostgreSQL.
 -- depends: V2_4__usage_limits
 
+-- docker/init_schema.sh makes the role for a least-privileged owner; otherwise the connecting
+-- role makes it (superusers, or roles with CREATEROLE as on managed services).
 DO $$
+DECLARE
+    hint text := format(
+        'as a superuser run: CREATE ROLE postrag_app NOLOGIN; GRANT postrag_app TO %I;'
+        ' GRANT TEMPORARY ON DATABASE %I TO postrag_app;', current_user, current_database()
+    );
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'postrag_app') THEN
         BEGIN
             -- Roles are cluster-wide: another postrag database may create it at the same moment.
             CREATE ROLE postrag_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN
-            NULL;
+        EXCEPTION
+            WHEN duplicate_object OR unique_violation THEN
+                NULL;
+            WHEN insufficient_privilege THEN
+                RAISE EXCEPTION 'role % may not create the role postrag_app that row-level'
+                    ' security needs', current_user USING HINT = hint;
         END;
     END IF;
     -- The connecting role must be able to SET ROLE to it (superusers always can).
-    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-       AND NOT pg_has_role(current_user, 'postrag_app', 'MEMBER') THEN
-        EXECUTE format('GRANT postrag_app TO %I', current_user);
+    IF NOT pg_has_role(current_user, 'postrag_app', 'MEMBER') THEN
+        BEGIN
+            EXECUTE format('GRANT postrag_app TO %I', current_user);
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE EXCEPTION 'role % may not act as the role postrag_app', current_user
+                USING HINT = hint;
+        END;
     END IF;
+    -- Chunks and vectors are written through temporary staging tables (COPY cannot write
+    -- under RLS). Without the database's grant option this only warns; init_schema.sh grants.
+    EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO postrag_app', current_database());
 END
 $$;
 
@@ -69,7 +87,7 @@ $$;
 
 ALTER TABLE collections ENABLE ROW LEVEL SECURITY;
 CREATE POLICY collections_read ON collections FOR SELECT TO postrag_app
-    USING (owner_id = postrag_user_id() OR is_shared);
+    USING (owner_id = postrag_user_id() OR (is_shared AND postrag_user_id() IS NOT NULL));
 CREATE POLICY collections_write ON collections FOR ALL TO postrag_app
     USING (owner_id = postrag_user_id()) WITH CHECK (owner_id = postrag_user_id());
 

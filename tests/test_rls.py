@@ -1,0 +1,341 @@
+"""Row-Level Security (V2_5): PostgreSQL itself shows a user only the rows the user may see.
+
+The app's SQL filters by owner everywhere; these tests take the filters away (unfiltered SQL
+acting as a user, repository functions patched to forget their owner filter) and check that the
+database still hides everyone else's rows, and that vector search under RLS keeps top_k.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from app.db import scope
+from app.repositories import chats as chat_repo
+from app.repositories import documents as document_repo
+from tests.conftest import drain
+
+READABLE_COLLECTIONS = "SELECT id FROM collections WHERE owner_id = %(u)s OR is_shared"
+READABLE_DOCUMENTS = f"SELECT id FROM documents WHERE collection_id IN ({READABLE_COLLECTIONS})"
+READABLE_CHUNKS = f"SELECT id FROM document_chunks WHERE collection_id IN ({READABLE_COLLECTIONS})"
+# For every table under RLS: the key of a row, and which rows user %(u)s may see (as the owner).
+VISIBLE = {
+    "collections": ("id", "owner_id = %(u)s OR is_shared"),
+    "documents": ("id", f"collection_id IN ({READABLE_COLLECTIONS})"),
+    "document_status_history": ("id", f"document_id IN ({READABLE_DOCUMENTS})"),
+    "document_chunks": ("id", f"collection_id IN ({READABLE_COLLECTIONS})"),
+    "chunk_embeddings": ("chunk_id", f"chunk_id IN ({READABLE_CHUNKS})"),
+    "chunk_lexemes": ("chunk_id::text || lexeme", f"collection_id IN ({READABLE_COLLECTIONS})"),
+    "collection_text_stats": ("collection_id", f"collection_id IN ({READABLE_COLLECTIONS})"),
+    "collection_lexeme_stats": (
+        "collection_id::text || lexeme",
+        f"collection_id IN ({READABLE_COLLECTIONS})",
+    ),
+    "chats": ("id", "owner_id = %(u)s"),
+    "chat_messages": ("id", "chat_id IN (SELECT id FROM chats WHERE owner_id = %(u)s)"),
+    "user_preferences": ("user_id", "user_id = %(u)s"),
+    "api_tokens": ("id", "user_id = %(u)s"),
+    "connector_tokens": ("id", "owner_id = %(u)s"),
+    "request_counters": (
+        "token_id::text || window_start::text",
+        "token_id IN (SELECT id FROM api_tokens WHERE user_id = %(u)s)",
+    ),
+    "llm_token_counters": ("user_id", "user_id = %(u)s"),
+    "api_usage": ("id", "user_id = %(u)s"),
+}
+
+
+def _upload(client, headers, collection: int, name: str, text: str) -> int:
+    response = client.post(
+        "/api/v1/documents",
+        data={"collection_id": str(collection), "file": (io.BytesIO(text.encode()), name)},
+        headers=headers,
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 202, response.json
+    return int(response.json["id"])
+
+
+def _collection(client, headers, name: str, shared: bool = False) -> int:
+    response = client.post(
+        "/api/v1/collections", json={"name": name, "is_shared": shared}, headers=headers
+    )
+    assert response.status_code == 201, response.json
+    return int(response.json["id"])
+
+
+def _chat(client, headers, question: str) -> int:
+    chat = client.post("/api/v1/chats", json={}, headers=headers)
+    assert chat.status_code == 201, chat.json
+    sent = client.post(
+        f"/api/v1/chats/{chat.json['id']}/messages", json={"content": question}, headers=headers
+    )
+    assert sent.status_code == 201, sent.json
+    return int(chat.json["id"])
+
+
+@pytest.fixture
+def two_users(make_app, admin, new_user, database_url):  # type: ignore[no-untyped-def]
+    """The admin (a private and a shared collection, a chat) and bob (his own of each), made
+    through an app that counts requests per token (so every table under RLS has rows)."""
+    bob = new_user("bob")
+    app = make_app(rate_limit_per_minute=1000)
+    client = app.test_client()
+    ids = {
+        "admin": client.get("/api/v1/me", headers=admin).json["id"],
+        "bob": client.get("/api/v1/me", headers=bob).json["id"],
+        "admin_private": _collection(client, admin, "private"),
+        "admin_shared": _collection(client, admin, "team", shared=True),
+        "bob_private": _collection(client, bob, "mine"),
+    }
+    ids["admin_private_doc"] = _upload(
+        client, admin, ids["admin_private"], "salaries.txt", "Salaries rise in March."
+    )
+    ids["admin_shared_doc"] = _upload(
+        client, admin, ids["admin_shared"], "handbook.txt", "Holidays are booked in the portal."
+    )
+    ids["bob_doc"] = _upload(client, bob, ids["bob_private"], "notes.txt", "Bob's garden plans.")
+    assert drain(app) == 3
+    ids["admin_chat"] = _chat(client, admin, "When do salaries rise?")
+    ids["bob_chat"] = _chat(client, bob, "What are my garden plans?")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for user in (ids["admin"], ids["bob"]):
+            conn.execute(
+                "INSERT INTO connector_tokens (owner_id, provider, access_token, key_id)"
+                " VALUES (%s, 'jira', %s, 'k1')",
+                (user, b"x" * 40),
+            )
+            conn.execute(
+                "INSERT INTO llm_token_counters (user_id, window_start, tokens)"
+                " VALUES (%s, date_trunc('day', now()), 5)",
+                (user,),
+            )
+    return ids, admin, bob, client
+
+
+def _keys(conn: psycopg.Connection, table: str, where: str = "true", **params: object) -> set:
+    key = VISIBLE[table][0]
+    return {r[0] for r in conn.execute(f"SELECT {key} FROM {table} t WHERE {where}", params)}
+
+
+def test_every_user_owned_table_is_under_rls(app, database_url):
+    with psycopg.connect(database_url) as conn:
+        protected = {
+            r[0]
+            for r in conn.execute(
+                "SELECT relname FROM pg_class WHERE relrowsecurity AND relkind = 'r'"
+                " AND relnamespace = current_schema()::regnamespace"
+            )
+        }
+    assert protected == set(VISIBLE)
+
+
+def test_unfiltered_queries_return_only_the_callers_rows(two_users, database_url):
+    ids, *_ = two_users
+    bob = ids["bob"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for table, (_, where) in VISIBLE.items():
+            everything = _keys(conn, table)
+            expected = _keys(conn, table, where, u=bob)
+            # The admin's rows exist, so an unprotected query would return more.
+            assert expected < everything, table
+            with scope.acting_as(conn, bob):
+                seen = _keys(conn, table)
+            assert seen == expected, table
+        assert conn.execute("SELECT current_user").fetchone()[0] != scope.APP_ROLE
+
+
+def test_the_shared_collection_is_readable_but_not_writable(two_users, database_url):
+    ids, *_ = two_users
+    with psycopg.connect(database_url, autocommit=True) as conn, scope.acting_as(conn, ids["bob"]):
+        readable = _keys(conn, "documents")
+        assert ids["admin_shared_doc"] in readable
+        assert ids["admin_private_doc"] not in readable
+        assert ids["bob_doc"] in readable
+        texts = [r[0] for r in conn.execute("SELECT text FROM document_chunks")]
+        assert any("Holidays" in t for t in texts) and not any("Salaries" in t for t in texts)
+        for statement in (
+            "UPDATE collections SET description = 'mine now' WHERE id = %(c)s",
+            "DELETE FROM collections WHERE id = %(c)s",
+        ):
+            assert conn.execute(statement, {"c": ids["admin_shared"]}).rowcount == 0
+        assert conn.execute("DELETE FROM documents WHERE true").rowcount == 1  # bob's only
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(
+                "INSERT INTO chats (owner_id, title) VALUES (%s, 'planted')", (ids["admin"],)
+            )
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute(
+            "SELECT description FROM collections WHERE id = %s", (ids["admin_shared"],)
+        ).fetchone() == ("",)
+        left = {r[0] for r in conn.execute("SELECT id FROM documents")}
+        assert left == {ids["admin_private_doc"], ids["admin_shared_doc"]}
+
+
+def test_acting_as_nobody_in_the_app_role_sees_no_user_rows(two_users, database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SET ROLE postrag_app")
+        for table in VISIBLE:
+            assert _keys(conn, table) == set(), table
+
+
+def test_admins_read_everyones_usage_and_nothing_else_of_theirs(two_users, database_url):
+    ids, *_ = two_users
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        users_with_usage = {r[0] for r in conn.execute("SELECT DISTINCT user_id FROM api_usage")}
+        assert users_with_usage == {ids["admin"], ids["bob"]}
+        with scope.acting_as(conn, ids["admin"]):
+            assert {r[0] for r in conn.execute("SELECT DISTINCT user_id FROM api_usage")} == (
+                users_with_usage
+            )
+            assert ids["bob_chat"] not in _keys(conn, "chats")
+            assert ids["bob_doc"] not in _keys(conn, "documents")
+
+
+def test_a_request_whose_sql_forgets_the_owner_still_sees_only_its_rows(two_users, monkeypatch):
+    ids, admin, bob, client = two_users
+
+    def get_any_chat(conn, chat_id, owner_id, *, lock=False):  # the bug: no owner filter
+        return conn.execute(
+            f"SELECT {chat_repo.CHAT} FROM chats WHERE id = %(id)s", {"id": chat_id}
+        ).fetchone()
+
+    def get_any_document(conn, document_id, user_id):
+        return document_repo.get(conn, document_id)
+
+    monkeypatch.setattr(chat_repo, "get_owned", get_any_chat)
+    monkeypatch.setattr(document_repo, "get_readable", get_any_document)
+    assert client.get(f"/api/v1/chats/{ids['admin_chat']}", headers=admin).status_code == 200
+    assert client.get(f"/api/v1/chats/{ids['admin_chat']}", headers=bob).status_code == 404
+    private = f"/api/v1/documents/{ids['admin_private_doc']}"
+    assert client.get(private, headers=admin).status_code == 200
+    assert client.get(private, headers=bob).status_code == 404
+    shared = f"/api/v1/documents/{ids['admin_shared_doc']}"
+    assert client.get(shared, headers=bob).status_code == 200
+
+
+def test_workers_run_a_document_as_its_owner(app, client, admin, new_user, monkeypatch):
+    bob = new_user("bob")
+    bob_id = client.get("/api/v1/me", headers=bob).json["id"]
+    seen = []
+    original = document_repo.replace_chunks
+
+    def spy(conn, *args, **kwargs):
+        seen.append(conn.execute("SELECT current_user AS r, postrag_user_id() AS u").fetchone())
+        return original(conn, *args, **kwargs)
+
+    monkeypatch.setattr(document_repo, "replace_chunks", spy)
+    _upload(client, bob, _collection(client, bob, "mine"), "a.txt", "Some words to index.")
+    assert drain(app) == 1
+    assert seen == [{"r": scope.APP_ROLE, "u": bob_id}]
+    listed = client.get("/api/v1/documents", headers=bob).json["items"]
+    assert [d["status"] for d in listed] == ["indexed"]
+
+
+DIM = 32
+
+
+@pytest.fixture
+def crowded_space(app, database_url):  # type: ignore[no-untyped-def]
+    """A ready 32-d space where user a owns 3000 chunks and user b 60 (2%)."""
+    rng = np.random.default_rng(7)
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        from pgvector.psycopg import register_vector
+
+        register_vector(conn)
+        users = {
+            name: conn.execute(
+                "INSERT INTO users (name) VALUES (%s) RETURNING id", (name,)
+            ).fetchone()["id"]
+            for name in ("a", "b")
+        }
+        model = conn.execute(
+            "INSERT INTO llm_models (provider, name, kind, dimension)"
+            " VALUES ('local', 'rls-test', 'embedding', %s) RETURNING id",
+            (DIM,),
+        ).fetchone()["id"]
+        space = conn.execute(
+            "INSERT INTO embedding_spaces (embedding_model_id, dimension, state, ready_at)"
+            " VALUES (%s, %s, 'ready', now()) RETURNING id",
+            (model, DIM),
+        ).fetchone()["id"]
+        for name, count in (("a", 3000), ("b", 60)):
+            user = users[name]
+            collection = conn.execute(
+                "INSERT INTO collections (owner_id, name) VALUES (%s, 'c') RETURNING id", (user,)
+            ).fetchone()["id"]
+            document = conn.execute(
+                "INSERT INTO documents (collection_id, owner_id, filename, content_type, sha256,"
+                " size_bytes, content, status) VALUES (%s, %s, 'f.txt', 'text/plain',"
+                " sha256(%s::bytea), 1, 'x', 'indexed') RETURNING id",
+                (collection, user, name.encode()),
+            ).fetchone()["id"]
+            chunks = [
+                r["id"]
+                for r in conn.execute(
+                    "INSERT INTO document_chunks (document_id, ordinal, text, token_count,"
+                    " char_start, char_end) SELECT %s, n, 'chunk ' || n, 2, 0, 1"
+                    " FROM generate_series(0, %s - 1) n RETURNING id",
+                    (document, count),
+                )
+            ]
+            with conn.cursor().copy(
+                "COPY chunk_embeddings (chunk_id, space_id, embedding) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["int8", "int8", "vector"])
+                for chunk in chunks:
+                    copy.write_row((chunk, space, rng.standard_normal(DIM).astype(np.float32)))
+        index = conn.execute("SELECT create_embedding_space_index(%s) AS i", (space,)).fetchone()
+        conn.execute("ANALYZE chunk_embeddings")
+    return users, space, index["i"], rng.standard_normal(DIM).astype(np.float32)
+
+
+def test_hnsw_search_under_rls_returns_top_k_of_the_callers_chunks(crowded_space, database_url):
+    users, space, index, query = crowded_space
+    nearest = (
+        f"SELECT e.chunk_id FROM chunk_embeddings e WHERE e.space_id = {space}"
+        f" ORDER BY e.embedding::vector({DIM}) <=> %(q)s::vector({DIM}) LIMIT 10"
+    )
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        from pgvector.psycopg import register_vector
+
+        register_vector(conn)
+        exact = [
+            r[0]
+            for r in conn.execute(
+                "SELECT e.chunk_id FROM chunk_embeddings e JOIN document_chunks c"
+                " ON c.id = e.chunk_id JOIN documents d ON d.id = c.document_id"
+                " WHERE d.owner_id = %(b)s ORDER BY e.embedding <=> %(q)s LIMIT 10",
+                {"b": users["b"], "q": query},
+            )
+        ]
+        conn.execute("SET hnsw.ef_search = 40")
+        with scope.acting_as(conn, users["b"]):
+            plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + nearest, {"q": query}))
+            assert index in plan
+            conn.execute("SET hnsw.iterative_scan = off")
+            without = [r[0] for r in conn.execute(nearest, {"q": query})]
+            conn.execute("SET hnsw.iterative_scan = relaxed_order")
+            found = [r[0] for r in conn.execute(nearest, {"q": query})]
+    # The index's first 40 candidates hold about one of b's chunks; iterative scans go on
+    # until ten are found, and they are b's ten nearest (or nearly).
+    assert len(without) < 10
+    assert len(found) == 10
+    assert set(found) <= set(_owned(database_url, users["b"]))
+    assert len(set(found) & set(exact)) >= 8
+
+
+def _owned(database_url: str, user: int) -> list[int]:
+    with psycopg.connect(database_url) as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT c.id FROM document_chunks c JOIN documents d ON d.id = c.document_id"
+                " WHERE d.owner_id = %s",
+                (user,),
+            )
+        ]
