@@ -11,7 +11,9 @@
 --
 -- Readability is defined once, on collections (mine or shared); documents, chunks, vectors and
 -- the BM25 tables read through it, because a policy's subquery is itself filtered by the
--- policies of the tables it reads. Writes need ownership. Referential actions (ON DELETE
+-- policies of the tables it reads. Writes need ownership, in policies of their own, so that
+-- reads plan only the read condition. `(SELECT postrag_user_id())` is evaluated once per
+-- statement, not per row. Referential actions (ON DELETE
 -- CASCADE) and foreign-key checks are not subject to RLS, as in any PostgreSQL.
 -- depends: V2_4__usage_limits
 
@@ -85,71 +87,162 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT EXISTS (SELECT 1 FROM users WHERE id = postrag_user_id() AND role = 'admin')
 $$;
 
+-- Shared collections are readable by every user (not by nobody); only owners change them.
 ALTER TABLE collections ENABLE ROW LEVEL SECURITY;
 CREATE POLICY collections_read ON collections FOR SELECT TO postrag_app
-    USING (owner_id = postrag_user_id() OR (is_shared AND postrag_user_id() IS NOT NULL));
-CREATE POLICY collections_write ON collections FOR ALL TO postrag_app
-    USING (owner_id = postrag_user_id()) WITH CHECK (owner_id = postrag_user_id());
+    USING (
+        owner_id = (SELECT postrag_user_id())
+        OR (is_shared AND (SELECT postrag_user_id()) IS NOT NULL)
+    );
+CREATE POLICY collections_insert ON collections FOR INSERT TO postrag_app
+    WITH CHECK (owner_id = (SELECT postrag_user_id()));
+CREATE POLICY collections_update ON collections FOR UPDATE TO postrag_app
+    USING (owner_id = (SELECT postrag_user_id()))
+    WITH CHECK (owner_id = (SELECT postrag_user_id()));
+CREATE POLICY collections_delete ON collections FOR DELETE TO postrag_app
+    USING (owner_id = (SELECT postrag_user_id()));
 
 ALTER TABLE documents ENABLE ROW LEVEL SECURITY;
 CREATE POLICY documents_read ON documents FOR SELECT TO postrag_app
     USING (collection_id IN (SELECT id FROM collections));
-CREATE POLICY documents_write ON documents FOR ALL TO postrag_app
-    USING (owner_id = postrag_user_id()) WITH CHECK (owner_id = postrag_user_id());
+CREATE POLICY documents_insert ON documents FOR INSERT TO postrag_app
+    WITH CHECK (owner_id = (SELECT postrag_user_id()));
+CREATE POLICY documents_update ON documents FOR UPDATE TO postrag_app
+    USING (owner_id = (SELECT postrag_user_id()))
+    WITH CHECK (owner_id = (SELECT postrag_user_id()));
+CREATE POLICY documents_delete ON documents FOR DELETE TO postrag_app
+    USING (owner_id = (SELECT postrag_user_id()));
 
 ALTER TABLE document_status_history ENABLE ROW LEVEL SECURITY;
 CREATE POLICY document_status_history_read ON document_status_history FOR SELECT TO postrag_app
     USING (document_id IN (SELECT id FROM documents));
-CREATE POLICY document_status_history_write ON document_status_history FOR ALL TO postrag_app
-    USING (document_id IN (SELECT id FROM documents WHERE owner_id = postrag_user_id()))
-    WITH CHECK (document_id IN (SELECT id FROM documents WHERE owner_id = postrag_user_id()));
+CREATE POLICY document_status_history_insert ON document_status_history FOR INSERT TO postrag_app
+    WITH CHECK (document_id IN (
+        SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id())
+    ));
+CREATE POLICY document_status_history_update ON document_status_history FOR UPDATE TO postrag_app
+    USING (document_id IN (
+        SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id())
+    ))
+    WITH CHECK (document_id IN (
+        SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id())
+    ));
+CREATE POLICY document_status_history_delete ON document_status_history FOR DELETE TO postrag_app
+    USING (document_id IN (
+        SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id())
+    ));
 
 ALTER TABLE document_chunks ENABLE ROW LEVEL SECURITY;
 CREATE POLICY document_chunks_read ON document_chunks FOR SELECT TO postrag_app
     USING (collection_id IN (SELECT id FROM collections));
-CREATE POLICY document_chunks_write ON document_chunks FOR ALL TO postrag_app
-    USING (document_id IN (SELECT id FROM documents WHERE owner_id = postrag_user_id()))
-    WITH CHECK (document_id IN (SELECT id FROM documents WHERE owner_id = postrag_user_id()));
-
-ALTER TABLE chunk_embeddings ENABLE ROW LEVEL SECURITY;
-CREATE POLICY chunk_embeddings_read ON chunk_embeddings FOR SELECT TO postrag_app
-    USING (EXISTS (SELECT 1 FROM document_chunks c WHERE c.id = chunk_id));
-CREATE POLICY chunk_embeddings_write ON chunk_embeddings FOR ALL TO postrag_app
-    USING (EXISTS (
-        SELECT 1 FROM document_chunks c JOIN documents d ON d.id = c.document_id
-        WHERE c.id = chunk_id AND d.owner_id = postrag_user_id()
+CREATE POLICY document_chunks_insert ON document_chunks FOR INSERT TO postrag_app
+    WITH CHECK (document_id IN (
+        SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id())
+    ));
+CREATE POLICY document_chunks_update ON document_chunks FOR UPDATE TO postrag_app
+    USING (document_id IN (
+        SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id())
     ))
-    WITH CHECK (EXISTS (
-        SELECT 1 FROM document_chunks c JOIN documents d ON d.id = c.document_id
-        WHERE c.id = chunk_id AND d.owner_id = postrag_user_id()
+    WITH CHECK (document_id IN (
+        SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id())
+    ));
+CREATE POLICY document_chunks_delete ON document_chunks FOR DELETE TO postrag_app
+    USING (document_id IN (
+        SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id())
     ));
 
+-- A vector is readable with its chunk. The chunk is looked up by primary key for each row the
+-- HNSW scan returns: an EXISTS here would be planned as a hash of every readable chunk id,
+-- built for each search.
+ALTER TABLE chunk_embeddings ENABLE ROW LEVEL SECURITY;
+CREATE POLICY chunk_embeddings_read ON chunk_embeddings FOR SELECT TO postrag_app
+    USING (
+        (SELECT c.collection_id FROM document_chunks c WHERE c.id = chunk_id)
+        IN (SELECT id FROM collections)
+    );
+CREATE POLICY chunk_embeddings_insert ON chunk_embeddings FOR INSERT TO postrag_app
+    WITH CHECK ((
+        SELECT d.owner_id FROM document_chunks c JOIN documents d ON d.id = c.document_id
+        WHERE c.id = chunk_id
+    ) = (SELECT postrag_user_id()));
+CREATE POLICY chunk_embeddings_update ON chunk_embeddings FOR UPDATE TO postrag_app
+    USING ((
+        SELECT d.owner_id FROM document_chunks c JOIN documents d ON d.id = c.document_id
+        WHERE c.id = chunk_id
+    ) = (SELECT postrag_user_id()))
+    WITH CHECK ((
+        SELECT d.owner_id FROM document_chunks c JOIN documents d ON d.id = c.document_id
+        WHERE c.id = chunk_id
+    ) = (SELECT postrag_user_id()));
+CREATE POLICY chunk_embeddings_delete ON chunk_embeddings FOR DELETE TO postrag_app
+    USING ((
+        SELECT d.owner_id FROM document_chunks c JOIN documents d ON d.id = c.document_id
+        WHERE c.id = chunk_id
+    ) = (SELECT postrag_user_id()));
+
 -- The BM25 tables hold each collection's words: readable with the collection, written (by the
--- chunk triggers) by its owner.
+-- chunk triggers) as its owner.
 ALTER TABLE chunk_lexemes ENABLE ROW LEVEL SECURITY;
 CREATE POLICY chunk_lexemes_read ON chunk_lexemes FOR SELECT TO postrag_app
     USING (collection_id IN (SELECT id FROM collections));
-CREATE POLICY chunk_lexemes_write ON chunk_lexemes FOR ALL TO postrag_app
-    USING (collection_id IN (SELECT id FROM collections WHERE owner_id = postrag_user_id()))
-    WITH CHECK (collection_id IN (SELECT id FROM collections WHERE owner_id = postrag_user_id()));
+CREATE POLICY chunk_lexemes_insert ON chunk_lexemes FOR INSERT TO postrag_app
+    WITH CHECK (collection_id IN (
+        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
+    ));
+CREATE POLICY chunk_lexemes_update ON chunk_lexemes FOR UPDATE TO postrag_app
+    USING (collection_id IN (
+        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
+    ))
+    WITH CHECK (collection_id IN (
+        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
+    ));
+CREATE POLICY chunk_lexemes_delete ON chunk_lexemes FOR DELETE TO postrag_app
+    USING (collection_id IN (
+        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
+    ));
 
 ALTER TABLE collection_text_stats ENABLE ROW LEVEL SECURITY;
 CREATE POLICY collection_text_stats_read ON collection_text_stats FOR SELECT TO postrag_app
     USING (collection_id IN (SELECT id FROM collections));
-CREATE POLICY collection_text_stats_write ON collection_text_stats FOR ALL TO postrag_app
-    USING (collection_id IN (SELECT id FROM collections WHERE owner_id = postrag_user_id()))
-    WITH CHECK (collection_id IN (SELECT id FROM collections WHERE owner_id = postrag_user_id()));
+CREATE POLICY collection_text_stats_insert ON collection_text_stats FOR INSERT TO postrag_app
+    WITH CHECK (collection_id IN (
+        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
+    ));
+CREATE POLICY collection_text_stats_update ON collection_text_stats FOR UPDATE TO postrag_app
+    USING (collection_id IN (
+        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
+    ))
+    WITH CHECK (collection_id IN (
+        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
+    ));
+CREATE POLICY collection_text_stats_delete ON collection_text_stats FOR DELETE TO postrag_app
+    USING (collection_id IN (
+        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
+    ));
 
 ALTER TABLE collection_lexeme_stats ENABLE ROW LEVEL SECURITY;
 CREATE POLICY collection_lexeme_stats_read ON collection_lexeme_stats FOR SELECT TO postrag_app
     USING (collection_id IN (SELECT id FROM collections));
-CREATE POLICY collection_lexeme_stats_write ON collection_lexeme_stats FOR ALL TO postrag_app
-    USING (collection_id IN (SELECT id FROM collections WHERE owner_id = postrag_user_id()))
-    WITH CHECK (collection_id IN (SELECT id FROM collections WHERE owner_id = postrag_user_id()));
+CREATE POLICY collection_lexeme_stats_insert ON collection_lexeme_stats FOR INSERT TO postrag_app
+    WITH CHECK (collection_id IN (
+        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
+    ));
+CREATE POLICY collection_lexeme_stats_update ON collection_lexeme_stats FOR UPDATE TO postrag_app
+    USING (collection_id IN (
+        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
+    ))
+    WITH CHECK (collection_id IN (
+        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
+    ));
+CREATE POLICY collection_lexeme_stats_delete ON collection_lexeme_stats FOR DELETE TO postrag_app
+    USING (collection_id IN (
+        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
+    ));
 
 ALTER TABLE chats ENABLE ROW LEVEL SECURITY;
 CREATE POLICY chats_owner ON chats FOR ALL TO postrag_app
-    USING (owner_id = postrag_user_id()) WITH CHECK (owner_id = postrag_user_id());
+    USING (owner_id = (SELECT postrag_user_id()))
+    WITH CHECK (owner_id = (SELECT postrag_user_id()));
 
 ALTER TABLE chat_messages ENABLE ROW LEVEL SECURITY;
 CREATE POLICY chat_messages_owner ON chat_messages FOR ALL TO postrag_app
@@ -157,15 +250,16 @@ CREATE POLICY chat_messages_owner ON chat_messages FOR ALL TO postrag_app
 
 ALTER TABLE user_preferences ENABLE ROW LEVEL SECURITY;
 CREATE POLICY user_preferences_owner ON user_preferences FOR ALL TO postrag_app
-    USING (user_id = postrag_user_id()) WITH CHECK (user_id = postrag_user_id());
+    USING (user_id = (SELECT postrag_user_id())) WITH CHECK (user_id = (SELECT postrag_user_id()));
 
 ALTER TABLE api_tokens ENABLE ROW LEVEL SECURITY;
 CREATE POLICY api_tokens_owner ON api_tokens FOR ALL TO postrag_app
-    USING (user_id = postrag_user_id()) WITH CHECK (user_id = postrag_user_id());
+    USING (user_id = (SELECT postrag_user_id())) WITH CHECK (user_id = (SELECT postrag_user_id()));
 
 ALTER TABLE connector_tokens ENABLE ROW LEVEL SECURITY;
 CREATE POLICY connector_tokens_owner ON connector_tokens FOR ALL TO postrag_app
-    USING (owner_id = postrag_user_id()) WITH CHECK (owner_id = postrag_user_id());
+    USING (owner_id = (SELECT postrag_user_id()))
+    WITH CHECK (owner_id = (SELECT postrag_user_id()));
 
 ALTER TABLE request_counters ENABLE ROW LEVEL SECURITY;
 CREATE POLICY request_counters_owner ON request_counters FOR ALL TO postrag_app
@@ -174,11 +268,12 @@ CREATE POLICY request_counters_owner ON request_counters FOR ALL TO postrag_app
 
 ALTER TABLE llm_token_counters ENABLE ROW LEVEL SECURITY;
 CREATE POLICY llm_token_counters_owner ON llm_token_counters FOR ALL TO postrag_app
-    USING (user_id = postrag_user_id()) WITH CHECK (user_id = postrag_user_id());
+    USING (user_id = (SELECT postrag_user_id())) WITH CHECK (user_id = (SELECT postrag_user_id()));
 
 -- Usage is yours; admins read everyone's (GET /api/v1/usage).
 ALTER TABLE api_usage ENABLE ROW LEVEL SECURITY;
 CREATE POLICY api_usage_owner ON api_usage FOR ALL TO postrag_app
-    USING (user_id = postrag_user_id()) WITH CHECK (user_id = postrag_user_id());
+    USING (user_id = (SELECT postrag_user_id())) WITH CHECK (user_id = (SELECT postrag_user_id()));
+
 CREATE POLICY api_usage_admin_read ON api_usage FOR SELECT TO postrag_app
-    USING (postrag_user_is_admin());
+    USING ((SELECT postrag_user_is_admin()));
