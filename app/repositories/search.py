@@ -160,13 +160,16 @@ def search_statement(
         params.update(extra)
     body = sql.SQL(", ").join(ctes)
     statement = sql.SQL(
-        """WITH {body}{fused}
+        """WITH {body}{fused}, top AS MATERIALIZED (
+    -- The best top_k first, so that only they are joined to their chunks and documents (by
+    -- key): the planner cannot tell how few rows the legs return.
+    SELECT * FROM fused ORDER BY score DESC, chunk_id LIMIT %(top_k)s
+)
 SELECT {columns}
-FROM fused f
+FROM top f
 JOIN document_chunks c ON c.id = f.chunk_id
 JOIN documents d ON d.id = c.document_id
-ORDER BY f.score DESC, f.chunk_id
-LIMIT %(top_k)s"""
+ORDER BY f.score DESC, f.chunk_id"""
     ).format(
         body=body,
         fused=_fused(semantic is not None, fulltext is not None),
