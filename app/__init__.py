@@ -31,6 +31,7 @@ from app.api import (
 )
 from app.db import migrations, server
 from app.db.pool import open_pool
+from app.logredact import install as install_log_redaction
 from app.providers.embeddings import QueryEmbedders, make_embedder
 from app.providers.llm import LLMClients, ollama_answers
 from app.repositories import Conn
@@ -89,6 +90,7 @@ def resolve_llm(settings: Settings) -> str:
 
 
 def create_app(settings: Settings | None = None) -> Flask:
+    install_log_redaction()  # first: creating the first admin logs its token
     settings = prepare_database(settings or Settings.from_env())
     assert settings.database_url is not None
 

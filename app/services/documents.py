@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import PurePath, PureWindowsPath
 from typing import Any
 
 from app.errors import Conflict, NotFound, PayloadTooLarge
@@ -30,11 +30,17 @@ class Upload:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C1 controls, and the bidirectional marks that make "cod.exe" look like "exe.doc".
+_INVISIBLE = re.compile(r"[\x80-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def clean_filename(name: str) -> str:
-    """The file's own name (no directories, no control characters), at most 200 characters."""
-    base = _CONTROL.sub("", PurePath(name.replace("\\", "/")).name).strip() or "upload"
+    """The file's own name (no directories, drive, control characters or bidi marks, never . or
+    ..), at most 200 characters."""
+    base = PureWindowsPath(name).name  # splits on / and \ and drops a drive (C:)
+    base = _INVISIBLE.sub("", _CONTROL.sub("", base)).strip()
+    if not base.strip("."):
+        base = "upload"
     if len(base) <= 200:
         return base
     suffix = PurePath(base).suffix[:20]

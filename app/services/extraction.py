@@ -28,6 +28,13 @@ FORMATS = {
 _BY_CONTENT_TYPE = {v: v for v in FORMATS.values()} | {"text/x-markdown": "text/markdown"}
 BLOCK_SEPARATOR = "\n\n"
 _BLANK_LINES = re.compile(r"\n[ \t]*\n+")
+MB = 1024 * 1024
+# Limits on what a small file may make the parsers do: a few kilobytes of PDF can hold gigabytes
+# of text or take hours of parsing, and uploads are parsed in the request (DOCX limits: in
+# extraction_docx.py).
+MAX_PDF_PAGES = 5_000
+MAX_PDF_CONTENT_BYTES = 16 * MB  # decoded page content streams, summed over the pages
+MAX_TEXT_CHARS = 32 * MB
 
 
 class UnreadableDocument(ValidationFailed):
@@ -71,12 +78,14 @@ def extract(data: bytes, content_type: str, filename: str = "") -> Extracted:
     """The blocks of a document; UnreadableDocument when it holds no text."""
     if not data:
         raise UnreadableDocument("the file is empty")
+    from app.services import extraction_docx  # it builds on this module's Block
+
     parsers = {
         "text/plain": _plain,
         "text/markdown": _markdown,
         "text/html": _html,
         "application/pdf": _pdf,
-        FORMATS[".docx"]: _docx,
+        FORMATS[".docx"]: extraction_docx.blocks,
     }
     try:
         blocks = parsers[content_type](data)
@@ -236,41 +245,32 @@ def _html(data: bytes) -> list[Block]:
 
 
 def _pdf(data: bytes) -> list[Block]:
-    from pypdf import PdfReader
+    from pypdf import PasswordType, PdfReader
 
     reader = PdfReader(io.BytesIO(data))
-    if reader.is_encrypted:
-        raise UnreadableDocument("the PDF is encrypted")
+    # Many PDFs are encrypted with an empty user password (only to restrict editing).
+    if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+        raise UnreadableDocument("the PDF is encrypted with a password; upload it unprotected")
+    if len(reader.pages) > MAX_PDF_PAGES:
+        raise UnreadableDocument(
+            f"the PDF has {len(reader.pages)} pages; the limit is {MAX_PDF_PAGES}"
+        )
     blocks: list[Block] = []
+    content_bytes = text_chars = 0
     for number, page in enumerate(reader.pages, start=1):
-        blocks.extend(_paragraphs(page.extract_text() or "", page=number))
+        contents = page.get_contents()
+        content_bytes += len(contents.get_data()) if contents is not None else 0
+        if content_bytes > MAX_PDF_CONTENT_BYTES:
+            raise UnreadableDocument(
+                f"the PDF's pages hold more than {MAX_PDF_CONTENT_BYTES // MB} MB of content"
+                f" (reached on page {number}); split it into smaller files"
+            )
+        text = page.extract_text() or ""
+        text_chars += len(text)
+        if text_chars > MAX_TEXT_CHARS:
+            raise UnreadableDocument(
+                f"the PDF has more than {MAX_TEXT_CHARS} characters of text"
+                f" (reached on page {number}); split it into smaller files"
+            )
+        blocks.extend(_paragraphs(text, page=number))
     return blocks
-
-
-def _docx(data: bytes) -> list[Block]:
-    import docx
-    from docx.table import Table
-
-    document = docx.Document(io.BytesIO(data))
-    blocks: list[Block] = []
-    headings: list[tuple[int, str]] = []
-    for item in document.iter_inner_content():  # paragraphs and tables in document order
-        if isinstance(item, Table):
-            for row in item.rows:
-                cells = [cell.text.strip() for cell in row.cells if cell.text.strip()]
-                blocks.append(Block(" | ".join(cells), tuple(h[1] for h in headings), None))
-            continue
-        text = item.text.strip()
-        style = (item.style.name if item.style is not None else "") or ""
-        level = _docx_heading_level(style)
-        if level is not None and text:
-            headings = [h for h in headings if h[0] < level] + [(level, text)]
-        blocks.append(Block(text, tuple(h[1] for h in headings), None))
-    return blocks
-
-
-def _docx_heading_level(style: str) -> int | None:
-    if style == "Title":
-        return 1
-    match = re.fullmatch(r"Heading (\d)", style)
-    return int(match.group(1)) if match else None

@@ -57,9 +57,8 @@ def ensure_admin(conn: Conn, data_dir: Path) -> str | None:
         user, token = _create(conn, name="admin", role="admin")
         path = write_secret_file(data_dir / ADMIN_TOKEN_FILE, token)
     log.warning(
-        "created the first user %r (admin); its API token, shown once: %s (also in %s)",
+        "created the first user %r (admin); its API token is shown once, in %s",
         user["name"],
-        token,
         path,
     )
     return token

@@ -1,0 +1,133 @@
+"""DOCX extraction within limits: a few kilobytes of DOCX can unpack to gigabytes (a zip bomb)
+or keep python-docx busy for hours, and uploads are parsed in the request."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from typing import TYPE_CHECKING
+
+from app.services.extraction import MB, Block, UnreadableDocument
+
+if TYPE_CHECKING:
+    from docx.document import Document as DocxDocument
+    from docx.table import Table
+
+MAX_DOCX_UNPACKED_BYTES = 64 * MB  # all parts, images included
+MAX_DOCX_XML_BYTES = 16 * MB
+MAX_DOCX_PARTS = 10_000
+MAX_DOCX_PARAGRAPHS = 100_000  # paragraphs and table cells
+# How an XML part can begin, in any encoding the parser detects: a byte-order mark, or '<' or
+# whitespace in UTF-8, UTF-16 or UCS-4 (a NUL first), or '<' in EBCDIC (L).
+_XML_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+_XML_FIRST_BYTES = b"<\x00\t\n\r L"
+
+
+def _unpacked_docx(data: bytes) -> bytes:
+    """The DOCX archive again, stored without compression, unpacked within the limits.
+
+    python-docx reads every part in one go and trusts the sizes the archive declares, so a zip
+    bomb (or a part lying about its size) would unpack in full before anything could stop it.
+    """
+    too_big = UnreadableDocument(
+        f"the DOCX unpacks to more than {MAX_DOCX_UNPACKED_BYTES // MB} MB, or more than"
+        f" {MAX_DOCX_XML_BYTES // MB} MB of XML (a zip bomb?); split it into smaller files"
+    )
+    stored = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as packed,
+        zipfile.ZipFile(stored, "w", zipfile.ZIP_STORED) as unpacked,
+    ):
+        # A name may repeat; python-docx reads the last entry of each, and so do we.
+        parts = list({part.filename: part for part in packed.infolist()}.values())
+        if len(parts) > MAX_DOCX_PARTS:
+            raise UnreadableDocument(
+                f"the DOCX has {len(parts)} parts; the limit is {MAX_DOCX_PARTS}"
+            )
+        if sum(part.file_size for part in parts) > MAX_DOCX_UNPACKED_BYTES:
+            raise too_big  # as declared: refused before unpacking anything
+        budget, xml_budget = MAX_DOCX_UNPACKED_BYTES, MAX_DOCX_XML_BYTES
+        for part in parts:
+            with packed.open(part) as source:
+                # zipfile stops at the declared size, whatever the compressed data holds.
+                content = source.read(min(budget, part.file_size) + 1)
+            budget -= len(content)
+            # Parsed XML takes far more memory than its bytes: XML parts have a budget of their own.
+            if content[:1] in _XML_FIRST_BYTES or content.startswith(_XML_BOMS):
+                xml_budget -= len(content)
+            if budget < 0 or xml_budget < 0:
+                raise too_big
+            unpacked.writestr(part.filename, content)
+    return stored.getvalue()
+
+
+def blocks(data: bytes) -> list[Block]:
+    """Paragraphs and table rows in document order, under the headings they follow."""
+    import docx
+    from docx.table import Table
+
+    document = docx.Document(io.BytesIO(_unpacked_docx(data)))
+    # Every paragraph and cell costs a few Python calls; count them in C before starting.
+    items = int(document.element.body.xpath("count(.//w:p | .//w:tc)"))
+    if items > MAX_DOCX_PARAGRAPHS:
+        raise UnreadableDocument(
+            f"the DOCX has {items} paragraphs and table cells; the limit is {MAX_DOCX_PARAGRAPHS}"
+        )
+    names = _docx_style_names(document)
+    blocks: list[Block] = []
+    headings: list[tuple[int, str]] = []
+    for item in document.iter_inner_content():  # paragraphs and tables in document order
+        if isinstance(item, Table):
+            path = tuple(h[1] for h in headings)
+            blocks.extend(Block(row, path, None) for row in _docx_table_rows(item))
+            continue
+        text = item.text.strip()
+        style_id = item._p.style  # Paragraph.style is the slow lookup _docx_style_names avoids
+        level = _docx_heading_level(names.get(style_id, "")) if style_id else None
+        if level is not None and text:
+            headings = [h for h in headings if h[0] < level] + [(level, text)]
+        blocks.append(Block(text, tuple(h[1] for h in headings), None))
+    return blocks
+
+
+def _docx_style_names(document: DocxDocument) -> dict[str, str]:
+    """Style ids to names, read once from the XML.
+
+    python-docx's Paragraph.style searches the styles anew for every paragraph, in Python, slowly
+    enough that a document of short paragraphs took minutes.
+    """
+    from docx.oxml.ns import qn
+
+    names = {}
+    for style in document.styles.element.iterchildren(qn("w:style")):
+        name = style.find(qn("w:name"))
+        names[style.get(qn("w:styleId"), "")] = "" if name is None else name.get(qn("w:val"), "")
+    return names
+
+
+def _docx_table_rows(table: Table) -> list[str]:
+    """Each row's cells as "a | b", each cell once (merged cells are not repeated).
+
+    Read from the XML: python-docx's row.cells follows vertical merges upwards row by row, which
+    takes quadratic time (and deep recursion) in a long merged column.
+    """
+    from docx.text.paragraph import Paragraph
+
+    rows = []
+    for tr in table._tbl.tr_lst:
+        cells = (
+            "\n".join(Paragraph(p, table).text for p in tc.p_lst).strip()
+            for tc in tr.tc_lst
+            if tc.vMerge != "continue"
+        )
+        rows.append(" | ".join(c for c in cells if c))
+    return rows
+
+
+def _docx_heading_level(style: str) -> int | None:
+    """1 for Title, n for Heading n (styles.xml spells them title and heading n)."""
+    if style.lower() == "title":
+        return 1
+    match = re.fullmatch(r"heading (\d)", style, re.IGNORECASE)
+    return int(match.group(1)) if match else None
