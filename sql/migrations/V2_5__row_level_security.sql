@@ -13,8 +13,9 @@
 -- the BM25 tables read through it, because a policy's subquery is itself filtered by the
 -- policies of the tables it reads. Writes need ownership, in policies of their own, so that
 -- reads plan only the read condition. `(SELECT postrag_user_id())` is evaluated once per
--- statement, not per row. Referential actions (ON DELETE
--- CASCADE) and foreign-key checks are not subject to RLS, as in any PostgreSQL.
+-- statement, not per row. Referential actions (ON DELETE CASCADE) and foreign-key checks are
+-- not subject to RLS, as in any PostgreSQL. Each table's policies are named <table>_read,
+-- _insert, _update and _delete, or <table>_owner for one rule for everything.
 -- depends: V2_4__usage_limits
 
 -- docker/init_schema.sh makes the role for a least-privileged owner; otherwise the connecting
@@ -87,193 +88,89 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT EXISTS (SELECT 1 FROM users WHERE id = postrag_user_id() AND role = 'admin')
 $$;
 
+-- RLS on a table, with a read rule and a write rule (insert, update, delete).
+CREATE FUNCTION pg_temp.read_write_policies(t text, readable text, writable text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('CREATE POLICY %I ON %I FOR SELECT TO postrag_app USING (%s)',
+                   t || '_read', t, readable);
+    EXECUTE format('CREATE POLICY %I ON %I FOR INSERT TO postrag_app WITH CHECK (%s)',
+                   t || '_insert', t, writable);
+    EXECUTE format('CREATE POLICY %I ON %I FOR UPDATE TO postrag_app USING (%s) WITH CHECK (%s)',
+                   t || '_update', t, writable, writable);
+    EXECUTE format('CREATE POLICY %I ON %I FOR DELETE TO postrag_app USING (%s)',
+                   t || '_delete', t, writable);
+END
+$$;
+
+-- RLS on a table, with one rule for reading and writing.
+CREATE FUNCTION pg_temp.owner_policy(t text, mine text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('CREATE POLICY %I ON %I FOR ALL TO postrag_app USING (%s) WITH CHECK (%s)',
+                   t || '_owner', t, mine, mine);
+END
+$$;
+
 -- Shared collections are readable by every user (not by nobody); only owners change them.
-ALTER TABLE collections ENABLE ROW LEVEL SECURITY;
-CREATE POLICY collections_read ON collections FOR SELECT TO postrag_app
-    USING (
-        owner_id = (SELECT postrag_user_id())
-        OR (is_shared AND (SELECT postrag_user_id()) IS NOT NULL)
-    );
-CREATE POLICY collections_insert ON collections FOR INSERT TO postrag_app
-    WITH CHECK (owner_id = (SELECT postrag_user_id()));
-CREATE POLICY collections_update ON collections FOR UPDATE TO postrag_app
-    USING (owner_id = (SELECT postrag_user_id()))
-    WITH CHECK (owner_id = (SELECT postrag_user_id()));
-CREATE POLICY collections_delete ON collections FOR DELETE TO postrag_app
-    USING (owner_id = (SELECT postrag_user_id()));
-
-ALTER TABLE documents ENABLE ROW LEVEL SECURITY;
-CREATE POLICY documents_read ON documents FOR SELECT TO postrag_app
-    USING (collection_id IN (SELECT id FROM collections));
-CREATE POLICY documents_insert ON documents FOR INSERT TO postrag_app
-    WITH CHECK (owner_id = (SELECT postrag_user_id()));
-CREATE POLICY documents_update ON documents FOR UPDATE TO postrag_app
-    USING (owner_id = (SELECT postrag_user_id()))
-    WITH CHECK (owner_id = (SELECT postrag_user_id()));
-CREATE POLICY documents_delete ON documents FOR DELETE TO postrag_app
-    USING (owner_id = (SELECT postrag_user_id()));
-
-ALTER TABLE document_status_history ENABLE ROW LEVEL SECURITY;
-CREATE POLICY document_status_history_read ON document_status_history FOR SELECT TO postrag_app
-    USING (document_id IN (SELECT id FROM documents));
-CREATE POLICY document_status_history_insert ON document_status_history FOR INSERT TO postrag_app
-    WITH CHECK (document_id IN (
-        SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id())
-    ));
-CREATE POLICY document_status_history_update ON document_status_history FOR UPDATE TO postrag_app
-    USING (document_id IN (
-        SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id())
-    ))
-    WITH CHECK (document_id IN (
-        SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id())
-    ));
-CREATE POLICY document_status_history_delete ON document_status_history FOR DELETE TO postrag_app
-    USING (document_id IN (
-        SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id())
-    ));
-
-ALTER TABLE document_chunks ENABLE ROW LEVEL SECURITY;
-CREATE POLICY document_chunks_read ON document_chunks FOR SELECT TO postrag_app
-    USING (collection_id IN (SELECT id FROM collections));
-CREATE POLICY document_chunks_insert ON document_chunks FOR INSERT TO postrag_app
-    WITH CHECK (document_id IN (
-        SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id())
-    ));
-CREATE POLICY document_chunks_update ON document_chunks FOR UPDATE TO postrag_app
-    USING (document_id IN (
-        SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id())
-    ))
-    WITH CHECK (document_id IN (
-        SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id())
-    ));
-CREATE POLICY document_chunks_delete ON document_chunks FOR DELETE TO postrag_app
-    USING (document_id IN (
-        SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id())
-    ));
+SELECT pg_temp.read_write_policies(
+    'collections',
+    'owner_id = (SELECT postrag_user_id())'
+    ' OR (is_shared AND (SELECT postrag_user_id()) IS NOT NULL)',
+    'owner_id = (SELECT postrag_user_id())'
+);
+SELECT pg_temp.read_write_policies(
+    'documents',
+    'collection_id IN (SELECT id FROM collections)',
+    'owner_id = (SELECT postrag_user_id())'
+);
+SELECT pg_temp.read_write_policies(
+    t,
+    readable,
+    'document_id IN (SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id()))'
+)
+FROM (VALUES
+    ('document_status_history', 'document_id IN (SELECT id FROM documents)'),
+    ('document_chunks', 'collection_id IN (SELECT id FROM collections)')
+) AS v (t, readable);
 
 -- A vector is readable with its chunk. The chunk is looked up by primary key for each row the
 -- HNSW scan returns: an EXISTS here would be planned as a hash of every readable chunk id,
 -- built for each search.
-ALTER TABLE chunk_embeddings ENABLE ROW LEVEL SECURITY;
-CREATE POLICY chunk_embeddings_read ON chunk_embeddings FOR SELECT TO postrag_app
-    USING (
-        (SELECT c.collection_id FROM document_chunks c WHERE c.id = chunk_id)
-        IN (SELECT id FROM collections)
-    );
-CREATE POLICY chunk_embeddings_insert ON chunk_embeddings FOR INSERT TO postrag_app
-    WITH CHECK ((
-        SELECT d.owner_id FROM document_chunks c JOIN documents d ON d.id = c.document_id
-        WHERE c.id = chunk_id
-    ) = (SELECT postrag_user_id()));
-CREATE POLICY chunk_embeddings_update ON chunk_embeddings FOR UPDATE TO postrag_app
-    USING ((
-        SELECT d.owner_id FROM document_chunks c JOIN documents d ON d.id = c.document_id
-        WHERE c.id = chunk_id
-    ) = (SELECT postrag_user_id()))
-    WITH CHECK ((
-        SELECT d.owner_id FROM document_chunks c JOIN documents d ON d.id = c.document_id
-        WHERE c.id = chunk_id
-    ) = (SELECT postrag_user_id()));
-CREATE POLICY chunk_embeddings_delete ON chunk_embeddings FOR DELETE TO postrag_app
-    USING ((
-        SELECT d.owner_id FROM document_chunks c JOIN documents d ON d.id = c.document_id
-        WHERE c.id = chunk_id
-    ) = (SELECT postrag_user_id()));
+SELECT pg_temp.read_write_policies(
+    'chunk_embeddings',
+    '(SELECT c.collection_id FROM document_chunks c WHERE c.id = chunk_id)'
+    ' IN (SELECT id FROM collections)',
+    '(SELECT d.owner_id FROM document_chunks c JOIN documents d ON d.id = c.document_id'
+    ' WHERE c.id = chunk_id) = (SELECT postrag_user_id())'
+);
 
 -- The BM25 tables hold each collection's words: readable with the collection, written (by the
 -- chunk triggers) as its owner.
-ALTER TABLE chunk_lexemes ENABLE ROW LEVEL SECURITY;
-CREATE POLICY chunk_lexemes_read ON chunk_lexemes FOR SELECT TO postrag_app
-    USING (collection_id IN (SELECT id FROM collections));
-CREATE POLICY chunk_lexemes_insert ON chunk_lexemes FOR INSERT TO postrag_app
-    WITH CHECK (collection_id IN (
-        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
-    ));
-CREATE POLICY chunk_lexemes_update ON chunk_lexemes FOR UPDATE TO postrag_app
-    USING (collection_id IN (
-        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
-    ))
-    WITH CHECK (collection_id IN (
-        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
-    ));
-CREATE POLICY chunk_lexemes_delete ON chunk_lexemes FOR DELETE TO postrag_app
-    USING (collection_id IN (
-        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
-    ));
+SELECT pg_temp.read_write_policies(
+    t,
+    'collection_id IN (SELECT id FROM collections)',
+    'collection_id IN (SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id()))'
+)
+FROM unnest(ARRAY['chunk_lexemes', 'collection_text_stats', 'collection_lexeme_stats']) AS t;
 
-ALTER TABLE collection_text_stats ENABLE ROW LEVEL SECURITY;
-CREATE POLICY collection_text_stats_read ON collection_text_stats FOR SELECT TO postrag_app
-    USING (collection_id IN (SELECT id FROM collections));
-CREATE POLICY collection_text_stats_insert ON collection_text_stats FOR INSERT TO postrag_app
-    WITH CHECK (collection_id IN (
-        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
-    ));
-CREATE POLICY collection_text_stats_update ON collection_text_stats FOR UPDATE TO postrag_app
-    USING (collection_id IN (
-        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
-    ))
-    WITH CHECK (collection_id IN (
-        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
-    ));
-CREATE POLICY collection_text_stats_delete ON collection_text_stats FOR DELETE TO postrag_app
-    USING (collection_id IN (
-        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
-    ));
+SELECT pg_temp.owner_policy(t, mine)
+FROM (VALUES
+    ('chats', 'owner_id = (SELECT postrag_user_id())'),
+    ('chat_messages', 'chat_id IN (SELECT id FROM chats)'),
+    ('user_preferences', 'user_id = (SELECT postrag_user_id())'),
+    ('api_tokens', 'user_id = (SELECT postrag_user_id())'),
+    ('connector_tokens', 'owner_id = (SELECT postrag_user_id())'),
+    ('request_counters', 'token_id IN (SELECT id FROM api_tokens)'),
+    ('llm_token_counters', 'user_id = (SELECT postrag_user_id())'),
+    ('api_usage', 'user_id = (SELECT postrag_user_id())')
+) AS v (t, mine);
 
-ALTER TABLE collection_lexeme_stats ENABLE ROW LEVEL SECURITY;
-CREATE POLICY collection_lexeme_stats_read ON collection_lexeme_stats FOR SELECT TO postrag_app
-    USING (collection_id IN (SELECT id FROM collections));
-CREATE POLICY collection_lexeme_stats_insert ON collection_lexeme_stats FOR INSERT TO postrag_app
-    WITH CHECK (collection_id IN (
-        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
-    ));
-CREATE POLICY collection_lexeme_stats_update ON collection_lexeme_stats FOR UPDATE TO postrag_app
-    USING (collection_id IN (
-        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
-    ))
-    WITH CHECK (collection_id IN (
-        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
-    ));
-CREATE POLICY collection_lexeme_stats_delete ON collection_lexeme_stats FOR DELETE TO postrag_app
-    USING (collection_id IN (
-        SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id())
-    ));
-
-ALTER TABLE chats ENABLE ROW LEVEL SECURITY;
-CREATE POLICY chats_owner ON chats FOR ALL TO postrag_app
-    USING (owner_id = (SELECT postrag_user_id()))
-    WITH CHECK (owner_id = (SELECT postrag_user_id()));
-
-ALTER TABLE chat_messages ENABLE ROW LEVEL SECURITY;
-CREATE POLICY chat_messages_owner ON chat_messages FOR ALL TO postrag_app
-    USING (chat_id IN (SELECT id FROM chats)) WITH CHECK (chat_id IN (SELECT id FROM chats));
-
-ALTER TABLE user_preferences ENABLE ROW LEVEL SECURITY;
-CREATE POLICY user_preferences_owner ON user_preferences FOR ALL TO postrag_app
-    USING (user_id = (SELECT postrag_user_id())) WITH CHECK (user_id = (SELECT postrag_user_id()));
-
-ALTER TABLE api_tokens ENABLE ROW LEVEL SECURITY;
-CREATE POLICY api_tokens_owner ON api_tokens FOR ALL TO postrag_app
-    USING (user_id = (SELECT postrag_user_id())) WITH CHECK (user_id = (SELECT postrag_user_id()));
-
-ALTER TABLE connector_tokens ENABLE ROW LEVEL SECURITY;
-CREATE POLICY connector_tokens_owner ON connector_tokens FOR ALL TO postrag_app
-    USING (owner_id = (SELECT postrag_user_id()))
-    WITH CHECK (owner_id = (SELECT postrag_user_id()));
-
-ALTER TABLE request_counters ENABLE ROW LEVEL SECURITY;
-CREATE POLICY request_counters_owner ON request_counters FOR ALL TO postrag_app
-    USING (token_id IN (SELECT id FROM api_tokens))
-    WITH CHECK (token_id IN (SELECT id FROM api_tokens));
-
-ALTER TABLE llm_token_counters ENABLE ROW LEVEL SECURITY;
-CREATE POLICY llm_token_counters_owner ON llm_token_counters FOR ALL TO postrag_app
-    USING (user_id = (SELECT postrag_user_id())) WITH CHECK (user_id = (SELECT postrag_user_id()));
-
--- Usage is yours; admins read everyone's (GET /api/v1/usage).
-ALTER TABLE api_usage ENABLE ROW LEVEL SECURITY;
-CREATE POLICY api_usage_owner ON api_usage FOR ALL TO postrag_app
-    USING (user_id = (SELECT postrag_user_id())) WITH CHECK (user_id = (SELECT postrag_user_id()));
-
+-- Usage is yours (above); admins read everyone's (GET /api/v1/usage).
 CREATE POLICY api_usage_admin_read ON api_usage FOR SELECT TO postrag_app
     USING ((SELECT postrag_user_is_admin()));
+
+DROP FUNCTION pg_temp.read_write_policies(text, text, text);
+DROP FUNCTION pg_temp.owner_policy(text, text);
