@@ -29,7 +29,7 @@ from app.api import (
     usage,
     users,
 )
-from app.db import migrations, server
+from app.db import migrations, scope, server
 from app.db.pool import open_pool
 from app.logredact import install as install_log_redaction
 from app.providers.embeddings import QueryEmbedders, make_embedder
@@ -65,6 +65,11 @@ def prepare_database(settings: Settings, *, migrate: bool | None = None) -> Sett
     else:
         migrations.validate(resolved.url, settings.migrations_dir)
     with psycopg.connect(resolved.url, autocommit=True, row_factory=dict_row) as conn:
+        if not scope.app_role_exists(conn):  # pool connections act as it (row-level security)
+            raise migrations.MigrationError(
+                f"the database has no role {scope.APP_ROLE} (made by migration V2_5): apply the"
+                " migrations with `postrag migrate`"
+            )
         connector_service.check_keys(conn, settings)  # before any token is read or written
     return settings.with_database_url(resolved.url)
 
@@ -90,7 +95,7 @@ def resolve_llm(settings: Settings) -> str:
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    install_log_redaction()  # first: creating the first admin logs its token
+    install_log_redaction()  # first, before anything logs
     settings = prepare_database(settings or Settings.from_env())
     assert settings.database_url is not None
 
@@ -133,7 +138,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     llm = LLMClients(settings, resolve_llm(settings))
     if settings.chat_model and llm.provider in ("ollama", "openai"):
-        with pool.connection() as conn:
+        with pool.connection() as conn, scope.acting_as_owner(conn):
             llm_model_service.register_configured_chat_model(
                 cast(Conn, conn), llm.provider, settings.chat_model
             )

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 from app.services.tokens import TOKEN_MARK
 
 REDACTED = "[REDACTED]"
-# The loggers that write request lines themselves (their own handlers, or no propagation).
-SERVER_LOGGERS = ("werkzeug", "gunicorn.error", "gunicorn.access")
 
 _QUOTED = r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"
 _AUTHORIZATION = re.compile(
@@ -79,16 +78,17 @@ class RedactingFilter(logging.Filter):
 
 
 def install() -> None:
-    """Filter the root logger's handlers and the server loggers (and their handlers); idempotent.
+    """Redact every log record as it is made, whichever logger sends it and whichever handler
+    (added before or after this call) writes it; idempotent."""
+    make_record = logging.getLogRecordFactory()
+    if getattr(make_record, "redacting", False):
+        return
+    scrub = RedactingFilter()
 
-    Handlers see records propagated from every logger, so filtering them covers the app's own
-    loggers; the server loggers are filtered themselves, so handlers they get later are covered.
-    """
-    root = logging.getLogger()
-    targets: list[logging.Filterer] = [root, *root.handlers]
-    for name in SERVER_LOGGERS:
-        logger = logging.getLogger(name)
-        targets += [logger, *logger.handlers]
-    for target in targets:
-        if not any(isinstance(f, RedactingFilter) for f in target.filters):
-            target.addFilter(RedactingFilter())
+    def redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        scrub.filter(record)
+        return record
+
+    redacting_factory.redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(redacting_factory)

@@ -64,7 +64,7 @@ def test_init_schema_creates_a_least_privileged_role_that_runs_migrations(server
                 scope.APP_ROLE,
                 0,
             )
-            scope.act_as_nobody(conn)
+            scope.act_as_owner(conn)
             try:
                 conn.execute("CREATE TABLE public.intruder (id int)")
                 created_in_public = True

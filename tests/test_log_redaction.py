@@ -80,11 +80,21 @@ def test_the_filter_rewrites_message_and_arguments():
     assert redacting.filter(broken) and broken.args == ("three",)
 
 
-def test_install_is_idempotent():
-    werkzeug = logging.getLogger("werkzeug")
+def test_install_is_idempotent_and_covers_loggers_and_handlers_made_later():
     install()
+    factory = logging.getLogRecordFactory()
     install()
-    assert sum(isinstance(f, RedactingFilter) for f in werkzeug.filters) == 1
+    assert logging.getLogRecordFactory() is factory
+    late = logging.getLogger("postrag.test.late")
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    late.addHandler(handler)
+    try:
+        late.warning("Authorization: Bearer %s", "abcdefgh12345678")
+    finally:
+        late.removeHandler(handler)
+    assert seen == [f"Authorization: {REDACTED}"]
 
 
 def _messages(records) -> str:

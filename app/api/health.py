@@ -39,9 +39,9 @@ def healthz() -> Liveness:
 def readyz() -> Response:
     settings = current_app.extensions["postrag.settings"]
     conn = db()
-    # The server's state is nobody's data; checked as the connecting role, which can read the
-    # migrations table (and still can when a rollback has taken postrag_app's grants away).
-    scope.act_as_nobody(conn)
+    # The server's state is nobody's data; checked as the tables' owner, which can read the
+    # migrations table (postrag_app may not).
+    scope.act_as_owner(conn)
     ready, details = health.readiness(conn, settings.migrations_dir)
     body = {"status": "ready" if ready else "not ready", **details}
     return Response(json.dumps(body), status=200 if ready else 503, mimetype="application/json")

@@ -1,4 +1,5 @@
-"""The app's one connection pool: autocommit, dict rows, pgvector types on every connection."""
+"""The app's one connection pool: autocommit, dict rows, pgvector types, and every connection
+acting for nobody (role postrag_app, no user: app/db/scope.py) until it acts for someone."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from app.db.scope import act_as_nobody
+from app.db.scope import act_as_anonymous
 from app.settings import Settings
 
 
@@ -15,10 +16,11 @@ def _configure(conn: psycopg.Connection) -> None:
     register_vector(conn)
     # Timestamps leave the API in UTC whatever the server's or database's TimeZone is.
     conn.execute("SET TimeZone = 'UTC'")
+    act_as_anonymous(conn)  # closed by default: no user-owned row until it acts for someone
 
 
 def _reset(conn: psycopg.Connection) -> None:
-    act_as_nobody(conn)  # a connection goes back to the pool as nobody (app/db/scope.py)
+    act_as_anonymous(conn)  # whoever it acted for, it goes back to the pool acting for nobody
 
 
 def open_pool(url: str, settings: Settings) -> ConnectionPool:

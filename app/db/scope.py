@@ -1,13 +1,20 @@
-"""Acting as a user: the Row-Level Security switch (policies in sql/migrations/V2_5).
+"""Who the database thinks is asking: the Row-Level Security switch (policies: sql/migrations/V2_5).
 
-`act_as(conn, user_id)` makes a connection's next statements run as the role postrag_app with
-`postrag.user_id` set, so PostgreSQL itself hides every row the user may not see, whatever the
-SQL forgets to filter. `act_as_nobody(conn)` switches back to the connecting role (the tables'
-owner), for work that is nobody's: the job queue, start-up, token lookup, administration.
+Three states, each a role and a `postrag.user_id`:
+- `act_as(conn, user_id)`: role postrag_app and the user's id; PostgreSQL hides every row the
+  user may not see, whatever the SQL forgets to filter.
+- `act_as_anonymous(conn)`: role postrag_app and no user: no user-owned row at all. Every pooled
+  connection starts this way and goes back to the pool this way (app/db/pool.py), so code that
+  forgets to say who it acts for sees nothing rather than everything.
+- `act_as_owner(conn)`: the connecting role, which owns the tables and bypasses the policies,
+  for work that is nobody's: token lookup, readiness, start-up. Workers and the CLI open their
+  own connections, which are the owner's unless they act as someone (a worker acts as the owner
+  of the document it ingests).
 
-Pool connections run in autocommit mode, one transaction per statement, so the setting is made
-for the session and undone when the connection goes back to the pool (`reset`, app/db/pool.py)
-or when the work is done; inside a transaction that rolls back, PostgreSQL undoes it too.
+Pool connections run in autocommit mode, one transaction per statement, so the state belongs to
+the session until it is changed again; inside a transaction that rolls back, PostgreSQL undoes
+it too. RLS guards against queries that forget their owner filter, not against SQL injection: the
+connecting role may always switch back (all SQL here uses bound parameters).
 """
 
 from __future__ import annotations
@@ -22,12 +29,10 @@ from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool
 
 APP_ROLE = "postrag_app"
-
+_OWNER = "none"  # SET ROLE NONE: back to the connecting role
 
 _SET = "SELECT set_config('role', %(role)s, false), set_config('postrag.user_id', %(user)s, false)"
 _CURRENT = "SELECT current_setting('role'), coalesce(current_setting('postrag.user_id', true), '')"
-
-
 # The search path resolved for the connecting role: "$user" would name postrag_app's (missing)
 # schema after the switch, and the tables live in the connecting role's (docker/init_schema.sh).
 _PIN_PATH = (
@@ -40,15 +45,18 @@ def act_as(conn: psycopg.Connection[Any], user_id: int) -> None:
     conn.execute(_SET + _PIN_PATH, {"role": APP_ROLE, "user": str(int(user_id))})
 
 
-def act_as_nobody(conn: psycopg.Connection[Any]) -> None:
-    conn.execute(_SET, {"role": "none", "user": ""})
+def act_as_anonymous(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(_SET + _PIN_PATH, {"role": APP_ROLE, "user": ""})
+
+
+def act_as_owner(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(_SET, {"role": _OWNER, "user": ""})
 
 
 @contextmanager
-def acting_as(conn: psycopg.Connection[Any], user_id: int) -> Iterator[None]:
-    """Run the block as `user_id`, then act as before (a user, or nobody), even after errors."""
+def _switched(conn: psycopg.Connection[Any], role: str, user: str) -> Iterator[None]:
     before = conn.cursor(row_factory=tuple_row).execute(_CURRENT).fetchone()
-    act_as(conn, user_id)
+    conn.execute(_SET + _PIN_PATH, {"role": role, "user": user})
     try:
         yield
     finally:
@@ -58,9 +66,24 @@ def acting_as(conn: psycopg.Connection[Any], user_id: int) -> Iterator[None]:
             conn.execute(_SET, {"role": before[0], "user": before[1]})
 
 
+def acting_as(conn: psycopg.Connection[Any], user_id: int) -> Any:
+    """Run the block as `user_id`, then act as before, even after errors."""
+    return _switched(conn, APP_ROLE, str(int(user_id)))
+
+
+def acting_as_owner(conn: psycopg.Connection[Any]) -> Any:
+    """Run the block as the tables' owner (nobody's work), then act as before."""
+    return _switched(conn, _OWNER, "")
+
+
 @contextmanager
 def user_connection(pool: ConnectionPool[Any], user_id: int) -> Iterator[psycopg.Connection[Any]]:
-    """A pooled connection acting as `user_id` (the pool's reset undoes it on return)."""
+    """A pooled connection acting as `user_id` (anonymous again once back in the pool)."""
     with pool.connection() as conn:
         act_as(conn, user_id)
         yield conn
+
+
+def app_role_exists(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %(role)s", {"role": APP_ROLE})
+    return row.fetchone() is not None

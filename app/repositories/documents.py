@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from app.repositories import Conn, Row, returned
@@ -222,9 +223,18 @@ def replace_chunks(
     _copy_in(
         conn,
         "document_chunks",
-        "id int8, document_id int8, ordinal int4, text text, token_count int4, page int4,"
-        " char_start int4, char_end int4, heading_path text[], metadata jsonb",
-        ["int8", "int8", "int4", "text", "int4", "int4", "int4", "int4", "text[]", "jsonb"],
+        [
+            ("id", "int8"),
+            ("document_id", "int8"),
+            ("ordinal", "int4"),
+            ("text", "text"),
+            ("token_count", "int4"),
+            ("page", "int4"),
+            ("char_start", "int4"),
+            ("char_end", "int4"),
+            ("heading_path", "text[]"),
+            ("metadata", "jsonb"),
+        ],
         rows,
     )
     copy_embeddings(conn, space_id, ids, vectors)
@@ -239,32 +249,39 @@ def copy_embeddings(
     _copy_in(
         conn,
         "chunk_embeddings",
-        "chunk_id int8, space_id int8, embedding vector",
-        ["int8", "int8", "vector"],
+        [("chunk_id", "int8"), ("space_id", "int8"), ("embedding", "vector")],
         rows,
     )
 
 
 def _copy_in(
-    conn: Conn, table: str, columns: str, types: list[str], rows: Iterable[tuple[Any, ...]]
+    conn: Conn, table: str, columns: list[tuple[str, str]], rows: Iterable[tuple[Any, ...]]
 ) -> None:
     """In the caller's transaction: binary COPY into a temporary table, then INSERT from it.
 
     COPY FROM cannot write to tables under row-level security, but an INSERT can, with every
     policy checked; the staging table is the transaction's own and goes away at commit.
+    `columns` are (name, type) pairs; the types are PostgreSQL's names for our own columns.
     """
-    staging = f"{table}_staging"
-    conn.execute(f"CREATE TEMPORARY TABLE {staging} ({columns}) ON COMMIT DROP")
-    with conn.cursor().copy(f"COPY {staging} FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(types)
+    staging = sql.Identifier(f"{table}_staging")
+    names = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
+    definitions = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in columns
+    )
+    conn.execute(
+        sql.SQL("CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP").format(staging, definitions)
+    )
+    with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(staging)) as copy:
+        copy.set_types([kind for _, kind in columns])
         for row in rows:
             copy.write_row(row)
-    names = ", ".join(part.split()[0] for part in columns.split(","))
     # The ids were drawn from the identity sequence up front (see replace_chunks).
     conn.execute(
-        f"INSERT INTO {table} ({names}) OVERRIDING SYSTEM VALUE SELECT {names} FROM {staging}"
+        sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}").format(
+            sql.Identifier(table), names, names, staging
+        )
     )
-    conn.execute(f"DROP TABLE {staging}")
+    conn.execute(sql.SQL("DROP TABLE {}").format(staging))
 
 
 def readable_placement(conn: Conn, user_id: int, wanted: list[int]) -> list[Row]:

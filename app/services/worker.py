@@ -15,6 +15,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import psycopg
@@ -146,11 +147,12 @@ class Worker:
         if job["kind"] == INGEST_DOCUMENT:
             document_id = int(job["payload"]["document_id"])
             document = document_repo.get(conn, document_id)
-            if document is None:  # deleted meanwhile: ingest_document finishes the job
-                ingestion.ingest_document(ctx, document_id, self.after_batch)
-                return
-            # The job runs as the document's owner: RLS shows it that user's rows only.
-            with scope.acting_as(conn, document["owner_id"]):
+            # As the document's owner, so RLS shows the job that user's rows only (a document
+            # deleted meanwhile: ingest_document just finishes the job).
+            owner = (
+                nullcontext() if document is None else scope.acting_as(conn, document["owner_id"])
+            )
+            with owner:
                 ingestion.ingest_document(ctx, document_id, self.after_batch)
         elif job["kind"] == spaces.EMBED_SPACE:
             ingestion.embed_space(ctx, ctx.space["id"])

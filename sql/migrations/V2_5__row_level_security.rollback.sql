@@ -1,5 +1,13 @@
 -- Undoes V2_5: policies, RLS and postrag_app's privileges in this database. The role itself
 -- stays: roles are cluster-wide and other databases may use it.
+DROP POLICY users_read ON users;
+DROP POLICY users_insert ON users;
+DROP POLICY users_update ON users;
+DROP POLICY users_delete ON users;
+DROP POLICY llm_models_read ON llm_models;
+DROP POLICY llm_models_insert ON llm_models;
+DROP POLICY llm_models_update ON llm_models;
+DROP POLICY llm_models_delete ON llm_models;
 DROP POLICY collections_read ON collections;
 DROP POLICY collections_insert ON collections;
 DROP POLICY collections_update ON collections;
@@ -41,6 +49,8 @@ DROP POLICY request_counters_owner ON request_counters;
 DROP POLICY llm_token_counters_owner ON llm_token_counters;
 DROP POLICY api_usage_owner ON api_usage;
 DROP POLICY api_usage_admin_read ON api_usage;
+ALTER TABLE users DISABLE ROW LEVEL SECURITY;
+ALTER TABLE llm_models DISABLE ROW LEVEL SECURITY;
 ALTER TABLE collections DISABLE ROW LEVEL SECURITY;
 ALTER TABLE documents DISABLE ROW LEVEL SECURITY;
 ALTER TABLE document_status_history DISABLE ROW LEVEL SECURITY;
@@ -61,14 +71,6 @@ DROP FUNCTION postrag_user_is_admin();
 DROP FUNCTION postrag_user_id();
 DO $$
 BEGIN
-    EXECUTE format(
-        'ALTER DEFAULT PRIVILEGES IN SCHEMA %I REVOKE ALL ON TABLES FROM postrag_app',
-        current_schema()
-    );
-    EXECUTE format(
-        'ALTER DEFAULT PRIVILEGES IN SCHEMA %I REVOKE ALL ON SEQUENCES FROM postrag_app',
-        current_schema()
-    );
     EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM postrag_app', current_schema());
     EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA %I FROM postrag_app', current_schema());
     EXECUTE format('REVOKE ALL ON SCHEMA %I FROM postrag_app', current_schema());

@@ -1,13 +1,12 @@
 -- V2_5: Row-Level Security on every user-owned table, as defence in depth under the app's own
 -- owner filters.
 --
--- Work done for a user runs as the role postrag_app (NOLOGIN, NOBYPASSRLS, not a table owner):
--- the app switches to it with SET ROLE once it knows who is asking, and sets postrag.user_id
--- to that user's id (app/db/scope.py); returning the connection to the pool resets both. The
--- policies below apply to postrag_app only, so work that is nobody's (migrations, the job queue's
--- bookkeeping, start-up, CLI administration, token lookup before the token is known) keeps
--- running as the connecting role, which owns the tables. With postrag.user_id unset,
--- postrag_app sees no user-owned row at all.
+-- Every pooled connection runs as the role postrag_app (NOLOGIN, NOBYPASSRLS, owns nothing),
+-- and once the app knows who is asking, with postrag.user_id set to that user's id
+-- (app/db/scope.py). With postrag.user_id unset, postrag_app sees no user-owned row at all. The
+-- policies apply to postrag_app only, so work that is nobody's (migrations, workers' queue
+-- bookkeeping, start-up, the CLI, token lookup before the token is known) runs as the connecting
+-- role, which owns the tables.
 --
 -- Readability is defined once, on collections (mine or shared); documents, chunks, vectors and
 -- the BM25 tables read through it, because a policy's subquery is itself filtered by the
@@ -58,24 +57,20 @@ DO $$
 BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO postrag_app', current_schema());
     EXECUTE format(
-        'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO postrag_app',
-        current_schema()
-    );
-    EXECUTE format(
         'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO postrag_app', current_schema()
-    );
-    -- Tables that later migrations create get the same grants.
-    EXECUTE format(
-        'ALTER DEFAULT PRIVILEGES IN SCHEMA %I'
-        ' GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO postrag_app',
-        current_schema()
-    );
-    EXECUTE format(
-        'ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT USAGE, SELECT ON SEQUENCES TO postrag_app',
-        current_schema()
     );
 END
 $$;
+
+-- Table by table: nothing on the migration bookkeeping, read-only on embedding spaces (workers
+-- manage them as the owner). A later migration's table gets no access until it grants some.
+GRANT SELECT, INSERT, UPDATE, DELETE ON
+    users, api_tokens, llm_models, collections, documents, document_status_history,
+    user_preferences, document_chunks, chunk_embeddings, chats, chat_messages, jobs,
+    chunk_lexemes, collection_text_stats, collection_lexeme_stats, connector_tokens,
+    request_counters, llm_token_counters, api_usage
+TO postrag_app;
+GRANT SELECT ON embedding_spaces TO postrag_app;
 
 -- The acting user, or NULL when none is set (then no policy matches).
 CREATE FUNCTION postrag_user_id() RETURNS bigint
@@ -83,8 +78,10 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT nullif(current_setting('postrag.user_id', true), '')::bigint
 $$;
 
+-- Whether the acting user is an admin. It runs as its owner (the tables' owner), so that the
+-- policies on users can call it without recursing into themselves.
 CREATE FUNCTION postrag_user_is_admin() RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
     SELECT EXISTS (SELECT 1 FROM users WHERE id = postrag_user_id() AND role = 'admin')
 $$;
 
@@ -113,6 +110,19 @@ BEGIN
                    t || '_owner', t, mine, mine);
 END
 $$;
+
+-- Users see themselves; admins see and manage everyone (no one else can make an admin).
+SELECT pg_temp.read_write_policies(
+    'users',
+    'id = (SELECT postrag_user_id()) OR (SELECT postrag_user_is_admin())',
+    '(SELECT postrag_user_is_admin())'
+);
+-- The model registry: everyone reads it, admins change it.
+SELECT pg_temp.read_write_policies(
+    'llm_models',
+    '(SELECT postrag_user_id()) IS NOT NULL',
+    '(SELECT postrag_user_is_admin())'
+);
 
 -- Shared collections are readable by every user (not by nobody); only owners change them.
 SELECT pg_temp.read_write_policies(
