@@ -245,6 +245,12 @@ def test_only_admins_change_users_and_models(two_users, database_url):
             conn.execute(
                 "INSERT INTO llm_models (provider, name, kind) VALUES ('ollama', 'x', 'chat')"
             )
+        with scope.acting_as(conn, ids["bob"]):
+            # Bob reaches the model (preferences lock it) but may not change it.
+            locked = conn.execute("SELECT name FROM llm_models WHERE name = 'x' FOR KEY SHARE")
+            assert locked.fetchall() == [("x",)]
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("UPDATE llm_models SET context_length = 1 WHERE name = 'x'")
         assert conn.execute("SELECT role FROM users WHERE id = %s", (ids["bob"],)).fetchone() == (
             "user",
         )

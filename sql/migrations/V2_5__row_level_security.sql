@@ -117,12 +117,15 @@ SELECT pg_temp.read_write_policies(
     'id = (SELECT postrag_user_id()) OR (SELECT postrag_user_is_admin())',
     '(SELECT postrag_user_is_admin())'
 );
--- The model registry: everyone reads it, admins change it.
+-- The model registry: everyone reads it, admins change it. Its update rule lets everyone reach
+-- the rows (a preference locks its model FOR KEY SHARE, which takes the update rule) while only
+-- admins may write them.
 SELECT pg_temp.read_write_policies(
     'llm_models',
     '(SELECT postrag_user_id()) IS NOT NULL',
     '(SELECT postrag_user_is_admin())'
 );
+ALTER POLICY llm_models_update ON llm_models USING ((SELECT postrag_user_id()) IS NOT NULL);
 
 -- Shared collections are readable by every user (not by nobody); only owners change them.
 SELECT pg_temp.read_write_policies(
