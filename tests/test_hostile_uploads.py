@@ -64,24 +64,31 @@ def _docx_bytes(text: str = "Hello from a small document.") -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(scope="module")
-def docx_bomb() -> bytes:
-    """A valid DOCX whose word/document.xml unpacks to 256 MB (of whitespace between elements)."""
+def _docx_with_document(start: bytes, end: bytes, *, zip64: bool = True) -> bytes:
+    """A DOCX whose word/document.xml is `start`, BOMB_BYTES of spaces, then `end`: a few
+    hundred kilobytes deflated."""
     source = zipfile.ZipFile(io.BytesIO(_docx_bytes()))
-    bomb = io.BytesIO()
-    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for info in source.infolist():
             if info.filename != "word/document.xml":
                 archive.writestr(info.filename, source.read(info))
                 continue
-            head, tail = source.read(info).split(b"<w:body>")
-            with archive.open(info.filename, "w", force_zip64=True) as part:
-                part.write(head + b"<w:body>")
+            with archive.open(info.filename, "w", force_zip64=zip64) as part:
+                part.write(start)
                 padding = b" " * (1024 * 1024)
                 for _ in range(BOMB_BYTES // len(padding)):
                     part.write(padding)
-                part.write(tail)
-    return bomb.getvalue()
+                part.write(end)
+    return packed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def docx_bomb() -> bytes:
+    """A valid DOCX whose word/document.xml unpacks to 256 MB (of whitespace between elements)."""
+    document = zipfile.ZipFile(io.BytesIO(_docx_bytes())).read("word/document.xml")
+    head, tail = document.split(b"<w:body>")
+    return _docx_with_document(head + b"<w:body>", tail)
 
 
 def _pdf(objects: list[bytes]) -> bytes:
@@ -245,21 +252,8 @@ def _lying_about_its_size(archive: bytes, name: bytes, declared: int, first: byt
 
 
 def test_docx_parts_lying_about_their_size_are_not_unpacked_in_full():
-    source = zipfile.ZipFile(io.BytesIO(_docx_bytes()))
-    packed = io.BytesIO()
-    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        for info in source.infolist():
-            if info.filename != "word/document.xml":
-                archive.writestr(info.filename, source.read(info))
-                continue
-            with archive.open(info.filename, "w") as part:
-                part.write(b"<?xml")
-                padding = b" " * (1024 * 1024)
-                for _ in range(BOMB_BYTES // len(padding)):
-                    part.write(padding)
-    liar = _lying_about_its_size(
-        packed.getvalue(), b"word/document.xml", 1000, b"<?xml" + b" " * 995
-    )
+    packed = _docx_with_document(b"<?xml", b"", zip64=False)  # sizes in the 32-bit fields
+    liar = _lying_about_its_size(packed, b"word/document.xml", 1000, b"<?xml" + b" " * 995)
     assert zipfile.ZipFile(io.BytesIO(liar)).getinfo("word/document.xml").file_size == 1000
     assert _peak_refusing(liar, "cannot read") < 32 * 1024 * 1024
 
