@@ -36,14 +36,14 @@ def register_accounting(app: Flask) -> None:
         }
         started, llm_usage = g.started, g.llm_usage
 
-        def _record() -> None:
+        def _record(conn: Any = None) -> None:
             values["latency_ms"] = int((time.monotonic() - started) * 1000)
             values["prompt_tokens"] = llm_usage.get("prompt_tokens")
             values["completion_tokens"] = llm_usage.get("completion_tokens")
-            usage.record(pool, values)
+            usage.record(pool, values, conn)
 
         if response.is_streamed:
-            response.call_on_close(_record)  # once the stream has ended
+            response.call_on_close(_record)  # once the stream has ended, on a connection of its own
         else:
-            _record()
+            _record(g.get("db_conn"))  # the request's, acting as the caller, when it holds one
         return response

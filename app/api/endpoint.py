@@ -166,8 +166,12 @@ def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
 
 
 def _authorize(auth: Auth, reads_only: bool) -> None:
-    with scope.acting_as_owner(db()):  # the one lookup made before anyone is known
+    scope.act_as_owner(db())  # the one lookup made before anyone is known
+    try:
         who = tokens.authenticate(db(), request.headers.get("Authorization"))
+    except BaseException:
+        scope.act_as_anonymous(db())
+        raise
     g.principal = who  # from here on the request is accounted to this token
     scope.act_as(db(), who.user_id)  # and PostgreSQL shows it only this user's rows (RLS)
     limit = current_app.extensions["postrag.settings"].rate_limit_per_minute

@@ -10,6 +10,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg import pq
 from psycopg_pool import ConnectionPool
 
 from app.db import scope
@@ -73,11 +74,15 @@ def add_llm_tokens(pool: ConnectionPool[Any], user_id: int, tokens: int) -> None
         usage_repo.add_llm_tokens(conn, user_id, _window(DAY)[0], tokens)
 
 
-def record(pool: ConnectionPool[Any], values: dict[str, Any]) -> None:
-    """Log one request; a failure is logged, never raised (the answer has been sent)."""
+def record(pool: ConnectionPool[Any], values: dict[str, Any], conn: Any = None) -> None:
+    """Log one request, on `conn` (acting as the user) when it is idle, else on a pooled one;
+    a failure is logged, never raised (the answer has been sent)."""
     try:
-        with scope.user_connection(pool, values["user_id"]) as conn:
+        if conn is not None and conn.info.transaction_status == pq.TransactionStatus.IDLE:
             usage_repo.record(conn, values)
+            return
+        with scope.user_connection(pool, values["user_id"]) as pooled:
+            usage_repo.record(pooled, values)
     except Exception:
         log.exception("could not record the usage of %s %s", values["method"], values["route"])
 
