@@ -406,25 +406,23 @@ def test_reindex_processes_again(app, client, admin, collection):
     assert history.count("indexed") == 2
 
 
-def test_content_download_header_has_no_control_characters(client, admin, collection):
+def _download_disposition(client, admin, collection, title: str, text: str) -> str:
+    """The Content-Disposition of a JSON-text document titled `title`, downloaded."""
     created = client.post(
         "/api/v1/documents",
-        json={"collection_id": collection, "title": "bad\x1fname\x7f", "text": "hello there"},
+        json={"collection_id": collection, "title": title, "text": text},
         headers=admin,
     )
     assert created.status_code == 202, created.json
     response = client.get(f"/api/v1/documents/{created.json['id']}/content", headers=admin)
     assert response.status_code == 200
-    disposition = response.headers["Content-Disposition"]
+    return str(response.headers["Content-Disposition"])
+
+
+def test_content_download_header_has_no_control_characters(client, admin, collection):
+    disposition = _download_disposition(client, admin, collection, "bad\x1fname\x7f", "hello")
     assert disposition.startswith("attachment")
     assert not any(ord(c) < 32 or ord(c) == 127 for c in disposition)
-    unicode = client.post(
-        "/api/v1/documents",
-        json={"collection_id": collection, "title": "报告 \U0008eaf5", "text": "other text"},
-        headers=admin,
-    )
-    assert unicode.status_code == 202, unicode.json
-    response = client.get(f"/api/v1/documents/{unicode.json['id']}/content", headers=admin)
-    disposition = response.headers["Content-Disposition"]
+    disposition = _download_disposition(client, admin, collection, "报告 \U0008eaf5", "other")
     disposition.encode("ascii")  # what every server can send
     assert "filename*=UTF-8''" in disposition and "%E6%8A%A5%E5%91%8A" in disposition
