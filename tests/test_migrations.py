@@ -319,3 +319,9 @@ def test_embedding_space_index_is_used_and_enforces_the_dimension(database_url):
         conn.execute("DELETE FROM documents WHERE id = %s", (doc,))
         left = conn.execute("SELECT count(*) FROM chunk_embeddings").fetchone()
     assert left == (0,)
+
+
+def test_migrating_prints_nothing(make_database, capsys):
+    # yoyo prints the rows of any statement that returns some: a first start stays quiet.
+    migrations.migrate(make_database(), MIGRATIONS_DIR)
+    assert capsys.readouterr().out == ""

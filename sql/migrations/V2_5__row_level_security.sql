@@ -111,75 +111,80 @@ BEGIN
 END
 $$;
 
--- Users see themselves; admins see and manage everyone (no one else can make an admin).
-SELECT pg_temp.read_write_policies(
-    'users',
-    'id = (SELECT postrag_user_id()) OR (SELECT postrag_user_is_admin())',
-    '(SELECT postrag_user_is_admin())'
-);
--- The model registry: everyone reads it, admins change it. Its update rule lets everyone reach
--- the rows (a preference locks its model FOR KEY SHARE, which takes the update rule) while only
--- admins may write them.
-SELECT pg_temp.read_write_policies(
-    'llm_models',
-    '(SELECT postrag_user_id()) IS NOT NULL',
-    '(SELECT postrag_user_is_admin())'
-);
-ALTER POLICY llm_models_update ON llm_models USING ((SELECT postrag_user_id()) IS NOT NULL);
+-- The policies, in PL/pgSQL: a top-level SELECT would print its rows when the migration runs.
+DO $$
+BEGIN
+    -- Users see themselves; admins see and manage everyone (no one else can make an admin).
+    PERFORM pg_temp.read_write_policies(
+        'users',
+        'id = (SELECT postrag_user_id()) OR (SELECT postrag_user_is_admin())',
+        '(SELECT postrag_user_is_admin())'
+    );
+    -- The model registry: everyone reads it, admins change it. Its update rule lets everyone reach
+    -- the rows (a preference locks its model FOR KEY SHARE, which takes the update rule) while only
+    -- admins may write them.
+    PERFORM pg_temp.read_write_policies(
+        'llm_models',
+        '(SELECT postrag_user_id()) IS NOT NULL',
+        '(SELECT postrag_user_is_admin())'
+    );
+    ALTER POLICY llm_models_update ON llm_models USING ((SELECT postrag_user_id()) IS NOT NULL);
 
--- Shared collections are readable by every user (not by nobody); only owners change them.
-SELECT pg_temp.read_write_policies(
-    'collections',
-    'owner_id = (SELECT postrag_user_id())'
-    ' OR (is_shared AND (SELECT postrag_user_id()) IS NOT NULL)',
-    'owner_id = (SELECT postrag_user_id())'
-);
-SELECT pg_temp.read_write_policies(
-    'documents',
-    'collection_id IN (SELECT id FROM collections)',
-    'owner_id = (SELECT postrag_user_id())'
-);
-SELECT pg_temp.read_write_policies(
-    t,
-    readable,
-    'document_id IN (SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id()))'
-)
-FROM (VALUES
-    ('document_status_history', 'document_id IN (SELECT id FROM documents)'),
-    ('document_chunks', 'collection_id IN (SELECT id FROM collections)')
-) AS v (t, readable);
+    -- Shared collections are readable by every user (not by nobody); only owners change them.
+    PERFORM pg_temp.read_write_policies(
+        'collections',
+        'owner_id = (SELECT postrag_user_id())'
+        ' OR (is_shared AND (SELECT postrag_user_id()) IS NOT NULL)',
+        'owner_id = (SELECT postrag_user_id())'
+    );
+    PERFORM pg_temp.read_write_policies(
+        'documents',
+        'collection_id IN (SELECT id FROM collections)',
+        'owner_id = (SELECT postrag_user_id())'
+    );
+    PERFORM pg_temp.read_write_policies(
+        t,
+        readable,
+        'document_id IN (SELECT id FROM documents WHERE owner_id = (SELECT postrag_user_id()))'
+    )
+    FROM (VALUES
+        ('document_status_history', 'document_id IN (SELECT id FROM documents)'),
+        ('document_chunks', 'collection_id IN (SELECT id FROM collections)')
+    ) AS v (t, readable);
 
--- A vector is readable with its chunk. The chunk is looked up by primary key for each row the
--- HNSW scan returns: an EXISTS here would be planned as a hash of every readable chunk id,
--- built for each search.
-SELECT pg_temp.read_write_policies(
-    'chunk_embeddings',
-    '(SELECT c.collection_id FROM document_chunks c WHERE c.id = chunk_id)'
-    ' IN (SELECT id FROM collections)',
-    '(SELECT d.owner_id FROM document_chunks c JOIN documents d ON d.id = c.document_id'
-    ' WHERE c.id = chunk_id) = (SELECT postrag_user_id())'
-);
+    -- A vector is readable with its chunk. The chunk is looked up by primary key for each row the
+    -- HNSW scan returns: an EXISTS here would be planned as a hash of every readable chunk id,
+    -- built for each search.
+    PERFORM pg_temp.read_write_policies(
+        'chunk_embeddings',
+        '(SELECT c.collection_id FROM document_chunks c WHERE c.id = chunk_id)'
+        ' IN (SELECT id FROM collections)',
+        '(SELECT d.owner_id FROM document_chunks c JOIN documents d ON d.id = c.document_id'
+        ' WHERE c.id = chunk_id) = (SELECT postrag_user_id())'
+    );
 
--- The BM25 tables hold each collection's words: readable with the collection, written (by the
--- chunk triggers) as its owner.
-SELECT pg_temp.read_write_policies(
-    t,
-    'collection_id IN (SELECT id FROM collections)',
-    'collection_id IN (SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id()))'
-)
-FROM unnest(ARRAY['chunk_lexemes', 'collection_text_stats', 'collection_lexeme_stats']) AS t;
+    -- The BM25 tables hold each collection's words: readable with the collection, written (by the
+    -- chunk triggers) as its owner.
+    PERFORM pg_temp.read_write_policies(
+        t,
+        'collection_id IN (SELECT id FROM collections)',
+        'collection_id IN (SELECT id FROM collections WHERE owner_id = (SELECT postrag_user_id()))'
+    )
+    FROM unnest(ARRAY['chunk_lexemes', 'collection_text_stats', 'collection_lexeme_stats']) AS t;
 
-SELECT pg_temp.owner_policy(t, mine)
-FROM (VALUES
-    ('chats', 'owner_id = (SELECT postrag_user_id())'),
-    ('chat_messages', 'chat_id IN (SELECT id FROM chats)'),
-    ('user_preferences', 'user_id = (SELECT postrag_user_id())'),
-    ('api_tokens', 'user_id = (SELECT postrag_user_id())'),
-    ('connector_tokens', 'owner_id = (SELECT postrag_user_id())'),
-    ('request_counters', 'token_id IN (SELECT id FROM api_tokens)'),
-    ('llm_token_counters', 'user_id = (SELECT postrag_user_id())'),
-    ('api_usage', 'user_id = (SELECT postrag_user_id())')
-) AS v (t, mine);
+    PERFORM pg_temp.owner_policy(t, mine)
+    FROM (VALUES
+        ('chats', 'owner_id = (SELECT postrag_user_id())'),
+        ('chat_messages', 'chat_id IN (SELECT id FROM chats)'),
+        ('user_preferences', 'user_id = (SELECT postrag_user_id())'),
+        ('api_tokens', 'user_id = (SELECT postrag_user_id())'),
+        ('connector_tokens', 'owner_id = (SELECT postrag_user_id())'),
+        ('request_counters', 'token_id IN (SELECT id FROM api_tokens)'),
+        ('llm_token_counters', 'user_id = (SELECT postrag_user_id())'),
+        ('api_usage', 'user_id = (SELECT postrag_user_id())')
+    ) AS v (t, mine);
+END
+$$;
 
 -- Usage is yours (above); admins read everyone's (GET /api/v1/usage).
 CREATE POLICY api_usage_admin_read ON api_usage FOR SELECT TO postrag_app
