@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -92,29 +91,16 @@ _PASS_THROUGH = {
 }
 
 
-def _client_version(executable: str) -> int:
-    """The major version a client tool reports (`pg_dump (PostgreSQL) 18.4` -> 18), or 0."""
-    try:
-        out = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=10)
-    except OSError:
-        return 0
-    digits = out.stdout.split()[-1].split(".")[0] if out.stdout.split() else ""
-    return int(digits) if digits.isdigit() else 0
-
-
 def _run_client(tool: str, args: tuple[str, ...]) -> None:
     """Run a PostgreSQL client tool on the configured database and exit with its code.
 
     Of the bundled tool and the system's, the newer one runs: pg_dump refuses servers newer than
     itself, and a newer psql knows every older server's catalogs.
     """
-    from app.db import embedded, server
+    from app.db import backup, server
 
     resolved = server.resolve(_settings())
-    candidates = [str(embedded.bin_dir() / tool)]
-    if shutil.which(tool):
-        candidates.append(str(shutil.which(tool)))
-    executable = max(candidates, key=_client_version)
+    executable = backup.client_tool(tool)
     conninfo, password = server.split_password(resolved.url)
     env = dict(os.environ, PGPASSWORD=password) if password else None
     sys.exit(subprocess.call([executable, "--dbname", conninfo, *args], env=env))
@@ -125,6 +111,49 @@ def _run_client(tool: str, args: tuple[str, ...]) -> None:
 def psql(psql_args: tuple[str, ...]) -> None:
     """Open psql on the configured database; arguments go to psql (e.g. -c '\\dt')."""
     _run_client("psql", psql_args)
+
+
+@main.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+def backup_command(file: Path) -> None:
+    """Back up the whole database to FILE (pg_dump custom format)."""
+    from app.db import backup, server
+
+    url = server.resolve(_settings()).url
+    with click.progressbar(length=backup.table_count(url), label="backing up") as bar:
+        try:
+            done = backup.backup(url, file, lambda _: bar.update(1))
+        except backup.BackupError as exc:
+            _fail(exc)
+    click.echo(
+        f"backed up {done.tables} tables to {done.path} ({done.size_bytes / 1e6:.1f} MB)"
+        f" in {done.seconds:.1f} s"
+    )
+
+
+@main.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="do not ask before replacing the database's contents")
+def restore_command(file: Path, yes: bool) -> None:
+    """Replace the database's contents with the backup in FILE, in one transaction."""
+    from app.db import backup, migrations, server
+
+    settings = _settings()
+    url = server.resolve(settings).url
+    if not yes:
+        if not sys.stdin.isatty():
+            _fail(RuntimeError("restore replaces the database's contents: confirm with --yes"))
+        click.confirm(f"Replace everything in {server.redact(url)} with {file}?", abort=True)
+    try:
+        tables = backup.archive_tables(file)
+        with click.progressbar(length=tables, label="restoring") as bar:
+            done = backup.restore(url, file, lambda _: bar.update(1))
+    except backup.BackupError as exc:
+        _fail(exc)
+    pending = [m for m in migrations.status(url, settings.migrations_dir) if not m.applied]
+    click.echo(f"restored {done.tables} tables from {done.path} in {done.seconds:.1f} s")
+    if pending:
+        click.echo(f"{len(pending)} migration(s) newer than the backup apply at the next start")
 
 
 @main.command("pg-dump", context_settings=_PASS_THROUGH)
