@@ -74,6 +74,11 @@ class Settings:
         0  # LLM tokens (prompt + completion) per user and UTC day (0: no limit)
     )
     cors_origins: tuple[str, ...] = ()  # browsers' origins allowed to call the API (none)
+    # Operations
+    database_replica_url: str | None = None  # a streaming replica for reads (search, listings)
+    replica_max_lag_s: float = 5.0  # reads go to the primary when the replica lags more
+    metrics_token: str | None = None  # bearer token for GET /metrics (admins' tokens work too)
+    log_format: str = "text"  # text | json
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +115,12 @@ class Settings:
             raise SettingsError(
                 "POSTRAG_CHAT_ANSWER_TOKENS must be <= half of POSTRAG_CHAT_CONTEXT_TOKENS"
             )
+        log_format = env.get("POSTRAG_LOG_FORMAT", "text").lower()
+        if log_format not in {"text", "json"}:
+            raise SettingsError("POSTRAG_LOG_FORMAT must be text or json")
+        metrics_token = env.get("POSTRAG_METRICS_TOKEN") or None
+        if metrics_token is not None and len(metrics_token) < 16:
+            raise SettingsError("POSTRAG_METRICS_TOKEN must be at least 16 characters")
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             data_dir=data_dir.expanduser(),
@@ -148,6 +159,12 @@ class Settings:
             cors_origins=_origins(env, "POSTRAG_CORS_ORIGINS"),
             rate_limit_per_minute=_int(env, "POSTRAG_RATE_LIMIT_PER_MINUTE", 600, low=0),
             llm_tokens_per_day=_int(env, "POSTRAG_LLM_TOKENS_PER_DAY", 0, low=0),
+            database_replica_url=env.get("DATABASE_REPLICA_URL") or None,
+            replica_max_lag_s=_float(
+                env, "POSTRAG_REPLICA_MAX_LAG_S", 5.0, low=0.0, high=86400.0
+            ),
+            metrics_token=metrics_token,
+            log_format=log_format,
         )
 
     def with_database_url(self, url: str) -> Settings:
