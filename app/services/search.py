@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import NotFound, ServiceUnavailable
+from app.metrics import metrics
 from app.providers.embeddings import EmbeddingError, QueryEmbedders
 from app.repositories import Conn, Row, bm25
 from app.repositories import collections as collection_repo
@@ -194,6 +195,20 @@ def search(
     iterative_scans: bool,
 ) -> SearchResult:
     """Run one search; `iterative_scans`: the server's pgvector has them (0.8+)."""
+    started = time.perf_counter()
+    result = _search(conn, who, req, settings, embedders, iterative_scans)
+    metrics().search_seconds.labels(result.mode).observe(time.perf_counter() - started)
+    return result
+
+
+def _search(
+    conn: Conn,
+    who: Principal,
+    req: SearchRequest,
+    settings: Settings,
+    embedders: QueryEmbedders,
+    iterative_scans: bool,
+) -> SearchResult:
     mode, top_k, min_similarity = _defaults(conn, who, req)
     result = SearchResult(mode=mode, top_k=top_k, min_similarity=min_similarity, hits=[])
     scope = _scope(conn, who, req)
