@@ -27,11 +27,13 @@ from app.api import (
     problems,
     search,
     tokens,
+    transfer,
     usage,
     users,
 )
 from app.db import migrations, scope, server
-from app.db.pool import open_pool
+from app.db.pool import open_pool, open_replica_pool
+from app.db.replica import Replica
 from app.logredact import install as install_log_redaction
 from app.providers.embeddings import QueryEmbedders, make_embedder
 from app.providers.llm import LLMClients, ollama_answers
@@ -111,6 +113,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         Keyring.from_settings(settings) if secrets.weakness(settings.secret_key) is None else None
     )
     app.extensions["postrag.pool"] = pool
+    if settings.database_replica_url:  # reads (search, listings) may go there: app/db/replica.py
+        log.info("reading from the replica at %s", server.redact(settings.database_replica_url))
+        replica = Replica(
+            open_replica_pool(settings.database_replica_url, settings), settings.replica_max_lag_s
+        )
+        atexit.register(replica.close)
+        app.extensions["postrag.replica"] = replica
     with pool.connection() as conn:  # pool connections answer dict rows (see open_pool)
         app.extensions["postrag.iterative_scans"] = search_service.iterative_scans_available(
             cast(Conn, conn)
@@ -128,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         users.bp,
         tokens.bp,
         collections.bp,
+        transfer.bp,
         documents.bp,
         search.bp,
         chats.bp,

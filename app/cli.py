@@ -1,4 +1,4 @@
-"""The `postrag` command: serve, worker, ingest, psql, pg-dump/pg-restore, migrate, keys, users."""
+"""The `postrag` command: serving, workers, data in and out (ingest, export, backup), admin."""
 
 from __future__ import annotations
 
@@ -284,19 +284,13 @@ def ingest(paths: tuple[Path, ...], collection: str, user_name: str, replace: bo
 
     from app.providers.embeddings import make_embedder
     from app.services import bulk_ingest, collections
-    from app.services.tokens import Principal
     from app.services.worker import Worker
 
     files = bulk_ingest.collect(paths)
 
     def work(conn: Any, settings: Any) -> bulk_ingest.Summary:
-        user = conn.execute(
-            "SELECT id, name, role FROM users WHERE name = %(n)s", {"n": user_name}
-        ).fetchone()
-        if user is None:
-            raise click.UsageError(f"no user {user_name!r}")
-        who = Principal(user["id"], user["name"], user["role"], 0, ("read", "write"))
-        target = collections.get_or_create(conn, user["id"], collection)
+        who = _principal(conn, user_name)
+        target = collections.get_or_create(conn, who.user_id, collection)
         worker = Worker(settings.database_url, settings, make_embedder(settings))
         with tqdm(total=len(files), unit="file", disable=None) as bar:
             return bulk_ingest.ingest(
@@ -319,6 +313,133 @@ def ingest(paths: tuple[Path, ...], collection: str, user_name: str, replace: bo
         click.echo(f"  failed: {path}: {reason}")
     if summary.failed:
         sys.exit(1)
+
+
+_USER_OPTION = click.option(
+    "--user",
+    "user_name",
+    default="admin",
+    show_default=True,
+    help="the user who owns the collection",
+)
+
+
+def _principal(conn: Any, user_name: str) -> Any:
+    """The named user as a principal with read and write scopes, for commands acting for them."""
+    from app.services.tokens import Principal
+
+    user = conn.execute(
+        "SELECT id, name, role FROM users WHERE name = %(n)s", {"n": user_name}
+    ).fetchone()
+    if user is None:
+        raise click.UsageError(f"no user {user_name!r}")
+    return Principal(user["id"], user["name"], user["role"], 0, ("read", "write"))
+
+
+@main.command("export")
+@click.argument("collection")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_USER_OPTION
+def export_command(collection: str, file: Path, user_name: str) -> None:
+    """Write a collection (documents, chunks, vectors) to a JSON-lines FILE, with progress.
+
+    COLLECTION is the collection's name or id. The file appears complete or not at all.
+    """
+    from tqdm import tqdm
+
+    from app.db import scope
+    from app.errors import AppError
+    from app.repositories import collections as collection_repo
+    from app.repositories import transfer as transfer_repo
+    from app.services import transfer
+
+    def work(conn: Any, settings: Any) -> tuple[int, int]:
+        who = _principal(conn, user_name)
+        with scope.acting_as(conn, who.user_id):
+            row = collection_repo.get_by_name(conn, who.user_id, collection)
+            if row is None and collection.isdigit():
+                row = collection_repo.get_readable(conn, int(collection), who.user_id)
+            if row is None or row["owner_id"] != who.user_id:
+                raise click.UsageError(f"{user_name} owns no collection {collection!r}")
+            total = len(transfer_repo.document_ids(conn, row["id"]))
+            partial = file.with_name(file.name + ".partial")
+            counts = {"document": 0, "chunk": 0}
+            try:
+                with (
+                    partial.open("w", encoding="utf-8") as out,
+                    tqdm(total=total, unit="doc", disable=None) as bar,
+                ):
+                    for kind, line in transfer.export_collection(conn, who, row["id"]):
+                        out.write(line)
+                        if kind in counts:
+                            counts[kind] += 1
+                            bar.update(kind == "document")
+                partial.replace(file)
+            except AppError as exc:
+                raise click.ClickException(exc.detail) from None
+            finally:
+                partial.unlink(missing_ok=True)
+        return counts["document"], counts["chunk"]
+
+    documents, chunks = _with_conn(work)
+    size = file.stat().st_size
+    click.echo(f"exported {documents} document(s), {chunks} chunk(s) to {file} ({size:,} bytes)")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_USER_OPTION
+@click.option("--name", help="the new collection's name (default: the name in the file)")
+def import_command(file: Path, user_name: str, name: str | None) -> None:
+    """Create a collection from a FILE written by `postrag export`, with progress.
+
+    With the same embedding model as the exporting server the file's vectors are stored as they
+    are; otherwise every document is queued to be embedded again by the workers. One
+    transaction: a bad or truncated file stores nothing.
+    """
+    from tqdm import tqdm
+
+    from app.db import scope
+    from app.errors import AppError
+    from app.providers.embeddings import make_embedder
+    from app.services import transfer
+
+    def work(conn: Any, settings: Any) -> transfer.ImportSummary:
+        who = _principal(conn, user_name)
+        size = file.stat().st_size
+        with (
+            scope.acting_as(conn, who.user_id),
+            file.open("rb") as source,
+            tqdm(total=size, unit="B", unit_scale=True, disable=None) as bar,
+        ):
+
+            def lines() -> Any:
+                for line in source:
+                    bar.update(len(line))
+                    yield line
+
+            try:
+                return transfer.import_collection(
+                    conn,
+                    who,
+                    lines(),
+                    settings=settings,
+                    embedder=make_embedder(settings),
+                    name=name,
+                )
+            except AppError as exc:
+                raise click.ClickException(exc.detail) from None
+
+    summary = _with_conn(work)
+    how = (
+        "vectors kept (same embedding model)"
+        if summary.vectors_kept
+        else f"{summary.queued} document(s) queued to be embedded again"
+    )
+    click.echo(
+        f"imported collection {summary.collection['name']!r} (id {summary.collection['id']}):"
+        f" {summary.documents} document(s), {summary.chunks} chunk(s); {how}"
+    )
 
 
 @main.group()

@@ -16,6 +16,7 @@ from app.api.endpoint import (
     endpoint,
     parse_json,
     principal,
+    read_db,
     reject_unstorable_text,
     validate,
 )
@@ -192,7 +193,7 @@ def upload_document(query: UploadQuery) -> Response:
 )
 def list_documents(query: DocumentQuery) -> Page[Document]:
     rows, total = documents.list_page(
-        db(),
+        read_db(),
         principal(),
         collection_id=query.collection_id,
         status=query.status,
@@ -229,14 +230,14 @@ def get_document(document_id: int) -> DocumentDetail:
 )
 def list_chunks(document_id: int, query: PageQuery) -> Page[Chunk]:
     rows, total = documents.chunks(
-        db(), principal(), document_id, limit=query.limit, offset=query.offset
+        read_db(), principal(), document_id, limit=query.limit, offset=query.offset
     )
     return Page[Chunk](
         items=[Chunk(**r) for r in rows], total=total, limit=query.limit, offset=query.offset
     )
 
 
-def _attachment(filename: str) -> str:
+def attachment(filename: str) -> str:
     """A Content-Disposition any server can send: an ASCII name, and the real one (RFC 6266).
 
     Control characters become _, and names beyond ASCII go in filename* (UTF-8, percent-encoded).
@@ -256,7 +257,7 @@ def get_content(document_id: int) -> Response:
     row = documents.content(db(), principal(), document_id)
     response = Response(bytes(row["content"]), mimetype=row["content_type"])
     # Always a download, never rendered: an uploaded HTML file must not run in our origin.
-    response.headers["Content-Disposition"] = _attachment(row["filename"])
+    response.headers["Content-Disposition"] = attachment(row["filename"])
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

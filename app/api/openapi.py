@@ -84,7 +84,14 @@ def _operation(spec: EndpointSpec, converters: dict[str, str], refs: dict[Any, A
             op["requestBody"]["content"]["multipart/form-data"] = {
                 "schema": ref(spec.multipart, "validation")
             }
+    if spec.raw_body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {spec.raw_body: {"schema": {"type": "string"}}},
+        }
     ok: dict[str, Any] = {"description": "Success"}
+    if spec.raw_response is not None:
+        ok["content"] = {spec.raw_response: {"schema": {"type": "string"}}}
     if spec.response is not None:
         ok["content"] = {"application/json": {"schema": ref(spec.response, "serialization")}}
     responses: dict[str, Any] = {str(spec.status): ok}
@@ -106,9 +113,9 @@ def _operation(spec: EndpointSpec, converters: dict[str, str], refs: dict[Any, A
     if spec.auth != "public":
         codes |= {401, 403}
         op["security"] = [{"bearerAuth": []}]
-    if spec.body is not None or spec.query is not None:
+    if spec.body is not None or spec.query is not None or spec.raw_body is not None:
         codes |= {422}
-    if spec.body is not None:
+    if spec.body is not None or spec.raw_body is not None:
         codes |= {400, 415}
     problem_ref = ref(Problem, "serialization")
     for code in sorted(codes):

@@ -47,7 +47,7 @@ def clean_filename(name: str) -> str:
     return base[: 200 - len(suffix)] + suffix
 
 
-def _enqueue(conn: Conn, document_id: int, settings: Settings) -> None:
+def enqueue(conn: Conn, document_id: int, settings: Settings) -> None:
     """Queue the document's ingestion; Conflict while one is queued or running already."""
     queued = job_repo.enqueue(
         conn,
@@ -102,7 +102,7 @@ def upload(
                 return existing, False
             row = existing
         document_repo.set_status(conn, row["id"], "queued")
-        _enqueue(conn, row["id"], settings)
+        enqueue(conn, row["id"], settings)
     return get(conn, who, row["id"]), True
 
 
@@ -159,5 +159,5 @@ def reindex(conn: Conn, who: Principal, document_id: int, settings: Settings) ->
         raise NotFound(f"no document {document_id}")
     with conn.transaction():
         document_repo.set_status(conn, document_id, "queued")
-        _enqueue(conn, document_id, settings)
+        enqueue(conn, document_id, settings)
     return get(conn, who, document_id)
