@@ -80,8 +80,10 @@ def run_gunicorn(
         # One control socket path per user would clash between two servers on a machine.
         "control_socket_disable": True,
     }
+    arbiter_pid = os.getpid()
     try:
         _Server(factory, options).run()
     finally:
-        if own_dir is not None:
+        # gunicorn's forked workers leave through here too; only the arbiter removes the files.
+        if own_dir is not None and os.getpid() == arbiter_pid:
             shutil.rmtree(own_dir, ignore_errors=True)

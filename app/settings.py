@@ -160,9 +160,7 @@ class Settings:
             rate_limit_per_minute=_int(env, "POSTRAG_RATE_LIMIT_PER_MINUTE", 600, low=0),
             llm_tokens_per_day=_int(env, "POSTRAG_LLM_TOKENS_PER_DAY", 0, low=0),
             database_replica_url=env.get("DATABASE_REPLICA_URL") or None,
-            replica_max_lag_s=_float(
-                env, "POSTRAG_REPLICA_MAX_LAG_S", 5.0, low=0.0, high=86400.0
-            ),
+            replica_max_lag_s=_float(env, "POSTRAG_REPLICA_MAX_LAG_S", 5.0, low=0.0, high=86400.0),
             metrics_token=metrics_token,
             log_format=log_format,
         )

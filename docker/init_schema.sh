@@ -8,6 +8,12 @@
 set -euo pipefail
 
 : "${POSTGRES_USER:?}" "${POSTGRES_DB:?}" "${POSTRAG_APP_USER:?}" "${POSTRAG_APP_PASSWORD:?}"
+if [ "$POSTRAG_APP_USER" = postrag_app ]; then
+    # postrag_app is the role without login the app acts as for a user (row-level security);
+    # the login role owns the tables, and an owner is not held to the policies.
+    echo "POSTRAG_APP_USER must not be postrag_app (that name is the row-level-security role)" >&2
+    exit 1
+fi
 
 psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
     -v db="$POSTGRES_DB" -v app_user="$POSTRAG_APP_USER" -v app_password="$POSTRAG_APP_PASSWORD" \

@@ -98,6 +98,12 @@ def database_url(make_database: Callable[[], str]) -> str:
 
 
 @pytest.fixture
+def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    """The environment for running `postrag` as a subprocess on the test database."""
+    return {**os.environ, "DATABASE_URL": database_url, "POSTRAG_DATA_DIR": str(tmp_path / "data")}
+
+
+@pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         database_url=database_url,

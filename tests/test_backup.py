@@ -8,7 +8,7 @@ import psycopg
 
 from app.db import backup, migrations
 from tests.conftest import drain
-from tests.test_cli import cli_env, run  # noqa: F401 - cli_env is a fixture
+from tests.test_cli import run
 
 COUNTED = ["users", "api_tokens", "collections", "documents", "document_chunks", "chats"]
 

@@ -12,8 +12,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import bearer
 
 POSTRAG = str(Path(sys.executable).parent / "postrag")
@@ -28,11 +26,6 @@ def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.Com
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
-
-
-@pytest.fixture
-def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": database_url, "POSTRAG_DATA_DIR": str(tmp_path / "data")}
 
 
 def test_every_command_has_help(cli_env):

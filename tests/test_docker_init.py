@@ -79,3 +79,20 @@ def test_init_schema_creates_a_least_privileged_role_that_runs_migrations(server
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
             )
             admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_init_schema_refuses_the_row_level_security_role_as_login_role():
+    """The login role owns the tables, and owners are not held to the policies."""
+    env = {
+        **os.environ,
+        "POSTGRES_USER": "postgres",
+        "POSTGRES_DB": "postrag",
+        "POSTRAG_APP_USER": "postrag_app",
+        "POSTRAG_APP_PASSWORD": "pw",
+        "PATH": "/nonexistent",  # refused before any psql runs
+    }
+    done = subprocess.run(
+        ["/bin/bash", str(INIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 1
+    assert "must not be postrag_app" in done.stderr

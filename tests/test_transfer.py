@@ -13,11 +13,12 @@ import psycopg
 import pytest
 
 from app import create_app
+from app.db import scope
 from app.services import transfer
 from app.services.tokens import Principal
 from tests.conftest import close_app, drain
 from tests.fakes import FakeEmbeddingServer
-from tests.test_cli import cli_env, run  # noqa: F401 - cli_env is a fixture
+from tests.test_cli import run
 from tests.test_search import search, upload
 
 TEXTS = {
@@ -85,7 +86,7 @@ def test_round_trip_keeps_documents_chunks_and_vectors(app, client, admin, index
     assert end == {
         "kind": "end",
         "documents": 3,
-        "chunks": sum(l["kind"] == "chunk" for l in lines),
+        "chunks": sum(line["kind"] == "chunk" for line in lines),
     }
 
     imported = post_import(client, admin, ndjson(lines), name="owls again")
@@ -204,24 +205,24 @@ def test_export_and_import_hold_one_document_at_a_time(app, client, admin, colle
     path = tmp_path / "export.jsonl"
     tracemalloc.start()
     try:
-        with pool.connection() as conn, path.open("w") as out:
-            from app.db import scope
-
-            with scope.acting_as(conn, who.user_id):
-                for _, line in transfer.export_collection(conn, who, collection):
-                    out.write(line)
+        with pool.connection() as conn, path.open("w") as out, scope.acting_as(conn, who.user_id):
+            for _, line in transfer.export_collection(conn, who, collection):
+                out.write(line)
         exported_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.reset_peak()
-        with pool.connection() as conn, path.open("rb") as source:
-            with scope.acting_as(conn, who.user_id):
-                summary = transfer.import_collection(
-                    conn,
-                    who,
-                    source,
-                    settings=settings,
-                    embedder=app.extensions["postrag.embedder"],
-                    name="big copy",
-                )
+        with (
+            pool.connection() as conn,
+            path.open("rb") as source,
+            scope.acting_as(conn, who.user_id),
+        ):
+            summary = transfer.import_collection(
+                conn,
+                who,
+                source,
+                settings=settings,
+                embedder=app.extensions["postrag.embedder"],
+                name="big copy",
+            )
         imported_peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

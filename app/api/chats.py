@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint, current_app, g, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import changes_of, db, endpoint, principal, release_db
+from app.api.endpoint import changes_of, db, endpoint, principal, read_db, release_db
 from app.api.schemas import Page, PageQuery
 from app.api.sse import event_stream, sse, wants_stream
 from app.errors import AppError
@@ -115,7 +115,7 @@ def create_chat(body: ChatCreate) -> tuple[Chat, dict[str, str]]:
 @bp.get("/chats")
 @endpoint(summary="My chats, newest first", tag="chats", query=PageQuery, response=Page[Chat])
 def list_chats(query: PageQuery) -> Page[Chat]:
-    rows, total = chats.list_page(db(), principal(), limit=query.limit, offset=query.offset)
+    rows, total = chats.list_page(read_db(), principal(), limit=query.limit, offset=query.offset)
     return Page[Chat](
         items=[_chat(r) for r in rows], total=total, limit=query.limit, offset=query.offset
     )

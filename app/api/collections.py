@@ -7,7 +7,7 @@ from datetime import datetime
 from flask import Blueprint, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import changes_of, db, endpoint, principal
+from app.api.endpoint import changes_of, db, endpoint, principal, read_db
 from app.api.schemas import Page, PageQuery
 from app.services import collections
 
@@ -74,7 +74,9 @@ def create_collection(body: CollectionCreate) -> tuple[Collection, dict[str, str
     response=Page[Collection],
 )
 def list_collections(query: PageQuery) -> Page[Collection]:
-    rows, total = collections.list_page(db(), principal(), limit=query.limit, offset=query.offset)
+    rows, total = collections.list_page(
+        read_db(), principal(), limit=query.limit, offset=query.offset
+    )
     return Page[Collection](
         items=[Collection(**r) for r in rows], total=total, limit=query.limit, offset=query.offset
     )

@@ -11,16 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import psycopg
 import pydantic
 from flask import Response, current_app, g, json, request
 
 from app.db import scope
+from app.db.replica import Replica
 from app.errors import BadRequest, Forbidden, UnsupportedMediaType, ValidationFailed
 from app.services import tokens, usage
 from app.services.tokens import Principal
 
 Auth = Literal["public", "user", "admin"]
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
+READ_FROM_HEADER = "X-Postrag-Read-From"  # replica or primary: which served a read_db() view
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class EndpointSpec:
     also: tuple[int, ...] = ()  # other success statuses answering the same `response` body
     reads_only: bool = False  # a POST that changes nothing (search) needs only the read scope
     streams: bool = False  # may answer text/event-stream instead of JSON
+    raw_body: str | None = None  # the view reads a body of this media type itself (an upload)
+    raw_response: str | None = None  # the view answers a body of this media type (a download)
 
 
 def db() -> Any:
@@ -49,10 +54,39 @@ def db() -> Any:
     return g.db_conn
 
 
+def read_db() -> Any:
+    """For views that only read: a replica connection (acting as the caller) while the replica
+    is up and within POSTRAG_REPLICA_MAX_LAG_S of the primary, else db(). The answer says which
+    in X-Postrag-Read-From. Authentication and accounting stay on db() (the primary)."""
+    if "read_conn" in g:
+        return g.read_conn
+    replica: Replica | None = current_app.extensions.get("postrag.replica")
+    conn = replica.getconn(db()) if replica is not None else None
+    if replica is not None and conn is not None:
+        try:
+            if "principal" in g:
+                scope.act_as(conn, g.principal.user_id)
+        except psycopg.OperationalError as exc:  # it went away since its check
+            replica.putconn(conn)
+            replica.mark_down(exc)
+            conn = None
+    if conn is None:
+        g.read_from = "primary"
+        return db()
+    g.read_conn, g.read_from = conn, "replica"
+    return conn
+
+
 def release_db(_exc: BaseException | None = None) -> None:
     conn = g.pop("db_conn", None)
     if conn is not None:
         current_app.extensions["postrag.pool"].putconn(conn)
+    read_conn = g.pop("read_conn", None)
+    if read_conn is not None:
+        replica = current_app.extensions["postrag.replica"]
+        if read_conn.broken:  # the replica went away mid-request: the next ones read the primary
+            replica.mark_down(psycopg.OperationalError("connection lost"))
+        replica.putconn(read_conn)
 
 
 def principal() -> Principal:
@@ -209,6 +243,8 @@ def endpoint(
     also: tuple[int, ...] = (),
     reads_only: bool = False,
     streams: bool = False,
+    raw_body: str | None = None,
+    raw_response: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Wrap a view: authenticate, validate `body`/`query` into kwargs, serialize the result.
 
@@ -229,6 +265,8 @@ def endpoint(
         also,
         reads_only,
         streams,
+        raw_body,
+        raw_response,
     )
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
@@ -241,7 +279,10 @@ def endpoint(
                 kwargs["body"] = _parse_body(body)
             if query is not None:
                 kwargs["query"] = _parse_query(query)
-            return _render(view(**kwargs), status)
+            response = _render(view(**kwargs), status)
+            if "read_from" in g:
+                response.headers[READ_FROM_HEADER] = g.read_from
+            return response
 
         wrapper.endpoint_spec = spec  # type: ignore[attr-defined]
         return wrapper

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, json
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.api.endpoint import db, endpoint
 from app.db import scope
@@ -16,11 +16,20 @@ class Liveness(BaseModel):
     status: str
 
 
+class ReplicaReadiness(BaseModel):
+    state: str = Field(description="fresh (reads go there), lagging, down, not a standby, unknown")
+    lag_s: float | None = Field(None, description="at least this far behind, at the last check")
+    lag_bytes: int | None = None
+
+
 class Readiness(BaseModel):
     status: str
     database: str
     migrations: str | None = None
     pgvector: str | None = None
+    replica: ReplicaReadiness | None = Field(
+        None, description="with DATABASE_REPLICA_URL; never makes the app unready"
+    )
 
 
 @bp.get("/healthz")
@@ -44,4 +53,8 @@ def readyz() -> Response:
     scope.act_as_owner(conn)
     ready, details = health.readiness(conn, settings.migrations_dir)
     body = {"status": "ready" if ready else "not ready", **details}
+    replica = current_app.extensions.get("postrag.replica")
+    if replica is not None:  # reads fall back to the primary: a replica's state is only reported
+        state = replica.status()
+        body["replica"] = {"state": state.state, "lag_s": state.lag_s, "lag_bytes": state.lag_bytes}
     return Response(json.dumps(body), status=200 if ready else 503, mimetype="application/json")

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import db, endpoint, principal
+from app.api.endpoint import endpoint, principal, read_db
 from app.services import search
 
 bp = Blueprint("search", __name__, url_prefix="/api/v1")
@@ -129,7 +129,7 @@ def _hit(row: dict[str, Any]) -> SearchHit:
 )
 def search_chunks(body: SearchBody) -> SearchResponse:
     result = search.search(
-        db(),
+        read_db(),  # a replica when one is configured and fresh
         principal(),
         search.SearchRequest(**body.model_dump()),
         settings=current_app.extensions["postrag.settings"],

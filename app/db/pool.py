@@ -1,5 +1,6 @@
-"""The app's one connection pool: autocommit, dict rows, pgvector types, and every connection
-acting for nobody (role postrag_app, no user: app/db/scope.py) until it acts for someone."""
+"""The app's connection pool (and its twin on a read replica): autocommit, dict rows, pgvector
+types, and every connection acting for nobody (role postrag_app, no user: app/db/scope.py) until
+it acts for someone."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def _reset(conn: psycopg.Connection) -> None:
     act_as_anonymous(conn)  # whoever it acted for, it goes back to the pool acting for nobody
 
 
-def open_pool(url: str, settings: Settings) -> ConnectionPool:
-    pool: ConnectionPool = ConnectionPool(
+def _new_pool(url: str, settings: Settings, name: str) -> ConnectionPool:
+    return ConnectionPool(
         url,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
@@ -34,8 +35,20 @@ def open_pool(url: str, settings: Settings) -> ConnectionPool:
         reset=_reset,
         # One round trip per checkout buys transparent recovery after a database restart.
         check=ConnectionPool.check_connection,
-        name="postrag",
+        name=name,
         open=False,
     )
+
+
+def open_pool(url: str, settings: Settings) -> ConnectionPool:
+    pool = _new_pool(url, settings, "postrag")
     pool.open(wait=True, timeout=settings.pool_timeout_s)
+    return pool
+
+
+def open_replica_pool(url: str, settings: Settings) -> ConnectionPool:
+    """The same pool on a hot standby (SET ROLE and set_config work there), opened without
+    waiting: the app starts, reading from the primary, while the replica is down."""
+    pool = _new_pool(url, settings, "postrag-replica")
+    pool.open(wait=False)
     return pool

@@ -89,6 +89,24 @@ def lock_if_owned(conn: Conn, *, job_id: int, worker_id: str) -> bool:
     return row is not None
 
 
+def release(conn: Conn, *, job_id: int, worker_id: str) -> bool:
+    """Give a running job back unfinished: queued, unleased, due now, the attempt not counted,
+    and idle workers woken. False when `worker_id` no longer holds its lease."""
+    row = conn.execute(
+        "UPDATE jobs SET state = 'queued', attempts = greatest(attempts - 1, 0),"
+        " lease_owner = NULL, lease_expires_at = NULL, run_after = now()"
+        " WHERE id = %(id)s AND state = 'running' AND lease_owner = %(worker)s"
+        " RETURNING kind",
+        {"id": job_id, "worker": worker_id},
+    ).fetchone()
+    if row is None:
+        return False
+    conn.execute(
+        "SELECT pg_notify(%(channel)s, %(kind)s)", {"channel": CHANNEL, "kind": row["kind"]}
+    )
+    return True
+
+
 def succeed(conn: Conn, job_id: int) -> None:
     conn.execute(
         "UPDATE jobs SET state = 'succeeded', finished_at = now(), lease_owner = NULL,"

@@ -4,7 +4,9 @@ Workers run as threads in the server (POSTRAG_WORKERS) or in `postrag worker` pr
 number of them on any number of machines share the jobs table. Claims use FOR UPDATE SKIP LOCKED
 and a lease that the running job renews; a job whose worker died is claimed again once its lease
 has expired. Idle workers wait for a NOTIFY (sent when a job is queued) or until the next
-retry or lease expiry is due: no busy polling.
+retry or lease expiry is due: no busy polling. A worker told to stop puts the job it is running
+back in the queue at its next checkpoint (between embedding batches), unleased and due at once,
+so another worker takes it over without waiting for the lease to expire.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -24,6 +27,7 @@ from psycopg.rows import dict_row
 
 from app.db import scope
 from app.errors import AppError
+from app.metrics import metrics
 from app.providers.embeddings import Embedder, EmbeddingError
 from app.repositories import documents as document_repo
 from app.repositories import jobs as job_repo
@@ -35,6 +39,10 @@ log = logging.getLogger(__name__)
 
 INGEST_DOCUMENT = "ingest_document"
 MAX_IDLE_WAIT_S = 60.0
+
+
+class Stopping(Exception):
+    """The worker is stopping: the job in hand goes back to the queue, not counted as a failure."""
 
 
 def connect(url: str) -> psycopg.Connection[Any]:
@@ -62,9 +70,12 @@ class Worker:
         self._space: dict | None = None
         # Tests inject failures here: called after every embedded batch of an ingestion.
         self.after_batch: Callable[[], None] | None = None
+        # Once set, the running job is released at its next checkpoint (see run()).
+        self.stop_event = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
         """Work until `stop` is set; reconnect (with a pause) when the database goes away."""
+        self.stop_event = stop
         while not stop.is_set():
             try:
                 self._loop(stop)
@@ -92,7 +103,9 @@ class Worker:
                         pass
 
     def run_one(self, conn: psycopg.Connection[Any]) -> bool:
-        """Claim and run one job; False when none is due."""
+        """Claim and run one job; False when none is due or this worker is stopping."""
+        if self.stop_event.is_set():
+            return False
         if self._space is None:
             # Before any claim: a new embedding model's space (and its fill job) exists at once.
             self._space = dict(
@@ -116,6 +129,8 @@ class Worker:
                 self._run(conn, job, beat)
         except LeaseLost as exc:
             log.warning("%s", exc)
+        except Stopping:
+            self._release(conn, job)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
             self._failed(conn, job, exc)
         return True
@@ -139,10 +154,39 @@ class Worker:
         else:
             document_repo.set_status(conn, document_id, "queued", error=job["last_error"])
 
+    def _release(self, conn: psycopg.Connection[Any], job: dict) -> None:
+        """Give a job back unfinished: queued, unleased, due now, this attempt not counted.
+
+        As the tables' owner (the ingestion's acting-as has ended): nobody's bookkeeping.
+        """
+        with conn.transaction():
+            if not job_repo.release(conn, job_id=job["id"], worker_id=self.worker_id):
+                return  # the lease expired meanwhile: whoever holds the job now finishes it
+            if job["kind"] == INGEST_DOCUMENT:
+                document_id = int(job["payload"]["document_id"])
+                if document_repo.get(conn, document_id) is not None:
+                    document_repo.set_status(conn, document_id, "queued")
+        log.info("worker %s stopping: job %s is queued again", self.worker_id, job["id"])
+
+    def _checkpoint(self, beat: _Heartbeat) -> None:
+        """Between steps of a job: raise if the lease was lost or the worker must stop."""
+        beat.check()
+        if self.stop_event.is_set():
+            raise Stopping(f"worker {self.worker_id} is stopping")
+
     def _run(self, conn: psycopg.Connection[Any], job: dict, beat: _Heartbeat) -> None:
         assert self._space is not None
+
+        def checkpoint() -> None:
+            self._checkpoint(beat)
+
+        def after_batch() -> None:
+            if self.after_batch is not None:
+                self.after_batch()
+            self._checkpoint(beat)
+
         ctx = JobContext(
-            conn, job["id"], self.worker_id, self.settings, self.embedder, self._space, beat.check
+            conn, job["id"], self.worker_id, self.settings, self.embedder, self._space, checkpoint
         )
         if job["kind"] == INGEST_DOCUMENT:
             document_id = int(job["payload"]["document_id"])
@@ -153,7 +197,7 @@ class Worker:
                 nullcontext() if document is None else scope.acting_as(conn, document["owner_id"])
             )
             with owner:
-                ingestion.ingest_document(ctx, document_id, self.after_batch)
+                ingestion.ingest_document(ctx, document_id, after_batch)
         elif job["kind"] == spaces.EMBED_SPACE:
             ingestion.embed_space(ctx, ctx.space["id"])
         else:
@@ -189,6 +233,7 @@ class Worker:
                 document_repo.set_status(
                     conn, document_id, "failed", error=error, failed_stage=_stage(stage)
                 )
+                metrics().ingested_documents.labels("failed").inc()
             else:
                 document_repo.set_status(
                     conn, document_id, "queued", error=f"attempt {job['attempts']} failed: {error}"
@@ -236,7 +281,11 @@ class _Heartbeat:
 
 
 class WorkerPool:
-    """N worker threads in this process, stopped together."""
+    """N worker threads in this process, stopped together.
+
+    Setting `stop_event` (safe from a signal handler) makes every worker release the job it is
+    running at its next checkpoint; `stop` also wakes the idle ones and waits for all of them.
+    """
 
     def __init__(self, url: str, settings: Settings, embedder: Embedder, count: int) -> None:
         self.url = url
@@ -254,9 +303,15 @@ class WorkerPool:
             thread.start()
         return self
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop every worker within `timeout` seconds in all; their jobs go back to the queue."""
         self.stop_event.set()
         if any(t.is_alive() for t in self.threads):
             wake_workers(self.url)
+        deadline = time.monotonic() + timeout
         for thread in self.threads:
-            thread.join(timeout)
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        stuck = [t.name for t in self.threads if t.is_alive()]
+        if stuck:
+            # A job in a long extraction: its lease expires and another worker takes it over.
+            log.warning("workers still busy after %.0f s: %s", timeout, ", ".join(stuck))

@@ -1,0 +1,207 @@
+"""Graceful shutdown: requests in flight finish, stopped workers give their jobs back at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from app.services.worker import Worker
+from tests.conftest import bearer, drain, parse_sse
+from tests.test_cli import POSTRAG, _free_port, _get
+
+LONG_TEXT = " ".join(f"Sentence {i} about the migration of birds over the sea." for i in range(800))
+
+
+@pytest.fixture
+def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": database_url, "POSTRAG_DATA_DIR": str(tmp_path / "data")}
+
+
+@pytest.fixture
+def server_env(cli_env: dict[str, str], llm) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """`postrag serve` answering chats with the fake LLM server, one ingestion worker thread."""
+    return {
+        **cli_env,
+        "POSTRAG_LLM": "ollama",
+        "OLLAMA_URL": llm.url,
+        "POSTRAG_CHAT_MODEL": "fake-chat",
+        "POSTRAG_WORKERS": "1",
+    }
+
+
+def _job(database_url: str) -> tuple:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT state, lease_owner, lease_expires_at, attempts, run_after <= now()"
+            " FROM jobs WHERE kind = 'ingest_document'"
+        ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def _document_status(database_url: str, document_id: int) -> str:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT status FROM documents WHERE id = %(id)s", {"id": document_id}
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _wait_for(condition, what: str, timeout: float = 90) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def _post(url: str, token: str, body: dict, accept: str = "application/json") -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={**bearer(token), "Content-Type": "application/json", "Accept": accept},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
+        return response.status, response.read()
+
+
+def test_a_stopped_worker_requeues_its_job_for_another_worker_at_once(
+    app, client, admin, collection, database_url
+):
+    doc = client.post(
+        "/api/v1/documents",
+        headers=admin,
+        json={"collection_id": collection, "title": "birds", "text": LONG_TEXT[:3000]},
+    ).json["id"]
+    settings = app.extensions["postrag.settings"]
+    first = Worker(settings.database_url, settings, app.extensions["postrag.embedder"], "first")
+    first.after_batch = first.stop_event.set  # told to stop while the job is in flight
+    assert drain(app, worker=first) == 1  # ran the job until it noticed, then claimed no other
+    # Queued, unleased and due now, the attempt not counted: not left leased until it expires.
+    assert _job(database_url) == ("queued", None, None, 0, True)
+    assert _document_status(database_url, doc) == "queued"
+    assert drain(app) == 1  # another worker, well within the 60 s lease
+    detail = client.get(f"/api/v1/documents/{doc}", headers=admin).json
+    assert detail["status"] == "indexed" and detail["chunk_count"] > 0
+    statuses = [h["status"] for h in detail["history"]]
+    assert statuses[statuses.index("embedding") + 1] == "queued"
+    assert statuses.count("indexed") == 1
+    assert _job(database_url)[:4] == ("succeeded", None, None, 1)
+
+
+def test_worker_process_gives_its_job_back_on_sigterm_and_exits_0(
+    cli_env, app, client, admin, collection, database_url
+):
+    doc = client.post(
+        "/api/v1/documents",
+        headers=admin,
+        json={"collection_id": collection, "title": "long", "text": LONG_TEXT},
+    ).json["id"]
+    worker = subprocess.Popen(
+        [POSTRAG, "worker"],
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(
+            lambda: _document_status(database_url, doc) == "embedding",
+            "the worker never started embedding",
+        )
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=30)  # before: waited 30 s, then left the lease
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+    assert worker.returncode == 0, stderr
+    assert "is queued again" in stderr
+    assert _job(database_url) == ("queued", None, None, 0, True)
+    assert _document_status(database_url, doc) == "queued"
+
+
+def _stream_chat(base: str, token: str, chat: int, result: dict) -> None:
+    try:
+        result["status"], result["body"] = _post(
+            f"{base}/api/v1/chats/{chat}/messages",
+            token,
+            {"content": "Where do birds migrate?"},
+            accept="text/event-stream",
+        )
+    except Exception as exc:  # noqa: BLE001 - reported by the test's assertions
+        result["error"] = exc
+
+
+def test_serve_finishes_a_streaming_answer_on_sigterm_then_exits_0(server_env, llm, database_url):
+    llm.reply = "Birds fly south in autumn and come back north in spring, every single year."
+    llm.delay_s = 0.25  # about 4 s of streaming
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [POSTRAG, "serve", "--port", str(port), "--workers", "1", "--threads", "4"],
+        env=server_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    result: dict = {}
+    try:
+
+        def up() -> bool:
+            assert server.poll() is None, "server exited early"
+            try:
+                return _get(f"{base}/healthz")[0] == 200
+            except OSError:
+                return False
+
+        _wait_for(up, "server did not come up")
+        token = (Path(server_env["POSTRAG_DATA_DIR"]) / "admin-token").read_text().strip()
+        _, raw = _post(f"{base}/api/v1/collections", token, {"name": "birds"})
+        collection = json.loads(raw)["id"]
+        _, raw = _post(
+            f"{base}/api/v1/documents",
+            token,
+            {"collection_id": collection, "title": "long", "text": LONG_TEXT},
+        )
+        doc = json.loads(raw)["id"]
+        _wait_for(
+            lambda: _document_status(database_url, doc) == "embedding",
+            "the server's worker never started embedding",
+        )
+        _, raw = _post(f"{base}/api/v1/chats", token, {})
+        chat = json.loads(raw)["id"]
+        streaming = threading.Thread(target=_stream_chat, args=(base, token, chat, result))
+        streaming.start()
+        _wait_for(lambda: llm.chat_requests() != [], "the answer never started")
+        server.send_signal(signal.SIGTERM)  # as `docker stop` does, mid-answer
+        streaming.join(60)
+        _, stderr = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert "error" not in result, result.get("error")
+    assert result["status"] == 200
+    events = parse_sse(result["body"])
+    assert events[-1][0] == "done" and events[-1][1]["status"] == "complete"
+    assert "".join(d["text"] for kind, d in events if kind == "delta") == llm.reply
+    assert server.returncode == 0, stderr
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), 2):
+        pass
+    # The in-server worker gave its job back rather than holding the lease until it expired.
+    assert _job(database_url) == ("queued", None, None, 0, True)
+    assert _document_status(database_url, doc) == "queued"
