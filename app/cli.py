@@ -147,7 +147,12 @@ def restore_command(file: Path, yes: bool) -> None:
     try:
         tables = backup.archive_tables(file)
         with click.progressbar(length=tables, label="restoring") as bar:
-            done = backup.restore(url, file, lambda _: bar.update(1))
+            done = backup.restore(
+                url,
+                file,
+                lambda _: bar.update(1),
+                index_build_memory=settings.index_build_memory,
+            )
     except backup.BackupError as exc:
         _fail(exc)
     pending = [m for m in migrations.status(url, settings.migrations_dir) if not m.applied]
@@ -172,7 +177,12 @@ def pg_restore(args: tuple[str, ...]) -> None:
 
 @main.group(invoke_without_command=True)
 @click.pass_context
-def migrate(ctx: click.Context) -> None:
+@click.option(
+    "--no-admin",
+    is_flag=True,
+    help="do not create the first admin (before loading a data-only dump, say)",
+)
+def migrate(ctx: click.Context, no_admin: bool) -> None:
     """Apply pending migrations (see also: status, rollback)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -184,7 +194,8 @@ def migrate(ctx: click.Context) -> None:
         url = server.resolve(settings).url
         server.check_server(url)
         applied = migrations.migrate(url, settings.migrations_dir)
-        bootstrap_admin(url, settings)
+        if not no_admin:
+            bootstrap_admin(url, settings)
     except Exception as exc:  # noqa: BLE001 - shown to the operator as a clean error
         _fail(exc)
     click.echo(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m}" for m in applied))

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,7 +92,9 @@ def backup(url: str, path: Path, progress: Callable[[str], None]) -> Summary:
     return Summary(path, tables, path.stat().st_size, time.monotonic() - started)
 
 
-def restore(url: str, path: Path, progress: Callable[[str], None]) -> Summary:
+def restore(
+    url: str, path: Path, progress: Callable[[str], None], *, index_build_memory: str = "1GB"
+) -> Summary:
     """Replace the contents of the database at `url` with the archive at `path`, atomically.
 
     Extensions are left in place (created when missing), not dropped and restored: a server
@@ -101,7 +104,9 @@ def restore(url: str, path: Path, progress: Callable[[str], None]) -> Summary:
     conninfo, password = server.split_password(url)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    entries = path.with_name(path.name + ".list")
+    # The archive's table of contents minus the extensions, beside it or, if read-only, in /tmp.
+    with tempfile.NamedTemporaryFile("w", suffix=".list", delete=False) as listing:
+        entries = Path(listing.name)
     entries.write_text("\n".join(_listing(path, without_extensions=True)) + "\n")
     command = [
         client_tool("pg_restore"),
@@ -116,16 +121,25 @@ def restore(url: str, path: Path, progress: Callable[[str], None]) -> Summary:
         conninfo,
         str(path),
     ]
+    # HNSW indexes are rebuilt after the data is loaded; a graph that fits in memory builds
+    # several times faster (see the README's Backups section for how much it takes).
+    options = f"-c maintenance_work_mem={index_build_memory}"
     try:
-        tables = _run(command, password, progress)
+        tables = _run(command, password, progress, options)
     finally:
         entries.unlink(missing_ok=True)
     return Summary(path, tables, path.stat().st_size, time.monotonic() - started)
 
 
-def _run(command: list[str], password: str | None, progress: Callable[[str], None]) -> int:
+def _run(
+    command: list[str], password: str | None, progress: Callable[[str], None], options: str = ""
+) -> int:
     """Run `command`, reporting each table it reaches; the number of tables, or BackupError."""
-    env = dict(os.environ, PGPASSWORD=password) if password else None
+    env = dict(os.environ)
+    if password:
+        env["PGPASSWORD"] = password
+    if options:
+        env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} {options}".strip()
     tables, tail = 0, list[str]()
     with subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
