@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import subprocess
 
 import psycopg
@@ -12,19 +11,9 @@ from app import create_app
 from app.db import backup, migrations
 from tests.conftest import close_app, drain
 from tests.test_cli import run
+from tests.test_search import upload
 
 COUNTED = ["users", "api_tokens", "collections", "documents", "document_chunks", "chats"]
-
-
-def _upload(client, headers, collection, name, text) -> int:
-    response = client.post(
-        "/api/v1/documents",
-        data={"collection_id": str(collection), "file": (io.BytesIO(text.encode()), name)},
-        headers=headers,
-        content_type="multipart/form-data",
-    )
-    assert response.status_code == 202, response.json
-    return int(response.json["id"])
 
 
 def _snapshot(database_url: str) -> dict:
@@ -48,8 +37,8 @@ def _hits(client, headers, mode: str) -> list:
 def test_round_trip_restores_rows_vectors_and_search_with_the_server_running(
     app, client, admin, collection, database_url, tmp_path, settings
 ):
-    _upload(client, admin, collection, "handbook.txt", "Holidays are booked in the portal.")
-    _upload(client, admin, collection, "notes.txt", "The canteen opens at noon on Mondays.")
+    upload(client, admin, collection, "handbook.txt", "Holidays are booked in the portal.")
+    upload(client, admin, collection, "notes.txt", "The canteen opens at noon on Mondays.")
     assert drain(app) == 2
     before = _snapshot(database_url)
     searches = {mode: _hits(client, admin, mode) for mode in ("semantic", "fulltext", "hybrid")}
@@ -63,7 +52,7 @@ def test_round_trip_restores_rows_vectors_and_search_with_the_server_running(
     # Change everything: the collection goes, another arrives.
     assert client.delete(f"/api/v1/collections/{collection}", headers=admin).status_code == 204
     other = client.post("/api/v1/collections", json={"name": "other"}, headers=admin).json["id"]
-    _upload(client, admin, other, "x.txt", "Unrelated words.")
+    upload(client, admin, other, "x.txt", "Unrelated words.")
     assert drain(app) == 1
     assert _snapshot(database_url) != before
 
@@ -97,7 +86,7 @@ def test_readme_plain_data_only_dump_loads_into_a_migrated_database(
     app, client, admin, collection, database_url, make_database, tmp_path, settings, cli_env
 ):
     """The README's plain pg_dump --data-only recipe, into a `postrag migrate --no-admin`ed one."""
-    _upload(client, admin, collection, "handbook.txt", "Holidays are booked in the portal.")
+    upload(client, admin, collection, "handbook.txt", "Holidays are booked in the portal.")
     assert drain(app) == 1
     before = _snapshot(database_url)
     dump = tmp_path / "data.dump"

@@ -1,25 +1,17 @@
 """bench/load.py end to end, briefly: a clean run passes, a run whose chats fail exits 1."""
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 SHORT = ["--users", "4", "--accounts", "1", "--wait", "0.05,0.2"]
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("locust") is None, reason="locust is not installed (extra: bench)"
-)
 
-
-def start_load(*args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    if os.environ.get("TEST_DATABASE_URL"):
-        env["DATABASE_URL"] = os.environ["TEST_DATABASE_URL"]  # a fresh database on it
+def start_load(server_url: str, *args: str) -> subprocess.Popen[str]:
+    # A fresh database on the tests' server (load.py drops it at the end): no initdb per run.
+    env = {**os.environ, "DATABASE_URL": server_url}
     return subprocess.Popen(
         [sys.executable, str(ROOT / "bench" / "load.py"), *SHORT, *args],
         cwd=ROOT,
@@ -30,10 +22,11 @@ def start_load(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def test_load_passes_a_clean_run_and_fails_a_run_whose_chats_fail():
+def test_load_passes_a_clean_run_and_fails_a_run_whose_chats_fail(server_url):
     # Side by side: each run is mostly waiting for its own server to start.
-    clean = start_load("--seed-docs", "1", "--duration", "30", "--max-requests", "40")
+    clean = start_load(server_url, "--seed-docs", "1", "--duration", "30", "--max-requests", "40")
     failing = start_load(
+        server_url,
         *("--seed-docs", "0", "--duration", "3", "--max-requests", "1000"),
         *("--llm-fail-status", "503", "--weights", "chat=20"),
     )

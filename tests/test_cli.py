@@ -156,32 +156,42 @@ def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
             return exc.code, exc.read()
 
 
-def test_serve_on_the_embedded_database_end_to_end(tmp_path):
-    """The README's first command: embedded PostgreSQL, admin token, psql, clean stop, restart."""
-    data_dir = tmp_path / "postrag-data"
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["POSTRAG_DATA_DIR"] = str(data_dir)
+def start_serve(env: dict[str, str], *options: str) -> tuple[subprocess.Popen, str]:
+    """`postrag serve` on a free loopback port, once GET /healthz answers: (process, base URL).
+
+    stderr is a text pipe: the caller stops the server and reads it with communicate().
+    """
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [POSTRAG, "serve", "--port", str(port), "--workers", "2"],
+        [POSTRAG, "serve", "--port", str(port), *options],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         stdin=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if _get(f"{base}/healthz")[0] == 200:
+                return server, base
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            _, stderr = server.communicate()
+            raise AssertionError(f"server did not come up:\n{stderr[-3000:]}")
+        time.sleep(0.3)
+
+
+def test_serve_on_the_embedded_database_end_to_end(tmp_path):
+    """The README's first command: embedded PostgreSQL, admin token, psql, clean stop, restart."""
+    data_dir = tmp_path / "postrag-data"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["POSTRAG_DATA_DIR"] = str(data_dir)
+    server, base = start_serve(env, "--workers", "2")
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if _get(f"{base}/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None, "server exited early"
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.3)
         token = (data_dir / "admin-token").read_text().strip()
         status, body = _get(f"{base}/api/v1/me", token)
         assert status == 200 and b'"name": "admin"' in body

@@ -7,8 +7,6 @@ import logging
 import os
 import re
 import signal
-import subprocess
-import time
 import urllib.error
 import urllib.request
 
@@ -17,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import logs
 from tests.conftest import bearer, drain
 from tests.test_chats import ask, new_chat
-from tests.test_cli import POSTRAG, _free_port
+from tests.test_cli import start_serve
 from tests.test_search import upload
 
 SEARCH = "/api/v1/search"
@@ -163,27 +161,8 @@ def test_serve_logs_json_and_sums_metrics_over_its_worker_processes(database_url
         "POSTRAG_WORKERS": "0",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [POSTRAG, "serve", "--port", str(port), "--workers", "2", "--threads", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
+    server, base = start_serve(env, "--workers", "2", "--threads", "2")
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if _get(f"{base}/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None, "server exited early"
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.3)
         for i in range(30):
             assert _get(f"{base}/healthz", {"X-Request-ID": f"probe-{i}"})[0] == 200
         token = (data_dir / "admin-token").read_text().strip()

@@ -7,8 +7,6 @@ database still hides everyone else's rows, and that vector search under RLS keep
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import psycopg
 import pytest
@@ -18,6 +16,7 @@ from app.db import scope
 from app.repositories import chats as chat_repo
 from app.repositories import documents as document_repo
 from tests.conftest import drain
+from tests.test_search import upload
 
 READABLE_COLLECTIONS = "SELECT id FROM collections WHERE owner_id = %(u)s OR is_shared"
 READABLE_DOCUMENTS = f"SELECT id FROM documents WHERE collection_id IN ({READABLE_COLLECTIONS})"
@@ -47,17 +46,6 @@ VISIBLE = {
     "llm_token_counters": ("user_id", "user_id = %(u)s"),
     "api_usage": ("id", "user_id = %(u)s"),
 }
-
-
-def _upload(client, headers, collection: int, name: str, text: str) -> int:
-    response = client.post(
-        "/api/v1/documents",
-        data={"collection_id": str(collection), "file": (io.BytesIO(text.encode()), name)},
-        headers=headers,
-        content_type="multipart/form-data",
-    )
-    assert response.status_code == 202, response.json
-    return int(response.json["id"])
 
 
 def _collection(client, headers, name: str, shared: bool = False) -> int:
@@ -92,13 +80,13 @@ def two_users(make_app, admin, new_user, database_url):  # type: ignore[no-untyp
         "admin_shared": _collection(client, admin, "team", shared=True),
         "bob_private": _collection(client, bob, "mine"),
     }
-    ids["admin_private_doc"] = _upload(
+    ids["admin_private_doc"] = upload(
         client, admin, ids["admin_private"], "salaries.txt", "Salaries rise in March."
     )
-    ids["admin_shared_doc"] = _upload(
+    ids["admin_shared_doc"] = upload(
         client, admin, ids["admin_shared"], "handbook.txt", "Holidays are booked in the portal."
     )
-    ids["bob_doc"] = _upload(client, bob, ids["bob_private"], "notes.txt", "Bob's garden plans.")
+    ids["bob_doc"] = upload(client, bob, ids["bob_private"], "notes.txt", "Bob's garden plans.")
     assert drain(app) == 3
     ids["admin_chat"] = _chat(client, admin, "When do salaries rise?")
     ids["bob_chat"] = _chat(client, bob, "What are my garden plans?")
@@ -302,7 +290,7 @@ def test_workers_run_a_document_as_its_owner(app, client, admin, new_user, monke
         return original(conn, *args, **kwargs)
 
     monkeypatch.setattr(document_repo, "replace_chunks", spy)
-    _upload(client, bob, _collection(client, bob, "mine"), "a.txt", "Some words to index.")
+    upload(client, bob, _collection(client, bob, "mine"), "a.txt", "Some words to index.")
     assert drain(app) == 1
     assert seen == [{"r": scope.APP_ROLE, "u": bob_id}]
     listed = client.get("/api/v1/documents", headers=bob).json["items"]

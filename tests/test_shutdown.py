@@ -17,7 +17,7 @@ import pytest
 
 from app.services.worker import Worker
 from tests.conftest import bearer, drain, parse_sse
-from tests.test_cli import POSTRAG, _free_port, _get
+from tests.test_cli import POSTRAG, start_serve
 
 LONG_TEXT = " ".join(f"Sentence {i} about the migration of birds over the sea." for i in range(800))
 
@@ -148,27 +148,9 @@ def _stream_chat(base: str, token: str, chat: int, result: dict) -> None:
 def test_serve_finishes_a_streaming_answer_on_sigterm_then_exits_0(server_env, llm, database_url):
     llm.reply = "Birds fly south in autumn and come back north in spring, every single year."
     llm.delay_s = 0.25  # about 4 s of streaming
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [POSTRAG, "serve", "--port", str(port), "--workers", "1", "--threads", "4"],
-        env=server_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
+    server, base = start_serve(server_env, "--workers", "1", "--threads", "4")
     result: dict = {}
     try:
-
-        def up() -> bool:
-            assert server.poll() is None, "server exited early"
-            try:
-                return _get(f"{base}/healthz")[0] == 200
-            except OSError:
-                return False
-
-        _wait_for(up, "server did not come up")
         token = (Path(server_env["POSTRAG_DATA_DIR"]) / "admin-token").read_text().strip()
         _, raw = _post(f"{base}/api/v1/collections", token, {"name": "birds"})
         collection = json.loads(raw)["id"]
@@ -200,6 +182,7 @@ def test_serve_finishes_a_streaming_answer_on_sigterm_then_exits_0(server_env, l
     assert events[-1][0] == "done" and events[-1][1]["status"] == "complete"
     assert "".join(d["text"] for kind, d in events if kind == "delta") == llm.reply
     assert server.returncode == 0, stderr
+    port = int(base.rsplit(":", 1)[1])
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), 2):
         pass
     # The in-server worker gave its job back rather than holding the lease until it expired.
