@@ -425,7 +425,7 @@ def import_command(file: Path, user_name: str, name: str | None) -> None:
         ):
 
             def lines() -> Any:
-                for line in source:
+                for line in transfer.read_lines(source, transfer.max_line_bytes(settings)):
                     bar.update(len(line))
                     yield line
 

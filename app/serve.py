@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -62,8 +63,12 @@ def run_gunicorn(
     graceful_timeout_s: int = GRACEFUL_TIMEOUT_S,
 ) -> None:
     # Each worker process writes its metrics to files here; a scrape of any worker sums them all.
-    own_dir = None
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    own_dir, given = None, os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:  # the operator's: made if missing, and emptied (files of dead pids would count)
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+    else:
         own_dir = tempfile.mkdtemp(prefix="postrag-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
     options: dict[str, Any] = {

@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from app.db import embedded, migrations, scope
+from app.db import backup, embedded, migrations, scope
 from tests.conftest import MIGRATIONS_DIR, with_dbname
 
 INIT_SCRIPT = Path(__file__).resolve().parent.parent / "docker" / "init_schema.sh"
@@ -24,7 +24,7 @@ def _as_user(url: str, user: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{quote(user)}:{quote(password)}@{host}"))
 
 
-def test_init_schema_creates_a_least_privileged_role_that_runs_migrations(server_url):
+def test_init_schema_creates_a_least_privileged_role_that_runs_migrations(server_url, tmp_path):
     dbname = f"postrag_init_{uuid.uuid4().hex[:8]}"
     role = f"postrag_app_{uuid.uuid4().hex[:8]}"
     password = uuid.uuid4().hex
@@ -73,6 +73,17 @@ def test_init_schema_creates_a_least_privileged_role_that_runs_migrations(server
         assert owners == [(role, role)]
         assert flags == (False, False, False)
         assert not created_in_public
+        # postrag backup / restore work as this role: it owns its schema but may not create one.
+        with psycopg.connect(app_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO users (name, role) VALUES ('before', 'user')")
+        dump = tmp_path / "as-app-role.dump"
+        backup.backup(app_url, dump, lambda _: None)
+        assert oct(dump.stat().st_mode & 0o777) == "0o600"
+        with psycopg.connect(app_url, autocommit=True) as conn:
+            conn.execute("UPDATE users SET name = 'after'")
+        backup.restore(app_url, dump, lambda _: None)
+        with psycopg.connect(app_url, autocommit=True) as conn:
+            assert conn.execute("SELECT name FROM users").fetchall() == [("before",)]
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(

@@ -123,7 +123,11 @@ def test_requests_with_valid_and_bogus_tokens_log_no_token(app, client, admin_to
         for token in (admin_token, bogus, "not-even-a-postrag-token"):
             assert client.get("/api/v1/me", headers=bearer(token)).status_code in (200, 401)
             assert client.get("/careless", headers=bearer(token)).status_code == 200
-            assert client.get(f"/api/v1/{token}", headers=bearer(token)).status_code in (401, 404)
+            # A token in a URL is logged with the path (the access log): postrag tokens are
+            # recognised and masked there too; nothing can recognise an arbitrary word.
+            if token.startswith("prg_"):
+                missing = client.get(f"/api/v1/{token}", headers=bearer(token))
+                assert missing.status_code in (401, 404)
     logged = _messages(caplog.records)
     for secret in (_public_and_secret(admin_token)[1], bogus[17:], "not-even-a-postrag-token"):
         assert secret not in logged

@@ -160,14 +160,21 @@ def test_serve_logs_json_and_sums_metrics_over_its_worker_processes(database_url
         "POSTRAG_LOG_FORMAT": "json",
         "POSTRAG_WORKERS": "0",
     }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    # The operator's metrics directory, with a stale file a crashed run left: emptied at start
+    # (unreadable, it would turn every scrape into an error).
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "histogram_99999.db").write_bytes(b"left over")
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     server, base = start_serve(env, "--workers", "2", "--threads", "2")
     try:
         for i in range(30):
             assert _get(f"{base}/healthz", {"X-Request-ID": f"probe-{i}"})[0] == 200
         token = (data_dir / "admin-token").read_text().strip()
         status, body = _get(f"{base}/metrics", bearer(token))
-        assert status == 200
+        assert status == 200, body
+        assert not (metrics_dir / "histogram_99999.db").exists()
+        assert list(metrics_dir.glob("histogram_*.db"))  # the workers write theirs there
     finally:
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=60)

@@ -8,6 +8,7 @@ status codes, content types and schemas.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.conftest import live_server
 from tests.fake_oauth import FakeOAuthServer
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
+ROOT = Path(__file__).resolve().parent.parent
 # Upstream failures are documented 502/503/504 answers (the fuzzer registers models nobody
 # serves); a 500 is documented nowhere, so status_code_conformance catches every one.
 CHECKS = "status_code_conformance,content_type_conformance,response_schema_conformance"
@@ -71,6 +73,12 @@ def test_generated_requests_get_no_server_error_and_match_the_schema(live_url, a
         text=True,
         timeout=300,
         stdin=subprocess.DEVNULL,
+        cwd=ROOT,  # so that the hooks module imports
+        env={
+            **os.environ,
+            "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
+            "PYTHONPATH": str(ROOT),
+        },
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "[500]" not in result.stdout

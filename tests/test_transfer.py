@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hashlib
 import json
 import os
 import tracemalloc
@@ -69,6 +68,10 @@ def vectors(database_url: str, collection: int) -> list[tuple]:
             " WHERE d.collection_id = %s ORDER BY 1, 2",
             (collection,),
         ).fetchall()
+
+
+def replaced(lines: list[dict], at: int, **changes) -> list[dict]:
+    return [*lines[:at], dict(lines[at], **changes), *lines[at + 1 :]]
 
 
 def hits(client, headers, collection, query, mode):
@@ -148,7 +151,7 @@ def test_another_embedding_model_re_embeds_on_import(
             close_app(other)
 
 
-def test_bad_files_store_nothing(client, admin, indexed, new_user, database_url):
+def test_bad_files_store_nothing(client, admin, indexed, new_user, database_url, make_app):
     lines = export(client, admin, indexed)
 
     def collections_now() -> int:
@@ -171,12 +174,28 @@ def test_bad_files_store_nothing(client, admin, indexed, new_user, database_url)
         "end count wrong": ndjson([*lines[:-1], dict(lines[-1], chunks=1)]),
         "not an export": ndjson([{"kind": "something else"}]),
         "empty": b"",
+        "NUL in a title": ndjson(replaced(lines, document, title="a\u0000b")),
+        "NUL in metadata": ndjson(replaced(lines, document, metadata={"k": "\u0000"})),
+        "NUL in a chunk": ndjson(replaced(lines, chunk, text="x\u0000")),
+        "page 0": ndjson(replaced(lines, chunk, page=0)),
+        "an integer PostgreSQL cannot hold": ndjson(replaced(lines, chunk, token_count=2**40)),
+        "a chunk ending before it starts": ndjson(replaced(lines, chunk, char_end=0, char_start=5)),
+        "a content type with a line break": ndjson(
+            replaced(lines, document, filename="x", content_type="text/html\r\nX-Evil: 1")
+        ),
+        "invalid UTF-8": ndjson(lines[:1]) + b'{"kind": "\xff"}\n',
     }
     for case, body in cases.items():
         response = post_import(client, admin, body, name=f"bad {case}")
         assert response.status_code == 422, (case, response.json)
         assert response.content_type == "application/problem+json"
         assert "line" in response.json["detail"], (case, response.json["detail"])
+    # A line longer than a document of the largest size could make: 413 before it is all read.
+    small = make_app(max_upload_bytes=1024).test_client()
+    huge = ndjson(lines[:1]) + b'{"kind": "document", "content_base64": "' + b"A" * 2**21 + b'"}\n'
+    too_long = post_import(small, admin, huge, name="huge")
+    assert too_long.status_code == 413, too_long.json
+    assert "longer than" in too_long.json["detail"]
     assert collections_now() == before
     # The name is the file's: a second import of the same file is a conflict.
     assert post_import(client, admin, ndjson(lines)).status_code == 409
@@ -242,7 +261,6 @@ def test_cli_export_and_import(cli_env, app, client, admin, indexed, tmp_path, d
     assert not list(path.parent.glob("*.partial"))
     lines = path.read_text().splitlines()
     assert json.loads(lines[-1])["documents"] == 3
-    assert hashlib.sha256(path.read_bytes()).hexdigest()  # a file, complete
     imported = run("import", str(path), "--name", "from the cli", env=cli_env)
     assert imported.returncode == 0, imported.stderr
     assert "3 document(s)" in imported.stdout and "vectors kept" in imported.stdout

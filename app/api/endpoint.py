@@ -20,6 +20,7 @@ from app.db.replica import Replica
 from app.errors import BadRequest, Forbidden, UnsupportedMediaType, ValidationFailed
 from app.services import tokens, usage
 from app.services.tokens import Principal
+from app.storable import reject_unstorable_text
 
 Auth = Literal["public", "user", "admin"]
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -99,51 +100,6 @@ def _errors(exc: pydantic.ValidationError, where: str) -> list[dict[str, Any]]:
         {"loc": [where, *e["loc"]], "msg": e["msg"], "type": e["type"]}
         for e in exc.errors(include_url=False, include_context=False, include_input=False)
     ]
-
-
-def _storable(text: str) -> bool:
-    """PostgreSQL text holds neither NUL nor lone surrogates (JSON can carry both)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _bad_text_paths(data: Any, where: list[Any]) -> list[list[Any]]:
-    """Where `data` (keys included) holds text PostgreSQL cannot store."""
-    if isinstance(data, str):
-        return [] if _storable(data) else [where]
-    if isinstance(data, dict):
-        bad_keys = [[*where, key] for key in data if not _storable(str(key))]
-        items: Any = data.items()
-    elif isinstance(data, list):
-        bad_keys, items = [], enumerate(data)
-    else:
-        return []
-    return bad_keys + [p for key, value in items for p in _bad_text_paths(value, [*where, key])]
-
-
-def reject_unstorable_text(data: Any, where: str) -> None:
-    """422 when any string in `data` contains NUL characters or lone surrogates."""
-    try:
-        paths = _bad_text_paths(data, [where])
-    except RecursionError:
-        raise BadRequest(f"the {where} is nested too deeply") from None
-    if paths:
-        errors = [
-            {
-                "loc": path,
-                "msg": "must not contain NUL characters or lone surrogates",
-                "type": "invalid_text",
-            }
-            for path in paths
-        ]
-        raise ValidationFailed(
-            "the request contains characters that cannot be stored", errors=errors
-        )
 
 
 def changes_of(body: pydantic.BaseModel, *, nullable: tuple[str, ...] = ()) -> dict[str, Any]:

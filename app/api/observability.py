@@ -20,12 +20,20 @@ from app import metrics
 from app.api.endpoint import db
 from app.db import scope
 from app.errors import Forbidden, Unauthorized
+from app.logredact import redact
 from app.services import tokens
 
 bp = Blueprint("observability", __name__)
 access_log = logging.getLogger("postrag.access")
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _loggable(path: str) -> str:
+    escaped = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
+    return redact(escaped[:2000])
 
 
 def register_request_tracking(app: Flask) -> None:
@@ -41,7 +49,10 @@ def register_request_tracking(app: Flask) -> None:
     def _end(response: Response) -> Response:
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
         route = request.url_rule.rule if request.url_rule else "(unmatched)"
-        method, path, status = request.method, request.path, response.status_code
+        # Labels and log fields from the client, made safe: a made-up method is one series,
+        # and a path cannot forge log lines (control characters) or carry a token into them.
+        method = request.method if request.method in _METHODS else "OTHER"
+        path, status = _loggable(request.path), response.status_code
         started, request_id = g.get("request_started", time.monotonic()), g.get("request_id")
         who = g.get("principal")
         user_id = who.user_id if who is not None else None

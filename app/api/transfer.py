@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.collections import Collection
 from app.api.documents import attachment
-from app.api.endpoint import db, endpoint, principal
+from app.api.endpoint import db, endpoint, principal, release_db
 from app.db import scope
 from app.errors import UnsupportedMediaType
 from app.services import collections, transfer
@@ -59,6 +59,7 @@ def export_collection(collection_id: int) -> Response:
             for _, line in transfer.export_collection(conn, who, collection_id):
                 yield line
 
+    release_db()  # the stream has a connection of its own; this one goes back now
     return Response(
         stream_with_context(lines()),
         mimetype=transfer.CONTENT_TYPE,
@@ -83,11 +84,12 @@ def import_collection(query: ImportQuery) -> ImportResult:
     if request.mimetype not in IMPORT_TYPES:
         raise UnsupportedMediaType(f"send the export file as {transfer.CONTENT_TYPE}")
     request.max_content_length = MAX_IMPORT_BYTES  # more than one upload; read as a stream
+    settings = current_app.extensions["postrag.settings"]
     summary = transfer.import_collection(
         db(),
         principal(),
-        request.stream,
-        settings=current_app.extensions["postrag.settings"],
+        transfer.read_lines(request.stream, transfer.max_line_bytes(settings)),
+        settings=settings,
         embedder=current_app.extensions["postrag.embedder"],
         name=query.name,
     )

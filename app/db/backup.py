@@ -66,7 +66,8 @@ def table_count(url: str) -> int:
 
 
 def _listing(path: Path, *, without_extensions: bool = False) -> list[str]:
-    """The archive's table of contents (pg_restore --list), optionally without extensions."""
+    """The archive's table of contents (pg_restore --list), optionally without extensions and
+    schemas: a restore keeps both as they are (see `restore`)."""
     listed = subprocess.run(
         [client_tool("pg_restore"), "--list", str(path)], capture_output=True, text=True
     )
@@ -74,7 +75,7 @@ def _listing(path: Path, *, without_extensions: bool = False) -> list[str]:
         raise BackupError(f"{path} is not a pg_dump archive: {listed.stderr.strip()}")
     lines = listed.stdout.splitlines()
     if without_extensions:
-        lines = [line for line in lines if " EXTENSION " not in line]
+        lines = [line for line in lines if " EXTENSION " not in line and " SCHEMA - " not in line]
     return lines
 
 
@@ -84,11 +85,22 @@ def archive_tables(path: Path) -> int:
 
 
 def backup(url: str, path: Path, progress: Callable[[str], None]) -> Summary:
-    """Dump the database at `url` to `path` (custom format)."""
+    """Dump the database at `url` to `path` (custom format).
+
+    The dump is written beside `path`, readable by its owner only (it holds every user's data),
+    and renamed into place when complete: `path` is a whole dump or untouched.
+    """
     started = time.monotonic()
     conninfo, password = server.split_password(url)
-    command = [client_tool("pg_dump"), "--format=custom", "--verbose", f"--file={path}"]
-    tables = _run([*command, "--dbname", conninfo], password, progress)
+    partial = path.with_name(f".{path.name}.partial")
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    partial.chmod(0o600)  # also when it was there already
+    command = [client_tool("pg_dump"), "--format=custom", "--verbose", f"--file={partial}"]
+    try:
+        tables = _run([*command, "--dbname", conninfo], password, progress)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
     return Summary(path, tables, path.stat().st_size, time.monotonic() - started)
 
 
@@ -99,6 +111,8 @@ def restore(
 
     Extensions are left in place (created when missing), not dropped and restored: a server
     running against the database keeps pgvector's type ids, which its connections cached.
+    Schemas are left in place too: the least-privileged Docker role owns its schema but may not
+    create one (docker/init_schema.sh), so the restore empties and refills it instead.
     """
     started = time.monotonic()
     conninfo, password = server.split_password(url)

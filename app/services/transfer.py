@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,16 +30,17 @@ import numpy as np
 import pydantic
 
 from app.db import scope
-from app.errors import ValidationFailed
+from app.errors import AppError, PayloadTooLarge, ValidationFailed
 from app.providers.embeddings import Embedder
 from app.repositories import Conn, Row
 from app.repositories import documents as document_repo
 from app.repositories import embedding_spaces as space_repo
 from app.repositories import transfer as transfer_repo
-from app.services import collections, documents, spaces
+from app.services import collections, documents, extraction, spaces
 from app.services.chunking import Chunk
 from app.services.tokens import Principal
 from app.settings import Settings
+from app.storable import reject_unstorable_text
 
 KIND = "postrag.collection"
 FORMAT = 1
@@ -80,17 +82,26 @@ class DocumentLine(_Line):
     content_base64: str
 
 
+_INT4 = 2**31 - 1  # the chunk columns are integer; COPY would wrap larger values silently
+
+
 class ChunkLine(_Line):
     kind: Literal["chunk"]
     document: int
-    ordinal: int = pydantic.Field(ge=0)
+    ordinal: int = pydantic.Field(ge=0, le=_INT4)
     text: str
-    token_count: int = pydantic.Field(ge=0)
-    page: int | None = None
-    char_start: int = pydantic.Field(ge=0)
-    char_end: int = pydantic.Field(ge=0)
+    token_count: int = pydantic.Field(ge=0, le=_INT4)
+    page: int | None = pydantic.Field(None, ge=1, le=_INT4)
+    char_start: int = pydantic.Field(ge=0, le=_INT4)
+    char_end: int = pydantic.Field(ge=0, le=_INT4)
     heading_path: list[str] = []
     embedding_base64: str | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _span(self) -> ChunkLine:
+        if self.char_end < self.char_start:
+            raise ValueError("char_end is before char_start")
+        return self
 
 
 class EndLine(_Line):
@@ -208,13 +219,22 @@ def _bad(line_no: int, message: str) -> ValidationFailed:
     )
 
 
-def _parse(line_no: int, raw: bytes | str, model: type[pydantic.BaseModel]) -> Any:
+def _decode(line_no: int, raw: bytes | str) -> dict[str, Any]:
+    """The line as a JSON object whose text PostgreSQL can store, or a 422 naming the line."""
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise _bad(line_no, f"not JSON ({exc})") from None
     if not isinstance(data, dict):
         raise _bad(line_no, "not a JSON object")
+    try:
+        reject_unstorable_text(data, "line")
+    except AppError as exc:
+        raise _bad(line_no, exc.detail) from None
+    return data
+
+
+def _parse(line_no: int, data: dict[str, Any], model: type[pydantic.BaseModel]) -> Any:
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -223,15 +243,21 @@ def _parse(line_no: int, raw: bytes | str, model: type[pydantic.BaseModel]) -> A
         raise _bad(line_no, f"{where}: {first['msg']}") from None
 
 
-def _kind(line_no: int, raw: bytes | str) -> str:
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise _bad(line_no, f"not JSON ({exc})") from None
-    kind = data.get("kind") if isinstance(data, dict) else None
-    if kind not in ("document", "chunk", "end"):
-        raise _bad(line_no, "expected a document, chunk or end line")
-    return str(kind)
+def read_lines(stream: Any, max_line_bytes: int) -> Iterator[bytes]:
+    """The lines of a binary stream (a file, or a request body: unbuffered, so buffered here),
+    read in large blocks; 413 for a line over the limit, before it is all in memory."""
+    reader = stream if isinstance(stream, io.BufferedIOBase) else io.BufferedReader(stream, 1 << 20)
+    while line := reader.readline(max_line_bytes + 1):
+        if len(line) > max_line_bytes:
+            raise PayloadTooLarge(
+                f"a line of the import file is longer than {max_line_bytes} bytes"
+            )
+        yield line
+
+
+def max_line_bytes(settings: Settings) -> int:
+    """The longest line an import may have: a document of the largest size, in base64, and JSON."""
+    return settings.max_upload_bytes * 4 // 3 + 1024 * 1024
 
 
 def import_collection(
@@ -248,7 +274,7 @@ def import_collection(
     first = next(numbered, None)
     if first is None:
         raise _bad(1, "the file is empty")
-    header: Header = _parse(first[0], first[1], Header)
+    header: Header = _parse(first[0], _decode(*first), Header)
     with scope.acting_as_owner(conn):  # the worker's space (made by the first worker if none)
         space = spaces.ensure_space(conn, embedder, max_attempts=settings.job_max_attempts)
     here = (space["provider"], space["model"], int(space["dimension"]))
@@ -266,14 +292,17 @@ def import_collection(
         importer = _Importer(conn, who, settings, collection["id"], space, keep)
         line_no = first[0]
         for line_no, raw in numbered:
-            kind = _kind(line_no, raw)
+            data = _decode(line_no, raw)
+            kind = data.get("kind")
             if kind == "document":
-                importer.document(line_no, _parse(line_no, raw, DocumentLine))
+                importer.document(line_no, _parse(line_no, data, DocumentLine))
             elif kind == "chunk":
-                importer.chunk(line_no, _parse(line_no, raw, ChunkLine))
-            else:
-                importer.end(line_no, _parse(line_no, raw, EndLine))
+                importer.chunk(line_no, _parse(line_no, data, ChunkLine))
+            elif kind == "end":
+                importer.end(line_no, _parse(line_no, data, EndLine))
                 break
+            else:
+                raise _bad(line_no, "expected a document, chunk or end line")
         else:
             raise _bad(line_no, "the file ends early: it has no end line")
     return ImportSummary(collection, importer.documents, importer.chunks, keep, importer.queued)
@@ -313,13 +342,18 @@ class _Importer:
         sha256 = hashlib.sha256(content)
         if sha256.hexdigest() != line.sha256:
             raise _bad(line_no, "the content does not match its sha256")
+        filename = documents.clean_filename(line.filename)
+        try:  # the same formats as an upload, named the same way
+            content_type = extraction.detect_format(filename, line.content_type, content)
+        except AppError as exc:
+            raise _bad(line_no, exc.detail) from None
         row = document_repo.insert(
             self.conn,
             collection_id=self.collection_id,
             owner_id=self.who.user_id,
-            filename=documents.clean_filename(line.filename),
+            filename=filename,
             title=line.title,
-            content_type=line.content_type,
+            content_type=content_type,
             sha256=sha256.digest(),
             content=content,
             metadata=line.metadata,

@@ -1,0 +1,56 @@
+"""Text PostgreSQL cannot store (NUL characters, lone surrogates), found before any SQL runs.
+
+JSON can carry both; a text column refuses them with an error that would be a 500. Used on
+request bodies and queries (app/api/endpoint.py) and on import files (app/services/transfer.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.errors import BadRequest, ValidationFailed
+
+
+def _storable(text: str) -> bool:
+    """PostgreSQL text holds neither NUL nor lone surrogates (JSON can carry both)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _bad_text_paths(data: Any, where: list[Any]) -> list[list[Any]]:
+    """Where `data` (keys included) holds text PostgreSQL cannot store."""
+    if isinstance(data, str):
+        return [] if _storable(data) else [where]
+    if isinstance(data, dict):
+        bad_keys = [[*where, key] for key in data if not _storable(str(key))]
+        items: Any = data.items()
+    elif isinstance(data, list):
+        bad_keys, items = [], enumerate(data)
+    else:
+        return []
+    return bad_keys + [p for key, value in items for p in _bad_text_paths(value, [*where, key])]
+
+
+def reject_unstorable_text(data: Any, where: str) -> None:
+    """422 when any string in `data` contains NUL characters or lone surrogates."""
+    try:
+        paths = _bad_text_paths(data, [where])
+    except RecursionError:
+        raise BadRequest(f"the {where} is nested too deeply") from None
+    if paths:
+        errors = [
+            {
+                "loc": path,
+                "msg": "must not contain NUL characters or lone surrogates",
+                "type": "invalid_text",
+            }
+            for path in paths
+        ]
+        raise ValidationFailed(
+            "the request contains characters that cannot be stored", errors=errors
+        )
