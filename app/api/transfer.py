@@ -23,11 +23,10 @@ MAX_IMPORT_BYTES = 8 * 1024**3  # streamed, one document in memory at a time
 class ImportQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(
-        None,
-        min_length=1,
+    name: str = Field(
+        "",
         max_length=200,
-        description="the new collection's name (default: the file's)",
+        description="the new collection's name (empty or absent: the name in the file)",
     )
 
 
@@ -91,7 +90,7 @@ def import_collection(query: ImportQuery) -> ImportResult:
         transfer.read_lines(request.stream, transfer.max_line_bytes(settings)),
         settings=settings,
         embedder=current_app.extensions["postrag.embedder"],
-        name=query.name,
+        name=query.name.strip() or None,
     )
     return ImportResult(
         collection=Collection(**summary.collection),
