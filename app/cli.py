@@ -376,8 +376,10 @@ def export_command(collection: str, file: Path, user_name: str) -> None:
             partial = file.with_name(file.name + ".partial")
             counts = {"document": 0, "chunk": 0}
             try:
+                # Owner-only, like a backup: it holds the collection's documents in full.
+                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with (
-                    partial.open("w", encoding="utf-8") as out,
+                    open(fd, "w", encoding="utf-8") as out,
                     tqdm(total=total, unit="doc", disable=None) as bar,
                 ):
                     for kind, line in transfer.export_collection(conn, who, row["id"]):

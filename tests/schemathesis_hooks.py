@@ -4,6 +4,7 @@ request bodies whose media type it does not know: an import file is JSON lines."
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import schemathesis
@@ -45,4 +46,5 @@ def _parse_schemathesis_lambdas_early() -> None:
     lambda_sources.AST_LAMBDAS_CACHE = _Parsed()  # type: ignore[assignment]
 
 
-_parse_schemathesis_lambdas_early()
+if sys.version_info[:3] == (3, 11, 7):
+    _parse_schemathesis_lambdas_early()

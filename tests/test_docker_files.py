@@ -208,6 +208,12 @@ def test_every_variable_compose_passes_is_one_postrag_reads_and_accepts(service)
     read = _names_settings_read()
     assert "POSTRAG_WORKERS" in read and "DATABASE_URL" in read  # the recording works
     assert set(environment) - read == set()
+    # ... and every setting reaches the container, but for what the image fixes (its data and
+    # migrations directories) and what is named per OAuth provider.
+    fixed = {"POSTRAG_DATA_DIR", "POSTRAG_MIGRATIONS_DIR"}
+    if service == "worker":
+        fixed.add("POSTRAG_WORKERS")  # threads of `postrag serve`; a worker has --threads
+    assert read - set(environment) - fixed == set()
     assert image_env - read == set()
     # The compose defaults, with only the required secrets given, make valid settings.
     with pytest.raises(LookupError, match="POSTRAG_SECRET_KEY"):

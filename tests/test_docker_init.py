@@ -84,6 +84,33 @@ def test_init_schema_creates_a_least_privileged_role_that_runs_migrations(server
         backup.restore(app_url, dump, lambda _: None)
         with psycopg.connect(app_url, autocommit=True) as conn:
             assert conn.execute("SELECT name FROM users").fetchall() == [("before",)]
+        # The README's plain-tools recipe for the Docker database, as the same role.
+        as_role = {**env, "PGUSER": role, "PGPASSWORD": password, "PGDATABASE": dbname}
+        plain = tmp_path / "plain.dump"
+        with plain.open("wb") as out:
+            dumped = subprocess.run(
+                ["pg_dump", "--format=custom"], env=as_role, stdout=out, stderr=subprocess.PIPE
+            )
+        assert dumped.returncode == 0, dumped.stderr
+        with psycopg.connect(app_url, autocommit=True) as conn:
+            conn.execute("UPDATE users SET name = 'after'")
+        recipe = (
+            'cat > "$WORK/full.dump" && pg_restore -l "$WORK/full.dump"'
+            ' | grep -v -e " EXTENSION " -e " SCHEMA - " > "$WORK/keep.list"'
+            " && pg_restore --clean --if-exists --single-transaction --exit-on-error"
+            ' --no-owner -L "$WORK/keep.list" -d "$PGDATABASE" "$WORK/full.dump"; status=$?;'
+            ' rm -f "$WORK/full.dump" "$WORK/keep.list"; exit $status'
+        )
+        with plain.open("rb") as source:
+            restored = subprocess.run(
+                ["sh", "-c", recipe],
+                env={**as_role, "WORK": str(tmp_path)},
+                stdin=source,
+                capture_output=True,
+            )
+        assert restored.returncode == 0, restored.stderr
+        with psycopg.connect(app_url, autocommit=True) as conn:
+            assert conn.execute("SELECT name FROM users").fetchall() == [("before",)]
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(

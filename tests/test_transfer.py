@@ -259,6 +259,7 @@ def test_cli_export_and_import(cli_env, app, client, admin, indexed, tmp_path, d
     assert done.returncode == 0, done.stderr
     assert "exported 3 document(s)" in done.stdout
     assert not list(path.parent.glob("*.partial"))
+    assert oct(path.stat().st_mode & 0o777) == "0o600"  # the documents in full: owner only
     lines = path.read_text().splitlines()
     assert json.loads(lines[-1])["documents"] == 3
     imported = run("import", str(path), "--name", "from the cli", env=cli_env)

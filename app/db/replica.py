@@ -138,25 +138,28 @@ class Replica:
         if replayed is None:
             return ReplicaStatus(NOT_STANDBY, reason="pg_is_in_recovery() is false")
         lag_s = self._lag_s(replayed)
-        if lag_s > self.max_lag_s and self._status.state != LAGGING:
+        if (lag_s is None or lag_s > self.max_lag_s) and self._status.state != LAGGING:
             # The primary may have written just before it was sampled: give that WAL a moment
             # to arrive rather than report a lag that was never there.
             time.sleep(_CONFIRM_PAUSE_S)
             replayed = self._replayed(conn) or replayed
             lag_s = self._lag_s(replayed)
-        state = FRESH if lag_s <= self.max_lag_s else LAGGING
-        return ReplicaStatus(state, round(lag_s, 3), max(0, primary_lsn - replayed))
+        state = FRESH if lag_s is not None and lag_s <= self.max_lag_s else LAGGING
+        lag = None if lag_s is None else round(lag_s, 3)
+        return ReplicaStatus(state, lag, max(0, primary_lsn - replayed))
 
-    def _lag_s(self, replayed: int) -> float:
+    def _lag_s(self, replayed: int) -> float | None:
         """How long ago the primary was at a position the replica has replayed: its data is at
-        most that old (0 when it has replayed the latest sample)."""
+        most that old (0 when it has replayed the latest sample). None when it is behind every
+        sample kept: of unknown age (after a start or a quiet spell the samples are recent, and
+        a replica that stopped replaying long ago must not pass for a fresh one)."""
         now = self._clock()
         with self._lock:
             samples = list(self._samples)
         if samples and replayed >= samples[-1][1]:
             return 0.0
         caught_up = [t for t, lsn in samples if lsn <= replayed]
-        return now - (max(caught_up) if caught_up else samples[0][0] if samples else 0.0)
+        return now - max(caught_up) if caught_up else None
 
     def _set(self, status: ReplicaStatus, recheck_in_s: float) -> None:
         with self._lock:
@@ -167,9 +170,10 @@ class Replica:
         if status.state == FRESH:
             log.info("reads go to the replica (%.3f s behind the primary)", status.lag_s or 0.0)
         elif status.state == LAGGING:
+            behind = "an unknown time" if status.lag_s is None else f"{status.lag_s:.1f} s"
             log.warning(
-                "the replica is %.1f s behind the primary (bound %.1f s): reads go to the primary",
-                status.lag_s,
+                "the replica is %s behind the primary (bound %.1f s): reads go to the primary",
+                behind,
                 self.max_lag_s,
             )
         else:
