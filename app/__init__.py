@@ -46,6 +46,7 @@ from app.services import users as user_service
 from app.services.secrets import Keyring
 from app.services.worker import WorkerPool
 from app.settings import Settings
+from app.web import pages as web_pages
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         openai_compat.bp,
         connectors.bp,
         usage.bp,
+        web_pages.bp,
     ):
         app.register_blueprint(blueprint)
 

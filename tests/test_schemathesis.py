@@ -57,7 +57,7 @@ def test_generated_requests_get_no_server_error_and_match_the_schema(live_url, a
             "--max-examples",
             "15",
             "--max-time",
-            "45",
+            "35",
             "--workers",
             "2",
             "--seed",

@@ -1,0 +1,1 @@
+"""The web page at / (static files; it calls the same JSON API as everyone else)."""
