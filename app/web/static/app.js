@@ -30,18 +30,28 @@ function element(tag, attributes = {}, ...children) {
   return node;
 }
 
+// Shown in the page's alert region: every failure the user should know about ends here.
+function report(error, where = "#app-error") {
+  $(where).textContent = error.message || String(error);
+}
+
 async function signIn(candidate) {
   sessionStorage.setItem(TOKEN_KEY, candidate);
+  let me;
   try {
-    const me = await api("/api/v1/me");
-    $("#who").textContent = `Signed in as ${me.name}`;
-    $("#sign-in").hidden = true;
-    $("#app").hidden = false;
-    $("#sign-out").hidden = false;
-    await Promise.all([loadCollections(), loadChats(), loadPreferences()]);
+    me = await api("/api/v1/me");
   } catch (error) {
     sessionStorage.removeItem(TOKEN_KEY);
     $("#sign-in-error").textContent = error.status === 401 ? "That token is not valid." : error.message;
+    return;
+  }
+  $("#who").textContent = `Signed in as ${me.name}`;
+  $("#sign-in").hidden = true;
+  $("#app").hidden = false;
+  $("#sign-out").hidden = false;
+  $("#who").focus();
+  for (const load of [loadCollections, loadChats, loadPreferences]) {
+    load().catch((error) => report(error));
   }
 }
 
@@ -71,17 +81,30 @@ async function choose(collection) {
 
 async function removeCollection(collection) {
   if (!confirm(`Delete ${collection.name} with all its documents?`)) return;
-  await api(`/api/v1/collections/${collection.id}`, { method: "DELETE" });
-  if (currentCollection?.id === collection.id) currentCollection = null;
-  await loadCollections();
-  await loadDocuments();
+  try {
+    await api(`/api/v1/collections/${collection.id}`, { method: "DELETE" });
+    if (currentCollection?.id === collection.id) currentCollection = null;
+    await loadCollections();
+    await loadDocuments();
+  } catch (error) {
+    report(error);
+  }
 }
 
 async function loadDocuments() {
   clearTimeout(pollTimer);
   const body = $("#documents tbody");
   if (!currentCollection) { body.replaceChildren(); return; }
-  const page = await api(`/api/v1/documents?collection_id=${currentCollection.id}&limit=100`);
+  const shown = currentCollection.id;
+  let page;
+  try {
+    page = await api(`/api/v1/documents?collection_id=${shown}&limit=100`);
+  } catch (error) {
+    report(error);
+    pollTimer = setTimeout(loadDocuments, 3000);  // keep watching: the server may be back soon
+    return;
+  }
+  if (currentCollection?.id !== shown) return;  // another collection was chosen meanwhile
   body.replaceChildren(...page.items.map((d) => element("tr", { "data-document": d.id },
     element("td", {}, d.filename),
     element("td", { class: `status-${d.status}` }, d.status),
@@ -106,6 +129,7 @@ async function act(path, method) {
 async function upload(files) {
   $("#upload-error").textContent = "";
   if (!currentCollection) { $("#upload-error").textContent = "Create or choose a collection first."; return; }
+  const failed = [];
   for (const file of files) {
     const form = new FormData();
     form.append("collection_id", String(currentCollection.id));
@@ -113,16 +137,17 @@ async function upload(files) {
     try {
       await api("/api/v1/documents", { method: "POST", body: form });
     } catch (error) {
-      $("#upload-error").textContent = `${file.name}: ${error.message}`;
+      failed.push(`${file.name}: ${error.message}`);
     }
   }
+  $("#upload-error").textContent = failed.join("\n");
   await loadDocuments();
 }
 
 function highlighted(text, query) {
-  const words = query.toLowerCase().split(/\W+/).filter((w) => w.length > 2);
+  const words = query.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => w.length > 2);
   const node = element("span");
-  for (const part of text.split(/(\W+)/)) {
+  for (const part of text.split(/([^\p{L}\p{N}]+)/u)) {
     node.append(words.some((w) => part.toLowerCase().startsWith(w)) ? element("mark", {}, part) : part);
   }
   return node;
@@ -132,7 +157,8 @@ async function search(event) {
   event.preventDefault();
   $("#search-error").textContent = "";
   const query = $("#query").value;
-  const body = { query, mode: $("#mode").value };
+  const body = { query };
+  if ($("#mode").value) body.mode = $("#mode").value;  // empty: the user's saved default
   if (currentCollection) body.collection_ids = [currentCollection.id];
   if ($("#filter").value.trim()) {
     try { body.filter = JSON.parse($("#filter").value); } catch { $("#search-error").textContent = "The filter is not JSON."; return; }
@@ -145,6 +171,7 @@ async function search(event) {
       element("strong", {}, h.filename), h.page ? ` (page ${h.page})` : "", ": ",
       highlighted(h.text, query))));
     if (!result.hits.length) $("#hits").replaceChildren(element("li", {}, "No hits."));
+    if (result.warnings?.length) $("#search-error").textContent = result.warnings.join(" ");
   } catch (error) {
     $("#search-error").textContent = error.message;
   }
@@ -153,18 +180,27 @@ async function search(event) {
 // ------------------------------------------------------------------ chat
 
 let currentChat = null;
+const passages = new Map();  // chunk id -> text, from the retrieval events of live answers
 
 async function loadChats() {
   const page = await api("/api/v1/chats?limit=100");
   $("#chats").replaceChildren(...page.items.map((c) => element("li", {},
     element("button", { type: "button", "aria-current": String(c.id === currentChat),
-      onclick: () => openChat(c.id) }, c.title || `Chat ${c.id}`))));
+      onclick: () => openChat(c.id).catch((error) => report(error, "#chat-error")) },
+      c.title || `Chat ${c.id}`))));
 }
 
 async function openChat(id) {
   currentChat = id;
-  const chat = await api(`/api/v1/chats/${id}`);
-  $("#messages").replaceChildren(...chat.messages.items.map((m) => messageItem(m.role, m.content, m.citations || [])));
+  let chat = await api(`/api/v1/chats/${id}?limit=100`);
+  if (chat.messages.total > chat.messages.items.length) {  // the newest 100
+    chat = await api(`/api/v1/chats/${id}?limit=100&offset=${chat.messages.total - 100}`);
+  }
+  $("#messages").replaceChildren(...chat.messages.items.map((m) => {
+    const item = messageItem(m.role, m.content, m.citations || []);
+    if (m.error) item.append(element("p", { class: "error" }, m.error));
+    return item;
+  }));
   await loadChats();
 }
 
@@ -175,77 +211,131 @@ function messageItem(role, text, citations) {
   return item;
 }
 
-// "[2]" in an answer becomes a link that opens the cited passage.
+// "[2]" and "[1, 3]" in an answer: each number becomes a link that opens the cited passage.
 function withCitations(text, citations) {
   const node = element("span", { class: "text" });
-  for (const part of text.split(/(\[\d+\])/)) {
-    const n = part.match(/^\[(\d+)\]$/)?.[1];
-    const cited = n && citations.find((c) => c.n === Number(n));
-    node.append(cited ? element("a", { href: "#passage", class: "citation",
-      "aria-label": `source ${n}: ${cited.filename}`, onclick: (e) => { e.preventDefault(); showPassage(cited); } }, part) : part);
+  for (const part of text.split(/(\[\d{1,3}(?:\s*,\s*\d{1,3})*\])/)) {
+    const numbers = /^\[[\d,\s]+\]$/.test(part) ? part.slice(1, -1).split(",").map(Number) : [];
+    const cited = numbers.map((n) => citations.find((c) => c.n === n));
+    if (!numbers.length || cited.some((c) => !c)) { node.append(part); continue; }
+    node.append("[");
+    cited.forEach((c, i) => {
+      if (i) node.append(", ");
+      node.append(element("a", { href: "#passage", class: "citation",
+        "aria-label": `[${c.n}] source: ${c.filename}`,
+        onclick: (event) => { event.preventDefault(); showPassage(c, event.target); } }, String(c.n)));
+    });
+    node.append("]");
   }
   return node;
 }
 
-async function showPassage(citation) {
-  const chunk = await api(`/api/v1/documents/${citation.document_id}/chunks?limit=100`);
-  const found = chunk.items.find((c) => c.id === citation.chunk_id);
+async function chunkText(citation) {
+  if (passages.has(citation.chunk_id)) return passages.get(citation.chunk_id);
+  for (let offset = 0; ; offset += 100) {
+    const page = await api(`/api/v1/documents/${citation.document_id}/chunks?limit=100&offset=${offset}`);
+    const found = page.items.find((c) => c.id === citation.chunk_id);
+    if (found) return found.text;
+    if (offset + 100 >= page.total) return null;
+  }
+}
+
+let openedFrom = null;
+
+async function showPassage(citation, link) {
+  openedFrom = link;
+  let text;
+  try { text = await chunkText(citation); } catch (error) { report(error, "#chat-error"); return; }
   $("#passage-title").textContent = `[${citation.n}] ${citation.filename}${citation.page ? `, page ${citation.page}` : ""}`;
-  $("#passage-text").textContent = found ? found.text : "(the passage is no longer there)";
+  $("#passage-text").textContent = text ?? "(the passage is no longer there)";
   $("#passage").hidden = false;
   $("#passage-close").focus();
 }
 
-// The answer streams as server-sent events; fetch (not EventSource) so the token goes in a header.
-async function ask(event) {
-  event.preventDefault();
-  $("#chat-error").textContent = "";
-  const question = $("#question").value;
-  if (!currentChat) {
-    const body = currentCollection ? { collection_ids: [currentCollection.id] } : {};
-    currentChat = (await api("/api/v1/chats", { method: "POST",
-      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).id;
-  }
-  $("#question").value = "";
-  $("#messages").append(messageItem("user", question, []));
-  const answer = messageItem("assistant", "", []);
-  $("#messages").append(answer);
-  const response = await fetch(`/api/v1/chats/${currentChat}/messages`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${token()}`, "Content-Type": "application/json", Accept: "text/event-stream" },
-    body: JSON.stringify({ content: question }),
-  });
-  if (!response.ok) {
-    const problem = await response.json().catch(() => ({}));
-    $("#chat-error").textContent = problem.detail || `${response.status} ${response.statusText}`;
-    answer.remove();
-    return;
-  }
-  let text = "";
+// Server-sent events from a fetch body (not EventSource: the token goes in a header).
+async function* events(response) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {
     const { value, done } = await reader.read();
-    if (done) break;
+    if (done) return;
     buffer += value;
+    // Line ends may be \r\n, \r or \n; a \r at the very end may be half of a \r\n.
+    const safe = buffer.endsWith("\r") ? buffer.length - 1 : buffer.length;
+    const lines = buffer.slice(0, safe).replace(/\r\n?/g, "\n");
+    buffer = buffer.slice(safe);
+    let rest = lines;
     let end;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const raw = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const name = raw.match(/^event: (.*)$/m)?.[1] || "message";
-      const data = JSON.parse(raw.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n") || "{}");
-      if (name === "delta") {
+    while ((end = rest.indexOf("\n\n")) >= 0) {
+      const block = rest.slice(0, end);
+      rest = rest.slice(end + 2);
+      let name = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        const [field, ...value] = line.split(":");
+        const text = value.join(":").replace(/^ /, "");
+        if (field === "event") name = text;
+        else if (field === "data") data.push(text);
+      }
+      if (data.length) yield [name, JSON.parse(data.join("\n"))];
+    }
+    buffer = rest + buffer;
+  }
+}
+
+async function ask(event) {
+  event.preventDefault();
+  $("#chat-error").textContent = "";
+  const question = $("#question").value;
+  const button = $("#ask-form button");
+  button.disabled = true;
+  $("#messages").setAttribute("aria-busy", "true");
+  try {
+    if (!currentChat) {
+      const body = currentCollection ? { collection_ids: [currentCollection.id] } : {};
+      currentChat = (await api("/api/v1/chats", { method: "POST",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).id;
+    }
+    const response = await fetch(`/api/v1/chats/${currentChat}/messages`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token()}`, "Content-Type": "application/json", Accept: "text/event-stream" },
+      body: JSON.stringify({ content: question }),
+    });
+    if (!response.ok) {
+      const problem = await response.json().catch(() => ({}));
+      throw new Error(problem.detail || `${response.status} ${response.statusText}`);
+    }
+    $("#question").value = "";
+    $("#messages").append(messageItem("user", question, []));
+    const answer = messageItem("assistant", "", []);
+    $("#messages").append(answer);
+    let text = "";
+    let finished = false;
+    for await (const [name, data] of events(response)) {
+      if (name === "retrieval") {
+        for (const source of data.sources || []) passages.set(source.chunk_id, source.text);
+      } else if (name === "delta") {
         text += data.text;
         answer.querySelector(".text").textContent = text;
       } else if (name === "done") {
-        answer.querySelector(".text").replaceWith(withCitations(text, data.citations || []));
+        finished = true;
         answer.dataset.status = data.status;
       } else if (name === "error") {
-        $("#chat-error").textContent = data.detail || "the answer failed";
+        finished = true;
+        report(new Error(data.detail || "the answer failed"), "#chat-error");
       }
     }
+    if (!finished) report(new Error("the answer was interrupted"), "#chat-error");
+    // As stored: the server may have held back or set apart a last piece of the text.
+    const status = answer.dataset.status;
+    await openChat(currentChat);
+    if (status) $("#messages li.assistant:last-child").dataset.status = status;
+  } catch (error) {
+    report(error, "#chat-error");
+  } finally {
+    button.disabled = false;
+    $("#messages").setAttribute("aria-busy", "false");
   }
-  await loadChats();
 }
 
 // ------------------------------------------------------------------ preferences
@@ -268,10 +358,11 @@ async function savePreferences(event) {
   const body = {
     chat_model_id: $("#pref-model").value ? Number($("#pref-model").value) : null,
     search_mode: $("#pref-mode").value,
-    top_k: Number($("#pref-top-k").value),
-    temperature: Number($("#pref-temperature").value),
     system_prompt: $("#pref-system").value,
   };
+  // Empty number fields are left as they are rather than sent as 0.
+  if ($("#pref-top-k").value !== "") body.top_k = Number($("#pref-top-k").value);
+  if ($("#pref-temperature").value !== "") body.temperature = Number($("#pref-temperature").value);
   try {
     await api("/api/v1/me/preferences", { method: "PATCH",
       headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
@@ -289,12 +380,17 @@ function setUp() {
   $("#sign-out").addEventListener("click", signOut);
   $("#new-collection").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const created = await api("/api/v1/collections", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ name: $("#collection-name").value }),
-    });
-    $("#collection-name").value = "";
-    await choose(created);
+    $("#app-error").textContent = "";
+    try {
+      const created = await api("/api/v1/collections", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name: $("#collection-name").value }),
+      });
+      $("#collection-name").value = "";
+      await choose(created);
+    } catch (error) {
+      report(error);
+    }
   });
   const drop = $("#drop");
   drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
@@ -304,14 +400,14 @@ function setUp() {
     drop.classList.remove("over");
     upload([...event.dataTransfer.files]);
   });
-  drop.addEventListener("keydown", (event) => {  // keyboard users open the file chooser
-    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); $("#files").click(); }
-  });
   $("#files").addEventListener("change", (event) => upload([...event.target.files]));
   $("#search-form").addEventListener("submit", search);
   $("#ask-form").addEventListener("submit", ask);
   $("#new-chat").addEventListener("click", () => { currentChat = null; $("#messages").replaceChildren(); $("#question").focus(); });
-  $("#passage-close").addEventListener("click", () => { $("#passage").hidden = true; });
+  $("#passage-close").addEventListener("click", () => {
+    $("#passage").hidden = true;
+    openedFrom?.focus();  // back to the citation that opened it
+  });
   $("#preferences-form").addEventListener("submit", savePreferences);
   if (token()) signIn(token());
 }
