@@ -10,7 +10,9 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -56,7 +58,7 @@ def _docker_answers() -> bool:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url() -> Iterator[str]:
     """A URL to a PostgreSQL server where the tests may create and drop databases."""
     if os.environ.get("TEST_DATABASE_URL"):
         yield os.environ["TEST_DATABASE_URL"]
@@ -68,19 +70,26 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     else:
         from app.db import embedded
 
-        server = embedded.start(tmp_path_factory.mktemp("embedded"))
+        # Not under pytest's numbered temp dirs: another pytest run on the machine prunes those.
+        data_dir = Path(tempfile.mkdtemp(prefix="postrag-test-pg-"))
+        server = embedded.start(data_dir)
         yield server.url
+        server.handle.cleanup()  # stops PostgreSQL (no other process uses it)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture
 def make_database(server_url: str) -> Iterator[Callable[[], str]]:
-    """Creates empty databases (dropped after the test) and returns their URLs."""
+    """Creates databases (empty, or copies of a template), dropped after the test; their URLs."""
     created: list[str] = []
 
-    def make() -> str:
+    def make(template: str | None = None) -> str:
         name = f"postrag_test_{uuid.uuid4().hex[:12]}"
+        create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            create = sql.SQL("{} TEMPLATE {}").format(create, sql.Identifier(template))
         with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(create)
         created.append(name)
         return with_dbname(server_url, name)
 
@@ -92,9 +101,22 @@ def make_database(server_url: str) -> Iterator[Callable[[], str]]:
             )
 
 
+@pytest.fixture(scope="session")
+def template_name(server_url: str) -> str:
+    """A database migrated once per session through the production code; tests get copies."""
+    from app.db import migrations
+
+    name = f"postrag_template_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    migrations.migrate(with_dbname(server_url, name), MIGRATIONS_DIR)
+    return name
+
+
 @pytest.fixture
-def database_url(make_database: Callable[[], str]) -> str:
-    return make_database()
+def database_url(make_database: Callable[..., str], template_name: str) -> str:
+    """A fresh database with every migration applied (a copy of the session's template)."""
+    return make_database(template=template_name)
 
 
 @pytest.fixture

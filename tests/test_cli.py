@@ -124,7 +124,8 @@ def _migration_ids() -> list[str]:
     )
 
 
-def test_migrate_status_and_rollback(cli_env):
+def test_migrate_status_and_rollback(cli_env, make_database):
+    cli_env = {**cli_env, "DATABASE_URL": make_database()}  # empty: every migration to apply
     *_, keep, last = _migration_ids()
     applied = run("migrate", env=cli_env)
     assert applied.returncode == 0, applied.stderr

@@ -110,7 +110,8 @@ def test_every_migration_has_a_rollback_and_depends_on_the_previous():
         assert (MIGRATIONS_DIR / f"{migration_id}.sql").read_text().startswith("-- "), migration_id
 
 
-def test_fresh_migrate_builds_every_table_foreign_key_and_index(database_url):
+def test_fresh_migrate_builds_every_table_foreign_key_and_index(make_database):
+    database_url = make_database()
     applied = migrations.migrate(database_url, MIGRATIONS_DIR)
     assert applied == _ids()
     with psycopg.connect(database_url) as conn:
@@ -185,7 +186,8 @@ def test_rollback_to_an_unknown_id_is_refused(database_url):
         migrations.rollback(database_url, MIGRATIONS_DIR, "V9_9")
 
 
-def test_four_processes_starting_at_once_apply_each_migration_once(database_url, tmp_path):
+def test_four_processes_starting_at_once_apply_each_migration_once(make_database, tmp_path):
+    database_url = make_database()
     code = (
         "from app import create_app\n"
         "from app.settings import Settings\n"
