@@ -1,8 +1,9 @@
 """One answer in the making: the stored exchange, its text so far, how it is saved, closed and
 accounted (for app/services/chat_answers.py).
 
-Closing is retried until it is stored: a failed write (the database may be the cause) leaves
-the answer open for the error path to close as `incomplete`, and its held tokens to settle once.
+An answer counts as closed only once its closing write is stored: a failed write (the database
+may be the cause) leaves it open for the error path to close as `incomplete`; its held tokens
+are settled once whichever write stores it.
 """
 
 from __future__ import annotations
