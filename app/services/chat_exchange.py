@@ -2,8 +2,8 @@
 accounted (for app/services/chat_answers.py).
 
 An answer counts as closed only once its closing write is stored: a failed write (the database
-may be the cause) leaves it open for the error path to close as `incomplete`; its held tokens
-are settled once whichever write stores it.
+may be the cause) leaves it open for the error path to close as `incomplete`; the tokens it
+held are settled once, by the first try.
 """
 
 from __future__ import annotations
