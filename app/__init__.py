@@ -90,10 +90,9 @@ def resolve_llm(settings: Settings) -> str:
         return settings.llm
     found = "ollama" if ollama_answers(settings.ollama_url) else "none"
     log.info(
-        "POSTRAG_LLM unset: %s",
-        "using Ollama at " + settings.ollama_url
-        if found == "ollama"
-        else "no Ollama answers, chats answer extractively",
+        "POSTRAG_LLM unset: %s at %s",
+        "using Ollama" if found == "ollama" else "no Ollama answers",
+        settings.ollama_url,
     )
     return found
 
@@ -152,11 +151,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(blueprint)
 
     llm = LLMClients(settings, resolve_llm(settings))
-    if settings.chat_model and llm.provider in ("ollama", "openai"):
-        with pool.connection() as conn, scope.acting_as_owner(conn):
-            llm_model_service.register_configured_chat_model(
+    with pool.connection() as conn, scope.acting_as_owner(conn):
+        log.info(
+            "%s",
+            llm_model_service.apply_configured_chat_model(
                 cast(Conn, conn), llm.provider, settings.chat_model
-            )
+            ),
+        )
     app.extensions["postrag.llm"] = llm
     atexit.register(llm.close)
     embedder = make_embedder(settings)

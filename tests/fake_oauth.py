@@ -2,7 +2,8 @@
 
 POST /token with grant_type=refresh_token: a known refresh token is spent (it never works again,
 as with Atlassian's rotating tokens) and a new access and refresh token come back. A spent or
-unknown one answers 400 invalid_grant. `delay_s` holds each answer, to widen races.
+unknown one answers 400 invalid_grant. `delay_s` holds each answer, to widen races; `override`
+(status, JSON body) answers every request with that instead.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class FakeOAuthServer:
         self.grants = 0
         self.rejected = 0
         self.delay_s = 0.0
+        self.override: tuple[int, Any] | None = None
         self._lock = threading.Lock()
         server = self
 
@@ -40,7 +42,9 @@ class FakeOAuthServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def answer(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    def answer(self, form: dict[str, str]) -> tuple[int, Any]:
+        if self.override is not None:
+            return self.override
         if (form.get("client_id"), form.get("client_secret")) != (
             self.client_id,
             self.client_secret,

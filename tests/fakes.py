@@ -21,7 +21,7 @@ def fake_vector(text: str, dimension: int) -> list[float]:
     return vector.tolist()
 
 
-def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
+def send_json(handler: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
     raw = json.dumps(payload).encode()
     handler.send_response(status)
     handler.send_header("Content-Type", "application/json")

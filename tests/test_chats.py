@@ -6,6 +6,7 @@ import json
 import time
 
 import httpx
+import psycopg
 import pytest
 
 from app.services import prompting
@@ -263,6 +264,52 @@ def test_stop_ends_the_answer_and_keeps_what_was_generated(ollama_app, admin, ll
     assert [m["role"] for m in stored] == ["user", "assistant"]  # the 409'd message left nothing
     assert stored[-1]["content"] == text
     assert llm.aborted.wait(5)  # the upstream connection was closed, not read to its end
+
+
+def test_a_failed_final_write_leaves_the_answer_incomplete_and_the_chat_usable(
+    ollama_app, admin, llm, database_url
+):
+    with psycopg.connect(database_url, autocommit=True) as conn:  # the disk fills up, say
+        conn.execute(
+            "CREATE FUNCTION refuse_completion() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN IF NEW.status = 'complete' THEN RAISE EXCEPTION 'disk full'; END IF;"
+            " RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse_completion BEFORE UPDATE ON chat_messages"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_completion()"
+        )
+    llm.reply = "one two three"
+    client = ollama_app.test_client()
+    chat = new_chat(client, admin)
+    events = parse_sse(ask(client, admin, chat, "Count", extra=SSE).data)
+    assert events[-1][0] == "error" and events[-1][1]["status"] == 500
+    stored = messages(client, admin, chat)[-1]
+    assert (stored["status"], stored["finish_reason"]) == ("incomplete", "error")
+    assert stored["content"] == "one two three" and events[-1][1]["message_id"] == stored["id"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP TRIGGER refuse_completion ON chat_messages")
+    assert ask(client, admin, chat, "Count again").status_code == 201  # not 409
+
+
+def test_stop_ends_at_once_an_answer_whose_process_died(ollama_app, admin, database_url):
+    client = ollama_app.test_client()
+    chat = new_chat(client, admin)
+    with psycopg.connect(database_url, autocommit=True) as conn:  # left by a crashed process
+        conn.execute(
+            "INSERT INTO chat_messages (chat_id, role, content, status) VALUES"
+            " (%(chat)s, 'user', 'Count', 'complete'),"
+            " (%(chat)s, 'assistant', 'one two', 'streaming')",
+            {"chat": chat},
+        )
+    assert ask(client, admin, chat, "Hello?").status_code == 409
+    stopping = client.post(f"/api/v1/chats/{chat}/stop", headers=admin)
+    assert stopping.status_code == 202
+    stored = messages(client, admin, chat)[-1]
+    assert stored["id"] == stopping.json["message_id"] and stored["content"] == "one two"
+    assert (stored["status"], stored["finish_reason"]) == ("incomplete", "stopped")
+    assert ask(client, admin, chat, "Hello?").status_code == 201
+    assert client.post(f"/api/v1/chats/{chat}/stop", headers=admin).status_code == 409
 
 
 def test_client_disconnect_stores_the_partial_answer_as_incomplete(ollama_app, admin, llm):

@@ -161,6 +161,15 @@ def test_refresh_failures_are_clear(api, admin, oauth, make_app):
     assert down_api.post("/api/v1/connectors/jira/refresh", headers=admin).status_code == 503
 
 
+@pytest.mark.parametrize("status", [200, 400])
+def test_a_token_endpoint_answering_a_json_list_is_502(api, admin, oauth, status):
+    api.put("/api/v1/connectors/jira", json=GRANT, headers=admin)
+    oauth.override = (status, ["not", "an", "object"])
+    refreshed = api.post("/api/v1/connectors/jira/refresh", headers=admin)
+    assert refreshed.status_code == 502, refreshed.json
+    assert "without a JSON object" in refreshed.json["detail"]
+
+
 def test_a_ciphertext_moved_to_another_row_does_not_decrypt(api, admin, new_user, database_url):
     other = new_user()
     api.put("/api/v1/connectors/jira", json=GRANT, headers=admin)

@@ -39,7 +39,8 @@ TABLES = {
 FOREIGN_KEYS = {
     "api_tokens_user_id_fkey": ("api_tokens", "users", "c"),
     "connector_tokens_owner_id_fkey": ("connector_tokens", "users", "c"),
-    "request_counters_token_id_fkey": ("request_counters", "api_tokens", "c"),
+    "api_tokens_parent_id_fkey": ("api_tokens", "api_tokens", "n"),
+    "request_counters_user_id_fkey": ("request_counters", "users", "c"),
     "llm_token_counters_user_id_fkey": ("llm_token_counters", "users", "c"),
     "api_usage_user_id_fkey": ("api_usage", "users", "c"),
     "api_usage_token_id_fkey": ("api_usage", "api_tokens", "n"),

@@ -3,6 +3,8 @@ deletion rules, and pulls with SSE progress."""
 
 from __future__ import annotations
 
+import logging
+
 import psycopg
 import pytest
 
@@ -306,3 +308,26 @@ def test_the_configured_models_are_registered_as_defaults(make_app, app, admin, 
     by_name = {m["name"]: m for m in listed}
     assert by_name["fake-chat"]["live"]["state"] == "installed"
     assert by_name["other-chat"]["live"]["state"] == "missing"
+
+
+def test_a_default_made_by_the_configuration_ends_with_it_but_an_admins_stays(
+    make_app, app, admin, llm, caplog
+):
+    make_app(llm="ollama", ollama_url=llm.url, chat_model="fake-chat")
+    caplog.set_level(logging.INFO, logger="app")
+    plain = make_app(llm="auto", ollama_url=closed_port_url())  # no Ollama, no chat model
+    assert "chats answer extractively" in caplog.text
+    client = plain.test_client()
+    chat = client.post("/api/v1/chats", json={}, headers=admin).json["id"]
+    answer = client.post(f"/api/v1/chats/{chat}/messages", json={"content": "Hi"}, headers=admin)
+    assert answer.status_code == 201, answer.json
+    assert answer.json["model"] == "extractive"
+    listed = client.get("/api/v1/models?kind=chat", headers=admin).json["items"]
+    assert [m["name"] for m in listed] == ["fake-chat"] and not listed[0]["is_default"]
+    # An admin's choice outlives the configuration; the log names it.
+    chosen = register(client, admin, provider="openai", name="mine", kind="chat", is_default=True)
+    caplog.clear()
+    again = make_app(llm="none")
+    assert "openai/mine, the default chat model (an admin chose it)" in caplog.text
+    listed = again.test_client().get("/api/v1/models?kind=chat", headers=admin).json["items"]
+    assert [m["id"] for m in listed if m["is_default"]] == [chosen["id"]]

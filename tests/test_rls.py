@@ -39,10 +39,7 @@ VISIBLE = {
     "user_preferences": ("user_id", "user_id = %(u)s"),
     "api_tokens": ("id", "user_id = %(u)s"),
     "connector_tokens": ("id", "owner_id = %(u)s"),
-    "request_counters": (
-        "token_id::text || window_start::text",
-        "token_id IN (SELECT id FROM api_tokens WHERE user_id = %(u)s)",
-    ),
+    "request_counters": ("user_id::text || window_start::text", "user_id = %(u)s"),
     "llm_token_counters": ("user_id", "user_id = %(u)s"),
     "api_usage": ("id", "user_id = %(u)s"),
 }

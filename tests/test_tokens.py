@@ -61,6 +61,25 @@ def test_revoke_is_idempotent_and_visible(client, admin):
     assert first is not None and first == again
 
 
+def test_revoking_a_token_revokes_the_tokens_made_with_it(client, admin):
+    def made_by(headers, name):
+        response = client.post("/api/v1/tokens", json={"name": name}, headers=headers)
+        assert response.status_code == 201, response.json
+        return response.json
+
+    parent = made_by(admin, "parent")
+    child = made_by(bearer(parent["token"]), "child")
+    grandchild = made_by(bearer(child["token"]), "grandchild")
+    sibling = made_by(admin, "sibling")
+    assert client.delete(f"/api/v1/tokens/{parent['id']}", headers=admin).status_code == 204
+    for gone in (parent, child, grandchild):
+        assert client.get("/api/v1/me", headers=bearer(gone["token"])).status_code == 401
+        shown = client.get(f"/api/v1/tokens/{gone['id']}", headers=admin).json
+        assert shown["revoked_at"] is not None, gone["id"]
+    assert client.get("/api/v1/me", headers=bearer(sibling["token"])).status_code == 200
+    assert client.get("/api/v1/me", headers=admin).status_code == 200  # its maker stays valid
+
+
 def test_a_token_cannot_grant_more_scopes_than_it_has(client, admin):
     write_only = client.post(
         "/api/v1/tokens", json={"name": "wo", "scopes": ["write"]}, headers=admin

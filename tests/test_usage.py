@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+import httpx
 import psycopg
 import pytest
 
-from tests.conftest import bearer, parse_sse
+from tests.conftest import bearer, live_server, parse_sse
 
 SSE = {"Accept": "text/event-stream"}
 
@@ -25,8 +27,11 @@ def rows_for(client, headers, route):
     return [r for r in items if r["route"] == route]
 
 
-def test_requests_over_the_token_limit_are_429_with_headers(make_app, admin, database_url):
+def test_requests_over_the_user_limit_are_429_whichever_token(
+    make_app, admin, new_user, database_url
+):
     api = make_app(rate_limit_per_minute=3).test_client()
+    bob = new_user()
     away_from_the_minute_edge()
     second = api.post("/api/v1/tokens", json={"name": "second"}, headers=admin)
     assert second.status_code == 201
@@ -39,14 +44,15 @@ def test_requests_over_the_token_limit_are_429_with_headers(make_app, admin, dat
     assert int(limited.headers["Retry-After"]) >= 1
     assert limited.headers["RateLimit-Limit"] == "3"
     assert limited.headers["RateLimit-Remaining"] == "0"
-    other_token = api.get("/api/v1/me", headers=bearer(second.json["token"]))
-    assert other_token.status_code == 200  # each token has its own window
+    minted = api.get("/api/v1/me", headers=bearer(second.json["token"]))
+    assert minted.status_code == 429  # a token made by the limited one shares its user's window
+    assert api.get("/api/v1/me", headers=bob).status_code == 200  # each user has their own
     with psycopg.connect(database_url) as conn:
         windows = conn.execute(
             "SELECT count(*), max(requests) FROM request_counters r"
-            " JOIN api_tokens t ON t.id = r.token_id WHERE t.name <> 'second'"
+            " JOIN users u ON u.id = r.user_id WHERE u.name = 'admin'"
         ).fetchone()
-    assert tuple(windows) == (1, 4)  # one counter row, not a log of requests
+    assert tuple(windows) == (1, 5)  # one counter row, not a log of requests
 
 
 def test_usage_is_logged_per_request_and_shown_to_its_owner(client, admin, new_user):
@@ -134,3 +140,52 @@ def test_the_daily_llm_token_budget_is_enforced(make_app, admin, llm):
 @pytest.mark.parametrize("days", [0, 367])
 def test_usage_days_are_bounded(client, admin, days):
     assert client.get(f"/api/v1/me/usage?days={days}", headers=admin).status_code == 422
+
+
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/api/v1/chats"])
+def test_parallel_answers_pass_the_daily_budget_by_one_answer_at_most(
+    make_app, admin, llm, database_url, route
+):
+    budget, answer = 100, sum(llm.usage)  # each answer takes 18 tokens
+    llm.reply, llm.delay_s = "one two three four", 0.05
+    app = make_app(
+        llm="ollama", ollama_url=llm.url, chat_model="fake-chat", llm_tokens_per_day=budget
+    )
+    with live_server(app) as base, httpx.Client(base_url=base, headers=admin, timeout=30) as http:
+        if route == "/v1/chat/completions":
+            body = {"model": "fake-chat", "messages": [{"role": "user", "content": "Count"}]}
+            requests = [(route, body)] * 20
+        else:
+            chats = [http.post(route, json={}).json()["id"] for _ in range(20)]
+            requests = [(f"{route}/{chat}/messages", {"content": "Count"}) for chat in chats]
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            statuses = list(pool.map(lambda r: http.post(r[0], json=r[1]).status_code, requests))
+    answered = sum(status in (200, 201) for status in statuses)
+    assert answered + statuses.count(429) == 20 and answered >= 1
+    assert answered * answer <= budget + answer
+    with psycopg.connect(database_url) as conn:
+        counted = conn.execute("SELECT tokens, reserved FROM llm_token_counters").fetchall()
+    assert counted == [(answered * answer, 0)]  # every hold was settled or released
+
+
+def test_failed_answers_give_their_held_tokens_back(make_app, admin, llm, database_url):
+    api = make_app(
+        llm="ollama", ollama_url=llm.url, chat_model="fake-chat", llm_tokens_per_day=100
+    ).test_client()
+    llm.fail_status = 500
+    chat = api.post("/api/v1/chats", json={}, headers=admin).json["id"]
+    body = {"model": "fake-chat", "messages": [{"role": "user", "content": "x"}]}
+    assert (
+        api.post(
+            f"/api/v1/chats/{chat}/messages", json={"content": "Hi"}, headers=admin
+        ).status_code
+        == 502
+    )
+    assert api.post("/v1/chat/completions", json=body, headers=admin).status_code == 502
+    streamed = api.post("/v1/chat/completions", json={**body, "stream": True}, headers=admin)
+    assert b'"error"' in streamed.data
+    with psycopg.connect(database_url) as conn:
+        counted = conn.execute("SELECT tokens, reserved FROM llm_token_counters").fetchall()
+    assert counted == [(0, 0)]
+    llm.fail_status = None
+    assert api.post("/v1/chat/completions", json=body, headers=admin).status_code == 200

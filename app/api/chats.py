@@ -13,7 +13,7 @@ from app.api.endpoint import changes_of, db, endpoint, principal, read_db, relea
 from app.api.schemas import Page, PageQuery
 from app.api.sse import event_stream, sse, wants_stream
 from app.errors import AppError
-from app.services import chat_answers, chats
+from app.services import chat_answers, chat_exchange, chats
 
 bp = Blueprint("chats", __name__, url_prefix="/api/v1")
 
@@ -167,14 +167,12 @@ def delete_chat(chat_id: int) -> None:
     errors=(404, 409),
 )
 def stop_chat(chat_id: int) -> Stopping:
-    settings = current_app.extensions["postrag.settings"]
-    stale_s = chat_answers.stale_after_s(settings)
-    return Stopping(message_id=chats.stop(db(), principal(), chat_id, stale_s=stale_s))
+    return Stopping(message_id=chats.stop(db(), principal(), chat_id))
 
 
-def _deps() -> chat_answers.Deps:
+def _deps() -> chat_exchange.Deps:
     ext = current_app.extensions
-    return chat_answers.Deps(
+    return chat_exchange.Deps(
         pool=ext["postrag.pool"],
         settings=ext["postrag.settings"],
         llm=ext["postrag.llm"],
@@ -223,7 +221,7 @@ class _EventError(AppError):
         self.title = problem["title"]
 
 
-def _stream(events: Iterator[chat_answers.Event]) -> Iterator[str]:
+def _stream(events: Iterator[chat_exchange.Event]) -> Iterator[str]:
     try:
         for event in events:
             yield sse(event.kind, event.data)

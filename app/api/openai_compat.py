@@ -12,7 +12,7 @@ import base64
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal, NoReturn
 
 from flask import Blueprint, Response, current_app, g, json
@@ -209,7 +209,7 @@ def create_completion(body: CompletionBody) -> Any:
     release_db()  # generating may take minutes: hold no connection meanwhile
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     pieces = openai_compat.pieces(completion, ext["postrag.llm"])
-    account = _accountant(completion, principal().user_id)
+    account = _Accountant(completion)
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         return Response(
@@ -217,6 +217,19 @@ def create_completion(body: CompletionBody) -> Any:
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
+    try:
+        return _complete(completion, pieces, ident, created, account)
+    finally:  # a failed answer gives back the tokens it held
+        account.release()
+
+
+def _complete(
+    completion: openai_compat.Completion,
+    pieces: Iterator[Any],
+    ident: str,
+    created: int,
+    account: _Accountant,
+) -> CompletionResponse:
     text = reasoning = ""
     for answer, thought, last in pieces:
         text, reasoning = text + answer, reasoning + thought
@@ -237,20 +250,23 @@ def create_completion(body: CompletionBody) -> Any:
     raise RuntimeError("the model's stream ended without its closing piece")
 
 
-def _accountant(
-    completion: openai_compat.Completion, user_id: int
-) -> Callable[[dict[str, int]], None]:
-    """Reports a completion's tokens to the usage log and the daily budget (from any thread)."""
-    llm_usage, pool = g.llm_usage, current_app.extensions["postrag.pool"]
+class _Accountant:
+    """Reports a completion's tokens to the usage log and the daily budget (from any thread),
+    or gives back the tokens it held when it failed."""
 
-    def account(counted: dict[str, int]) -> None:
-        llm_usage.update(
+    def __init__(self, completion: openai_compat.Completion) -> None:
+        self.llm_usage, self.hold = g.llm_usage, completion.hold
+        self.pool = current_app.extensions["postrag.pool"]
+
+    def __call__(self, counted: dict[str, int]) -> None:
+        self.llm_usage.update(
             prompt_tokens=counted["prompt_tokens"], completion_tokens=counted["completion_tokens"]
         )
-        if completion.target.provider != "extractive":
-            usage.add_llm_tokens(pool, user_id, counted["total_tokens"])
+        if self.hold is not None:
+            usage.settle_llm_tokens(self.pool, self.hold, counted["total_tokens"])
 
-    return account
+    def release(self) -> None:
+        usage.release_llm_tokens(self.pool, self.hold)
 
 
 def _usage(completion: openai_compat.Completion, last: Any, text: str) -> dict[str, int]:
@@ -269,7 +285,7 @@ def _chunks(
     ident: str,
     created: int,
     include_usage: bool,
-    account: Callable[[dict[str, int]], None],
+    account: _Accountant,
 ) -> Iterator[str]:
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         body = {
@@ -319,3 +335,4 @@ def _chunks(
         yield f"data: {json.dumps({'error': error})}\n\n"
     finally:
         pieces.close()  # type: ignore[attr-defined]
+        account.release()  # a failed answer gives back the tokens it held

@@ -33,13 +33,16 @@ def refresh_grant(client: OAuthClient, refresh_token: str, timeout_s: float) -> 
     try:
         body = response.json()
     except ValueError:
-        body = {}
+        body = None
+    if not isinstance(body, dict):  # RFC 6749 answers a JSON object, errors included
+        raise BadGateway(f"the {name} answered {response.status_code} without a JSON object")
     if response.status_code in (400, 401) and body.get("error") in (
         "invalid_grant",
         "invalid_token",
     ):
         raise Conflict(f"{client.provider} no longer accepts the refresh token; connect again")
     if response.status_code != 200 or not isinstance(body.get("access_token"), str):
-        error = body.get("error") if isinstance(body, dict) else None
+        error = body.get("error")
+        error = error if isinstance(error, str) else None
         raise BadGateway(f"the {name} answered {response.status_code} ({error or 'no token'})")
     return body

@@ -128,15 +128,16 @@ def save_progress(conn: Conn, message_id: int, content: str, reasoning: str) -> 
 
 
 def finish_message(conn: Conn, message_id: int, **values: Any) -> Row | None:
-    """Close a streaming message with its final columns (status, content, tokens, ...)."""
+    """Close a streaming message with its final columns (status, content, tokens, ...); one a stop
+    request closed already still takes the last text of the process generating it."""
     if "citations" in values:
         values["citations"] = Jsonb(values["citations"])
     assigns = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in values
     )
     query = sql.SQL(
-        "UPDATE chat_messages SET {} WHERE id = %(id)s AND status = 'streaming' RETURNING "
-        + MESSAGE
+        "UPDATE chat_messages SET {} WHERE id = %(id)s"
+        " AND (status = 'streaming' OR stop_requested) RETURNING " + MESSAGE
     ).format(assigns)
     return conn.execute(query, {**values, "id": message_id}).fetchone()
 
@@ -145,9 +146,12 @@ def delete_messages(conn: Conn, message_ids: list[int]) -> None:
     conn.execute("DELETE FROM chat_messages WHERE id = ANY(%(ids)s)", {"ids": message_ids})
 
 
-def request_stop(conn: Conn, chat_id: int) -> Row | None:
+def stop_streaming(conn: Conn, chat_id: int) -> Row | None:
+    """Close the chat's answer in the making as stopped (its process, if alive, stores its last
+    text when it sees the stop); the message's id, or None when none is being made."""
     return conn.execute(
-        "UPDATE chat_messages SET stop_requested = true"
+        "UPDATE chat_messages SET stop_requested = true, status = 'incomplete',"
+        " finish_reason = 'stopped', error = 'stopped by the user'"
         " WHERE chat_id = %(chat_id)s AND status = 'streaming' RETURNING id",
         {"chat_id": chat_id},
     ).fetchone()

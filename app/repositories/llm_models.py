@@ -10,7 +10,7 @@ from app.repositories import Conn, Row, returned
 
 COLUMNS = (
     "id, provider, name, kind, dimension, context_length, capabilities, is_default,"
-    " created_at, updated_at"
+    " default_source, created_at, updated_at"
 )
 UPDATABLE = ("context_length", "capabilities", "is_default")
 
@@ -100,11 +100,15 @@ def update(conn: Conn, model_id: int, changes: dict[str, Any]) -> Row | None:
     return conn.execute(query, params).fetchone()
 
 
-def clear_default(conn: Conn, kind: str) -> None:
-    conn.execute(
-        "UPDATE llm_models SET is_default = false WHERE kind = %(kind)s AND is_default",
-        {"kind": kind},
-    )
+def clear_default(conn: Conn, kind: str, *, source: str | None = None) -> Row | None:
+    """The kind's default stops being it (only when `source` set it, if given); that row."""
+    return conn.execute(
+        "UPDATE llm_models SET is_default = false, default_source = NULL"
+        " WHERE kind = %(kind)s AND is_default"
+        " AND (%(source)s::text IS NULL OR default_source = %(source)s)"
+        f" RETURNING {COLUMNS}",
+        {"kind": kind, "source": source},
+    ).fetchone()
 
 
 def delete(conn: Conn, model_id: int) -> bool:

@@ -20,11 +20,12 @@ def insert_token(
     secret_hash: bytes,
     scopes: list[str],
     expires_at: datetime | None,
+    parent_id: int | None,
 ) -> Row:
     row = conn.execute(
-        "INSERT INTO api_tokens (user_id, name, prefix, secret_hash, scopes, expires_at)"
-        " VALUES (%(user_id)s, %(name)s, %(prefix)s, %(secret_hash)s, %(scopes)s, %(expires_at)s)"
-        f" RETURNING {_TOKEN_COLUMNS}",
+        "INSERT INTO api_tokens (user_id, name, prefix, secret_hash, scopes, expires_at,"
+        " parent_id) VALUES (%(user_id)s, %(name)s, %(prefix)s, %(secret_hash)s, %(scopes)s,"
+        f" %(expires_at)s, %(parent_id)s) RETURNING {_TOKEN_COLUMNS}",
         {
             "user_id": user_id,
             "name": name,
@@ -32,6 +33,7 @@ def insert_token(
             "secret_hash": secret_hash,
             "scopes": scopes,
             "expires_at": expires_at,
+            "parent_id": parent_id,
         },
     ).fetchone()
     return returned(row)
@@ -84,3 +86,24 @@ def revoke_token(conn: Conn, user_id: int, token_id: int) -> Row | None:
         f" WHERE id = %(id)s AND user_id = %(user_id)s RETURNING {_TOKEN_COLUMNS}",
         {"id": token_id, "user_id": user_id},
     ).fetchone()
+
+
+def lock_active(conn: Conn, token_id: int) -> bool:
+    """Whether the token is still valid, locking it against revocation until the caller's
+    transaction ends (so a token it makes meanwhile cannot escape that revocation)."""
+    row = conn.execute(
+        "SELECT id FROM api_tokens WHERE id = %(id)s AND revoked_at IS NULL"
+        " AND (expires_at IS NULL OR expires_at > now()) FOR SHARE",
+        {"id": token_id},
+    ).fetchone()
+    return row is not None
+
+
+def revoke_children_of_revoked(conn: Conn, user_id: int) -> int:
+    """Revoke the user's tokens made by a revoked token (one generation); how many."""
+    return conn.execute(
+        "UPDATE api_tokens SET revoked_at = now()"
+        " WHERE user_id = %(user_id)s AND revoked_at IS NULL AND parent_id IN"
+        " (SELECT id FROM api_tokens WHERE user_id = %(user_id)s AND revoked_at IS NOT NULL)",
+        {"user_id": user_id},
+    ).rowcount

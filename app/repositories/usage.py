@@ -8,27 +8,58 @@ from typing import Any
 from app.repositories import Conn, Row, returned
 
 
-def count_request(conn: Conn, token_id: int, window_start: datetime) -> int:
-    """Add one request to the token's window (dropping its older windows); the new count."""
+def count_request(conn: Conn, user_id: int, window_start: datetime) -> int:
+    """Add one request to the user's window (dropping their older windows); the new count."""
     row = conn.execute(
         "WITH gone AS (DELETE FROM request_counters"
-        "  WHERE token_id = %(token_id)s AND window_start < %(window)s)"
-        " INSERT INTO request_counters (token_id, window_start, requests)"
-        " VALUES (%(token_id)s, %(window)s, 1)"
+        "  WHERE user_id = %(user_id)s AND window_start < %(window)s)"
+        " INSERT INTO request_counters (user_id, window_start, requests)"
+        " VALUES (%(user_id)s, %(window)s, 1)"
         " ON CONFLICT ON CONSTRAINT request_counters_pkey"
         " DO UPDATE SET requests = request_counters.requests + 1 RETURNING requests",
-        {"token_id": token_id, "window": window_start},
+        {"user_id": user_id, "window": window_start},
     ).fetchone()
     return int(returned(row)["requests"])
 
 
-def llm_tokens(conn: Conn, user_id: int, window_start: datetime) -> int:
+def llm_tokens(conn: Conn, user_id: int, window_start: datetime) -> tuple[int, int]:
+    """The user's LLM tokens counted in the window, and those held by answers in progress."""
     row = conn.execute(
-        "SELECT tokens FROM llm_token_counters"
+        "SELECT tokens, reserved FROM llm_token_counters"
         " WHERE user_id = %(user_id)s AND window_start = %(window)s",
         {"user_id": user_id, "window": window_start},
     ).fetchone()
-    return int(row["tokens"]) if row else 0
+    return (int(row["tokens"]), int(row["reserved"])) if row else (0, 0)
+
+
+def hold_llm_tokens(
+    conn: Conn, user_id: int, window_start: datetime, tokens: int, budget: int
+) -> bool:
+    """Hold `tokens` in the user's window if some of `budget` is neither used nor held yet.
+
+    One upsert: concurrent holds of one user queue on the window's row, each seeing the last.
+    """
+    row = conn.execute(
+        "WITH gone AS (DELETE FROM llm_token_counters"
+        "  WHERE user_id = %(user_id)s AND window_start < %(window)s)"
+        " INSERT INTO llm_token_counters (user_id, window_start, tokens, reserved)"
+        " VALUES (%(user_id)s, %(window)s, 0, %(held)s)"
+        " ON CONFLICT ON CONSTRAINT llm_token_counters_pkey"
+        " DO UPDATE SET reserved = llm_token_counters.reserved + EXCLUDED.reserved"
+        " WHERE llm_token_counters.tokens + llm_token_counters.reserved < %(budget)s"
+        " RETURNING reserved",
+        {"user_id": user_id, "window": window_start, "held": tokens, "budget": budget},
+    ).fetchone()
+    return row is not None
+
+
+def release_llm_tokens(conn: Conn, user_id: int, window_start: datetime, tokens: int) -> None:
+    """Give back tokens held in a window (gone when a later day's first request dropped it)."""
+    conn.execute(
+        "UPDATE llm_token_counters SET reserved = greatest(reserved - %(held)s, 0)"
+        " WHERE user_id = %(user_id)s AND window_start = %(window)s",
+        {"user_id": user_id, "window": window_start, "held": tokens},
+    )
 
 
 def add_llm_tokens(conn: Conn, user_id: int, window_start: datetime, tokens: int) -> None:

@@ -76,12 +76,15 @@ def delete(conn: Conn, who: Principal, chat_id: int) -> None:
             raise NotFound(f"no chat {chat_id}")
 
 
-def stop(conn: Conn, who: Principal, chat_id: int, *, stale_s: float) -> int:
-    """Ask the answer being generated in this chat to stop; its message id (409 if none)."""
+def stop(conn: Conn, who: Principal, chat_id: int) -> int:
+    """End the answer being generated in this chat at once; its message id (409 if none).
+
+    The chat takes a new message right away, even when the process generating the answer died;
+    a live one stops at its next save and stores the text it has.
+    """
     with conn.transaction():
         get_owned(conn, who, chat_id)
-        chat_repo.close_abandoned(conn, chat_id, stale_s)
-        row = chat_repo.request_stop(conn, chat_id)
+        row = chat_repo.stop_streaming(conn, chat_id)
     if row is None:
         raise Conflict("no answer is being generated in this chat")
     return int(row["id"])

@@ -20,6 +20,9 @@ from app.repositories import llm_models as model_repo
 log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_KEY = 0x706F737472616703  # serialises choosing a default (one per kind)
+# Who made a model its kind's default: an admin's choice outlives the configuration's.
+_ADMIN_DEFAULT = {"is_default": True, "default_source": "admin"}
+_CONFIGURED_DEFAULT = {"is_default": True, "default_source": "environment"}
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,7 @@ def register(
             capabilities=capabilities,
         )
         if is_default:
-            row = returned(model_repo.update(conn, row["id"], {"is_default": True}))
+            row = returned(model_repo.update(conn, row["id"], _ADMIN_DEFAULT))
     return row
 
 
@@ -192,6 +195,8 @@ def update(conn: Conn, model_id: int, changes: dict[str, Any]) -> Row:
             return row
         if changes.get("is_default"):
             _make_default(conn, row["kind"])
+        if "is_default" in changes:
+            changes = {**changes, "default_source": "admin" if changes["is_default"] else None}
         return returned(model_repo.update(conn, model_id, changes))
 
 
@@ -256,29 +261,56 @@ def default_if_none(conn: Conn, row: Row) -> None:
     """Make `row` its kind's default when the kind has none (inside the caller's transaction)."""
     locks.advisory_xact_lock(conn, DEFAULT_LOCK_KEY)
     if model_repo.default_for(conn, row["kind"]) is None:
-        model_repo.update(conn, row["id"], {"is_default": True})
+        model_repo.update(conn, row["id"], _CONFIGURED_DEFAULT)
 
 
-def register_configured_chat_model(conn: Conn, provider: str, name: str) -> None:
-    """Register POSTRAG_CHAT_MODEL at start and make it the default chat model.
+def apply_configured_chat_model(conn: Conn, provider: str, name: str) -> str:
+    """Make POSTRAG_CHAT_MODEL on `provider` the default chat model, or drop the default that an
+    earlier start's configuration made; what chats answer with by default, for the start's log.
 
-    The configuration wins at each start (an admin's later choice lasts until the next one).
+    The configuration wins at each start where it names a model (an admin's later choice lasts
+    until then); an admin's choice also outlives a configuration that names none.
     Nothing is asked of the provider here (it may be down at start); its details show up live.
     """
+    configured = bool(name) and provider in ("ollama", "openai")
     with conn.transaction():
         locks.advisory_xact_lock(conn, DEFAULT_LOCK_KEY)
-        row = model_repo.find(conn, provider, name)
-        if row is None:
-            row = model_repo.insert(
-                conn,
-                provider=provider,
-                name=name,
-                kind="chat",
-                dimension=None,
-                context_length=None,
-                capabilities={},
-            )
-            log.info("registered the chat model %s/%s", provider, name)
-        if row["kind"] == "chat" and not row["is_default"]:
-            model_repo.clear_default(conn, "chat")
-            model_repo.update(conn, row["id"], {"is_default": True})
+        if configured:
+            _register_configured(conn, provider, name)
+        else:
+            dropped = model_repo.clear_default(conn, "chat", source="environment")
+            if dropped is not None:
+                log.info(
+                    "%s/%s is no longer the default chat model: POSTRAG_CHAT_MODEL made it so"
+                    " and no longer names it on a language model provider",
+                    dropped["provider"],
+                    dropped["name"],
+                )
+        default = model_repo.default_for(conn, "chat")
+    if default is not None:
+        who = "POSTRAG_CHAT_MODEL" if default["default_source"] == "environment" else "an admin"
+        return (
+            f"chats answer with {default['provider']}/{default['name']}, the default chat model"
+            f" ({who} chose it), unless a user prefers another"
+        )
+    if provider == "ollama":
+        return "chats answer with the first chat model installed in Ollama"
+    return "chats answer extractively: no language model is configured or registered as default"
+
+
+def _register_configured(conn: Conn, provider: str, name: str) -> None:
+    row = model_repo.find(conn, provider, name)
+    if row is None:
+        row = model_repo.insert(
+            conn,
+            provider=provider,
+            name=name,
+            kind="chat",
+            dimension=None,
+            context_length=None,
+            capabilities={},
+        )
+        log.info("registered the chat model %s/%s", provider, name)
+    if row["kind"] == "chat" and not row["is_default"]:  # an admin may have chosen it already
+        model_repo.clear_default(conn, "chat")
+        model_repo.update(conn, row["id"], _CONFIGURED_DEFAULT)

@@ -72,6 +72,7 @@ class Completion:
     warnings: list[str]
     max_tokens: int
     temperature: float
+    hold: usage.LLMTokenHold | None  # None for extractive answers: they are free
 
     def citations(self, answer: str) -> list[dict[str, Any]]:
         return prompting.citations(self.prompt.sources, answer)
@@ -109,12 +110,11 @@ def prepare(
     embedders: QueryEmbedders,
     iterative_scans: bool,
 ) -> Completion:
-    """Resolve the model, retrieve (when `rag` is given) and build the prompt."""
+    """Resolve the model, retrieve (when `rag` is given), build the prompt and hold the tokens
+    it may take of the caller's daily budget (release them with `usage.settle_llm_tokens`)."""
     system, history, question = _split(messages)
     prefs = answering.preferences(conn, who.user_id)
     target = answering.resolve_target(conn, llm, prefs, requested=model)
-    if target.provider != "extractive":
-        usage.check_llm_budget(conn, who.user_id, settings.llm_tokens_per_day)
     sources: list[dict[str, Any]] = []
     warnings: list[str] = []
     if rag is not None:
@@ -142,12 +142,17 @@ def prepare(
         context_tokens=target.context_length,
         answer_tokens=answer_tokens,
     )
+    hold = None
+    if target.provider != "extractive":  # last: nothing here fails after it
+        most = prompt.estimated_tokens + answer_tokens
+        hold = usage.hold_llm_tokens(conn, who.user_id, settings.llm_tokens_per_day, most)
     return Completion(
         target,
         prompt,
         warnings,
         answer_tokens,
         prefs.temperature if temperature is None else temperature,
+        hold,
     )
 
 

@@ -46,8 +46,11 @@ def issue(
     name: str,
     scopes: list[str] | None = None,
     expires_at: datetime | None = None,
+    parent_id: int | None = None,
 ) -> tuple[Row, str]:
     """Store a new token for the user (inside the caller's transaction); return it and its secret.
+
+    `parent_id` is the token that made it: revoking that one revokes this one too.
 
     The token reads `prg_<prefix>_<secret>`: the prefix is stored in clear for lookup and shown
     in listings, so a leaked token can be recognised; only a hash of the whole token is stored.
@@ -62,6 +65,7 @@ def issue(
         secret_hash=_hash(token),
         scopes=sorted(set(scopes or SCOPES)),
         expires_at=expires_at,
+        parent_id=parent_id,
     )
     return row, token
 
@@ -103,15 +107,23 @@ def create(
     scopes: list[str] | None,
     expires_at: datetime | None,
 ) -> tuple[Row, str]:
-    """A new token for the caller, never with more scopes or a later expiry than the caller's."""
+    """A new token for the caller, never with more scopes or a later expiry than the caller's,
+    and revoked with it."""
     wanted = list(scopes) if scopes else list(principal.scopes)
     extra = sorted(set(wanted) - set(principal.scopes))
     if extra:
         raise Forbidden(f"this token cannot grant scopes it does not have: {', '.join(extra)}")
     expires_at = _checked_expiry(expires_at, principal.token_expires_at)
     with conn.transaction():
+        if not token_repo.lock_active(conn, principal.token_id):
+            raise Unauthorized("token is revoked or expired")  # by a request meanwhile
         return issue(
-            conn, user_id=principal.user_id, name=name, scopes=wanted, expires_at=expires_at
+            conn,
+            user_id=principal.user_id,
+            name=name,
+            scopes=wanted,
+            expires_at=expires_at,
+            parent_id=principal.token_id,
         )
 
 
@@ -127,9 +139,16 @@ def get_own(conn: Conn, principal: Principal, token_id: int) -> Row:
 
 
 def revoke_own(conn: Conn, principal: Principal, token_id: int) -> None:
+    """Revoke one of the caller's tokens and every token made with it, generation by generation.
+
+    Each generation's statement sees the tokens that the previous one's lock waited for (a token
+    is made while its maker is locked FOR SHARE), so none escapes.
+    """
     with conn.transaction():
         if token_repo.revoke_token(conn, principal.user_id, token_id) is None:
             raise NotFound(f"no token {token_id}")
+        while token_repo.revoke_children_of_revoked(conn, principal.user_id):
+            pass
 
 
 def _checked_expiry(wanted: datetime | None, caller_expiry: datetime | None) -> datetime | None:

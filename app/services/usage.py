@@ -1,4 +1,4 @@
-"""Limits and accounting: requests per token and minute, LLM tokens per user and day, usage log.
+"""Limits and accounting: requests per user and minute, LLM tokens per user and day, usage log.
 
 Counters are windows in PostgreSQL (one upsert per request), so every app process shares them.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from app.services.tokens import Principal
 log = logging.getLogger(__name__)
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
+HELD_RETRY_S = 5  # when the budget is held by answers still running: they end soon
 
 
 def _window(size: timedelta, now: datetime | None = None) -> tuple[datetime, float]:
@@ -33,11 +35,12 @@ def _window(size: timedelta, now: datetime | None = None) -> tuple[datetime, flo
 
 
 def count_request(conn: Conn, who: Principal, limit: int) -> dict[str, str]:
-    """Count this request against its token's minute; the RateLimit-* headers, or a 429."""
+    """Count this request against its user's minute (whichever token it came with: any token can
+    make more); the RateLimit-* headers, or a 429."""
     if limit <= 0:
         return {}
     start, left = _window(MINUTE)
-    used = usage_repo.count_request(conn, who.token_id, start)
+    used = usage_repo.count_request(conn, who.user_id, start)
     reset = str(max(1, math.ceil(left)))
     headers = {
         "RateLimit-Limit": str(limit),
@@ -47,31 +50,67 @@ def count_request(conn: Conn, who: Principal, limit: int) -> dict[str, str]:
     }
     if used > limit:
         raise TooManyRequests(
-            f"this token made more than {limit} requests this minute; retry in {reset} s",
+            f"you made more than {limit} requests this minute; retry in {reset} s",
             headers={**headers, "Retry-After": reset},
         )
     return headers
 
 
-def check_llm_budget(conn: Conn, user_id: int, budget: int) -> None:
-    """429 when the user has spent today's LLM tokens (POSTRAG_LLM_TOKENS_PER_DAY)."""
-    if budget <= 0:
-        return
+@dataclass
+class LLMTokenHold:
+    """Tokens of a user's daily budget held for one answer until `settle_llm_tokens`."""
+
+    user_id: int
+    window_start: datetime
+    tokens: int  # 0 without a budget: then only the use is counted
+    settled: bool = False
+
+
+def hold_llm_tokens(conn: Conn, user_id: int, budget: int, tokens: int) -> LLMTokenHold:
+    """Hold the most an answer may take (its prompt and longest reply) before it is generated,
+    while some of today's budget (POSTRAG_LLM_TOKENS_PER_DAY) is neither used nor held; else 429.
+
+    So answers in parallel pass the budget by at most one answer's most, as a lone one may.
+    """
     start, left = _window(DAY)
-    used = usage_repo.llm_tokens(conn, user_id, start)
+    if budget <= 0:
+        return LLMTokenHold(user_id, start, 0)
+    if usage_repo.hold_llm_tokens(conn, user_id, start, tokens, budget):
+        return LLMTokenHold(user_id, start, tokens)
+    used, held = usage_repo.llm_tokens(conn, user_id, start)
     if used >= budget:
         retry = str(max(1, math.ceil(left)))
-        raise TooManyRequests(
-            f"you used {used} of your {budget} LLM tokens today (UTC); retry in {retry} s",
-            headers={"Retry-After": retry},
+        detail = f"you used {used} of your {budget} LLM tokens today (UTC); retry in {retry} s"
+    else:
+        retry = str(HELD_RETRY_S)
+        detail = (
+            f"you used {used} of your {budget} LLM tokens today (UTC) and your answers in"
+            f" progress hold {held} more; retry when they end"
         )
+    raise TooManyRequests(detail, headers={"Retry-After": retry})
 
 
-def add_llm_tokens(pool: ConnectionPool[Any], user_id: int, tokens: int) -> None:
-    if tokens <= 0:
+def settle_llm_tokens(pool: ConnectionPool[Any], hold: LLMTokenHold, used: int) -> None:
+    """Count the tokens the answer `used` and release its hold, at once and only once."""
+    if hold.settled:
         return
-    with scope.user_connection(pool, user_id) as conn:
-        usage_repo.add_llm_tokens(conn, user_id, _window(DAY)[0], tokens)
+    with scope.user_connection(pool, hold.user_id) as conn, conn.transaction():
+        if hold.tokens:
+            usage_repo.release_llm_tokens(conn, hold.user_id, hold.window_start, hold.tokens)
+        if used > 0:
+            usage_repo.add_llm_tokens(conn, hold.user_id, _window(DAY)[0], used)
+    hold.settled = True
+
+
+def release_llm_tokens(pool: ConnectionPool[Any], hold: LLMTokenHold | None) -> None:
+    """Release a hold whose answer failed or was never counted; a failure is logged (the
+    hold then lasts until the day ends), never raised over the error being reported."""
+    if hold is None:
+        return
+    try:
+        settle_llm_tokens(pool, hold, 0)
+    except Exception:
+        log.exception("could not release the LLM tokens held for user %s", hold.user_id)
 
 
 def record(pool: ConnectionPool[Any], values: dict[str, Any], conn: Any = None) -> None:
@@ -92,4 +131,4 @@ def summary(conn: Conn, user_id: int | None, days: int) -> list[Row]:
 
 
 def llm_tokens_today(conn: Conn, user_id: int) -> int:
-    return usage_repo.llm_tokens(conn, user_id, _window(DAY)[0])
+    return usage_repo.llm_tokens(conn, user_id, _window(DAY)[0])[0]
