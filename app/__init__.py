@@ -31,6 +31,7 @@ from app.api import (
     usage,
     users,
 )
+from app.api.json_provider import StrictJSONProvider
 from app.db import migrations, scope, server
 from app.db.pool import open_pool, open_replica_pool
 from app.db.replica import Replica
@@ -103,7 +104,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     assert settings.database_url is not None
 
     app = Flask(__name__)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = StrictJSONProvider(app)  # no NaN or Infinity in or out
     # Room for the multipart envelope around a file of the largest allowed size.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 1024 * 1024
     pool = open_pool(settings.database_url, settings)

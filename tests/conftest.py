@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import socket
@@ -25,6 +26,7 @@ from psycopg import sql
 
 from app import create_app
 from app.settings import Settings
+from app.strict_json import NonFiniteNumber
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
 PGVECTOR_IMAGE = "pgvector/pgvector:0.8.1-pg17"
@@ -55,6 +57,41 @@ def _docker_answers() -> bool:
             client.close()
     except Exception:
         return False
+
+
+class _NonFiniteJSONCatcher(logging.Handler):
+    """Records every logged exception caused by JSON with a NaN or an infinity."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.caught: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        while error is not None:
+            if isinstance(error, NonFiniteNumber):
+                self.caught.append(f"{record.name}: {record.getMessage()}: {error}")
+                return
+            error = error.__cause__ or error.__context__
+
+
+@pytest.fixture(autouse=True)
+def no_nan_in_json() -> Iterator[_NonFiniteJSONCatcher]:
+    """Fails any test during which the app tried to write a NaN or an infinity as JSON.
+
+    The app refuses (app/strict_json.py) and answers a logged 500 or an error event, which a
+    test might accept; this makes it a failure wherever it happened (request, stream, worker).
+    A test of the refusal itself empties `caught` once it has checked it.
+    """
+    catcher = _NonFiniteJSONCatcher()
+    root = logging.getLogger()
+    root.addHandler(catcher)
+    try:
+        yield catcher
+    finally:
+        root.removeHandler(catcher)
+    if catcher.caught:
+        pytest.fail("JSON with a NaN or an infinity: " + "; ".join(catcher.caught))
 
 
 @pytest.fixture(scope="session")

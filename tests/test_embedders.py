@@ -8,7 +8,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from app.providers.embeddings import EmbeddingError, make_embedder
+from app.providers.embeddings import EmbeddingError, make_embedder, normalise
 from app.providers.http_embedders import OllamaEmbedder, OpenAIEmbedder
 from app.repositories import embedding_spaces as space_repo
 from app.services.worker import Worker, connect
@@ -83,6 +83,43 @@ def test_openai_unknown_model_message_is_passed_on():
         embedder = OpenAIEmbedder(f"{server.url}/v1", "gpt-nope", None)
         with pytest.raises(EmbeddingError, match="The model `gpt-nope` does not exist"):
             embedder.embed(["x"])
+
+
+WITHOUT_DIRECTION = {
+    "zeros": [0.0] * 8,
+    "a NaN": [float("nan")] + [1.0] * 7,
+    "an infinity": [float("inf")] + [0.0] * 7,
+}
+
+
+@pytest.mark.parametrize("vector", WITHOUT_DIRECTION.values(), ids=WITHOUT_DIRECTION.keys())
+@pytest.mark.parametrize("protocol", ["ollama", "openai", "openai-base64"])
+def test_a_vector_without_direction_is_an_embedding_error(protocol, vector):
+    """Its cosine distance to anything is NaN: it must never be stored nor searched with."""
+    with FakeEmbeddingServer(vectors={"void": vector}, base64_answers="base64" in protocol) as fake:
+        if protocol == "ollama":
+            embedder: OllamaEmbedder | OpenAIEmbedder = OllamaEmbedder(fake.url, "fake-embed")
+        else:
+            embedder = OpenAIEmbedder(f"{fake.url}/v1", "fake-embed", None)
+        with pytest.raises(EmbeddingError) as info:
+            embedder.embed(["a fine text", "void"])
+    assert str(info.value) == (
+        f"{embedder.provider}: the model answered a vector without direction (all zeros, NaN or"
+        " infinite) for input 2 of 2"
+    )
+
+
+def test_every_embedder_normalises_or_refuses_vectors_without_direction():
+    """The local model's pooled vectors go through the same check as the remote ones'."""
+    rows = [[3.0, 4.0], [1e-30, 0.0], [3e38, 3e38], [1e308, 1e308], [5e-324, 0.0]]
+    vectors = normalise(np.array(rows), "local")
+    half = 2**-0.5
+    assert np.allclose(vectors, [[0.6, 0.8], [1, 0], [half, half], [half, half], [1, 0]])
+    assert vectors.dtype == np.float32
+    with pytest.raises(EmbeddingError, match=r"^local: .* input 2 of 2"):
+        normalise(np.array([[1.0, 0.0], [0.0, 0.0]], np.float32), "local")
+    with pytest.raises(EmbeddingError, match=r"^local: .* input 1 of 1"):
+        normalise(np.array([[float("nan"), 1.0]], np.float32), "local")
 
 
 def test_settings_pick_the_embedder(settings):

@@ -2,6 +2,8 @@
 
 import logging
 
+import flask
+
 
 def test_unknown_route_is_404_problem_json(client, admin):
     response = client.get("/api/v1/nothing-here", headers=admin)
@@ -85,3 +87,31 @@ def test_deeply_nested_json_is_400_not_500(client, admin):
     )
     assert response.status_code == 400
     assert response.mimetype == "application/problem+json"
+
+
+def test_json_with_nan_is_never_written_and_fails_the_tests(app, no_nan_in_json):
+    """NaN and Infinity are not JSON: the app refuses to write them (a logged 500), and the
+    suite-wide guard (tests/conftest.py) fails whichever test made the app try."""
+
+    def not_a_number():
+        return flask.Response(flask.json.dumps({"similarity": float("nan")}))
+
+    app.add_url_rule("/nan", "nan", not_a_number)
+    response = app.test_client().get("/nan")
+    assert response.status_code == 500
+    assert response.mimetype == "application/problem+json"
+    assert "NaN" not in response.get_data(as_text=True)
+    assert len(no_nan_in_json.caught) == 1 and "NaN" in no_nan_in_json.caught[0]
+    no_nan_in_json.caught.clear()  # what the guard would fail this test for, checked above
+
+
+def test_nan_and_infinity_in_a_request_body_are_400(client, admin):
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        response = client.post(
+            "/api/v1/search",
+            data='{"query": "x", "min_similarity": ' + constant + "}",
+            content_type="application/json",
+            headers=admin,
+        )
+        assert response.status_code == 400, (constant, response.json)
+        assert "not valid JSON" in response.json["detail"]

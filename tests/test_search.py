@@ -66,7 +66,8 @@ def test_hybrid_is_the_default_and_hits_carry_both_legs(client, admin, corpus, c
     assert top["collection_id"] == collection
     assert top["text"].startswith("The quick brown fox")
     assert (top["char_start"], top["char_end"]) == (0, len(DOCS["fox.txt"][0]))
-    assert top["metadata"]["team"] == "nature" and top["heading_path"] == []
+    assert top["heading_path"] == [] and "metadata" not in top
+    assert body["documents"][str(top["document_id"])]["metadata"] == DOCS["fox.txt"][1]
     assert top["semantic"]["rank"] == 1 and 0 < top["semantic"]["similarity"] <= 1
     assert top["fulltext"]["rank"] == 1 and top["fulltext"]["score"] > 0
     assert top["score"] == pytest.approx(2 / 61)  # RRF, k = 60, rank 1 in both legs
@@ -404,3 +405,41 @@ def test_queries_are_embedded_with_the_searched_spaces_model(
         assert hybrid.json["hits"][0]["semantic"] is None
         assert "semantic leg skipped" in hybrid.json["warnings"][0]
         close_app(local)
+
+
+def strict_json(response) -> dict:
+    """The body as standard JSON: a NaN or an infinity (not JSON) fails the test."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in a JSON body")
+
+    return json.loads(response.get_data(as_text=True), parse_constant=refuse)
+
+
+def test_a_stored_vector_without_direction_never_makes_a_nan(
+    client, admin, new_user, corpus, collection, database_url
+):
+    """A zero vector stored before vectors were checked: no similarity, never NaN in any answer."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE chunk_embeddings SET embedding = array_fill(0, ARRAY[vector_dims(embedding)])"
+            "::real[]::vector WHERE chunk_id IN"
+            " (SELECT id FROM document_chunks WHERE document_id = %s)",
+            (corpus["valve.txt"],),
+        )
+    client.patch(f"/api/v1/collections/{collection}", json={"is_shared": True}, headers=admin)
+    bob = new_user()
+    for mode in ("semantic", "hybrid"):
+        response = search(client, bob, query="valve", mode=mode, min_similarity=0)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        hits = strict_json(response)["hits"]
+        assert "valve.txt" not in [h["filename"] for h in hits if h["semantic"]], mode
+        assert all(0 <= h["semantic"]["similarity"] <= 1 for h in hits if h["semantic"])
+    # A semantic-mode chat stores its sources as citations (JSON in the database).
+    client.patch("/api/v1/me/preferences", json={"search_mode": "semantic"}, headers=bob)
+    chat = client.post("/api/v1/chats", json={}, headers=bob).json["id"]
+    asked = client.post(
+        f"/api/v1/chats/{chat}/messages", json={"content": "XR-7734 valve"}, headers=bob
+    )
+    assert asked.status_code == 201, asked.get_data(as_text=True)
+    assert "valve.txt" not in [c["filename"] for c in strict_json(asked)["citations"]]

@@ -8,6 +8,7 @@ import json
 import os
 import tracemalloc
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -162,12 +163,22 @@ def test_bad_files_store_nothing(client, admin, indexed, new_user, database_url,
     chunk = next(i for i, line in enumerate(lines) if line["kind"] == "chunk")
     document = next(i for i, line in enumerate(lines) if line["kind"] == "document")
     short_vector = dict(lines[chunk], embedding_base64=base64.b64encode(b"\0" * 8).decode())
+
+    def vector(*values: float) -> list[dict]:
+        raw = np.full(384, values[0], "<f4") if len(values) == 1 else np.asarray(values, "<f4")
+        return replaced(lines, chunk, embedding_base64=base64.b64encode(raw.tobytes()).decode())
+
     tampered = dict(lines[document], content_base64=base64.b64encode(b"other bytes").decode())
     cases = {
         "truncated (no end line)": ndjson(lines[:-1]),
         "cut mid-line": ndjson(lines)[:-20],
         "not JSON": ndjson(lines[:2]) + b"{oops\n" + ndjson(lines[2:]),
         "wrong dimension": ndjson([*lines[:chunk], short_vector, *lines[chunk + 1 :]]),
+        # Cosine distance to these is NaN, which PostgreSQL ranks above any threshold.
+        "a vector of zeros": ndjson(vector(0.0)),
+        "a vector of NaNs": ndjson(vector(float("nan"))),
+        "a vector of tiny values": ndjson(vector(1e-30)),
+        "a vector not of length 1": ndjson(vector(1.0)),
         "content not matching sha256": ndjson(
             [*lines[:document], tampered, *lines[document + 1 :]]
         ),
@@ -190,6 +201,11 @@ def test_bad_files_store_nothing(client, admin, indexed, new_user, database_url,
         assert response.status_code == 422, (case, response.json)
         assert response.content_type == "application/problem+json"
         assert "line" in response.json["detail"], (case, response.json["detail"])
+        if case.startswith("a vector"):
+            assert response.json["detail"] == (
+                f"line {chunk + 1} of the import file: the vector must be 384 finite float32s"
+                " of length 1, as exported"
+            )
     # A line longer than a document of the largest size could make: 413 before it is all read.
     small = make_app(max_upload_bytes=1024).test_client()
     huge = ndjson(lines[:1]) + b'{"kind": "document", "content_base64": "' + b"A" * 2**21 + b'"}\n'

@@ -15,9 +15,10 @@ import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal, NoReturn
 
-from flask import Blueprint, Response, current_app, g, json
+from flask import Blueprint, Response, current_app, g
 from pydantic import BaseModel, ConfigDict, Field
 
+from app import strict_json
 from app.api.endpoint import db, endpoint, principal, release_db
 from app.errors import NotFound, ValidationFailed
 from app.providers.llm import LLMError
@@ -296,7 +297,7 @@ def _chunks(
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             **extra,
         }
-        return f"data: {json.dumps(body)}\n\n"
+        return f"data: {strict_json.dumps(body)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""}, citations=completion.citations(""))
     text = reasoning = ""
@@ -319,12 +320,12 @@ def _chunks(
                         "choices": [],
                         "usage": counted,
                     }
-                    yield f"data: {json.dumps(body)}\n\n"
+                    yield f"data: {strict_json.dumps(body)}\n\n"
                 yield "data: [DONE]\n\n"
                 return
     except LLMError as exc:
         error = {"message": exc.detail, "type": "api_error", "code": exc.status}
-        yield f"data: {json.dumps({'error': error})}\n\n"
+        yield f"data: {strict_json.dumps({'error': error})}\n\n"
     except Exception:
         log.exception("a /v1 chat completion stream failed")
         error = {
@@ -332,7 +333,7 @@ def _chunks(
             "type": "api_error",
             "code": 500,
         }
-        yield f"data: {json.dumps({'error': error})}\n\n"
+        yield f"data: {strict_json.dumps({'error': error})}\n\n"
     finally:
         pieces.close()  # type: ignore[attr-defined]
         account.release()  # a failed answer gives back the tokens it held

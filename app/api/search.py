@@ -68,12 +68,16 @@ class SearchHit(BaseModel):
     char_start: int
     char_end: int
     heading_path: list[str]
-    metadata: dict[str, Any] = Field(description="the document's metadata")
     score: float = Field(
         description="hybrid: fused RRF score; semantic: similarity; fulltext: BM25"
     )
     semantic: SemanticScore | None
     fulltext: FulltextScore | None
+
+
+class SearchDocument(BaseModel):
+    title: str
+    metadata: dict[str, Any] = Field(description="as given at upload (at most 16 KiB)")
 
 
 class SearchDebug(BaseModel):
@@ -90,6 +94,9 @@ class SearchResponse(BaseModel):
     top_k: int
     min_similarity: float
     hits: list[SearchHit]
+    documents: dict[str, SearchDocument] = Field(
+        description="the hits' documents, each once, keyed by document id (as a string)"
+    )
     warnings: list[str]
     debug: SearchDebug | None = None
 
@@ -111,7 +118,6 @@ def _hit(row: dict[str, Any]) -> SearchHit:
         char_start=row["char_start"],
         char_end=row["char_end"],
         heading_path=row["heading_path"],
-        metadata=row["metadata"],
         score=row["score"],
         semantic=semantic,
         fulltext=fulltext,
@@ -141,6 +147,7 @@ def search_chunks(body: SearchBody) -> SearchResponse:
         top_k=result.top_k,
         min_similarity=result.min_similarity,
         hits=[_hit(r) for r in result.hits],
+        documents={str(k): SearchDocument(**v) for k, v in result.documents().items()},
         warnings=result.warnings,
         debug=SearchDebug(**result.debug) if result.debug is not None else None,
     )

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Response, json, request
+from flask import Response, request
+
+from app import strict_json
 
 
 def sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+    # Streams run outside the app context, where flask.json would fall back to lenient json.
+    return f"event: {event}\ndata: {strict_json.dumps(data)}\n\n"
 
 
 def wants_stream(stream_flag: bool) -> bool:

@@ -35,9 +35,29 @@ class Embedder(Protocol):
         ...
 
 
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
+def without_direction(vectors: np.ndarray) -> list[int]:
+    """The rows cosine similarity cannot compare: a NaN or an infinity, or all zeros.
+
+    Their cosine distance to anything is NaN, which PostgreSQL ranks above every number.
+    """
+    wide = np.asarray(vectors, dtype=np.float64)
+    finite = np.isfinite(wide).all(axis=1)
+    largest = np.abs(np.where(np.isfinite(wide), wide, 0.0)).max(axis=1, initial=0.0)
+    return np.flatnonzero(~finite | (largest == 0)).tolist()
+
+
+def normalise(vectors: np.ndarray, provider: str) -> np.ndarray:
+    """Rows scaled to length 1; EmbeddingError naming the first row that has no direction."""
+    bad = without_direction(vectors)
+    if bad:
+        raise EmbeddingError(
+            f"{provider}: the model answered a vector without direction (all zeros, NaN or"
+            f" infinite) for input {bad[0] + 1} of {len(vectors)}"
+        )
+    # Divided by its largest value first, a row's squares neither underflow nor overflow.
+    wide = np.asarray(vectors, dtype=np.float64)
+    wide = wide / np.abs(wide).max(axis=1, keepdims=True)
+    return (wide / np.linalg.norm(wide, axis=1, keepdims=True)).astype(np.float32)
 
 
 def make_embedder(settings: Settings) -> Embedder:

@@ -104,7 +104,15 @@ class _HttpEmbedder:
                     f"{self.provider}: asked for {len(batch)} embeddings, got {len(vectors)}"
                 )
             rows.extend(vectors)
-        matrix = normalise(np.asarray(rows, dtype=np.float32))
+        try:
+            matrix = np.asarray(rows, dtype=np.float64)
+        except (TypeError, ValueError):
+            matrix = np.zeros(0)
+        if matrix.ndim != 2 or matrix.shape[1] == 0:
+            raise EmbeddingError(
+                f"{self.provider}: the answer's embeddings are not lists of numbers of one length"
+            )
+        matrix = normalise(matrix, self.provider)
         self._dimension = int(matrix.shape[1])
         return matrix
 

@@ -105,4 +105,4 @@ class LocalEmbedder:
             )
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        return normalise(pooled)
+        return normalise(pooled, self.provider)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from app.repositories import Conn, Row, returned
+from app.strict_json import jsonb
 
 CHAT = "id, owner_id, title, collection_ids, created_at, updated_at"
 MESSAGE = (
@@ -109,7 +109,7 @@ def insert_message(conn: Conn, chat_id: int, role: str, content: str, **extra: A
     """A message; `extra` sets other columns (status, model, citations, ...)."""
     values = {"chat_id": chat_id, "role": role, "content": content, **extra}
     if "citations" in values:
-        values["citations"] = Jsonb(values["citations"])
+        values["citations"] = jsonb(values["citations"])
     query = sql.SQL("INSERT INTO chat_messages ({}) VALUES ({}) RETURNING " + MESSAGE).format(
         sql.SQL(", ").join(map(sql.Identifier, values)),
         sql.SQL(", ").join(map(sql.Placeholder, values)),
@@ -131,7 +131,7 @@ def finish_message(conn: Conn, message_id: int, **values: Any) -> Row | None:
     """Close a streaming message with its final columns (status, content, tokens, ...); one a stop
     request closed already still takes the last text of the process generating it."""
     if "citations" in values:
-        values["citations"] = Jsonb(values["citations"])
+        values["citations"] = jsonb(values["citations"])
     assigns = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in values
     )

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from app.repositories import Conn, Row, returned
+from app.strict_json import jsonb
 
 _COLUMNS = (
     "d.id, d.collection_id, d.owner_id, d.filename, d.title, d.content_type,"
@@ -51,7 +51,7 @@ def insert(
             "sha256": sha256,
             "size": len(content),
             "content": content,
-            "metadata": Jsonb(metadata),
+            "metadata": jsonb(metadata),
         },
     ).fetchone()
     return None if row is None else get(conn, row["id"])
@@ -216,7 +216,7 @@ def replace_chunks(
             chunk.char_start,
             chunk.char_end,
             list(chunk.heading_path),
-            Jsonb({}),
+            jsonb({}),
         )
         for chunk_id, chunk in zip(ids, chunks, strict=True)
     )

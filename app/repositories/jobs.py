@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from app.repositories import Conn, Row
+from app.strict_json import jsonb
 
 CHANNEL = "postrag_jobs"
 _COLUMNS = "id, kind, payload, state, dedupe_key, attempts, max_attempts, run_after, lease_owner"
@@ -26,7 +25,7 @@ def enqueue(
         f" DO NOTHING RETURNING {_COLUMNS}",
         {
             "kind": kind,
-            "payload": Jsonb(payload),
+            "payload": jsonb(payload),
             "dedupe_key": dedupe_key,
             "max_attempts": max_attempts,
         },

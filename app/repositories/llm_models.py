@@ -7,6 +7,7 @@ from typing import Any
 from psycopg import sql
 
 from app.repositories import Conn, Row, returned
+from app.strict_json import jsonb
 
 COLUMNS = (
     "id, provider, name, kind, dimension, context_length, capabilities, is_default,"
@@ -67,8 +68,6 @@ def insert(
     context_length: int | None,
     capabilities: dict[str, Any],
 ) -> Row:
-    from psycopg.types.json import Jsonb
-
     return returned(
         conn.execute(
             "INSERT INTO llm_models (provider, name, kind, dimension, context_length, capabilities)"
@@ -80,19 +79,17 @@ def insert(
                 "kind": kind,
                 "dimension": dimension,
                 "context_length": context_length,
-                "capabilities": Jsonb(capabilities),
+                "capabilities": jsonb(capabilities),
             },
         ).fetchone()
     )
 
 
 def update(conn: Conn, model_id: int, changes: dict[str, Any]) -> Row | None:
-    from psycopg.types.json import Jsonb
-
     assigns = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in changes
     )
-    params = {k: Jsonb(v) if k == "capabilities" else v for k, v in changes.items()}
+    params = {k: jsonb(v) if k == "capabilities" else v for k, v in changes.items()}
     params["id"] = model_id
     query = sql.SQL("UPDATE llm_models SET {} WHERE id = %(id)s RETURNING " + COLUMNS).format(
         assigns

@@ -12,9 +12,9 @@ import math
 from typing import Any
 
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from app.errors import ValidationFailed
+from app.strict_json import jsonb
 
 MAX_DEPTH = 8
 MAX_CONDITIONS = 64
@@ -89,22 +89,22 @@ class _Compiler:
         value = spec["value"]
         self.check_finite(value, value_loc)
         if op == "eq":
-            return sql.SQL("({} = {}::jsonb)").format(target, self.param(Jsonb(value)))
+            return sql.SQL("({} = {}::jsonb)").format(target, self.param(jsonb(value)))
         if op == "ne":
             return sql.SQL("({} IS DISTINCT FROM {}::jsonb)").format(
-                target, self.param(Jsonb(value))
+                target, self.param(jsonb(value))
             )
         if op == "in":
             if not isinstance(value, list) or not 1 <= len(value) <= MAX_IN_VALUES:
                 raise self.fail(value_loc, f"in takes a list of 1 to {MAX_IN_VALUES} values")
-            values = self.param([Jsonb(v) for v in value])
+            values = self.param([jsonb(v) for v in value])
             return sql.SQL("({} = ANY({}::jsonb[]))").format(target, values)
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise self.fail(value_loc, f"{op} compares numbers or strings")
         kind = "string" if isinstance(value, str) else "number"
         # jsonb orders values of different types by type first; compare like with like only.
         return sql.SQL("(jsonb_typeof({}) = {} AND {} {} {}::jsonb)").format(
-            target, self.param(kind), target, sql.SQL(_RANGE_SQL[op]), self.param(Jsonb(value))
+            target, self.param(kind), target, sql.SQL(_RANGE_SQL[op]), self.param(jsonb(value))
         )
 
     def check_finite(self, value: Any, loc: list[Any]) -> None:

@@ -18,11 +18,14 @@ from psycopg import sql
 from app.repositories import Conn, Row, bm25, returned
 from app.repositories.metadata_filter import compile_filter
 
-# The hit's columns, shared by every mode.
+# The hit's columns, shared by every mode. A document's title and metadata (up to 16 KiB) come
+# with its best hit only (NULL on the others): once per document, from the same snapshot.
 _HIT_COLUMNS = sql.SQL(
     "f.chunk_id, c.document_id, d.filename, c.collection_id, c.text, c.page, c.char_start,"
-    " c.char_end, c.heading_path, d.metadata, f.score, f.semantic_rank, f.semantic_similarity,"
-    " f.fulltext_rank, f.fulltext_score"
+    " c.char_end, c.heading_path, f.score, f.semantic_rank, f.semantic_similarity,"
+    " f.fulltext_rank, f.fulltext_score,"
+    " CASE WHEN row_number() OVER (PARTITION BY c.document_id ORDER BY f.score DESC, f.chunk_id)"
+    " = 1 THEN jsonb_build_object('title', d.title, 'metadata', d.metadata) END AS document"
 )
 
 
@@ -102,10 +105,13 @@ def _semantic_ctes(leg: SemanticLeg, scope: Scope) -> sql.Composable:
     LIMIT %(candidates)s
 ), semantic AS (
     -- Iterative index scans return hits in roughly distance order: rank them exactly here.
-    SELECT chunk_id, greatest(0, 1 - distance) AS similarity,
+    SELECT chunk_id, least(1, greatest(0, 1 - distance)) AS similarity,
            row_number() OVER (ORDER BY distance, chunk_id) AS rank
     FROM semantic_hits
-    WHERE greatest(0, 1 - distance) >= %(min_similarity)s
+    -- A vector without direction (zeros) is NaN away from everything, and NaN is above every
+    -- number in PostgreSQL (even the threshold): such a chunk is no semantic hit.
+    WHERE distance <> 'NaN'::float8
+      AND least(1, greatest(0, 1 - distance)) >= %(min_similarity)s
 )"""
     ).format(
         distance=distance,

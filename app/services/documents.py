@@ -12,7 +12,7 @@ from app.errors import Conflict, NotFound, PayloadTooLarge
 from app.repositories import Conn, Row
 from app.repositories import documents as document_repo
 from app.repositories import jobs as job_repo
-from app.services import collections, extraction
+from app.services import collections, document_metadata, extraction
 from app.services.tokens import Principal
 from app.services.worker import INGEST_DOCUMENT
 from app.settings import Settings
@@ -70,6 +70,7 @@ def upload(
     Every check (collection, size, type, readable text) happens before anything is stored.
     """
     collections.get_owned(conn, who, item.collection_id)
+    document_metadata.check(item.metadata or {}, "body.metadata")
     if len(item.data) > settings.max_upload_bytes:
         raise PayloadTooLarge(
             f"the file has {len(item.data)} bytes; the limit is {settings.max_upload_bytes}"

@@ -61,6 +61,10 @@ class SearchResult:
     warnings: list[str] = field(default_factory=list)
     debug: dict[str, Any] | None = None
 
+    def documents(self) -> dict[int, Row]:
+        """The hits' documents by id: title and metadata, carried by each one's best hit."""
+        return {h["document_id"]: h["document"] for h in self.hits if h["document"] is not None}
+
 
 def _defaults(conn: Conn, who: Principal, req: SearchRequest) -> tuple[str, int, float]:
     prefs = preference_repo.get(conn, who.user_id)

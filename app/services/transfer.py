@@ -20,7 +20,6 @@ import base64
 import binascii
 import hashlib
 import io
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,15 +35,17 @@ from app.repositories import Conn, Row
 from app.repositories import documents as document_repo
 from app.repositories import embedding_spaces as space_repo
 from app.repositories import transfer as transfer_repo
-from app.services import collections, documents, extraction, spaces
+from app.services import collections, document_metadata, documents, extraction, spaces
 from app.services.chunking import Chunk
 from app.services.tokens import Principal
 from app.settings import Settings
 from app.storable import reject_unstorable_text
+from app.strict_json import dumps, loads
 
 KIND = "postrag.collection"
 FORMAT = 1
 CONTENT_TYPE = "application/x-ndjson"
+UNIT_TOLERANCE = 1e-3  # float32 rounding is about 1e-7 per element
 
 
 class _Line(pydantic.BaseModel):
@@ -123,7 +124,7 @@ class ImportSummary:
 
 
 def _dump(line: dict[str, Any]) -> str:
-    return json.dumps(line, ensure_ascii=False, default=str) + "\n"
+    return dumps(line, ensure_ascii=False, default=str) + "\n"
 
 
 def export_collection(conn: Conn, who: Principal, collection_id: int) -> Iterator[tuple[str, str]]:
@@ -222,7 +223,7 @@ def _bad(line_no: int, message: str) -> ValidationFailed:
 def _decode(line_no: int, raw: bytes | str) -> dict[str, Any]:
     """The line as a JSON object whose text PostgreSQL can store, or a 422 naming the line."""
     try:
-        data = json.loads(raw)
+        data = loads(raw)
     except (ValueError, RecursionError) as exc:
         raise _bad(line_no, f"not JSON ({exc})") from None
     if not isinstance(data, dict):
@@ -308,6 +309,12 @@ def import_collection(
     return ImportSummary(collection, importer.documents, importer.chunks, keep, importer.queued)
 
 
+def _unit_length(vector: np.ndarray) -> bool:
+    """Stored vectors have length 1, as embedders make them, so that cosine distance (summed in
+    float32 by pgvector) is never NaN: it is for zeros, NaNs (False here) and tiny values."""
+    return bool(abs(np.linalg.norm(vector.astype(np.float64)) - 1.0) <= UNIT_TOLERANCE)
+
+
 class _Importer:
     """Writes documents as their lines come, each with its chunks once the next one starts."""
 
@@ -343,8 +350,9 @@ class _Importer:
         if sha256.hexdigest() != line.sha256:
             raise _bad(line_no, "the content does not match its sha256")
         filename = documents.clean_filename(line.filename)
-        try:  # the same formats as an upload, named the same way
+        try:  # the same formats and metadata as an upload, named the same way
             content_type = extraction.detect_format(filename, line.content_type, content)
+            document_metadata.check(line.metadata, "metadata")
         except AppError as exc:
             raise _bad(line_no, exc.detail) from None
         row = document_repo.insert(
@@ -376,8 +384,12 @@ class _Importer:
         except (binascii.Error, ValueError):
             raise _bad(line_no, "embedding_base64 is not base64") from None
         vector = np.frombuffer(raw, dtype="<f4") if len(raw) % 4 == 0 else np.zeros(0)
-        if vector.shape[0] != int(self.space["dimension"]) or not np.isfinite(vector).all():
-            raise _bad(line_no, f"the vector must be {self.space['dimension']} finite float32s")
+        if vector.shape[0] != int(self.space["dimension"]) or not _unit_length(vector):
+            raise _bad(
+                line_no,
+                f"the vector must be {self.space['dimension']} finite float32s of length 1,"
+                " as exported",
+            )
         self.pending.append(
             Chunk(
                 line.ordinal,
