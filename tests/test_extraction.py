@@ -34,8 +34,9 @@ def _chunks(data: bytes, content_type: str) -> list[tuple[tuple[str, ...], int |
     return [(c.heading_path, c.page, c.text) for c in chunks]
 
 
-def test_markdown_drops_html_comments_and_tags():
+def test_markdown_drops_html_comments_and_tags_and_front_matter_is_no_heading():
     text = (
+        "---\ntitle: Setup\ntags: [install]\n---\n"
         "<!-- markdownlint-disable MD013 -->\n"
         "# Setup\n\n"
         "Install the package.<!-- TODO: mention extras -->\n\n"
@@ -45,6 +46,7 @@ def test_markdown_drops_html_comments_and_tags():
     )
     blocks = _blocks(text.encode(), "text/markdown")
     assert blocks == [
+        ((), "title: Setup\ntags: [install]"),
         (("Setup",), "Setup"),
         (("Setup",), "Install the package."),
         (("Setup",), "Fast search"),

@@ -227,14 +227,24 @@ def _underlined(lines: list[str]) -> tuple[str, tuple[str, bool], int] | None:
     return title, style, used
 
 
+# YAML front matter (Jekyll, Hugo, Docusaurus, ...): between lines of ---, first in the file.
+_FRONT_MATTER = re.compile(r"---[ \t]*\n(.*?)\n---[ \t]*(?:\n|$)", re.DOTALL)
+
+
 def _markdown(data: bytes) -> list[Block]:
-    """Blocks under Markdown's headings; HTML comments dropped, raw HTML as its text."""
+    """Blocks under Markdown's headings; HTML comments dropped, raw HTML as its text, front
+    matter a paragraph of its own (CommonMark would read it as a heading over everything)."""
     from markdown_it import MarkdownIt
 
     from app.services import extraction_html
 
-    tokens = MarkdownIt("commonmark").enable("table").parse(decode_text(data))
+    text = decode_text(data)
     blocks: list[Block] = []
+    front = _FRONT_MATTER.match(text)
+    if front:
+        blocks.append(Block(front.group(1), (), None))
+        text = text[front.end() :]
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)
     headings = Headings()
     level: int | None = None
     for token in tokens:

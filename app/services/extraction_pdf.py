@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pypdf import PageObject, PdfReader
 
 _EDGE_LINES = 2  # lines at the top and at the bottom of a page that may be running ones
-_RUNNING_PAGES = 3  # a running header or footer is on this many pages at least
+_RUNNING_PAGES = 2  # a running header or footer is on this many pages at least (a short chapter)
 _LEADER = ".·…"
 _HEADING_RATIO = 1.15  # a heading's font is this much larger than the body text's at least
 _MAX_HEADING_CHARS = 150
