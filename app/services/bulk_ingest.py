@@ -23,8 +23,6 @@ from app.services.tokens import Principal
 from app.services.worker import Worker
 from app.settings import Settings
 
-_SNIFF_BYTES = 64 * 1024
-
 
 @dataclass
 class Summary:
@@ -74,7 +72,7 @@ def _not_collected(file: Path) -> str:
 def _read(path: Path, settings: Settings) -> bytes:
     """The file's bytes; a binary or oversized file is refused after reading its start only."""
     with path.open("rb") as file:
-        start = file.read(_SNIFF_BYTES)
+        start = file.read(extraction.SNIFF_BYTES)
         extraction.detect_format(path.name, None, start)
         size = os.fstat(file.fileno()).st_size
         if size > settings.max_upload_bytes:

@@ -28,7 +28,7 @@ FORMATS = {
 _BY_CONTENT_TYPE = {v: v for v in FORMATS.values()} | {"text/x-markdown": "text/markdown"}
 # Text, but markup or drawing instructions rather than anything to read: refused, not indexed.
 _NOT_PROSE = {".svg", ".rtf", ".ps", ".eps"}
-_SNIFF_BYTES = 64 * 1024
+SNIFF_BYTES = 64 * 1024
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # UTF-32's begin with these too
 # Control characters that do not occur in text (tab, line breaks, form feed and the escape of
 # coloured logs do).
@@ -91,12 +91,12 @@ def detect_format(filename: str, declared: str | None, data: bytes) -> str:
 def sniff_text(data: bytes) -> str | None:
     """The start of `data` decoded, if it is text: UTF-8 or an encoding charset-normalizer
     recognises, without NULs and with hardly any other control characters."""
-    sample = data[:_SNIFF_BYTES]
+    sample = data[:SNIFF_BYTES]
     if b"\x00" in sample and not sample.startswith(_UTF16_BOMS):
         return None  # charset-normalizer finds some encoding for nearly anything
     try:  # a multi-byte character cut at the end of the sample is no reason to refuse
         text = codecs.getincrementaldecoder("utf-8-sig")().decode(
-            sample, final=len(data) <= _SNIFF_BYTES
+            sample, final=len(data) <= SNIFF_BYTES
         )
     except UnicodeDecodeError:
         from charset_normalizer import from_bytes

@@ -9,6 +9,7 @@ The walk is iterative and linear, whatever the nesting.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cache
 from itertools import chain
@@ -287,6 +288,8 @@ def _content_keys(markup: str | bytes) -> tuple[set[str], set[str]] | None:
 def _trafilatura_config() -> Any:
     from trafilatura.settings import use_config
 
+    # It logs errors for pages it finds nothing in (a bare fragment, say): only a missing hint.
+    logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
     config = use_config()
     # Short pages have main content too: what trafilatura keeps only points at the container.
     config.set("DEFAULT", "MIN_EXTRACTED_SIZE", "1")
