@@ -290,14 +290,18 @@ def worker(threads: int) -> None:
 )
 @click.option("--replace", is_flag=True, help="re-ingest files that are already there")
 def ingest(paths: tuple[Path, ...], collection: str, user_name: str, replace: bool) -> None:
-    """Ingest files and folders (recursively, by extension) into a collection, with progress."""
+    """Ingest files and folders (recursively) into a collection, with progress.
+
+    Every file is tried; the ones postrag cannot read (binary, hidden, empty) are listed.
+    """
     from tqdm import tqdm
 
     from app.providers.embeddings import make_embedder
     from app.services import bulk_ingest, collections
     from app.services.worker import Worker
 
-    files = bulk_ingest.collect(paths)
+    collected = bulk_ingest.collect(paths)
+    files = collected.files
 
     def work(conn: Any, settings: Any) -> bulk_ingest.Summary:
         who = _principal(conn, user_name)
@@ -316,12 +320,15 @@ def ingest(paths: tuple[Path, ...], collection: str, user_name: str, replace: bo
             )
 
     summary = _with_conn(work)
+    skipped = collected.skipped + summary.skipped
     click.echo(
         f"indexed {len(summary.indexed)}, unchanged {len(summary.unchanged)},"
-        f" failed {len(summary.failed)}"
+        f" failed {len(summary.failed)}, skipped {len(skipped)}"
     )
     for path, reason in summary.failed:
         click.echo(f"  failed: {path}: {reason}")
+    for path, reason in skipped:
+        click.echo(f"  skipped: {path}: {reason}")
     if summary.failed:
         sys.exit(1)
 

@@ -262,6 +262,39 @@ def test_ingest_a_folder_with_a_summary(cli_env, tmp_path, database_url):
     assert rows == [("a.md", "indexed", "animals"), ("b.txt", "indexed", "animals")]
 
 
+def test_ingest_reads_text_files_of_any_name_and_lists_every_skip(cli_env, tmp_path, database_url):
+    folder = tmp_path / "repo"
+    (folder / ".git" / "objects").mkdir(parents=True)
+    for number in range(50):
+        (folder / ".git" / "objects" / f"{number:02x}").write_bytes(b"x\x9c\x00\x01" * 8)
+    (folder / "LICENSE").write_text("MIT License\n\nPermission is hereby granted.\n")
+    (folder / "package.json").write_text('{"name": "demo", "private": true}\n')
+    (folder / "logo").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)
+    (folder / ".env").write_text("SECRET=1\n")
+    (folder / "empty.txt").write_text("")
+    result = run("ingest", str(folder), "--collection", "repo", env=cli_env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "indexed 2, unchanged 0, failed 0, skipped 4" in result.stdout
+    skipped = [line for line in result.stdout.splitlines() if line.startswith("  skipped: ")]
+    assert sorted(skipped) == sorted(
+        [
+            f"  skipped: {folder / '.git'}/: hidden folder",
+            f"  skipped: {folder / '.env'}: hidden file",
+            f"  skipped: {folder / 'empty.txt'}: empty file",
+            f"  skipped: {folder / 'logo'}: not a supported format (binary): postrag reads PDF,"
+            " DOCX, HTML, Markdown and text",
+        ]
+    )
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT filename, status, content_type FROM documents ORDER BY 1")
+        assert rows.fetchall() == [
+            ("LICENSE", "indexed", "text/plain"),
+            ("package.json", "indexed", "text/plain"),
+        ]
+
+
 def test_worker_process_ingests_and_stops_cleanly(cli_env, client, admin, collection):
     worker = subprocess.Popen(
         [POSTRAG, "worker", "--threads", "2"],

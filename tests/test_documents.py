@@ -207,6 +207,23 @@ def test_json_text_is_plain_text_whatever_its_title(app, client, admin, collecti
     assert _chunks(client, admin, location)[0]["text"] == "<b>bold</b> claim"
 
 
+def test_text_files_of_any_name_are_read_as_text(app, client, admin, collection):
+    cases = [
+        ("LICENSE", None, b"MIT License\n\nPermission is hereby granted, free of charge.", "plain"),
+        ("COPYING", "application/octet-stream", b"GNU GENERAL PUBLIC LICENSE\n", "plain"),
+        ("settings.json", "application/json", b'{"name": "postrag", "port": 8000}', "plain"),
+        ("notes.log", None, "caf\u00e9 opened at 08:00\n".encode("latin-1"), "plain"),
+        ("index", None, b"<!DOCTYPE html><html><body><p>Welcome home.</p></body></html>", "html"),
+    ]
+    for name, declared, data, kind in cases:
+        response = _upload(client, admin, collection, name, data, declared)
+        assert response.status_code == 202, (name, response.json)
+        assert response.json["content_type"] == f"text/{kind}", name
+    assert drain(app) == len(cases)
+    listed = client.get("/api/v1/documents", headers=admin).json["items"]
+    assert {d["filename"]: d["status"] for d in listed} == {name: "indexed" for name, *_ in cases}
+
+
 def test_odd_filenames_and_metadata_are_cleaned_or_rejected(
     app, client, admin, collection, database_url
 ):
@@ -322,6 +339,9 @@ def _nothing_stored(database_url):
     ("name", "data", "status"),
     [
         ("virus.exe", b"MZ\x90\x00binary", 415),
+        ("firmware", b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 56, 415),
+        ("LICENSE", b"\x1f\x8b\x08\x00" + bytes(range(256)), 415),
+        ("logo.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><path d="M0 0h9"/></svg>', 415),
         ("empty.txt", b"", 422),
         ("broken.pdf", b"%PDF-1.7 this is not really a pdf", 422),
         ("blank.md", b"   \n\n  \n", 422),

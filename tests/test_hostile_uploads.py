@@ -170,7 +170,7 @@ def test_wrong_types_are_refused_and_nothing_is_stored(client, admin, collection
     cases = [
         ("setup.exe", "application/x-msdownload", exe, 415),
         ("setup", "application/x-msdownload", exe, 415),
-        ("../../etc/passwd", None, b"root:x:0:0:root:/root:/bin/bash\n", 415),
+        ("backup.tar.gz", "application/gzip", b"\x1f\x8b\x08\x00" + bytes(range(256)), 415),
         ("C:\\Windows\\System32\\calc.exe", None, exe, 415),
         ("photo.png", "image/png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 32, 415),
         ("report.pdf", "application/pdf", exe, 422),
@@ -297,6 +297,14 @@ def test_long_merged_table_columns_are_read_once_per_cell():
     rows = extracted.text.split(extraction.BLOCK_SEPARATOR)
     assert rows[:2] == ["Merged label | value 0", "value 1"]
     assert len(rows) == 1500 and rows[-1] == "value 1499"
+
+
+def test_deeply_nested_html_is_read_in_full():
+    """Thousands of nested elements, each with a paragraph: walked without recursion, once."""
+    depth = 5_000
+    html = "".join(f"<div><p>level {n}</p>" for n in range(depth)) + "</div>" * depth
+    extracted = extraction.extract(html.encode(), "text/html", "deep.html")
+    assert [block.text for block in extracted.blocks] == [f"level {n}" for n in range(depth)]
 
 
 def test_hostile_pdfs_are_refused_clearly_and_nothing_is_stored(

@@ -3,12 +3,12 @@
 Each block keeps its heading path and page; the document's text is the blocks joined by blank
 lines, and every block knows its character span in that text, so chunks can cite exact spans.
 Parsing is left to well-kept libraries: charset-normalizer, markdown-it-py, BeautifulSoup,
-pypdf and python-docx.
+trafilatura, pypdf and python-docx (HTML and PDF: extraction_html.py, extraction_pdf.py).
 """
 
 from __future__ import annotations
 
-import io
+import codecs
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -26,6 +26,13 @@ FORMATS = {
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
 _BY_CONTENT_TYPE = {v: v for v in FORMATS.values()} | {"text/x-markdown": "text/markdown"}
+# Text, but markup or drawing instructions rather than anything to read: refused, not indexed.
+_NOT_PROSE = {".svg", ".rtf", ".ps", ".eps"}
+SNIFF_BYTES = 64 * 1024
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # UTF-32's begin with these too
+# Control characters that do not occur in text (tab, line breaks, form feed and the escape of
+# coloured logs do).
+_BINARY_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
 BLOCK_SEPARATOR = "\n\n"
 _BLANK_LINES = re.compile(r"\n[ \t]*\n+")
 MB = 1024 * 1024
@@ -59,7 +66,8 @@ class Extracted:
 
 
 def detect_format(filename: str, declared: str | None, data: bytes) -> str:
-    """The content type postrag will parse the file as, from its extension, type or magic bytes."""
+    """The content type postrag will parse the file as: from its magic bytes, extension or
+    declared type, else plain text (or HTML) when its bytes are text: LICENSE, .json, .csv, ..."""
     if data.startswith(b"%PDF-"):
         return FORMATS[".pdf"]
     suffix = PurePath(filename).suffix.lower()
@@ -68,23 +76,52 @@ def detect_format(filename: str, declared: str | None, data: bytes) -> str:
     base = (declared or "").split(";")[0].strip().lower()
     if base in _BY_CONTENT_TYPE:
         return _BY_CONTENT_TYPE[base]
-    supported = ", ".join(sorted(FORMATS))
+    if not base.isprintable() or " " in base:  # a tampered export line, say
+        raise UnsupportedMediaType(f"the declared type {base!r} is not a media type")
+    text = None if suffix in _NOT_PROSE else sniff_text(data)
+    if text is not None:
+        start = text.lstrip()[:20].lower()
+        return "text/html" if start.startswith(("<!doctype html", "<html")) else "text/plain"
+    why = f"{suffix} is markup, not text to read" if suffix in _NOT_PROSE else "binary"
     raise UnsupportedMediaType(
-        f"cannot ingest {filename!r} ({base or 'unknown type'}): supported are {supported}"
+        f"not a supported format ({why}): postrag reads PDF, DOCX, HTML, Markdown and text"
     )
+
+
+def sniff_text(data: bytes) -> str | None:
+    """The start of `data` decoded, if it is text: UTF-8 or an encoding charset-normalizer
+    recognises, without NULs and with hardly any other control characters."""
+    sample = data[:SNIFF_BYTES]
+    if b"\x00" in sample and not sample.startswith(_UTF16_BOMS):
+        return None  # charset-normalizer finds some encoding for nearly anything
+    try:  # a multi-byte character cut at the end of the sample is no reason to refuse
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(
+            sample, final=len(data) <= SNIFF_BYTES
+        )
+    except UnicodeDecodeError:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(sample).best()
+        if best is None:
+            return None
+        text = str(best)
+    if "\x00" in text or len(_BINARY_CONTROLS.findall(text)) * 100 > len(text):
+        return None
+    return text
 
 
 def extract(data: bytes, content_type: str, filename: str = "") -> Extracted:
     """The blocks of a document; UnreadableDocument when it holds no text."""
     if not data:
         raise UnreadableDocument("the file is empty")
-    from app.services import extraction_docx  # it builds on this module's Block
+    # These build on this module's Block.
+    from app.services import extraction_docx, extraction_html, extraction_pdf
 
     parsers = {
         "text/plain": _plain,
         "text/markdown": _markdown,
-        "text/html": _html,
-        "application/pdf": _pdf,
+        "text/html": extraction_html.blocks,
+        "application/pdf": extraction_pdf.blocks,
         FORMATS[".docx"]: extraction_docx.blocks,
     }
     try:
@@ -114,6 +151,20 @@ def _assemble(blocks: list[Block], filename: str) -> Extracted:
     return Extracted(text=BLOCK_SEPARATOR.join(parts), blocks=placed)
 
 
+class Headings:
+    """The headings above the current position: a heading closes those at its level or below."""
+
+    def __init__(self) -> None:
+        self._open: list[tuple[int, str]] = []
+
+    def enter(self, level: int, title: str) -> None:
+        self._open = [h for h in self._open if h[0] < level] + [(level, title)]
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return tuple(title for _, title in self._open)
+
+
 def decode_text(data: bytes) -> str:
     """Bytes to text, detecting the encoding (UTF-8 with or without BOM, UTF-16, Latin-1, ...)."""
     from charset_normalizer import from_bytes
@@ -130,147 +181,88 @@ def decode_text(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
 
 
-def _paragraphs(
+def paragraphs(
     text: str, heading_path: tuple[str, ...] = (), page: int | None = None
 ) -> list[Block]:
+    """Blocks of the text between blank lines."""
     return [Block(p, heading_path, page) for p in _BLANK_LINES.split(text) if p.strip()]
 
 
+# A line of one repeated punctuation character: under (and maybe over) a heading in plain text,
+# as in reStructuredText and Markdown's setext headings.
+_RULE = re.compile(r"""([=\-~^*+#"'`:._])\1{2,}""")
+
+
 def _plain(data: bytes) -> list[Block]:
-    return _paragraphs(decode_text(data))
+    """Paragraphs, under the underlined headings they follow (levels in order of first use of
+    each underline style, as reStructuredText does)."""
+    blocks: list[Block] = []
+    headings = Headings()
+    styles: list[tuple[str, bool]] = []
+    for paragraph in _BLANK_LINES.split(decode_text(data)):
+        lines = paragraph.strip("\n").split("\n")
+        heading = _underlined(lines)
+        if heading is not None:
+            title, style, used = heading
+            if style not in styles:
+                styles.append(style)
+            headings.enter(styles.index(style) + 1, title)
+            blocks.append(Block(title, headings.path, None))
+            lines = lines[used:]
+        blocks.extend(paragraphs("\n".join(lines), headings.path))
+    return blocks
+
+
+def _underlined(lines: list[str]) -> tuple[str, tuple[str, bool], int] | None:
+    """(title, (underline character, overlined?), lines used) if the lines start with a heading."""
+    rules = [_RULE.fullmatch(line.strip()) for line in lines[:3]]
+    if len(lines) >= 3 and rules[0] and rules[2] and lines[0].strip() == lines[2].strip():
+        title, style, used = lines[1].strip(), (rules[0].group(1), True), 3
+    elif len(lines) >= 2 and rules[1] and not rules[0]:
+        title, style, used = lines[0].strip(), (rules[1].group(1), False), 2
+    else:
+        return None
+    if not 0 < len(title) <= 120 or not any(c.isalnum() for c in title):
+        return None
+    return title, style, used
+
+
+# YAML front matter (Jekyll, Hugo, Docusaurus, ...): between lines of ---, first in the file.
+_FRONT_MATTER = re.compile(r"---[ \t]*\n(.*?)\n---[ \t]*(?:\n|$)", re.DOTALL)
 
 
 def _markdown(data: bytes) -> list[Block]:
+    """Blocks under Markdown's headings; HTML comments dropped, raw HTML as its text, front
+    matter a paragraph of its own (CommonMark would read it as a heading over everything)."""
     from markdown_it import MarkdownIt
 
-    tokens = MarkdownIt("commonmark").enable("table").parse(decode_text(data))
+    from app.services import extraction_html
+
+    text = decode_text(data)
     blocks: list[Block] = []
-    headings: list[tuple[int, str]] = []
-    pending_heading: int | None = None
+    front = _FRONT_MATTER.match(text)
+    if front:
+        blocks.append(Block(front.group(1), (), None))
+        text = text[front.end() :]
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)
+    headings = Headings()
+    level: int | None = None
     for token in tokens:
         if token.type == "heading_open":
-            pending_heading = int(token.tag[1])
-        elif token.type == "inline" and pending_heading is not None:
-            headings = [h for h in headings if h[0] < pending_heading]
-            headings.append((pending_heading, token.content))
-            blocks.append(Block(token.content, tuple(h[1] for h in headings), None))
-            pending_heading = None
-        elif token.type == "inline" or token.type in {"fence", "code_block", "html_block"}:
-            blocks.append(Block(token.content, tuple(h[1] for h in headings), None))
-    return blocks
-
-
-_HTML_DROP = [
-    "script",
-    "style",
-    "nav",
-    "footer",
-    "aside",
-    "noscript",
-    "template",
-    "form",
-    "svg",
-    "iframe",
-]
-_HTML_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
-_HTML_BLOCKS = _HTML_HEADINGS | {
-    "p",
-    "li",
-    "pre",
-    "blockquote",
-    "td",
-    "th",
-    "dt",
-    "dd",
-    "figcaption",
-    "caption",
-}
-
-
-_HTML_BREAKS = {
-    "div",
-    "section",
-    "article",
-    "main",
-    "header",
-    "br",
-    "hr",
-    "table",
-    "tr",
-    "ul",
-    "ol",
-    "body",
-}
-
-
-def _html(data: bytes) -> list[Block]:
-    from bs4 import BeautifulSoup, NavigableString, Tag
-
-    soup = BeautifulSoup(data, "html.parser")
-    for tag in soup(_HTML_DROP):
-        tag.decompose()
-    root = soup.body or soup
-    blocks: list[Block] = []
-    headings: list[tuple[int, str]] = []
-    loose: list[str] = []  # text outside block elements, e.g. straight in a <div>
-
-    def path() -> tuple[str, ...]:
-        return tuple(h[1] for h in headings)
-
-    def flush() -> None:
-        text = " ".join("".join(loose).split())
-        if text:
-            blocks.append(Block(text, path(), None))
-        loose.clear()
-
-    for node in root.descendants:  # document order
-        if isinstance(node, Tag):
-            if node.name in _HTML_BREAKS:
-                flush()
-            if (
-                node.name not in _HTML_BLOCKS
-                or node.find_parent(list(_HTML_BLOCKS - _HTML_HEADINGS)) is not None
-            ):
-                continue  # not a block, or its text belongs to the enclosing block
-            flush()
-            text = " ".join(node.get_text(" ").split())
-            if node.name in _HTML_HEADINGS:
-                level = int(node.name[1])
-                headings = [h for h in headings if h[0] < level] + [(level, text)]
-            blocks.append(Block(text, path(), None))
-        elif type(node) is NavigableString and node.find_parent(list(_HTML_BLOCKS)) is None:
-            loose.append(str(node))  # comments, doctypes and CDATA are subclasses: skipped
-    flush()
-    return blocks
-
-
-def _pdf(data: bytes) -> list[Block]:
-    from pypdf import PasswordType, PdfReader
-
-    reader = PdfReader(io.BytesIO(data))
-    # Many PDFs are encrypted with an empty user password (only to restrict editing).
-    if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
-        raise UnreadableDocument("the PDF is encrypted with a password; upload it unprotected")
-    if len(reader.pages) > MAX_PDF_PAGES:
-        raise UnreadableDocument(
-            f"the PDF has {len(reader.pages)} pages; the limit is {MAX_PDF_PAGES}"
-        )
-    blocks: list[Block] = []
-    content_bytes = text_chars = 0
-    for number, page in enumerate(reader.pages, start=1):
-        contents = page.get_contents()
-        content_bytes += len(contents.get_data()) if contents is not None else 0
-        if content_bytes > MAX_PDF_CONTENT_BYTES:
-            raise UnreadableDocument(
-                f"the PDF's pages hold more than {MAX_PDF_CONTENT_BYTES // MB} MB of content"
-                f" (reached on page {number}); split it into smaller files"
-            )
-        text = page.extract_text() or ""
-        text_chars += len(text)
-        if text_chars > MAX_TEXT_CHARS:
-            raise UnreadableDocument(
-                f"the PDF has more than {MAX_TEXT_CHARS} characters of text"
-                f" (reached on page {number}); split it into smaller files"
-            )
-        blocks.extend(_paragraphs(text, page=number))
+            level = int(token.tag[1])
+        elif token.type == "inline":
+            # Inline HTML tokens are tags and comments; the text between tags is a token of its own.
+            text = token.content
+            for child in token.children or []:
+                if child.type == "html_inline":
+                    text = text.replace(child.content, "", 1)
+            if level is not None and text.strip():
+                headings.enter(level, text.strip())
+            level = None
+            blocks.append(Block(text, headings.path, None))
+        elif token.type in {"fence", "code_block"}:
+            blocks.append(Block(token.content, headings.path, None))
+        elif token.type == "html_block":
+            texts = extraction_html.fragment_texts(token.content)
+            blocks.extend(Block(text, headings.path, None) for text in texts)
     return blocks

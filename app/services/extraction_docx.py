@@ -8,7 +8,7 @@ import re
 import zipfile
 from typing import TYPE_CHECKING
 
-from app.services.extraction import MB, Block, UnreadableDocument
+from app.services.extraction import MB, Block, Headings, UnreadableDocument
 
 if TYPE_CHECKING:
     from docx.document import Document as DocxDocument
@@ -76,18 +76,20 @@ def blocks(data: bytes) -> list[Block]:
         )
     names = _docx_style_names(document)
     blocks: list[Block] = []
-    headings: list[tuple[int, str]] = []
+    headings = Headings()
     for item in document.iter_inner_content():  # paragraphs and tables in document order
         if isinstance(item, Table):
-            path = tuple(h[1] for h in headings)
-            blocks.extend(Block(row, path, None) for row in _docx_table_rows(item))
+            blocks.extend(Block(row, headings.path, None) for row in _docx_table_rows(item))
             continue
-        text = item.text.strip()
         style_id = item._p.style  # Paragraph.style is the slow lookup _docx_style_names avoids
-        level = _docx_heading_level(names.get(style_id, "")) if style_id else None
+        style = names.get(style_id, "") if style_id else ""
+        if style.lower().startswith("toc "):
+            continue  # Word's table of contents ("toc 1", ..., "TOC Heading"): page numbers
+        text = item.text.strip()
+        level = _docx_heading_level(style)
         if level is not None and text:
-            headings = [h for h in headings if h[0] < level] + [(level, text)]
-        blocks.append(Block(text, tuple(h[1] for h in headings), None))
+            headings.enter(level, text)
+        blocks.append(Block(text, headings.path, None))
     return blocks
 
 

@@ -1,0 +1,221 @@
+"""What extraction keeps of real-world documents: content and headings, not comments, menus,
+contents pages or running headers."""
+
+from __future__ import annotations
+
+import io
+
+from app.services import extraction
+from app.services.chunking import chunk_document
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def _blocks(data: bytes, content_type: str) -> list[tuple[tuple[str, ...], str]]:
+    extracted = extraction.extract(data, content_type, "doc")
+    for block in extracted.blocks:  # spans stay exact slices of the text
+        assert extracted.text[block.start : block.end] == block.text
+    return [(block.heading_path, block.text) for block in extracted.blocks]
+
+
+def _chunks(data: bytes, content_type: str) -> list[tuple[tuple[str, ...], int | None, str]]:
+    def words(text: str) -> list[tuple[int, int]]:
+        spans, start = [], None
+        for i, char in enumerate(text + " "):
+            if char.isspace() and start is not None:
+                spans.append((start, i))
+                start = None
+            elif not char.isspace() and start is None:
+                start = i
+        return spans
+
+    extracted = extraction.extract(data, content_type, "doc")
+    chunks = chunk_document(extracted, words, size=200, overlap=0)
+    return [(c.heading_path, c.page, c.text) for c in chunks]
+
+
+def test_markdown_drops_html_comments_and_tags_and_front_matter_is_no_heading():
+    text = (
+        "---\ntitle: Setup\ntags: [install]\n---\n"
+        "<!-- markdownlint-disable MD013 -->\n"
+        "# Setup\n\n"
+        "Install the package.<!-- TODO: mention extras -->\n\n"
+        "<!--\nCopyright notice\nspanning lines\n-->\n\n"
+        '<p align="center"><img src="logo.png"> Fast <b>search</b></p>\n\n'
+        "Keep `<!-- this -->` in code.\n"
+    )
+    blocks = _blocks(text.encode(), "text/markdown")
+    assert blocks == [
+        ((), "title: Setup\ntags: [install]"),
+        (("Setup",), "Setup"),
+        (("Setup",), "Install the package."),
+        (("Setup",), "Fast search"),
+        (("Setup",), "Keep `<!-- this -->` in code."),
+    ]
+
+
+# An mdBook page as mdBook 0.4 renders it, shortened: a help dialog, the sidebar, a menu bar whose
+# title is an <h1> on every page, then the chapter in <main>.
+MDBOOK_PAGE = b"""<!DOCTYPE HTML><html lang="en"><head><meta charset="UTF-8">
+<title>Ownership - The Book</title><script>const path_to_root = "";</script></head><body>
+<div id="mdbook-help-container"><div id="mdbook-help-popup">
+<h2 class="mdbook-help-title">Keyboard shortcuts</h2>
+<div><p>Press <kbd>S</kbd> or <kbd>/</kbd> to search in the book</p>
+<p>Press <kbd>?</kbd> to show this help</p></div></div></div>
+<div id="body-container">
+<nav id="sidebar" class="sidebar" aria-label="Table of contents">
+<ol><li>Introduction</li></ol></nav>
+<div id="page-wrapper" class="page-wrapper"><div class="page">
+<div id="menu-bar" class="menu-bar sticky"><div class="left-buttons">
+<ul id="theme-list" class="theme-popup" role="menu"><li role="none">
+<button role="menuitem" class="theme" id="light">Light</button></li></ul></div>
+<h1 class="menu-title">The Rust Programming Language</h1><div class="right-buttons"></div></div>
+<div id="content" class="content"><main>
+<h1 id="what-is-ownership"><a class="header" href="#what-is-ownership">What Is Ownership?</a></h1>
+<p><em>Ownership</em> is a set of rules that govern how a Rust program manages memory.</p>
+<!-- a comment the author left -->
+<h2 id="rules"><a class="header" href="#rules">Ownership Rules</a></h2>
+<ul><li>Each value in Rust has an <em>owner</em>.</li><li>There can only be one owner.</li></ul>
+<pre><code class="language-rust">let s = "hello";
+println!("{s}");</code></pre>
+<table><tr><th>Type</th><th>Copy</th></tr><tr><td>i32</td><td>yes</td></tr></table>
+</main><nav class="nav-wrapper" aria-label="Page navigation">
+<a rel="prev" href="a.html">Prev</a></nav>
+</div></div></div></div></body></html>"""
+
+
+def test_html_book_page_yields_only_its_chapter():
+    blocks = _blocks(MDBOOK_PAGE, "text/html")
+    chapter, rules = ("What Is Ownership?",), ("What Is Ownership?", "Ownership Rules")
+    assert blocks == [
+        (chapter, "What Is Ownership?"),
+        (chapter, "Ownership is a set of rules that govern how a Rust program manages memory."),
+        (rules, "Ownership Rules"),
+        (rules, "Each value in Rust has an owner."),
+        (rules, "There can only be one owner."),
+        (rules, 'let s = "hello";\nprintln!("{s}");'),
+        (rules, "Type"),
+        (rules, "Copy"),
+        (rules, "i32"),
+        (rules, "yes"),
+    ]
+
+
+def test_html_main_content_is_found_without_a_main_element():
+    article = "".join(
+        f"<p>Paragraph {n} explains how herons hunt fish in shallow water at dawn and dusk.</p>"
+        for n in range(6)
+    )
+    page = (
+        "<html><body><div class='top'><h1>Bird Watchers Club</h1>"
+        "<div class='menu'><a href='/'>Home</a> <a href='/join'>Join us</a></div></div>"
+        "<div class='wrapper'><div class='sidebar'><h3>Popular posts</h3><ul>"
+        "<li><a href='/a'>Owls at night</a></li><li><a href='/b'>Gulls</a></li></ul></div>"
+        f"<div class='post'><h2>Herons</h2>{article}<h3>Where to see them</h3>"
+        "<p>Lakes and estuaries are the best places to watch herons.</p></div>"
+        "</div><div class='bottom'>Copyright 2024 Bird Watchers Club. All rights reserved.</div>"
+        "</body></html>"
+    )
+    blocks = _blocks(page.encode(), "text/html")
+    assert blocks[0] == (("Herons",), "Herons")
+    assert blocks[-1] == (
+        ("Herons", "Where to see them"),
+        "Lakes and estuaries are the best places to watch herons.",
+    )
+    assert len(blocks) == 9
+    text = " ".join(text for _, text in blocks)
+    assert "Bird Watchers Club" not in text and "Owls at night" not in text
+
+
+def _structured_pdf(*, outline: bool) -> bytes:
+    """A handbook: a contents page with dot leaders, a running header and page-number footer
+    on every page, and headings in a larger font (in the outline too when `outline`)."""
+    from fpdf import FPDF
+
+    class Handbook(FPDF):
+        def header(self) -> None:
+            self.set_font("helvetica", size=9)
+            self.cell(0, 8, "ACME Safety Handbook - Internal", new_x="LMARGIN", new_y="NEXT")
+
+        def footer(self) -> None:
+            self.set_y(-15)
+            self.set_font("helvetica", size=9)
+            self.cell(0, 8, f"Page {self.page_no()}")
+
+    pdf = Handbook()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=11)
+    pdf.cell(0, 8, "Contents", new_x="LMARGIN", new_y="NEXT")
+    for title, page in (("Introduction", 2), ("Protective gear", 3), ("Gloves", 3)):
+        pdf.cell(0, 8, f"{title} {'.' * 60} {page}", new_x="LMARGIN", new_y="NEXT")
+
+    def heading(title: str, level: int, size: int) -> None:
+        if outline:
+            pdf.start_section(title, level=level)
+        pdf.set_font("helvetica", style="B", size=size)
+        pdf.cell(0, 10, title, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("helvetica", size=11)
+
+    pages = [
+        [("Introduction", 0, 18), "Read this handbook before your first shift."],
+        [
+            ("Protective gear", 0, 18),
+            "Wear a helmet in every workshop.",
+            ("Gloves", 1, 14),
+            "Cut-resistant gloves are stored beside each lathe.",
+        ],
+    ]
+    for items in pages:
+        pdf.add_page()
+        for item in items:
+            if isinstance(item, tuple):
+                heading(*item)
+            else:
+                pdf.multi_cell(0, 8, item, new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
+def test_pdf_drops_contents_pages_and_running_headers_and_keeps_headings():
+    for outline in (True, False):
+        chunks = _chunks(_structured_pdf(outline=outline), "application/pdf")
+        assert chunks == [
+            (("Introduction",), 2, "Introduction\n\nRead this handbook before your first shift."),
+            (("Protective gear",), 3, "Protective gear\n\nWear a helmet in every workshop."),
+            (
+                ("Protective gear", "Gloves"),
+                3,
+                "Gloves\n\nCut-resistant gloves are stored beside each lathe.",
+            ),
+        ], f"outline={outline}"
+
+
+def test_plain_text_underlined_headings_become_heading_paths():
+    text = (
+        "Release notes\n=============\n\nVersion 2 is faster.\n\n"
+        "Upgrading\n---------\nRun the migration first.\n\nThen restart.\n"
+    )
+    assert _blocks(text.encode(), "text/plain") == [
+        (("Release notes",), "Release notes"),
+        (("Release notes",), "Version 2 is faster."),
+        (("Release notes", "Upgrading"), "Upgrading"),
+        (("Release notes", "Upgrading"), "Run the migration first."),
+        (("Release notes", "Upgrading"), "Then restart."),
+    ]
+
+
+def test_docx_table_of_contents_is_dropped():
+    import docx
+
+    document = docx.Document()
+    styles = document.styles
+    toc = styles.add_style("toc 1", 1)  # Word's own name for its contents entries
+    document.add_paragraph("Introduction\t1", style=toc)
+    document.add_paragraph("Usage\t2", style=toc)
+    document.add_heading("Introduction", level=1)
+    document.add_paragraph("Hello.")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    assert _blocks(buffer.getvalue(), DOCX) == [
+        (("Introduction",), "Introduction"),
+        (("Introduction",), "Hello."),
+    ]
