@@ -99,11 +99,15 @@ def _run_client(tool: str, args: tuple[str, ...]) -> None:
     """
     from app.db import backup, server
 
-    resolved = server.resolve(_settings())
     executable = backup.client_tool(tool)
+    if args[:1] in (("--help",), ("-?",), ("--version",), ("-V",)):
+        # The tools look for these as their first argument only; no database is needed.
+        sys.exit(subprocess.call([executable, *args]))
+    resolved = server.resolve(_settings())
     conninfo, password = server.split_password(resolved.url)
     env = dict(os.environ, PGPASSWORD=password) if password else None
-    sys.exit(subprocess.call([executable, "--dbname", conninfo, *args], env=env))
+    # After the user's arguments: first, it would hide a --help or --version given later.
+    sys.exit(subprocess.call([executable, *args, "--dbname", conninfo], env=env))
 
 
 @main.command(context_settings=_PASS_THROUGH)
