@@ -19,7 +19,8 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from app.db import scope
-from app.errors import AppError, NotFound, ValidationFailed
+from app.db.pool import DATABASE_DOWN
+from app.errors import AppError, DatabaseUnavailable, NotFound, ValidationFailed
 from app.providers.embeddings import QueryEmbedders
 from app.providers.llm import LLMClients, LLMError
 from app.repositories import Conn, Row
@@ -233,6 +234,10 @@ def run(ex: Exchange, deps: Deps) -> Iterator[Event]:
         raise
     except (AppError, LLMError) as exc:
         yield _failed(answer, exc.detail, problem_data(exc))
+    except DATABASE_DOWN as exc:  # a 503 the client may retry, not a 500
+        log.error("chat %s: answer %s lost the database: %s", ex.chat["id"], ex.assistant_id, exc)
+        down = DatabaseUnavailable()
+        yield _failed(answer, down.detail, problem_data(down))
     except Exception:
         log.exception("chat %s: answer %s failed", ex.chat["id"], ex.assistant_id)
         detail = "an unexpected error occurred; it was logged"
