@@ -184,17 +184,28 @@ def test_serve_restarts_its_killed_postgres_and_answers_503_meanwhile(tmp_path):
             os.kill(leftover, signal.SIGKILL)
 
 
-def test_the_watchdog_gives_up_when_postgres_cannot_start_again(tmp_path, monkeypatch):
+def test_the_watchdog_adopts_a_restart_by_another_process_and_gives_up_when_none_works(
+    tmp_path, monkeypatch
+):
     monkeypatch.setattr(watchdog, "RESTART_DELAYS_S", (0.0, 0.1))
-    server = embedded.start(tmp_path / "data")
+    data_dir = tmp_path / "data"
+    server = embedded.start(data_dir)
     conf = server.pgdata / "postgresql.auto.conf"
     good = conf.read_text()
     given_up = threading.Event()
     dog = watchdog.Watchdog(server, given_up.set, interval_s=0.05)
     try:
         _kill_postmaster(server.pgdata)
-        conf.write_text(good + "shared_buffers = 'plenty'\n")  # PostgreSQL refuses to start
+        # Another postrag process starts it again first: this one must then stop that postmaster
+        # when it is the last to leave, not the dead one it knew.
+        assert run("psql", "-c", "select 1", env=_embedded_env(data_dir)).returncode == 0
         dog.start()
+        _wait_for(
+            lambda: server.handle.get_pid() == embedded.postmaster_pid(server.pgdata),
+            "the watchdog did not adopt the new postmaster",
+        )
+        conf.write_text(good + "shared_buffers = 'plenty'\n")  # read at the next start only
+        _kill_postmaster(server.pgdata)
         assert given_up.wait(60), "the watchdog did not give up"
         assert dog.failed
         assert embedded.postmaster_pid(server.pgdata) is None
@@ -203,3 +214,4 @@ def test_the_watchdog_gives_up_when_postgres_cannot_start_again(tmp_path, monkey
         conf.write_text(good)
         embedded.restart(server)
         server.handle.cleanup()  # this process is the last to leave: it stops the server
+    assert embedded.postmaster_pid(server.pgdata) is None

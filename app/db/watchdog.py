@@ -53,9 +53,13 @@ class Watchdog:
     def _run(self) -> None:
         pgdata = self.server.pgdata
         while not self._stopping.wait(self.interval_s):
-            if embedded.postmaster_pid(pgdata) is not None:
+            running = embedded.postmaster_pid(pgdata)
+            if running is not None and running == self.server.handle.get_pid():
                 continue
-            log.error("the embedded PostgreSQL in %s is down; starting it again", pgdata)
+            if running is None:
+                log.error("the embedded PostgreSQL in %s is down; starting it again", pgdata)
+            # else another process started it again: adopting it lets this one stop it when it
+            # is the last to leave.
             if self._restart():
                 continue
             self.failed = True
@@ -74,6 +78,6 @@ class Watchdog:
             except Exception as exc:  # noqa: BLE001 - each attempt's failure is logged
                 log.warning("starting the embedded PostgreSQL again failed: %s", exc)
                 continue
-            log.warning("the embedded PostgreSQL is back (pid %d)", pid)
+            log.warning("the embedded PostgreSQL is running again (pid %d)", pid)
             return True
         return False
