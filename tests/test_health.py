@@ -6,9 +6,11 @@ from dataclasses import replace
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from app import create_app
 from app.db import migrations
+from app.services import health
 from tests.conftest import MIGRATIONS_DIR, close_app, parse_sse
 
 
@@ -44,6 +46,13 @@ def test_readyz_is_503_when_a_migration_is_pending(client, admin, database_url):
     assert response.json["status"] == "not ready"
     assert response.json["migrations"] == "pending"
     assert client.get("/readyz").json == {"status": "not ready"}
+
+
+def test_readiness_of_a_database_never_migrated_says_pending(make_database):
+    with psycopg.connect(make_database(), autocommit=True, row_factory=dict_row) as conn:
+        ready, details = health.readiness(conn, MIGRATIONS_DIR)
+    assert not ready
+    assert details == {"database": "ok", "migrations": "pending", "pgvector": None}
 
 
 def _drop_database(database_url: str, server_url: str) -> None:
