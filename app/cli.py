@@ -8,11 +8,14 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from app.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from app.db.watchdog import Watchdog
 
 
 def _settings() -> Settings:
@@ -62,26 +65,47 @@ def main() -> None:
 )
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Run the HTTP server (gunicorn) on the configured database."""
-    from app import create_app, prepare_database
+    from app import create_app
+    from app.db.watchdog import EXIT_CODE
     from app.serve import run_gunicorn
 
-    settings = _settings()
+    # Once here, before forking: the embedded server starts, migrations run and the first
+    # admin is created in this process; workers join the same database without redoing it.
+    settings, watchdog = _prepare_and_watch(_settings())
+    worker_settings = replace(settings, migrate_on_start=False)
     try:
-        # Once here, before forking: the embedded server starts, migrations run and the first
-        # admin is created in this process; workers join the same database without redoing it.
-        settings = prepare_database(settings)
+        run_gunicorn(
+            lambda: create_app(worker_settings),
+            host=host,
+            port=port,
+            workers=workers,
+            threads=threads,
+            log_level=settings.log_level,
+            log_format=settings.log_format,
+        )
+    finally:
+        if watchdog is not None and watchdog.failed:
+            sys.exit(EXIT_CODE)
+
+
+def _prepare_and_watch(settings: Settings) -> tuple[Settings, Watchdog | None]:
+    """prepare_database, and on the embedded server a watchdog that starts it again when it dies;
+    when it cannot, SIGTERM stops this process, which then exits with watchdog.EXIT_CODE."""
+    import signal
+
+    from app import prepare_database
+    from app.db import server
+    from app.db.watchdog import Watchdog
+
+    try:
+        resolved = server.resolve(settings)
+        settings = prepare_database(settings.with_database_url(resolved.url))
     except Exception as exc:  # noqa: BLE001 - shown to the operator as a clean error
         _fail(exc)
-    worker_settings = replace(settings, migrate_on_start=False)
-    run_gunicorn(
-        lambda: create_app(worker_settings),
-        host=host,
-        port=port,
-        workers=workers,
-        threads=threads,
-        log_level=settings.log_level,
-        log_format=settings.log_format,
-    )
+    if resolved.embedded is None:
+        return settings, None
+    pid = os.getpid()
+    return settings, Watchdog(resolved.embedded, lambda: os.kill(pid, signal.SIGTERM)).start()
 
 
 _PASS_THROUGH = {
@@ -99,11 +123,15 @@ def _run_client(tool: str, args: tuple[str, ...]) -> None:
     """
     from app.db import backup, server
 
-    resolved = server.resolve(_settings())
     executable = backup.client_tool(tool)
+    if args[:1] in (("--help",), ("-?",), ("--version",), ("-V",)):
+        # The tools look for these as their first argument only; no database is needed.
+        sys.exit(subprocess.call([executable, *args]))
+    resolved = server.resolve(_settings())
     conninfo, password = server.split_password(resolved.url)
     env = dict(os.environ, PGPASSWORD=password) if password else None
-    sys.exit(subprocess.call([executable, "--dbname", conninfo, *args], env=env))
+    # After the user's arguments: first, it would hide a --help or --version given later.
+    sys.exit(subprocess.call([executable, *args, "--dbname", conninfo], env=env))
 
 
 @main.command(context_settings=_PASS_THROUGH)
@@ -255,13 +283,12 @@ def worker(threads: int) -> None:
     import signal
     import time
 
-    from app import prepare_database
+    from app.db.watchdog import EXIT_CODE
     from app.providers.embeddings import make_embedder
     from app.services.worker import WorkerPool
 
+    settings, watchdog = _prepare_and_watch(_settings())
     try:
-        settings = prepare_database(_settings())
-        assert settings.database_url is not None
         embedder = make_embedder(settings)
     except Exception as exc:  # noqa: BLE001
         _fail(exc)
@@ -276,6 +303,8 @@ def worker(threads: int) -> None:
     while not pool.stop_event.is_set():
         time.sleep(0.2)
     pool.stop()
+    if watchdog is not None and watchdog.failed:
+        sys.exit(EXIT_CODE)
 
 
 @main.command()

@@ -65,6 +65,13 @@ class ServiceUnavailable(AppError):
     status, title = 503, "Service unavailable"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database is down or restarting (a connection failed, or none came in time)."""
+
+    def __init__(self) -> None:
+        super().__init__("the database is unavailable; retry later", headers={"Retry-After": "5"})
+
+
 class GatewayTimeout(AppError):
     status, title = 504, "Gateway timeout"
 

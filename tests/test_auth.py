@@ -1,4 +1,4 @@
-"""Bearer-token authentication: every endpoint but /healthz needs a valid token."""
+"""Bearer-token authentication: every endpoint but /healthz and /readyz needs a valid token."""
 
 import psycopg
 import pytest
@@ -14,7 +14,6 @@ PROTECTED = [
     ("get", "/api/v1/users"),
     ("post", "/api/v1/users"),
     ("get", "/api/v1/users/1"),
-    ("get", "/readyz"),
     ("get", "/openapi.json"),
 ]
 
@@ -27,7 +26,7 @@ def _assert_401(response):
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
-def test_every_endpoint_but_healthz_needs_a_token(client, method, path):
+def test_every_endpoint_but_the_probes_needs_a_token(client, method, path):
     _assert_401(getattr(client, method)(path))
 
 

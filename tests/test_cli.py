@@ -92,6 +92,21 @@ def test_pg_dump_and_pg_restore_round_trip(cli_env, make_database, tmp_path):
     assert status.returncode == 0 and "pending" not in status.stdout
 
 
+def test_pg_tools_print_their_help_and_version_without_a_database(tmp_path):
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "POSTRAG_DATA_DIR": str(tmp_path),
+    }
+    for command, tool in (("pg-dump", "pg_dump"), ("pg-restore", "pg_restore"), ("psql", "psql")):
+        helped = run(command, "--help", env=env)
+        assert helped.returncode == 0, helped.stderr
+        assert helped.stdout.startswith(f"{tool} ") and "Usage:" in helped.stdout
+        version = run(command, "--version", env=env)
+        assert version.returncode == 0, version.stderr
+        assert version.stdout.startswith(f"{tool} (PostgreSQL) ")
+
+
 def test_users_create_prints_a_working_token(cli_env, database_url, settings, client):
     result = run("users", "create", "bob", env=cli_env)
     assert result.returncode == 0, result.stderr

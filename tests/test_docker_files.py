@@ -136,7 +136,7 @@ def test_the_build_stage_copies_only_what_exists_and_is_not_ignored():
         assert source not in ignored and source.rstrip("/") not in ignored, source
 
 
-def test_the_image_serves_on_its_exposed_port_and_checks_the_liveness_route():
+def test_the_image_serves_on_its_exposed_port_and_checks_the_readiness_route():
     *_, final = _stages()
     (cmd,) = [rest for word, rest in final if word == "CMD"]
     command = yaml.safe_load(cmd)
@@ -148,8 +148,10 @@ def test_the_image_serves_on_its_exposed_port_and_checks_the_liveness_route():
     assert command[command.index("--host") + 1] == "0.0.0.0"
     assert ("EXPOSE", port) in final
     (check,) = [rest for word, rest in final if word == "HEALTHCHECK"]
-    assert f"127.0.0.1:{port}/healthz" in check and "curl" not in check
-    assert '@bp.get("/healthz")' in (ROOT / "app" / "api" / "health.py").read_text()
+    assert f"127.0.0.1:{port}/readyz" in check and "curl" not in check
+    health = (ROOT / "app" / "api" / "health.py").read_text()
+    assert '@bp.get("/readyz")' in health
+    assert 'auth="optional"' in health.split('@bp.get("/readyz")')[1]  # no token to send
 
 
 def test_compose_reuses_the_db_service_of_the_db_compose_file():

@@ -1,13 +1,17 @@
-"""Liveness and readiness."""
+"""Liveness and readiness, and answers while the database is down (503s, never 500s)."""
 
+import json
+from collections.abc import Iterator
 from dataclasses import replace
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from app import create_app
 from app.db import migrations
-from tests.conftest import MIGRATIONS_DIR, close_app
+from app.services import health
+from tests.conftest import MIGRATIONS_DIR, close_app, parse_sse
 
 
 def test_healthz_answers_without_auth(client):
@@ -16,10 +20,12 @@ def test_healthz_answers_without_auth(client):
     assert response.json == {"status": "ok"}
 
 
-def test_readyz_requires_a_token(client):
-    response = client.get("/readyz")
-    assert response.status_code == 401
-    assert response.mimetype == "application/problem+json"
+def test_readyz_answers_without_a_token_but_shows_details_only_with_one(client, admin):
+    anonymous = client.get("/readyz")
+    assert anonymous.status_code == 200
+    assert anonymous.json == {"status": "ready"}
+    assert client.get("/readyz", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert set(client.get("/readyz", headers=admin).json) > {"status", "database"}
 
 
 def test_readyz_reports_database_migrations_and_pgvector(client, admin):
@@ -39,6 +45,74 @@ def test_readyz_is_503_when_a_migration_is_pending(client, admin, database_url):
     assert response.status_code == 503
     assert response.json["status"] == "not ready"
     assert response.json["migrations"] == "pending"
+    assert client.get("/readyz").json == {"status": "not ready"}
+
+
+def test_readiness_of_a_database_never_migrated_says_pending(make_database):
+    with psycopg.connect(make_database(), autocommit=True, row_factory=dict_row) as conn:
+        ready, details = health.readiness(conn, MIGRATIONS_DIR)
+    assert not ready
+    assert details == {"database": "ok", "migrations": "pending", "pgvector": None}
+
+
+def _drop_database(database_url: str, server_url: str) -> None:
+    """Make the app's database unreachable: its connections end, new ones are refused."""
+    dbname = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
+def _stream_until(response, marker: str) -> tuple[str, Iterator[bytes]]:  # type: ignore[no-untyped-def]
+    """What a streamed test response sent up to `marker`, and the rest of it."""
+    rest, seen = iter(response.response), ""
+    while marker not in seen:
+        seen += next(rest).decode()
+    return seen, rest
+
+
+def test_a_database_lost_mid_answer_ends_the_stream_with_a_503_event(
+    ollama_app, admin, llm, settings, server_url
+):
+    llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(300)), 0.02
+    client = ollama_app.test_client()
+    chat = client.post("/api/v1/chats", json={}, headers=admin).json["id"]
+    response = client.post(
+        f"/api/v1/chats/{chat}/messages",
+        json={"content": "Talk"},
+        headers={**admin, "Accept": "text/event-stream"},
+        buffered=False,
+    )
+    seen, rest = _stream_until(response, "event: delta")
+    _drop_database(settings.database_url, server_url)
+    events = parse_sse(seen + b"".join(rest).decode())
+    response.close()
+    kind, problem = events[-1]
+    assert kind == "error", events[-1]
+    assert problem["status"] == 503 and problem["title"] == "Service unavailable"
+    assert problem["detail"] == "the database is unavailable; retry later"
+
+
+def test_a_database_lost_mid_completion_ends_the_v1_stream_with_a_503_error(
+    ollama_app, admin, llm, settings, server_url
+):
+    llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(50)), 0.02
+    talk = {"model": "fake-chat", "messages": [{"role": "user", "content": "Talk"}], "stream": True}
+    response = ollama_app.test_client().post(
+        "/v1/chat/completions",
+        json=talk,
+        headers=admin,
+        buffered=False,
+    )
+    seen, rest = _stream_until(response, '"content": "word0')
+    _drop_database(settings.database_url, server_url)
+    chunks = [
+        json.loads(line.removeprefix("data: "))
+        for line in (seen + b"".join(rest).decode()).splitlines()
+        if line.startswith("data: {")
+    ]
+    response.close()
+    assert chunks[-1]["error"]["code"] == 503, chunks[-1]
+    assert chunks[-1]["error"]["message"] == "the database is unavailable; retry later"
 
 
 def test_an_unreachable_database_is_503_not_500(settings, server_url, admin_token):
@@ -47,15 +121,13 @@ def test_an_unreachable_database_is_503_not_500(settings, server_url, admin_toke
         client = app.test_client()
         headers = {"Authorization": f"Bearer {admin_token}"}
         assert client.get("/readyz", headers=headers).status_code == 200
-        dbname = psycopg.conninfo.conninfo_to_dict(settings.database_url)["dbname"]
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(dbname)))
-        for path in ("/readyz", "/api/v1/me"):
-            response = client.get(path, headers=headers)
+        _drop_database(settings.database_url, server_url)
+        for path, auth in (("/readyz", headers), ("/readyz", {}), ("/api/v1/me", headers)):
+            response = client.get(path, headers=auth)
             assert response.status_code == 503, path
             assert response.mimetype == "application/problem+json"
             assert response.json["detail"] == "the database is unavailable; retry later"
             assert response.headers["Retry-After"] == "5"
-        assert client.get("/healthz").status_code == 200
+        assert client.get("/healthz").status_code == 200  # liveness: the process answers
     finally:
         close_app(app)

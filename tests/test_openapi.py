@@ -38,6 +38,7 @@ def test_openapi_document_is_valid_and_covers_every_route(app, client, admin):
 def test_operations_declare_auth_bodies_and_problem_responses(client, admin):
     spec = client.get("/openapi.json", headers=admin).json
     assert "security" not in spec["paths"]["/healthz"]["get"]
+    assert spec["paths"]["/readyz"]["get"]["security"] == [{}, {"bearerAuth": []}]  # optional
     create_user = spec["paths"]["/api/v1/users"]["post"]
     assert create_user["security"] == [{"bearerAuth": []}]
     assert set(create_user["responses"]) >= {"201", "401", "403", "409", "422"}

@@ -22,7 +22,8 @@ from app.services import tokens, usage
 from app.services.tokens import Principal
 from app.storable import reject_unstorable_text
 
-Auth = Literal["public", "user", "admin"]
+# "optional": anyone may call; a request with an Authorization header is authenticated as "user".
+Auth = Literal["public", "optional", "user", "admin"]
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 READ_FROM_HEADER = "X-Postrag-Read-From"  # replica or primary: which served a read_db() view
 
@@ -228,7 +229,10 @@ def endpoint(
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
         @functools.wraps(view)
         def wrapper(**path_args: Any) -> Response:
-            if auth != "public":
+            if auth == "optional":
+                if "Authorization" in request.headers:
+                    _authorize("user", reads_only)
+            elif auth != "public":
                 _authorize(auth, reads_only)
             kwargs = dict(path_args)
             if body is not None and multipart is None:

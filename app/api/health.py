@@ -1,8 +1,11 @@
-"""GET /healthz (liveness, no auth) and GET /readyz (database, migrations, pgvector)."""
+"""GET /healthz (liveness: no database, no token) and GET /readyz (readiness: the database
+answers, migrations at head, pgvector; no token needed, a token gets the details)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, json
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, json
 from pydantic import BaseModel, Field
 
 from app.api.endpoint import db, endpoint
@@ -23,8 +26,8 @@ class ReplicaReadiness(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: str
-    database: str
+    status: str = Field(description="ready or not ready; the only field without a token")
+    database: str | None = None
     migrations: str | None = None
     pgvector: str | None = None
     replica: ReplicaReadiness | None = Field(
@@ -40,21 +43,29 @@ def healthz() -> Liveness:
 
 @bp.get("/readyz")
 @endpoint(
-    summary="Readiness: database reachable, migrations at head, pgvector installed",
+    summary="Readiness, for load balancers (no token needed): 200 when the database answers,"
+    " migrations are at head and pgvector is installed, else 503. With a token, the details",
     tag="health",
+    auth="optional",
     response=Readiness,
     errors=(503,),
 )
 def readyz() -> Response:
     settings = current_app.extensions["postrag.settings"]
-    conn = db()
     # The server's state is nobody's data; checked as the tables' owner, which can read the
     # migrations table (postrag_app may not).
-    scope.act_as_owner(conn)
-    ready, details = health.readiness(conn, settings.migrations_dir)
-    body = {"status": "ready" if ready else "not ready", **details}
-    replica = current_app.extensions.get("postrag.replica")
-    if replica is not None:  # reads fall back to the primary: a replica's state is only reported
-        state = replica.status()
-        body["replica"] = {"state": state.state, "lag_s": state.lag_s, "lag_bytes": state.lag_bytes}
+    conn = db()
+    with scope.acting_as_owner(conn):
+        ready, details = health.readiness(conn, settings.migrations_dir)
+    body: dict[str, Any] = {"status": "ready" if ready else "not ready"}
+    if "principal" in g:  # the details are for users, not for whoever reaches the port
+        body.update(details)
+        replica = current_app.extensions.get("postrag.replica")
+        if replica is not None:  # reads fall back to the primary: only reported
+            state = replica.status()
+            body["replica"] = {
+                "state": state.state,
+                "lag_s": state.lag_s,
+                "lag_bytes": state.lag_bytes,
+            }
     return Response(json.dumps(body), status=200 if ready else 503, mimetype="application/json")

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app import strict_json
 from app.api.endpoint import db, endpoint, principal, release_db
-from app.errors import NotFound, ValidationFailed
+from app.db.pool import DATABASE_DOWN
+from app.errors import DatabaseUnavailable, NotFound, ValidationFailed
 from app.providers.llm import LLMError
 from app.services import openai_compat, usage
 from app.services.prompting import count_tokens
@@ -325,6 +326,10 @@ def _chunks(
                 return
     except LLMError as exc:
         error = {"message": exc.detail, "type": "api_error", "code": exc.status}
+        yield f"data: {strict_json.dumps({'error': error})}\n\n"
+    except DATABASE_DOWN as exc:
+        log.error("a /v1 chat completion stream lost the database: %s", exc)
+        error = {"message": DatabaseUnavailable().detail, "type": "api_error", "code": 503}
         yield f"data: {strict_json.dumps({'error': error})}\n\n"
     except Exception:
         log.exception("a /v1 chat completion stream failed")

