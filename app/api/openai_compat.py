@@ -218,10 +218,7 @@ def create_completion(body: CompletionBody) -> Any:
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
-    try:
-        return _complete(completion, pieces, ident, created, account)
-    finally:  # a failed answer gives back the tokens it held
-        account.release()
+    return _complete(completion, pieces, ident, created, account)
 
 
 def _complete(
@@ -232,31 +229,35 @@ def _complete(
     account: _Accountant,
 ) -> CompletionResponse:
     text = reasoning = ""
-    for answer, thought, last in pieces:
-        text, reasoning = text + answer, reasoning + thought
-        if last is not None:
-            message: dict[str, Any] = {"role": "assistant", "content": text}
-            if reasoning:
-                message["reasoning_content"] = reasoning
-            counted = _usage(completion, last, text + reasoning)
-            account(counted)
-            return CompletionResponse(
-                id=ident,
-                created=created,
-                model=completion.target.model,
-                choices=[{"index": 0, "message": message, "finish_reason": last.finish_reason}],
-                usage=counted,
-                citations=completion.citations(text),
-            )
+    try:
+        for answer, thought, last in pieces:
+            text, reasoning = text + answer, reasoning + thought
+            if last is not None:
+                message: dict[str, Any] = {"role": "assistant", "content": text}
+                if reasoning:
+                    message["reasoning_content"] = reasoning
+                counted = _usage(completion, last, text + reasoning)
+                account(counted)
+                return CompletionResponse(
+                    id=ident,
+                    created=created,
+                    model=completion.target.model,
+                    choices=[{"index": 0, "message": message, "finish_reason": last.finish_reason}],
+                    usage=counted,
+                    citations=completion.citations(text),
+                )
+    finally:
+        account.close(text + reasoning)
     raise RuntimeError("the model's stream ended without its closing piece")
 
 
 class _Accountant:
     """Reports a completion's tokens to the usage log and the daily budget (from any thread),
-    or gives back the tokens it held when it failed."""
+    also those of an answer that failed or was abandoned midway."""
 
     def __init__(self, completion: openai_compat.Completion) -> None:
         self.llm_usage, self.hold = g.llm_usage, completion.hold
+        self.prompt_tokens = completion.prompt.estimated_tokens
         self.pool = current_app.extensions["postrag.pool"]
 
     def __call__(self, counted: dict[str, int]) -> None:
@@ -266,7 +267,22 @@ class _Accountant:
         if self.hold is not None:
             usage.settle_llm_tokens(self.pool, self.hold, counted["total_tokens"])
 
-    def release(self) -> None:
+    def close(self, generated: str) -> None:
+        """However the answer ended: one cut short (an error, a client that left) still counts
+        the tokens it made the model generate, estimated, as a chat does; one that generated
+        nothing gives back the tokens it held."""
+        if generated and self.hold is not None and not self.hold.settled:
+            done = count_tokens(generated)
+            try:
+                self(
+                    {
+                        "prompt_tokens": self.prompt_tokens,
+                        "completion_tokens": done,
+                        "total_tokens": self.prompt_tokens + done,
+                    }
+                )
+            except Exception:  # the stream is over: nobody to tell
+                log.exception("could not count the tokens of a /v1 answer cut short")
         usage.release_llm_tokens(self.pool, self.hold)
 
 
@@ -299,9 +315,9 @@ def _chunks(
         }
         return f"data: {strict_json.dumps(body)}\n\n"
 
-    yield chunk({"role": "assistant", "content": ""}, citations=completion.citations(""))
     text = reasoning = ""
     try:
+        yield chunk({"role": "assistant", "content": ""}, citations=completion.citations(""))
         for answer, thought, last in pieces:
             text, reasoning = text + answer, reasoning + thought
             if answer or thought:
@@ -336,4 +352,4 @@ def _chunks(
         yield f"data: {strict_json.dumps({'error': error})}\n\n"
     finally:
         pieces.close()  # type: ignore[attr-defined]
-        account.release()  # a failed answer gives back the tokens it held
+        account.close(text + reasoning)
