@@ -22,7 +22,7 @@ from app import strict_json
 from app.api.endpoint import db, endpoint, principal, release_db
 from app.errors import NotFound, ValidationFailed
 from app.providers.llm import LLMError
-from app.services import openai_compat, usage
+from app.services import openai_compat
 from app.services.prompting import count_tokens
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
@@ -210,7 +210,7 @@ def create_completion(body: CompletionBody) -> Any:
     release_db()  # generating may take minutes: hold no connection meanwhile
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     pieces = openai_compat.pieces(completion, ext["postrag.llm"])
-    account = _Accountant(completion)
+    account = openai_compat.Accountant(completion, ext["postrag.pool"], g.llm_usage)
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         return Response(
@@ -226,7 +226,7 @@ def _complete(
     pieces: Iterator[Any],
     ident: str,
     created: int,
-    account: _Accountant,
+    account: openai_compat.Accountant,
 ) -> CompletionResponse:
     text = reasoning = ""
     try:
@@ -251,41 +251,6 @@ def _complete(
     raise RuntimeError("the model's stream ended without its closing piece")
 
 
-class _Accountant:
-    """Reports a completion's tokens to the usage log and the daily budget (from any thread),
-    also those of an answer that failed or was abandoned midway."""
-
-    def __init__(self, completion: openai_compat.Completion) -> None:
-        self.llm_usage, self.hold = g.llm_usage, completion.hold
-        self.prompt_tokens = completion.prompt.estimated_tokens
-        self.pool = current_app.extensions["postrag.pool"]
-
-    def __call__(self, counted: dict[str, int]) -> None:
-        self.llm_usage.update(
-            prompt_tokens=counted["prompt_tokens"], completion_tokens=counted["completion_tokens"]
-        )
-        if self.hold is not None:
-            usage.settle_llm_tokens(self.pool, self.hold, counted["total_tokens"])
-
-    def close(self, generated: str) -> None:
-        """However the answer ended: one cut short (an error, a client that left) still counts
-        the tokens it made the model generate, estimated, as a chat does; one that generated
-        nothing gives back the tokens it held."""
-        if generated and self.hold is not None and not self.hold.settled:
-            done = count_tokens(generated)
-            try:
-                self(
-                    {
-                        "prompt_tokens": self.prompt_tokens,
-                        "completion_tokens": done,
-                        "total_tokens": self.prompt_tokens + done,
-                    }
-                )
-            except Exception:  # the stream is over: nobody to tell
-                log.exception("could not count the tokens of a /v1 answer cut short")
-        usage.release_llm_tokens(self.pool, self.hold)
-
-
 def _usage(completion: openai_compat.Completion, last: Any, text: str) -> dict[str, int]:
     prompt = (
         last.prompt_tokens
@@ -302,7 +267,7 @@ def _chunks(
     ident: str,
     created: int,
     include_usage: bool,
-    account: _Accountant,
+    account: openai_compat.Accountant,
 ) -> Iterator[str]:
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         body = {

@@ -59,9 +59,13 @@ def refresh_grant(client: OAuthClient, refresh_token: str, timeout_s: float) -> 
         error = body.get("error")
         error = error if isinstance(error, str) else None
         raise BadGateway(f"the {name} answered {response.status_code} ({error or 'no token'})")
-    try:  # held to what a client may PUT: it is stored the same way
+    return _checked(name, body)
+
+
+def _checked(name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The token response held to what a client may PUT (it is stored the same way), or 502."""
+    try:
         return TokenResponse.model_validate(body).model_dump()
     except pydantic.ValidationError as exc:
-        wrong = exc.errors()[0]
-        field = ".".join(map(str, wrong["loc"]))
+        field = ".".join(map(str, exc.errors()[0]["loc"]))
         raise BadGateway(f"the {name} answered a token response whose {field} is wrong") from None
