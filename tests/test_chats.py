@@ -452,3 +452,25 @@ def test_a_collection_unshared_after_scoping_is_skipped_with_a_warning(
     client.patch(f"/api/v1/collections/{shared}", json={"is_shared": False}, headers=admin)
     later = parse_sse(ask(chat_client, other, chat, "clever foxes", extra=SSE).data)[0][1]
     assert later["sources"] == [] and "no longer exist" in later["warnings"][0]
+
+
+@pytest.mark.parametrize("reported", [("lots", 7), (-1000, 7), (11, 1e300)])
+def test_token_counts_a_model_gets_wrong_are_estimated_not_trusted(
+    make_app, admin, llm, database_url, reported
+):
+    """Counts that are no token counts neither lock the chat nor credit the daily budget."""
+    llm.reply, llm.usage = "one two three", reported
+    app = make_app(
+        llm="ollama", ollama_url=llm.url, chat_model="fake-chat", llm_tokens_per_day=10_000
+    )
+    client = app.test_client()
+    chat = new_chat(client, admin)
+    answered = ask(client, admin, chat, "Count")
+    assert answered.status_code == 201, answered.json
+    assert answered.json["status"] == "complete"
+    assert 0 < answered.json["prompt_tokens"] < 1000
+    assert 0 < answered.json["completion_tokens"] < 100
+    assert ask(client, admin, chat, "Again").status_code == 201  # the chat is not locked
+    with psycopg.connect(database_url) as conn:
+        counted = conn.execute("SELECT tokens, reserved FROM llm_token_counters").fetchone()
+    assert 0 < counted[0] < 2000 and counted[1] == 0

@@ -170,6 +170,29 @@ def test_a_token_endpoint_answering_a_json_list_is_502(api, admin, oauth, status
     assert "without a JSON object" in refreshed.json["detail"]
 
 
+@pytest.mark.parametrize(
+    "grant",
+    [
+        {"access_token": "at-x", "expires_in": "an hour"},
+        {"access_token": "at-x", "expires_in": 1e300},
+        {"access_token": "at-x", "expires_in": -5},
+        {"access_token": "at-x", "refresh_token": 42},
+        {"access_token": "at-x", "refresh_token": ""},
+        {"access_token": ""},
+    ],
+)
+def test_a_token_response_of_the_wrong_shape_is_502_and_keeps_the_connection(
+    api, admin, oauth, grant
+):
+    api.put("/api/v1/connectors/jira", json=GRANT, headers=admin)
+    before = api.get("/api/v1/connectors", headers=admin).json
+    oauth.override = (200, grant)
+    refreshed = api.post("/api/v1/connectors/jira/refresh", headers=admin)
+    assert refreshed.status_code == 502, refreshed.json
+    assert "jira token endpoint" in refreshed.json["detail"]
+    assert api.get("/api/v1/connectors", headers=admin).json == before
+
+
 def test_a_ciphertext_moved_to_another_row_does_not_decrypt(api, admin, new_user, database_url):
     other = new_user()
     api.put("/api/v1/connectors/jira", json=GRANT, headers=admin)

@@ -115,3 +115,28 @@ def test_a_search_answer_carries_each_documents_metadata_once(
         }
         text = sum(len(json.dumps(h)) for h in hits)
         assert len(response.get_data()) < text + MAX_METADATA_BYTES + 1024, mode
+
+
+def test_a_number_too_large_for_a_float_in_metadata_is_refused_not_a_500(
+    app, client, admin, collection
+):
+    """1e999 is valid JSON that Python reads as infinity, which no JSON writer then takes."""
+    body = {"collection_id": collection, "text": "Bees.", "metadata": {"n": 1.5}}
+    text = json.dumps(body).replace("1.5", "1e999")
+    response = client.post(
+        "/api/v1/documents", data=text, content_type="application/json", headers=admin
+    )
+    assert response.status_code == 400, response.json
+    assert "too large for a number" in response.json["detail"]
+    response = post_file(client, admin, collection, '{"n": -1e999}')
+    assert response.status_code == 422, response.json
+    assert response.json["errors"][0]["loc"] == ["body", "metadata"]
+    upload(client, admin, collection, "owls.txt", "Owls hunt at night.", {"k": "v"})
+    drain(app)
+    lines = export(client, admin, collection)
+    at = next(i for i, line in enumerate(lines) if line["kind"] == "document")
+    body = ndjson(replaced(lines, at, metadata={"n": 1.5})).replace(b"1.5", b"1e999")
+    response = post_import(client, admin, body, name="infinite metadata")
+    assert response.status_code == 422, response.json
+    assert response.json["detail"].startswith(f"line {at + 1} of the import file: not JSON")
+    assert len(client.get("/api/v1/documents", headers=admin).json["items"]) == 1

@@ -189,3 +189,29 @@ def test_failed_answers_give_their_held_tokens_back(make_app, admin, llm, databa
     assert counted == [(0, 0)]
     llm.fail_status = None
     assert api.post("/v1/chat/completions", json=body, headers=admin).status_code == 200
+
+
+def test_a_v1_stream_the_client_leaves_still_counts_its_tokens(make_app, admin, llm, database_url):
+    """Leaving before the last chunk must not make the words read so far free."""
+    llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(300)), 0.02
+    app = make_app(
+        llm="ollama", ollama_url=llm.url, chat_model="fake-chat", llm_tokens_per_day=100_000
+    )
+    body = {"model": "fake-chat", "stream": True, "messages": [{"role": "user", "content": "Go"}]}
+    with live_server(app) as base, httpx.Client(base_url=base, headers=admin) as http:
+        with http.stream("POST", "/v1/chat/completions", json=body) as response:
+            read = 0
+            for line in response.iter_lines():
+                read += '"content": "' in line and "word" in line
+                if read == 5:
+                    break
+        deadline = time.monotonic() + 15
+        while True:
+            with psycopg.connect(database_url) as conn:
+                counted = conn.execute("SELECT tokens, reserved FROM llm_token_counters").fetchone()
+            if counted[1] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    assert counted[1] == 0  # the hold was given back
+    assert counted[0] >= 5  # the words generated were counted, not forgotten
+    assert llm.aborted.is_set()  # the answer was cut short, not read to its end

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Blueprint, current_app
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from app.api.endpoint import db, endpoint, principal
+from app.providers.oauth import TokenResponse
 from app.services import connectors
 from app.services.secrets import Keyring
 
@@ -25,18 +26,6 @@ class Connector(BaseModel):
 
 class ConnectorList(BaseModel):
     items: list[Connector]
-
-
-class TokenResponse(BaseModel):
-    """An OAuth 2.0 token response (RFC 6749 section 5.1); other fields are ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    access_token: str = Field(min_length=1, max_length=16384)
-    refresh_token: str | None = Field(None, min_length=1, max_length=16384)
-    expires_in: int | None = Field(None, ge=1, le=10 * 365 * 86400, description="seconds")
-    scope: str | None = Field(None, max_length=4000, description="space-separated scopes")
-    token_type: str | None = Field(None, max_length=40)
 
 
 def _keyring() -> Keyring | None:

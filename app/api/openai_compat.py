@@ -23,7 +23,7 @@ from app.api.endpoint import db, endpoint, principal, release_db
 from app.db.pool import DATABASE_DOWN
 from app.errors import DatabaseUnavailable, NotFound, ValidationFailed
 from app.providers.llm import LLMError
-from app.services import openai_compat, usage
+from app.services import openai_compat
 from app.services.prompting import count_tokens
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
@@ -211,7 +211,7 @@ def create_completion(body: CompletionBody) -> Any:
     release_db()  # generating may take minutes: hold no connection meanwhile
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     pieces = openai_compat.pieces(completion, ext["postrag.llm"])
-    account = _Accountant(completion)
+    account = openai_compat.Accountant(completion, ext["postrag.pool"], g.llm_usage)
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         return Response(
@@ -219,10 +219,7 @@ def create_completion(body: CompletionBody) -> Any:
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
-    try:
-        return _complete(completion, pieces, ident, created, account)
-    finally:  # a failed answer gives back the tokens it held
-        account.release()
+    return _complete(completion, pieces, ident, created, account)
 
 
 def _complete(
@@ -230,45 +227,29 @@ def _complete(
     pieces: Iterator[Any],
     ident: str,
     created: int,
-    account: _Accountant,
+    account: openai_compat.Accountant,
 ) -> CompletionResponse:
     text = reasoning = ""
-    for answer, thought, last in pieces:
-        text, reasoning = text + answer, reasoning + thought
-        if last is not None:
-            message: dict[str, Any] = {"role": "assistant", "content": text}
-            if reasoning:
-                message["reasoning_content"] = reasoning
-            counted = _usage(completion, last, text + reasoning)
-            account(counted)
-            return CompletionResponse(
-                id=ident,
-                created=created,
-                model=completion.target.model,
-                choices=[{"index": 0, "message": message, "finish_reason": last.finish_reason}],
-                usage=counted,
-                citations=completion.citations(text),
-            )
+    try:
+        for answer, thought, last in pieces:
+            text, reasoning = text + answer, reasoning + thought
+            if last is not None:
+                message: dict[str, Any] = {"role": "assistant", "content": text}
+                if reasoning:
+                    message["reasoning_content"] = reasoning
+                counted = _usage(completion, last, text + reasoning)
+                account(counted)
+                return CompletionResponse(
+                    id=ident,
+                    created=created,
+                    model=completion.target.model,
+                    choices=[{"index": 0, "message": message, "finish_reason": last.finish_reason}],
+                    usage=counted,
+                    citations=completion.citations(text),
+                )
+    finally:
+        account.close(text + reasoning)
     raise RuntimeError("the model's stream ended without its closing piece")
-
-
-class _Accountant:
-    """Reports a completion's tokens to the usage log and the daily budget (from any thread),
-    or gives back the tokens it held when it failed."""
-
-    def __init__(self, completion: openai_compat.Completion) -> None:
-        self.llm_usage, self.hold = g.llm_usage, completion.hold
-        self.pool = current_app.extensions["postrag.pool"]
-
-    def __call__(self, counted: dict[str, int]) -> None:
-        self.llm_usage.update(
-            prompt_tokens=counted["prompt_tokens"], completion_tokens=counted["completion_tokens"]
-        )
-        if self.hold is not None:
-            usage.settle_llm_tokens(self.pool, self.hold, counted["total_tokens"])
-
-    def release(self) -> None:
-        usage.release_llm_tokens(self.pool, self.hold)
 
 
 def _usage(completion: openai_compat.Completion, last: Any, text: str) -> dict[str, int]:
@@ -287,7 +268,7 @@ def _chunks(
     ident: str,
     created: int,
     include_usage: bool,
-    account: _Accountant,
+    account: openai_compat.Accountant,
 ) -> Iterator[str]:
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         body = {
@@ -300,9 +281,9 @@ def _chunks(
         }
         return f"data: {strict_json.dumps(body)}\n\n"
 
-    yield chunk({"role": "assistant", "content": ""}, citations=completion.citations(""))
     text = reasoning = ""
     try:
+        yield chunk({"role": "assistant", "content": ""}, citations=completion.citations(""))
         for answer, thought, last in pieces:
             text, reasoning = text + answer, reasoning + thought
             if answer or thought:
@@ -341,4 +322,4 @@ def _chunks(
         yield f"data: {strict_json.dumps({'error': error})}\n\n"
     finally:
         pieces.close()  # type: ignore[attr-defined]
-        account.release()  # a failed answer gives back the tokens it held
+        account.close(text + reasoning)

@@ -44,6 +44,14 @@ def _decoded(provider: str, url: str, line: str) -> Any:
         raise LLMError(provider, f"{url} sent a line that is not JSON: {line[:100]!r}") from None
 
 
+def _count(value: Any) -> int | None:
+    """A token count the server reported, or None (then it is estimated) when it is no count:
+    it goes into the daily budget, where a negative or enormous one would credit or lock it."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31:
+        return value
+    return None
+
+
 class _Client:
     provider = ""
 
@@ -128,8 +136,8 @@ class OllamaClient(_Client):
                 yield Piece(
                     done=True,
                     finish_reason="length" if reason == "length" else "stop",
-                    prompt_tokens=data.get("prompt_eval_count"),
-                    completion_tokens=data.get("eval_count"),
+                    prompt_tokens=_count(data.get("prompt_eval_count")),
+                    completion_tokens=_count(data.get("eval_count")),
                 )
                 return
         raise LLMError(self.provider, f"{url} ended the reply without its final message")
@@ -213,8 +221,8 @@ class OpenAIClient(_Client):
                 yield Piece(
                     done=True,
                     finish_reason="length" if finish_reason == "length" else "stop",
-                    prompt_tokens=usage.get("prompt_tokens"),
-                    completion_tokens=usage.get("completion_tokens"),
+                    prompt_tokens=_count(usage.get("prompt_tokens")),
+                    completion_tokens=_count(usage.get("completion_tokens")),
                 )
                 return
             data = _decoded(self.provider, url, payload)
@@ -224,7 +232,8 @@ class OpenAIClient(_Client):
                 error = data["error"]
                 message = error.get("message") if isinstance(error, dict) else error
                 raise LLMError(self.provider, f"{url} failed mid-reply: {message}")
-            usage = data.get("usage") or usage
+            if isinstance(data.get("usage"), dict):
+                usage = data["usage"]
             for choice in data.get("choices") or []:
                 delta = choice.get("delta") or {}
                 text = delta.get("content") or ""

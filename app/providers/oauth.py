@@ -5,9 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import BadGateway, Conflict, GatewayTimeout, ServiceUnavailable
 from app.settings import OAuthClient
+
+
+class TokenResponse(BaseModel):
+    """An OAuth 2.0 token response (RFC 6749 section 5.1); other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    access_token: str = Field(min_length=1, max_length=16384)
+    refresh_token: str | None = Field(None, min_length=1, max_length=16384)
+    expires_in: int | None = Field(None, ge=1, le=10 * 365 * 86400, description="seconds")
+    scope: str | None = Field(None, max_length=4000, description="space-separated scopes")
+    token_type: str | None = Field(None, max_length=40)
 
 
 def refresh_grant(client: OAuthClient, refresh_token: str, timeout_s: float) -> dict[str, Any]:
@@ -45,4 +59,13 @@ def refresh_grant(client: OAuthClient, refresh_token: str, timeout_s: float) -> 
         error = body.get("error")
         error = error if isinstance(error, str) else None
         raise BadGateway(f"the {name} answered {response.status_code} ({error or 'no token'})")
-    return body
+    return _checked(name, body)
+
+
+def _checked(name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The token response held to what a client may PUT (it is stored the same way), or 502."""
+    try:
+        return TokenResponse.model_validate(body).model_dump()
+    except pydantic.ValidationError as exc:
+        field = ".".join(map(str, exc.errors()[0]["loc"]))
+        raise BadGateway(f"the {name} answered a token response whose {field} is wrong") from None

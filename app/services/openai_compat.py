@@ -4,11 +4,13 @@ with optional retrieval over the caller's collections (nothing is stored as a ch
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from psycopg_pool import ConnectionPool
 
 from app.errors import NotFound, ServiceUnavailable, ValidationFailed
 from app.providers.embeddings import Embedder, EmbeddingError, QueryEmbedders
@@ -18,6 +20,8 @@ from app.repositories import llm_models as model_repo
 from app.services import answering, chats, prompting, usage
 from app.services.tokens import Principal
 from app.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def list_models(conn: Conn, settings: Settings, embedder: Embedder) -> list[dict[str, Any]]:
@@ -177,3 +181,35 @@ def pieces(completion: Completion, llm: LLMClients) -> Iterator[tuple[str, str, 
                 yield text, piece.reasoning + thought, None
     finally:
         stream.close()
+
+
+class Accountant:
+    """Reports a completion's tokens to the usage log and the daily budget (from any thread),
+    also those of an answer that failed or was abandoned midway."""
+
+    def __init__(
+        self, completion: Completion, pool: ConnectionPool[Any], llm_usage: dict[str, int]
+    ) -> None:
+        self.llm_usage, self.hold, self.pool = llm_usage, completion.hold, pool
+        self.prompt_tokens = completion.prompt.estimated_tokens
+
+    def __call__(self, counted: dict[str, int]) -> None:
+        self.llm_usage.update(
+            prompt_tokens=counted["prompt_tokens"], completion_tokens=counted["completion_tokens"]
+        )
+        if self.hold is not None:
+            usage.settle_llm_tokens(self.pool, self.hold, counted["total_tokens"])
+
+    def close(self, generated: str) -> None:
+        """However the answer ended: one cut short (an error, a client that left) still counts
+        the tokens it made the model generate, estimated, as a chat does; one that generated
+        nothing gives back the tokens it held."""
+        if generated and self.hold is not None and not self.hold.settled:
+            prompt, done = self.prompt_tokens, prompting.count_tokens(generated)
+            counted = {"prompt_tokens": prompt, "completion_tokens": done}
+            counted["total_tokens"] = prompt + done
+            try:
+                self(counted)
+            except Exception:  # the stream is over: nobody to tell
+                log.exception("could not count the tokens of a /v1 answer cut short")
+        usage.release_llm_tokens(self.pool, self.hold)
