@@ -215,3 +215,19 @@ def test_a_v1_stream_the_client_leaves_still_counts_its_tokens(make_app, admin, 
     assert counted[1] == 0  # the hold was given back
     assert counted[0] >= 5  # the words generated were counted, not forgotten
     assert llm.aborted.is_set()  # the answer was cut short, not read to its end
+
+
+def test_a_hold_left_by_a_dead_process_lapses(make_app, admin, llm, database_url):
+    """A process that died mid-answer never releases its hold: it stops counting once lapsed."""
+    api = make_app(
+        llm="ollama", ollama_url=llm.url, chat_model="fake-chat", llm_tokens_per_day=100
+    ).test_client()
+    body = {"model": "fake-chat", "messages": [{"role": "user", "content": "x"}]}
+    assert api.post("/v1/chat/completions", json=body, headers=admin).status_code == 200
+    with psycopg.connect(database_url, autocommit=True) as conn:  # as a crashed answer leaves it
+        conn.execute("UPDATE llm_token_counters SET reserved = 5000")
+        assert api.post("/v1/chat/completions", json=body, headers=admin).status_code == 429
+        conn.execute("UPDATE llm_token_counters SET reserved_until = now() - interval '1 second'")
+    assert api.post("/v1/chat/completions", json=body, headers=admin).status_code == 200
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT reserved FROM llm_token_counters").fetchone() == (0,)

@@ -22,33 +22,47 @@ def count_request(conn: Conn, user_id: int, window_start: datetime) -> int:
     return int(returned(row)["requests"])
 
 
+# Held tokens count while the window's last hold has not lapsed (a dead process never releases).
+_HELD = "CASE WHEN c.reserved_until > now() THEN c.reserved ELSE 0 END"
+
+
 def llm_tokens(conn: Conn, user_id: int, window_start: datetime) -> tuple[int, int]:
     """The user's LLM tokens counted in the window, and those held by answers in progress."""
     row = conn.execute(
-        "SELECT tokens, reserved FROM llm_token_counters"
-        " WHERE user_id = %(user_id)s AND window_start = %(window)s",
+        f"SELECT c.tokens, {_HELD} AS reserved FROM llm_token_counters c"
+        " WHERE c.user_id = %(user_id)s AND c.window_start = %(window)s",
         {"user_id": user_id, "window": window_start},
     ).fetchone()
     return (int(row["tokens"]), int(row["reserved"])) if row else (0, 0)
 
 
 def hold_llm_tokens(
-    conn: Conn, user_id: int, window_start: datetime, tokens: int, budget: int
+    conn: Conn, user_id: int, window_start: datetime, tokens: int, budget: int, ttl_s: float
 ) -> bool:
-    """Hold `tokens` in the user's window if some of `budget` is neither used nor held yet.
+    """Hold `tokens` in the user's window for at most `ttl_s` if some of `budget` is neither
+    used nor held yet.
 
     One upsert: concurrent holds of one user queue on the window's row, each seeing the last.
     """
     row = conn.execute(
         "WITH gone AS (DELETE FROM llm_token_counters"
         "  WHERE user_id = %(user_id)s AND window_start < %(window)s)"
-        " INSERT INTO llm_token_counters (user_id, window_start, tokens, reserved)"
-        " VALUES (%(user_id)s, %(window)s, 0, %(held)s)"
+        " INSERT INTO llm_token_counters AS c (user_id, window_start, tokens, reserved,"
+        "  reserved_until)"
+        " VALUES (%(user_id)s, %(window)s, 0, %(held)s,"
+        "  now() + make_interval(secs => %(ttl)s))"
         " ON CONFLICT ON CONSTRAINT llm_token_counters_pkey"
-        " DO UPDATE SET reserved = llm_token_counters.reserved + EXCLUDED.reserved"
-        " WHERE llm_token_counters.tokens + llm_token_counters.reserved < %(budget)s"
-        " RETURNING reserved",
-        {"user_id": user_id, "window": window_start, "held": tokens, "budget": budget},
+        f" DO UPDATE SET reserved = {_HELD} + EXCLUDED.reserved,"
+        "  reserved_until = greatest(c.reserved_until, EXCLUDED.reserved_until)"
+        f" WHERE c.tokens + {_HELD} < %(budget)s"
+        " RETURNING c.reserved",
+        {
+            "user_id": user_id,
+            "window": window_start,
+            "held": tokens,
+            "budget": budget,
+            "ttl": ttl_s,
+        },
     ).fetchone()
     return row is not None
 

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
 HELD_RETRY_S = 5  # when the budget is held by answers still running: they end soon
+# The longest a hold counts: a process that died mid-answer never gives its hold back.
+HOLD_LAPSE_S = 900
 
 
 def _window(size: timedelta, now: datetime | None = None) -> tuple[datetime, float]:
@@ -75,7 +77,7 @@ def hold_llm_tokens(conn: Conn, user_id: int, budget: int, tokens: int) -> LLMTo
     start, left = _window(DAY)
     if budget <= 0:
         return LLMTokenHold(user_id, start, 0)
-    if usage_repo.hold_llm_tokens(conn, user_id, start, tokens, budget):
+    if usage_repo.hold_llm_tokens(conn, user_id, start, tokens, budget, HOLD_LAPSE_S):
         return LLMTokenHold(user_id, start, tokens)
     used, held = usage_repo.llm_tokens(conn, user_id, start)
     if used >= budget:
@@ -104,7 +106,7 @@ def settle_llm_tokens(pool: ConnectionPool[Any], hold: LLMTokenHold, used: int) 
 
 def release_llm_tokens(pool: ConnectionPool[Any], hold: LLMTokenHold | None) -> None:
     """Release a hold whose answer failed or was never counted; a failure is logged (the
-    hold then lasts until the day ends), never raised over the error being reported."""
+    hold then lapses after HOLD_LAPSE_S), never raised over the error being reported."""
     if hold is None:
         return
     try:

@@ -7,7 +7,7 @@ ALTER TABLE llm_models
 DROP INDEX api_tokens_parent_id_idx;
 ALTER TABLE api_tokens DROP COLUMN parent_id;
 
-ALTER TABLE llm_token_counters DROP COLUMN reserved;
+ALTER TABLE llm_token_counters DROP COLUMN reserved, DROP COLUMN reserved_until;
 
 DROP POLICY request_counters_owner ON request_counters;
 TRUNCATE request_counters;

@@ -25,8 +25,11 @@ CREATE POLICY request_counters_owner ON request_counters FOR ALL TO postrag_app
     USING (user_id = (SELECT postrag_user_id()))
     WITH CHECK (user_id = (SELECT postrag_user_id()));
 
+-- `reserved_until`: when the last hold taken lapses. A process that died mid-answer never gives
+-- its hold back; once every hold of the window has lapsed, the next one starts from zero.
 ALTER TABLE llm_token_counters
     ADD COLUMN reserved bigint NOT NULL DEFAULT 0,
+    ADD COLUMN reserved_until timestamptz,
     ADD CONSTRAINT llm_token_counters_reserved_check CHECK (reserved >= 0);
 
 ALTER TABLE api_tokens
