@@ -127,6 +127,25 @@ def test_html_main_content_is_found_without_a_main_element():
     assert "Bird Watchers Club" not in text and "Owls at night" not in text
 
 
+def test_html_blocks_inside_blocks_keep_their_own_place_heading_and_lines():
+    # An old-style page laid out in a table (libxslt's manual): the whole text is in one cell.
+    page = b"""<html><body><table><tr><td><h1>The XSLT C library</h1></td></tr></table>
+    <table><tr><td><h3 id="basics">Basics<a href="#basics">#</a></h3>
+    <p>XSLT is a transformation language taking an input document and a stylesheet.</p>
+    <dl><dt>xsltApplyStylesheet</dt><dd><p>Applies the stylesheet:</p>
+    <pre>res = xsltApplyStylesheet(cur, doc, params);
+    xmlFreeDoc(doc);</pre></dd></dl></td></tr></table></body></html>"""
+    basics = ("The XSLT C library", "Basics")
+    assert _blocks(page, "text/html") == [
+        (basics[:1], "The XSLT C library"),
+        (basics, "Basics"),
+        (basics, "XSLT is a transformation language taking an input document and a stylesheet."),
+        (basics, "xsltApplyStylesheet"),
+        (basics, "Applies the stylesheet:"),
+        (basics, "res = xsltApplyStylesheet(cur, doc, params);\n    xmlFreeDoc(doc);"),
+    ]
+
+
 def _structured_pdf(*, outline: bool) -> bytes:
     """A handbook: a contents page with dot leaders, a running header and page-number footer
     on every page, and headings in a larger font (in the outline too when `outline`)."""
