@@ -238,3 +238,11 @@ def test_docx_table_of_contents_is_dropped():
         (("Introduction",), "Introduction"),
         (("Introduction",), "Hello."),
     ]
+
+
+def test_latin1_text_is_read_as_latin1_not_another_code_page():
+    # A short Western text decodes cleanly in several code pages (Baltic, Central European).
+    text = "Copyright (c) 1998 José Müller\n\nLes élèves ont préparé une crème brûlée.\n"
+    data = text.encode("latin-1")
+    assert extraction.detect_format("AUTHORS", None, data) == "text/plain"
+    assert extraction.extract(data, "text/plain", "AUTHORS").text == text.strip()
