@@ -127,6 +127,25 @@ def test_html_main_content_is_found_without_a_main_element():
     assert "Bird Watchers Club" not in text and "Owls at night" not in text
 
 
+def test_html_blocks_inside_blocks_keep_their_own_place_heading_and_lines():
+    # An old-style page laid out in a table (libxslt's manual): the whole text is in one cell.
+    page = b"""<html><body><table><tr><td><h1>The XSLT C library</h1></td></tr></table>
+    <table><tr><td><h3 id="basics">Basics<a href="#basics">#</a></h3>
+    <p>XSLT is a transformation language taking an input document and a stylesheet.</p>
+    <dl><dt>xsltApplyStylesheet</dt><dd><p>Applies the stylesheet:</p>
+    <pre>res = xsltApplyStylesheet(cur, doc, params);
+    xmlFreeDoc(doc);</pre></dd></dl></td></tr></table></body></html>"""
+    basics = ("The XSLT C library", "Basics")
+    assert _blocks(page, "text/html") == [
+        (basics[:1], "The XSLT C library"),
+        (basics, "Basics"),
+        (basics, "XSLT is a transformation language taking an input document and a stylesheet."),
+        (basics, "xsltApplyStylesheet"),
+        (basics, "Applies the stylesheet:"),
+        (basics, "res = xsltApplyStylesheet(cur, doc, params);\n    xmlFreeDoc(doc);"),
+    ]
+
+
 def _structured_pdf(*, outline: bool) -> bytes:
     """A handbook: a contents page with dot leaders, a running header and page-number footer
     on every page, and headings in a larger font (in the outline too when `outline`)."""
@@ -219,3 +238,11 @@ def test_docx_table_of_contents_is_dropped():
         (("Introduction",), "Introduction"),
         (("Introduction",), "Hello."),
     ]
+
+
+def test_latin1_text_is_read_as_latin1_not_another_code_page():
+    # A short Western text decodes cleanly in several code pages (Baltic, Central European).
+    text = "Copyright (c) 1998 José Müller\n\nLes élèves ont préparé une crème brûlée.\n"
+    data = text.encode("latin-1")
+    assert extraction.detect_format("AUTHORS", None, data) == "text/plain"
+    assert extraction.extract(data, "text/plain", "AUTHORS").text == text.strip()

@@ -99,12 +99,10 @@ def sniff_text(data: bytes) -> str | None:
             sample, final=len(data) <= SNIFF_BYTES
         )
     except UnicodeDecodeError:
-        from charset_normalizer import from_bytes
-
-        best = from_bytes(sample).best()
-        if best is None:
+        guessed = _guess_decoded(sample)
+        if guessed is None:
             return None
-        text = str(best)
+        text = guessed
     if "\x00" in text or len(_BINARY_CONTROLS.findall(text)) * 100 > len(text):
         return None
     return text
@@ -167,18 +165,31 @@ class Headings:
 
 def decode_text(data: bytes) -> str:
     """Bytes to text, detecting the encoding (UTF-8 with or without BOM, UTF-16, Latin-1, ...)."""
-    from charset_normalizer import from_bytes
-
     try:  # valid UTF-8 is by far the most common case, and unambiguous
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        best = from_bytes(data).best()
-        if best is None:
+        guessed = _guess_decoded(data)
+        if guessed is None:
             raise UnreadableDocument("the file is not text in any known encoding") from None
-        text = str(best)
+        text = guessed
     if "\x00" in text:
         raise UnreadableDocument("the file looks binary (it contains NUL characters)")
     return text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+
+
+def _guess_decoded(data: bytes) -> str | None:
+    """The bytes decoded in the encoding charset-normalizer finds likeliest, except that among
+    decodings as clean as its pick, Windows-1252 wins (the web reads Latin-1 so): short Western
+    text decodes cleanly in many code pages, and its pick ("José" as "Josķ") is then arbitrary."""
+    from charset_normalizer import from_bytes
+
+    matches = from_bytes(data)
+    best = matches.best()
+    if best is None:
+        return None
+    if any(m.chaos <= best.chaos and "cp1252" in m.could_be_from_charset for m in matches):
+        return data.decode("cp1252")
+    return str(best)
 
 
 def paragraphs(

@@ -92,6 +92,7 @@ _BREAKS = {
 # Zero-width characters, as in the anchor links of some documentation generators.
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 _PERMALINKS = "¶§🔗"
+_PERMALINK_SIGNS = {"#", *_PERMALINKS}
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,10 @@ class _Walk:
     def __init__(self, root: Tag) -> None:
         self.items: list[_Item] = []
         self.spans: dict[int, list[int]] = {}
-        self._block: Tag | None = None
-        self._parts: list[str] = []
+        # The blocks open around the position, innermost last, each with its text so far: a
+        # block inside another (a paragraph in a list item or in a layout table's cell) is one
+        # of its own, and splits the outer one's text around it.
+        self._open: list[tuple[Tag, list[str]]] = []
         self._loose: list[str] = []
         self._loose_parent: Any = None
         self._run(root)
@@ -141,8 +144,8 @@ class _Walk:
                 stack.append((node, False))
                 stack.extend((child, True) for child in reversed(node.contents))
             elif type(node) in (NavigableString, CData):  # not comments, doctypes, ...
-                if self._block is not None:
-                    self._parts.append(str(node))
+                if self._open:
+                    self._open[-1][1].append(str(node))
                 else:
                     if self._loose_parent is None:
                         self._loose_parent = node.parent
@@ -150,30 +153,36 @@ class _Walk:
         self._flush()
 
     def _enter(self, tag: Tag) -> None:
-        if self._block is not None:
-            if tag.name in _BLOCKS or tag.name in _BREAKS:
-                pre = self._block.name == "pre" and tag.name == "br"
-                self._parts.append("\n" if pre else " ")
-        elif tag.name in _BLOCKS:
-            self._flush()
-            self._block, self._parts = tag, []
+        if tag.name in _BLOCKS:
+            if self._open:
+                self._emit(*self._open[-1])
+                self._open[-1][1].clear()
+            else:
+                self._flush()
+            self._open.append((tag, []))
+        elif self._open and tag.name in _BREAKS:
+            inner, parts = self._open[-1]
+            parts.append("\n" if inner.name == "pre" and tag.name == "br" else " ")
         elif tag.name in _BREAKS:
             self._flush()
 
     def _leave(self, tag: Tag) -> None:
-        if tag is self._block:
-            raw = "".join(self._parts)
-            if tag.name == "pre":  # code keeps its lines
-                text = "\n".join(line.rstrip() for line in raw.split("\n")).strip("\n")
-            else:
-                text = " ".join(raw.translate(_INVISIBLE).split())
-            level = int(tag.name[1]) if tag.name in _HEADINGS else None
-            if level is not None:  # the permalink signs documentation generators add
-                text = text.rstrip(_PERMALINKS).rstrip()
-            self.items.append(_Item(level, text, tag))
-            self._block = None
-        elif self._block is None and tag.name in _BREAKS:
+        if self._open and tag is self._open[-1][0]:
+            self._emit(*self._open.pop())
+        elif not self._open and tag.name in _BREAKS:
             self._flush()
+
+    def _emit(self, tag: Tag, parts: list[str]) -> None:
+        raw = "".join(parts)
+        if tag.name == "pre":  # code keeps its lines
+            text = "\n".join(line.rstrip() for line in raw.split("\n")).strip("\n")
+        else:
+            text = " ".join(raw.translate(_INVISIBLE).split())
+        level = int(tag.name[1]) if tag.name in _HEADINGS else None
+        if level is not None:  # the permalink signs documentation generators add
+            text = text.rstrip(_PERMALINKS).rstrip()
+        if text.strip():
+            self.items.append(_Item(level, text, tag))
 
     def _flush(self) -> None:
         text = " ".join("".join(self._loose).split())
@@ -191,6 +200,16 @@ def _skipped(tag: Tag) -> bool:
         or tag.has_attr("hidden")
         or str(tag.get("aria-hidden") or "").lower() == "true"
         or "display:none" in style
+        or _is_permalink(tag)
+    )
+
+
+def _is_permalink(tag: Tag) -> bool:
+    """A link to its own heading or paragraph, shown as a sign: Node.js' "#", Sphinx's "¶"."""
+    return (
+        tag.name == "a"
+        and str(tag.get("href") or "").startswith("#")
+        and tag.get_text(strip=True) in _PERMALINK_SIGNS
     )
 
 
