@@ -22,18 +22,21 @@ def _parse_schemathesis_lambdas_early() -> None:
     """Work around a CPython 3.11.7 bug (gh-106905, fixed in 3.11.8): `ast.parse` of a large file
     deep in a generator stack raises "SystemError: AST constructor recursion depth mismatch".
 
-    hypothesis parses the source file of every lambda it describes, and schemathesis' coverage
-    phase describes lambdas of its 4,000-line coverage module from deep inside its generators, in
-    worker threads. The module is parsed here, at the top of the stack, and its lambdas are
+    hypothesis parses the source file of every lambda it describes, and schemathesis describes
+    lambdas of its large coverage and JSON-strategy modules from deep inside its generators, in
+    worker threads. The modules are parsed here, at the top of the stack, and its lambdas are
     handed to every thread (hypothesis' own cache is per thread).
     """
     from hypothesis.internal import lambda_sources
     from hypothesis.internal.reflection import get_pretty_function_description
+    from schemathesis.generation.jsonschema import strategy
     from schemathesis.specs.openapi.coverage import _schema
 
-    stand_in = eval(compile("lambda value: value", _schema.__file__, "eval"))  # noqa: S307
-    get_pretty_function_description(stand_in)
-    parsed = dict(lambda_sources.AST_LAMBDAS_CACHE.cache)  # this thread's: the module above
+    # The coverage module, and the generator of arbitrary JSON values (free-form metadata).
+    for module in (_schema, strategy):
+        stand_in = eval(compile("lambda value: value", module.__file__, "eval"))  # noqa: S307
+        get_pretty_function_description(stand_in)
+    parsed = dict(lambda_sources.AST_LAMBDAS_CACHE.cache)  # this thread's: the modules above
     per_thread = lambda_sources.AST_LAMBDAS_CACHE
 
     class _Parsed:
