@@ -54,6 +54,19 @@ def test_markdown_drops_html_comments_and_tags_and_front_matter_is_no_heading():
     ]
 
 
+def test_markdown_links_are_their_text_and_code_spans_stay_as_written():
+    text = (
+        "# See [the guide](https://example.org/guide)\n\n"
+        "Read [the FAQ](https://example.org/faq) or [ask us][mail], "
+        "![logo](logo.png) and `[not](a link)` stay.\n\n"
+        "[mail]: mailto:help@example.org\n"
+    )
+    assert _blocks(text.encode(), "text/markdown") == [
+        (("See the guide",), "See the guide"),
+        (("See the guide",), "Read the FAQ or ask us, logo and `[not](a link)` stay."),
+    ]
+
+
 # An mdBook page as mdBook 0.4 renders it, shortened: a help dialog, the sidebar, a menu bar whose
 # title is an <h1> on every page, then the chapter in <main>.
 MDBOOK_PAGE = b"""<!DOCTYPE HTML><html lang="en"><head><meta charset="UTF-8">
@@ -144,6 +157,65 @@ def test_html_blocks_inside_blocks_keep_their_own_place_heading_and_lines():
         (basics, "Applies the stylesheet:"),
         (basics, "res = xsltApplyStylesheet(cur, doc, params);\n    xmlFreeDoc(doc);"),
     ]
+
+
+# A chapter as DocBook's XSL renders it (valgrind's manual), shortened: a navigation table whose
+# title cell names the book, the chapter's contents, the chapter, and a navigation footer.
+DOCBOOK_PAGE = b"""<html><head><title>2. Using the core</title></head><body>
+<div><table class="nav" summary="Navigation header"><tr>
+<td><a accesskey="p" href="intro.html"><img src="prev.png" alt="Prev"></a></td>
+<th>Valgrind User Manual</th></tr></table></div>
+<div class="chapter"><div class="titlepage"><h1 class="title">2. Using the core</h1></div>
+<div class="toc"><p><b>Table of Contents</b></p><dl class="toc">
+<dt><a href="#started">2.1. Getting started</a></dt><dt><a href="#errors">2.2. Errors</a></dt>
+</dl></div>
+<p>This chapter describes the core's options, which every <a href="tools.html">tool</a> has.</p>
+<div class="sect1"><h2 class="title" id="started">2.1. Getting started</h2>
+<p>Compile your program with <code>-g</code> so that error messages show line numbers.</p>
+<ul><li>Run <a href="memcheck.html">Memcheck</a> first.</li><li>Then read the log.</li>
+<li>Fix the first error before the others.</li></ul></div></div>
+<div><table class="nav" summary="Navigation footer"><tr>
+<td><a href="intro.html">&lt;&lt; 1. Introduction</a></td><td><a href="index.html">Home</a></td>
+</tr></table></div></body></html>"""
+
+
+def test_html_docbook_navigation_and_contents_are_dropped_and_content_lists_kept():
+    chapter = ("2. Using the core",)
+    started = ("2. Using the core", "2.1. Getting started")
+    assert _blocks(DOCBOOK_PAGE, "text/html") == [
+        (chapter, "2. Using the core"),
+        (chapter, "This chapter describes the core's options, which every tool has."),
+        (started, "2.1. Getting started"),
+        (started, "Compile your program with -g so that error messages show line numbers."),
+        (started, "Run Memcheck first."),
+        (started, "Then read the log."),
+        (started, "Fix the first error before the others."),
+    ]
+
+
+def test_html_menu_of_a_table_layout_is_dropped_but_a_page_of_links_is_kept():
+    # libxslt's manual: the menus are link lists in the left cell of the layout table.
+    menu = "".join(
+        f"<table><tr><td><b>{title}</b></td></tr><tr><td><ul>"
+        + "".join(f"<li><a href='{n}.html'>{title} entry {n}</a></li>" for n in range(5))
+        + "</ul></td></tr></table>"
+        for title in ("Main Menu", "Related links")
+    )
+    body = "".join(
+        f"<p>Paragraph {n} explains how xsltApplyStylesheet transforms a parsed document.</p>"
+        for n in range(4)
+    )
+    page = (
+        f"<html><body><table><tr><td>{menu}</td><td><h2>Module transform</h2>{body}"
+        "</td></tr></table></body></html>"
+    )
+    texts = [text for _, text in _blocks(page.encode(), "text/html")]
+    assert texts[0] == "Module transform"
+    assert len(texts) == 5
+    assert not any("entry" in text or "Menu" in text for text in texts)
+    index = f"<html><body><h1>Index</h1>{menu}</body></html>"
+    texts = [text for _, text in _blocks(index.encode(), "text/html")]
+    assert "Main Menu entry 0" in texts and "Related links entry 4" in texts
 
 
 def _structured_pdf(*, outline: bool) -> bytes:

@@ -12,8 +12,12 @@ import codecs
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 from app.errors import AppError, UnsupportedMediaType, ValidationFailed
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
 
 FORMATS = {
     ".txt": "text/plain",
@@ -262,11 +266,7 @@ def _markdown(data: bytes) -> list[Block]:
         if token.type == "heading_open":
             level = int(token.tag[1])
         elif token.type == "inline":
-            # Inline HTML tokens are tags and comments; the text between tags is a token of its own.
-            text = token.content
-            for child in token.children or []:
-                if child.type == "html_inline":
-                    text = text.replace(child.content, "", 1)
+            text = _inline_text(token.children or [])
             if level is not None and text.strip():
                 headings.enter(level, text.strip())
             level = None
@@ -277,3 +277,20 @@ def _markdown(data: bytes) -> list[Block]:
             texts = extraction_html.fragment_texts(token.content)
             blocks.extend(Block(text, headings.path, None) for text in texts)
     return blocks
+
+
+def _inline_text(children: list[Token]) -> str:
+    """A paragraph's or heading's text as written, except that links are their text, images their
+    alt text, and inline HTML (tags, comments) is left out: the text between tags is a token of
+    its own."""
+    parts = []
+    for child in children:
+        if child.type == "code_inline":
+            parts.append(child.markup + child.content + child.markup)
+        elif child.type in {"softbreak", "hardbreak"}:
+            parts.append("\n")
+        elif child.type in {"text", "image"}:
+            parts.append(child.content)
+        elif child.type.endswith(("_open", "_close")) and not child.type.startswith("link"):
+            parts.append(child.markup)  # emphasis as written
+    return "".join(parts)

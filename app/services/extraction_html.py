@@ -16,6 +16,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from app.services.extraction import Block, Headings
+from app.services.extraction_html_furniture import Furniture
 
 if TYPE_CHECKING:
     from bs4 import BeautifulSoup, Tag
@@ -93,6 +94,8 @@ _BREAKS = {
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 _PERMALINKS = "¶§🔗"
 _PERMALINK_SIGNS = {"#", *_PERMALINKS}
+# Menus and contents lists are dropped unless what is left is less than a tenth of them.
+_MIN_LEFT_BY_DROPPED = 10
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class _Walk:
     def __init__(self, root: Tag) -> None:
         self.items: list[_Item] = []
         self.spans: dict[int, list[int]] = {}
+        self.furniture = Furniture()
         # The blocks open around the position, innermost last, each with its text so far: a
         # block inside another (a paragraph in a list item or in a layout table's cell) is one
         # of its own, and splits the outer one's text around it.
@@ -134,16 +138,19 @@ class _Walk:
             node, entering = stack.pop()
             if not entering:
                 self.spans[id(node)][1] = entered
+                self.furniture.leave(node, self.spans[id(node)])
                 self._leave(node)
             elif isinstance(node, Tag):
                 if _skipped(node):
                     continue
                 entered += 1
                 self.spans[id(node)] = [entered, entered]
+                self.furniture.enter(node)
                 self._enter(node)
                 stack.append((node, False))
                 stack.extend((child, True) for child in reversed(node.contents))
             elif type(node) in (NavigableString, CData):  # not comments, doctypes, ...
+                self.furniture.text(node)
                 if self._open:
                     self._open[-1][1].append(str(node))
                 else:
@@ -225,7 +232,7 @@ def blocks(data: bytes) -> list[Block]:
     walk = _Walk(_main_element(soup) or soup.body or soup)
     headings = Headings()
     found = []
-    for item in _main_content(walk, _content_keys(markup)):
+    for item in _without_furniture(walk, _main_content(walk, _content_keys(markup))):
         if item.level is not None and item.text:
             headings.enter(item.level, item.text)
         found.append(Block(item.text, headings.path, None))
@@ -265,6 +272,19 @@ def _main_content(walk: _Walk, keys: tuple[set[str], set[str]] | None) -> list[_
     if before is not None and _key(before.text) in headings:
         container = walk.common_ancestor(container, before.element)
     return [item for item in walk.items if walk.contains(container, item.element)]
+
+
+def _without_furniture(walk: _Walk, items: list[_Item]) -> list[_Item]:
+    """The items outside menus and contents lists, unless hardly anything but headings is left: a
+    page that is an index of links (Texinfo's, a book's contents) is its own content."""
+    kept, dropped = [], 0
+    for item in items:
+        if walk.furniture.holds(walk.spans[id(item.element)][0]):
+            dropped += len(item.text)
+        else:
+            kept.append(item)
+    left = sum(len(item.text) for item in kept if item.level is None)
+    return kept if left * _MIN_LEFT_BY_DROPPED >= dropped else items
 
 
 def _key(text: str) -> str:
