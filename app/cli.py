@@ -60,10 +60,11 @@ def main() -> None:
     type=click.IntRange(1, 256),
     help="threads per worker",
 )
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Run the HTTP server (gunicorn) on the configured database."""
+@click.option("--supervised", is_flag=True, hidden=True)  # the HTTP child of `serve` (app/serve.py)
+def serve(host: str, port: int, workers: int, threads: int, supervised: bool) -> None:
+    """Run the HTTP server (gunicorn) and POSTRAG_WORKERS ingestion worker processes."""
     from app import create_app, prepare_database
-    from app.serve import run_gunicorn
+    from app.serve import metrics_directory, run_gunicorn, supervise
 
     settings = _settings()
     try:
@@ -72,16 +73,25 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
         settings = prepare_database(settings)
     except Exception as exc:  # noqa: BLE001 - shown to the operator as a clean error
         _fail(exc)
-    worker_settings = replace(settings, migrate_on_start=False)
-    run_gunicorn(
-        lambda: create_app(worker_settings),
-        host=host,
-        port=port,
-        workers=workers,
-        threads=threads,
-        log_level=settings.log_level,
-        log_format=settings.log_format,
-    )
+    assert settings.database_url is not None
+    if settings.workers > 0:
+        options = ["--host", host, "--port", str(port), "--workers", str(workers)]
+        sys.exit(
+            supervise(
+                [*options, "--threads", str(threads)], settings.workers, settings.database_url
+            )
+        )
+    http_settings = replace(settings, migrate_on_start=False)
+    with metrics_directory(prepared=supervised):
+        run_gunicorn(
+            lambda: create_app(http_settings),
+            host=host,
+            port=port,
+            workers=workers,
+            threads=threads,
+            log_level=settings.log_level,
+            log_format=settings.log_format,
+        )
 
 
 _PASS_THROUGH = {
@@ -250,7 +260,14 @@ def migrate_rollback(to: str, yes: bool) -> None:
     type=click.IntRange(1, 64),
     help="worker threads in this process",
 )
-def worker(threads: int) -> None:
+@click.option(
+    "--nice",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 19),
+    help="lower this process's CPU priority by this much (as nice(1) does)",
+)
+def worker(threads: int, nice: int) -> None:
     """Process background jobs (ingestion) until stopped; run any number of these anywhere."""
     import signal
     import time
@@ -259,6 +276,7 @@ def worker(threads: int) -> None:
     from app.providers.embeddings import make_embedder
     from app.services.worker import WorkerPool
 
+    os.nice(nice)
     try:
         settings = prepare_database(_settings())
         assert settings.database_url is not None

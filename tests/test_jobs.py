@@ -10,11 +10,10 @@ import numpy as np
 import psycopg
 import pytest
 
-from app import create_app
 from app.providers.embeddings import EmbeddingError
 from app.repositories import jobs as job_repo
 from app.services.worker import Worker, connect
-from tests.conftest import close_app, drain
+from tests.conftest import drain, running_workers
 
 
 def _upload(client, headers, collection, name, text):
@@ -90,17 +89,17 @@ def test_failed_replacement_keeps_the_previous_chunks(app, client, admin, collec
 def test_a_failure_inside_the_write_keeps_the_previous_chunks(
     app, client, admin, collection, database_url, monkeypatch
 ):
-    from app.repositories import documents as document_repo
+    from app.repositories import staging
 
     doc = _upload(client, admin, collection, "long.txt", _long_text(1500))
     drain(app)
     before = _chunk_rows(database_url, doc)
     client.post(f"/api/v1/documents/{doc}/reindex", headers=admin)
 
-    def broken_copy(*args, **kwargs):  # after the DELETE and the chunks' COPY
+    def broken_move(*args, **kwargs):  # after the DELETE and the chunks' INSERT
         raise psycopg.errors.DiskFull("injected: could not extend file")
 
-    monkeypatch.setattr(document_repo, "copy_embeddings", broken_copy)
+    monkeypatch.setattr(staging, "move_vectors", broken_move)
     settings = replace(app.extensions["postrag.settings"], job_retry_base_s=0)
     drain(app, worker=Worker(settings.database_url, settings, app.extensions["postrag.embedder"]))
     assert client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] == "failed"
@@ -191,10 +190,8 @@ def test_a_worker_that_lost_its_lease_writes_nothing(app, client, admin, collect
     assert state == ("running", "thief")
 
 
-def test_two_workers_process_twenty_documents_exactly_once(settings, admin, database_url):
-    app = create_app(replace(settings, workers=2))
-    try:
-        client = app.test_client()
+def test_two_workers_process_twenty_documents_exactly_once(app, client, admin, database_url):
+    with running_workers(app, 2):
         coll = client.post("/api/v1/collections", json={"name": "many"}, headers=admin).json["id"]
         ids = [
             _upload(client, admin, coll, f"d{i}.txt", f"Document number {i} text.")
@@ -209,9 +206,6 @@ def test_two_workers_process_twenty_documents_exactly_once(settings, admin, data
                 break
             time.sleep(0.3)
         assert listed["total"] == 20
-    finally:
-        app.extensions["postrag.workers"].stop()
-        close_app(app)
     with psycopg.connect(database_url) as conn:
         jobs = conn.execute("SELECT state, attempts, count(*) FROM jobs GROUP BY 1, 2").fetchall()
         per_doc = conn.execute(
@@ -225,10 +219,8 @@ def test_two_workers_process_twenty_documents_exactly_once(settings, admin, data
     assert owners == (0,)  # leases are cleared on success
 
 
-def test_an_idle_worker_is_woken_by_notify(settings, admin):
-    app = create_app(replace(settings, workers=1))
-    try:
-        client = app.test_client()
+def test_an_idle_worker_is_woken_by_notify(app, client, admin):
+    with running_workers(app):
         coll = client.post("/api/v1/collections", json={"name": "w"}, headers=admin).json["id"]
         time.sleep(1.0)  # the worker is now idle, waiting up to 60 s for a notification
         started = time.monotonic()
@@ -236,9 +228,6 @@ def test_an_idle_worker_is_woken_by_notify(settings, admin):
         while client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] != "indexed":
             assert time.monotonic() - started < 20, "the worker was not woken"
             time.sleep(0.1)
-    finally:
-        app.extensions["postrag.workers"].stop()
-        close_app(app)
 
 
 def test_an_unreadable_file_fails_without_retries(app, client, admin, collection, database_url):
@@ -281,7 +270,7 @@ def test_chunks_overlap_by_whole_sentences_across_long_paragraphs(app):
         for p in range(6)
     )
     doc = extract(paragraphs.encode(), "text/plain")
-    chunks = chunk_document(doc, app.extensions["postrag.embedder"].token_spans, 200, 30)
+    chunks = list(chunk_document(doc, app.extensions["postrag.embedder"].token_spans, 200, 30))
     assert len(chunks) >= 3
     for previous, current in zip(chunks, chunks[1:], strict=False):
         assert current.char_start < previous.char_end  # they overlap

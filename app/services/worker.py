@@ -1,12 +1,15 @@
 """Background workers: claim jobs from PostgreSQL, run them, sleep on LISTEN until there is work.
 
-Workers run as threads in the server (POSTRAG_WORKERS) or in `postrag worker` processes; any
-number of them on any number of machines share the jobs table. Claims use FOR UPDATE SKIP LOCKED
-and a lease that the running job renews; a job whose worker died is claimed again once its lease
-has expired. Idle workers wait for a NOTIFY (sent when a job is queued) or until the next
-retry or lease expiry is due: no busy polling. A worker told to stop puts the job it is running
-back in the queue at its next checkpoint (between embedding batches), unleased and due at once,
-so another worker takes it over without waiting for the lease to expire.
+Workers run in `postrag worker` processes (which `postrag serve` starts and supervises, see
+app/serve.py), never in the processes that serve HTTP; any number of them on any number of
+machines share the jobs table. Claims use FOR UPDATE SKIP LOCKED and a lease that a heartbeat
+thread renews while the job runs; a job whose worker died is claimed again once its lease has
+expired. Idle workers wait for a NOTIFY (sent when a job is queued) or until the next retry or
+lease expiry is due: no busy polling. A worker told to stop puts the job it is running back in
+the queue at its next checkpoint (between embedding batches, or within a second during
+extraction), unleased and due at once, so another worker takes it over without waiting for the
+lease to expire. A job whose document is deleted is deleted with it; the heartbeat hears of it
+at once (LISTEN) and the job stops at its next checkpoint.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 
 INGEST_DOCUMENT = "ingest_document"
 MAX_IDLE_WAIT_S = 60.0
+# How often the heartbeat looks up from its LISTEN (so that it ends with its job at once).
+HEARTBEAT_POLL_S = 0.25
 
 
 class Stopping(Exception):
@@ -246,12 +251,13 @@ def _stage(status: str) -> str | None:
 
 class _Heartbeat:
     """Renews a running job's lease every third of the lease, on its own connection, so a long
-    extraction or a slow embedding call never outlives the lease; `check` says if it was lost."""
+    extraction or a slow embedding call never outlives the lease, and listens for the job's
+    cancellation (its deletion) meanwhile; `check` raises once the job is no longer ours."""
 
     def __init__(self, url: str, job_id: int, worker_id: str, lease_s: int) -> None:
         self.url, self.job_id, self.worker_id, self.lease_s = url, job_id, worker_id, lease_s
         self._done = threading.Event()
-        self._lost = threading.Event()
+        self._lost: str | None = None
         self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id}", daemon=True)
 
     def __enter__(self) -> _Heartbeat:
@@ -263,21 +269,33 @@ class _Heartbeat:
         self._thread.join()
 
     def check(self) -> None:
-        if self._lost.is_set():
-            raise LeaseLost(f"job {self.job_id} is no longer leased to {self.worker_id}")
+        if self._lost is not None:
+            raise LeaseLost(self._lost)
 
     def _beat(self) -> None:
         try:
             with connect(self.url) as conn:
-                while not self._done.wait(self.lease_s / 3):
+                conn.execute(f"LISTEN {job_repo.CANCEL_CHANNEL}")
+                renew_at = time.monotonic() + self.lease_s / 3
+                cancelled = False
+                while not self._done.is_set():
+                    for notice in conn.notifies(timeout=HEARTBEAT_POLL_S, stop_after=1):
+                        cancelled = cancelled or notice.payload == str(self.job_id)
+                    if self._done.is_set() or (time.monotonic() < renew_at and not cancelled):
+                        continue
                     if not job_repo.renew_lease(
                         conn, job_id=self.job_id, worker_id=self.worker_id, lease_s=self.lease_s
                     ):
-                        self._lost.set()
+                        self._lost = (
+                            f"job {self.job_id} was cancelled (its document was deleted)"
+                            if cancelled
+                            else f"job {self.job_id} is no longer leased to {self.worker_id}"
+                        )
                         return
+                    renew_at, cancelled = time.monotonic() + self.lease_s / 3, False
         except psycopg.Error:
             log.exception("cannot renew the lease of job %s", self.job_id)
-            self._lost.set()
+            self._lost = f"job {self.job_id} lost its lease: its heartbeat failed"
 
 
 class WorkerPool:
