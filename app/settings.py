@@ -43,7 +43,7 @@ class Settings:
     # Ingestion
     workers: int = 2  # worker processes `postrag serve` starts beside its HTTP processes
     max_upload_bytes: int = 25 * 1024 * 1024
-    extraction_memory_mb: int = 3072  # address space of the process reading one file (0: any)
+    extraction_memory_mb: int = 2048  # memory of the process reading one file (0: no limit)
     extraction_timeout_s: float = 600.0
     chunk_tokens: int = 200
     chunk_overlap_tokens: int = 30
@@ -117,7 +117,7 @@ class Settings:
             raise SettingsError(
                 "POSTRAG_CHAT_ANSWER_TOKENS must be <= half of POSTRAG_CHAT_CONTEXT_TOKENS"
             )
-        extraction_memory_mb = _int(env, "POSTRAG_EXTRACTION_MEMORY_MB", 3072, low=0)
+        extraction_memory_mb = _int(env, "POSTRAG_EXTRACTION_MEMORY_MB", 2048, low=0)
         if 0 < extraction_memory_mb < 256:
             raise SettingsError("POSTRAG_EXTRACTION_MEMORY_MB must be 0 (no limit) or >= 256")
         log_format = env.get("POSTRAG_LOG_FORMAT", "text").lower()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import replace
 
@@ -14,17 +13,24 @@ from app.providers.embeddings import EmbeddingError
 from app.repositories import jobs as job_repo
 from app.services.worker import Worker, connect
 from tests.conftest import drain, running_workers
+from tests.test_hostile_uploads import _pdf_pages
+from tests.test_hostile_uploads import _upload as hostile_upload
 
 
 def _upload(client, headers, collection, name, text):
-    response = client.post(
-        "/api/v1/documents",
-        headers=headers,
-        content_type="multipart/form-data",
-        data={"collection_id": str(collection), "file": (io.BytesIO(text.encode()), name)},
-    )
+    return _upload_bytes(client, headers, collection, name, text.encode())
+
+
+def _upload_bytes(client, headers, collection, name, data: bytes) -> int:
+    response = hostile_upload(client, headers, collection, name, data)
     assert response.status_code == 202, response.json
-    return response.json["id"]
+    return int(response.json["id"])
+
+
+def _status(database_url, document_id) -> str | None:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT status FROM documents WHERE id = %s", (document_id,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _long_text(words: int) -> str:
@@ -277,3 +283,172 @@ def test_chunks_overlap_by_whole_sentences_across_long_paragraphs(app):
         shared = doc.text[current.char_start : previous.char_end]
         assert shared.endswith(".") and shared[0].isupper()  # whole sentences
         assert current.token_count <= 200
+
+
+def test_chunks_are_bounded_in_characters_and_charge_long_words_by_length(app):
+    """A 24 MB text without spaces was one 25 MB chunk with token_count 1 (issue 16)."""
+    from app.services.chunking import chunk_document
+    from app.services.extraction import extract
+
+    run = "abcdefghij" * 2_000
+    text = (
+        f"Before the run. {run} After the run.\n\n"
+        f"Spaces{' ' * 5_000}between two words.\n\nControl{chr(1) * 5_000}characters."
+    )
+    doc = extract(text.encode(), "text/plain")
+    chunks = list(chunk_document(doc, app.extensions["postrag.embedder"].token_spans, 200, 30))
+    assert all(len(c.text) <= 200 * 8 and c.token_count <= 200 for c in chunks)
+    assert all(c.text == doc.text[c.char_start : c.char_end] for c in chunks)
+    start = doc.text.index(run)
+    covered = [c for c in chunks if c.char_start < start + len(run) and c.char_end > start]
+    assert covered[0].char_start <= start and covered[-1].char_end >= start + len(run)
+    assert sum(c.token_count for c in covered) >= len(run) // 4  # 4 characters a token
+    assert any(c.text.endswith("between two words.") for c in chunks)
+    assert chunks[-1].text.endswith("characters.")
+
+
+def test_the_tokenizer_only_ever_sees_a_bounded_slice(app):
+    from app.services.chunking import chunk_document
+    from app.services.extraction import extract
+
+    token_spans = app.extensions["postrag.embedder"].token_spans
+    seen: list[int] = []
+
+    def spy(text):
+        seen.append(len(text))
+        return token_spans(text)
+
+    doc = extract((_long_text(400) + " " + "y" * 50_000).encode(), "text/plain")
+    assert list(chunk_document(doc, spy, 200, 30))
+    assert max(seen) <= 200 * 8
+
+
+def test_tokenizing_a_long_text_lets_other_threads_run(app):
+    """The tokenizer held the GIL through a whole document: the lease's heartbeat could not run,
+    and a job's lease expired while it was running (issue 16)."""
+    import threading
+
+    beats: list[float] = []
+    done = threading.Event()
+
+    def heartbeat():
+        while not done.is_set():
+            beats.append(time.monotonic())
+            time.sleep(0.01)
+
+    beating = threading.Thread(target=heartbeat)
+    beating.start()
+    try:
+        started = time.monotonic()
+        app.extensions["postrag.embedder"].token_spans("z" * 600_000)
+        ended = time.monotonic()
+    finally:
+        done.set()
+        beating.join()
+    assert len([b for b in beats if started < b < ended]) >= 5
+
+
+def test_a_user_with_a_running_job_waits_behind_another_users_first_job(
+    app, client, admin, collection, new_user, database_url
+):
+    """One user's 20 uploads kept another user's waiting for minutes (issue 16)."""
+    ids = [_upload(client, admin, collection, f"a{i}.txt", f"Text {i}.") for i in range(20)]
+    bob = new_user("bob")
+    bobs = client.post("/api/v1/collections", json={"name": "b"}, headers=bob).json["id"]
+    bobs_doc = _upload(client, bob, bobs, "b.txt", "Bob's text.")
+    with connect(database_url) as conn:
+        first = job_repo.claim(conn, worker_id="w1", lease_s=60, space_id=0)
+        second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0)
+        third = job_repo.claim(conn, worker_id="w3", lease_s=60, space_id=0)
+    assert first is not None and first["payload"]["document_id"] == ids[0]
+    assert second is not None and second["payload"]["document_id"] == bobs_doc
+    assert third is not None and third["payload"]["document_id"] == ids[1]
+
+
+class SlowEmbedder(BrokenEmbedder):
+    """The real embedder, a second per call (a big batch on a busy CPU), counting its calls."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.calls = 0
+
+    def embed(self, texts):
+        self.calls += 1
+        time.sleep(1.0)
+        return self.inner.embed(texts)
+
+
+def _job_count(database_url) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM jobs").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_deleting_a_document_stops_its_job_at_the_next_batch(
+    app, client, admin, collection, database_url
+):
+    """A deleted document's job went on embedding for 7 more minutes (issue 16)."""
+    settings = app.extensions["postrag.settings"]
+    doc = _upload(client, admin, collection, "long.txt", _long_text(6000))  # 3 batches and more
+    embedder = SlowEmbedder(app.extensions["postrag.embedder"])
+    worker = Worker(settings.database_url, settings, embedder)
+    worker.after_batch = lambda: client.delete(f"/api/v1/documents/{doc}", headers=admin)
+    assert drain(app, worker=worker) == 1
+    assert embedder.calls <= 2  # at most the batch in flight when the document went (of 4+)
+    assert _job_count(database_url) == 0  # gone with its document
+    assert _chunk_rows(database_url, doc) == []
+
+
+def test_deleting_a_document_stops_its_extraction(app, client, admin, collection, database_url):
+    import threading
+
+    pages = _upload_bytes(client, admin, collection, "pages.pdf", _pdf_pages(1500))
+    working = threading.Thread(target=drain, args=(app,))
+    working.start()
+    deadline = time.monotonic() + 60
+    while _status(database_url, pages) != "extracting":
+        assert time.monotonic() < deadline, "the worker never started"
+        time.sleep(0.05)
+    assert client.delete(f"/api/v1/documents/{pages}", headers=admin).status_code == 204
+    working.join(30)  # reading 1,500 pages, then embedding them, takes minutes
+    assert not working.is_alive(), "the job went on after its document was deleted"
+    assert _job_count(database_url) == 0
+
+
+def test_a_lease_is_renewed_while_a_long_extraction_runs(app, client, admin, collection):
+    import threading
+
+    settings = replace(app.extensions["postrag.settings"], job_lease_s=1)
+    doc = _upload_bytes(client, admin, collection, "pages.pdf", _pdf_pages(300))
+    owner = Worker(settings.database_url, settings, app.extensions["postrag.embedder"], "owner")
+    working = threading.Thread(target=drain, args=(app,), kwargs={"worker": owner})
+    working.start()
+    thief = Worker(settings.database_url, settings, app.extensions["postrag.embedder"], "thief")
+    while working.is_alive():  # takes the job over as soon as its lease expires
+        drain(app, worker=thief)
+        time.sleep(0.1)
+    with connect(settings.database_url) as conn:
+        job = conn.execute("SELECT state, attempts, last_error FROM jobs").fetchone()
+    assert job == {"state": "succeeded", "attempts": 1, "last_error": None}
+    assert client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] == "indexed"
+
+
+def test_a_file_that_needs_too_much_memory_to_read_fails_with_the_reason(
+    app, client, admin, collection
+):
+    settings = replace(app.extensions["postrag.settings"], extraction_memory_mb=128)
+    # 1.8 MB of HTML: the parser's tree of it takes ~150 MB more than the process's own ~60.
+    html = "".join(f"<p>Paragraph {i} with <b>some</b> words.</p>" for i in range(40_000))
+    doc = _upload_bytes(client, admin, collection, "big.html", html.encode())
+    worker = Worker(settings.database_url, settings, app.extensions["postrag.embedder"])
+    assert drain(app, worker=worker) == 1  # not retried: it would not fit the next time either
+    detail = client.get(f"/api/v1/documents/{doc}", headers=admin).json
+    assert (detail["status"], detail["stage"]) == ("failed", "extracting")
+    assert "needs more than 128 MB of memory" in detail["error"]
+
+
+def test_http_apps_run_no_ingestion(make_app):
+    """Ingestion threads in the HTTP processes made requests wait 26-38 s (issue 16)."""
+    app = make_app(workers=2)  # the worker processes of `postrag serve`: not the app's business
+    assert "postrag.workers" not in app.extensions

@@ -2,21 +2,24 @@
 
 Parsing a file (pypdf, BeautifulSoup, python-docx) is pure Python that cannot be interrupted and
 can take minutes and gigabytes for a 25 MB upload. In a child process it can be killed the
-moment its job is cancelled, lost or stopped (the worker checks twice a second while it waits),
-its address space is capped, and all of its memory goes back to the system when it exits. The
-worker's own threads (the lease's heartbeat) keep running meanwhile. Children are forked from a
-forkserver that has the parsers loaded already, so each one starts in milliseconds.
+moment its job is cancelled, lost or stopped, or when it holds more memory than allowed (the
+worker looks ten times a second while it waits; memory as resident set size, on Linux), and all
+of its memory goes back to the system when it exits. The worker's own threads (the lease's
+heartbeat) keep running meanwhile. Children are forked from a forkserver that has the parsers
+loaded already, so each one starts in milliseconds. (A limit on the child's address space would
+be simpler, but CPython out of memory may hang or fail in odd ways rather than answer.)
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import resource
+import os
 import time
 from collections.abc import Callable
 from functools import cache
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext
+from pathlib import Path
 from typing import Any
 
 from app.errors import AppError
@@ -24,7 +27,7 @@ from app.services import extraction
 from app.services.extraction import Extracted, UnreadableDocument
 
 MB = 1024 * 1024
-POLL_S = 0.5
+POLL_S = 0.1
 
 
 class ExtractionCrashed(RuntimeError):
@@ -52,19 +55,25 @@ def extract(
     receiver, sender = _context().Pipe(duplex=False)
     child = _context().Process(
         target=_extract_and_send,
-        args=(sender, data, content_type, filename, memory_mb),
+        args=(sender, data, content_type, filename),
         name="postrag-extraction",
         daemon=True,
     )
     child.start()
     sender.close()
     deadline = time.monotonic() + timeout_s
+    name = filename or "the file"
     try:
         while not receiver.poll(POLL_S):
             checkpoint()
+            if memory_mb > 0 and _resident_bytes(child.pid) > memory_mb * MB:
+                raise UnreadableDocument(
+                    f"reading {name} needs more than {memory_mb} MB of memory"
+                    " (POSTRAG_EXTRACTION_MEMORY_MB); split it into smaller files"
+                )
             if time.monotonic() > deadline:
                 raise UnreadableDocument(
-                    f"reading {filename or 'the file'} took more than {timeout_s:.0f} s"
+                    f"reading {name} took more than {timeout_s:.0f} s"
                     " (POSTRAG_EXTRACTION_TIMEOUT_S); split it into smaller files"
                 )
         try:
@@ -88,24 +97,21 @@ def extract(
     return value
 
 
-def _extract_and_send(
-    sender: Connection, data: bytes, content_type: str, filename: str, memory_mb: int
-) -> None:
+def _resident_bytes(pid: int | None) -> int:
+    """The process's resident set size (0 where /proc does not tell, or once it has ended)."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _extract_and_send(sender: Connection, data: bytes, content_type: str, filename: str) -> None:
     """In the child: extract, and send ("ok", Extracted), ("unreadable", why) or ("failed", why)."""
-    if memory_mb > 0:
-        limit = memory_mb * MB
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    too_big = (
-        f"reading {filename or 'the file'} needs more than {memory_mb} MB of memory"
-        " (POSTRAG_EXTRACTION_MEMORY_MB); split it into smaller files"
-    )
     result: tuple[str, Any]
     try:
         result = ("ok", extraction.extract(data, content_type, filename))
-    except MemoryError:
-        result = ("unreadable", too_big)
-    except AppError as exc:  # a parser's MemoryError arrives wrapped as an unreadable file
-        result = ("unreadable", too_big if isinstance(exc.__cause__, MemoryError) else exc.detail)
+    except AppError as exc:
+        result = ("unreadable", exc.detail)
     except Exception as exc:  # noqa: BLE001 - reported to the worker, which retries
         result = ("failed", f"reading {filename or 'the file'} failed: {exc!r}")
     sender.send(result)

@@ -28,6 +28,7 @@ from app.repositories import embedding_spaces as space_repo
 from app.repositories import jobs as job_repo
 from app.services import extraction_process
 from app.services.chunking import Chunk, chunk_document
+from app.services.extraction import Extracted
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,27 +106,10 @@ def ingest_document(
         memory_mb=ctx.settings.extraction_memory_mb,
         timeout_s=ctx.settings.extraction_timeout_s,
     )
-    _step(ctx, document_id, "chunking")
-    chunks = chunk_document(
-        extracted,
-        ctx.embedder.token_spans,
-        ctx.settings.chunk_tokens,
-        ctx.settings.chunk_overlap_tokens,
-    )
     title = row["title"] or row["filename"]
     del row  # the file's bytes: only the extracted text is needed from here on
-    staging.reset(ctx.conn)
-    for number, batch in enumerate(_batches(chunks), start=1):
-        if number == 1:
-            _step(ctx, document_id, "embedding")
-        vectors = ctx.embedder.embed(
-            [embedding_input(title, c.heading_path, c.text) for c in batch]
-        )
-        with ctx.conn.transaction():
-            staging.stage(ctx.conn, batch, vectors)
-        ctx.renew()
-        if after_batch is not None:
-            after_batch()
+    _step(ctx, document_id, "chunking")
+    _stage_chunks(ctx, document_id, extracted, title, after_batch)
     with ctx.conn.transaction():
         ctx.commit_if_owned()
         count = staging.swap(ctx.conn, document_id, ctx.space["id"])
@@ -136,6 +120,33 @@ def ingest_document(
     counted.ingested_documents.labels("indexed").inc()
     counted.ingested_chunks.inc(count)
     counted.ingestion_seconds.observe(time.monotonic() - started)
+
+
+def _stage_chunks(
+    ctx: JobContext,
+    document_id: int,
+    extracted: Extracted,
+    title: str,
+    after_batch: Callable[[], None] | None,
+) -> None:
+    """Chunk, embed and stage the document a batch at a time, checking the job between them."""
+    chunks = chunk_document(
+        extracted,
+        ctx.embedder.token_spans,
+        ctx.settings.chunk_tokens,
+        ctx.settings.chunk_overlap_tokens,
+    )
+    staging.reset(ctx.conn)
+    for number, batch in enumerate(_batches(chunks), start=1):
+        if number == 1:
+            _step(ctx, document_id, "embedding")
+        inputs = [embedding_input(title, c.heading_path, c.text) for c in batch]
+        vectors = ctx.embedder.embed(inputs)
+        with ctx.conn.transaction():
+            staging.stage(ctx.conn, batch, vectors)
+        ctx.renew()
+        if after_batch is not None:
+            after_batch()
 
 
 def _batches(chunks: Iterator[Chunk]) -> Iterator[list[Chunk]]:

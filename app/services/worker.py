@@ -35,6 +35,7 @@ from app.providers.embeddings import Embedder, EmbeddingError
 from app.repositories import documents as document_repo
 from app.repositories import jobs as job_repo
 from app.services import ingestion, spaces
+from app.services.heartbeat import Heartbeat
 from app.services.ingestion import JobContext, LeaseLost
 from app.settings import Settings
 
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 
 INGEST_DOCUMENT = "ingest_document"
 MAX_IDLE_WAIT_S = 60.0
-# How often the heartbeat looks up from its LISTEN (so that it ends with its job at once).
-HEARTBEAT_POLL_S = 0.25
 
 
 class Stopping(Exception):
@@ -130,7 +129,7 @@ class Worker:
         if job is None:
             return False
         try:
-            with _Heartbeat(self.url, job["id"], self.worker_id, self.settings.job_lease_s) as beat:
+            with Heartbeat(self.url, job["id"], self.worker_id, self.settings.job_lease_s) as beat:
                 self._run(conn, job, beat)
         except LeaseLost as exc:
             log.warning("%s", exc)
@@ -173,13 +172,13 @@ class Worker:
                     document_repo.set_status(conn, document_id, "queued")
         log.info("worker %s stopping: job %s is queued again", self.worker_id, job["id"])
 
-    def _checkpoint(self, beat: _Heartbeat) -> None:
+    def _checkpoint(self, beat: Heartbeat) -> None:
         """Between steps of a job: raise if the lease was lost or the worker must stop."""
         beat.check()
         if self.stop_event.is_set():
             raise Stopping(f"worker {self.worker_id} is stopping")
 
-    def _run(self, conn: psycopg.Connection[Any], job: dict, beat: _Heartbeat) -> None:
+    def _run(self, conn: psycopg.Connection[Any], job: dict, beat: Heartbeat) -> None:
         assert self._space is not None
 
         def checkpoint() -> None:
@@ -247,55 +246,6 @@ class Worker:
 
 def _stage(status: str) -> str | None:
     return status if status in {"queued", "extracting", "chunking", "embedding"} else None
-
-
-class _Heartbeat:
-    """Renews a running job's lease every third of the lease, on its own connection, so a long
-    extraction or a slow embedding call never outlives the lease, and listens for the job's
-    cancellation (its deletion) meanwhile; `check` raises once the job is no longer ours."""
-
-    def __init__(self, url: str, job_id: int, worker_id: str, lease_s: int) -> None:
-        self.url, self.job_id, self.worker_id, self.lease_s = url, job_id, worker_id, lease_s
-        self._done = threading.Event()
-        self._lost: str | None = None
-        self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id}", daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def check(self) -> None:
-        if self._lost is not None:
-            raise LeaseLost(self._lost)
-
-    def _beat(self) -> None:
-        try:
-            with connect(self.url) as conn:
-                conn.execute(f"LISTEN {job_repo.CANCEL_CHANNEL}")
-                renew_at = time.monotonic() + self.lease_s / 3
-                cancelled = False
-                while not self._done.is_set():
-                    for notice in conn.notifies(timeout=HEARTBEAT_POLL_S, stop_after=1):
-                        cancelled = cancelled or notice.payload == str(self.job_id)
-                    if self._done.is_set() or (time.monotonic() < renew_at and not cancelled):
-                        continue
-                    if not job_repo.renew_lease(
-                        conn, job_id=self.job_id, worker_id=self.worker_id, lease_s=self.lease_s
-                    ):
-                        self._lost = (
-                            f"job {self.job_id} was cancelled (its document was deleted)"
-                            if cancelled
-                            else f"job {self.job_id} is no longer leased to {self.worker_id}"
-                        )
-                        return
-                    renew_at, cancelled = time.monotonic() + self.lease_s / 3, False
-        except psycopg.Error:
-            log.exception("cannot renew the lease of job %s", self.job_id)
-            self._lost = f"job {self.job_id} lost its lease: its heartbeat failed"
 
 
 class WorkerPool:
