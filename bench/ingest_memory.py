@@ -5,10 +5,10 @@
 Runs against DATABASE_URL if set, else a throwaway embedded PostgreSQL. Each case runs in a
 fresh process (so its peak RSS is its own): it stores the file through the documents service,
 then a worker claims and runs the job to the end. Printed per case: the worker process's peak
-RSS, the peak of any process it started (extraction), the time, the chunks written and the
-longest chunk. `--embedder stub` (the default) tokenizes every input exactly as the local model
-does but makes its vectors from a hash, so that tens of thousands of chunks take minutes, not
-hours; `local` runs the real model.
+RSS, the peak of any process under it (extraction's, sampled from /proc), the time, the chunks
+written and the longest chunk. `--embedder stub` (the default) tokenizes every input exactly as
+the local model does but makes its vectors from a hash, so that tens of thousands of chunks take
+minutes, not hours; `local` runs the real model.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -72,6 +73,49 @@ def prose(size: int) -> bytes:
     return "".join(out).encode()[:size]
 
 
+class DescendantsPeak:
+    """The highest peak RSS (VmHWM) of this process's descendants, sampled every 50 ms."""
+
+    def __init__(self) -> None:
+        self.peak_kb = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> DescendantsPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.05):
+            parents = {}
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                try:
+                    fields = stat.read_text().rsplit(")", 1)[1].split()
+                    parents[int(stat.parent.name)] = int(fields[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+            for pid in parents:
+                ancestor = parents.get(pid)
+                while ancestor is not None and ancestor != os.getpid():
+                    ancestor = parents.get(ancestor)
+                if ancestor is not None:
+                    self.peak_kb = max(self.peak_kb, _hwm_kb(pid))
+
+
+def _hwm_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def child(url: str, data_dir: str, kind: str, size: int, embedder: str) -> None:
     """One case, in this process: store the file, run its job, print the figures as JSON."""
     settings = replace(
@@ -90,8 +134,9 @@ def child(url: str, data_dir: str, kind: str, size: int, embedder: str) -> None:
         row, _ = documents.upload(conn, who, item, settings)
         del data, item
         started = time.perf_counter()
-        while worker.run_one(conn):
-            pass
+        with DescendantsPeak() as descendants:
+            while worker.run_one(conn):
+                pass
         elapsed = time.perf_counter() - started
         found = conn.execute(
             "SELECT d.status, d.error, count(c.id) AS chunks,"
@@ -107,8 +152,7 @@ def child(url: str, data_dir: str, kind: str, size: int, embedder: str) -> None:
                 **found,
                 "seconds": round(elapsed, 1),
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-                "children_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-                // 1024,
+                "children_peak_rss_mb": descendants.peak_kb // 1024,
             }
         )
     )
