@@ -51,7 +51,7 @@ def main() -> None:
     default=2,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="gunicorn worker processes",
+    help="gunicorn (HTTP) worker processes",
 )
 @click.option(
     "--threads",
@@ -74,13 +74,10 @@ def serve(host: str, port: int, workers: int, threads: int, supervised: bool) ->
     except Exception as exc:  # noqa: BLE001 - shown to the operator as a clean error
         _fail(exc)
     assert settings.database_url is not None
-    if settings.workers > 0:
-        options = ["--host", host, "--port", str(port), "--workers", str(workers)]
-        sys.exit(
-            supervise(
-                [*options, "--threads", str(threads)], settings.workers, settings.database_url
-            )
-        )
+    if settings.workers > 0:  # this process supervises gunicorn and the worker processes
+        http = ["--host", host, "--port", str(port), "--workers", str(workers)]
+        http += ["--threads", str(threads)]
+        sys.exit(supervise(http, settings.workers, settings.database_url))
     http_settings = replace(settings, migrate_on_start=False)
     with metrics_directory(prepared=supervised):
         run_gunicorn(

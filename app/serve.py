@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +124,7 @@ class _Child:
     process: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     failures: int = 0
-    restart_at: float = field(default=0.0)
+    restart_at: float = 0.0
 
 
 class Supervisor:

@@ -75,14 +75,15 @@ def claim(conn: Conn, *, worker_id: str, lease_s: int, space_id: int) -> Row | N
     space (it holds that space's model).
     """
     return conn.execute(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
+        "WITH running AS (SELECT owner_id, count(*) AS jobs FROM jobs WHERE state = 'running'"
+        "                 GROUP BY owner_id)"
+        " UPDATE jobs SET state = 'running', attempts = attempts + 1,"
         " lease_owner = %(worker)s, lease_expires_at = now() + make_interval(secs => %(lease)s)"
-        " WHERE id = (SELECT q.id FROM jobs q WHERE q.state = 'queued' AND q.run_after <= now()"
+        " WHERE id = (SELECT q.id FROM jobs q LEFT JOIN running r ON r.owner_id = q.owner_id"
+        "             WHERE q.state = 'queued' AND q.run_after <= now()"
         "             AND (q.kind <> 'embed_space' OR (q.payload->>'space_id')::bigint = %(space)s)"
-        "             ORDER BY (SELECT count(*) FROM jobs r"
-        "                       WHERE r.owner_id = q.owner_id AND r.state = 'running'),"
-        "                      q.run_after, q.id"
-        "             LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        "             ORDER BY coalesce(r.jobs, 0), q.run_after, q.id"
+        "             LIMIT 1 FOR UPDATE OF q SKIP LOCKED)"
         f" RETURNING {_COLUMNS}",
         {"worker": worker_id, "lease": lease_s, "space": space_id},
     ).fetchone()

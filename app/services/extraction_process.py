@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable
 from functools import cache
@@ -107,6 +108,8 @@ def _resident_bytes(pid: int | None) -> int:
 
 def _extract_and_send(sender: Connection, data: bytes, content_type: str, filename: str) -> None:
     """In the child: extract, and send ("ok", Extracted), ("unreadable", why) or ("failed", why)."""
+    # Ctrl-C reaches the whole process group: the worker decides (it gives the job back).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     result: tuple[str, Any]
     try:
         result = ("ok", extraction.extract(data, content_type, filename))
