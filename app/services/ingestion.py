@@ -70,6 +70,7 @@ def embedding_input(title: str, heading_path: tuple[str, ...] | list[str], text:
 
 def _step(ctx: JobContext, document_id: int, status: str) -> None:
     with ctx.conn.transaction():
+        ctx.commit_if_owned()  # not for a job deleted with its document meanwhile
         document_repo.set_status(ctx.conn, document_id, status)
 
 
