@@ -45,7 +45,6 @@ from app.services import search as search_service
 from app.services import secrets
 from app.services import users as user_service
 from app.services.secrets import Keyring
-from app.services.worker import WorkerPool
 from app.settings import Settings
 from app.web import pages as web_pages
 
@@ -166,8 +165,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     query_embedders = QueryEmbedders(settings, embedder)
     app.extensions["postrag.query_embedders"] = query_embedders
     atexit.register(query_embedders.close)
-    if settings.workers > 0:
-        workers = WorkerPool(settings.database_url, settings, embedder, settings.workers).start()
-        app.extensions["postrag.workers"] = workers
-        atexit.register(workers.stop)
+    # No ingestion here: it runs in worker processes (app/serve.py), so that a request never
+    # waits behind a document's extraction, chunking or embedding.
     return app

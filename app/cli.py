@@ -54,7 +54,7 @@ def main() -> None:
     default=2,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="gunicorn worker processes",
+    help="gunicorn (HTTP) worker processes",
 )
 @click.option(
     "--threads",
@@ -63,26 +63,36 @@ def main() -> None:
     type=click.IntRange(1, 256),
     help="threads per worker",
 )
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Run the HTTP server (gunicorn) on the configured database."""
+@click.option("--supervised", is_flag=True, hidden=True)  # the HTTP child of `serve` (app/serve.py)
+def serve(host: str, port: int, workers: int, threads: int, supervised: bool) -> None:
+    """Run the HTTP server (gunicorn) and POSTRAG_WORKERS ingestion worker processes."""
     from app import create_app
     from app.db.watchdog import EXIT_CODE
-    from app.serve import run_gunicorn
+    from app.serve import metrics_directory, run_gunicorn, supervise
 
     # Once here, before forking: the embedded server starts, migrations run and the first
     # admin is created in this process; workers join the same database without redoing it.
     settings, watchdog = _prepare_and_watch(_settings())
-    worker_settings = replace(settings, migrate_on_start=False)
+    assert settings.database_url is not None
     try:
-        run_gunicorn(
-            lambda: create_app(worker_settings),
-            host=host,
-            port=port,
-            workers=workers,
-            threads=threads,
-            log_level=settings.log_level,
-            log_format=settings.log_format,
-        )
+        if settings.workers > 0:  # this process supervises gunicorn and the worker processes
+            http = ["--host", host, "--port", str(port), "--workers", str(workers)]
+            http += ["--threads", str(threads)]
+            code = supervise(http, settings.workers, settings.database_url)
+            if watchdog is None or not watchdog.failed:
+                sys.exit(code)
+        else:
+            http_settings = replace(settings, migrate_on_start=False)
+            with metrics_directory(prepared=supervised):
+                run_gunicorn(
+                    lambda: create_app(http_settings),
+                    host=host,
+                    port=port,
+                    workers=workers,
+                    threads=threads,
+                    log_level=settings.log_level,
+                    log_format=settings.log_format,
+                )
     finally:
         if watchdog is not None and watchdog.failed:
             sys.exit(EXIT_CODE)
@@ -278,7 +288,14 @@ def migrate_rollback(to: str, yes: bool) -> None:
     type=click.IntRange(1, 64),
     help="worker threads in this process",
 )
-def worker(threads: int) -> None:
+@click.option(
+    "--nice",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 19),
+    help="lower this process's CPU priority by this much (as nice(1) does)",
+)
+def worker(threads: int, nice: int) -> None:
     """Process background jobs (ingestion) until stopped; run any number of these anywhere."""
     import signal
     import time
@@ -287,6 +304,7 @@ def worker(threads: int) -> None:
     from app.providers.embeddings import make_embedder
     from app.services.worker import WorkerPool
 
+    os.nice(nice)
     settings, watchdog = _prepare_and_watch(_settings())
     try:
         embedder = make_embedder(settings)

@@ -1,28 +1,46 @@
-"""Runs a Flask app factory under gunicorn from inside the `postrag serve` process.
+"""`postrag serve`: gunicorn for HTTP, and ingestion worker processes beside it, supervised.
 
-Stopping (SIGTERM, as `docker stop` sends): gunicorn closes the listening socket, lets requests
-in flight (a streamed chat answer too) finish for up to `graceful_timeout_s`, then exits 0. The
-app's ingestion workers are told to stop at the same moment, so a job they are running goes back
-to the queue at once instead of waiting for its lease to expire.
+With POSTRAG_WORKERS > 0 this process is a small supervisor (no threads, no requests): it runs
+the HTTP server as one child (`postrag serve` again, with POSTRAG_WORKERS=0) and that many
+`postrag worker` children at a lower CPU priority, the same code as a separately deployed
+worker. Extraction, chunking and embedding thus never share a process (or its GIL) with the
+requests being served. A worker that dies is started again (after a pause that grows while it
+keeps dying); if the HTTP server dies, everything stops and this process exits with its status.
+
+Stopping (SIGTERM, as `docker stop` sends; SIGINT): gunicorn closes the listening socket, lets
+requests in flight (a streamed chat answer too) finish for up to `graceful_timeout_s`, then exits
+0; the workers are told to stop at the same moment, so a job they are running goes back to the
+queue at once instead of waiting for its lease to expire.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import ThreadWorker
 
 from app.logs import gunicorn_logconfig
 
+log = logging.getLogger(__name__)
+
 # What `docker stop` allows by default is 10 s; docker/docker-compose.yml gives more.
 GRACEFUL_TIMEOUT_S = 30
+WORKER_NICENESS = 10  # ingestion yields the CPU to requests and to PostgreSQL
+RESTART_DELAYS_S = (1, 2, 5, 10, 30, 60)  # while a worker keeps dying within STABLE_S
+STABLE_S = 60
 
 
 class _Server(BaseApplication):
@@ -40,15 +58,34 @@ class _Server(BaseApplication):
         return self.factory()
 
 
-class _Worker(ThreadWorker):
-    """gthread, plus: SIGTERM also stops the app's ingestion workers (they release their jobs)."""
+@contextmanager
+def metrics_directory(*, prepared: bool = False) -> Iterator[None]:
+    """PROMETHEUS_MULTIPROC_DIR for this process and its children, where every process writes
+    its metrics so that a scrape of any HTTP worker sums them all.
 
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        super().handle_exit(sig, frame)
-        extensions = getattr(getattr(self, "wsgi", None), "extensions", {})
-        if "postrag.workers" in extensions:
-            # Only an event here (a signal handler); the threads are joined at exit (atexit).
-            extensions["postrag.workers"].stop_event.set()
+    The operator's directory is made if missing and emptied (files of dead pids would count);
+    without one, a temporary directory is made and removed at the end. `prepared`: the
+    supervisor did this already (its workers may be writing there).
+    """
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if prepared and given:
+        yield
+        return
+    own_dir = None
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+    else:
+        own_dir = tempfile.mkdtemp(prefix="postrag-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    owner = os.getpid()
+    try:
+        yield
+    finally:
+        # gunicorn's forked workers leave through here too; only the owner removes the files.
+        if own_dir is not None and os.getpid() == owner:
+            shutil.rmtree(own_dir, ignore_errors=True)
 
 
 def run_gunicorn(
@@ -62,20 +99,11 @@ def run_gunicorn(
     log_format: str = "text",
     graceful_timeout_s: int = GRACEFUL_TIMEOUT_S,
 ) -> None:
-    # Each worker process writes its metrics to files here; a scrape of any worker sums them all.
-    own_dir, given = None, os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if given:  # the operator's: made if missing, and emptied (files of dead pids would count)
-        Path(given).mkdir(parents=True, exist_ok=True)
-        for stale in Path(given).glob("*.db"):
-            stale.unlink()
-    else:
-        own_dir = tempfile.mkdtemp(prefix="postrag-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
     options: dict[str, Any] = {
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": threads,
-        "worker_class": _Worker,
+        "worker_class": "gthread",
         "loglevel": log_level.lower(),
         # The app logs each request itself, with its request id (app/api/observability.py).
         "accesslog": None,
@@ -85,10 +113,102 @@ def run_gunicorn(
         # One control socket path per user would clash between two servers on a machine.
         "control_socket_disable": True,
     }
-    arbiter_pid = os.getpid()
-    try:
-        _Server(factory, options).run()
-    finally:
-        # gunicorn's forked workers leave through here too; only the arbiter removes the files.
-        if own_dir is not None and os.getpid() == arbiter_pid:
-            shutil.rmtree(own_dir, ignore_errors=True)
+    _Server(factory, options).run()
+
+
+@dataclass
+class _Child:
+    """One supervised worker process, and when to start it again after it died."""
+
+    number: int
+    process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    failures: int = 0
+    restart_at: float = 0.0
+
+
+class Supervisor:
+    """The HTTP server and `count` worker processes, as children of this process."""
+
+    def __init__(self, http: list[str], worker: list[str], count: int, env: dict[str, str]):
+        self.http_command, self.worker_command, self.env = http, worker, env
+        self.children = [_Child(n) for n in range(1, count + 1)]
+        self.http: subprocess.Popen[bytes] | None = None
+        self.signal: int | None = None
+
+    def run(self) -> int:
+        """Until a signal or the HTTP server's end; the HTTP server's exit status."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+        self.http = subprocess.Popen(self.http_command, env=self.env)
+        while self.signal is None and self.http.poll() is None:
+            for child in self.children:
+                self._keep_alive(child)
+            time.sleep(0.2)
+        if self.http.returncode is not None:
+            log.error("the HTTP server exited with status %s; stopping", self.http.returncode)
+        return self._stop_all()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.signal = signum
+
+    def _keep_alive(self, child: _Child) -> None:
+        now = time.monotonic()
+        if child.process is not None and child.process.poll() is not None:
+            quick = now - child.started < STABLE_S
+            child.failures = child.failures + 1 if quick else 0
+            delay = RESTART_DELAYS_S[min(child.failures, len(RESTART_DELAYS_S) - 1)]
+            log.warning(
+                "ingestion worker %d (pid %d) exited with status %s; starting it again in %d s",
+                child.number,
+                child.process.pid,
+                child.process.returncode,
+                delay,
+            )
+            child.process, child.restart_at = None, now + delay
+        if child.process is None and now >= child.restart_at:
+            child.process = subprocess.Popen(self.worker_command, env=self.env)
+            child.started = now
+            log.info("ingestion worker %d started (pid %d)", child.number, child.process.pid)
+
+    def _stop_all(self) -> int:
+        """Tell every child to stop at once, wait for them (killing laggards), the HTTP status."""
+        assert self.http is not None
+        workers = [c.process for c in self.children if c.process is not None]
+        if self.http.poll() is None:
+            self.http.send_signal(self.signal or signal.SIGTERM)
+        for process in workers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + GRACEFUL_TIMEOUT_S + 5
+        for process in (self.http, *workers):
+            try:
+                process.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                log.warning("pid %d did not stop in time; killing it", process.pid)
+                process.kill()
+                process.wait()
+        stopped = [w.returncode for w in workers if w.returncode != 0]
+        if stopped:
+            log.warning("ingestion workers exited with status %s", stopped)
+        return self.http.returncode
+
+
+def supervise(argv: list[str], workers: int, database_url: str) -> int:
+    """Run `postrag serve <argv>` without workers as one child and `workers` worker children."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,  # the embedded server this process started, if any
+        "POSTRAG_MIGRATE_ON_START": "false",  # done here already
+        "POSTRAG_WORKERS": "0",
+    }
+    python = [sys.executable, "-m", "app"]
+    with metrics_directory():
+        env["PROMETHEUS_MULTIPROC_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        supervisor = Supervisor(
+            [*python, "serve", *argv, "--supervised"],
+            [*python, "worker", "--nice", str(WORKER_NICENESS)],
+            workers,
+            env,
+        )
+        return supervisor.run()

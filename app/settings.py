@@ -41,8 +41,10 @@ class Settings:
     log_level: str = "INFO"
     max_page_size: int = 100
     # Ingestion
-    workers: int = 1
+    workers: int = 2  # worker processes `postrag serve` starts beside its HTTP processes
     max_upload_bytes: int = 25 * 1024 * 1024
+    extraction_memory_mb: int = 2048  # memory of the process reading one file (0: no limit)
+    extraction_timeout_s: float = 600.0
     chunk_tokens: int = 200
     chunk_overlap_tokens: int = 30
     job_lease_s: int = 60
@@ -115,6 +117,9 @@ class Settings:
             raise SettingsError(
                 "POSTRAG_CHAT_ANSWER_TOKENS must be <= half of POSTRAG_CHAT_CONTEXT_TOKENS"
             )
+        extraction_memory_mb = _int(env, "POSTRAG_EXTRACTION_MEMORY_MB", 2048, low=0)
+        if 0 < extraction_memory_mb < 256:
+            raise SettingsError("POSTRAG_EXTRACTION_MEMORY_MB must be 0 (no limit) or >= 256")
         log_format = env.get("POSTRAG_LOG_FORMAT", "text").lower()
         if log_format not in {"text", "json"}:
             raise SettingsError("POSTRAG_LOG_FORMAT must be text or json")
@@ -130,8 +135,12 @@ class Settings:
             pool_max_size=max_size,
             pool_timeout_s=float(_int(env, "POSTRAG_POOL_TIMEOUT_S", 10, low=1)),
             log_level=log_level,
-            workers=_int(env, "POSTRAG_WORKERS", 1, low=0),
+            workers=_int(env, "POSTRAG_WORKERS", 2, low=0),
             max_upload_bytes=_int(env, "POSTRAG_MAX_UPLOAD_MB", 25, low=1) * 1024 * 1024,
+            extraction_memory_mb=extraction_memory_mb,
+            extraction_timeout_s=_float(
+                env, "POSTRAG_EXTRACTION_TIMEOUT_S", 600.0, low=1.0, high=86400.0
+            ),
             chunk_tokens=chunk_tokens,
             chunk_overlap_tokens=overlap,
             job_lease_s=_int(env, "POSTRAG_JOB_LEASE_S", 60, low=5),

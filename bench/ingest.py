@@ -105,8 +105,10 @@ def stages(settings: Settings, texts: list[str]) -> dict[str, float]:
             t0 = time.perf_counter()
             doc = extraction.extract(data, "text/markdown", "x.md")
             t1 = time.perf_counter()
-            chunks = chunk_document(
-                doc, embedder.token_spans, settings.chunk_tokens, settings.chunk_overlap_tokens
+            chunks = list(
+                chunk_document(
+                    doc, embedder.token_spans, settings.chunk_tokens, settings.chunk_overlap_tokens
+                )
             )
             t2 = time.perf_counter()
             vectors = embedder.embed(

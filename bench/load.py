@@ -6,9 +6,9 @@
 Everything is on loopback and thrown away afterwards: a new embedded PostgreSQL in a temp dir (or
 a fresh database on DATABASE_URL's server, dropped at the end), the tests' fake language model in
 a process of its own (bench/fake_llm_process.py: Ollama's protocol, answers streamed word by
-word), and `postrag serve` (gunicorn, --server-workers x --threads, POSTRAG_WORKERS ingestion
-threads per process, no rate limit, the default local embedder unless the environment says
-otherwise). Seeded before the clock starts: --accounts users, each with a collection of
+word), and `postrag serve` (gunicorn, --server-workers x --threads, and POSTRAG_WORKERS ingestion
+worker processes beside it, no rate limit, the default local embedder unless the environment
+says otherwise). Seeded before the clock starts: --accounts users, each with a collection of
 --seed-docs indexed documents.
 
 Then --users locust users (FastHttpUser, one per greenlet in this process), each acting as one of
@@ -564,7 +564,7 @@ def parse_args() -> argparse.Namespace:
     add("--seed-docs", type=int, default=3, help="indexed documents per account before the run")
     add("--server-workers", type=int, default=2, help="postrag serve --workers")
     add("--threads", type=int, default=8, help="postrag serve --threads")
-    add("--ingest-workers", type=int, default=1, help="POSTRAG_WORKERS (per server process)")
+    add("--ingest-workers", type=int, default=2, help="POSTRAG_WORKERS (worker processes)")
     add("--reply-words", type=int, default=40, help="words in each fake LLM answer")
     add("--llm-delay-ms", type=float, default=5, help="between the fake LLM's streamed words")
     add("--llm-fail-status", type=int, help="the fake LLM fails every chat (to see a run fail)")

@@ -170,7 +170,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         migrations_dir=MIGRATIONS_DIR,
         pool_min_size=1,
         pool_max_size=4,
-        workers=0,  # tests that need background processing start workers themselves
+        workers=0,  # tests that need background processing run workers themselves
     )
 
 
@@ -183,9 +183,7 @@ def app(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def close_app(app) -> None:  # type: ignore[no-untyped-def]
-    """Stop what an app started: workers, language-model clients, the pool."""
-    if "postrag.workers" in app.extensions:
-        app.extensions["postrag.workers"].stop()
+    """Stop what an app started: language-model clients, the pool."""
     app.extensions["postrag.llm"].close()
     app.extensions["postrag.query_embedders"].close()
     app.extensions["postrag.pool"].close()
@@ -297,6 +295,21 @@ def drain(app, *, worker=None) -> int:  # type: ignore[no-untyped-def]
         while worker.run_one(conn):
             count += 1
     return count
+
+
+@contextlib.contextmanager
+def running_workers(app, count: int = 1):  # type: ignore[no-untyped-def]
+    """`count` worker threads on the app's database (as `postrag worker` runs them) until the
+    block ends; the app itself runs none."""
+    from app.services.worker import WorkerPool
+
+    settings = app.extensions["postrag.settings"]
+    embedder = app.extensions["postrag.embedder"]
+    pool = WorkerPool(settings.database_url, settings, embedder, count).start()
+    try:
+        yield pool
+    finally:
+        pool.stop()
 
 
 @pytest.fixture

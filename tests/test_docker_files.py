@@ -214,7 +214,7 @@ def test_every_variable_compose_passes_is_one_postrag_reads_and_accepts(service)
     # migrations directories) and what is named per OAuth provider.
     fixed = {"POSTRAG_DATA_DIR", "POSTRAG_MIGRATIONS_DIR"}
     if service == "worker":
-        fixed.add("POSTRAG_WORKERS")  # threads of `postrag serve`; a worker has --threads
+        fixed.add("POSTRAG_WORKERS")  # processes of `postrag serve`; a worker has --threads
     assert read - set(environment) - fixed == set()
     assert image_env - read == set()
     # The compose defaults, with only the required secrets given, make valid settings.

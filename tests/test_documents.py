@@ -358,6 +358,45 @@ def test_bad_files_are_rejected_and_nothing_is_stored(
     assert _nothing_stored(database_url)
 
 
+def test_an_upload_is_never_read_in_full_in_the_request(client, admin, collection, monkeypatch):
+    """A 0.8 MB, 4,999-page PDF took 54 s inside the upload request (issue 16): reading the
+    whole file is the worker's job; the request only takes a cheap look at it."""
+    from app.services import extraction
+
+    def read_in_full(*args, **kwargs):
+        raise AssertionError("the whole file was read in the request")
+
+    monkeypatch.setattr(extraction, "extract", read_in_full)
+    files = {
+        "guide.pdf": _pdf_bytes(),
+        "guide.docx": _docx_bytes(),
+        "page.html": b"<html><body><p>Hello.</p></body></html>",
+        "notes.md": b"# Notes\n\nSome text.",
+    }
+    for name, data in files.items():
+        assert _upload(client, admin, collection, name, data).status_code == 202, name
+
+
+def test_a_text_without_spaces_is_cut_into_bounded_chunks(app, client, admin, collection):
+    """24 MB without a space became one 25 MB chunk with token_count 1 (issue 16)."""
+    run = "0123456789abcdef" * 1250  # 20,000 characters, one "word"
+    location = _indexed(
+        client,
+        admin,
+        client.post(
+            "/api/v1/documents",
+            json={"collection_id": collection, "title": "run", "text": f"Start. {run} End."},
+            headers=admin,
+        ),
+    )
+    drain(app)
+    chunks = _chunks(client, admin, location)
+    assert len(chunks) > 10
+    assert all(len(c["text"]) <= 200 * 8 and c["token_count"] <= 200 for c in chunks)
+    assert sum(c["token_count"] for c in chunks) >= len(run) // 4
+    assert chunks[0]["text"].startswith("Start.") and chunks[-1]["text"].endswith("End.")
+
+
 def test_too_large_is_413(settings, admin, database_url):
     from dataclasses import replace
 

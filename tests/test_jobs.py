@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import replace
 
@@ -10,22 +9,28 @@ import numpy as np
 import psycopg
 import pytest
 
-from app import create_app
 from app.providers.embeddings import EmbeddingError
 from app.repositories import jobs as job_repo
 from app.services.worker import Worker, connect
-from tests.conftest import close_app, drain
+from tests.conftest import drain, running_workers
+from tests.test_hostile_uploads import _pdf_pages
+from tests.test_hostile_uploads import _upload as hostile_upload
 
 
 def _upload(client, headers, collection, name, text):
-    response = client.post(
-        "/api/v1/documents",
-        headers=headers,
-        content_type="multipart/form-data",
-        data={"collection_id": str(collection), "file": (io.BytesIO(text.encode()), name)},
-    )
+    return _upload_bytes(client, headers, collection, name, text.encode())
+
+
+def _upload_bytes(client, headers, collection, name, data: bytes) -> int:
+    response = hostile_upload(client, headers, collection, name, data)
     assert response.status_code == 202, response.json
-    return response.json["id"]
+    return int(response.json["id"])
+
+
+def _status(database_url, document_id) -> str | None:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT status FROM documents WHERE id = %s", (document_id,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _long_text(words: int) -> str:
@@ -90,17 +95,17 @@ def test_failed_replacement_keeps_the_previous_chunks(app, client, admin, collec
 def test_a_failure_inside_the_write_keeps_the_previous_chunks(
     app, client, admin, collection, database_url, monkeypatch
 ):
-    from app.repositories import documents as document_repo
+    from app.repositories import staging
 
     doc = _upload(client, admin, collection, "long.txt", _long_text(1500))
     drain(app)
     before = _chunk_rows(database_url, doc)
     client.post(f"/api/v1/documents/{doc}/reindex", headers=admin)
 
-    def broken_copy(*args, **kwargs):  # after the DELETE and the chunks' COPY
+    def broken_move(*args, **kwargs):  # after the DELETE and the chunks' INSERT
         raise psycopg.errors.DiskFull("injected: could not extend file")
 
-    monkeypatch.setattr(document_repo, "copy_embeddings", broken_copy)
+    monkeypatch.setattr(staging, "move_vectors", broken_move)
     settings = replace(app.extensions["postrag.settings"], job_retry_base_s=0)
     drain(app, worker=Worker(settings.database_url, settings, app.extensions["postrag.embedder"]))
     assert client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] == "failed"
@@ -191,10 +196,8 @@ def test_a_worker_that_lost_its_lease_writes_nothing(app, client, admin, collect
     assert state == ("running", "thief")
 
 
-def test_two_workers_process_twenty_documents_exactly_once(settings, admin, database_url):
-    app = create_app(replace(settings, workers=2))
-    try:
-        client = app.test_client()
+def test_two_workers_process_twenty_documents_exactly_once(app, client, admin, database_url):
+    with running_workers(app, 2):
         coll = client.post("/api/v1/collections", json={"name": "many"}, headers=admin).json["id"]
         ids = [
             _upload(client, admin, coll, f"d{i}.txt", f"Document number {i} text.")
@@ -209,9 +212,6 @@ def test_two_workers_process_twenty_documents_exactly_once(settings, admin, data
                 break
             time.sleep(0.3)
         assert listed["total"] == 20
-    finally:
-        app.extensions["postrag.workers"].stop()
-        close_app(app)
     with psycopg.connect(database_url) as conn:
         jobs = conn.execute("SELECT state, attempts, count(*) FROM jobs GROUP BY 1, 2").fetchall()
         per_doc = conn.execute(
@@ -225,10 +225,8 @@ def test_two_workers_process_twenty_documents_exactly_once(settings, admin, data
     assert owners == (0,)  # leases are cleared on success
 
 
-def test_an_idle_worker_is_woken_by_notify(settings, admin):
-    app = create_app(replace(settings, workers=1))
-    try:
-        client = app.test_client()
+def test_an_idle_worker_is_woken_by_notify(app, client, admin):
+    with running_workers(app):
         coll = client.post("/api/v1/collections", json={"name": "w"}, headers=admin).json["id"]
         time.sleep(1.0)  # the worker is now idle, waiting up to 60 s for a notification
         started = time.monotonic()
@@ -236,9 +234,6 @@ def test_an_idle_worker_is_woken_by_notify(settings, admin):
         while client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] != "indexed":
             assert time.monotonic() - started < 20, "the worker was not woken"
             time.sleep(0.1)
-    finally:
-        app.extensions["postrag.workers"].stop()
-        close_app(app)
 
 
 def test_an_unreadable_file_fails_without_retries(app, client, admin, collection, database_url):
@@ -281,10 +276,179 @@ def test_chunks_overlap_by_whole_sentences_across_long_paragraphs(app):
         for p in range(6)
     )
     doc = extract(paragraphs.encode(), "text/plain")
-    chunks = chunk_document(doc, app.extensions["postrag.embedder"].token_spans, 200, 30)
+    chunks = list(chunk_document(doc, app.extensions["postrag.embedder"].token_spans, 200, 30))
     assert len(chunks) >= 3
     for previous, current in zip(chunks, chunks[1:], strict=False):
         assert current.char_start < previous.char_end  # they overlap
         shared = doc.text[current.char_start : previous.char_end]
         assert shared.endswith(".") and shared[0].isupper()  # whole sentences
         assert current.token_count <= 200
+
+
+def test_chunks_are_bounded_in_characters_and_charge_long_words_by_length(app):
+    """A 24 MB text without spaces was one 25 MB chunk with token_count 1 (issue 16)."""
+    from app.services.chunking import chunk_document
+    from app.services.extraction import extract
+
+    run = "abcdefghij" * 2_000
+    text = (
+        f"Before the run. {run} After the run.\n\n"
+        f"Spaces{' ' * 5_000}between two words.\n\nControl{chr(1) * 5_000}characters."
+    )
+    doc = extract(text.encode(), "text/plain")
+    chunks = list(chunk_document(doc, app.extensions["postrag.embedder"].token_spans, 200, 30))
+    assert all(len(c.text) <= 200 * 8 and c.token_count <= 200 for c in chunks)
+    assert all(c.text == doc.text[c.char_start : c.char_end] for c in chunks)
+    start = doc.text.index(run)
+    covered = [c for c in chunks if c.char_start < start + len(run) and c.char_end > start]
+    assert covered[0].char_start <= start and covered[-1].char_end >= start + len(run)
+    assert sum(c.token_count for c in covered) >= len(run) // 4  # 4 characters a token
+    assert any(c.text.endswith("between two words.") for c in chunks)
+    assert chunks[-1].text.endswith("characters.")
+
+
+def test_the_tokenizer_only_ever_sees_a_bounded_slice(app):
+    from app.services.chunking import chunk_document
+    from app.services.extraction import extract
+
+    token_spans = app.extensions["postrag.embedder"].token_spans
+    seen: list[int] = []
+
+    def spy(text):
+        seen.append(len(text))
+        return token_spans(text)
+
+    doc = extract((_long_text(400) + " " + "y" * 50_000).encode(), "text/plain")
+    assert list(chunk_document(doc, spy, 200, 30))
+    assert max(seen) <= 200 * 8
+
+
+def test_tokenizing_a_long_text_lets_other_threads_run(app):
+    """The tokenizer held the GIL through a whole document: the lease's heartbeat could not run,
+    and a job's lease expired while it was running (issue 16)."""
+    import threading
+
+    beats: list[float] = []
+    done = threading.Event()
+
+    def heartbeat():
+        while not done.is_set():
+            beats.append(time.monotonic())
+            time.sleep(0.01)
+
+    beating = threading.Thread(target=heartbeat)
+    beating.start()
+    try:
+        started = time.monotonic()
+        app.extensions["postrag.embedder"].token_spans("z" * 600_000)
+        ended = time.monotonic()
+    finally:
+        done.set()
+        beating.join()
+    assert len([b for b in beats if started < b < ended]) >= 5
+
+
+def test_a_user_with_a_running_job_waits_behind_another_users_first_job(
+    app, client, admin, collection, new_user, database_url
+):
+    """One user's 20 uploads kept another user's waiting for minutes (issue 16)."""
+    ids = [_upload(client, admin, collection, f"a{i}.txt", f"Text {i}.") for i in range(20)]
+    bob = new_user("bob")
+    bobs = client.post("/api/v1/collections", json={"name": "b"}, headers=bob).json["id"]
+    bobs_doc = _upload(client, bob, bobs, "b.txt", "Bob's text.")
+    with connect(database_url) as conn:
+        first = job_repo.claim(conn, worker_id="w1", lease_s=60, space_id=0)
+        second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0)
+        third = job_repo.claim(conn, worker_id="w3", lease_s=60, space_id=0)
+    assert first is not None and first["payload"]["document_id"] == ids[0]
+    assert second is not None and second["payload"]["document_id"] == bobs_doc
+    assert third is not None and third["payload"]["document_id"] == ids[1]
+
+
+class SlowEmbedder(BrokenEmbedder):
+    """The real embedder, a second per call (a big batch on a busy CPU), counting its calls."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.calls = 0
+
+    def embed(self, texts):
+        self.calls += 1
+        time.sleep(1.0)
+        return self.inner.embed(texts)
+
+
+def _job_count(database_url) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM jobs").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_deleting_a_document_stops_its_job_at_the_next_batch(
+    app, client, admin, collection, database_url
+):
+    """A deleted document's job went on embedding for 7 more minutes (issue 16)."""
+    settings = app.extensions["postrag.settings"]
+    doc = _upload(client, admin, collection, "long.txt", _long_text(6000))  # 3 batches and more
+    embedder = SlowEmbedder(app.extensions["postrag.embedder"])
+    worker = Worker(settings.database_url, settings, embedder)
+    worker.after_batch = lambda: client.delete(f"/api/v1/documents/{doc}", headers=admin)
+    assert drain(app, worker=worker) == 1
+    assert embedder.calls <= 2  # at most the batch in flight when the document went (of 4+)
+    assert _job_count(database_url) == 0  # gone with its document
+    assert _chunk_rows(database_url, doc) == []
+
+
+def test_deleting_a_document_stops_its_extraction(app, client, admin, collection, database_url):
+    import threading
+
+    pages = _upload_bytes(client, admin, collection, "pages.pdf", _pdf_pages(1500))
+    working = threading.Thread(target=drain, args=(app,))
+    working.start()
+    deadline = time.monotonic() + 60
+    while _status(database_url, pages) != "extracting":
+        assert time.monotonic() < deadline, "the worker never started"
+        time.sleep(0.05)
+    assert client.delete(f"/api/v1/documents/{pages}", headers=admin).status_code == 204
+    working.join(30)  # reading 1,500 pages, then embedding them, takes minutes
+    assert not working.is_alive(), "the job went on after its document was deleted"
+    assert _job_count(database_url) == 0
+
+
+def test_a_lease_is_renewed_while_a_long_extraction_runs(app, client, admin, collection):
+    import threading
+
+    settings = replace(app.extensions["postrag.settings"], job_lease_s=1)
+    doc = _upload_bytes(client, admin, collection, "pages.pdf", _pdf_pages(300))
+    owner = Worker(settings.database_url, settings, app.extensions["postrag.embedder"], "owner")
+    working = threading.Thread(target=drain, args=(app,), kwargs={"worker": owner})
+    working.start()
+    thief = Worker(settings.database_url, settings, app.extensions["postrag.embedder"], "thief")
+    while working.is_alive():  # takes the job over as soon as its lease expires
+        drain(app, worker=thief)
+        time.sleep(0.1)
+    with connect(settings.database_url) as conn:
+        job = conn.execute("SELECT state, attempts, last_error FROM jobs").fetchone()
+    assert job == {"state": "succeeded", "attempts": 1, "last_error": None}
+    assert client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] == "indexed"
+
+
+def test_a_file_that_needs_too_much_memory_to_read_fails_with_the_reason(
+    app, client, admin, collection
+):
+    settings = replace(app.extensions["postrag.settings"], extraction_memory_mb=128)
+    # 1.8 MB of HTML: the parser's tree of it takes ~150 MB more than the process's own ~60.
+    html = "".join(f"<p>Paragraph {i} with <b>some</b> words.</p>" for i in range(40_000))
+    doc = _upload_bytes(client, admin, collection, "big.html", html.encode())
+    worker = Worker(settings.database_url, settings, app.extensions["postrag.embedder"])
+    assert drain(app, worker=worker) == 1  # not retried: it would not fit the next time either
+    detail = client.get(f"/api/v1/documents/{doc}", headers=admin).json
+    assert (detail["status"], detail["stage"]) == ("failed", "extracting")
+    assert "needs more than 128 MB of memory" in detail["error"]
+
+
+def test_http_apps_run_no_ingestion(make_app):
+    """Ingestion threads in the HTTP processes made requests wait 26-38 s (issue 16)."""
+    app = make_app(workers=2)  # the worker processes of `postrag serve`: not the app's business
+    assert "postrag.workers" not in app.extensions

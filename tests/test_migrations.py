@@ -62,6 +62,8 @@ FOREIGN_KEYS = {
         "collections",
         "c",
     ),
+    "jobs_document_id_fkey": ("jobs", "documents", "c"),
+    "jobs_owner_id_fkey": ("jobs", "users", "c"),
 }
 INDEXES = {
     "api_tokens_prefix_key",
@@ -84,6 +86,8 @@ INDEXES = {
     "jobs_claim_idx",
     "jobs_lease_expires_at_idx",
     "jobs_active_dedupe_key_idx",
+    "jobs_document_id_idx",
+    "jobs_owner_id_state_idx",
     "document_chunks_collection_id_idx",
     "document_chunks_search_vector_idx",
     "chunk_lexemes_pkey",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.errors import ValidationFailed
+from app.providers import local_embedder
 from app.services import prompting
 
 SOURCE = {
@@ -100,3 +101,41 @@ def test_history_alternates_and_ends_with_an_answer():
 def test_a_reply_closing_an_unopened_think_block_is_split():
     assert prompting.unopened_reasoning("plan</think> Answer") == ("Answer", "plan")
     assert prompting.unopened_reasoning("no tags [1]") == ("no tags [1]", "")
+
+
+def test_long_words_are_charged_by_their_length_in_every_token_count():
+    run = "x" * 4000  # WordPiece reads it as one [UNK]
+    assert prompting.count_tokens(run) == 1000
+    assert prompting.count_tokens(f"one {run} two") == 1002
+    assert local_embedder.count_tokens(run) == len(local_embedder.token_spans(run)) == 1000
+    assert prompting.count_tokens("A plain sentence.") == 4  # ordinary words: as they were
+
+
+def test_whitespace_the_tokenizer_skips_still_counts():
+    assert prompting.count_tokens("a" + " " * 6000 + "b") == 1001  # one per 6 characters
+
+
+ODD_TEXTS = {
+    "no spaces": "x" * 200_000,
+    "whitespace": "word" + " " * 200_000 + "word",
+    "control characters": "a\x01" * 100_000,
+}
+
+
+@pytest.mark.parametrize("odd", ODD_TEXTS.values(), ids=ODD_TEXTS.keys())
+def test_a_prompt_never_holds_more_characters_than_its_budget_allows(odd):
+    """A 25 MB source went to the model as one token under an 8,192-token budget (issue 16)."""
+    context, answer = 8192, 1024
+    budget = int((context - answer) * prompting.SAFETY_MARGIN)
+    prompt = prompting.build_prompt(
+        system_prompt="",
+        sources=[{**SOURCE, "text": odd}, SOURCE],
+        history=[{"role": "user", "content": odd}, {"role": "assistant", "content": odd}],
+        question="What does it say?",
+        context_tokens=context,
+        answer_tokens=answer,
+    )
+    sent = sum(len(m["content"]) for m in prompt.messages)
+    assert sent <= budget * prompting.CHARS_PER_TOKEN
+    assert prompt.estimated_tokens <= budget
+    assert [s["chunk_id"] for s in prompt.sources] == [1, 1]  # cut, not crowding the rest out

@@ -188,3 +188,38 @@ def test_serve_finishes_a_streaming_answer_on_sigterm_then_exits_0(server_env, l
     # The in-server worker gave its job back rather than holding the lease until it expired.
     assert _job(database_url) == ("queued", None, None, 0, True)
     assert _document_status(database_url, doc) == "queued"
+
+
+def _lease_owner_pid(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT lease_owner FROM jobs WHERE state = 'running'").fetchone()
+    assert row is not None
+    return int(row[0].split(":")[-2])  # host:pid:suffix
+
+
+def test_serve_ingests_in_worker_processes_that_come_back_when_killed(server_env, database_url):
+    """Ingestion threads inside the HTTP processes held the GIL: requests waited 26-38 s behind a
+    document, and a lease expired while its job ran (issue 16)."""
+    server, base = start_serve({**server_env, "POSTRAG_JOB_LEASE_S": "5"}, "--workers", "1")
+    try:
+        token = (Path(server_env["POSTRAG_DATA_DIR"]) / "admin-token").read_text().strip()
+        _, raw = _post(f"{base}/api/v1/collections", token, {"name": "birds"})
+        body = {"collection_id": json.loads(raw)["id"], "title": "long", "text": LONG_TEXT}
+        doc = json.loads(_post(f"{base}/api/v1/documents", token, body)[1])["id"]
+        _wait_for(lambda: _document_status(database_url, doc) == "embedding", "no embedding")
+        pid = _lease_owner_pid(database_url)
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert b"worker" in command and b"serve" not in command, command
+        niceness = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+        assert niceness == 10  # requests and PostgreSQL come first
+        os.kill(pid, signal.SIGKILL)  # as the kernel's OOM killer would
+        _wait_for(lambda: _document_status(database_url, doc) == "indexed", "not taken over")
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, stderr
+    assert f"ingestion worker 1 (pid {pid}) exited with status -9; starting it again" in stderr
+    assert _job(database_url)[0] == "succeeded" and _job(database_url)[3] == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.conftest import live_server
+from tests.conftest import live_server, running_workers
 
 CHROMIUM = "/usr/bin/chromium"
 # As root on this machine: no sandbox; no background networking (the network is closed).
@@ -17,8 +17,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--n
 
 @pytest.fixture
 def page_url(make_app, llm):  # type: ignore[no-untyped-def]
-    app = make_app(workers=1, llm="ollama", ollama_url=llm.url, chat_model="fake-chat")
-    with live_server(app) as base:
+    app = make_app(llm="ollama", ollama_url=llm.url, chat_model="fake-chat")
+    with live_server(app) as base, running_workers(app):
         yield base
 
 

@@ -84,8 +84,7 @@ class _HttpEmbedder:
         self._client.close()
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
-        encoding = local_embedder.tokenizer().encode(text, add_special_tokens=False)
-        return [(start, end) for start, end in encoding.offsets]
+        return local_embedder.token_spans(text)
 
     def dimension(self) -> int:
         if self._dimension is None:

@@ -3,12 +3,18 @@
 Runs with onnxruntime on one intra-op thread with spinning off (PostgreSQL shares the cores),
 tokenised by the model's own tokenizer.json shipped in this package; mean pooling over the
 attention mask, L2-normalised, 384 dimensions, at most 256 tokens.
+
+`token_spans` and `count_tokens` are postrag's token counts everywhere (chunk sizes, prompt
+budgets, usage): WordPiece reads a word of more than 100 characters as one [UNK], so unknown
+words are charged by their length instead, and long texts are tokenized a slice at a time.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,13 @@ TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f41157
 MAX_TOKENS = 256
 DIMENSION = 384
 BATCH_SIZE = 32
+# An unknown word costs a token per this many characters (what BPE tokenizers charge for odd
+# text), not the single [UNK] that WordPiece gives a 25 MB run without spaces.
+CHARS_PER_UNKNOWN_TOKEN = 4
+# Texts are tokenized in slices this long (cut at whitespace): one call never holds the GIL or
+# the tokenizer's per-byte bookkeeping for a whole document.
+SLICE_CHARS = 4096
+_LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 
 
 def _sha256(path: Path) -> str:
@@ -45,6 +58,59 @@ def tokenizer() -> Any:
     tok.no_padding()
     tok.no_truncation()
     return tok
+
+
+@cache
+def _unknown_id() -> int:
+    return int(tokenizer().token_to_id("[UNK]"))
+
+
+def _slices(text: str) -> Iterator[tuple[int, str]]:
+    """(offset, slice) of at most SLICE_CHARS, cut after the slice's last whitespace if any."""
+    start = 0
+    while len(text) - start > SLICE_CHARS:
+        end = start + SLICE_CHARS
+        space = _LAST_SPACE.search(text, start + SLICE_CHARS // 2, end)
+        if space is not None:
+            end = space.end()
+        yield start, text[start:end]
+        start = end
+    if start < len(text):
+        yield start, text[start:]
+
+
+def _tokens(text: str) -> Iterator[tuple[int, int, bool]]:
+    """(start, end, is a long unknown word) of each WordPiece token, a slice at a time."""
+    unknown = _unknown_id()
+    for offset, piece in _slices(text):
+        # encode_batch lets other threads run (a lease's heartbeat); encode holds the GIL.
+        (encoding,) = tokenizer().encode_batch([piece], add_special_tokens=False)
+        for token_id, (start, end) in zip(encoding.ids, encoding.offsets, strict=True):
+            long_unknown = token_id == unknown and end - start > CHARS_PER_UNKNOWN_TOKEN
+            yield offset + start, offset + end, long_unknown
+
+
+def token_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the text's tokens; an unknown word is cut into spans of
+    CHARS_PER_UNKNOWN_TOKEN characters, each counted as a token."""
+    spans: list[tuple[int, int]] = []
+    for start, end, long_unknown in _tokens(text):
+        if long_unknown:
+            spans.extend(
+                (at, min(at + CHARS_PER_UNKNOWN_TOKEN, end))
+                for at in range(start, end, CHARS_PER_UNKNOWN_TOKEN)
+            )
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def count_tokens(text: str) -> int:
+    """len(token_spans(text)), without listing the spans."""
+    return sum(
+        -(-(end - start) // CHARS_PER_UNKNOWN_TOKEN) if long_unknown else 1
+        for start, end, long_unknown in _tokens(text)
+    )
 
 
 @cache
@@ -75,8 +141,7 @@ class LocalEmbedder:
         return DIMENSION
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
-        encoding = tokenizer().encode(text, add_special_tokens=False)
-        return [(start, end) for start, end in encoding.offsets]
+        return token_spans(text)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:

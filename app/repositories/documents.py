@@ -185,6 +185,12 @@ def chunks(conn: Conn, document_id: int, *, limit: int, offset: int) -> tuple[li
     return rows, int(total["n"])
 
 
+def clear_chunks(conn: Conn, document_id: int) -> None:
+    """In the caller's transaction: drop the document's chunks (vectors cascade)."""
+    _lock_collection_of(conn, document_id)
+    conn.execute("DELETE FROM document_chunks WHERE document_id = %(id)s", {"id": document_id})
+
+
 def replace_chunks(
     conn: Conn, document_id: int, space_id: int, chunks: Sequence[Any], vectors: np.ndarray
 ) -> None:
@@ -193,8 +199,7 @@ def replace_chunks(
     Ids come from the identity sequence up front, so chunks and their vectors go in with two
     binary COPYs instead of one INSERT ... RETURNING per row.
     """
-    _lock_collection_of(conn, document_id)
-    conn.execute("DELETE FROM document_chunks WHERE document_id = %(id)s", {"id": document_id})
+    clear_chunks(conn, document_id)
     if not chunks:
         return
     ids = [

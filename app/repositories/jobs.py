@@ -1,4 +1,5 @@
-"""SQL for the durable job queue: enqueue, claim with SKIP LOCKED, leases, completion, retries."""
+"""SQL for the durable job queue: enqueue, fair claims with SKIP LOCKED, leases, completion,
+retries, cancellation."""
 
 from __future__ import annotations
 
@@ -8,19 +9,30 @@ from app.repositories import Conn, Row
 from app.strict_json import jsonb
 
 CHANNEL = "postrag_jobs"
+# Deleting a running job (its document was deleted) notifies this channel with the job's id
+# (trigger jobs_notify_cancelled, migration V2_7).
+CANCEL_CHANNEL = "postrag_job_cancelled"
 _COLUMNS = "id, kind, payload, state, dedupe_key, attempts, max_attempts, run_after, lease_owner"
 
 
 def enqueue(
-    conn: Conn, *, kind: str, payload: dict[str, Any], dedupe_key: str | None, max_attempts: int
+    conn: Conn,
+    *,
+    kind: str,
+    payload: dict[str, Any],
+    dedupe_key: str | None,
+    max_attempts: int,
+    document_id: int | None = None,
 ) -> Row | None:
     """Queue a job and wake idle workers when the transaction commits.
 
+    A document's job goes with the document, and belongs to the document's owner (fair claims).
     None when an active (queued or running) job already has this dedupe key.
     """
     row = conn.execute(
-        "INSERT INTO jobs (kind, payload, dedupe_key, max_attempts)"
-        " VALUES (%(kind)s, %(payload)s, %(dedupe_key)s, %(max_attempts)s)"
+        "INSERT INTO jobs (kind, payload, dedupe_key, max_attempts, document_id, owner_id)"
+        " VALUES (%(kind)s, %(payload)s, %(dedupe_key)s, %(max_attempts)s, %(document_id)s,"
+        " (SELECT owner_id FROM documents WHERE id = %(document_id)s))"
         " ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('queued', 'running')"
         f" DO NOTHING RETURNING {_COLUMNS}",
         {
@@ -28,6 +40,7 @@ def enqueue(
             "payload": jsonb(payload),
             "dedupe_key": dedupe_key,
             "max_attempts": max_attempts,
+            "document_id": document_id,
         },
     ).fetchone()
     if row is not None:
@@ -53,23 +66,31 @@ def requeue_expired(conn: Conn) -> list[Row]:
 
 
 def claim(conn: Conn, *, worker_id: str, lease_s: int, space_id: int) -> Row | None:
-    """Take the oldest due queued job; SKIP LOCKED lets any number of workers claim at once.
+    """Take a due queued job; SKIP LOCKED lets any number of workers claim at once.
 
-    A worker only takes the fill job of its own embedding space (it holds that space's model).
+    Fair between users: the job of the owner with the fewest running jobs comes first, then the
+    longest due. So while one user's jobs keep some workers busy, the others serve everyone
+    else's before that user's next one. A worker only takes the fill job of its own embedding
+    space (it holds that space's model).
     """
     return conn.execute(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
+        "WITH running AS (SELECT owner_id, count(*) AS jobs FROM jobs WHERE state = 'running'"
+        "                 GROUP BY owner_id)"
+        " UPDATE jobs SET state = 'running', attempts = attempts + 1,"
         " lease_owner = %(worker)s, lease_expires_at = now() + make_interval(secs => %(lease)s)"
-        " WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= now()"
-        "             AND (kind <> 'embed_space' OR (payload->>'space_id')::bigint = %(space)s)"
-        "             ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        " WHERE id = (SELECT q.id FROM jobs q LEFT JOIN running r ON r.owner_id = q.owner_id"
+        "             WHERE q.state = 'queued' AND q.run_after <= now()"
+        "             AND (q.kind <> 'embed_space' OR (q.payload->>'space_id')::bigint = %(space)s)"
+        "             ORDER BY coalesce(r.jobs, 0), q.run_after, q.id"
+        "             LIMIT 1 FOR UPDATE OF q SKIP LOCKED)"
         f" RETURNING {_COLUMNS}",
         {"worker": worker_id, "lease": lease_s, "space": space_id},
     ).fetchone()
 
 
 def renew_lease(conn: Conn, *, job_id: int, worker_id: str, lease_s: int) -> bool:
-    """Extend our lease; False when the job is no longer ours (it expired and moved on)."""
+    """Extend our lease; False when the job is no longer ours (it expired and moved on, or it
+    was deleted with its document)."""
     row = conn.execute(
         "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => %(lease)s)"
         " WHERE id = %(id)s AND state = 'running' AND lease_owner = %(worker)s RETURNING id",

@@ -12,7 +12,7 @@ from app.errors import Conflict, NotFound, PayloadTooLarge
 from app.repositories import Conn, Row
 from app.repositories import documents as document_repo
 from app.repositories import jobs as job_repo
-from app.services import collections, document_metadata, extraction
+from app.services import collections, document_metadata, extraction, preflight
 from app.services.tokens import Principal
 from app.services.worker import INGEST_DOCUMENT
 from app.settings import Settings
@@ -55,6 +55,7 @@ def enqueue(conn: Conn, document_id: int, settings: Settings) -> None:
         payload={"document_id": document_id},
         dedupe_key=f"{INGEST_DOCUMENT}:{document_id}",
         max_attempts=settings.job_max_attempts,
+        document_id=document_id,
     )
     if queued is None:
         raise Conflict(
@@ -67,7 +68,8 @@ def upload(
 ) -> tuple[Row, bool]:
     """(document, queued): queued is False when these bytes were already in the collection.
 
-    Every check (collection, size, type, readable text) happens before anything is stored.
+    Every check (collection, size, type, a cheap look at the file) happens before anything is
+    stored; the file is read in full by a worker, which fails the document if it cannot.
     """
     collections.get_owned(conn, who, item.collection_id)
     document_metadata.check(item.metadata or {}, "body.metadata")
@@ -81,7 +83,7 @@ def upload(
         content_type = extraction.detect_format(filename, item.content_type, item.data)
     else:
         content_type = item.content_type or "text/plain"
-    extraction.extract(item.data, content_type, filename)  # 422 now, not in a worker later
+    preflight.check(item.data, content_type, filename)  # never a full parse in the request
     sha256 = hashlib.sha256(item.data).digest()
     with conn.transaction():
         row = document_repo.insert(

@@ -1,5 +1,5 @@
 """DOCX extraction within limits: a few kilobytes of DOCX can unpack to gigabytes (a zip bomb)
-or keep python-docx busy for hours, and uploads are parsed in the request."""
+or keep python-docx busy for hours."""
 
 from __future__ import annotations
 
@@ -24,29 +24,37 @@ _XML_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 _XML_FIRST_BYTES = b"<\x00\t\n\r L"
 
 
+def _too_big() -> UnreadableDocument:
+    return UnreadableDocument(
+        f"the DOCX unpacks to more than {MAX_DOCX_UNPACKED_BYTES // MB} MB, or more than"
+        f" {MAX_DOCX_XML_BYTES // MB} MB of XML (a zip bomb?); split it into smaller files"
+    )
+
+
+def declared_parts(packed: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The archive's parts, refused if too many or too big as declared (nothing unpacked)."""
+    # A name may repeat; python-docx reads the last entry of each, and so do we.
+    parts = list({part.filename: part for part in packed.infolist()}.values())
+    if len(parts) > MAX_DOCX_PARTS:
+        raise UnreadableDocument(f"the DOCX has {len(parts)} parts; the limit is {MAX_DOCX_PARTS}")
+    if sum(part.file_size for part in parts) > MAX_DOCX_UNPACKED_BYTES:
+        raise _too_big()
+    return parts
+
+
 def _unpacked_docx(data: bytes) -> bytes:
     """The DOCX archive again, stored without compression, unpacked within the limits.
 
     python-docx reads every part in one go and trusts the sizes the archive declares, so a zip
     bomb (or a part lying about its size) would unpack in full before anything could stop it.
     """
-    too_big = UnreadableDocument(
-        f"the DOCX unpacks to more than {MAX_DOCX_UNPACKED_BYTES // MB} MB, or more than"
-        f" {MAX_DOCX_XML_BYTES // MB} MB of XML (a zip bomb?); split it into smaller files"
-    )
+    too_big = _too_big()
     stored = io.BytesIO()
     with (
         zipfile.ZipFile(io.BytesIO(data)) as packed,
         zipfile.ZipFile(stored, "w", zipfile.ZIP_STORED) as unpacked,
     ):
-        # A name may repeat; python-docx reads the last entry of each, and so do we.
-        parts = list({part.filename: part for part in packed.infolist()}.values())
-        if len(parts) > MAX_DOCX_PARTS:
-            raise UnreadableDocument(
-                f"the DOCX has {len(parts)} parts; the limit is {MAX_DOCX_PARTS}"
-            )
-        if sum(part.file_size for part in parts) > MAX_DOCX_UNPACKED_BYTES:
-            raise too_big  # as declared: refused before unpacking anything
+        parts = declared_parts(packed)
         budget, xml_budget = MAX_DOCX_UNPACKED_BYTES, MAX_DOCX_XML_BYTES
         for part in parts:
             with packed.open(part) as source:

@@ -1,34 +1,43 @@
 """The ingestion pipeline a worker runs for one job: extract, chunk, embed, replace atomically.
 
 Status moves queued -> extracting -> chunking -> embedding -> indexed, each step in the history.
-The chunks and vectors of a document are replaced in one transaction that also checks the job's
-lease is still ours: after any failure the document keeps its previous complete set (or none),
-and a job whose lease moved to another worker can never write twice.
+Extraction runs in a child process (app/services/extraction_process.py); chunks then stream
+through embedding a batch at a time into the worker's staging table (app/repositories/staging.py),
+so memory stays bounded whatever the document's size, and the job checks between batches that it
+is still ours, not cancelled and not told to stop. The document's chunks and vectors are replaced
+from the staging table in one transaction that also checks the job's lease: after any failure
+the document keeps its previous complete set (or none), and a job whose lease moved to another
+worker can never write twice.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from app.metrics import metrics
 from app.providers.embeddings import Embedder
-from app.repositories import Conn
+from app.repositories import Conn, staging
 from app.repositories import documents as document_repo
 from app.repositories import embedding_spaces as space_repo
 from app.repositories import jobs as job_repo
-from app.services import extraction
+from app.services import extraction_process
 from app.services.chunking import Chunk, chunk_document
+from app.services.extraction import Extracted
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Small batches: the lease is renewed between them (16 chunks take ~3 s on one CPU thread).
 EMBED_BATCH = 16
+# What the embedder reads of one chunk at most: chunks are far shorter, but a space being filled
+# may hold chunks stored before chunks had a character cap.
+EMBED_INPUT_CHARS = 8192
 
 
 class LeaseLost(RuntimeError):
@@ -56,11 +65,12 @@ class JobContext:
 def embedding_input(title: str, heading_path: tuple[str, ...] | list[str], text: str) -> str:
     """What the embedder reads for a chunk: title and heading path give it context."""
     context = " > ".join([part for part in (title, *heading_path) if part])
-    return f"{context}\n\n{text}" if context else text
+    return (f"{context}\n\n{text}" if context else text)[:EMBED_INPUT_CHARS]
 
 
 def _step(ctx: JobContext, document_id: int, status: str) -> None:
     with ctx.conn.transaction():
+        ctx.commit_if_owned()  # not for a job deleted with its document meanwhile
         document_repo.set_status(ctx.conn, document_id, status)
 
 
@@ -89,28 +99,60 @@ def ingest_document(
         return
     started = time.monotonic()
     _step(ctx, document_id, "extracting")
-    extracted = extraction.extract(bytes(row["content"]), row["content_type"], row["filename"])
+    extracted = extraction_process.extract(
+        bytes(row["content"]),
+        row["content_type"],
+        row["filename"],
+        checkpoint=ctx.renew,
+        memory_mb=ctx.settings.extraction_memory_mb,
+        timeout_s=ctx.settings.extraction_timeout_s,
+    )
+    title = row["title"] or row["filename"]
+    del row  # the file's bytes: only the extracted text is needed from here on
     _step(ctx, document_id, "chunking")
-    chunks: list[Chunk] = chunk_document(
+    _stage_chunks(ctx, document_id, extracted, title, after_batch)
+    with ctx.conn.transaction():
+        ctx.commit_if_owned()
+        count = staging.swap(ctx.conn, document_id, ctx.space["id"])
+        document_repo.set_status(ctx.conn, document_id, "indexed")
+        job_repo.succeed(ctx.conn, ctx.job_id)
+    log.info("indexed document %s: %d chunks", document_id, count)
+    counted = metrics()
+    counted.ingested_documents.labels("indexed").inc()
+    counted.ingested_chunks.inc(count)
+    counted.ingestion_seconds.observe(time.monotonic() - started)
+
+
+def _stage_chunks(
+    ctx: JobContext,
+    document_id: int,
+    extracted: Extracted,
+    title: str,
+    after_batch: Callable[[], None] | None,
+) -> None:
+    """Chunk, embed and stage the document a batch at a time, checking the job between them."""
+    chunks = chunk_document(
         extracted,
         ctx.embedder.token_spans,
         ctx.settings.chunk_tokens,
         ctx.settings.chunk_overlap_tokens,
     )
-    _step(ctx, document_id, "embedding")
-    title = row["title"] or row["filename"]
-    inputs = [embedding_input(title, c.heading_path, c.text) for c in chunks]
-    vectors = embed_in_batches(ctx, inputs, after_batch)
-    with ctx.conn.transaction():
-        ctx.commit_if_owned()
-        document_repo.replace_chunks(ctx.conn, document_id, ctx.space["id"], chunks, vectors)
-        document_repo.set_status(ctx.conn, document_id, "indexed")
-        job_repo.succeed(ctx.conn, ctx.job_id)
-    log.info("indexed document %s: %d chunks", document_id, len(chunks))
-    counted = metrics()
-    counted.ingested_documents.labels("indexed").inc()
-    counted.ingested_chunks.inc(len(chunks))
-    counted.ingestion_seconds.observe(time.monotonic() - started)
+    staging.reset(ctx.conn)
+    for number, batch in enumerate(_batches(chunks), start=1):
+        if number == 1:
+            _step(ctx, document_id, "embedding")
+        inputs = [embedding_input(title, c.heading_path, c.text) for c in batch]
+        vectors = ctx.embedder.embed(inputs)
+        with ctx.conn.transaction():
+            staging.stage(ctx.conn, batch, vectors)
+        ctx.renew()
+        if after_batch is not None:
+            after_batch()
+
+
+def _batches(chunks: Iterator[Chunk]) -> Iterator[list[Chunk]]:
+    while batch := list(itertools.islice(chunks, EMBED_BATCH)):
+        yield batch
 
 
 def embed_space(ctx: JobContext, space_id: int, batch: int = 256) -> None:

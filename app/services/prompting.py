@@ -19,6 +19,13 @@ RAG_INSTRUCTIONS = (
     " knowledge if you can. Never cite a source you did not use."
 )
 SAFETY_MARGIN = 0.9  # our tokenizer is not the model's: leave room for the difference
+# Never fewer tokens than one per this many characters: whitespace and control characters that
+# our tokenizer skips still reach the model, so no prompt holds more characters than this many
+# per token of its budget, whatever the text.
+CHARS_PER_TOKEN = 6
+# A source longer than any chunk postrag makes (one stored by an older version) is cut here
+# rather than crowding every other source out of the prompt.
+SOURCE_CHARS = 4000
 _CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 EXTRACTIVE_MODEL = "extractive"
@@ -27,10 +34,11 @@ EXTRACTIVE_CHARS = 700
 
 
 def count_tokens(text: str) -> int:
-    """Tokens in `text` by the bundled MiniLM tokenizer (close to, not exactly, the model's)."""
+    """Tokens in `text` by the bundled MiniLM tokenizer (close to, not exactly, the model's),
+    long unknown words charged by their length, and at least one per CHARS_PER_TOKEN characters."""
     if not text:
         return 0
-    return len(local_embedder.tokenizer().encode(text, add_special_tokens=False).ids)
+    return max(local_embedder.count_tokens(text), -(-len(text) // CHARS_PER_TOKEN))
 
 
 @dataclass
@@ -46,10 +54,16 @@ def source_label(source: dict[str, Any]) -> str:
     return f"{source['filename']}{page}"
 
 
+def _source_text(text: str) -> str:
+    return text if len(text) <= SOURCE_CHARS else text[:SOURCE_CHARS] + " ..."
+
+
 def _user_turn(question: str, sources: list[dict[str, Any]]) -> str:
     if not sources:
         return question
-    blocks = [f"[{i}] {source_label(s)}\n{s['text']}" for i, s in enumerate(sources, 1)]
+    blocks = [
+        f"[{i}] {source_label(s)}\n{_source_text(s['text'])}" for i, s in enumerate(sources, 1)
+    ]
     return "Sources:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
 
 

@@ -1,12 +1,15 @@
 """Background workers: claim jobs from PostgreSQL, run them, sleep on LISTEN until there is work.
 
-Workers run as threads in the server (POSTRAG_WORKERS) or in `postrag worker` processes; any
-number of them on any number of machines share the jobs table. Claims use FOR UPDATE SKIP LOCKED
-and a lease that the running job renews; a job whose worker died is claimed again once its lease
-has expired. Idle workers wait for a NOTIFY (sent when a job is queued) or until the next
-retry or lease expiry is due: no busy polling. A worker told to stop puts the job it is running
-back in the queue at its next checkpoint (between embedding batches), unleased and due at once,
-so another worker takes it over without waiting for the lease to expire.
+Workers run in `postrag worker` processes (which `postrag serve` starts and supervises, see
+app/serve.py), never in the processes that serve HTTP; any number of them on any number of
+machines share the jobs table. Claims use FOR UPDATE SKIP LOCKED and a lease that a heartbeat
+thread renews while the job runs; a job whose worker died is claimed again once its lease has
+expired. Idle workers wait for a NOTIFY (sent when a job is queued) or until the next retry or
+lease expiry is due: no busy polling. A worker told to stop puts the job it is running back in
+the queue at its next checkpoint (between embedding batches, or within a second during
+extraction), unleased and due at once, so another worker takes it over without waiting for the
+lease to expire. A job whose document is deleted is deleted with it; the heartbeat hears of it
+at once (LISTEN) and the job stops at its next checkpoint.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from app.providers.embeddings import Embedder, EmbeddingError
 from app.repositories import documents as document_repo
 from app.repositories import jobs as job_repo
 from app.services import ingestion, spaces
+from app.services.heartbeat import Heartbeat
 from app.services.ingestion import JobContext, LeaseLost
 from app.settings import Settings
 
@@ -125,7 +129,7 @@ class Worker:
         if job is None:
             return False
         try:
-            with _Heartbeat(self.url, job["id"], self.worker_id, self.settings.job_lease_s) as beat:
+            with Heartbeat(self.url, job["id"], self.worker_id, self.settings.job_lease_s) as beat:
                 self._run(conn, job, beat)
         except LeaseLost as exc:
             log.warning("%s", exc)
@@ -168,13 +172,13 @@ class Worker:
                     document_repo.set_status(conn, document_id, "queued")
         log.info("worker %s stopping: job %s is queued again", self.worker_id, job["id"])
 
-    def _checkpoint(self, beat: _Heartbeat) -> None:
+    def _checkpoint(self, beat: Heartbeat) -> None:
         """Between steps of a job: raise if the lease was lost or the worker must stop."""
         beat.check()
         if self.stop_event.is_set():
             raise Stopping(f"worker {self.worker_id} is stopping")
 
-    def _run(self, conn: psycopg.Connection[Any], job: dict, beat: _Heartbeat) -> None:
+    def _run(self, conn: psycopg.Connection[Any], job: dict, beat: Heartbeat) -> None:
         assert self._space is not None
 
         def checkpoint() -> None:
@@ -242,42 +246,6 @@ class Worker:
 
 def _stage(status: str) -> str | None:
     return status if status in {"queued", "extracting", "chunking", "embedding"} else None
-
-
-class _Heartbeat:
-    """Renews a running job's lease every third of the lease, on its own connection, so a long
-    extraction or a slow embedding call never outlives the lease; `check` says if it was lost."""
-
-    def __init__(self, url: str, job_id: int, worker_id: str, lease_s: int) -> None:
-        self.url, self.job_id, self.worker_id, self.lease_s = url, job_id, worker_id, lease_s
-        self._done = threading.Event()
-        self._lost = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id}", daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def check(self) -> None:
-        if self._lost.is_set():
-            raise LeaseLost(f"job {self.job_id} is no longer leased to {self.worker_id}")
-
-    def _beat(self) -> None:
-        try:
-            with connect(self.url) as conn:
-                while not self._done.wait(self.lease_s / 3):
-                    if not job_repo.renew_lease(
-                        conn, job_id=self.job_id, worker_id=self.worker_id, lease_s=self.lease_s
-                    ):
-                        self._lost.set()
-                        return
-        except psycopg.Error:
-            log.exception("cannot renew the lease of job %s", self.job_id)
-            self._lost.set()
 
 
 class WorkerPool:

@@ -1,0 +1,95 @@
+"""SQL for an ingestion's staging area: its new chunks and vectors, written batch by batch into
+a temporary table of the worker's session, then swapped for the document's chunks at once.
+
+Each batch is its own short transaction, so a document of any size is embedded in bounded
+memory, and the document keeps its previous complete set of chunks until the swap's single
+transaction. The table belongs to the worker's database session: whatever a failed, stopped or
+cancelled ingestion staged is dropped by the next one, or with the session if the worker dies.
+Chunk ids are drawn from the identity sequence as batches are staged (see _copy_in in
+app/repositories/documents.py for why the rows take a detour through a temporary table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from app.repositories import Conn
+from app.repositories import documents as document_repo
+
+_TABLE = "ingest_staging"
+_COLUMNS = [
+    ("id", "int8"),
+    ("ordinal", "int4"),
+    ("text", "text"),
+    ("token_count", "int4"),
+    ("page", "int4"),
+    ("char_start", "int4"),
+    ("char_end", "int4"),
+    ("heading_path", "text[]"),
+    ("embedding", "vector"),
+]
+
+
+def reset(conn: Conn) -> None:
+    """An empty staging table for a new ingestion (the previous one's rows are dropped)."""
+    definitions = ", ".join(f"{name} {kind}" for name, kind in _COLUMNS)
+    conn.execute(f"DROP TABLE IF EXISTS pg_temp.{_TABLE}")
+    conn.execute(f"CREATE TEMPORARY TABLE {_TABLE} ({definitions})")
+
+
+def stage(conn: Conn, chunks: Sequence[Any], vectors: np.ndarray) -> None:
+    """Add chunks (with ordinal, text, token_count, page, char_start, char_end, heading_path)
+    and their vectors to the staging table."""
+    if not chunks:
+        return
+    ids = conn.execute(
+        "SELECT array_agg(nextval(pg_get_serial_sequence('document_chunks', 'id'))) AS ids"
+        " FROM generate_series(1, %(n)s)",
+        {"n": len(chunks)},
+    ).fetchone()
+    assert ids is not None
+    names = ", ".join(name for name, _ in _COLUMNS)
+    with conn.cursor().copy(f"COPY pg_temp.{_TABLE} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([kind for _, kind in _COLUMNS])
+        for chunk_id, chunk, vector in zip(ids["ids"], chunks, vectors, strict=True):
+            copy.write_row(
+                (
+                    chunk_id,
+                    chunk.ordinal,
+                    chunk.text,
+                    chunk.token_count,
+                    chunk.page,
+                    chunk.char_start,
+                    chunk.char_end,
+                    list(chunk.heading_path),
+                    vector,
+                )
+            )
+
+
+def swap(conn: Conn, document_id: int, space_id: int) -> int:
+    """In the caller's transaction: replace the document's chunks and vectors with the staged
+    ones; the number of chunks."""
+    document_repo.clear_chunks(conn, document_id)
+    inserted = conn.execute(
+        "INSERT INTO document_chunks (id, document_id, ordinal, text, token_count, page,"
+        " char_start, char_end, heading_path, metadata) OVERRIDING SYSTEM VALUE"
+        " SELECT id, %(document)s, ordinal, text, token_count, page, char_start, char_end,"
+        f" heading_path, '{{}}'::jsonb FROM pg_temp.{_TABLE} ORDER BY ordinal",
+        {"document": document_id},
+    ).rowcount
+    move_vectors(conn, space_id)
+    conn.execute(f"DROP TABLE pg_temp.{_TABLE}")
+    return inserted
+
+
+def move_vectors(conn: Conn, space_id: int) -> None:
+    """In the caller's transaction: the staged vectors into the space (after their chunks)."""
+    conn.execute(
+        "INSERT INTO chunk_embeddings (chunk_id, space_id, embedding)"
+        f" SELECT id, %(space)s, embedding FROM pg_temp.{_TABLE}",
+        {"space": space_id},
+    )
