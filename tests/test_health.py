@@ -1,6 +1,7 @@
 """Liveness and readiness, and answers while the database is down (503s, never 500s)."""
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -90,6 +91,51 @@ def test_a_database_lost_mid_answer_ends_the_stream_with_a_503_event(
     assert kind == "error", events[-1]
     assert problem["status"] == 503 and problem["title"] == "Service unavailable"
     assert problem["detail"] == "the database is unavailable; retry later"
+
+
+def test_an_answer_cut_by_a_database_outage_is_closed_once_the_database_is_back(
+    ollama_app, admin, llm, settings, server_url
+):
+    """The end of the answer cannot be stored while the database is down: it is stored once it
+    is back, so the chat takes the next message without a stop request."""
+    llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(300)), 0.02
+    client = ollama_app.test_client()
+    chat = client.post("/api/v1/chats", json={}, headers=admin).json["id"]
+    response = client.post(
+        f"/api/v1/chats/{chat}/messages",
+        json={"content": "Talk"},
+        headers={**admin, "Accept": "text/event-stream"},
+        buffered=False,
+    )
+    seen, rest = _stream_until(response, "event: delta")
+    dbname = psycopg.conninfo.conninfo_to_dict(settings.database_url)["dbname"]
+    with psycopg.connect(server_url, autocommit=True) as admin_conn:
+        admin_conn.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(dbname))
+        )
+        admin_conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [dbname]
+        )
+        events = parse_sse(seen + b"".join(rest).decode())
+        response.close()
+        assert events[-1][0] == "error" and events[-1][1]["status"] == 503
+        admin_conn.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(dbname))
+        )
+    with psycopg.connect(settings.database_url) as conn:
+        for _ in range(100):  # the background retry runs every 2 s
+            status = conn.execute(
+                "SELECT status FROM chat_messages WHERE chat_id = %s AND role = 'assistant'",
+                [chat],
+            ).fetchone()
+            conn.rollback()
+            if status != ("streaming",):
+                break
+            time.sleep(0.2)
+    assert status == ("incomplete",)
+    llm.delay_s = 0
+    again = client.post(f"/api/v1/chats/{chat}/messages", json={"content": "Hi"}, headers=admin)
+    assert again.status_code == 201, again.json
 
 
 def test_a_database_lost_mid_completion_ends_the_v1_stream_with_a_503_error(

@@ -13,6 +13,7 @@ stored, so the message can simply be sent again.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +31,8 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 TITLE_CHARS = 80
+# How long the end of an answer is tried again while the database is down.
+CLOSE_RETRY_S = 300
 
 
 def stale_after_s(settings: Settings) -> float:
@@ -146,14 +149,34 @@ def _cleanly(cleanup: Any, *args: Any) -> Any:
     """Run a cleanup that must not hide the error being reported (the database may be the cause);
     its result, or None when it failed.
 
-    What it fails to close, a stop request closes at once, and a later message once it has been
-    silent for `stale_after_s`.
+    While the database is down it is tried again in the background until the database is back
+    (so the chat takes a new message then); what stays open, a stop request closes at once, and a
+    later message once it has been silent for `stale_after_s`.
     """
     try:
         return cleanup(*args)
+    except DATABASE_DOWN:
+        log.warning("could not store the end of an answer: the database is down; retrying")
+        threading.Thread(target=_retry, args=(cleanup, *args), daemon=True).start()
     except Exception:
         log.exception("could not store the end of an answer")
-        return None
+    return None
+
+
+def _retry(cleanup: Any, *args: Any) -> None:
+    deadline = time.monotonic() + CLOSE_RETRY_S
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        try:
+            cleanup(*args)
+            log.info("stored the end of an answer once the database was back")
+            return
+        except DATABASE_DOWN:
+            continue
+        except Exception:
+            log.exception("could not store the end of an answer")
+            return
+    log.error("gave up storing the end of an answer after %d s", CLOSE_RETRY_S)
 
 
 def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
