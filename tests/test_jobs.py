@@ -357,12 +357,36 @@ def test_a_user_with_a_running_job_waits_behind_another_users_first_job(
     bobs = client.post("/api/v1/collections", json={"name": "b"}, headers=bob).json["id"]
     bobs_doc = _upload(client, bob, bobs, "b.txt", "Bob's text.")
     with connect(database_url) as conn:
-        first = job_repo.claim(conn, worker_id="w1", lease_s=60, space_id=0)
-        second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0)
-        third = job_repo.claim(conn, worker_id="w3", lease_s=60, space_id=0)
+        first = job_repo.claim(conn, worker_id="w1", lease_s=60, space_id=0, per_user=2)
+        second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0, per_user=2)
+        third = job_repo.claim(conn, worker_id="w3", lease_s=60, space_id=0, per_user=2)
     assert first is not None and first["payload"]["document_id"] == ids[0]
     assert second is not None and second["payload"]["document_id"] == bobs_doc
     assert third is not None and third["payload"]["document_id"] == ids[1]
+
+
+def test_one_users_uploads_never_hold_every_worker(
+    app, client, admin, collection, new_user, database_url
+):
+    """Two big uploads of one user took both workers, and another user's small files waited
+    until one of them ended, 12 minutes (review of issue 16)."""
+    per_user = app.extensions["postrag.settings"].jobs_per_user
+    assert per_user == 1  # the default
+    ids = [_upload(client, admin, collection, f"a{i}.txt", f"Text {i}.") for i in range(2)]
+    with connect(database_url) as conn:
+        first = job_repo.claim(conn, worker_id="w1", lease_s=60, space_id=0, per_user=per_user)
+        second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0, per_user=per_user)
+        # Idle workers sleep until a lease expires, not poll the capped job (due, but not theirs).
+        wait = job_repo.seconds_until_next(conn, per_user=per_user)
+    assert first is not None and first["payload"]["document_id"] == ids[0]
+    assert second is None
+    assert wait is not None and wait > 30
+    bob = new_user("bob")
+    bobs = client.post("/api/v1/collections", json={"name": "b"}, headers=bob).json["id"]
+    bobs_doc = _upload(client, bob, bobs, "b.txt", "Bob's text.")
+    with connect(database_url) as conn:
+        second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0, per_user=per_user)
+    assert second is not None and second["payload"]["document_id"] == bobs_doc
 
 
 class SlowEmbedder(BrokenEmbedder):

@@ -65,26 +65,36 @@ def requeue_expired(conn: Conn) -> list[Row]:
     ).fetchall()
 
 
-def claim(conn: Conn, *, worker_id: str, lease_s: int, space_id: int) -> Row | None:
+_RUNNING = (
+    "WITH running AS (SELECT owner_id, count(*) AS jobs FROM jobs WHERE state = 'running'"
+    "                 GROUP BY owner_id)"
+)
+# A queued job its owner may run now: under the per-user cap (jobs of nobody are never capped).
+_CLAIMABLE = "q.state = 'queued' AND (q.owner_id IS NULL OR coalesce(r.jobs, 0) < %(per_user)s)"
+
+
+def claim(
+    conn: Conn, *, worker_id: str, lease_s: int, space_id: int, per_user: int = 2**31 - 1
+) -> Row | None:
     """Take a due queued job; SKIP LOCKED lets any number of workers claim at once.
 
-    Fair between users: the job of the owner with the fewest running jobs comes first, then the
-    longest due. So while one user's jobs keep some workers busy, the others serve everyone
-    else's before that user's next one. A worker only takes the fill job of its own embedding
-    space (it holds that space's model).
+    Fair between users: no user runs more than `per_user` jobs at once, whoever else is
+    waiting (a job cannot be interrupted, so a user who held every worker would keep the next
+    user's uploads waiting until one of theirs ended), and the job of the owner with the
+    fewest running jobs comes first, then the longest due. A worker only takes the fill job of
+    its own embedding space (it holds that space's model).
     """
     return conn.execute(
-        "WITH running AS (SELECT owner_id, count(*) AS jobs FROM jobs WHERE state = 'running'"
-        "                 GROUP BY owner_id)"
+        f"{_RUNNING}"
         " UPDATE jobs SET state = 'running', attempts = attempts + 1,"
         " lease_owner = %(worker)s, lease_expires_at = now() + make_interval(secs => %(lease)s)"
         " WHERE id = (SELECT q.id FROM jobs q LEFT JOIN running r ON r.owner_id = q.owner_id"
-        "             WHERE q.state = 'queued' AND q.run_after <= now()"
+        f"             WHERE {_CLAIMABLE} AND q.run_after <= now()"
         "             AND (q.kind <> 'embed_space' OR (q.payload->>'space_id')::bigint = %(space)s)"
         "             ORDER BY coalesce(r.jobs, 0), q.run_after, q.id"
         "             LIMIT 1 FOR UPDATE OF q SKIP LOCKED)"
         f" RETURNING {_COLUMNS}",
-        {"worker": worker_id, "lease": lease_s, "space": space_id},
+        {"worker": worker_id, "lease": lease_s, "space": space_id, "per_user": per_user},
     ).fetchone()
 
 
@@ -151,12 +161,17 @@ def fail_or_retry(
     ).fetchone()
 
 
-def seconds_until_next(conn: Conn) -> float | None:
-    """Seconds until the next queued job is due or a lease expires (None: nothing pending)."""
+def seconds_until_next(conn: Conn, *, per_user: int = 2**31 - 1) -> float | None:
+    """Seconds until the next claimable queued job is due or a lease expires (None: nothing
+    pending). A job held back by its owner's cap waits for one of the owner's running jobs to
+    end, and the worker that ends it claims the next itself."""
     row = conn.execute(
-        "SELECT greatest(0, extract(epoch FROM least("
-        " (SELECT min(run_after) FROM jobs WHERE state = 'queued'),"
-        " (SELECT min(lease_expires_at) FROM jobs WHERE state = 'running')) - now())) AS s"
+        f"{_RUNNING}"
+        " SELECT greatest(0, extract(epoch FROM least("
+        " (SELECT min(q.run_after) FROM jobs q LEFT JOIN running r ON r.owner_id = q.owner_id"
+        f"  WHERE {_CLAIMABLE}),"
+        " (SELECT min(lease_expires_at) FROM jobs WHERE state = 'running')) - now())) AS s",
+        {"per_user": per_user},
     ).fetchone()
     return None if row is None or row["s"] is None else float(row["s"])
 
