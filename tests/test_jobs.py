@@ -476,3 +476,40 @@ def test_http_apps_run_no_ingestion(make_app):
     """Ingestion threads in the HTTP processes made requests wait 26-38 s (issue 16)."""
     app = make_app(workers=2)  # the worker processes of `postrag serve`: not the app's business
     assert "postrag.workers" not in app.extensions
+
+
+def test_two_workers_claiming_together_take_turns_so_the_cap_holds(
+    app, client, admin, collection, database_url
+):
+    """Two workers woken by the same NOTIFY both saw no running job of the user and took two of
+    their jobs (review of issue 16)."""
+    import threading
+
+    for i in range(2):
+        _upload(client, admin, collection, f"a{i}.txt", f"Text {i}.")
+    taken: list = []
+    with connect(database_url) as first, connect(database_url) as second:
+        pid = second.info.backend_pid
+
+        def claim_second() -> None:
+            with second.transaction():
+                taken.append(
+                    job_repo.claim(second, worker_id="w2", lease_s=60, space_id=0, per_user=1)
+                )
+
+        with first.transaction():
+            assert job_repo.claim(first, worker_id="w1", lease_s=60, space_id=0, per_user=1)
+            racing = threading.Thread(target=claim_second)
+            racing.start()
+            deadline = time.monotonic() + 30
+            while (
+                racing.is_alive()
+                and not first.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'",
+                    (pid,),
+                ).fetchone()
+            ):
+                assert time.monotonic() < deadline, "the second claim neither ended nor waited"
+                time.sleep(0.02)
+        racing.join(30)
+    assert taken == [None]

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.repositories import Conn, Row
+from app.repositories import Conn, Row, locks
 from app.strict_json import jsonb
 
 CHANNEL = "postrag_jobs"
 # Deleting a running job (its document was deleted) notifies this channel with the job's id
 # (trigger jobs_notify_cancelled, migration V2_7).
 CANCEL_CHANNEL = "postrag_job_cancelled"
+# Claims take turns (each a few milliseconds), so that each one counts the running jobs of the
+# claims before it: two workers woken together could otherwise both take one user's jobs.
+CLAIM_LOCK_KEY = 0x706F737472616704
 _COLUMNS = "id, kind, payload, state, dedupe_key, attempts, max_attempts, run_after, lease_owner"
 
 
@@ -82,8 +85,10 @@ def claim(
     waiting (a job cannot be interrupted, so a user who held every worker would keep the next
     user's uploads waiting until one of theirs ended), and the job of the owner with the
     fewest running jobs comes first, then the longest due. A worker only takes the fill job of
-    its own embedding space (it holds that space's model).
+    its own embedding space (it holds that space's model). In the caller's transaction, which
+    holds the claim lock until it ends.
     """
+    locks.advisory_xact_lock(conn, CLAIM_LOCK_KEY)  # the UPDATE's snapshot is taken after it
     return conn.execute(
         f"{_RUNNING}"
         " UPDATE jobs SET state = 'running', attempts = attempts + 1,"
