@@ -15,6 +15,7 @@ queue at once instead of waiting for its lease to expire.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
@@ -26,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +129,31 @@ class _Child:
     restart_at: float = 0.0
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2) option, Linux
+
+
+@cache
+def _prctl() -> Any:
+    """libc's prctl, looked up before any fork (a child only calls it)."""
+    return ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start a child that gets SIGTERM (and so stops cleanly) when this process dies, even by
+    SIGKILL or the OOM killer: else the HTTP server kept the port and the workers their jobs,
+    orphaned, and the next `postrag serve` could not start."""
+    if not sys.platform.startswith("linux"):
+        return subprocess.Popen(command, env=env)
+    prctl, parent = _prctl(), os.getpid()
+
+    def die_with_parent() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died before the line above
+            os._exit(1)
+
+    return subprocess.Popen(command, env=env, preexec_fn=die_with_parent)
+
+
 class Supervisor:
     """The HTTP server and `count` worker processes, as children of this process."""
 
@@ -140,7 +167,7 @@ class Supervisor:
         """Until a signal or the HTTP server's end; the HTTP server's exit status."""
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)
-        self.http = subprocess.Popen(self.http_command, env=self.env)
+        self.http = _spawn(self.http_command, self.env)
         while self.signal is None and self.http.poll() is None:
             for child in self.children:
                 self._keep_alive(child)
@@ -167,7 +194,7 @@ class Supervisor:
             )
             child.process, child.restart_at = None, now + delay
         if child.process is None and now >= child.restart_at:
-            child.process = subprocess.Popen(self.worker_command, env=self.env)
+            child.process = _spawn(self.worker_command, self.env)
             child.started = now
             log.info("ingestion worker %d started (pid %d)", child.number, child.process.pid)
 

@@ -42,6 +42,7 @@ class Settings:
     max_page_size: int = 100
     # Ingestion
     workers: int = 2  # worker processes `postrag serve` starts beside its HTTP processes
+    jobs_per_user: int = 1  # jobs one user's documents may run at once, on all workers
     max_upload_bytes: int = 25 * 1024 * 1024
     extraction_memory_mb: int = 2048  # memory of the process reading one file (0: no limit)
     extraction_timeout_s: float = 600.0
@@ -136,6 +137,7 @@ class Settings:
             pool_timeout_s=float(_int(env, "POSTRAG_POOL_TIMEOUT_S", 10, low=1)),
             log_level=log_level,
             workers=_int(env, "POSTRAG_WORKERS", 2, low=0),
+            jobs_per_user=_int(env, "POSTRAG_JOBS_PER_USER", 1, low=1),
             max_upload_bytes=_int(env, "POSTRAG_MAX_UPLOAD_MB", 25, low=1) * 1024 * 1024,
             extraction_memory_mb=extraction_memory_mb,
             extraction_timeout_s=_float(

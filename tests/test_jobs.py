@@ -357,12 +357,36 @@ def test_a_user_with_a_running_job_waits_behind_another_users_first_job(
     bobs = client.post("/api/v1/collections", json={"name": "b"}, headers=bob).json["id"]
     bobs_doc = _upload(client, bob, bobs, "b.txt", "Bob's text.")
     with connect(database_url) as conn:
-        first = job_repo.claim(conn, worker_id="w1", lease_s=60, space_id=0)
-        second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0)
-        third = job_repo.claim(conn, worker_id="w3", lease_s=60, space_id=0)
+        first = job_repo.claim(conn, worker_id="w1", lease_s=60, space_id=0, per_user=2)
+        second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0, per_user=2)
+        third = job_repo.claim(conn, worker_id="w3", lease_s=60, space_id=0, per_user=2)
     assert first is not None and first["payload"]["document_id"] == ids[0]
     assert second is not None and second["payload"]["document_id"] == bobs_doc
     assert third is not None and third["payload"]["document_id"] == ids[1]
+
+
+def test_one_users_uploads_never_hold_every_worker(
+    app, client, admin, collection, new_user, database_url
+):
+    """Two big uploads of one user took both workers, and another user's small files waited
+    until one of them ended, 12 minutes (review of issue 16)."""
+    per_user = app.extensions["postrag.settings"].jobs_per_user
+    assert per_user == 1  # the default
+    ids = [_upload(client, admin, collection, f"a{i}.txt", f"Text {i}.") for i in range(2)]
+    with connect(database_url) as conn:
+        first = job_repo.claim(conn, worker_id="w1", lease_s=60, space_id=0, per_user=per_user)
+        second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0, per_user=per_user)
+        # Idle workers sleep until a lease expires, not poll the capped job (due, but not theirs).
+        wait = job_repo.seconds_until_next(conn, per_user=per_user)
+    assert first is not None and first["payload"]["document_id"] == ids[0]
+    assert second is None
+    assert wait is not None and wait > 30
+    bob = new_user("bob")
+    bobs = client.post("/api/v1/collections", json={"name": "b"}, headers=bob).json["id"]
+    bobs_doc = _upload(client, bob, bobs, "b.txt", "Bob's text.")
+    with connect(database_url) as conn:
+        second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0, per_user=per_user)
+    assert second is not None and second["payload"]["document_id"] == bobs_doc
 
 
 class SlowEmbedder(BrokenEmbedder):
@@ -452,3 +476,40 @@ def test_http_apps_run_no_ingestion(make_app):
     """Ingestion threads in the HTTP processes made requests wait 26-38 s (issue 16)."""
     app = make_app(workers=2)  # the worker processes of `postrag serve`: not the app's business
     assert "postrag.workers" not in app.extensions
+
+
+def test_two_workers_claiming_together_take_turns_so_the_cap_holds(
+    app, client, admin, collection, database_url
+):
+    """Two workers woken by the same NOTIFY both saw no running job of the user and took two of
+    their jobs (review of issue 16)."""
+    import threading
+
+    for i in range(2):
+        _upload(client, admin, collection, f"a{i}.txt", f"Text {i}.")
+    taken: list = []
+    with connect(database_url) as first, connect(database_url) as second:
+        pid = second.info.backend_pid
+
+        def claim_second() -> None:
+            with second.transaction():
+                taken.append(
+                    job_repo.claim(second, worker_id="w2", lease_s=60, space_id=0, per_user=1)
+                )
+
+        with first.transaction():
+            assert job_repo.claim(first, worker_id="w1", lease_s=60, space_id=0, per_user=1)
+            racing = threading.Thread(target=claim_second)
+            racing.start()
+            deadline = time.monotonic() + 30
+            while (
+                racing.is_alive()
+                and not first.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'",
+                    (pid,),
+                ).fetchone()
+            ):
+                assert time.monotonic() < deadline, "the second claim neither ended nor waited"
+                time.sleep(0.02)
+        racing.join(30)
+    assert taken == [None]

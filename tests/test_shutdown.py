@@ -223,3 +223,44 @@ def test_serve_ingests_in_worker_processes_that_come_back_when_killed(server_env
     assert server.returncode == 0, stderr
     assert f"ingestion worker 1 (pid {pid}) exited with status -9; starting it again" in stderr
     assert _job(database_url)[0] == "succeeded" and _job(database_url)[3] == 2
+
+
+def test_serves_children_stop_when_serve_is_killed(tmp_path):
+    """`postrag serve` killed with SIGKILL (the OOM killer) left gunicorn holding the port and
+    the workers running, orphaned (review of issue 16): its children now get SIGTERM."""
+    import sys
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    script = (
+        "import os, sys; from app.serve import Supervisor;"
+        f" sys.exit(Supervisor({sleeper!r}, {sleeper!r}, 2, dict(os.environ)).run())"
+    )
+    supervisor = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        children = Path(f"/proc/{supervisor.pid}/task/{supervisor.pid}/children")
+        deadline = time.monotonic() + 30
+        while len(pids := children.read_text().split()) < 3:
+            assert time.monotonic() < deadline, "the supervisor did not start its children"
+            time.sleep(0.05)
+        os.kill(supervisor.pid, signal.SIGKILL)
+        supervisor.wait()
+        deadline = time.monotonic() + 10
+        alive = pids
+        while alive and time.monotonic() < deadline:
+            alive = [p for p in pids if _running(int(p))]
+            time.sleep(0.05)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+    leftovers = [p for p in pids if _running(int(p))]
+    for pid in leftovers:
+        os.kill(int(pid), signal.SIGKILL)
+    assert leftovers == []
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

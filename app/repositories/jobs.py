@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.repositories import Conn, Row
+from app.repositories import Conn, Row, locks
 from app.strict_json import jsonb
 
 CHANNEL = "postrag_jobs"
 # Deleting a running job (its document was deleted) notifies this channel with the job's id
 # (trigger jobs_notify_cancelled, migration V2_7).
 CANCEL_CHANNEL = "postrag_job_cancelled"
+# Claims take turns (each a few milliseconds), so that each one counts the running jobs of the
+# claims before it: two workers woken together could otherwise both take one user's jobs.
+CLAIM_LOCK_KEY = 0x706F737472616704
 _COLUMNS = "id, kind, payload, state, dedupe_key, attempts, max_attempts, run_after, lease_owner"
 
 
@@ -65,26 +68,38 @@ def requeue_expired(conn: Conn) -> list[Row]:
     ).fetchall()
 
 
-def claim(conn: Conn, *, worker_id: str, lease_s: int, space_id: int) -> Row | None:
+_RUNNING = (
+    "WITH running AS (SELECT owner_id, count(*) AS jobs FROM jobs WHERE state = 'running'"
+    "                 GROUP BY owner_id)"
+)
+# A queued job its owner may run now: under the per-user cap (jobs of nobody are never capped).
+_CLAIMABLE = "q.state = 'queued' AND (q.owner_id IS NULL OR coalesce(r.jobs, 0) < %(per_user)s)"
+
+
+def claim(
+    conn: Conn, *, worker_id: str, lease_s: int, space_id: int, per_user: int = 2**31 - 1
+) -> Row | None:
     """Take a due queued job; SKIP LOCKED lets any number of workers claim at once.
 
-    Fair between users: the job of the owner with the fewest running jobs comes first, then the
-    longest due. So while one user's jobs keep some workers busy, the others serve everyone
-    else's before that user's next one. A worker only takes the fill job of its own embedding
-    space (it holds that space's model).
+    Fair between users: no user runs more than `per_user` jobs at once, whoever else is
+    waiting (a job cannot be interrupted, so a user who held every worker would keep the next
+    user's uploads waiting until one of theirs ended), and the job of the owner with the
+    fewest running jobs comes first, then the longest due. A worker only takes the fill job of
+    its own embedding space (it holds that space's model). In the caller's transaction, which
+    holds the claim lock until it ends.
     """
+    locks.advisory_xact_lock(conn, CLAIM_LOCK_KEY)  # the UPDATE's snapshot is taken after it
     return conn.execute(
-        "WITH running AS (SELECT owner_id, count(*) AS jobs FROM jobs WHERE state = 'running'"
-        "                 GROUP BY owner_id)"
+        f"{_RUNNING}"
         " UPDATE jobs SET state = 'running', attempts = attempts + 1,"
         " lease_owner = %(worker)s, lease_expires_at = now() + make_interval(secs => %(lease)s)"
         " WHERE id = (SELECT q.id FROM jobs q LEFT JOIN running r ON r.owner_id = q.owner_id"
-        "             WHERE q.state = 'queued' AND q.run_after <= now()"
+        f"             WHERE {_CLAIMABLE} AND q.run_after <= now()"
         "             AND (q.kind <> 'embed_space' OR (q.payload->>'space_id')::bigint = %(space)s)"
         "             ORDER BY coalesce(r.jobs, 0), q.run_after, q.id"
         "             LIMIT 1 FOR UPDATE OF q SKIP LOCKED)"
         f" RETURNING {_COLUMNS}",
-        {"worker": worker_id, "lease": lease_s, "space": space_id},
+        {"worker": worker_id, "lease": lease_s, "space": space_id, "per_user": per_user},
     ).fetchone()
 
 
@@ -151,12 +166,17 @@ def fail_or_retry(
     ).fetchone()
 
 
-def seconds_until_next(conn: Conn) -> float | None:
-    """Seconds until the next queued job is due or a lease expires (None: nothing pending)."""
+def seconds_until_next(conn: Conn, *, per_user: int = 2**31 - 1) -> float | None:
+    """Seconds until the next claimable queued job is due or a lease expires (None: nothing
+    pending). A job held back by its owner's cap waits for one of the owner's running jobs to
+    end, and the worker that ends it claims the next itself."""
     row = conn.execute(
-        "SELECT greatest(0, extract(epoch FROM least("
-        " (SELECT min(run_after) FROM jobs WHERE state = 'queued'),"
-        " (SELECT min(lease_expires_at) FROM jobs WHERE state = 'running')) - now())) AS s"
+        f"{_RUNNING}"
+        " SELECT greatest(0, extract(epoch FROM least("
+        " (SELECT min(q.run_after) FROM jobs q LEFT JOIN running r ON r.owner_id = q.owner_id"
+        f"  WHERE {_CLAIMABLE}),"
+        " (SELECT min(lease_expires_at) FROM jobs WHERE state = 'running')) - now())) AS s",
+        {"per_user": per_user},
     ).fetchone()
     return None if row is None or row["s"] is None else float(row["s"])
 

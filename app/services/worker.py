@@ -94,7 +94,7 @@ class Worker:
                 try:
                     while not stop.is_set() and self.run_one(conn):
                         pass
-                    wait = job_repo.seconds_until_next(conn)
+                    wait = job_repo.seconds_until_next(conn, per_user=self.settings.jobs_per_user)
                 except psycopg.OperationalError:
                     raise
                 except Exception:  # noqa: BLE001 - e.g. the embedding server is down at start
@@ -125,6 +125,7 @@ class Worker:
                 worker_id=self.worker_id,
                 lease_s=self.settings.job_lease_s,
                 space_id=self._space["id"],
+                per_user=self.settings.jobs_per_user,
             )
         if job is None:
             return False
