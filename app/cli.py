@@ -46,6 +46,10 @@ def main() -> None:
     """
 
 
+# Given by `serve`'s supervisor to its children (app/serve.py): they stop when it is gone.
+_SUPERVISOR_PID = click.option("--supervisor-pid", type=int, hidden=True)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
@@ -63,13 +67,15 @@ def main() -> None:
     type=click.IntRange(1, 256),
     help="threads per worker",
 )
-@click.option("--supervised", is_flag=True, hidden=True)  # the HTTP child of `serve` (app/serve.py)
-def serve(host: str, port: int, workers: int, threads: int, supervised: bool) -> None:
+@_SUPERVISOR_PID
+def serve(host: str, port: int, workers: int, threads: int, supervisor_pid: int | None) -> None:
     """Run the HTTP server (gunicorn) and POSTRAG_WORKERS ingestion worker processes."""
     from app import create_app
     from app.db.watchdog import EXIT_CODE
-    from app.serve import metrics_directory, run_gunicorn, supervise
+    from app.serve import metrics_directory, run_gunicorn, stop_with_supervisor, supervise
 
+    if supervisor_pid is not None:
+        stop_with_supervisor(supervisor_pid)
     # Once here, before forking: the embedded server starts, migrations run and the first
     # admin is created in this process; workers join the same database without redoing it.
     settings, watchdog = _prepare_and_watch(_settings())
@@ -83,7 +89,7 @@ def serve(host: str, port: int, workers: int, threads: int, supervised: bool) ->
                 sys.exit(code)
         else:
             http_settings = replace(settings, migrate_on_start=False)
-            with metrics_directory(prepared=supervised):
+            with metrics_directory(prepared=supervisor_pid is not None):
                 run_gunicorn(
                     lambda: create_app(http_settings),
                     host=host,
@@ -295,15 +301,19 @@ def migrate_rollback(to: str, yes: bool) -> None:
     type=click.IntRange(0, 19),
     help="lower this process's CPU priority by this much (as nice(1) does)",
 )
-def worker(threads: int, nice: int) -> None:
+@_SUPERVISOR_PID
+def worker(threads: int, nice: int, supervisor_pid: int | None) -> None:
     """Process background jobs (ingestion) until stopped; run any number of these anywhere."""
     import signal
     import time
 
     from app.db.watchdog import EXIT_CODE
     from app.providers.embeddings import make_embedder
+    from app.serve import stop_with_supervisor
     from app.services.worker import WorkerPool
 
+    if supervisor_pid is not None:
+        stop_with_supervisor(supervisor_pid)
     os.nice(nice)
     settings, watchdog = _prepare_and_watch(_settings())
     try:

@@ -13,6 +13,7 @@ from typing import IO
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 
 from app.db import embedded, server, watchdog
@@ -165,7 +166,12 @@ def test_serve_restarts_its_killed_postgres_and_answers_503_meanwhile(tmp_path):
         )
         assert httpx.get(f"{base}/readyz").status_code == 200
 
-        _kill(server)  # postrag itself this time: its pid stays in pgserver's list
+        # postrag itself this time: its pid stays in pgserver's list, and its children (gunicorn,
+        # the ingestion workers) must not live on as orphans holding the port.
+        children = psutil.Process(server.pid).children(recursive=True)
+        _kill(server)
+        _, orphans = psutil.wait_procs(children, timeout=45)
+        assert orphans == [], f"the children of a killed serve kept running: {orphans}"
         again, base, logged = _serve(env)
         assert json.loads((pgdata / embedded.PIDS_FILE).read_text()) == [again.pid]
         assert httpx.get(f"{base}/api/v1/me", headers=auth).status_code == 200
