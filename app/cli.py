@@ -8,7 +8,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -36,6 +36,12 @@ def _settings() -> Settings:
 
 def _fail(exc: Exception) -> None:
     raise click.ClickException(str(exc)) from exc
+
+
+def _exit_like(returncode: int) -> NoReturn:
+    """Exit with a child's status: one killed by signal N as 128 + N, as shells and supervisors
+    read it (sys.exit(-N) would exit with 256 - N)."""
+    sys.exit(128 - returncode if returncode < 0 else returncode)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -86,7 +92,7 @@ def serve(host: str, port: int, workers: int, threads: int, supervisor_pid: int 
             http += ["--threads", str(threads)]
             code = supervise(http, settings.workers, settings.database_url)
             if watchdog is None or not watchdog.failed:
-                sys.exit(code)
+                _exit_like(code)
         else:
             http_settings = replace(settings, migrate_on_start=False)
             with metrics_directory(prepared=supervisor_pid is not None):
@@ -142,12 +148,12 @@ def _run_client(tool: str, args: tuple[str, ...]) -> None:
     executable = backup.client_tool(tool)
     if args[:1] in (("--help",), ("-?",), ("--version",), ("-V",)):
         # The tools look for these as their first argument only; no database is needed.
-        sys.exit(subprocess.call([executable, *args]))
+        _exit_like(subprocess.call([executable, *args]))
     resolved = server.resolve(_settings())
     conninfo, password = server.split_password(resolved.url)
     env = dict(os.environ, PGPASSWORD=password) if password else None
     # After the user's arguments: first, it would hide a --help or --version given later.
-    sys.exit(subprocess.call([executable, *args, "--dbname", conninfo], env=env))
+    _exit_like(subprocess.call([executable, *args, "--dbname", conninfo], env=env))
 
 
 @main.command(context_settings=_PASS_THROUGH)
