@@ -8,7 +8,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -38,12 +38,22 @@ def _fail(exc: Exception) -> None:
     raise click.ClickException(str(exc)) from exc
 
 
+def _exit_like(returncode: int) -> NoReturn:
+    """Exit with a child's status: one killed by signal N as 128 + N, as shells and supervisors
+    read it (sys.exit(-N) would exit with 256 - N)."""
+    sys.exit(128 - returncode if returncode < 0 else returncode)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """postrag: chat with your documents, on one PostgreSQL database.
 
     With DATABASE_URL unset, an embedded PostgreSQL with pgvector runs in POSTRAG_DATA_DIR.
     """
+
+
+# Given by `serve`'s supervisor to its children (app/serve.py): they stop when it is gone.
+_SUPERVISOR_PID = click.option("--supervisor-pid", type=int, hidden=True)
 
 
 @main.command()
@@ -63,13 +73,15 @@ def main() -> None:
     type=click.IntRange(1, 256),
     help="threads per worker",
 )
-@click.option("--supervised", is_flag=True, hidden=True)  # the HTTP child of `serve` (app/serve.py)
-def serve(host: str, port: int, workers: int, threads: int, supervised: bool) -> None:
+@_SUPERVISOR_PID
+def serve(host: str, port: int, workers: int, threads: int, supervisor_pid: int | None) -> None:
     """Run the HTTP server (gunicorn) and POSTRAG_WORKERS ingestion worker processes."""
     from app import create_app
     from app.db.watchdog import EXIT_CODE
-    from app.serve import metrics_directory, run_gunicorn, supervise
+    from app.serve import metrics_directory, run_gunicorn, stop_with_supervisor, supervise
 
+    if supervisor_pid is not None:
+        stop_with_supervisor(supervisor_pid)
     # Once here, before forking: the embedded server starts, migrations run and the first
     # admin is created in this process; workers join the same database without redoing it.
     settings, watchdog = _prepare_and_watch(_settings())
@@ -80,10 +92,10 @@ def serve(host: str, port: int, workers: int, threads: int, supervised: bool) ->
             http += ["--threads", str(threads)]
             code = supervise(http, settings.workers, settings.database_url)
             if watchdog is None or not watchdog.failed:
-                sys.exit(code)
+                _exit_like(code)
         else:
             http_settings = replace(settings, migrate_on_start=False)
-            with metrics_directory(prepared=supervised):
+            with metrics_directory(prepared=supervisor_pid is not None):
                 run_gunicorn(
                     lambda: create_app(http_settings),
                     host=host,
@@ -136,12 +148,12 @@ def _run_client(tool: str, args: tuple[str, ...]) -> None:
     executable = backup.client_tool(tool)
     if args[:1] in (("--help",), ("-?",), ("--version",), ("-V",)):
         # The tools look for these as their first argument only; no database is needed.
-        sys.exit(subprocess.call([executable, *args]))
+        _exit_like(subprocess.call([executable, *args]))
     resolved = server.resolve(_settings())
     conninfo, password = server.split_password(resolved.url)
     env = dict(os.environ, PGPASSWORD=password) if password else None
     # After the user's arguments: first, it would hide a --help or --version given later.
-    sys.exit(subprocess.call([executable, *args, "--dbname", conninfo], env=env))
+    _exit_like(subprocess.call([executable, *args, "--dbname", conninfo], env=env))
 
 
 @main.command(context_settings=_PASS_THROUGH)
@@ -295,15 +307,19 @@ def migrate_rollback(to: str, yes: bool) -> None:
     type=click.IntRange(0, 19),
     help="lower this process's CPU priority by this much (as nice(1) does)",
 )
-def worker(threads: int, nice: int) -> None:
+@_SUPERVISOR_PID
+def worker(threads: int, nice: int, supervisor_pid: int | None) -> None:
     """Process background jobs (ingestion) until stopped; run any number of these anywhere."""
     import signal
     import time
 
     from app.db.watchdog import EXIT_CODE
     from app.providers.embeddings import make_embedder
+    from app.serve import stop_with_supervisor
     from app.services.worker import WorkerPool
 
+    if supervisor_pid is not None:
+        stop_with_supervisor(supervisor_pid)
     os.nice(nice)
     settings, watchdog = _prepare_and_watch(_settings())
     try:

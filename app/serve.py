@@ -6,6 +6,8 @@ the HTTP server as one child (`postrag serve` again, with POSTRAG_WORKERS=0) and
 worker. Extraction, chunking and embedding thus never share a process (or its GIL) with the
 requests being served. A worker that dies is started again (after a pause that grows while it
 keeps dying); if the HTTP server dies, everything stops and this process exits with its status.
+If this process is killed outright, its children stop: the kernel sends them SIGTERM (`_spawn`,
+Linux), and each also checks every second that its supervisor still runs (`stop_with_supervisor`).
 
 Stopping (SIGTERM, as `docker stop` sends; SIGINT): gunicorn closes the listening socket, lets
 requests in flight (a streamed chat answer too) finish for up to `graceful_timeout_s`, then exits
@@ -23,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,6 +46,7 @@ GRACEFUL_TIMEOUT_S = 30
 WORKER_NICENESS = 10  # ingestion yields the CPU to requests and to PostgreSQL
 RESTART_DELAYS_S = (1, 2, 5, 10, 30, 60)  # while a worker keeps dying within STABLE_S
 STABLE_S = 60
+PARENT_CHECK_S = 1.0  # how often a supervised child checks that its supervisor still runs
 
 
 class _Server(BaseApplication):
@@ -116,6 +120,24 @@ def run_gunicorn(
         "control_socket_disable": True,
     }
     _Server(factory, options).run()
+
+
+def stop_with_supervisor(supervisor_pid: int) -> None:
+    """SIGTERM this process once `supervisor_pid` is no longer its parent.
+
+    A supervisor killed outright (kill -9, the OOM killer) cannot stop its children: they would
+    keep its port, its database connections and its jobs, and the next `postrag serve` could not
+    bind. Compared with the pid given rather than with 1, since the supervisor may be gone
+    before this runs, and orphans go to a subreaper in containers.
+    """
+
+    def watch() -> None:
+        while os.getppid() == supervisor_pid:
+            time.sleep(PARENT_CHECK_S)
+        log.error("the supervising process %d is gone; stopping", supervisor_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="postrag-supervisor-watch", daemon=True).start()
 
 
 @dataclass
@@ -230,11 +252,12 @@ def supervise(argv: list[str], workers: int, database_url: str) -> int:
         "POSTRAG_WORKERS": "0",
     }
     python = [sys.executable, "-m", "app"]
+    supervised = ["--supervisor-pid", str(os.getpid())]  # the children stop when it dies
     with metrics_directory():
         env["PROMETHEUS_MULTIPROC_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
         supervisor = Supervisor(
-            [*python, "serve", *argv, "--supervised"],
-            [*python, "worker", "--nice", str(WORKER_NICENESS)],
+            [*python, "serve", *argv, *supervised],
+            [*python, "worker", "--nice", str(WORKER_NICENESS), *supervised],
             workers,
             env,
         )

@@ -76,6 +76,12 @@ def test_psql_passes_its_exit_code_through(cli_env):
     assert "nope" in result.stderr
 
 
+def test_a_client_tool_killed_by_a_signal_exits_as_a_shell_reports_it(cli_env):
+    # psql's \! runs a shell whose parent is psql: SIGTERM ends psql (it has no handler for it).
+    result = run("psql", "-X", "-c", "\\! kill -TERM $PPID", env=cli_env)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+
+
 def test_pg_dump_and_pg_restore_round_trip(cli_env, make_database, tmp_path):
     assert run("users", "create", "dana", env=cli_env).returncode == 0
     dump = tmp_path / "postrag.dump"

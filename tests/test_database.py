@@ -13,6 +13,7 @@ from typing import IO
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 
 from app.db import embedded, server, watchdog
@@ -138,6 +139,36 @@ def test_concurrent_first_starts_on_an_empty_data_dir_all_succeed(tmp_path):
     assert (data_dir / "admin-token").read_text().startswith("prg_")
 
 
+def test_the_last_to_leave_stops_postgres_though_another_was_killed_meanwhile(tmp_path):
+    data_dir, pgdata = tmp_path / "data", tmp_path / "data" / "pgdata"
+    env = _embedded_env(data_dir)
+
+    def joined(seconds: int) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [POSTRAG, "psql", "-X", "-c", f"select pg_sleep({seconds})"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        listed = pgdata / embedded.PIDS_FILE
+        _wait_for(
+            lambda: listed.exists() and process.pid in json.loads(listed.read_text() or "[]"),
+            "the process did not join the embedded server",
+        )
+        return process
+
+    killed = joined(60)
+    last = joined(2)
+    try:
+        _kill(killed)  # its pid stays in pgserver's list
+        assert last.wait(timeout=60) == 0
+        assert embedded.postmaster_pid(pgdata) is None, "the last to leave left PostgreSQL running"
+    finally:
+        leftover = embedded.postmaster_pid(pgdata)
+        if leftover is not None:
+            os.kill(leftover, signal.SIGKILL)
+
+
 def test_serve_restarts_its_killed_postgres_and_answers_503_meanwhile(tmp_path):
     """kill -9 of the embedded postmaster, then of postrag itself."""
     data_dir, pgdata = tmp_path / "data", tmp_path / "data" / "pgdata"
@@ -165,7 +196,12 @@ def test_serve_restarts_its_killed_postgres_and_answers_503_meanwhile(tmp_path):
         )
         assert httpx.get(f"{base}/readyz").status_code == 200
 
-        _kill(server)  # postrag itself this time: its pid stays in pgserver's list
+        # postrag itself this time: its pid stays in pgserver's list, and its children (gunicorn,
+        # the ingestion workers) must not live on as orphans holding the port.
+        children = psutil.Process(server.pid).children(recursive=True)
+        _kill(server)
+        _, orphans = psutil.wait_procs(children, timeout=45)
+        assert orphans == [], f"the children of a killed serve kept running: {orphans}"
         again, base, logged = _serve(env)
         assert json.loads((pgdata / embedded.PIDS_FILE).read_text()) == [again.pid]
         assert httpx.get(f"{base}/api/v1/me", headers=auth).status_code == 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from dataclasses import replace
 
@@ -234,6 +236,25 @@ def test_an_idle_worker_is_woken_by_notify(app, client, admin):
         while client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] != "indexed":
             assert time.monotonic() - started < 20, "the worker was not woken"
             time.sleep(0.1)
+
+
+def test_a_worker_without_its_database_logs_one_line_per_attempt(app, tmp_path, caplog):
+    settings = app.extensions["postrag.settings"]
+    gone = f"postgresql:///postrag?host={tmp_path}"  # no server listens there
+    worker = Worker(gone, settings, app.extensions["postrag.embedder"], "w-down")
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    with caplog.at_level(logging.ERROR, logger="app.services.worker"):
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not caplog.records:
+            assert time.monotonic() < deadline, "the worker logged nothing"
+            time.sleep(0.05)
+        stop.set()
+        thread.join(timeout=30)
+    record = caplog.records[0]
+    assert record.exc_info is None  # a database restart is expected: no traceback every 5 s
+    assert "w-down lost its database connection; retrying in 5 s" in record.getMessage()
 
 
 def test_an_unreadable_file_fails_without_retries(app, client, admin, collection, database_url):

@@ -8,6 +8,7 @@ user, shared by all processes), so processes starting at once on an empty direct
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -77,6 +78,11 @@ def start(data_dir: Path) -> EmbeddedServer:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         handle = pgserver.get_server(pgdata, cleanup_mode="stop")
+    if pgdata not in _forgetting_at_exit:
+        # Runs before pgserver's exit hook (registered earlier), which stops the server only
+        # when this process is alone in the list: one killed since this one started counts not.
+        atexit.register(_forget_the_dead_at_exit, pgdata)
+        _forgetting_at_exit.add(pgdata)
     admin_url = handle.get_uri()
     _ensure_database(admin_url)
     url = handle.get_uri(database=DATABASE_NAME)
@@ -127,6 +133,14 @@ def _forget_the_dead(pgdata: Path) -> None:
         pids_file.write_text(json.dumps(alive))
     if postmaster_pid(pgdata) is None:
         _remove_lock_files(pgdata)
+
+
+_forgetting_at_exit: set[Path] = set()
+
+
+def _forget_the_dead_at_exit(pgdata: Path) -> None:
+    with _lock():
+        _forget_the_dead(pgdata)
 
 
 def _remove_lock_files(pgdata: Path) -> None:

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 INGEST_DOCUMENT = "ingest_document"
 MAX_IDLE_WAIT_S = 60.0
+RECONNECT_PAUSE_S = 5  # between attempts to reach a database that went away
 
 
 class Stopping(Exception):
@@ -83,9 +84,15 @@ class Worker:
         while not stop.is_set():
             try:
                 self._loop(stop)
-            except psycopg.OperationalError:
-                log.exception("worker %s lost its database connection; retrying", self.worker_id)
-                stop.wait(5)
+            except psycopg.OperationalError as exc:
+                # Expected while the database restarts: one line every few seconds, no traceback.
+                log.error(
+                    "worker %s lost its database connection; retrying in %d s: %s",
+                    self.worker_id,
+                    RECONNECT_PAUSE_S,
+                    str(exc).partition("\n")[0],  # psycopg adds a hint line
+                )
+                stop.wait(RECONNECT_PAUSE_S)
 
     def _loop(self, stop: threading.Event) -> None:
         with connect(self.url) as conn, connect(self.url) as listener:
