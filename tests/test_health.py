@@ -71,11 +71,11 @@ def _stream_until(response, marker: str) -> tuple[str, Iterator[bytes]]:  # type
     return seen, rest
 
 
-def test_a_database_lost_mid_answer_ends_the_stream_with_a_503_event(
-    ollama_app, admin, llm, settings, server_url
-):
+def _answer_under_way(app, admin, llm):  # type: ignore[no-untyped-def]
+    """A chat whose long streamed answer has sent its first words: (client, chat id, response,
+    what it sent so far, the rest of it)."""
     llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(300)), 0.02
-    client = ollama_app.test_client()
+    client = app.test_client()
     chat = client.post("/api/v1/chats", json={}, headers=admin).json["id"]
     response = client.post(
         f"/api/v1/chats/{chat}/messages",
@@ -84,6 +84,13 @@ def test_a_database_lost_mid_answer_ends_the_stream_with_a_503_event(
         buffered=False,
     )
     seen, rest = _stream_until(response, "event: delta")
+    return client, chat, response, seen, rest
+
+
+def test_a_database_lost_mid_answer_ends_the_stream_with_a_503_event(
+    ollama_app, admin, llm, settings, server_url
+):
+    *_, response, seen, rest = _answer_under_way(ollama_app, admin, llm)
     _drop_database(settings.database_url, server_url)
     events = parse_sse(seen + b"".join(rest).decode())
     response.close()
@@ -98,16 +105,7 @@ def test_an_answer_cut_by_a_database_outage_is_closed_once_the_database_is_back(
 ):
     """The end of the answer cannot be stored while the database is down: it is stored once it
     is back, so the chat takes the next message without a stop request."""
-    llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(300)), 0.02
-    client = ollama_app.test_client()
-    chat = client.post("/api/v1/chats", json={}, headers=admin).json["id"]
-    response = client.post(
-        f"/api/v1/chats/{chat}/messages",
-        json={"content": "Talk"},
-        headers={**admin, "Accept": "text/event-stream"},
-        buffered=False,
-    )
-    seen, rest = _stream_until(response, "event: delta")
+    client, chat, response, seen, rest = _answer_under_way(ollama_app, admin, llm)
     dbname = psycopg.conninfo.conninfo_to_dict(settings.database_url)["dbname"]
     with psycopg.connect(server_url, autocommit=True) as admin_conn:
         admin_conn.execute(

@@ -191,6 +191,18 @@ def clear_chunks(conn: Conn, document_id: int) -> None:
     conn.execute("DELETE FROM document_chunks WHERE document_id = %(id)s", {"id": document_id})
 
 
+# A chunk's own columns and their COPY types, in the order chunks are written (also staging.py).
+CHUNK_FIELDS = [
+    ("ordinal", "int4"),
+    ("text", "text"),
+    ("token_count", "int4"),
+    ("page", "int4"),
+    ("char_start", "int4"),
+    ("char_end", "int4"),
+    ("heading_path", "text[]"),
+]
+
+
 def replace_chunks(
     conn: Conn, document_id: int, space_id: int, chunks: Sequence[Any], vectors: np.ndarray
 ) -> None:
@@ -228,18 +240,7 @@ def replace_chunks(
     _copy_in(
         conn,
         "document_chunks",
-        [
-            ("id", "int8"),
-            ("document_id", "int8"),
-            ("ordinal", "int4"),
-            ("text", "text"),
-            ("token_count", "int4"),
-            ("page", "int4"),
-            ("char_start", "int4"),
-            ("char_end", "int4"),
-            ("heading_path", "text[]"),
-            ("metadata", "jsonb"),
-        ],
+        [("id", "int8"), ("document_id", "int8"), *CHUNK_FIELDS, ("metadata", "jsonb")],
         rows,
     )
     copy_embeddings(conn, space_id, ids, vectors)

@@ -20,17 +20,7 @@ from app.repositories import Conn
 from app.repositories import documents as document_repo
 
 _TABLE = "ingest_staging"
-_COLUMNS = [
-    ("id", "int8"),
-    ("ordinal", "int4"),
-    ("text", "text"),
-    ("token_count", "int4"),
-    ("page", "int4"),
-    ("char_start", "int4"),
-    ("char_end", "int4"),
-    ("heading_path", "text[]"),
-    ("embedding", "vector"),
-]
+_COLUMNS = [("id", "int8"), *document_repo.CHUNK_FIELDS, ("embedding", "vector")]
 
 
 def reset(conn: Conn) -> None:
