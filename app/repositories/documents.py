@@ -203,6 +203,29 @@ CHUNK_FIELDS = [
 ]
 
 
+def chunk_values(chunk: Any) -> tuple[Any, ...]:
+    """A chunk's values in the order of CHUNK_FIELDS."""
+    return (
+        chunk.ordinal,
+        chunk.text,
+        chunk.token_count,
+        chunk.page,
+        chunk.char_start,
+        chunk.char_end,
+        list(chunk.heading_path),
+    )
+
+
+def draw_chunk_ids(conn: Conn, count: int) -> list[int]:
+    """`count` new chunk ids from the identity sequence, drawn up front for binary COPY."""
+    row = conn.execute(
+        "SELECT array_agg(nextval(pg_get_serial_sequence('document_chunks', 'id'))) AS ids"
+        " FROM generate_series(1, %(n)s)",
+        {"n": count},
+    ).fetchone()
+    return list(row["ids"]) if row is not None and row["ids"] else []
+
+
 def replace_chunks(
     conn: Conn, document_id: int, space_id: int, chunks: Sequence[Any], vectors: np.ndarray
 ) -> None:
@@ -214,27 +237,9 @@ def replace_chunks(
     clear_chunks(conn, document_id)
     if not chunks:
         return
-    ids = [
-        r["id"]
-        for r in conn.execute(
-            "SELECT nextval(pg_get_serial_sequence('document_chunks', 'id')) AS id"
-            " FROM generate_series(1, %(n)s)",
-            {"n": len(chunks)},
-        ).fetchall()
-    ]
+    ids = draw_chunk_ids(conn, len(chunks))
     rows = (
-        (
-            chunk_id,
-            document_id,
-            chunk.ordinal,
-            chunk.text,
-            chunk.token_count,
-            chunk.page,
-            chunk.char_start,
-            chunk.char_end,
-            list(chunk.heading_path),
-            jsonb({}),
-        )
+        (chunk_id, document_id, *chunk_values(chunk), jsonb({}))
         for chunk_id, chunk in zip(ids, chunks, strict=True)
     )
     _copy_in(

@@ -35,29 +35,12 @@ def stage(conn: Conn, chunks: Sequence[Any], vectors: np.ndarray) -> None:
     and their vectors to the staging table."""
     if not chunks:
         return
-    ids = conn.execute(
-        "SELECT array_agg(nextval(pg_get_serial_sequence('document_chunks', 'id'))) AS ids"
-        " FROM generate_series(1, %(n)s)",
-        {"n": len(chunks)},
-    ).fetchone()
-    assert ids is not None
+    ids = document_repo.draw_chunk_ids(conn, len(chunks))
     names = ", ".join(name for name, _ in _COLUMNS)
     with conn.cursor().copy(f"COPY pg_temp.{_TABLE} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types([kind for _, kind in _COLUMNS])
-        for chunk_id, chunk, vector in zip(ids["ids"], chunks, vectors, strict=True):
-            copy.write_row(
-                (
-                    chunk_id,
-                    chunk.ordinal,
-                    chunk.text,
-                    chunk.token_count,
-                    chunk.page,
-                    chunk.char_start,
-                    chunk.char_end,
-                    list(chunk.heading_path),
-                    vector,
-                )
-            )
+        for chunk_id, chunk, vector in zip(ids, chunks, vectors, strict=True):
+            copy.write_row((chunk_id, *document_repo.chunk_values(chunk), vector))
 
 
 def swap(conn: Conn, document_id: int, space_id: int) -> int:
