@@ -575,9 +575,7 @@ def service_level(
                     conn,
                     pr.who,
                     request,
-                    settings=pr.settings,
-                    embedders=embedders,
-                    iterative_scans=True,
+                    search_service.SearchDeps(pr.settings, embedders, iterative_scans=True),
                 )
                 return [rows[h["chunk_id"]] for h in found.hits], None
 

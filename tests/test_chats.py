@@ -9,6 +9,7 @@ import httpx
 import psycopg
 import pytest
 
+from app.runtime import Runtime
 from app.services import prompting
 from tests.conftest import closed_port_url, drain, live_server, parse_sse
 from tests.test_search import upload
@@ -334,7 +335,7 @@ def test_client_disconnect_stores_the_partial_answer_as_incomplete(ollama_app, a
 
 
 def test_extractive_answers_without_a_language_model(app, client, admin, docs):
-    assert app.extensions["postrag.llm"].provider == "none"
+    assert Runtime.of(app).llm.provider == "none"
     chat = new_chat(client, admin)
     response = ask(client, admin, chat, "XR-7734 valve")
     assert response.status_code == 201, response.json

@@ -11,6 +11,7 @@ import pytest
 from app.providers.embeddings import EmbeddingError, make_embedder, normalise
 from app.providers.http_embedders import OllamaEmbedder, OpenAIEmbedder
 from app.repositories import embedding_spaces as space_repo
+from app.runtime import Runtime
 from app.services.worker import Worker, connect
 from tests.conftest import drain
 from tests.fakes import FakeEmbeddingServer, fake_vector
@@ -138,7 +139,7 @@ def test_settings_pick_the_embedder(settings):
 def test_switching_models_fills_a_new_space_in_the_background(
     app, client, admin, collection, database_url
 ):
-    settings = app.extensions["postrag.settings"]
+    settings = Runtime.of(app).settings
     for i in range(3):
         client.post(
             "/api/v1/documents",
@@ -184,7 +185,7 @@ def test_search_keeps_the_old_space_while_the_new_one_builds(
     with FakeEmbeddingServer() as server:
         server.fail_next = [503] * 50  # the new model is down: its space cannot be filled
         ollama_settings = replace(
-            app.extensions["postrag.settings"],
+            Runtime.of(app).settings,
             embedder="ollama",
             ollama_url=server.url,
             embedding_model="fake-embed",

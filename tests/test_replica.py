@@ -25,6 +25,7 @@ import pytest
 from app import create_app
 from app.api.endpoint import READ_FROM_HEADER
 from app.db import embedded
+from app.runtime import Runtime
 from app.settings import Settings
 from tests.conftest import MIGRATIONS_DIR, bearer, close_app, drain
 
@@ -142,13 +143,13 @@ def app(clusters, data_dir, primary_only):  # type: ignore[no-untyped-def]
     app = create_app(_settings(clusters[0], clusters[1].url, data_dir))
     yield app
     close_app(app)
-    app.extensions["postrag.replica"].close()
+    Runtime.of(app).replica.close()
 
 
 @pytest.fixture
 def replica(app):  # type: ignore[no-untyped-def]
     """The app's Replica, its knobs restored after the test."""
-    replica = app.extensions["postrag.replica"]
+    replica = Runtime.of(app).replica
     knobs = (replica.max_lag_s, replica.retry_after_s)
     yield replica
     replica.max_lag_s, replica.retry_after_s = knobs
@@ -236,7 +237,7 @@ def test_search_and_listings_read_the_replica_and_answer_as_the_primary(
     assert ready.status_code == 200 and ready.json["replica"]["state"] == "fresh"
     assert "replica" not in direct.get("/readyz", headers=admin).json
     # The request log of a replica read is written on the primary.
-    with psycopg.connect(app.extensions["postrag.settings"].database_url) as conn:
+    with psycopg.connect(Runtime.of(app).settings.database_url) as conn:
         row = conn.execute("SELECT count(*) FROM api_usage WHERE route = '/api/v1/search'")
         assert row.fetchone()[0] >= 1  # type: ignore[index]
 
@@ -293,10 +294,10 @@ def test_reads_go_to_the_primary_while_the_replica_lags_beyond_the_bound(
         try:
             first = fresh_start.test_client().get("/api/v1/collections", headers=admin)
             assert first.status_code == 200 and first.headers[READ_FROM_HEADER] == "primary"
-            assert fresh_start.extensions["postrag.replica"].status().state == "lagging"
+            assert Runtime.of(fresh_start).replica.status().state == "lagging"
         finally:
             close_app(fresh_start)
-            fresh_start.extensions["postrag.replica"].close()
+            Runtime.of(fresh_start).replica.close()
     finally:
         standby.execute("SELECT pg_wal_replay_resume()")
 
@@ -337,4 +338,4 @@ def test_the_app_starts_and_reads_the_primary_when_the_replica_is_unreachable(
         assert [d["id"] for d in response.json["items"]] == [corpus["document"]]
     finally:
         close_app(app)
-        app.extensions["postrag.replica"].close()
+        Runtime.of(app).replica.close()

@@ -16,6 +16,7 @@ import pytest
 from app.providers.local_embedder import LocalEmbedder
 from app.repositories import documents as document_repo
 from app.repositories import embedding_spaces as space_repo
+from app.runtime import Runtime
 from app.services import search as search_service
 from app.services import spaces
 from app.services.chunking import Chunk
@@ -112,8 +113,8 @@ def settings(settings):
 def loaded(app, client, admin, collection, corpus):
     """The corpus stored as 60 documents (metadata group 0..19) of 40 chunks; chunk id -> row."""
     texts, vectors, _, _ = corpus
-    settings = app.extensions["postrag.settings"]
-    embedder = app.extensions["postrag.embedder"]
+    settings = Runtime.of(app).settings
+    embedder = Runtime.of(app).embedder
     groups: dict[int, int] = {}
     with connect(settings.database_url) as conn:
         space = spaces.ensure_space(conn, embedder, max_attempts=1)
@@ -197,9 +198,7 @@ def test_a_very_selective_scope_is_scanned_exactly(app, admin_token, corpus, loa
     _, vectors, queries, query_vectors = corpus
     chunk_ids, groups = loaded
     allowed = {chunk for chunk, group in groups.items() if group == 7}
-    settings = dataclasses.replace(
-        app.extensions["postrag.settings"], exact_search_max_rows=len(allowed)
-    )
+    settings = dataclasses.replace(Runtime.of(app).settings, exact_search_max_rows=len(allowed))
     with connect(settings.database_url) as conn:
         who = authenticate(conn, f"Bearer {admin_token}")
         for text, query in list(zip(queries, query_vectors, strict=True))[:10]:
@@ -215,9 +214,7 @@ def test_a_very_selective_scope_is_scanned_exactly(app, admin_token, corpus, loa
                 conn,
                 who,
                 request,
-                settings=settings,
-                embedders=app.extensions["postrag.query_embedders"],
-                iterative_scans=True,
+                search_service.SearchDeps(settings, Runtime.of(app).query_embedders, True),
             )
             assert result.debug is not None and result.debug["semantic_scan"] == "exact"
             assert not any("hnsw" in line for line in result.debug["plan"])

@@ -6,13 +6,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, current_app, g, url_for
+from flask import Blueprint, g, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.endpoint import changes_of, db, endpoint, principal, read_db, release_db
 from app.api.schemas import Page, PageQuery
 from app.api.sse import event_stream, sse, wants_stream
 from app.errors import AppError
+from app.runtime import runtime
 from app.services import chat_answers, chat_exchange, chats
 
 bp = Blueprint("chats", __name__, url_prefix="/api/v1")
@@ -171,13 +172,12 @@ def stop_chat(chat_id: int) -> Stopping:
 
 
 def _deps() -> chat_exchange.Deps:
-    ext = current_app.extensions
+    rt = runtime()
     return chat_exchange.Deps(
-        pool=ext["postrag.pool"],
-        settings=ext["postrag.settings"],
-        llm=ext["postrag.llm"],
-        embedders=ext["postrag.query_embedders"],
-        iterative_scans=ext["postrag.iterative_scans"],
+        pool=rt.pool,
+        settings=rt.settings,
+        llm=rt.llm,
+        search=rt.search,
         llm_usage=g.llm_usage,
     )
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, json, request, url_for
+from flask import Blueprint, Response, json, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.endpoint import (
@@ -17,13 +17,14 @@ from app.api.endpoint import (
     parse_json,
     principal,
     read_db,
-    reject_unstorable_text,
     validate,
 )
 from app.api.schemas import Page, PageQuery
 from app.errors import UnsupportedMediaType, ValidationFailed
+from app.runtime import runtime
 from app.services import documents
 from app.services.documents import Upload
+from app.storable import reject_unstorable_text
 
 bp = Blueprint("documents", __name__, url_prefix="/api/v1")
 
@@ -172,7 +173,7 @@ def upload_document(query: UploadQuery) -> Response:
         item = _upload_from_json()
     else:
         raise UnsupportedMediaType("send multipart/form-data with a file, or application/json")
-    settings = current_app.extensions["postrag.settings"]
+    settings = runtime().settings
     row, queued = documents.upload(db(), principal(), item, settings, replace=query.replace)
     body = Document(**_document(row)).model_dump(mode="json")
     location = url_for("documents.get_document", document_id=row["id"])
@@ -282,7 +283,7 @@ def delete_document(document_id: int) -> None:
     errors=(404, 409),
 )
 def reindex_document(document_id: int) -> tuple[Document, dict[str, str]]:
-    settings = current_app.extensions["postrag.settings"]
+    settings = runtime().settings
     row = documents.reindex(db(), principal(), document_id, settings)
     return Document(**_document(row)), {
         "Location": url_for("documents.get_document", document_id=document_id)

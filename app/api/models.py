@@ -9,7 +9,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
-from flask import Blueprint, current_app, url_for
+from flask import Blueprint, url_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
@@ -18,6 +18,7 @@ from app.api.schemas import Page, PageQuery
 from app.api.sse import event_stream, sse, wants_stream
 from app.providers.llm import LLMClients
 from app.repositories import Row
+from app.runtime import runtime
 from app.services import llm_models
 from app.services.llm_models import LiveState
 
@@ -96,7 +97,7 @@ class PullQuery(BaseModel):
 
 
 def _llm() -> LLMClients:
-    llm: LLMClients = current_app.extensions["postrag.llm"]
+    llm: LLMClients = runtime().llm
     return llm
 
 

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal, NoReturn
 
-from flask import Blueprint, Response, current_app, g
+from flask import Blueprint, Response, g
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import strict_json
@@ -23,6 +23,7 @@ from app.api.endpoint import db, endpoint, principal, release_db
 from app.db.pool import DATABASE_DOWN
 from app.errors import DatabaseUnavailable, NotFound, ValidationFailed
 from app.providers.llm import LLMError
+from app.runtime import runtime
 from app.services import openai_compat
 from app.services.prompting import count_tokens
 
@@ -122,8 +123,8 @@ def list_models() -> ModelList:
 
 
 def _models() -> list[ModelObject]:
-    ext = current_app.extensions
-    models = openai_compat.list_models(db(), ext["postrag.settings"], ext["postrag.embedder"])
+    rt = runtime()
+    models = openai_compat.list_models(db(), rt.settings, rt.embedder)
     return [ModelObject(**m) for m in models]
 
 
@@ -150,10 +151,8 @@ def create_embeddings(body: EmbeddingsBody) -> dict[str, Any]:
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not 1 <= len(texts) <= 2048 or sum(map(len, texts)) > 1_000_000:
         _invalid("input", "give 1 to 2048 texts of at most 1,000,000 characters in all")
-    ext = current_app.extensions
-    vectors, tokens = openai_compat.embed(
-        db(), ext["postrag.query_embedders"], ext["postrag.embedder"], body.model, texts
-    )
+    rt = runtime()
+    vectors, tokens = openai_compat.embed(db(), rt.query_embedders, rt.embedder, body.model, texts)
     if body.dimensions is not None and body.dimensions != vectors.shape[1]:
         _invalid("dimensions", f"this model's vectors have {vectors.shape[1]} dimensions")
     data = [
@@ -194,7 +193,7 @@ def _invalid(field: str, msg: str) -> NoReturn:
 def create_completion(body: CompletionBody) -> Any:
     if sum(len(m.text()) for m in body.messages) > MAX_MESSAGES_CHARS:
         _invalid("messages", f"at most {MAX_MESSAGES_CHARS:,} characters in all")
-    ext = current_app.extensions
+    rt = runtime()
     completion = openai_compat.prepare(
         db(),
         principal(),
@@ -203,15 +202,13 @@ def create_completion(body: CompletionBody) -> Any:
         rag=body.rag.model_dump() if body.rag else None,
         temperature=body.temperature,
         max_tokens=body.max_completion_tokens or body.max_tokens,
-        llm=ext["postrag.llm"],
-        settings=ext["postrag.settings"],
-        embedders=ext["postrag.query_embedders"],
-        iterative_scans=ext["postrag.iterative_scans"],
+        llm=rt.llm,
+        search=rt.search,
     )
     release_db()  # generating may take minutes: hold no connection meanwhile
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-    pieces = openai_compat.pieces(completion, ext["postrag.llm"])
-    account = openai_compat.Accountant(completion, ext["postrag.pool"], g.llm_usage)
+    pieces = openai_compat.pieces(completion, rt.llm)
+    account = openai_compat.Accountant(completion, rt.pool, g.llm_usage)
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         return Response(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.endpoint import endpoint, principal, read_db
+from app.runtime import runtime
 from app.services import search
 
 bp = Blueprint("search", __name__, url_prefix="/api/v1")
@@ -138,9 +139,7 @@ def search_chunks(body: SearchBody) -> SearchResponse:
         read_db(),  # a replica when one is configured and fresh
         principal(),
         search.SearchRequest(**body.model_dump()),
-        settings=current_app.extensions["postrag.settings"],
-        embedders=current_app.extensions["postrag.query_embedders"],
-        iterative_scans=current_app.extensions["postrag.iterative_scans"],
+        runtime().search,
     )
     return SearchResponse(
         mode=result.mode,

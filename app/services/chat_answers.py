@@ -188,9 +188,7 @@ def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
             ex.question,
             collection_ids=ex.chat["collection_ids"],
             prefs=ex.prefs,
-            settings=deps.settings,
-            embedders=deps.embedders,
-            iterative_scans=deps.iterative_scans,
+            deps=deps.search,
         )
     answer.timings["retrieval_ms"] = round((time.monotonic() - t0) * 1000, 1)
     prompt = prompting.build_prompt(

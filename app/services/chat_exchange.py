@@ -15,11 +15,11 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from app.db import scope
-from app.providers.embeddings import QueryEmbedders
 from app.providers.llm import LLMClients
 from app.repositories import Row
 from app.repositories import chats as chat_repo
 from app.services import answering, prompting, usage
+from app.services.search import SearchDeps
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -31,8 +31,7 @@ class Deps:
     pool: ConnectionPool[Any]
     settings: Settings
     llm: LLMClients
-    embedders: QueryEmbedders
-    iterative_scans: bool
+    search: SearchDeps
     llm_usage: dict[str, int] = field(default_factory=dict)  # filled for the usage log
 
 

@@ -18,6 +18,7 @@ from app.providers.llm import LLMClients, Piece
 from app.repositories import Conn
 from app.repositories import llm_models as model_repo
 from app.services import answering, chats, prompting, usage
+from app.services.search import SearchDeps
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -110,13 +111,12 @@ def prepare(
     temperature: float | None,
     max_tokens: int | None,
     llm: LLMClients,
-    settings: Settings,
-    embedders: QueryEmbedders,
-    iterative_scans: bool,
+    search: SearchDeps,
 ) -> Completion:
     """Resolve the model, retrieve (when `rag` is given), build the prompt and hold the tokens
     it may take of the caller's daily budget (release them with `usage.settle_llm_tokens`)."""
     system, history, question = _split(messages)
+    settings = search.settings
     prefs = answering.preferences(conn, who.user_id)
     target = answering.resolve_target(conn, llm, prefs, requested=model)
     sources: list[dict[str, Any]] = []
@@ -129,9 +129,7 @@ def prepare(
             question,
             collection_ids=scope,
             prefs=prefs,
-            settings=settings,
-            embedders=embedders,
-            iterative_scans=iterative_scans,
+            deps=search,
             top_k=rag.get("top_k"),
             mode=rag.get("mode"),
             min_similarity=rag.get("min_similarity"),

@@ -189,30 +189,26 @@ def _debug(
     }
 
 
-def search(
-    conn: Conn,
-    who: Principal,
-    req: SearchRequest,
-    *,
-    settings: Settings,
-    embedders: QueryEmbedders,
-    iterative_scans: bool,
-) -> SearchResult:
-    """Run one search; `iterative_scans`: the server's pgvector has them (0.8+)."""
+@dataclass(frozen=True)
+class SearchDeps:
+    """What a search needs besides its request: the knobs, the query embedders, and whether
+    the server's pgvector has iterative index scans (0.8+, asked once at start)."""
+
+    settings: Settings
+    embedders: QueryEmbedders
+    iterative_scans: bool
+
+
+def search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
+    """Run one search."""
     started = time.perf_counter()
-    result = _search(conn, who, req, settings, embedders, iterative_scans)
+    result = _search(conn, who, req, deps)
     metrics().search_seconds.labels(result.mode).observe(time.perf_counter() - started)
     return result
 
 
-def _search(
-    conn: Conn,
-    who: Principal,
-    req: SearchRequest,
-    settings: Settings,
-    embedders: QueryEmbedders,
-    iterative_scans: bool,
-) -> SearchResult:
+def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
+    settings = deps.settings
     mode, top_k, min_similarity = _defaults(conn, who, req)
     result = SearchResult(mode=mode, top_k=top_k, min_similarity=min_similarity, hits=[])
     scope = _scope(conn, who, req)
@@ -223,7 +219,7 @@ def _search(
     semantic, query_vector = None, None
     if mode in ("semantic", "hybrid"):
         semantic, query_vector = _semantic_leg(
-            conn, req, scope, candidates, settings, embedders, result, timings
+            conn, req, scope, candidates, settings, deps.embedders, result, timings
         )
     fulltext = _fulltext_leg(req.query) if mode in ("fulltext", "hybrid") else None
     if semantic is None and fulltext is None:
@@ -244,7 +240,7 @@ def _search(
     )
     ef_search = min(MAX_EF_SEARCH, max(settings.hnsw_ef_search, 2 * candidates))
     with conn.transaction():
-        iterative = iterative_scans
+        iterative = deps.iterative_scans
         search_repo.set_search_knobs(
             conn, ef_search=ef_search, iterative_scan=iterative, max_scan_tuples=MAX_SCAN_TUPLES
         )
