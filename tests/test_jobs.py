@@ -495,7 +495,8 @@ def test_http_apps_run_no_ingestion(make_app):
     before = set(threading.enumerate())
     make_app(workers=2)  # the worker processes of `postrag serve`: not the app's business
     started = [t.name for t in set(threading.enumerate()) - before]
-    assert not [name for name in started if name.startswith("postrag-worker")]
+    # (Worker threads are named postrag-ingest-N; the pool's own are postrag-worker-N.)
+    assert not [name for name in started if name.startswith("postrag-ingest")]
 
 
 def test_two_workers_claiming_together_take_turns_so_the_cap_holds(

@@ -269,7 +269,7 @@ class WorkerPool:
         self.workers = [Worker(url, settings, embedder) for _ in range(count)]
         self.threads = [
             threading.Thread(
-                target=w.run, args=(self.stop_event,), name=f"postrag-worker-{i}", daemon=True
+                target=w.run, args=(self.stop_event,), name=f"postrag-ingest-{i}", daemon=True
             )
             for i, w in enumerate(self.workers)
         ]
