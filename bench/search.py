@@ -498,7 +498,7 @@ def timed_sql(conn: Any, mq: ModeQuery, ef_search: int, rows: dict[int, int]) ->
             started = time.perf_counter()
             hits = search_repo.run(conn, mq.statement, mq.params[i])
             ms = (time.perf_counter() - started) * 1000
-        return [rows[h["chunk_id"]] for h in hits], ms
+        return [rows[h.chunk_id] for h in hits], ms
 
     return timed(one, len(mq.params))
 
@@ -577,7 +577,7 @@ def service_level(
                     request,
                     search_service.SearchDeps(pr.settings, embedders, iterative_scans=True),
                 )
-                return [rows[h["chunk_id"]] for h in found.hits], None
+                return [rows[h.chunk_id] for h in found.hits], None
 
             results[mode] = timed(one, len(data.queries))
     return results

@@ -218,5 +218,5 @@ def test_a_very_selective_scope_is_scanned_exactly(app, admin_token, corpus, loa
             )
             assert result.debug is not None and result.debug["semantic_scan"] == "exact"
             assert not any("hnsw" in line for line in result.debug["plan"])
-            found = [h["chunk_id"] for h in result.hits]
+            found = [h.chunk_id for h in result.hits]
             assert found == _exact_top10(vectors, chunk_ids, query, allowed)

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
 
 from app.errors import NotFound, ServiceUnavailable
 from app.metrics import metrics
@@ -22,6 +21,7 @@ from app.repositories import Conn
 from app.repositories import collections as collection_repo
 from app.repositories import llm_models as model_repo
 from app.repositories import preferences as preference_repo
+from app.repositories.search import Hit
 from app.services import prompting, search
 from app.services.tokens import Principal
 
@@ -116,7 +116,7 @@ def resolve_target(
 
 @dataclass
 class Retrieval:
-    sources: list[dict[str, Any]]
+    sources: list[Hit]
     warnings: list[str]
     mode: str
 
@@ -163,7 +163,7 @@ def retrieve(
             dataclasses.replace(request, mode="fulltext"),
             deps,
         )
-    return Retrieval([dict(h) for h in result.hits], warnings + result.warnings, result.mode)
+    return Retrieval(result.hits, warnings + result.warnings, result.mode)
 
 
 def generate(

@@ -24,6 +24,7 @@ from app.errors import AppError, DatabaseUnavailable, NotFound, ValidationFailed
 from app.providers.llm import LLMError
 from app.repositories import Conn
 from app.repositories import chats as chat_repo
+from app.repositories.search import Hit
 from app.services import answering, prompting, usage
 from app.services.chat_exchange import Answer, Deps, Event, Exchange
 from app.services.tokens import Principal
@@ -89,13 +90,12 @@ def _answer_tokens(deps: Deps, target: answering.ChatTarget) -> int:
     return min(deps.settings.chat_answer_tokens, target.context_length // 4)
 
 
-def _source_event(sources: list[dict[str, Any]], warnings: list[str], mode: str) -> Event:
-    items = [
-        {**c, "text": s["text"], "heading_path": s["heading_path"]}
-        for c, s in zip(prompting.citations(sources, ""), sources, strict=True)
-    ]
-    for item in items:
-        item.pop("cited")
+def _source_event(sources: list[Hit], warnings: list[str], mode: str) -> Event:
+    items = []
+    for c, s in zip(prompting.citations(sources, ""), sources, strict=True):
+        item = c.as_json()
+        del item["cited"]  # nothing is cited before the answer
+        items.append({**item, "text": s.text, "heading_path": s.heading_path})
     return Event("retrieval", {"mode": mode, "sources": items, "warnings": warnings})
 
 

@@ -18,6 +18,7 @@ from app.db import scope
 from app.providers.llm import LLMClients
 from app.repositories import Row
 from app.repositories import chats as chat_repo
+from app.repositories.search import Hit
 from app.services import answering, prompting, usage
 from app.services.search import SearchDeps
 from app.services.tokens import Principal
@@ -62,7 +63,7 @@ class Answer:
         self.ex, self.deps = ex, deps
         self.splitter = prompting.ThinkSplitter()
         self.text = self.reasoning = ""
-        self.sources: list[dict[str, Any]] = []
+        self.sources: list[Hit] = []
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.timings: dict[str, float] = {}
@@ -107,7 +108,7 @@ class Answer:
                 prompt_tokens=self.prompt_tokens,
                 completion_tokens=completion,
                 latency_ms=int(self.timings["total_ms"]),
-                citations=prompting.citations(self.sources, self.text),
+                citations=[c.as_json() for c in prompting.citations(self.sources, self.text)],
                 error=error,
             )
         self.finished = True

@@ -17,6 +17,7 @@ from app.providers.embeddings import Embedder, EmbeddingError, QueryEmbedders
 from app.providers.llm import LLMClients, Piece
 from app.repositories import Conn
 from app.repositories import llm_models as model_repo
+from app.repositories.search import Hit
 from app.services import answering, chats, prompting, usage
 from app.services.search import SearchDeps
 from app.services.tokens import Principal
@@ -80,7 +81,7 @@ class Completion:
     hold: usage.LLMTokenHold | None  # None for extractive answers: they are free
 
     def citations(self, answer: str) -> list[dict[str, Any]]:
-        return prompting.citations(self.prompt.sources, answer)
+        return [c.as_json() for c in prompting.citations(self.prompt.sources, answer)]
 
 
 def _split(messages: list[dict[str, str]]) -> tuple[str, list[dict[str, str]], str]:
@@ -119,7 +120,7 @@ def prepare(
     settings = search.settings
     prefs = answering.preferences(conn, who.user_id)
     target = answering.resolve_target(conn, llm, prefs, requested=model)
-    sources: list[dict[str, Any]] = []
+    sources: list[Hit] = []
     warnings: list[str] = []
     if rag is not None:
         scope = chats.check_scope(conn, who, rag.get("collection_ids"))

@@ -24,6 +24,7 @@ from app.repositories import documents as document_repo
 from app.repositories import embedding_spaces as space_repo
 from app.repositories import preferences as preference_repo
 from app.repositories import search as search_repo
+from app.repositories.search import Hit
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -57,13 +58,13 @@ class SearchResult:
     mode: str
     top_k: int
     min_similarity: float
-    hits: list[Row]
+    hits: list[Hit]
     warnings: list[str] = field(default_factory=list)
     debug: dict[str, Any] | None = None
 
-    def documents(self) -> dict[int, Row]:
+    def documents(self) -> dict[int, dict[str, Any]]:
         """The hits' documents by id: title and metadata, carried by each one's best hit."""
-        return {h["document_id"]: h["document"] for h in self.hits if h["document"] is not None}
+        return {h.document_id: h.document for h in self.hits if h.document is not None}
 
 
 def _defaults(conn: Conn, who: Principal, req: SearchRequest) -> tuple[str, int, float]:
