@@ -122,6 +122,8 @@ def _settings(primary: Cluster, replica_url: str | None, data_dir: Path) -> Sett
         pool_min_size=1,
         pool_max_size=4,
         workers=0,
+        llm="none",
+        rate_limit_per_minute=0,
     )
 
 
