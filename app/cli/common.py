@@ -12,6 +12,7 @@ import click
 from app.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from app.errors import AppError
     from app.repositories import Conn
     from app.services.tokens import Principal
 
@@ -97,17 +98,17 @@ def with_user(
     )
 
 
-def _errors(exc: Exception) -> list[dict[str, object]]:
-    errors = getattr(exc, "extra", {}).get("errors")
+def _errors(exc: AppError) -> list[dict[str, object]]:
+    errors = exc.extra.get("errors")
     return errors if isinstance(errors, list) and errors else [{}]
 
 
-def _field(exc: Exception) -> str:
+def _field(exc: AppError) -> str:
     """The field a validation error is about: the last part of its first error's location."""
     location = _errors(exc)[0].get("loc")
     return str(location[-1]) if isinstance(location, list | tuple) and location else ""
 
 
-def _message(exc: Exception) -> str:
+def _message(exc: AppError) -> str:
     """The first error's own message (the detail may name an API location: a body field)."""
     return str(_errors(exc)[0].get("msg") or exc)
