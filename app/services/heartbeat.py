@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from app.repositories import jobs as job_repo
-from app.services.ingestion import LeaseLost
+from app.services.job_kinds import LeaseLost
 
 log = logging.getLogger(__name__)
 
