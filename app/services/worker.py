@@ -178,7 +178,7 @@ class Worker:
         try:
             kind, job = self.kinds.parse(stored)
         except (UnknownKind, InvalidPayload):
-            return  # no kind to tell; its next claim fails it with the reason
+            return  # no kind to tell (claimed, such a job fails with the reason)
         if job.state == "failed":
             kind.on_final_failure(conn, job, job.last_error or "")
         else:
