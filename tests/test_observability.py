@@ -126,7 +126,7 @@ def test_metrics_count_requests_searches_jobs_and_ingestion(app, client, admin, 
 
 
 def test_a_document_its_dead_worker_left_on_its_last_attempt_counts_as_failed(
-    app, client, admin, collection
+    app, client, admin, collection, database_url
 ):
     """Only failures a worker saw itself were counted; a document failed because its worker died
     on the last attempt was not (issue 17)."""
@@ -135,7 +135,7 @@ def test_a_document_its_dead_worker_left_on_its_last_attempt_counts_as_failed(
 
     before = samples(client, admin)
     doc = upload(client, admin, collection, "x.txt", "Its worker dies.")
-    with connect(app.extensions["postrag.settings"].database_url) as conn:
+    with connect(database_url) as conn:
         conn.execute("UPDATE jobs SET max_attempts = 1")
         assert job_repo.claim(conn, worker_id="dead", lease_s=1, space_id=0) is not None
     time.sleep(1.2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from app.repositories import Conn, Row, locks
 from app.strict_json import jsonb
@@ -42,11 +42,26 @@ class Job(Generic[P]):
         return replace(self, payload=payload)  # type: ignore[arg-type,return-value]
 
 
-StoredJob = Job[Mapping[str, Any]]
+StoredJob: TypeAlias = Job[Mapping[str, Any]]
 
 
 def _job(row: Row | None) -> StoredJob | None:
     return None if row is None else Job(**row)
+
+
+def listen(conn: Conn) -> None:
+    """Hear of queued jobs (and of wake-ups) on this connection: `conn.notifies()`."""
+    conn.execute(f"LISTEN {CHANNEL}")
+
+
+def listen_for_cancellations(conn: Conn) -> None:
+    """Hear of deleted running jobs on this connection; each notification's payload is an id."""
+    conn.execute(f"LISTEN {CANCEL_CHANNEL}")
+
+
+def wake_workers(conn: Conn) -> None:
+    """Wake every idle worker (to stop them promptly)."""
+    conn.execute("SELECT pg_notify(%(channel)s, 'wake')", {"channel": CHANNEL})
 
 
 def enqueue(

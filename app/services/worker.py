@@ -70,8 +70,8 @@ def connect(url: str) -> psycopg.Connection[Any]:
 
 def wake_workers(url: str) -> None:
     """Wake every idle worker (used to stop them promptly)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT pg_notify(%(channel)s, 'wake')", {"channel": job_repo.CHANNEL})
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        job_repo.wake_workers(conn)
 
 
 class Worker:
@@ -115,7 +115,7 @@ class Worker:
 
     def _loop(self, stop: threading.Event) -> None:
         with connect(self.url) as conn, connect(self.url) as listener:
-            listener.execute(f"LISTEN {job_repo.CHANNEL}")
+            job_repo.listen(listener)
             while not stop.is_set():
                 try:
                     while not stop.is_set() and self.run_one(conn):
@@ -136,23 +136,7 @@ class Worker:
         """Claim and run one job; False when none is due or this worker is stopping."""
         if self.stop_event.is_set():
             return False
-        if self._space is None:
-            # Before any claim: a new embedding model's space (and its fill job) exists at once.
-            self._space = dict(
-                spaces.ensure_space(
-                    conn, self.embedder, max_attempts=self.settings.job_max_attempts
-                )
-            )
-        with conn.transaction():
-            for expired in job_repo.requeue_expired(conn):
-                self._after_expiry(conn, expired)
-            stored = job_repo.claim(
-                conn,
-                worker_id=self.worker_id,
-                lease_s=self.settings.job_lease_s,
-                space_id=self._space["id"],
-                per_user=self.settings.jobs_per_user,
-            )
+        stored = self._claim(conn)
         if stored is None:
             return False
         try:
@@ -172,6 +156,26 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
             self._failed(conn, job, kind, exc)
         return True
+
+    def _claim(self, conn: psycopg.Connection[Any]) -> StoredJob | None:
+        """After dealing with dead workers' jobs, take a due one (None: none is due)."""
+        if self._space is None:
+            # Before any claim: a new embedding model's space (and its fill job) exists at once.
+            self._space = dict(
+                spaces.ensure_space(
+                    conn, self.embedder, max_attempts=self.settings.job_max_attempts
+                )
+            )
+        with conn.transaction():
+            for expired in job_repo.requeue_expired(conn):
+                self._after_expiry(conn, expired)
+            return job_repo.claim(
+                conn,
+                worker_id=self.worker_id,
+                lease_s=self.settings.job_lease_s,
+                space_id=self._space["id"],
+                per_user=self.settings.jobs_per_user,
+            )
 
     def _after_expiry(self, conn: psycopg.Connection[Any], stored: StoredJob) -> None:
         """A dead worker's job was queued again, or failed if that was its last attempt."""
