@@ -167,9 +167,9 @@ def test_a_dead_workers_job_is_taken_over_after_its_lease(app, client, admin, co
         assert drain(app) == 0  # leased: nobody else may take it
         time.sleep(1.2)
         assert drain(app) == 1
-        assert not job_repo.lock_if_owned(conn, job_id=job["id"], worker_id="dead-worker")
+        assert not job_repo.lock_if_owned(conn, job_id=job.id, worker_id="dead-worker")
         row = conn.execute(
-            "SELECT state, attempts, last_error FROM jobs WHERE id = %s", (job["id"],)
+            "SELECT state, attempts, last_error FROM jobs WHERE id = %s", (job.id,)
         ).fetchone()
     assert row["state"] == "succeeded" and row["attempts"] == 2
     assert "dead-worker expired" in row["last_error"]
@@ -378,9 +378,9 @@ def test_a_user_with_a_running_job_waits_behind_another_users_first_job(
         first = job_repo.claim(conn, worker_id="w1", lease_s=60, space_id=0, per_user=2)
         second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0, per_user=2)
         third = job_repo.claim(conn, worker_id="w3", lease_s=60, space_id=0, per_user=2)
-    assert first is not None and first["payload"]["document_id"] == ids[0]
-    assert second is not None and second["payload"]["document_id"] == bobs_doc
-    assert third is not None and third["payload"]["document_id"] == ids[1]
+    assert first is not None and first.payload["document_id"] == ids[0]
+    assert second is not None and second.payload["document_id"] == bobs_doc
+    assert third is not None and third.payload["document_id"] == ids[1]
 
 
 def test_one_users_uploads_never_hold_every_worker(
@@ -396,7 +396,7 @@ def test_one_users_uploads_never_hold_every_worker(
         second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0, per_user=per_user)
         # Idle workers sleep until a lease expires, not poll the capped job (due, but not theirs).
         wait = job_repo.seconds_until_next(conn, per_user=per_user)
-    assert first is not None and first["payload"]["document_id"] == ids[0]
+    assert first is not None and first.payload["document_id"] == ids[0]
     assert second is None
     assert wait is not None and wait > 30
     bob = new_user("bob")
@@ -404,7 +404,7 @@ def test_one_users_uploads_never_hold_every_worker(
     bobs_doc = _upload(client, bob, bobs, "b.txt", "Bob's text.")
     with connect(database_url) as conn:
         second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0, per_user=per_user)
-    assert second is not None and second["payload"]["document_id"] == bobs_doc
+    assert second is not None and second.payload["document_id"] == bobs_doc
 
 
 class SlowEmbedder(BrokenEmbedder):

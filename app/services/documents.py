@@ -11,10 +11,9 @@ from typing import Any
 from app.errors import Conflict, NotFound, PayloadTooLarge
 from app.repositories import Conn, Row
 from app.repositories import documents as document_repo
-from app.repositories import jobs as job_repo
 from app.services import collections, document_metadata, extraction, preflight
+from app.services.job_kinds import ingest_document
 from app.services.tokens import Principal
-from app.services.worker import INGEST_DOCUMENT
 from app.settings import Settings
 
 
@@ -49,15 +48,7 @@ def clean_filename(name: str) -> str:
 
 def enqueue(conn: Conn, document_id: int, settings: Settings) -> None:
     """Queue the document's ingestion; Conflict while one is queued or running already."""
-    queued = job_repo.enqueue(
-        conn,
-        kind=INGEST_DOCUMENT,
-        payload={"document_id": document_id},
-        dedupe_key=f"{INGEST_DOCUMENT}:{document_id}",
-        max_attempts=settings.job_max_attempts,
-        document_id=document_id,
-    )
-    if queued is None:
+    if not ingest_document.enqueue(conn, document_id, max_attempts=settings.job_max_attempts):
         raise Conflict(
             f"document {document_id} is being processed; try again once it is indexed or failed"
         )
