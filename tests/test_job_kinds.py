@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from app.repositories import jobs as job_repo
+from app.runtime import Runtime
 from app.services import job_kinds
 from app.services.job_kinds import InvalidPayload, JobKind, JobRegistry, builtin
 from app.services.worker import Worker, connect
@@ -58,10 +59,8 @@ def _worker(app, greeter: Greeter, **settings) -> Worker:
     """The real worker, with the built-in kinds and the greeter's registered beside them."""
     kinds = builtin.registry()
     kinds.register(greeter.kind())
-    configured = replace(app.extensions["postrag.settings"], **settings)
-    return Worker(
-        configured.database_url, configured, app.extensions["postrag.embedder"], kinds=kinds
-    )
+    configured = replace(Runtime.of(app).settings, **settings)
+    return Worker(configured.database_url, configured, Runtime.of(app).embedder, kinds=kinds)
 
 
 def _job(database_url: str, job_id: int) -> dict:

@@ -104,7 +104,7 @@ class DocumentQuery(PageQuery):
     status: Status | None = None
 
 
-def _document(row: dict) -> dict:
+def _document(row: dict[str, Any]) -> dict[str, Any]:
     stage = (
         row["failed_stage"] if row["status"] == "failed" and row["failed_stage"] else row["status"]
     )

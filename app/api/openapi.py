@@ -49,8 +49,10 @@ def _endpoints(app: Flask) -> list[tuple[str, str, EndpointSpec, dict[str, str]]
     return found
 
 
-def _operation(spec: EndpointSpec, converters: dict[str, str], refs: dict[Any, Any]) -> dict:
-    def ref(model: type[pydantic.BaseModel], mode: str) -> dict:
+def _operation(
+    spec: EndpointSpec, converters: dict[str, str], refs: dict[Any, Any]
+) -> dict[str, Any]:
+    def ref(model: type[pydantic.BaseModel], mode: str) -> dict[str, Any]:
         return dict(refs[(model, mode)])
 
     params = [

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from app.providers.llm_http import OllamaClient
     from app.settings import Settings
 
 LLM_PROVIDERS = ("ollama", "openai")
@@ -99,11 +100,17 @@ class ModelCatalog(Protocol):
         ...
 
 
+class ProviderClient(ChatModel, ModelCatalog, Protocol):
+    """The HTTP client of one provider: it chats, lists and shows models, and closes."""
+
+    def close(self) -> None: ...
+
+
 def base_url(settings: Settings, provider: str) -> str:
     return settings.ollama_url if provider == "ollama" else settings.openai_base_url
 
 
-def make_client(settings: Settings, provider: str) -> Any:
+def make_client(settings: Settings, provider: str) -> ProviderClient:
     """The HTTP client for `provider` (ollama or openai), a ChatModel and a ModelCatalog."""
     from app.providers import llm_http
 
@@ -139,15 +146,23 @@ class LLMClients:
     def __init__(self, settings: Settings, provider: str):
         self.settings = settings
         self.provider = provider
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[str, ProviderClient] = {}
         self._shown: dict[tuple[str, str], tuple[float, ModelInfo | None]] = {}
         self._lock = threading.Lock()
 
-    def client(self, provider: str) -> Any:
+    def client(self, provider: str) -> ProviderClient:
         with self._lock:
             if provider not in self._clients:
                 self._clients[provider] = make_client(self.settings, provider)
             return self._clients[provider]
+
+    def ollama(self) -> OllamaClient:
+        """Ollama's client, for what only Ollama does (pulling models)."""
+        from app.providers.llm_http import OllamaClient
+
+        client = self.client("ollama")
+        assert isinstance(client, OllamaClient)
+        return client
 
     def show(self, provider: str, model: str) -> ModelInfo | None:
         """The provider's details of `model`, cached for a few minutes."""

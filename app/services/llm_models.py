@@ -233,7 +233,7 @@ def _progress(data: dict[str, Any]) -> dict[str, Any]:
 
 def pull(llm: LLMClients, row: Row) -> Iterator[dict[str, Any]]:
     """Ollama's progress for pulling the row's model; raises LLMError when the pull fails."""
-    for data in llm.client("ollama").pull(row["name"]):
+    for data in llm.ollama().pull(row["name"]):
         yield _progress(data)
     llm.forget("ollama", row["name"])
 
