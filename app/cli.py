@@ -16,6 +16,7 @@ from app.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from app.db.watchdog import Watchdog
+    from app.errors import AppError
 
 
 def _settings() -> Settings:
@@ -36,6 +37,18 @@ def _settings() -> Settings:
 
 def _fail(exc: Exception) -> None:
     raise click.ClickException(str(exc)) from exc
+
+
+def _app_error(exc: AppError, options: dict[str, str] | None = None) -> click.ClickException:
+    """An AppError as the CLI says it: its detail, then each invalid field by the option that
+    gave it (`options` maps field names to options), else by its own name."""
+    from app.errors import ValidationFailed
+
+    lines = [exc.detail]
+    for error in exc.errors if isinstance(exc, ValidationFailed) else ():
+        name = ".".join(map(str, error.path))
+        lines.append(f"  {(options or {}).get(name, name)}: {error.msg}")
+    return click.ClickException("\n".join(lines))
 
 
 def _exit_like(returncode: int) -> NoReturn:
@@ -382,7 +395,7 @@ def ingest(paths: tuple[Path, ...], collection: str, user_name: str, replace: bo
                 progress=bar.update,
             )
 
-    summary = _with_conn(work)
+    summary = _with_conn(work, {"name": "--collection"})
     skipped = collected.skipped + summary.skipped
     click.echo(
         f"indexed {len(summary.indexed)}, unchanged {len(summary.unchanged)},"
@@ -429,7 +442,6 @@ def export_command(collection: str, file: Path, user_name: str) -> None:
     from tqdm import tqdm
 
     from app.db import scope
-    from app.errors import AppError
     from app.repositories import collections as collection_repo
     from app.repositories import transfer as transfer_repo
     from app.services import transfer
@@ -458,8 +470,6 @@ def export_command(collection: str, file: Path, user_name: str) -> None:
                             counts[kind] += 1
                             bar.update(kind == "document")
                 partial.replace(file)
-            except AppError as exc:
-                raise click.ClickException(exc.detail) from None
             finally:
                 partial.unlink(missing_ok=True)
         return counts["document"], counts["chunk"]
@@ -483,7 +493,6 @@ def import_command(file: Path, user_name: str, name: str | None) -> None:
     from tqdm import tqdm
 
     from app.db import scope
-    from app.errors import AppError
     from app.providers.embeddings import make_embedder
     from app.services import transfer
 
@@ -501,19 +510,11 @@ def import_command(file: Path, user_name: str, name: str | None) -> None:
                     bar.update(len(line))
                     yield line
 
-            try:
-                return transfer.import_collection(
-                    conn,
-                    who,
-                    lines(),
-                    settings=settings,
-                    embedder=make_embedder(settings),
-                    name=name,
-                )
-            except AppError as exc:
-                raise click.ClickException(exc.detail) from None
+            return transfer.import_collection(
+                conn, who, lines(), settings=settings, embedder=make_embedder(settings), name=name
+            )
 
-    summary = _with_conn(work)
+    summary = _with_conn(work, {"name": "--name"})
     how = (
         "vectors kept (same embedding model)"
         if summary.vectors_kept
@@ -593,11 +594,12 @@ def _create_user(conn: Any, name: str, admin: bool) -> Any:
     return user_service.create(conn, name=body.name, role=body.role)
 
 
-def _with_conn(work: Any) -> Any:
+def _with_conn(work: Any, options: dict[str, str] | None = None) -> Any:
+    """`work(conn, settings)` on the configured database; its errors as clean CLI errors."""
     import psycopg
 
     from app import prepare_database
-    from app.errors import CONSTRAINT_ERRORS
+    from app.errors import AppError, constraint_error
     from app.services.worker import connect
 
     try:
@@ -606,8 +608,12 @@ def _with_conn(work: Any) -> Any:
         with connect(settings.database_url) as conn:
             return work(conn, settings)
     except psycopg.IntegrityError as exc:
-        known = CONSTRAINT_ERRORS.get(exc.diag.constraint_name or "")
-        _fail(RuntimeError(known[1]) if known else exc)
+        if (known := constraint_error(exc)) is None:
+            _fail(exc)
+        else:
+            raise _app_error(known, options) from None
+    except AppError as exc:
+        raise _app_error(exc, options) from None
     except (click.ClickException, click.Abort):
         raise
     except Exception as exc:  # noqa: BLE001

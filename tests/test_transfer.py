@@ -293,3 +293,16 @@ def test_cli_export_and_import(cli_env, app, client, admin, indexed, tmp_path, d
     assert unknown.returncode != 0 and "owns no collection" in unknown.stderr
     assert not (tmp_path / "x.jsonl").exists()
     assert os.path.getsize(path) > 0
+
+
+def test_cli_import_names_the_option_of_an_invalid_field(
+    cli_env, client, admin, collection, tmp_path
+):
+    """A field error from the services reaches the CLI user as the option that gave the value,
+    never as the HTTP body's `body.name`."""
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(ndjson(export(client, admin, collection)))
+    refused = run("import", str(path), "--name", "n" * 201, env=cli_env)
+    assert refused.returncode == 1, refused.stderr
+    assert "--name: must be 1 to 200 characters" in refused.stderr
+    assert "body" not in refused.stderr

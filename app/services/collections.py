@@ -12,9 +12,11 @@ from app.services.tokens import Principal
 
 def _check_language(conn: Conn, language: str) -> None:
     if not collection_repo.language_exists(conn, language):
-        raise ValidationFailed(
-            f"unknown text-search language {language!r}",
-            errors=[{"loc": ["body", "language"], "msg": "not a text search configuration"}],
+        raise ValidationFailed.on_field(
+            "language",
+            "not a text search configuration",
+            type="value_error",
+            detail=f"unknown text-search language {language!r}",
         )
 
 
