@@ -236,6 +236,7 @@ def test_ingest_and_import_refuse_a_bad_collection_name_naming_the_option(
     renamed = run("import", str(export), "--name", long, env=cli_env)
     assert renamed.returncode == 2, renamed.stderr
     assert f"Error: invalid --name {long!r}: a collection name has 1 to 200" in renamed.stderr
+    assert "body" not in renamed.stderr  # the option, never the HTTP body's location
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM collections").fetchone() == (0,)
     assert run("import", str(export), env=cli_env).returncode == 0  # the file itself is fine

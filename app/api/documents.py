@@ -20,7 +20,7 @@ from app.api.endpoint import (
     validate,
 )
 from app.api.schemas import Page, PageQuery
-from app.errors import UnsupportedMediaType, ValidationFailed
+from app.errors import FieldError, UnsupportedMediaType, ValidationFailed
 from app.runtime import runtime
 from app.services import documents
 from app.services.documents import Upload
@@ -115,20 +115,17 @@ def _upload_from_form() -> Upload:
     file = request.files.get("file")
     fields = {key: value for key, value in request.form.items()}
     if file is None:
-        raise ValidationFailed(
-            "the upload has no file", errors=[{"loc": ["body", "file"], "msg": "field required"}]
-        )
+        missing = FieldError(("file",), "field required", "missing", source="body")
+        raise ValidationFailed("the upload has no file", [missing])
     form = validate(FileUpload, {**fields, "file": b"-"}, "body")
     try:
         metadata = json.loads(form.metadata) if form.metadata else {}
     except (ValueError, RecursionError):
         metadata = None
     if not isinstance(metadata, dict):
-        raise ValidationFailed(
-            "metadata must be a JSON object",
-            errors=[{"loc": ["body", "metadata"], "msg": "not a JSON object"}],
-        )
-    reject_unstorable_text(metadata, "body.metadata")
+        not_object = FieldError(("metadata",), "not a JSON object", "dict_type", source="body")
+        raise ValidationFailed("metadata must be a JSON object", [not_object])
+    reject_unstorable_text(metadata, "metadata", source="body")
     return Upload(
         filename=file.filename or "upload",
         content_type=file.mimetype,

@@ -16,7 +16,7 @@ import pydantic
 from flask import Response, g, json, request
 
 from app.db import scope
-from app.errors import BadRequest, Forbidden, UnsupportedMediaType, ValidationFailed
+from app.errors import BadRequest, FieldError, Forbidden, UnsupportedMediaType, ValidationFailed
 from app.repositories import Conn
 from app.runtime import runtime
 from app.services import tokens, usage
@@ -96,9 +96,9 @@ def principal() -> Principal:
     return who
 
 
-def _errors(exc: pydantic.ValidationError, where: str) -> list[dict[str, Any]]:
+def _errors(exc: pydantic.ValidationError, where: str) -> list[FieldError]:
     return [
-        {"loc": [where, *e["loc"]], "msg": e["msg"], "type": e["type"]}
+        FieldError(tuple(e["loc"]), e["msg"], e["type"], source=where)
         for e in exc.errors(include_url=False, include_context=False, include_input=False)
     ]
 
@@ -110,7 +110,7 @@ def changes_of(body: pydantic.BaseModel, *, nullable: tuple[str, ...] = ()) -> d
     if nulls:
         raise ValidationFailed(
             "fields cannot be set to null",
-            errors=[{"loc": ["body", k], "msg": "may not be null", "type": "null"} for k in nulls],
+            errors=[FieldError((k,), "may not be null", "null", source="body") for k in nulls],
         )
     return changes
 
@@ -122,7 +122,7 @@ def parse_json(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
 
 def validate(model: type[pydantic.BaseModel], data: Any, where: str) -> Any:
     """`data` validated by `model`, or a 422 problem locating the errors under `where`."""
-    reject_unstorable_text(data, where)
+    reject_unstorable_text(data, source=where)
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -138,7 +138,7 @@ def _parse_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise BadRequest("request body is nested too deeply") from None
-    reject_unstorable_text(data, "body")
+    reject_unstorable_text(data, source="body")
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -147,7 +147,7 @@ def _parse_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
 
 def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
     data = {key: values if len(values) > 1 else values[0] for key, values in request.args.lists()}
-    reject_unstorable_text(data, "query")
+    reject_unstorable_text(data, source="query")
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:

@@ -9,7 +9,6 @@ back in the extension field `citations`. Errors are problem+json that also carry
 from __future__ import annotations
 
 import base64
-import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,15 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app import strict_json
 from app.api.endpoint import db, endpoint, principal, release_db
-from app.db.pool import DATABASE_DOWN
-from app.errors import DatabaseUnavailable, NotFound, ValidationFailed
-from app.providers.llm import LLMError
+from app.api.problems import ProblemContext, problem_body
+from app.errors import FieldError, NotFound, ValidationFailed, as_app_error
 from app.runtime import runtime
 from app.services import openai_compat
 from app.services.prompting import count_tokens
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
-log = logging.getLogger(__name__)
 MAX_MESSAGES_CHARS = 1_000_000
 
 _Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
@@ -174,9 +171,8 @@ def create_embeddings(body: EmbeddingsBody) -> dict[str, Any]:
 
 
 def _invalid(field: str, msg: str) -> NoReturn:
-    raise ValidationFailed(
-        f"{field}: {msg}", errors=[{"loc": ["body", field], "msg": msg, "type": "value_error"}]
-    )
+    error = FieldError((field,), msg, "value_error", source="body")
+    raise ValidationFailed(f"{field}: {msg}", [error])
 
 
 @bp.post("/chat/completions")
@@ -211,8 +207,9 @@ def create_completion(body: CompletionBody) -> Any:
     account = openai_compat.Accountant(completion, rt.pool, g.llm_usage)
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
+        failed = ProblemContext.of_request(streamed=True)
         return Response(
-            _chunks(completion, pieces, ident, created, include_usage, account),
+            _chunks(completion, pieces, ident, created, include_usage, account, failed),
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
@@ -266,6 +263,7 @@ def _chunks(
     created: int,
     include_usage: bool,
     account: openai_compat.Accountant,
+    failed: ProblemContext,
 ) -> Iterator[str]:
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         body = {
@@ -302,21 +300,9 @@ def _chunks(
                     yield f"data: {strict_json.dumps(body)}\n\n"
                 yield "data: [DONE]\n\n"
                 return
-    except LLMError as exc:
-        error = {"message": exc.detail, "type": "api_error", "code": exc.status}
-        yield f"data: {strict_json.dumps({'error': error})}\n\n"
-    except DATABASE_DOWN as exc:
-        log.error("a /v1 chat completion stream lost the database: %s", exc)
-        error = {"message": DatabaseUnavailable().detail, "type": "api_error", "code": 503}
-        yield f"data: {strict_json.dumps({'error': error})}\n\n"
-    except Exception:
-        log.exception("a /v1 chat completion stream failed")
-        error = {
-            "message": "an unexpected error occurred; it was logged",
-            "type": "api_error",
-            "code": 500,
-        }
-        yield f"data: {strict_json.dumps({'error': error})}\n\n"
+    except Exception as exc:  # the problem a JSON answer would have been, with OpenAI's `error`
+        error = as_app_error(exc, "a /v1 chat completion stream")
+        yield f"data: {strict_json.dumps(problem_body(error, failed))}\n\n"
     finally:
         pieces.close()  # type: ignore[attr-defined]
         account.close(text + reasoning)

@@ -54,12 +54,12 @@ def with_conn(
     A service's NotFound names something the command was given (a user, a collection), and a
     ValidationFailed of a field in `arguments` (field -> how the command names it, e.g.
     {"name": "--collection 'x'"}) one of its arguments: both exit 2, as click's own checks do.
-    Any other error exits 1 with its message.
+    Any other error exits 1 with its message, and each invalid field by its name.
     """
     import psycopg
 
     from app import prepare_database
-    from app.errors import CONSTRAINT_ERRORS, NotFound, ValidationFailed
+    from app.errors import AppError, constraint_error
     from app.services.worker import connect
 
     try:
@@ -68,15 +68,12 @@ def with_conn(
         with connect(settings.database_url) as conn:
             return work(conn, settings)
     except psycopg.IntegrityError as exc:
-        known = CONSTRAINT_ERRORS.get(exc.diag.constraint_name or "")
-        fail(RuntimeError(known[1]) if known else exc)
-    except NotFound as exc:
-        raise click.UsageError(exc.detail) from None
-    except ValidationFailed as exc:
-        named = (arguments or {}).get(_field(exc))
-        if named is None:
+        known = constraint_error(exc)
+        if known is None:
             fail(exc)
-        raise click.UsageError(f"invalid {named}: {_message(exc)}") from None
+        raise app_error(known, arguments) from None
+    except AppError as exc:
+        raise app_error(exc, arguments) from None
     except (click.ClickException, click.Abort):
         raise
     except Exception as exc:  # noqa: BLE001 - shown to the operator as a clean error
@@ -98,17 +95,20 @@ def with_user(
     )
 
 
-def _errors(exc: AppError) -> list[dict[str, object]]:
-    errors = exc.extra.get("errors")
-    return errors if isinstance(errors, list) and errors else [{}]
+def app_error(exc: AppError, arguments: Mapping[str, str] | None = None) -> click.ClickException:
+    """An AppError as the CLI says it. A NotFound, or an invalid field the command was given
+    (in `arguments`), is a usage error naming it; anything else its detail and each invalid
+    field by its own name."""
+    from app.errors import NotFound, ValidationFailed
 
-
-def _field(exc: AppError) -> str:
-    """The field a validation error is about: the last part of its first error's location."""
-    location = _errors(exc)[0].get("loc")
-    return str(location[-1]) if isinstance(location, list | tuple) and location else ""
-
-
-def _message(exc: AppError) -> str:
-    """The first error's own message (the detail may name an API location: a body field)."""
-    return str(_errors(exc)[0].get("msg") or exc)
+    if isinstance(exc, NotFound):
+        return click.UsageError(exc.detail)
+    fields = exc.errors if isinstance(exc, ValidationFailed) else ()
+    names = [".".join(map(str, error.path)) for error in fields]
+    if fields and names[0] in (arguments or {}):
+        return click.UsageError(f"invalid {(arguments or {})[names[0]]}: {fields[0].msg}")
+    lines = [
+        exc.detail,
+        *(f"  {name}: {error.msg}" for name, error in zip(names, fields, strict=True)),
+    ]
+    return click.ClickException("\n".join(lines))

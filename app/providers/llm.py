@@ -1,4 +1,4 @@
-"""The ChatModel protocol, its errors, and the factory that picks a client for a provider.
+"""The ChatModel protocol, its errors (AppErrors naming the provider) and the client factory.
 
 The rest of postrag only sees `ChatModel` (stream a reply) and `ModelCatalog` (what a provider
 has installed): whether Ollama or an OpenAI-compatible server answers is decided here.
@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from app.errors import BadGateway
+
 if TYPE_CHECKING:
     from app.providers.llm_http import OllamaClient
     from app.settings import Settings
@@ -21,17 +23,13 @@ LLM_PROVIDERS = ("ollama", "openai")
 _USERINFO = re.compile(r"://[^/@\s]+@")
 
 
-class LLMError(RuntimeError):
-    """A language-model provider failed; `status` is the HTTP status postrag answers with."""
-
-    status = 502
-    title = "Bad gateway"
+class LLMError(BadGateway):
+    """A language-model provider failed (502 unless a subclass says); the problem names it."""
 
     def __init__(self, provider: str, detail: str):
         detail = _USERINFO.sub("://***@", detail)  # a base URL may carry credentials
-        super().__init__(f"{provider}: {detail}")
+        super().__init__(f"{provider}: {detail}", provider=provider)
         self.provider = provider
-        self.detail = f"{provider}: {detail}"
 
 
 class LLMUnavailable(LLMError):

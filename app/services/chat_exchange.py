@@ -15,6 +15,7 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from app.db import scope
+from app.errors import AppError
 from app.providers.llm import LLMClients
 from app.repositories import Row
 from app.repositories import chats as chat_repo
@@ -40,6 +41,7 @@ class Deps:
 class Event:
     kind: str  # retrieval | reasoning | delta | done | error
     data: dict[str, Any]
+    error: AppError | None = None  # of an `error` event: the API renders it as any problem
 
 
 @dataclass

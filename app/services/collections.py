@@ -16,14 +16,17 @@ def _check_name(name: str) -> None:
     # The API's models check this too; the CLI's names come here unchecked.
     if not 1 <= len(name) <= NAME_MAX_LENGTH:
         msg = f"a collection name has 1 to {NAME_MAX_LENGTH} characters, not {len(name)}"
-        raise ValidationFailed(msg, errors=[{"loc": ["body", "name"], "msg": msg}])
+        kind = "string_too_long" if name else "string_too_short"
+        raise ValidationFailed.on_field("name", msg, type=kind)
 
 
 def _check_language(conn: Conn, language: str) -> None:
     if not collection_repo.language_exists(conn, language):
-        raise ValidationFailed(
-            f"unknown text-search language {language!r}",
-            errors=[{"loc": ["body", "language"], "msg": "not a text search configuration"}],
+        raise ValidationFailed.on_field(
+            "language",
+            "not a text search configuration",
+            type="value_error",
+            detail=f"unknown text-search language {language!r}",
         )
 
 

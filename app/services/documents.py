@@ -63,7 +63,7 @@ def upload(
     stored; the file is read in full by a worker, which fails the document if it cannot.
     """
     collections.get_owned(conn, who, item.collection_id)
-    document_metadata.check(item.metadata or {}, "body.metadata")
+    document_metadata.check(item.metadata or {})
     if len(item.data) > settings.max_upload_bytes:
         raise PayloadTooLarge(
             f"the file has {len(item.data)} bytes; the limit is {settings.max_upload_bytes}"

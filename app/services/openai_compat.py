@@ -87,15 +87,11 @@ class Completion:
 def _split(messages: list[dict[str, str]]) -> tuple[str, list[dict[str, str]], str]:
     """(system prompt, history, question) from an OpenAI message list."""
     if not messages or messages[-1]["role"] != "user":
-        raise ValidationFailed(
-            "the last message must be the user's",
-            errors=[
-                {
-                    "loc": ["body", "messages"],
-                    "msg": "must end with a user message",
-                    "type": "value_error",
-                }
-            ],
+        raise ValidationFailed.on_field(
+            "messages",
+            "must end with a user message",
+            type="value_error",
+            detail="the last message must be the user's",
         )
     system = "\n\n".join(m["content"] for m in messages if m["role"] in ("system", "developer"))
     history = [m for m in messages[:-1] if m["role"] in ("user", "assistant")]

@@ -91,9 +91,11 @@ def build_prompt(
             break
         sources.pop()
     if used > budget:
-        raise ValidationFailed(
-            f"the message is too long for the model's context ({used} of {budget} tokens)",
-            errors=[{"loc": ["body", "content"], "msg": "too long", "type": "too_long"}],
+        raise ValidationFailed.on_field(
+            "content",
+            "too long",
+            type="too_long",
+            detail=f"the message is too long for the model's context ({used} of {budget} tokens)",
         )
     kept: list[dict[str, str]] = []
     for message in reversed(history):

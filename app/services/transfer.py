@@ -214,9 +214,12 @@ def _chunk(ref: int, row: Row) -> dict[str, Any]:
 
 
 def _bad(line_no: int, message: str) -> ValidationFailed:
-    return ValidationFailed(
-        f"line {line_no} of the import file: {message}",
-        errors=[{"loc": ["body", "line", line_no], "msg": message, "type": "invalid_line"}],
+    return ValidationFailed.on_field(
+        "line",
+        message,
+        at=(line_no,),
+        type="invalid_line",
+        detail=f"line {line_no} of the import file: {message}",
     )
 
 
@@ -352,7 +355,7 @@ class _Importer:
         filename = documents.clean_filename(line.filename)
         try:  # the same formats and metadata as an upload, named the same way
             content_type = extraction.detect_format(filename, line.content_type, content)
-            document_metadata.check(line.metadata, "metadata")
+            document_metadata.check(line.metadata)
         except AppError as exc:
             raise _bad(line_no, exc.detail) from None
         row = document_repo.insert(

@@ -51,9 +51,12 @@ def checked_name(name: str) -> str:
     try:
         return _USER_NAME.validate_python(name)
     except pydantic.ValidationError as exc:
-        msg = exc.errors(include_url=False)[0]["msg"]
-        raise ValidationFailed(
-            f"invalid name {name!r}: {msg}", errors=[{"loc": ["body", "name"], "msg": msg}]
+        first = exc.errors(include_url=False)[0]
+        raise ValidationFailed.on_field(
+            "name",
+            first["msg"],
+            type=first["type"],
+            detail=f"invalid name {name!r}: {first['msg']}",
         ) from None
 
 
