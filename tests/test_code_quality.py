@@ -1,4 +1,4 @@
-"""The house tooling passes: ruff lint and format, mypy on app/."""
+"""The house tooling passes: ruff lint and format, mypy --strict on app/."""
 
 import subprocess
 import sys
@@ -15,7 +15,7 @@ BIN = Path(sys.executable).parent
     [
         ["ruff", "check", "."],
         ["ruff", "format", "--check", "."],
-        ["mypy", "app"],
+        ["mypy", "--strict", "app"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
 )
