@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -211,10 +211,12 @@ def post_message(chat_id: int, body: MessageCreate, query: StreamQuery) -> Any:
     raise RuntimeError("the answer ended without done or error")
 
 
-def _stream(events: Iterator[chat_exchange.Event], failed: ProblemContext) -> Iterator[str]:
+def _stream(
+    events: Generator[chat_exchange.Event, None, None], failed: ProblemContext
+) -> Iterator[str]:
     try:
         for event in events:
             data = event.data if event.error is None else problem_body(event.error, failed)
             yield sse(event.kind, data)
     finally:
-        events.close()  # type: ignore[attr-defined]  # a disconnect reaches run() here
+        events.close()  # a disconnect reaches run() here

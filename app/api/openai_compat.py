@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Annotated, Any, Literal, NoReturn
 
 from flask import Blueprint, Response, g
@@ -218,7 +218,7 @@ def create_completion(body: CompletionBody) -> Any:
 
 def _complete(
     completion: openai_compat.Completion,
-    pieces: Iterator[Any],
+    pieces: Generator[Any, None, None],
     ident: str,
     created: int,
     account: openai_compat.Accountant,
@@ -258,7 +258,7 @@ def _usage(completion: openai_compat.Completion, last: Any, text: str) -> dict[s
 
 def _chunks(
     completion: openai_compat.Completion,
-    pieces: Iterator[Any],
+    pieces: Generator[Any, None, None],
     ident: str,
     created: int,
     include_usage: bool,
@@ -304,5 +304,5 @@ def _chunks(
         error = as_app_error(exc, "a /v1 chat completion stream")
         yield f"data: {strict_json.dumps(problem_body(error, failed))}\n\n"
     finally:
-        pieces.close()  # type: ignore[attr-defined]
+        pieces.close()
         account.close(text + reasoning)

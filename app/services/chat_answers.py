@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from app.db import scope
@@ -100,7 +100,7 @@ def _source_event(sources: list[Hit], warnings: list[str], mode: str) -> Event:
     return Event("retrieval", {"mode": mode, "sources": items, "warnings": warnings})
 
 
-def run(ex: Exchange, deps: Deps) -> Iterator[Event]:
+def run(ex: Exchange, deps: Deps) -> Generator[Event, None, None]:
     """The answer's events; always ends with `done` or `error` unless the consumer leaves."""
     answer = Answer(ex, deps)
     try:

@@ -5,7 +5,7 @@ with optional retrieval over the caller's collections (nothing is stored as a ch
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,7 +155,9 @@ def prepare(
     )
 
 
-def pieces(completion: Completion, llm: LLMClients) -> Iterator[tuple[str, str, Piece | None]]:
+def pieces(
+    completion: Completion, llm: LLMClients
+) -> Generator[tuple[str, str, Piece | None], None, None]:
     """(answer text, reasoning text, the closing piece or None) as the model streams."""
     splitter = prompting.ThinkSplitter()
     stream = answering.generate(
