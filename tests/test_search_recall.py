@@ -134,7 +134,8 @@ def loaded(app, client, admin, collection, corpus):
                 )
                 rows = range(d * CHUNKS_PER_DOCUMENT, (d + 1) * CHUNKS_PER_DOCUMENT)
                 chunks = [Chunk(i, texts[r], 12, None, 0, 0, ()) for i, r in enumerate(rows)]
-                document_repo.replace_chunks(conn, doc["id"], space.id, chunks, vectors[rows])
+                assert doc is not None
+                document_repo.replace_chunks(conn, doc.id, space.id, chunks, vectors[rows])
             space_repo.create_index(conn, space.id)
         conn.execute("ANALYZE chunk_embeddings, document_chunks, documents")
         ids = conn.execute(
