@@ -293,7 +293,7 @@ def setup_postrag(server_url: str, work_dir: Path, ollama_url: str) -> Postrag:
         coll = collections.get_or_create(conn, user["id"], "bench")
         # The app's embedder owns the space, so search embeds queries with it (the fake Ollama).
         space = spaces.ensure_space(conn, OllamaEmbedder(ollama_url, MODEL), max_attempts=1)
-    return Postrag(settings, who, token, coll["id"], space["id"])
+    return Postrag(settings, who, token, coll["id"], space.id)
 
 
 def chunks_of(texts: list[str]) -> list[Chunk]:

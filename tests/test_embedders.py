@@ -153,7 +153,7 @@ def test_switching_models_fills_a_new_space_in_the_background(
     drain(app)
     with connect(database_url) as conn:
         old = space_repo.current_ready(conn)
-    assert old is not None and old["provider"] == "local" and old["dimension"] == 384
+    assert old is not None and old.provider == "local" and old.dimension == 384
 
     with FakeEmbeddingServer() as server:
         ollama_settings = replace(
@@ -163,7 +163,7 @@ def test_switching_models_fills_a_new_space_in_the_background(
         with connect(database_url) as conn:
             assert worker.run_one(conn)  # creates the new space, then runs its fill job
             new = space_repo.current_ready(conn)
-        assert new is not None and new["provider"] == "ollama" and new["dimension"] == 8
+        assert new is not None and new.provider == "ollama" and new.dimension == 8
         assert server.requests, "the new space was filled through the Ollama protocol"
     with psycopg.connect(database_url) as conn:
         spaces = conn.execute(
@@ -196,4 +196,4 @@ def test_search_keeps_the_old_space_while_the_new_one_builds(
         with connect(database_url) as conn:
             worker.run_one(conn)
             ready = space_repo.current_ready(conn)
-    assert ready is not None and ready["provider"] == "local"
+    assert ready is not None and ready.provider == "local"

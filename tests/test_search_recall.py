@@ -119,7 +119,7 @@ def loaded(app, client, admin, collection, corpus):
     with connect(settings.database_url) as conn:
         space = spaces.ensure_space(conn, embedder, max_attempts=1)
         with conn.transaction():
-            space_repo.drop_index(conn, space["id"])  # bulk load, then build (as documented)
+            space_repo.drop_index(conn, space.id)  # bulk load, then build (as documented)
             for d in range(DOCUMENTS):
                 doc = document_repo.insert(
                     conn,
@@ -134,8 +134,9 @@ def loaded(app, client, admin, collection, corpus):
                 )
                 rows = range(d * CHUNKS_PER_DOCUMENT, (d + 1) * CHUNKS_PER_DOCUMENT)
                 chunks = [Chunk(i, texts[r], 12, None, 0, 0, ()) for i, r in enumerate(rows)]
-                document_repo.replace_chunks(conn, doc["id"], space["id"], chunks, vectors[rows])
-            space_repo.create_index(conn, space["id"])
+                assert doc is not None
+                document_repo.replace_chunks(conn, doc.id, space.id, chunks, vectors[rows])
+            space_repo.create_index(conn, space.id)
         conn.execute("ANALYZE chunk_embeddings, document_chunks, documents")
         ids = conn.execute(
             "SELECT c.id, c.ordinal, d.metadata FROM document_chunks c"

@@ -4,6 +4,7 @@ delete and reindex. All scoped to the caller (and collections shared with everyo
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from app.api.endpoint import (
 )
 from app.api.schemas import Page, PageQuery
 from app.errors import FieldError, UnsupportedMediaType, ValidationFailed
+from app.repositories.documents import StoredDocument
 from app.runtime import runtime
 from app.services import documents
 from app.services.documents import Upload
@@ -104,11 +106,8 @@ class DocumentQuery(PageQuery):
     status: Status | None = None
 
 
-def _document(row: dict[str, Any]) -> dict[str, Any]:
-    stage = (
-        row["failed_stage"] if row["status"] == "failed" and row["failed_stage"] else row["status"]
-    )
-    return {**row, "stage": stage}
+def _document(row: StoredDocument) -> dict[str, Any]:
+    return {**asdict(row), "stage": row.stage}
 
 
 def _upload_from_form() -> Upload:
@@ -173,7 +172,7 @@ def upload_document(query: UploadQuery) -> Response:
     settings = runtime().settings
     row, queued = documents.upload(db(), principal(), item, settings, replace=query.replace)
     body = Document(**_document(row)).model_dump(mode="json")
-    location = url_for("documents.get_document", document_id=row["id"])
+    location = url_for("documents.get_document", document_id=row.id)
     return Response(
         json.dumps(body),
         status=202 if queued else 200,

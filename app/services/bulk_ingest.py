@@ -119,7 +119,7 @@ def ingest(
             progress(1)
             continue
         if queued:
-            waiting[row["id"]] = str(path)
+            waiting[row.id] = str(path)
         else:
             summary.unchanged.append(str(path))
             progress(1)
@@ -141,10 +141,10 @@ def _work_until_done(
             doc = document_repo.get(conn, document_id)
             if doc is None:
                 summary.failed.append((name, "deleted while it was being processed"))
-            elif doc["status"] == "indexed":
+            elif doc.status == "indexed":
                 summary.indexed.append(name)
-            elif doc["status"] == "failed":
-                summary.failed.append((name, doc["error"] or "failed"))
+            elif doc.status == "failed":
+                summary.failed.append((name, doc.error or "failed"))
             else:
                 continue
             del waiting[document_id]

@@ -67,7 +67,7 @@ def ingest_document(ctx: JobContext, document_id: int) -> None:
     _stage_chunks(ctx, document_id, extracted, title)
     with ctx.conn.transaction():
         ctx.commit_if_owned()
-        count = staging.swap(ctx.conn, document_id, ctx.space["id"])
+        count = staging.swap(ctx.conn, document_id, ctx.space.id)
         document_repo.set_status(ctx.conn, document_id, "indexed")
         ctx.succeed()
     log.info("indexed document %s: %d chunks", document_id, count)

@@ -18,12 +18,13 @@ import numpy as np
 from app.errors import NotFound, ServiceUnavailable
 from app.metrics import metrics
 from app.providers.embeddings import EmbeddingError, QueryEmbedders
-from app.repositories import Conn, Row, bm25
+from app.repositories import Conn, bm25
 from app.repositories import collections as collection_repo
 from app.repositories import documents as document_repo
 from app.repositories import embedding_spaces as space_repo
 from app.repositories import preferences as preference_repo
 from app.repositories import search as search_repo
+from app.repositories.embedding_spaces import EmbeddingSpace
 from app.repositories.search import Hit
 from app.services.tokens import Principal
 from app.settings import Settings
@@ -103,14 +104,18 @@ def _fulltext_leg(query: str) -> bm25.FulltextLeg:
 
 
 def _embed(
-    embedders: QueryEmbedders, space: Row, query: str, warnings: list[str], required: bool
+    embedders: QueryEmbedders,
+    space: EmbeddingSpace,
+    query: str,
+    warnings: list[str],
+    required: bool,
 ) -> np.ndarray | None:
     try:
-        vector = embedders.get(space["provider"], space["model"]).embed([query])[0]
-        if len(vector) != space["dimension"]:
+        vector = embedders.get(space.provider, space.model).embed([query])[0]
+        if len(vector) != space.dimension:
             raise EmbeddingError(
-                f"{space['provider']} model {space['model']!r} answered {len(vector)} dimensions,"
-                f" its embedding space has {space['dimension']}"
+                f"{space.provider} model {space.model!r} answered {len(vector)} dimensions,"
+                f" its embedding space has {space.dimension}"
             )
     except EmbeddingError as exc:
         if required:
@@ -164,7 +169,7 @@ def _semantic_leg(
     share_limit = -(-candidates * search_repo.total_chunks(conn) // MAX_SCAN_TUPLES)
     limit = max(settings.exact_search_max_rows, share_limit)
     exact = search_repo.chunks_in_scope(conn, scope, limit) <= limit
-    return search_repo.SemanticLeg(space["id"], space["dimension"], exact), vector
+    return search_repo.SemanticLeg(space.id, space.dimension, exact), vector
 
 
 def _debug(

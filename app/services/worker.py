@@ -32,8 +32,8 @@ from psycopg.rows import dict_row
 
 from app.errors import AppError
 from app.providers.embeddings import Embedder, EmbeddingError
-from app.repositories import Row
 from app.repositories import jobs as job_repo
+from app.repositories.embedding_spaces import EmbeddingSpace
 from app.repositories.jobs import Job, StoredJob
 from app.services import spaces
 from app.services.heartbeat import Heartbeat
@@ -91,7 +91,7 @@ class Worker:
         self.embedder = embedder
         self.worker_id = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.kinds = builtin.registry() if kinds is None else kinds
-        self._space: Row | None = None
+        self._space: EmbeddingSpace | None = None
         # Tests inject failures here: called after every embedded batch of an ingestion.
         self.after_batch: Callable[[], None] | None = None
         # Once set, the running job is released at its next checkpoint (see run()).
@@ -161,10 +161,8 @@ class Worker:
         """After dealing with dead workers' jobs, take a due one (None: none is due)."""
         if self._space is None:
             # Before any claim: a new embedding model's space (and its fill job) exists at once.
-            self._space = dict(
-                spaces.ensure_space(
-                    conn, self.embedder, max_attempts=self.settings.job_max_attempts
-                )
+            self._space = spaces.ensure_space(
+                conn, self.embedder, max_attempts=self.settings.job_max_attempts
             )
         with conn.transaction():
             for expired in job_repo.requeue_expired(conn):
@@ -173,7 +171,7 @@ class Worker:
                 conn,
                 worker_id=self.worker_id,
                 lease_s=self.settings.job_lease_s,
-                space_id=self._space["id"],
+                space_id=self._space.id,
                 per_user=self.settings.jobs_per_user,
             )
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from app.providers.embeddings import Embedder
-from app.repositories import Conn, Row
+from app.repositories import Conn
 from app.repositories import jobs as job_repo
+from app.repositories.embedding_spaces import EmbeddingSpace
 from app.repositories.jobs import Job, StoredJob
 from app.settings import Settings
 
@@ -52,7 +53,7 @@ class JobContext:
     worker_id: str
     settings: Settings
     embedder: Embedder
-    space: Row  # the embedder's embedding space
+    space: EmbeddingSpace  # the embedder's embedding space
     renew: Callable[[], None]  # raises LeaseLost when the job is no longer ours (heartbeat)
     # After each embedded batch of a document, once `renew` passed: a checkpoint as `renew` is,
     # after the worker's test hook (Worker.after_batch).

@@ -48,7 +48,7 @@ def _embed_in_batches(ctx: JobContext, texts: list[str]) -> np.ndarray:
     for start in range(0, len(texts), EMBED_BATCH):
         parts.append(ctx.embedder.embed(texts[start : start + EMBED_BATCH]))
         ctx.renew()
-    dimension = int(ctx.space["dimension"])
+    dimension = ctx.space.dimension
     return np.vstack(parts) if parts else np.zeros((0, dimension), dtype=np.float32)
 
 

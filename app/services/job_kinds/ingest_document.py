@@ -46,7 +46,7 @@ def enqueue(conn: Conn, document_id: int, *, max_attempts: int) -> bool:
 def _run(job: Job[IngestDocument], ctx: JobContext) -> None:
     document_id = job.payload.document_id
     document = document_repo.get(ctx.conn, document_id)
-    owner = nullcontext() if document is None else scope.acting_as(ctx.conn, document["owner_id"])
+    owner = nullcontext() if document is None else scope.acting_as(ctx.conn, document.owner_id)
     with owner:
         ingestion.ingest_document(ctx, document_id)
 
@@ -62,7 +62,7 @@ def _on_final_failure(conn: Conn, job: Job[IngestDocument], error: str) -> None:
     document = document_repo.get(conn, document_id)
     if document is None:
         return
-    stage = document["status"] if document["status"] in _STAGES else None
+    stage = document.status if document.status in _STAGES else None
     document_repo.set_status(conn, document_id, "failed", error=error, failed_stage=stage)
     metrics().ingested_documents.labels("failed").inc()
 
