@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from contextlib import closing
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -201,13 +202,14 @@ def post_message(chat_id: int, body: MessageCreate, query: StreamQuery) -> Any:
     events = chat_answers.run(exchange, deps)
     if wants_stream(query.stream):
         return event_stream(_stream(events, ProblemContext.of_request(streamed=True)))
-    for event in events:
-        if event.error is not None:
-            raise event.error
-        if event.kind == "done":
-            return Message(
-                **chats.get_message(db(), principal(), chat_id, event.data["message_id"])
-            )
+    with closing(events):  # closed at once, not when collected: its end gives held tokens back
+        for event in events:
+            if event.error is not None:
+                raise event.error
+            if event.kind == "done":
+                return Message(
+                    **chats.get_message(db(), principal(), chat_id, event.data["message_id"])
+                )
     raise RuntimeError("the answer ended without done or error")
 
 
