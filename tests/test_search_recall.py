@@ -21,6 +21,7 @@ from app.services import spaces
 from app.services.chunking import Chunk
 from app.services.tokens import authenticate
 from app.services.worker import connect
+from tests.helpers import admin_token_in, bearer, create_collection
 
 DOCUMENTS, CHUNKS_PER_DOCUMENT, GROUPS, QUERIES = 60, 40, 20, 40
 SUBJECTS = (
@@ -101,18 +102,29 @@ def corpus():
     return texts[:split], vectors[:split], texts[split:], vectors[split:]
 
 
-@pytest.fixture
-def settings(settings):
+@pytest.fixture(scope="module")
+def module_settings(module_settings):
     # At the default ef_search (128) the planner rightly finds an exact sort of 2,400 rows
     # cheaper than the index; at 64 it takes the index, which is what these tests measure.
-    return dataclasses.replace(settings, exact_search_max_rows=0, hnsw_ef_search=64)
+    return dataclasses.replace(module_settings, exact_search_max_rows=0, hnsw_ef_search=64)
 
 
-@pytest.fixture
-def loaded(app, client, admin, collection, corpus):
+@pytest.fixture(scope="module")
+def settings(module_settings):
+    return module_settings  # one database for the module: its tests only search the corpus
+
+
+@pytest.fixture(scope="module")
+def app(module_app):
+    return module_app
+
+
+@pytest.fixture(scope="module")
+def loaded(app, settings, corpus):
     """The corpus stored as 60 documents (metadata group 0..19) of 40 chunks; chunk id -> row."""
     texts, vectors, _, _ = corpus
-    settings = app.extensions["postrag.settings"]
+    admin = bearer(admin_token_in(settings.data_dir))
+    collection = create_collection(app.test_client(), admin)
     embedder = app.extensions["postrag.embedder"]
     groups: dict[int, int] = {}
     with connect(settings.database_url) as conn:
