@@ -14,6 +14,7 @@ from tests.helpers import (
     POSTRAG,
     admin_token_in,
     bearer,
+    drain,
     embedded_env,
     http_get,
     migration_ids,
@@ -285,8 +286,6 @@ def test_a_killed_worker_process_job_completes_once_elsewhere(
 ):
     import psycopg
 
-    from tests.helpers import drain
-
     text = " ".join(f"Sentence {i} about the migration of birds." for i in range(3000))
     doc = client.post(
         "/api/v1/documents",
@@ -313,7 +312,11 @@ def test_a_killed_worker_process_job_completes_once_elsewhere(
         worker.wait(timeout=30)
     assert client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] == "embedding"
     assert drain(app) == 0  # the dead worker's lease still holds
-    time.sleep(8.5)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        wait_for(  # up to 8 s after the last renewal, on the database's clock as claims see it
+            lambda: conn.execute("SELECT lease_expires_at < now() FROM jobs").fetchone()[0],
+            "the dead worker's lease did not expire",
+        )
     assert drain(app) == 1
     detail = client.get(f"/api/v1/documents/{doc}", headers=admin).json
     assert detail["status"] == "indexed"

@@ -21,7 +21,7 @@ from app.services import spaces
 from app.services.chunking import Chunk
 from app.services.tokens import authenticate
 from app.services.worker import connect
-from tests.helpers import admin_token_in, bearer, create_collection
+from tests.helpers import admin_token_in, bearer, create_collection, search
 
 DOCUMENTS, CHUNKS_PER_DOCUMENT, GROUPS, QUERIES = 60, 40, 20, 40
 SUBJECTS = (
@@ -165,7 +165,7 @@ def _exact_top10(vectors, chunk_ids, query, allowed=None):
 
 def _api_top10(client, admin, text, **extra):
     body = {"query": text, "mode": "semantic", "top_k": 10, "min_similarity": 0, **extra}
-    response = client.post("/api/v1/search", json=body, headers=admin)
+    response = search(client, admin, **body)
     assert response.status_code == 200, response.json
     return [h["chunk_id"] for h in response.json["hits"]], response.json["debug"]
 
