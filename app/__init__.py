@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-from typing import cast
 
 import psycopg
 from flask import Flask
@@ -33,18 +32,11 @@ from app.api import (
 )
 from app.api.json_provider import StrictJSONProvider
 from app.db import migrations, scope, server
-from app.db.pool import open_pool, open_replica_pool
-from app.db.replica import Replica
 from app.logredact import install as install_log_redaction
-from app.providers.embeddings import QueryEmbedders, make_embedder
-from app.providers.llm import LLMClients, ollama_answers
-from app.repositories import Conn
+from app.providers.llm import ollama_answers
+from app.runtime import Runtime
 from app.services import connectors as connector_service
-from app.services import llm_models as llm_model_service
-from app.services import search as search_service
-from app.services import secrets
 from app.services import users as user_service
-from app.services.secrets import Keyring
 from app.settings import Settings
 from app.web import pages as web_pages
 
@@ -100,31 +92,25 @@ def resolve_llm(settings: Settings) -> str:
 def create_app(settings: Settings | None = None) -> Flask:
     install_log_redaction()  # first, before anything logs
     settings = prepare_database(settings or Settings.from_env())
-    assert settings.database_url is not None
+    runtime = Runtime.open(settings, resolve_llm(settings))
+    try:
+        app = _flask_app(settings)
+    except BaseException:
+        runtime.close()
+        raise
+    runtime.attach(app)
+    # Gunicorn's workers and `postrag serve` end with the interpreter; tests close it themselves.
+    atexit.register(runtime.close)
+    # No ingestion here: it runs in worker processes (app/serve.py), so that a request never
+    # waits behind a document's extraction, chunking or embedding.
+    return app
 
+
+def _flask_app(settings: Settings) -> Flask:
     app = Flask(__name__)
     app.json = StrictJSONProvider(app)  # no NaN or Infinity in or out
     # Room for the multipart envelope around a file of the largest allowed size.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 1024 * 1024
-    pool = open_pool(settings.database_url, settings)
-    atexit.register(pool.close)
-    app.extensions["postrag.settings"] = settings
-    app.extensions["postrag.keyring"] = (
-        Keyring.from_settings(settings) if secrets.weakness(settings.secret_key) is None else None
-    )
-    app.extensions["postrag.pool"] = pool
-    if settings.database_replica_url:  # reads (search, listings) may go there: app/db/replica.py
-        log.info("reading from the replica at %s", server.redact(settings.database_replica_url))
-        replica = Replica(
-            open_replica_pool(settings.database_replica_url, settings), settings.replica_max_lag_s
-        )
-        atexit.register(replica.close)
-        app.extensions["postrag.replica"] = replica
-    with pool.connection() as conn:  # pool connections answer dict rows (see open_pool)
-        app.extensions["postrag.iterative_scans"] = search_service.iterative_scans_available(
-            cast(Conn, conn)
-        )
-
     observability.register_request_tracking(app)  # first: the request id is set before all else
     problems.register_error_handlers(app)
     cors.register_cors(app, settings.cors_origins)
@@ -149,22 +135,4 @@ def create_app(settings: Settings | None = None) -> Flask:
         web_pages.bp,
     ):
         app.register_blueprint(blueprint)
-
-    llm = LLMClients(settings, resolve_llm(settings))
-    with pool.connection() as conn, scope.acting_as_owner(conn):
-        log.info(
-            "%s",
-            llm_model_service.apply_configured_chat_model(
-                cast(Conn, conn), llm.provider, settings.chat_model
-            ),
-        )
-    app.extensions["postrag.llm"] = llm
-    atexit.register(llm.close)
-    embedder = make_embedder(settings)
-    app.extensions["postrag.embedder"] = embedder
-    query_embedders = QueryEmbedders(settings, embedder)
-    app.extensions["postrag.query_embedders"] = query_embedders
-    atexit.register(query_embedders.close)
-    # No ingestion here: it runs in worker processes (app/serve.py), so that a request never
-    # waits behind a document's extraction, chunking or embedding.
     return app

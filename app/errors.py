@@ -1,12 +1,23 @@
-"""The AppError hierarchy: errors a client can act on, rendered by app/api/problems.py."""
+"""The AppError hierarchy: errors a client can act on, how a field is named in one, and which
+exception any failure becomes. Rendered by app/api/problems.py (JSON and streams alike)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
+
+import psycopg
+import psycopg_pool
+
+log = logging.getLogger(__name__)
 
 
 class AppError(Exception):
-    """An error the client can act on; `status`, `title` and `detail` become the problem body."""
+    """An error the client can act on; `status`, `title`, `detail` and `extra` (more members of
+    the problem object, such as `provider`) become the problem body."""
 
     status = 400
     title = "Bad request"
@@ -49,12 +60,59 @@ class UnsupportedMediaType(AppError):
     status, title = 415, "Unsupported media type"
 
 
+@dataclass(frozen=True)
+class FieldError:
+    """One invalid input: the field and the path inside it, what is wrong, and a stable `type`.
+
+    Code that is given a value names it as it was given (`("expires_at",)`, `("line", 3)`);
+    whether it came from the request's body, query or path is for the API layer to say, which
+    knows. `source` is set only by the code that parsed the request itself.
+    """
+
+    path: tuple[str | int, ...]
+    msg: str
+    type: str
+    source: str | None = None  # body | query | path
+
+    def loc(self, source: str) -> list[str | int]:
+        """The `loc` of a problem's error entry: the source first (this one's, else `source`)."""
+        return [self.source or source, *self.path]
+
+
 class ValidationFailed(AppError):
+    """422; `errors` name each invalid field (the problem's `errors` list)."""
+
     status, title = 422, "Validation failed"
+
+    def __init__(self, detail: str, errors: Iterable[FieldError] = (), **extra: Any):
+        super().__init__(detail, **extra)
+        self.errors = tuple(errors)
+
+    @classmethod
+    def on_field(
+        cls,
+        field: str,
+        msg: str,
+        *,
+        type: str,
+        at: tuple[str | int, ...] = (),
+        detail: str | None = None,
+    ) -> ValidationFailed:
+        """One invalid field (and the path `at` inside it); `detail` defaults to `msg`."""
+        return cls(detail or msg, [FieldError((field, *at), msg, type)])
 
 
 class TooManyRequests(AppError):
     status, title = 429, "Too many requests"
+
+
+class InternalError(AppError):
+    """Anything unexpected: logged where it happened; the client learns nothing more."""
+
+    status, title = 500, "Internal server error"
+
+    def __init__(self) -> None:
+        super().__init__("an unexpected error occurred; it was logged")
 
 
 class BadGateway(AppError):
@@ -76,18 +134,49 @@ class GatewayTimeout(AppError):
     status, title = 504, "Gateway timeout"
 
 
-# Expected constraint violations, by constraint name: the error class and the client's message.
-CONSTRAINT_ERRORS: dict[str, tuple[type[AppError], str]] = {
-    "users_name_key": (Conflict, "a user with this name already exists"),
-    "collections_owner_id_name_key": (Conflict, "you already have a collection with this name"),
-    "llm_models_provider_name_key": (Conflict, "this provider already has a model with this name"),
-    "chat_messages_one_streaming_idx": (
-        Conflict,
-        "an answer is already being generated in this chat; wait for it or stop it",
+# Expected constraint violations, by constraint name: the error the client gets instead.
+CONSTRAINT_ERRORS: dict[str, Callable[[], AppError]] = {
+    "users_name_key": partial(Conflict, "a user with this name already exists"),
+    "collections_owner_id_name_key": partial(
+        Conflict, "you already have a collection with this name"
     ),
-    "embedding_spaces_embedding_model_id_fkey": (
-        Conflict,
-        "this embedding model has vectors (an embedding space) and cannot be deleted",
+    # Reached from the CLI (import --name, ingest --collection); the API validates names first.
+    "collections_name_check": partial(
+        ValidationFailed.on_field,
+        "name",
+        "must be 1 to 200 characters",
+        type="invalid_length",
+        detail="a collection's name must be 1 to 200 characters",
     ),
-    "documents_collection_id_fkey": (NotFound, "the collection does not exist (any more)"),
+    "llm_models_provider_name_key": partial(
+        Conflict, "this provider already has a model with this name"
+    ),
+    "chat_messages_one_streaming_idx": partial(
+        Conflict, "an answer is already being generated in this chat; wait for it or stop it"
+    ),
+    "embedding_spaces_embedding_model_id_fkey": partial(
+        Conflict, "this embedding model has vectors (an embedding space) and cannot be deleted"
+    ),
+    "documents_collection_id_fkey": partial(NotFound, "the collection does not exist (any more)"),
 }
+
+
+def constraint_error(exc: psycopg.IntegrityError) -> AppError | None:
+    """The client's error for an expected constraint violation (by its name), else None."""
+    make = CONSTRAINT_ERRORS.get(exc.diag.constraint_name or "")
+    return make() if make is not None else None
+
+
+def as_app_error(exc: BaseException, during: str) -> AppError:
+    """What the client is told of any failure `during` something (named in the log): an
+    AppError as it is, an expected constraint violation by its name, a lost database as a 503
+    to retry, anything else as a logged 500 without internals."""
+    if isinstance(exc, AppError):
+        return exc
+    if isinstance(exc, psycopg.IntegrityError) and (known := constraint_error(exc)) is not None:
+        return known
+    if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout):
+        log.error("database unavailable during %s: %s", during, exc)
+        return DatabaseUnavailable()
+    log.error("unexpected error during %s", during, exc_info=exc)
+    return InternalError()

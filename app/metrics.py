@@ -59,7 +59,7 @@ def metrics() -> Metrics:
             if multiprocess_dir() and values.ValueClass.__name__ != "MmapedValue":
                 # The value class is chosen when prometheus_client is imported; the directory
                 # may have been set after that (by `postrag serve`, in the same process).
-                values.ValueClass = values.MultiProcessValue()
+                values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
             _metrics = _make()
         return _metrics
 
@@ -135,7 +135,7 @@ def exposition(conn: Any) -> bytes:
     metrics()  # so an idle process still lists its metrics (at zero) from the first scrape
     if multiprocess_dir():
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         own = generate_latest(registry)
     else:
         own = generate_latest(REGISTRY)

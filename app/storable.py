@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.errors import BadRequest, ValidationFailed
+from app.errors import BadRequest, FieldError, ValidationFailed
 
 
 def _storable(text: str) -> bool:
@@ -36,21 +36,16 @@ def _bad_text_paths(data: Any, where: list[Any]) -> list[list[Any]]:
     return bad_keys + [p for key, value in items for p in _bad_text_paths(value, [*where, key])]
 
 
-def reject_unstorable_text(data: Any, where: str) -> None:
-    """422 when any string in `data` contains NUL characters or lone surrogates."""
+def reject_unstorable_text(data: Any, *path: str | int, source: str | None = None) -> None:
+    """422 naming each string in `data` (at `path`, in the request's `source` when the caller
+    parsed the request) that contains NUL characters or lone surrogates."""
     try:
-        paths = _bad_text_paths(data, [where])
+        paths = _bad_text_paths(data, list(path))
     except RecursionError:
-        raise BadRequest(f"the {where} is nested too deeply") from None
+        raise BadRequest(f"the {path[-1] if path else source} is nested too deeply") from None
     if paths:
-        errors = [
-            {
-                "loc": path,
-                "msg": "must not contain NUL characters or lone surrogates",
-                "type": "invalid_text",
-            }
-            for path in paths
-        ]
+        msg = "must not contain NUL characters or lone surrogates"
         raise ValidationFailed(
-            "the request contains characters that cannot be stored", errors=errors
+            "the request contains characters that cannot be stored",
+            [FieldError(tuple(p), msg, "invalid_text", source) for p in paths],
         )

@@ -128,7 +128,7 @@ def stages(settings: Settings, texts: list[str]) -> dict[str, float]:
                     metadata={},
                 )
                 assert row is not None
-                document_repo.replace_chunks(conn, row["id"], space["id"], chunks, vectors)
+                document_repo.replace_chunks(conn, row.id, space.id, chunks, vectors)
             t4 = time.perf_counter()
             for key, value in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
                 timings[key] += value
@@ -149,7 +149,7 @@ def _bench_document(conn, coll, name: str) -> int:  # type: ignore[no-untyped-de
             metadata={},
         )
     assert doc is not None
-    return int(doc["id"])
+    return doc.id
 
 
 def write_paths(settings: Settings, rows: int) -> dict[tuple[str, bool], float]:
@@ -167,9 +167,9 @@ def write_paths(settings: Settings, rows: int) -> dict[tuple[str, bool], float]:
             space = space_repo.insert_space(conn, model_id=model["id"], dimension=384, ready=False)
         for indexed in (False, True):
             if indexed:
-                conn.execute("SELECT create_embedding_space_index(%s)", (space["id"],))
+                conn.execute("SELECT create_embedding_space_index(%s)", (space.id,))
             else:
-                conn.execute("SELECT drop_embedding_space_index(%s)", (space["id"],))
+                conn.execute("SELECT drop_embedding_space_index(%s)", (space.id,))
             for method in ("copy", "executemany"):
                 vectors = rng.standard_normal((rows, 384)).astype(np.float32)
                 vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -178,11 +178,9 @@ def write_paths(settings: Settings, rows: int) -> dict[tuple[str, bool], float]:
                 started = time.perf_counter()
                 with conn.transaction():
                     if method == "copy":
-                        document_repo.replace_chunks(
-                            conn, doc_id, space["id"], fake_chunks, vectors
-                        )
+                        document_repo.replace_chunks(conn, doc_id, space.id, fake_chunks, vectors)
                     else:
-                        _executemany(conn, doc_id, space["id"], fake_chunks, vectors)
+                        _executemany(conn, doc_id, space.id, fake_chunks, vectors)
                 results[(method, indexed)] = rows / (time.perf_counter() - started)
     return results
 

@@ -144,7 +144,7 @@ def child(url: str, data_dir: str, kind: str, size: int, embedder: str) -> None:
             " coalesce(max(c.token_count), 0) AS most_tokens"
             " FROM documents d LEFT JOIN document_chunks c ON c.document_id = d.id"
             " WHERE d.id = %(id)s GROUP BY d.id",
-            {"id": row["id"]},
+            {"id": row.id},
         ).fetchone()
     print(
         json.dumps(

@@ -293,7 +293,7 @@ def setup_postrag(server_url: str, work_dir: Path, ollama_url: str) -> Postrag:
         coll = collections.get_or_create(conn, user["id"], "bench")
         # The app's embedder owns the space, so search embeds queries with it (the fake Ollama).
         space = spaces.ensure_space(conn, OllamaEmbedder(ollama_url, MODEL), max_attempts=1)
-    return Postrag(settings, who, token, coll["id"], space["id"])
+    return Postrag(settings, who, token, coll["id"], space.id)
 
 
 def chunks_of(texts: list[str]) -> list[Chunk]:
@@ -498,7 +498,7 @@ def timed_sql(conn: Any, mq: ModeQuery, ef_search: int, rows: dict[int, int]) ->
             started = time.perf_counter()
             hits = search_repo.run(conn, mq.statement, mq.params[i])
             ms = (time.perf_counter() - started) * 1000
-        return [rows[h["chunk_id"]] for h in hits], ms
+        return [rows[h.chunk_id] for h in hits], ms
 
     return timed(one, len(mq.params))
 
@@ -575,11 +575,9 @@ def service_level(
                     conn,
                     pr.who,
                     request,
-                    settings=pr.settings,
-                    embedders=embedders,
-                    iterative_scans=True,
+                    search_service.SearchDeps(pr.settings, embedders, iterative_scans=True),
                 )
-                return [rows[h["chunk_id"]] for h in found.hits], None
+                return [rows[h.chunk_id] for h in found.hits], None
 
             results[mode] = timed(one, len(data.queries))
     return results

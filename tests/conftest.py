@@ -176,6 +176,8 @@ def _settings(database_url: str, data_dir: Path) -> Settings:
         pool_min_size=1,
         pool_max_size=4,
         workers=0,  # tests that need background processing run workers themselves
+        llm="none",  # no probe for an Ollama on this machine; chat tests bring a fake one
+        rate_limit_per_minute=0,  # the rate-limit tests set theirs
     )
 
 

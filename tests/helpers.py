@@ -27,6 +27,8 @@ import psycopg
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
+from app.runtime import Runtime
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
 POSTRAG = str(Path(sys.executable).parent / "postrag")
 SSE = {"Accept": "text/event-stream"}
@@ -65,18 +67,16 @@ def document_status(database_url: str, document_id: int) -> str | None:
 
 
 def close_app(app) -> None:  # type: ignore[no-untyped-def]
-    """Stop what an app started: language-model clients, the pool."""
-    app.extensions["postrag.llm"].close()
-    app.extensions["postrag.query_embedders"].close()
-    app.extensions["postrag.pool"].close()
+    """Stop what an app started: its runtime (clients, embedders, pools)."""
+    Runtime.of(app).close()
 
 
 def drain(app, *, worker=None) -> int:  # type: ignore[no-untyped-def]
     """Run queued jobs in this thread until none is due; the number of jobs run."""
     from app.services.worker import Worker, connect
 
-    settings = app.extensions["postrag.settings"]
-    worker = worker or Worker(settings.database_url, settings, app.extensions["postrag.embedder"])
+    settings = Runtime.of(app).settings
+    worker = worker or Worker(settings.database_url, settings, Runtime.of(app).embedder)
     count = 0
     with connect(settings.database_url) as conn:
         while worker.run_one(conn):
@@ -90,8 +90,8 @@ def running_workers(app, count: int = 1):  # type: ignore[no-untyped-def]
     block ends; the app itself runs none."""
     from app.services.worker import WorkerPool
 
-    settings = app.extensions["postrag.settings"]
-    embedder = app.extensions["postrag.embedder"]
+    settings = Runtime.of(app).settings
+    embedder = Runtime.of(app).embedder
     pool = WorkerPool(settings.database_url, settings, embedder, count).start()
     try:
         yield pool

@@ -9,6 +9,7 @@ import httpx
 import psycopg
 import pytest
 
+from app.runtime import Runtime
 from app.services import prompting
 from tests.helpers import (
     FOX,
@@ -191,6 +192,21 @@ def test_upstream_error_is_a_502_naming_the_provider_and_stores_nothing(ollama_a
     assert messages(client, admin, chat) == []  # the message can simply be sent again
 
 
+def test_an_error_event_carries_the_problem_the_json_answer_has(ollama_app, admin, llm):
+    """One renderer: the same failure streamed is the same problem object as answered in JSON."""
+    llm.fail_status = 500
+    client = ollama_app.test_client()
+    chat = new_chat(client, admin)
+    answered = ask(client, admin, chat, "Hello?")
+    assert answered.status_code == 502
+    kind, streamed = parse_sse(ask(client, admin, chat, "Hello?", extra=SSE).data)[-1]
+    assert kind == "error"
+    assert streamed.keys() == answered.json.keys()
+    assert {"instance", "request_id", "provider"} <= streamed.keys()
+    differing = {key for key, value in answered.json.items() if streamed[key] != value}
+    assert differing == {"request_id"}  # each request has its own
+
+
 def test_unreachable_provider_is_503_and_a_timeout_504(make_app, admin, llm):
     down = make_app(llm="ollama", ollama_url=closed_port_url(), chat_model="fake-chat")
     client = down.test_client()
@@ -318,7 +334,7 @@ def test_client_disconnect_stores_the_partial_answer_as_incomplete(ollama_app, a
 
 
 def test_extractive_answers_without_a_language_model(app, client, admin, docs):
-    assert app.extensions["postrag.llm"].provider == "none"
+    assert Runtime.of(app).llm.provider == "none"
     chat = new_chat(client, admin)
     response = ask(client, admin, chat, "XR-7734 valve")
     assert response.status_code == 201, response.json

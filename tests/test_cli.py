@@ -1,14 +1,21 @@
-"""The `postrag` command: psql, users, migrate, and serve on the embedded database end to end."""
+"""The `postrag` command: its modules, psql, users, migrate, and serve on the embedded database."""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import os
+import pkgutil
+import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
+import app.cli
 from app.cli import main
 from tests.helpers import (
     POSTRAG,
@@ -22,6 +29,8 @@ from tests.helpers import (
     start_serve,
     wait_for,
 )
+
+CLI_DIR = Path(app.cli.__file__).parent
 
 
 def test_every_command_has_help(cli_env):
@@ -55,6 +64,62 @@ def test_every_command_has_help(cli_env):
         )
         assert result.exit_code == 0, (command, result.output)
         assert "Usage:" in result.output
+
+
+def test_help_lists_the_commands_of_every_cli_module():
+    defined: dict[int, click.Command] = {}
+    for module in pkgutil.iter_modules([str(CLI_DIR)]):
+        names = vars(importlib.import_module(f"app.cli.{module.name}"))
+        defined |= {id(v): v for v in names.values() if isinstance(v, click.Command)}
+    nested = {
+        id(sub)
+        for group in defined.values()
+        if isinstance(group, click.Group)
+        for sub in group.commands.values()
+    }
+    top = {command.name for key, command in defined.items() if key not in nested}
+    assert (
+        top
+        == set(main.commands)
+        == {
+            *("serve", "worker", "migrate", "psql", "pg-dump", "pg-restore", "backup", "restore"),
+            *("ingest", "export", "import", "users", "keys"),
+        }
+    )
+    listed = CliRunner().invoke(main, ["--help"]).output
+    assert all(re.search(rf"^  {name} ", listed, re.MULTILINE) for name in top), listed
+
+
+_SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
+
+
+def test_cli_modules_only_parse_call_a_service_and_print():
+    """No SQL, no pydantic, no repository or API module in app/cli/: those live in the layers."""
+    for path in sorted(CLI_DIR.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        imported: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module == "app.repositories":
+                # The connection and row types only.
+                imported |= {f"app.repositories.{a.name}" for a in node.names} - {
+                    "app.repositories.Conn",
+                    "app.repositories.Row",
+                }
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(node.module or "")
+        forbidden = [
+            name
+            for name in imported
+            if name.split(".")[0] == "pydantic" or name.startswith(("app.repositories", "app.api"))
+        ]
+        assert forbidden == [], path
+        strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)]
+        assert [s for s in strings if isinstance(s, str) and _SQL.search(s)] == [], path
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "execute"]
+        assert calls == [], path
+        assert len(path.read_text().splitlines()) < 300, path
 
 
 def test_psql_runs_a_query_on_the_configured_database(cli_env):
@@ -126,6 +191,50 @@ def test_users_create_rejects_bad_and_duplicate_names(cli_env):
     bad = run("users", "create", "two words", env=cli_env)
     assert bad.returncode == 2
     assert "invalid name" in bad.stderr
+
+
+def test_commands_acting_for_a_user_refuse_an_unknown_one(cli_env, tmp_path):
+    note = tmp_path / "note.txt"
+    note.write_text("Owls hunt at night.")
+    for command in (
+        ["ingest", str(note), "--collection", "notes"],
+        ["export", "notes", str(tmp_path / "notes.jsonl")],
+    ):
+        refused = run(*command, "--user", "nobody", env=cli_env)
+        assert refused.returncode == 2, refused.stderr
+        assert "Error: no user 'nobody'" in refused.stderr
+
+
+def test_ingest_and_import_refuse_a_bad_collection_name_naming_the_option(
+    cli_env, tmp_path, database_url
+):
+    """Once a raw check-constraint error that showed the failing row; now a usage error."""
+    import psycopg
+
+    note = tmp_path / "note.txt"
+    note.write_text("Owls hunt at night.")
+    long = "x" * 201
+    too_long = run("ingest", str(note), "--collection", long, env=cli_env)
+    assert too_long.returncode == 2, too_long.stderr
+    assert (
+        f"Error: invalid --collection {long!r}: a collection name has 1 to 200 characters, not 201"
+        in too_long.stderr
+    )
+    assert "Failing row" not in too_long.stderr
+    empty = run("ingest", str(note), "--collection", "", env=cli_env)
+    assert empty.returncode == 2 and "Error: invalid --collection '': " in empty.stderr
+    export = tmp_path / "empty.jsonl"
+    export.write_text(
+        '{"kind": "postrag.collection", "format": 1, "collection": {"name": "empty"}}\n'
+        '{"kind": "end", "documents": 0, "chunks": 0}\n'
+    )
+    renamed = run("import", str(export), "--name", long, env=cli_env)
+    assert renamed.returncode == 2, renamed.stderr
+    assert f"Error: invalid --name {long!r}: a collection name has 1 to 200" in renamed.stderr
+    assert "body" not in renamed.stderr  # the option, never the HTTP body's location
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM collections").fetchone() == (0,)
+    assert run("import", str(export), env=cli_env).returncode == 0  # the file itself is fine
 
 
 def test_migrate_status_and_rollback(cli_env, make_database):

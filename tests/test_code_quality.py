@@ -1,4 +1,5 @@
-"""The house tooling passes: ruff lint and format, mypy on app/; test helpers are not copied."""
+"""The house tooling passes: ruff lint and format, mypy --strict on app/; test helpers are not
+copied."""
 
 import ast
 import subprocess
@@ -17,7 +18,7 @@ TESTS = ROOT / "tests"
     [
         ["ruff", "check", "."],
         ["ruff", "format", "--check", "."],
-        ["mypy", "app"],
+        ["mypy", "--strict", "app"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
 )

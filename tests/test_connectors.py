@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from app import prepare_database
+from app.runtime import Runtime
 from app.services import connectors
 from app.services.secrets import Keyring, SecretError
 from app.services.worker import connect
@@ -72,7 +73,7 @@ def test_tokens_are_stored_encrypted_and_never_returned(api, admin, database_url
     owner, access, refresh, key_id = stored_row(database_url)
     assert b"at-secret-0" not in bytes(access) and b"rt-0" not in bytes(refresh)
     assert key_id == Keyring(KEY).current.id
-    settings = keyed_app.extensions["postrag.settings"]
+    settings = Runtime.of(keyed_app).settings
     with connect(database_url) as conn:
         token, _ = connectors.access_token(conn, owner, "jira", Keyring(KEY), settings)
     assert token == "at-secret-0"
@@ -104,7 +105,7 @@ def test_concurrent_refreshes_spend_a_rotating_refresh_token_once(
     expiring = {**GRANT, "expires_in": 30}  # inside the refresh skew: due now
     assert api.put("/api/v1/connectors/jira", json=expiring, headers=admin).status_code == 200
     owner = user_id(api, admin)
-    settings = keyed_app.extensions["postrag.settings"]
+    settings = Runtime.of(keyed_app).settings
     oauth.delay_s = 0.3
     tokens: list[str] = []
 

@@ -17,18 +17,19 @@ import pytest
 
 from app.db import embedded, server, watchdog
 from app.db.server import DatabaseUnsupportedError, pgvector_problem
+from app.runtime import Runtime
 from tests.helpers import POSTRAG, admin_token_in, bearer, embedded_env, run, start_serve, wait_for
 
 
 def test_pool_connections_speak_pgvector(app):
-    with app.extensions["postrag.pool"].connection() as conn:
+    with Runtime.of(app).pool.connection() as conn:
         row = conn.execute("SELECT %(v)s::vector AS v", {"v": np.array([1.5, 2, 3])}).fetchone()
     # pgvector-python answers its Vector type, convertible to numpy.
     assert row["v"].to_numpy().tolist() == [1.5, 2.0, 3.0]
 
 
 def test_pool_connections_are_autocommit(app):
-    with app.extensions["postrag.pool"].connection() as conn:
+    with Runtime.of(app).pool.connection() as conn:
         assert conn.autocommit
 
 

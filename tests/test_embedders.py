@@ -11,6 +11,7 @@ import pytest
 from app.providers.embeddings import EmbeddingError, make_embedder, normalise
 from app.providers.http_embedders import OllamaEmbedder, OpenAIEmbedder
 from app.repositories import embedding_spaces as space_repo
+from app.runtime import Runtime
 from app.services.worker import Worker, connect
 from tests.fakes import FakeEmbeddingServer, fake_vector
 from tests.helpers import drain
@@ -138,7 +139,7 @@ def test_settings_pick_the_embedder(settings):
 def test_switching_models_fills_a_new_space_in_the_background(
     app, client, admin, collection, database_url
 ):
-    settings = app.extensions["postrag.settings"]
+    settings = Runtime.of(app).settings
     for i in range(3):
         client.post(
             "/api/v1/documents",
@@ -152,7 +153,7 @@ def test_switching_models_fills_a_new_space_in_the_background(
     drain(app)
     with connect(database_url) as conn:
         old = space_repo.current_ready(conn)
-    assert old is not None and old["provider"] == "local" and old["dimension"] == 384
+    assert old is not None and old.provider == "local" and old.dimension == 384
 
     with FakeEmbeddingServer() as server:
         ollama_settings = replace(
@@ -162,7 +163,7 @@ def test_switching_models_fills_a_new_space_in_the_background(
         with connect(database_url) as conn:
             assert worker.run_one(conn)  # creates the new space, then runs its fill job
             new = space_repo.current_ready(conn)
-        assert new is not None and new["provider"] == "ollama" and new["dimension"] == 8
+        assert new is not None and new.provider == "ollama" and new.dimension == 8
         assert server.requests, "the new space was filled through the Ollama protocol"
     with psycopg.connect(database_url) as conn:
         spaces = conn.execute(
@@ -184,7 +185,7 @@ def test_search_keeps_the_old_space_while_the_new_one_builds(
     with FakeEmbeddingServer() as server:
         server.fail_next = [503] * 50  # the new model is down: its space cannot be filled
         ollama_settings = replace(
-            app.extensions["postrag.settings"],
+            Runtime.of(app).settings,
             embedder="ollama",
             ollama_url=server.url,
             embedding_model="fake-embed",
@@ -195,4 +196,4 @@ def test_search_keeps_the_old_space_while_the_new_one_builds(
         with connect(database_url) as conn:
             worker.run_one(conn)
             ready = space_repo.current_ready(conn)
-    assert ready is not None and ready["provider"] == "local"
+    assert ready is not None and ready.provider == "local"

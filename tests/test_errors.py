@@ -1,5 +1,6 @@
 """Errors are RFC 9457 problem+json with the right status, and never leak internals."""
 
+import io
 import logging
 
 import flask
@@ -115,3 +116,48 @@ def test_nan_and_infinity_in_a_request_body_are_400(client, admin):
         )
         assert response.status_code == 400, (constant, response.json)
         assert "not valid JSON" in response.json["detail"]
+
+
+def test_every_field_error_has_loc_msg_and_type(client, admin, collection):
+    """Whoever names the field (pydantic, the API layer, a service, a repository), every entry
+    of `errors` has the same members and a `loc` that starts where the value was sent."""
+
+    def upload(**fields):
+        form = {"collection_id": str(collection), **fields}
+        return client.post(
+            "/api/v1/documents", data=form, headers=admin, content_type="multipart/form-data"
+        )
+
+    def owls():
+        return (io.BytesIO(b"Owls hunt at night."), "owls.txt")
+
+    past = {"name": "t", "expires_at": "2000-01-01T00:00:00Z"}
+    refused = {
+        "pydantic, body": client.post("/api/v1/tokens", json={"name": ""}, headers=admin),
+        "pydantic, query": client.get("/api/v1/tokens?limit=abc", headers=admin),
+        "null in a patch": client.patch(
+            "/api/v1/me/preferences", json={"top_k": None}, headers=admin
+        ),
+        "token expiry": client.post("/api/v1/tokens", json=past, headers=admin),
+        "unknown chat model": client.put(
+            "/api/v1/me/preferences", json={"chat_model_id": 999999}, headers=admin
+        ),
+        "unknown language": client.post(
+            "/api/v1/collections", json={"name": "c", "language": "klingon"}, headers=admin
+        ),
+        "bad filter": client.post(
+            "/api/v1/search", json={"query": "x", "filter": {"op": "nope"}}, headers=admin
+        ),
+        "upload without a file": upload(),
+        "metadata not an object": upload(file=owls(), metadata="[1]"),
+        "NUL in metadata": upload(file=owls(), metadata='{"k\\u0000": 1}'),
+    }
+    for case, response in refused.items():
+        assert response.status_code == 422, (case, response.json)
+        assert response.json["errors"], case
+        for entry in response.json["errors"]:
+            assert entry.keys() == {"loc", "msg", "type"}, (case, entry)
+            assert entry["loc"][0] in ("body", "query", "path"), (case, entry)
+    assert refused["unknown chat model"].json["errors"][0]["loc"] == ["body", "chat_model_id"]
+    assert refused["upload without a file"].json["errors"][0]["loc"] == ["body", "file"]
+    assert refused["NUL in metadata"].json["errors"][0]["loc"] == ["body", "metadata", "k\x00"]

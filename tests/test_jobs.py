@@ -13,6 +13,7 @@ import pytest
 
 from app.providers.embeddings import EmbeddingError
 from app.repositories import jobs as job_repo
+from app.runtime import Runtime
 from app.services.worker import Worker, connect
 from tests.helpers import document_status, drain, pdf_pages, running_workers, upload, wait_for
 
@@ -52,7 +53,7 @@ def _chunk_rows(database_url, document_id):
 
 
 def test_failed_replacement_keeps_the_previous_chunks(app, client, admin, collection, database_url):
-    settings = app.extensions["postrag.settings"]
+    settings = Runtime.of(app).settings
     doc = upload(client, admin, collection, "long.txt", _long_text(1500))
     drain(app)
     before = _chunk_rows(database_url, doc)
@@ -61,7 +62,7 @@ def test_failed_replacement_keeps_the_previous_chunks(app, client, admin, collec
     worker = Worker(
         settings.database_url,
         replace(settings, job_retry_base_s=0),
-        app.extensions["postrag.embedder"],
+        Runtime.of(app).embedder,
     )
 
     def crash_after_first_batch():
@@ -90,14 +91,14 @@ def test_a_failure_inside_the_write_keeps_the_previous_chunks(
         raise psycopg.errors.DiskFull("injected: could not extend file")
 
     monkeypatch.setattr(staging, "move_vectors", broken_move)
-    settings = replace(app.extensions["postrag.settings"], job_retry_base_s=0)
-    drain(app, worker=Worker(settings.database_url, settings, app.extensions["postrag.embedder"]))
+    settings = replace(Runtime.of(app).settings, job_retry_base_s=0)
+    drain(app, worker=Worker(settings.database_url, settings, Runtime.of(app).embedder))
     assert client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] == "failed"
     assert _chunk_rows(database_url, doc) == before
 
 
 def test_a_dead_workers_last_attempt_fails_its_document(app, client, admin, collection):
-    settings = app.extensions["postrag.settings"]
+    settings = Runtime.of(app).settings
     doc = upload(client, admin, collection, "x.txt", "Dies every time.")
     with connect(settings.database_url) as conn:
         conn.execute("UPDATE jobs SET max_attempts = 1")
@@ -114,12 +115,10 @@ def test_a_dead_workers_last_attempt_fails_its_document(app, client, admin, coll
 
 
 def test_retries_with_backoff_then_failed_with_the_error(app, client, admin, collection):
-    settings = replace(app.extensions["postrag.settings"], job_retry_base_s=0)
+    settings = replace(Runtime.of(app).settings, job_retry_base_s=0)
     attempts = settings.job_max_attempts  # fixed on the job when it is queued
     doc = upload(client, admin, collection, "x.txt", "Some text to embed.")
-    worker = Worker(
-        settings.database_url, settings, BrokenEmbedder(app.extensions["postrag.embedder"])
-    )
+    worker = Worker(settings.database_url, settings, BrokenEmbedder(Runtime.of(app).embedder))
     assert drain(app, worker=worker) == attempts
     detail = client.get(f"/api/v1/documents/{doc}", headers=admin).json
     assert detail["status"] == "failed" and detail["stage"] == "embedding"
@@ -132,11 +131,9 @@ def test_retries_with_backoff_then_failed_with_the_error(app, client, admin, col
 
 
 def test_retry_waits_for_its_backoff(app, client, admin, collection):
-    settings = replace(app.extensions["postrag.settings"], job_retry_base_s=30)
+    settings = replace(Runtime.of(app).settings, job_retry_base_s=30)
     upload(client, admin, collection, "x.txt", "Text.")
-    worker = Worker(
-        settings.database_url, settings, BrokenEmbedder(app.extensions["postrag.embedder"])
-    )
+    worker = Worker(settings.database_url, settings, BrokenEmbedder(Runtime.of(app).embedder))
     assert drain(app, worker=worker) == 1  # the retry is not due for 30 s
     with connect(settings.database_url) as conn:
         wait = job_repo.seconds_until_next(conn)
@@ -144,7 +141,7 @@ def test_retry_waits_for_its_backoff(app, client, admin, collection):
 
 
 def test_a_dead_workers_job_is_taken_over_after_its_lease(app, client, admin, collection):
-    settings = app.extensions["postrag.settings"]
+    settings = Runtime.of(app).settings
     doc = upload(client, admin, collection, "x.txt", "Survives a crash.")
     with connect(settings.database_url) as conn:
         job = job_repo.claim(conn, worker_id="dead-worker", lease_s=1, space_id=0)
@@ -152,9 +149,9 @@ def test_a_dead_workers_job_is_taken_over_after_its_lease(app, client, admin, co
         assert drain(app) == 0  # leased: nobody else may take it
         time.sleep(1.2)
         assert drain(app) == 1
-        assert not job_repo.lock_if_owned(conn, job_id=job["id"], worker_id="dead-worker")
+        assert not job_repo.lock_if_owned(conn, job_id=job.id, worker_id="dead-worker")
         row = conn.execute(
-            "SELECT state, attempts, last_error FROM jobs WHERE id = %s", (job["id"],)
+            "SELECT state, attempts, last_error FROM jobs WHERE id = %s", (job.id,)
         ).fetchone()
     assert row["state"] == "succeeded" and row["attempts"] == 2
     assert "dead-worker expired" in row["last_error"]
@@ -164,9 +161,9 @@ def test_a_dead_workers_job_is_taken_over_after_its_lease(app, client, admin, co
 
 
 def test_a_worker_that_lost_its_lease_writes_nothing(app, client, admin, collection, database_url):
-    settings = replace(app.extensions["postrag.settings"], job_lease_s=5)
+    settings = replace(Runtime.of(app).settings, job_lease_s=5)
     doc = upload(client, admin, collection, "x.txt", _long_text(600))
-    slow = Worker(settings.database_url, settings, app.extensions["postrag.embedder"], "slow")
+    slow = Worker(settings.database_url, settings, Runtime.of(app).embedder, "slow")
 
     def lose_lease():
         with psycopg.connect(database_url, autocommit=True) as other:
@@ -224,9 +221,9 @@ def test_an_idle_worker_is_woken_by_notify(app, client, admin):
 
 
 def test_a_worker_without_its_database_logs_one_line_per_attempt(app, tmp_path, caplog):
-    settings = app.extensions["postrag.settings"]
+    settings = Runtime.of(app).settings
     gone = f"postgresql:///postrag?host={tmp_path}"  # no server listens there
-    worker = Worker(gone, settings, app.extensions["postrag.embedder"], "w-down")
+    worker = Worker(gone, settings, Runtime.of(app).embedder, "w-down")
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,))
     with caplog.at_level(logging.ERROR, logger="app.services.worker"):
@@ -251,7 +248,7 @@ def test_an_unreadable_file_fails_without_retries(app, client, admin, collection
 
 
 def test_local_embeddings_are_normalised_and_meaningful(app):
-    embedder = app.extensions["postrag.embedder"]
+    embedder = Runtime.of(app).embedder
     vectors = embedder.embed(
         [
             "A cat sits on the mat.",
@@ -266,7 +263,7 @@ def test_local_embeddings_are_normalised_and_meaningful(app):
 
 @pytest.mark.parametrize("words", [10, 3000])
 def test_long_inputs_are_truncated_not_rejected(app, words):
-    vector = app.extensions["postrag.embedder"].embed([" ".join(["word"] * words)])
+    vector = Runtime.of(app).embedder.embed([" ".join(["word"] * words)])
     assert vector.shape == (1, 384)
 
 
@@ -279,7 +276,7 @@ def test_chunks_overlap_by_whole_sentences_across_long_paragraphs(app):
         for p in range(6)
     )
     doc = extract(paragraphs.encode(), "text/plain")
-    chunks = list(chunk_document(doc, app.extensions["postrag.embedder"].token_spans, 200, 30))
+    chunks = list(chunk_document(doc, Runtime.of(app).embedder.token_spans, 200, 30))
     assert len(chunks) >= 3
     for previous, current in zip(chunks, chunks[1:], strict=False):
         assert current.char_start < previous.char_end  # they overlap
@@ -299,7 +296,7 @@ def test_chunks_are_bounded_in_characters_and_charge_long_words_by_length(app):
         f"Spaces{' ' * 5_000}between two words.\n\nControl{chr(1) * 5_000}characters."
     )
     doc = extract(text.encode(), "text/plain")
-    chunks = list(chunk_document(doc, app.extensions["postrag.embedder"].token_spans, 200, 30))
+    chunks = list(chunk_document(doc, Runtime.of(app).embedder.token_spans, 200, 30))
     assert all(len(c.text) <= 200 * 8 and c.token_count <= 200 for c in chunks)
     assert all(c.text == doc.text[c.char_start : c.char_end] for c in chunks)
     start = doc.text.index(run)
@@ -314,7 +311,7 @@ def test_the_tokenizer_only_ever_sees_a_bounded_slice(app):
     from app.services.chunking import chunk_document
     from app.services.extraction import extract
 
-    token_spans = app.extensions["postrag.embedder"].token_spans
+    token_spans = Runtime.of(app).embedder.token_spans
     seen: list[int] = []
 
     def spy(text):
@@ -343,7 +340,7 @@ def test_tokenizing_a_long_text_lets_other_threads_run(app):
     beating.start()
     try:
         started = time.monotonic()
-        app.extensions["postrag.embedder"].token_spans("z" * 600_000)
+        Runtime.of(app).embedder.token_spans("z" * 600_000)
         ended = time.monotonic()
     finally:
         done.set()
@@ -363,9 +360,9 @@ def test_a_user_with_a_running_job_waits_behind_another_users_first_job(
         first = job_repo.claim(conn, worker_id="w1", lease_s=60, space_id=0, per_user=2)
         second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0, per_user=2)
         third = job_repo.claim(conn, worker_id="w3", lease_s=60, space_id=0, per_user=2)
-    assert first is not None and first["payload"]["document_id"] == ids[0]
-    assert second is not None and second["payload"]["document_id"] == bobs_doc
-    assert third is not None and third["payload"]["document_id"] == ids[1]
+    assert first is not None and first.payload["document_id"] == ids[0]
+    assert second is not None and second.payload["document_id"] == bobs_doc
+    assert third is not None and third.payload["document_id"] == ids[1]
 
 
 def test_one_users_uploads_never_hold_every_worker(
@@ -373,7 +370,7 @@ def test_one_users_uploads_never_hold_every_worker(
 ):
     """Two big uploads of one user took both workers, and another user's small files waited
     until one of them ended, 12 minutes (review of issue 16)."""
-    per_user = app.extensions["postrag.settings"].jobs_per_user
+    per_user = Runtime.of(app).settings.jobs_per_user
     assert per_user == 1  # the default
     ids = [upload(client, admin, collection, f"a{i}.txt", f"Text {i}.") for i in range(2)]
     with connect(database_url) as conn:
@@ -381,7 +378,7 @@ def test_one_users_uploads_never_hold_every_worker(
         second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0, per_user=per_user)
         # Idle workers sleep until a lease expires, not poll the capped job (due, but not theirs).
         wait = job_repo.seconds_until_next(conn, per_user=per_user)
-    assert first is not None and first["payload"]["document_id"] == ids[0]
+    assert first is not None and first.payload["document_id"] == ids[0]
     assert second is None
     assert wait is not None and wait > 30
     bob = new_user("bob")
@@ -389,7 +386,7 @@ def test_one_users_uploads_never_hold_every_worker(
     bobs_doc = upload(client, bob, bobs, "b.txt", "Bob's text.")
     with connect(database_url) as conn:
         second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0, per_user=per_user)
-    assert second is not None and second["payload"]["document_id"] == bobs_doc
+    assert second is not None and second.payload["document_id"] == bobs_doc
 
 
 class SlowEmbedder(BrokenEmbedder):
@@ -416,9 +413,9 @@ def test_deleting_a_document_stops_its_job_at_the_next_batch(
     app, client, admin, collection, database_url
 ):
     """A deleted document's job went on embedding for 7 more minutes (issue 16)."""
-    settings = app.extensions["postrag.settings"]
+    settings = Runtime.of(app).settings
     doc = upload(client, admin, collection, "long.txt", _long_text(6000))  # 3 batches and more
-    embedder = SlowEmbedder(app.extensions["postrag.embedder"])
+    embedder = SlowEmbedder(Runtime.of(app).embedder)
     worker = Worker(settings.database_url, settings, embedder)
     worker.after_batch = lambda: client.delete(f"/api/v1/documents/{doc}", headers=admin)
     assert drain(app, worker=worker) == 1
@@ -447,12 +444,12 @@ def test_deleting_a_document_stops_its_extraction(app, client, admin, collection
 def test_a_lease_is_renewed_while_a_long_extraction_runs(app, client, admin, collection):
     import threading
 
-    settings = replace(app.extensions["postrag.settings"], job_lease_s=1)
+    settings = replace(Runtime.of(app).settings, job_lease_s=1)
     doc = upload(client, admin, collection, "pages.pdf", pdf_pages(300))
-    owner = Worker(settings.database_url, settings, app.extensions["postrag.embedder"], "owner")
+    owner = Worker(settings.database_url, settings, Runtime.of(app).embedder, "owner")
     working = threading.Thread(target=drain, args=(app,), kwargs={"worker": owner})
     working.start()
-    thief = Worker(settings.database_url, settings, app.extensions["postrag.embedder"], "thief")
+    thief = Worker(settings.database_url, settings, Runtime.of(app).embedder, "thief")
     while working.is_alive():  # takes the job over as soon as its lease expires
         drain(app, worker=thief)
         time.sleep(0.1)
@@ -465,11 +462,11 @@ def test_a_lease_is_renewed_while_a_long_extraction_runs(app, client, admin, col
 def test_a_file_that_needs_too_much_memory_to_read_fails_with_the_reason(
     app, client, admin, collection
 ):
-    settings = replace(app.extensions["postrag.settings"], extraction_memory_mb=128)
+    settings = replace(Runtime.of(app).settings, extraction_memory_mb=128)
     # 1.8 MB of HTML: the parser's tree of it takes ~150 MB more than the process's own ~60.
     html = "".join(f"<p>Paragraph {i} with <b>some</b> words.</p>" for i in range(40_000))
     doc = upload(client, admin, collection, "big.html", html.encode())
-    worker = Worker(settings.database_url, settings, app.extensions["postrag.embedder"])
+    worker = Worker(settings.database_url, settings, Runtime.of(app).embedder)
     assert drain(app, worker=worker) == 1  # not retried: it would not fit the next time either
     detail = client.get(f"/api/v1/documents/{doc}", headers=admin).json
     assert (detail["status"], detail["stage"]) == ("failed", "extracting")
@@ -478,8 +475,11 @@ def test_a_file_that_needs_too_much_memory_to_read_fails_with_the_reason(
 
 def test_http_apps_run_no_ingestion(make_app):
     """Ingestion threads in the HTTP processes made requests wait 26-38 s (issue 16)."""
-    app = make_app(workers=2)  # the worker processes of `postrag serve`: not the app's business
-    assert "postrag.workers" not in app.extensions
+    before = set(threading.enumerate())
+    make_app(workers=2)  # the worker processes of `postrag serve`: not the app's business
+    started = [t.name for t in set(threading.enumerate()) - before]
+    # (Worker threads are named postrag-ingest-N; the pool's own are postrag-worker-N.)
+    assert not [name for name in started if name.startswith("postrag-ingest")]
 
 
 def test_two_workers_claiming_together_take_turns_so_the_cap_holds(

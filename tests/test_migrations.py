@@ -189,7 +189,7 @@ def test_four_processes_starting_at_once_apply_each_migration_once(make_database
         "from app import create_app\n"
         "from app.settings import Settings\n"
         "app = create_app(Settings.from_env())\n"
-        "app.extensions['postrag.pool'].close()\n"
+        "from app.runtime import Runtime\nRuntime.of(app).close()\n"
     )
     env = {**os.environ, "DATABASE_URL": database_url, "POSTRAG_DATA_DIR": str(tmp_path)}
     procs = [

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import signal
+import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -126,6 +127,27 @@ def test_metrics_count_requests_searches_jobs_and_ingestion(app, client, admin, 
     assert value(after, "postrag_jobs", kind="ingest_document", state="queued") == 0
     assert value(after, "postrag_job_oldest_due_age_seconds") == 0
     assert value(after, "postrag_documents", status="indexed") == 2
+
+
+def test_a_document_its_dead_worker_left_on_its_last_attempt_counts_as_failed(
+    app, client, admin, collection, database_url
+):
+    """Only failures a worker saw itself were counted; a document failed because its worker died
+    on the last attempt was not (issue 17)."""
+    from app.repositories import jobs as job_repo
+    from app.services.worker import connect
+
+    before = samples(client, admin)
+    doc = upload(client, admin, collection, "x.txt", "Its worker dies.")
+    with connect(database_url) as conn:
+        conn.execute("UPDATE jobs SET max_attempts = 1")
+        assert job_repo.claim(conn, worker_id="dead", lease_s=1, space_id=0) is not None
+    time.sleep(1.2)
+    assert drain(app) == 0
+    assert client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] == "failed"
+    after = samples(client, admin)
+    name, failed = "postrag_ingested_documents_total", {"outcome": "failed"}
+    assert value(after, name, **failed) - value(before, name, **failed) == 1
 
 
 def test_metrics_time_language_model_answers_and_count_tokens(ollama_app, admin, llm):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import openai
 import pytest
@@ -151,3 +153,23 @@ def test_a_malformed_upstream_stream_ends_with_an_error_chunk(sdk, llm):
     )
     with pytest.raises(openai.APIError, match="malformed reply"):
         list(stream)
+
+
+def test_a_stream_error_is_the_problem_a_json_answer_would_be(ollama_app, admin, llm):
+    """The error chunk is the JSON answer's problem object; OpenAI's `error.code` carries the
+    status there, since the stream itself answered 200."""
+    llm.fail_status = 500
+    client = ollama_app.test_client()
+    body = {"model": "fake-chat", "messages": [{"role": "user", "content": "x"}]}
+    answered = client.post("/v1/chat/completions", json=body, headers=admin)
+    assert answered.status_code == 502
+    streamed = client.post("/v1/chat/completions", json={**body, "stream": True}, headers=admin)
+    assert streamed.status_code == 200
+    lines = streamed.get_data(as_text=True).splitlines()
+    chunk = json.loads([line for line in lines if line.startswith("data: {")][-1][6:])
+    assert chunk.keys() == answered.json.keys() and "provider" in chunk
+    assert chunk["error"].keys() == answered.json["error"].keys()
+    assert chunk["error"]["code"] == 502 and answered.json["error"]["code"] is None
+    differing = {key for key, value in answered.json.items() if chunk[key] != value}
+    assert differing == {"request_id", "error"}
+    assert chunk["error"]["message"] == answered.json["error"]["message"] == chunk["detail"]

@@ -156,7 +156,11 @@ def test_chat_model_must_be_a_registered_chat_model(client, new_user, database_u
             response = getattr(client, method)(PATH, headers=bob, json={"chat_model_id": model_id})
             assert response.status_code == 422
             assert response.json["errors"] == [
-                {"loc": ["body", "chat_model_id"], "msg": response.json["detail"]}
+                {
+                    "loc": ["body", "chat_model_id"],
+                    "msg": response.json["detail"],
+                    "type": "value_error",
+                }
             ]
             assert words in response.json["detail"]
     assert client.get(PATH, headers=bob).json["chat_model_id"] is None

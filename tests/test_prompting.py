@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from app.errors import ValidationFailed
 from app.providers import local_embedder
+from app.repositories.search import Hit
 from app.services import prompting
 
-SOURCE = {
-    "chunk_id": 1,
-    "document_id": 2,
-    "collection_id": 3,
-    "filename": "a.pdf",
-    "page": 4,
-    "char_start": 0,
-    "char_end": 10,
-    "score": 0.5,
-    "text": "Alpha beta gamma.",
-}
+SOURCE = Hit(
+    chunk_id=1,
+    document_id=2,
+    collection_id=3,
+    filename="a.pdf",
+    page=4,
+    char_start=0,
+    char_end=10,
+    score=0.5,
+    text="Alpha beta gamma.",
+    heading_path=[],
+    semantic_rank=1,
+    semantic_similarity=0.5,
+    fulltext_rank=None,
+    fulltext_score=None,
+)
 
 
 @pytest.mark.parametrize("cut", range(1, 40))
@@ -44,12 +52,12 @@ def test_citation_markers_in_range_are_found():
     answer = "See [1], [2, 3] and [3][1]; not [0], [7] or [x]."
     assert prompting.cited_numbers(answer, 3) == {1, 2, 3}
     cited = prompting.citations([SOURCE, SOURCE], "Only [2].")
-    assert [(c["n"], c["cited"]) for c in cited] == [(1, False), (2, True)]
-    assert cited[0]["filename"] == "a.pdf" and cited[0]["page"] == 4
+    assert [(c.n, c.cited) for c in cited] == [(1, False), (2, True)]
+    assert cited[0].filename == "a.pdf" and cited[0].page == 4
 
 
 def test_sources_are_numbered_and_dropped_from_the_bottom_when_they_do_not_fit():
-    big = {**SOURCE, "text": "word " * 600}
+    big = replace(SOURCE, text="word " * 600)
     prompt = prompting.build_prompt(
         system_prompt="",
         sources=[SOURCE, big, SOURCE],
@@ -78,7 +86,7 @@ def test_a_question_longer_than_the_context_is_422():
 
 
 def test_extractive_answer_labels_itself_and_cites_each_passage():
-    pieces = prompting.extractive_answer([SOURCE, {**SOURCE, "text": "x " * 1000}])
+    pieces = prompting.extractive_answer([SOURCE, replace(SOURCE, text="x " * 1000)])
     text = "".join(pieces)
     assert "not a generated answer" in text
     assert "Alpha beta gamma. [1]" in text and "[2]" in text and " ..." in text
@@ -129,7 +137,7 @@ def test_a_prompt_never_holds_more_characters_than_its_budget_allows(odd):
     budget = int((context - answer) * prompting.SAFETY_MARGIN)
     prompt = prompting.build_prompt(
         system_prompt="",
-        sources=[{**SOURCE, "text": odd}, SOURCE],
+        sources=[replace(SOURCE, text=odd), SOURCE],
         history=[{"role": "user", "content": odd}, {"role": "assistant", "content": odd}],
         question="What does it say?",
         context_tokens=context,
@@ -138,4 +146,4 @@ def test_a_prompt_never_holds_more_characters_than_its_budget_allows(odd):
     sent = sum(len(m["content"]) for m in prompt.messages)
     assert sent <= budget * prompting.CHARS_PER_TOKEN
     assert prompt.estimated_tokens <= budget
-    assert [s["chunk_id"] for s in prompt.sources] == [1, 1]  # cut, not crowding the rest out
+    assert [s.chunk_id for s in prompt.sources] == [1, 1]  # cut, not crowding the rest out

@@ -22,6 +22,7 @@ import pytest
 from app import create_app
 from app.api.endpoint import READ_FROM_HEADER
 from app.db import embedded
+from app.runtime import Runtime
 from app.settings import Settings
 from tests.helpers import (
     MIGRATIONS_DIR,
@@ -121,6 +122,8 @@ def _settings(primary: Cluster, replica_url: str | None, data_dir: Path) -> Sett
         pool_min_size=1,
         pool_max_size=4,
         workers=0,
+        llm="none",
+        rate_limit_per_minute=0,
     )
 
 
@@ -142,13 +145,13 @@ def app(clusters, data_dir, primary_only):  # type: ignore[no-untyped-def]
     app = create_app(_settings(clusters[0], clusters[1].url, data_dir))
     yield app
     close_app(app)
-    app.extensions["postrag.replica"].close()
+    Runtime.of(app).replica.close()
 
 
 @pytest.fixture
 def replica(app):  # type: ignore[no-untyped-def]
     """The app's Replica, its knobs restored after the test."""
-    replica = app.extensions["postrag.replica"]
+    replica = Runtime.of(app).replica
     knobs = (replica.max_lag_s, replica.retry_after_s)
     yield replica
     replica.max_lag_s, replica.retry_after_s = knobs
@@ -222,7 +225,7 @@ def test_search_and_listings_read_the_replica_and_answer_as_the_primary(
     assert ready.status_code == 200 and ready.json["replica"]["state"] == "fresh"
     assert "replica" not in direct.get("/readyz", headers=admin).json
     # The request log of a replica read is written on the primary.
-    with psycopg.connect(app.extensions["postrag.settings"].database_url) as conn:
+    with psycopg.connect(Runtime.of(app).settings.database_url) as conn:
         row = conn.execute("SELECT count(*) FROM api_usage WHERE route = '/api/v1/search'")
         assert row.fetchone()[0] >= 1  # type: ignore[index]
 
@@ -279,10 +282,10 @@ def test_reads_go_to_the_primary_while_the_replica_lags_beyond_the_bound(
         try:
             first = fresh_start.test_client().get("/api/v1/collections", headers=admin)
             assert first.status_code == 200 and first.headers[READ_FROM_HEADER] == "primary"
-            assert fresh_start.extensions["postrag.replica"].status().state == "lagging"
+            assert Runtime.of(fresh_start).replica.status().state == "lagging"
         finally:
             close_app(fresh_start)
-            fresh_start.extensions["postrag.replica"].close()
+            Runtime.of(fresh_start).replica.close()
     finally:
         standby.execute("SELECT pg_wal_replay_resume()")
 
@@ -323,4 +326,4 @@ def test_the_app_starts_and_reads_the_primary_when_the_replica_is_unreachable(
         assert [d["id"] for d in response.json["items"]] == [corpus["document"]]
     finally:
         close_app(app)
-        app.extensions["postrag.replica"].close()
+        Runtime.of(app).replica.close()

@@ -16,6 +16,7 @@ from app.db import scope
 from app.repositories import chats as chat_repo
 from app.repositories import documents as document_repo
 from app.repositories import staging
+from app.runtime import Runtime
 from tests.helpers import ask, create_collection, drain, new_chat, upload
 
 READABLE_COLLECTIONS = "SELECT id FROM collections WHERE owner_id = %(u)s OR is_shared"
@@ -177,13 +178,13 @@ def test_pool_connections_act_for_nobody_until_told_otherwise(two_users, make_ap
     with psycopg.connect(database_url) as conn:  # an app refuses to start with unreadable ones
         conn.execute("DELETE FROM connector_tokens")
     app = make_app(pool_min_size=1, pool_max_size=1)  # one connection: the request's, reused
-    with app.extensions["postrag.pool"].connection() as conn:
+    with Runtime.of(app).pool.connection() as conn:
         assert conn.execute("SELECT current_user AS r").fetchone() == {"r": scope.APP_ROLE}
         for table in VISIBLE:
             assert _keys(conn, table) == set(), table
         assert conn.execute("SELECT count(*) AS n FROM users").fetchone() == {"n": 0}
     assert app.test_client().get("/api/v1/chats", headers=bob).json["total"] == 1
-    with app.extensions["postrag.pool"].connection() as conn:  # back from bob's request
+    with Runtime.of(app).pool.connection() as conn:  # back from bob's request
         assert _keys(conn, "chats") == set()
         assert conn.execute("SELECT postrag_user_id() AS u").fetchone() == {"u": None}
 

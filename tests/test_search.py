@@ -7,6 +7,7 @@ import json
 import psycopg
 import pytest
 
+from app.runtime import Runtime
 from tests.helpers import bearer, close_app, drain, names, search, upload
 
 DOCS = {
@@ -360,7 +361,7 @@ def test_queries_are_embedded_with_the_searched_spaces_model(
     drain(app)
     with FakeEmbeddingServer(dimension=16) as server:
         ollama = replace(
-            app.extensions["postrag.settings"],
+            Runtime.of(app).settings,
             embedder="ollama",
             ollama_url=server.url,
             embedding_model="fake-embed",

@@ -16,6 +16,7 @@ import pytest
 from app.providers.local_embedder import LocalEmbedder
 from app.repositories import documents as document_repo
 from app.repositories import embedding_spaces as space_repo
+from app.runtime import Runtime
 from app.services import search as search_service
 from app.services import spaces
 from app.services.chunking import Chunk
@@ -125,12 +126,12 @@ def loaded(app, settings, corpus):
     texts, vectors, _, _ = corpus
     admin = bearer(admin_token_in(settings.data_dir))
     collection = create_collection(app.test_client(), admin)
-    embedder = app.extensions["postrag.embedder"]
+    embedder = Runtime.of(app).embedder
     groups: dict[int, int] = {}
     with connect(settings.database_url) as conn:
         space = spaces.ensure_space(conn, embedder, max_attempts=1)
         with conn.transaction():
-            space_repo.drop_index(conn, space["id"])  # bulk load, then build (as documented)
+            space_repo.drop_index(conn, space.id)  # bulk load, then build (as documented)
             for d in range(DOCUMENTS):
                 doc = document_repo.insert(
                     conn,
@@ -145,8 +146,9 @@ def loaded(app, settings, corpus):
                 )
                 rows = range(d * CHUNKS_PER_DOCUMENT, (d + 1) * CHUNKS_PER_DOCUMENT)
                 chunks = [Chunk(i, texts[r], 12, None, 0, 0, ()) for i, r in enumerate(rows)]
-                document_repo.replace_chunks(conn, doc["id"], space["id"], chunks, vectors[rows])
-            space_repo.create_index(conn, space["id"])
+                assert doc is not None
+                document_repo.replace_chunks(conn, doc.id, space.id, chunks, vectors[rows])
+            space_repo.create_index(conn, space.id)
         conn.execute("ANALYZE chunk_embeddings, document_chunks, documents")
         ids = conn.execute(
             "SELECT c.id, c.ordinal, d.metadata FROM document_chunks c"
@@ -209,9 +211,7 @@ def test_a_very_selective_scope_is_scanned_exactly(app, admin_token, corpus, loa
     _, vectors, queries, query_vectors = corpus
     chunk_ids, groups = loaded
     allowed = {chunk for chunk, group in groups.items() if group == 7}
-    settings = dataclasses.replace(
-        app.extensions["postrag.settings"], exact_search_max_rows=len(allowed)
-    )
+    settings = dataclasses.replace(Runtime.of(app).settings, exact_search_max_rows=len(allowed))
     with connect(settings.database_url) as conn:
         who = authenticate(conn, f"Bearer {admin_token}")
         for text, query in list(zip(queries, query_vectors, strict=True))[:10]:
@@ -227,11 +227,9 @@ def test_a_very_selective_scope_is_scanned_exactly(app, admin_token, corpus, loa
                 conn,
                 who,
                 request,
-                settings=settings,
-                embedders=app.extensions["postrag.query_embedders"],
-                iterative_scans=True,
+                search_service.SearchDeps(settings, Runtime.of(app).query_embedders, True),
             )
             assert result.debug is not None and result.debug["semantic_scan"] == "exact"
             assert not any("hnsw" in line for line in result.debug["plan"])
-            found = [h["chunk_id"] for h in result.hits]
+            found = [h.chunk_id for h in result.hits]
             assert found == _exact_top10(vectors, chunk_ids, query, allowed)

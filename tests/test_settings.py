@@ -1,10 +1,15 @@
 """Settings come from the environment once; a bad value names its variable."""
 
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 
-from app.settings import Settings, SettingsError
+from app.settings import OAUTH_VARIABLES, VARS, Settings, SettingsError, Var
+from app.settings_vars import VAR, Integer, Number
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_defaults_need_no_environment(tmp_path):
@@ -101,3 +106,80 @@ def test_oauth_clients_and_keys_come_from_the_environment(tmp_path):
     (client,) = settings.oauth_clients
     assert (client.provider, client.client_id, client.client_secret) == ("jira", "abc", "def")
     assert settings.old_secret_keys == ("old1", "old2")
+
+
+def _readme_table() -> dict[str, str]:
+    """Variable -> default cell of the README's configuration table (`A` / `B` rows split)."""
+    section = README.read_text().split("\n## Configuration\n")[1].split("\n## ")[0]
+    table = {}
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names_cell, default_cell, _meaning = (c.strip() for c in line.strip("|").split("|"))
+            names = re.findall(r"`([A-Z][A-Z0-9_]*(?:<[A-Z]+>)?)`", names_cell)
+            split = " / " in names_cell
+            defaults = default_cell.split(" / ") if split else [default_cell] * len(names)
+            table.update(zip(names, defaults, strict=True))
+    return table
+
+
+def _documents(cell: str, var: Var) -> bool:
+    """The README's default cell says the declared default (unset ones: empty or "unset...")."""
+    if var.default == "":
+        return cell == "" or cell.startswith("unset")
+    return cell.startswith(f"`{var.default}`")
+
+
+def test_every_declared_variable_is_in_the_readme_with_its_default():
+    table = _readme_table()
+    for var in VARS:
+        assert var.name in table, f"{var.name} is not in the README's configuration table"
+        assert _documents(table[var.name], var), (var.name, table[var.name], var.default)
+    listed = {name for name in table if name.startswith("POSTRAG_") and "<" not in name}
+    assert listed - {var.name for var in VARS} == set(), "listed in the README, never read"
+    per_provider = {name.removesuffix("<PROVIDER>") for name in table if "<" in name}
+    assert per_provider == set(OAUTH_VARIABLES)
+
+
+def test_settings_built_directly_have_the_defaults_of_an_empty_environment():
+    loaded = Settings.from_env({})
+    built = Settings(
+        database_url=None, data_dir=loaded.data_dir, migrations_dir=loaded.migrations_dir
+    )
+    assert built == loaded
+
+
+@pytest.mark.parametrize("var", VARS, ids=lambda var: var.name)
+def test_an_empty_variable_means_its_default(var):
+    assert Settings.from_env({var.name: ""}) == Settings.from_env({})
+
+
+_BOUNDED = [var for var in VARS if isinstance(var.parse, Integer | Number)]
+
+
+@pytest.mark.parametrize("var", _BOUNDED, ids=lambda var: var.name)
+def test_values_outside_a_declared_range_fail_naming_the_variable(var):
+    step = 1 if isinstance(var.parse, Integer) else 0.5
+    outside = [var.parse.low - step] + ([] if var.parse.high is None else [var.parse.high + step])
+    for value in outside:
+        with pytest.raises(SettingsError, match=f"^{var.name} must be"):
+            Settings.from_env({var.name: str(value)})
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "POSTRAG_HNSW_EF_SEARCH",
+        "POSTRAG_BM25_B",
+        "POSTRAG_MAX_UPLOAD_MB",
+        "POSTRAG_EXTRACTION_MEMORY_MB",
+    ],
+)
+def test_the_declared_bounds_themselves_are_accepted(name):
+    (var,) = [var for var in VARS if var.name == name]
+    fields = {
+        f.metadata[VAR].name: f.name for f in dataclasses.fields(Settings) if VAR in f.metadata
+    }
+    bounds = [var.parse.low, var.parse.high] + ([0] if getattr(var.parse, "or_zero", False) else [])
+    for bound in (b for b in bounds if b is not None):
+        settings = Settings.from_env({name: str(bound)})
+        assert getattr(settings, fields[name]) == bound * getattr(var.parse, "unit", 1)

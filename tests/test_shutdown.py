@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from app.runtime import Runtime
 from app.services.worker import Worker
 from tests.helpers import (
     POSTRAG,
@@ -71,8 +72,8 @@ def test_a_stopped_worker_requeues_its_job_for_another_worker_at_once(
         headers=admin,
         json={"collection_id": collection, "title": "birds", "text": LONG_TEXT[:3000]},
     ).json["id"]
-    settings = app.extensions["postrag.settings"]
-    first = Worker(settings.database_url, settings, app.extensions["postrag.embedder"], "first")
+    settings = Runtime.of(app).settings
+    first = Worker(settings.database_url, settings, Runtime.of(app).embedder, "first")
     first.after_batch = first.stop_event.set  # told to stop while the job is in flight
     assert drain(app, worker=first) == 1  # ran the job until it noticed, then claimed no other
     # Queued, unleased and due now, the attempt not counted: not left leased until it expires.

@@ -165,7 +165,12 @@ def test_timestamps_are_utc_whatever_the_database_time_zone(make_database, tmp_p
         dbname = conn.info.dbname
         conn.execute(f"ALTER DATABASE \"{dbname}\" SET TimeZone = 'America/New_York'")
     settings = Settings(
-        database_url=url, data_dir=tmp_path, migrations_dir=MIGRATIONS_DIR, workers=0
+        database_url=url,
+        data_dir=tmp_path,
+        migrations_dir=MIGRATIONS_DIR,
+        workers=0,
+        llm="none",
+        rate_limit_per_minute=0,
     )
     app = create_app(settings)
     try:

@@ -14,6 +14,7 @@ import pytest
 
 from app import create_app
 from app.db import scope
+from app.runtime import Runtime
 from app.services import transfer
 from app.services.tokens import Principal
 from tests.fakes import FakeEmbeddingServer
@@ -216,8 +217,8 @@ def test_export_and_import_hold_one_document_at_a_time(app, client, admin, colle
     for i in range(24):
         body = (f"document {i} " + "lorem ipsum dolor sit amet " * (size // 27)).encode()
         upload(client, admin, collection, f"big-{i}.txt", body.decode())
-    settings = app.extensions["postrag.settings"]
-    pool = app.extensions["postrag.pool"]
+    settings = Runtime.of(app).settings
+    pool = Runtime.of(app).pool
     who = Principal(1, "admin", "admin", 0, ("read", "write"))
     path = tmp_path / "export.jsonl"
     tracemalloc.start()
@@ -237,7 +238,7 @@ def test_export_and_import_hold_one_document_at_a_time(app, client, admin, colle
                 who,
                 source,
                 settings=settings,
-                embedder=app.extensions["postrag.embedder"],
+                embedder=Runtime.of(app).embedder,
                 name="big copy",
             )
         imported_peak = tracemalloc.get_traced_memory()[1]

@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 
+from app.runtime import runtime
 from app.services import usage
 
 
@@ -26,7 +27,7 @@ def register_accounting(app: Flask) -> None:
         if who is None:
             return response
         response.headers.update(g.get("rate_headers") or {})
-        pool = current_app.extensions["postrag.pool"]
+        pool = runtime().pool
         values: dict[str, Any] = {
             "user_id": who.user_id,
             "token_id": who.token_id,

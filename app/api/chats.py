@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, current_app, g, url_for
+from flask import Blueprint, g, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.endpoint import changes_of, db, endpoint, principal, read_db, release_db
+from app.api.problems import ProblemContext, problem_body
 from app.api.schemas import Page, PageQuery
 from app.api.sse import event_stream, sse, wants_stream
-from app.errors import AppError
+from app.runtime import runtime
 from app.services import chat_answers, chat_exchange, chats
 
 bp = Blueprint("chats", __name__, url_prefix="/api/v1")
@@ -171,13 +172,12 @@ def stop_chat(chat_id: int) -> Stopping:
 
 
 def _deps() -> chat_exchange.Deps:
-    ext = current_app.extensions
+    rt = runtime()
     return chat_exchange.Deps(
-        pool=ext["postrag.pool"],
-        settings=ext["postrag.settings"],
-        llm=ext["postrag.llm"],
-        embedders=ext["postrag.query_embedders"],
-        iterative_scans=ext["postrag.iterative_scans"],
+        pool=rt.pool,
+        settings=rt.settings,
+        llm=rt.llm,
+        search=rt.search,
         llm_usage=g.llm_usage,
     )
 
@@ -200,10 +200,10 @@ def post_message(chat_id: int, body: MessageCreate, query: StreamQuery) -> Any:
     release_db()  # the answer takes connections only while it uses them
     events = chat_answers.run(exchange, deps)
     if wants_stream(query.stream):
-        return event_stream(_stream(events))
+        return event_stream(_stream(events, ProblemContext.of_request(streamed=True)))
     for event in events:
-        if event.kind == "error":
-            raise _EventError(event.data)
+        if event.error is not None:
+            raise event.error
         if event.kind == "done":
             return Message(
                 **chats.get_message(db(), principal(), chat_id, event.data["message_id"])
@@ -211,19 +211,12 @@ def post_message(chat_id: int, body: MessageCreate, query: StreamQuery) -> Any:
     raise RuntimeError("the answer ended without done or error")
 
 
-class _EventError(AppError):
-    def __init__(self, problem: dict[str, Any]):
-        super().__init__(
-            problem["detail"],
-            **{k: v for k, v in problem.items() if k not in ("type", "title", "status", "detail")},
-        )
-        self.status = problem["status"]
-        self.title = problem["title"]
-
-
-def _stream(events: Iterator[chat_exchange.Event]) -> Iterator[str]:
+def _stream(
+    events: Generator[chat_exchange.Event, None, None], failed: ProblemContext
+) -> Iterator[str]:
     try:
         for event in events:
-            yield sse(event.kind, event.data)
+            data = event.data if event.error is None else problem_body(event.error, failed)
+            yield sse(event.kind, data)
     finally:
-        events.close()  # type: ignore[attr-defined]  # a disconnect reaches run() here
+        events.close()  # a disconnect reaches run() here

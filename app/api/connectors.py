@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 from pydantic import BaseModel
 
 from app.api.endpoint import db, endpoint, principal
 from app.providers.oauth import TokenResponse
+from app.runtime import runtime
 from app.services import connectors
 from app.services.secrets import Keyring
 
@@ -29,7 +30,7 @@ class ConnectorList(BaseModel):
 
 
 def _keyring() -> Keyring | None:
-    keyring: Keyring | None = current_app.extensions["postrag.keyring"]
+    keyring: Keyring | None = runtime().keyring
     return keyring
 
 
@@ -75,5 +76,5 @@ def delete_connector(provider: str) -> None:
     errors=(404, 409, 422, 502, 503, 504),
 )
 def refresh_connector(provider: str) -> Connector:
-    settings = current_app.extensions["postrag.settings"]
+    settings = runtime().settings
     return Connector(**connectors.refresh(db(), principal(), provider, _keyring(), settings))

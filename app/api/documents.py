@@ -4,11 +4,12 @@ delete and reindex. All scoped to the caller (and collections shared with everyo
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, json, request, url_for
+from flask import Blueprint, Response, json, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.endpoint import (
@@ -17,13 +18,15 @@ from app.api.endpoint import (
     parse_json,
     principal,
     read_db,
-    reject_unstorable_text,
     validate,
 )
 from app.api.schemas import Page, PageQuery
-from app.errors import UnsupportedMediaType, ValidationFailed
+from app.errors import FieldError, UnsupportedMediaType, ValidationFailed
+from app.repositories.documents import StoredDocument
+from app.runtime import runtime
 from app.services import documents
 from app.services.documents import Upload
+from app.storable import reject_unstorable_text
 
 bp = Blueprint("documents", __name__, url_prefix="/api/v1")
 
@@ -103,31 +106,25 @@ class DocumentQuery(PageQuery):
     status: Status | None = None
 
 
-def _document(row: dict) -> dict:
-    stage = (
-        row["failed_stage"] if row["status"] == "failed" and row["failed_stage"] else row["status"]
-    )
-    return {**row, "stage": stage}
+def _document(row: StoredDocument) -> dict[str, Any]:
+    return {**asdict(row), "stage": row.stage}
 
 
 def _upload_from_form() -> Upload:
     file = request.files.get("file")
     fields = {key: value for key, value in request.form.items()}
     if file is None:
-        raise ValidationFailed(
-            "the upload has no file", errors=[{"loc": ["body", "file"], "msg": "field required"}]
-        )
+        missing = FieldError(("file",), "field required", "missing", source="body")
+        raise ValidationFailed("the upload has no file", [missing])
     form = validate(FileUpload, {**fields, "file": b"-"}, "body")
     try:
         metadata = json.loads(form.metadata) if form.metadata else {}
     except (ValueError, RecursionError):
         metadata = None
     if not isinstance(metadata, dict):
-        raise ValidationFailed(
-            "metadata must be a JSON object",
-            errors=[{"loc": ["body", "metadata"], "msg": "not a JSON object"}],
-        )
-    reject_unstorable_text(metadata, "body.metadata")
+        not_object = FieldError(("metadata",), "not a JSON object", "dict_type", source="body")
+        raise ValidationFailed("metadata must be a JSON object", [not_object])
+    reject_unstorable_text(metadata, "metadata", source="body")
     return Upload(
         filename=file.filename or "upload",
         content_type=file.mimetype,
@@ -172,10 +169,10 @@ def upload_document(query: UploadQuery) -> Response:
         item = _upload_from_json()
     else:
         raise UnsupportedMediaType("send multipart/form-data with a file, or application/json")
-    settings = current_app.extensions["postrag.settings"]
+    settings = runtime().settings
     row, queued = documents.upload(db(), principal(), item, settings, replace=query.replace)
     body = Document(**_document(row)).model_dump(mode="json")
-    location = url_for("documents.get_document", document_id=row["id"])
+    location = url_for("documents.get_document", document_id=row.id)
     return Response(
         json.dumps(body),
         status=202 if queued else 200,
@@ -282,7 +279,7 @@ def delete_document(document_id: int) -> None:
     errors=(404, 409),
 )
 def reindex_document(document_id: int) -> tuple[Document, dict[str, str]]:
-    settings = current_app.extensions["postrag.settings"]
+    settings = runtime().settings
     row = documents.reindex(db(), principal(), document_id, settings)
     return Document(**_document(row)), {
         "Location": url_for("documents.get_document", document_id=document_id)

@@ -9,15 +9,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import psycopg
 import pydantic
-from flask import Response, current_app, g, json, request
+from flask import Response, g, json, request
 
 from app.db import scope
-from app.db.replica import Replica
-from app.errors import BadRequest, Forbidden, UnsupportedMediaType, ValidationFailed
+from app.errors import BadRequest, FieldError, Forbidden, UnsupportedMediaType, ValidationFailed
+from app.repositories import Conn
+from app.runtime import runtime
 from app.services import tokens, usage
 from app.services.tokens import Principal
 from app.storable import reject_unstorable_text
@@ -46,23 +47,22 @@ class EndpointSpec:
     raw_response: str | None = None  # the view answers a body of this media type (a download)
 
 
-def db() -> Any:
+def db() -> Conn:
     """The request's connection, taken from the pool on first use and returned at teardown."""
     if "db_conn" not in g:
-        pool = current_app.extensions["postrag.pool"]
-        g.db_conn = pool.getconn()
+        g.db_conn = runtime().pool.getconn()
         if "principal" in g:  # taken again after release_db: still the caller's rows only
             scope.act_as(g.db_conn, g.principal.user_id)
-    return g.db_conn
+    return cast(Conn, g.db_conn)
 
 
-def read_db() -> Any:
+def read_db() -> Conn:
     """For views that only read: a replica connection (acting as the caller) while the replica
     is up and within POSTRAG_REPLICA_MAX_LAG_S of the primary, else db(). The answer says which
     in X-Postrag-Read-From. Authentication and accounting stay on db() (the primary)."""
     if "read_conn" in g:
-        return g.read_conn
-    replica: Replica | None = current_app.extensions.get("postrag.replica")
+        return cast(Conn, g.read_conn)
+    replica = runtime().replica
     conn = replica.getconn(db()) if replica is not None else None
     if replica is not None and conn is not None:
         try:
@@ -76,16 +76,16 @@ def read_db() -> Any:
         g.read_from = "primary"
         return db()
     g.read_conn, g.read_from = conn, "replica"
-    return conn
+    return cast(Conn, conn)
 
 
 def release_db(_exc: BaseException | None = None) -> None:
     conn = g.pop("db_conn", None)
     if conn is not None:
-        current_app.extensions["postrag.pool"].putconn(conn)
+        runtime().pool.putconn(conn)
     read_conn = g.pop("read_conn", None)
-    if read_conn is not None:
-        replica = current_app.extensions["postrag.replica"]
+    replica = runtime().replica
+    if read_conn is not None and replica is not None:
         if read_conn.broken:  # the replica went away mid-request: the next ones read the primary
             replica.mark_down(psycopg.OperationalError("connection lost"))
         replica.putconn(read_conn)
@@ -96,9 +96,9 @@ def principal() -> Principal:
     return who
 
 
-def _errors(exc: pydantic.ValidationError, where: str) -> list[dict[str, Any]]:
+def _errors(exc: pydantic.ValidationError, where: str) -> list[FieldError]:
     return [
-        {"loc": [where, *e["loc"]], "msg": e["msg"], "type": e["type"]}
+        FieldError(tuple(e["loc"]), e["msg"], e["type"], source=where)
         for e in exc.errors(include_url=False, include_context=False, include_input=False)
     ]
 
@@ -110,7 +110,7 @@ def changes_of(body: pydantic.BaseModel, *, nullable: tuple[str, ...] = ()) -> d
     if nulls:
         raise ValidationFailed(
             "fields cannot be set to null",
-            errors=[{"loc": ["body", k], "msg": "may not be null", "type": "null"} for k in nulls],
+            errors=[FieldError((k,), "may not be null", "null", source="body") for k in nulls],
         )
     return changes
 
@@ -122,7 +122,7 @@ def parse_json(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
 
 def validate(model: type[pydantic.BaseModel], data: Any, where: str) -> Any:
     """`data` validated by `model`, or a 422 problem locating the errors under `where`."""
-    reject_unstorable_text(data, where)
+    reject_unstorable_text(data, source=where)
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -138,7 +138,7 @@ def _parse_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise BadRequest("request body is nested too deeply") from None
-    reject_unstorable_text(data, "body")
+    reject_unstorable_text(data, source="body")
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -147,7 +147,7 @@ def _parse_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
 
 def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
     data = {key: values if len(values) > 1 else values[0] for key, values in request.args.lists()}
-    reject_unstorable_text(data, "query")
+    reject_unstorable_text(data, source="query")
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -165,7 +165,7 @@ def _authorize(auth: Auth, reads_only: bool) -> None:
         raise
     g.principal = who  # from here on the request is accounted to this token
     scope.act_as(db(), who.user_id)  # and PostgreSQL shows it only this user's rows (RLS)
-    limit = current_app.extensions["postrag.settings"].rate_limit_per_minute
+    limit = runtime().settings.rate_limit_per_minute
     g.rate_headers = usage.count_request(db(), who, limit)
     needed = "read" if reads_only or request.method in READ_METHODS else "write"
     if needed not in who.scopes:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, json
+from flask import Blueprint, Response, g, json
 from pydantic import BaseModel, Field
 
 from app.api.endpoint import db, endpoint
 from app.db import scope
+from app.runtime import runtime
 from app.services import health
 
 bp = Blueprint("health", __name__)
@@ -51,7 +52,7 @@ def healthz() -> Liveness:
     errors=(503,),
 )
 def readyz() -> Response:
-    settings = current_app.extensions["postrag.settings"]
+    settings = runtime().settings
     # The server's state is nobody's data; checked as the tables' owner, which can read the
     # migrations table (postrag_app may not).
     conn = db()
@@ -60,7 +61,7 @@ def readyz() -> Response:
     body: dict[str, Any] = {"status": "ready" if ready else "not ready"}
     if "principal" in g:  # the details are for users, not for whoever reaches the port
         body.update(details)
-        replica = current_app.extensions.get("postrag.replica")
+        replica = runtime().replica
         if replica is not None:  # reads fall back to the primary: only reported
             state = replica.status()
             body["replica"] = {

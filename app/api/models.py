@@ -9,15 +9,17 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
-from flask import Blueprint, current_app, url_for
+from flask import Blueprint, url_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from app.api.endpoint import changes_of, db, endpoint, release_db
+from app.api.problems import ProblemContext, problem_body
 from app.api.schemas import Page, PageQuery
 from app.api.sse import event_stream, sse, wants_stream
 from app.providers.llm import LLMClients
 from app.repositories import Row
+from app.runtime import runtime
 from app.services import llm_models
 from app.services.llm_models import LiveState
 
@@ -96,7 +98,7 @@ class PullQuery(BaseModel):
 
 
 def _llm() -> LLMClients:
-    llm: LLMClients = current_app.extensions["postrag.llm"]
+    llm: LLMClients = runtime().llm
     return llm
 
 
@@ -173,9 +175,13 @@ def delete_model(model_id: int) -> None:
     llm_models.delete(db(), model_id)
 
 
-def _stream(row: Row, events: Iterator[llm_models.PullEvent]) -> Iterator[str]:
+def _stream(
+    row: Row, events: Iterator[llm_models.PullEvent], failed: ProblemContext
+) -> Iterator[str]:
     for event in events:
-        if event.kind == "done":
+        if event.error is not None:
+            yield sse(event.kind, problem_body(event.error, failed))
+        elif event.kind == "done":
             yield sse("done", {"model": _model(row, event.data["live"]).model_dump(mode="json")})
         else:
             yield sse(event.kind, event.data)
@@ -196,7 +202,8 @@ def pull_model(model_id: int, query: PullQuery) -> Any:
     row = llm_models.pullable(db(), model_id)
     llm = _llm()
     if wants_stream(query.stream):
-        return event_stream(_stream(row, llm_models.pull_events(llm, row)))
+        failed = ProblemContext.of_request(streamed=True)
+        return event_stream(_stream(row, llm_models.pull_events(llm, row), failed))
     release_db()  # a pull takes minutes: hold no connection meanwhile
     for _progress in llm_models.pull(llm, row):
         pass  # the JSON answer waits for the end

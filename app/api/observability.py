@@ -14,13 +14,14 @@ import re
 import time
 import uuid
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, g, request
 
 from app import metrics
 from app.api.endpoint import db
 from app.db import scope
 from app.errors import Forbidden, Unauthorized
 from app.logredact import redact
+from app.runtime import runtime
 from app.services import tokens
 
 bp = Blueprint("observability", __name__)
@@ -88,7 +89,7 @@ def register_request_tracking(app: Flask) -> None:
 def prometheus_metrics() -> Response:
     """Prometheus text format; for POSTRAG_METRICS_TOKEN or an admin's API token."""
     header = request.headers.get("Authorization", "")
-    expected = current_app.extensions["postrag.settings"].metrics_token
+    expected = runtime().settings.metrics_token
     given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
     if not (expected and given and hmac.compare_digest(given.encode(), expected.encode())):
         _require_admin(header)

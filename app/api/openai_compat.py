@@ -9,25 +9,23 @@ back in the extension field `citations`. Errors are problem+json that also carry
 from __future__ import annotations
 
 import base64
-import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Annotated, Any, Literal, NoReturn
 
-from flask import Blueprint, Response, current_app, g
+from flask import Blueprint, Response, g
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import strict_json
 from app.api.endpoint import db, endpoint, principal, release_db
-from app.db.pool import DATABASE_DOWN
-from app.errors import DatabaseUnavailable, NotFound, ValidationFailed
-from app.providers.llm import LLMError
+from app.api.problems import ProblemContext, problem_body
+from app.errors import FieldError, NotFound, ValidationFailed, as_app_error
+from app.runtime import runtime
 from app.services import openai_compat
 from app.services.prompting import count_tokens
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
-log = logging.getLogger(__name__)
 MAX_MESSAGES_CHARS = 1_000_000
 
 _Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
@@ -122,8 +120,8 @@ def list_models() -> ModelList:
 
 
 def _models() -> list[ModelObject]:
-    ext = current_app.extensions
-    models = openai_compat.list_models(db(), ext["postrag.settings"], ext["postrag.embedder"])
+    rt = runtime()
+    models = openai_compat.list_models(db(), rt.settings, rt.embedder)
     return [ModelObject(**m) for m in models]
 
 
@@ -150,10 +148,8 @@ def create_embeddings(body: EmbeddingsBody) -> dict[str, Any]:
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not 1 <= len(texts) <= 2048 or sum(map(len, texts)) > 1_000_000:
         _invalid("input", "give 1 to 2048 texts of at most 1,000,000 characters in all")
-    ext = current_app.extensions
-    vectors, tokens = openai_compat.embed(
-        db(), ext["postrag.query_embedders"], ext["postrag.embedder"], body.model, texts
-    )
+    rt = runtime()
+    vectors, tokens = openai_compat.embed(db(), rt.query_embedders, rt.embedder, body.model, texts)
     if body.dimensions is not None and body.dimensions != vectors.shape[1]:
         _invalid("dimensions", f"this model's vectors have {vectors.shape[1]} dimensions")
     data = [
@@ -175,9 +171,8 @@ def create_embeddings(body: EmbeddingsBody) -> dict[str, Any]:
 
 
 def _invalid(field: str, msg: str) -> NoReturn:
-    raise ValidationFailed(
-        f"{field}: {msg}", errors=[{"loc": ["body", field], "msg": msg, "type": "value_error"}]
-    )
+    error = FieldError((field,), msg, "value_error", source="body")
+    raise ValidationFailed(f"{field}: {msg}", [error])
 
 
 @bp.post("/chat/completions")
@@ -194,7 +189,7 @@ def _invalid(field: str, msg: str) -> NoReturn:
 def create_completion(body: CompletionBody) -> Any:
     if sum(len(m.text()) for m in body.messages) > MAX_MESSAGES_CHARS:
         _invalid("messages", f"at most {MAX_MESSAGES_CHARS:,} characters in all")
-    ext = current_app.extensions
+    rt = runtime()
     completion = openai_compat.prepare(
         db(),
         principal(),
@@ -203,19 +198,18 @@ def create_completion(body: CompletionBody) -> Any:
         rag=body.rag.model_dump() if body.rag else None,
         temperature=body.temperature,
         max_tokens=body.max_completion_tokens or body.max_tokens,
-        llm=ext["postrag.llm"],
-        settings=ext["postrag.settings"],
-        embedders=ext["postrag.query_embedders"],
-        iterative_scans=ext["postrag.iterative_scans"],
+        llm=rt.llm,
+        search=rt.search,
     )
     release_db()  # generating may take minutes: hold no connection meanwhile
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-    pieces = openai_compat.pieces(completion, ext["postrag.llm"])
-    account = openai_compat.Accountant(completion, ext["postrag.pool"], g.llm_usage)
+    pieces = openai_compat.pieces(completion, rt.llm)
+    account = openai_compat.Accountant(completion, rt.pool, g.llm_usage)
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
+        failed = ProblemContext.of_request(streamed=True)
         return Response(
-            _chunks(completion, pieces, ident, created, include_usage, account),
+            _chunks(completion, pieces, ident, created, include_usage, account, failed),
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
@@ -224,7 +218,7 @@ def create_completion(body: CompletionBody) -> Any:
 
 def _complete(
     completion: openai_compat.Completion,
-    pieces: Iterator[Any],
+    pieces: Generator[Any, None, None],
     ident: str,
     created: int,
     account: openai_compat.Accountant,
@@ -264,11 +258,12 @@ def _usage(completion: openai_compat.Completion, last: Any, text: str) -> dict[s
 
 def _chunks(
     completion: openai_compat.Completion,
-    pieces: Iterator[Any],
+    pieces: Generator[Any, None, None],
     ident: str,
     created: int,
     include_usage: bool,
     account: openai_compat.Accountant,
+    failed: ProblemContext,
 ) -> Iterator[str]:
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         body = {
@@ -305,21 +300,9 @@ def _chunks(
                     yield f"data: {strict_json.dumps(body)}\n\n"
                 yield "data: [DONE]\n\n"
                 return
-    except LLMError as exc:
-        error = {"message": exc.detail, "type": "api_error", "code": exc.status}
-        yield f"data: {strict_json.dumps({'error': error})}\n\n"
-    except DATABASE_DOWN as exc:
-        log.error("a /v1 chat completion stream lost the database: %s", exc)
-        error = {"message": DatabaseUnavailable().detail, "type": "api_error", "code": 503}
-        yield f"data: {strict_json.dumps({'error': error})}\n\n"
-    except Exception:
-        log.exception("a /v1 chat completion stream failed")
-        error = {
-            "message": "an unexpected error occurred; it was logged",
-            "type": "api_error",
-            "code": 500,
-        }
-        yield f"data: {strict_json.dumps({'error': error})}\n\n"
+    except Exception as exc:  # the problem a JSON answer would have been, with OpenAI's `error`
+        error = as_app_error(exc, "a /v1 chat completion stream")
+        yield f"data: {strict_json.dumps(problem_body(error, failed))}\n\n"
     finally:
-        pieces.close()  # type: ignore[attr-defined]
+        pieces.close()
         account.close(text + reasoning)

@@ -14,6 +14,7 @@ from pydantic.json_schema import models_json_schema
 
 from app.api.endpoint import EndpointSpec, endpoint
 from app.api.schemas import Problem
+from app.runtime import runtime
 
 bp = Blueprint("openapi", __name__)
 
@@ -48,8 +49,10 @@ def _endpoints(app: Flask) -> list[tuple[str, str, EndpointSpec, dict[str, str]]
     return found
 
 
-def _operation(spec: EndpointSpec, converters: dict[str, str], refs: dict[Any, Any]) -> dict:
-    def ref(model: type[pydantic.BaseModel], mode: str) -> dict:
+def _operation(
+    spec: EndpointSpec, converters: dict[str, str], refs: dict[Any, Any]
+) -> dict[str, Any]:
+    def ref(model: type[pydantic.BaseModel], mode: str) -> dict[str, Any]:
         return dict(refs[(model, mode)])
 
     params = [
@@ -169,10 +172,10 @@ def build_spec(app: Flask) -> dict[str, Any]:
 @bp.get("/openapi.json")
 @endpoint(summary="This API's OpenAPI 3.1 document", tag="meta")
 def openapi_json() -> dict[str, Any]:
-    if "postrag.openapi" not in current_app.extensions:
-        current_app.extensions["postrag.openapi"] = build_spec(current_app)
-    spec: dict[str, Any] = current_app.extensions["postrag.openapi"]
-    return spec
+    rt = runtime()
+    if rt.openapi is None:  # built on first use: every blueprint is registered by then
+        rt.openapi = build_spec(current_app)
+    return rt.openapi
 
 
 # The docs page is static (Swagger UI shipped inside the flask-swagger-ui wheel, so no CDN); it

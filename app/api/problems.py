@@ -1,17 +1,20 @@
-"""Renders errors as RFC 9457 application/problem+json; unexpected ones are logged 500s."""
+"""Renders errors as RFC 9457 problem objects: JSON answers and streams' `error` events alike.
+
+`problem_body` is the one renderer. A stream outlives its request context, so it takes a
+`ProblemContext` captured while the request was there; a JSON answer takes the live request's.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-import psycopg
-import psycopg_pool
-from flask import Flask, Response, g, json, request
+from flask import Flask, Response, current_app, g, json, request
 from werkzeug.exceptions import HTTPException
 
-from app.errors import CONSTRAINT_ERRORS, AppError, DatabaseUnavailable
+from app.errors import AppError, FieldError, ValidationFailed, as_app_error
 from app.providers.llm import LLMError
 
 log = logging.getLogger(__name__)
@@ -30,61 +33,90 @@ _OPENAI_TYPES = {
 }
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    body["instance"] = request.path
-    if g.get("request_id"):  # quote it to the operator: every log line of the request has it
-        body["request_id"] = g.request_id
-    body.update(extra)
-    if request.path.startswith("/v1/"):  # what OpenAI's SDKs read the message from
+@dataclass(frozen=True)
+class ProblemContext:
+    """What a problem object takes from its request: its path, its id, and where each field of
+    the request was (for the `loc` of field errors that name only the field)."""
+
+    instance: str
+    request_id: str | None = None
+    streamed: bool = False  # in a 200 stream, OpenAI's `error.code` carries the status
+    path_fields: frozenset[str] = frozenset()
+    query_fields: frozenset[str] = frozenset()
+
+    @classmethod
+    def of_request(cls, *, streamed: bool = False) -> ProblemContext:
+        view = current_app.view_functions.get(request.endpoint or "")
+        query = getattr(getattr(view, "endpoint_spec", None), "query", None)
+        return cls(
+            instance=request.path,
+            request_id=g.get("request_id"),
+            streamed=streamed,
+            path_fields=frozenset(request.view_args or ()),
+            query_fields=frozenset(query.model_fields if query is not None else ()),
+        )
+
+    def loc(self, error: FieldError) -> list[str | int]:
+        """A field error's place in the request: a path or query parameter, else the body."""
+        name = error.path[0] if error.path else None
+        if name in self.path_fields:
+            return error.loc("path")
+        return error.loc("query" if name in self.query_fields else "body")
+
+
+def problem_body(exc: AppError, context: ProblemContext | None = None) -> dict[str, Any]:
+    """The problem object of `exc`: RFC 9457 members, `request_id`, `exc.extra`, the `errors`
+    of a 422 (each `{loc, msg, type}`), and under /v1 OpenAI's `error` object, which its SDKs
+    read the message from."""
+    where = context or ProblemContext.of_request()
+    body = {"type": "about:blank", "title": exc.title, "status": exc.status, "detail": exc.detail}
+    body["instance"] = where.instance
+    if where.request_id:  # quote it to the operator: every log line of the request has it
+        body["request_id"] = where.request_id
+    body.update(exc.extra)
+    if isinstance(exc, ValidationFailed) and exc.errors:
+        body["errors"] = [{"loc": where.loc(e), "msg": e.msg, "type": e.type} for e in exc.errors]
+    if where.instance.startswith("/v1/"):
         body["error"] = {
-            "message": detail,
-            "type": _OPENAI_TYPES.get(status, "api_error"),
+            "message": exc.detail,
+            "type": _OPENAI_TYPES.get(exc.status, "api_error"),
             "param": None,
-            "code": None,
+            "code": exc.status if where.streamed else None,
         }
-    return Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    return body
+
+
+class _HTTPProblem(AppError):
+    """Werkzeug's own errors (unknown route, wrong method) as problems."""
+
+    def __init__(self, exc: HTTPException):
+        self.status = exc.code or 500
+        self.title = HTTPStatus(self.status).phrase
+        super().__init__(exc.description or self.title)
+
+
+def _response(exc: AppError) -> Response:
+    response = Response(json.dumps(problem_body(exc)), status=exc.status, mimetype=PROBLEM_JSON)
+    response.headers.update(exc.headers)
+    return response
 
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(exc: AppError) -> Response:
-        response = problem(exc.status, exc.title, exc.detail, **exc.extra)
-        response.headers.update(exc.headers)
-        return response
-
-    @app.errorhandler(LLMError)
-    def _llm_error(exc: LLMError) -> Response:
-        log.warning("%s %s: %s", request.method, request.path, exc.detail)
-        return problem(exc.status, exc.title, exc.detail, provider=exc.provider)
+        if isinstance(exc, LLMError):  # the operator's business too: the provider failed
+            log.warning("%s %s: %s", request.method, request.path, exc.detail)
+        return _response(exc)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        title = HTTPStatus(status).phrase
-        detail = exc.description or title
-        response = problem(status, title, detail)
-        if status == 405 and exc.response is None:
+        response = _response(_HTTPProblem(exc))
+        if response.status_code == 405 and exc.response is None:
             allowed = exc.valid_methods if hasattr(exc, "valid_methods") else None
             if allowed:
                 response.headers["Allow"] = ", ".join(allowed)
         return response
 
-    @app.errorhandler(psycopg.IntegrityError)
-    def _integrity_error(exc: psycopg.IntegrityError) -> Response:
-        name = exc.diag.constraint_name or ""
-        if name in CONSTRAINT_ERRORS:
-            cls, detail = CONSTRAINT_ERRORS[name]
-            return _app_error(cls(detail))
-        return _unexpected(exc)
-
-    @app.errorhandler(psycopg.OperationalError)
-    @app.errorhandler(psycopg_pool.PoolTimeout)
-    def _database_unavailable(exc: Exception) -> Response:
-        log.error("database unavailable on %s %s: %s", request.method, request.path, exc)
-        return _app_error(DatabaseUnavailable())
-
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem(500, "Internal server error", "an unexpected error occurred; it was logged")
+    def _other(exc: Exception) -> Response:
+        return _response(as_app_error(exc, f"{request.method} {request.path}"))

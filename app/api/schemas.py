@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,14 +26,28 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
+class ProblemError(BaseModel):
+    """One invalid field of a 422."""
+
+    loc: list[str | int] = Field(
+        description="where: body, query or path, then the field and the path inside it"
+    )
+    msg: str = Field(description="what is wrong")
+    type: str = Field(description="a stable name of the kind of error")
+
+
 class Problem(BaseModel):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details (also the data of a stream's `error` event)."""
 
     type: str = "about:blank"
     title: str
     status: int
     detail: str
     instance: str | None = None
-    errors: list[dict[str, Any]] | None = Field(
+    request_id: str | None = Field(None, description="the X-Request-ID of the request")
+    errors: list[ProblemError] | None = Field(
         None, description="for 422: each invalid field, where it is and what is wrong"
+    )
+    provider: str | None = Field(
+        None, description="for 502, 503 and 504 from a language-model provider: which one"
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.endpoint import endpoint, principal, read_db
+from app.repositories.search import Hit
+from app.runtime import runtime
 from app.services import search
 
 bp = Blueprint("search", __name__, url_prefix="/api/v1")
@@ -101,24 +103,24 @@ class SearchResponse(BaseModel):
     debug: SearchDebug | None = None
 
 
-def _hit(row: dict[str, Any]) -> SearchHit:
+def _hit(hit: Hit) -> SearchHit:
     semantic = None
-    if row["semantic_rank"] is not None:
-        semantic = SemanticScore(rank=row["semantic_rank"], similarity=row["semantic_similarity"])
+    if hit.semantic_rank is not None and hit.semantic_similarity is not None:
+        semantic = SemanticScore(rank=hit.semantic_rank, similarity=hit.semantic_similarity)
     fulltext = None
-    if row["fulltext_rank"] is not None:
-        fulltext = FulltextScore(rank=row["fulltext_rank"], score=row["fulltext_score"])
+    if hit.fulltext_rank is not None and hit.fulltext_score is not None:
+        fulltext = FulltextScore(rank=hit.fulltext_rank, score=hit.fulltext_score)
     return SearchHit(
-        chunk_id=row["chunk_id"],
-        document_id=row["document_id"],
-        filename=row["filename"],
-        collection_id=row["collection_id"],
-        text=row["text"],
-        page=row["page"],
-        char_start=row["char_start"],
-        char_end=row["char_end"],
-        heading_path=row["heading_path"],
-        score=row["score"],
+        chunk_id=hit.chunk_id,
+        document_id=hit.document_id,
+        filename=hit.filename,
+        collection_id=hit.collection_id,
+        text=hit.text,
+        page=hit.page,
+        char_start=hit.char_start,
+        char_end=hit.char_end,
+        heading_path=hit.heading_path,
+        score=hit.score,
         semantic=semantic,
         fulltext=fulltext,
     )
@@ -138,9 +140,7 @@ def search_chunks(body: SearchBody) -> SearchResponse:
         read_db(),  # a replica when one is configured and fresh
         principal(),
         search.SearchRequest(**body.model_dump()),
-        settings=current_app.extensions["postrag.settings"],
-        embedders=current_app.extensions["postrag.query_embedders"],
-        iterative_scans=current_app.extensions["postrag.iterative_scans"],
+        runtime().search,
     )
     return SearchResponse(
         mode=result.mode,

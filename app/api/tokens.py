@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from flask import Blueprint, url_for
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -40,7 +40,7 @@ class TokenCreated(Token):
     token: str = Field(description="the secret; shown only this once")
 
 
-def _public(row: dict) -> dict:
+def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "prefix": f"{tokens.TOKEN_MARK}_{row['prefix']}"}
 
 

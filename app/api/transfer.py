@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, current_app, request, stream_with_context
+from flask import Blueprint, Response, request, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.collections import Collection
@@ -12,6 +12,7 @@ from app.api.documents import attachment
 from app.api.endpoint import db, endpoint, principal, release_db
 from app.db import scope
 from app.errors import UnsupportedMediaType
+from app.runtime import runtime
 from app.services import collections, transfer
 
 bp = Blueprint("transfer", __name__, url_prefix="/api/v1")
@@ -50,7 +51,7 @@ class ImportResult(BaseModel):
 def export_collection(collection_id: int) -> Response:
     who = principal()
     collection = collections.get_owned(db(), who, collection_id)  # 404 before streaming
-    pool = current_app.extensions["postrag.pool"]
+    pool = runtime().pool
 
     def lines() -> Iterator[str]:
         # A connection of its own: the export's snapshot stays open while the client reads.
@@ -83,13 +84,13 @@ def import_collection(query: ImportQuery) -> ImportResult:
     if request.mimetype not in IMPORT_TYPES:
         raise UnsupportedMediaType(f"send the export file as {transfer.CONTENT_TYPE}")
     request.max_content_length = MAX_IMPORT_BYTES  # more than one upload; read as a stream
-    settings = current_app.extensions["postrag.settings"]
+    settings = runtime().settings
     summary = transfer.import_collection(
         db(),
         principal(),
         transfer.read_lines(request.stream, transfer.max_line_bytes(settings)),
         settings=settings,
-        embedder=current_app.extensions["postrag.embedder"],
+        embedder=runtime().embedder,
         name=query.name.strip() or None,
     )
     return ImportResult(

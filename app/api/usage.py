@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.endpoint import db, endpoint, principal
+from app.runtime import runtime
 from app.services import usage
 
 bp = Blueprint("usage", __name__, url_prefix="/api/v1")
@@ -42,7 +43,7 @@ class Usage(BaseModel):
 
 
 def _budget() -> int | None:
-    budget: int = current_app.extensions["postrag.settings"].llm_tokens_per_day
+    budget: int = runtime().settings.llm_tokens_per_day
     return budget or None
 
 

@@ -30,7 +30,7 @@ class Me(User):
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[\w.@-]+$")
+    name: users.UserName
     role: Literal["admin", "user"] = "user"
 
 

@@ -105,7 +105,8 @@ def _alive(pid: int, name: str = "") -> bool:
     process's pid may belong to another program since."""
     try:
         process = psutil.Process(pid)
-        return process.status() != psutil.STATUS_ZOMBIE and process.name().startswith(name)
+        running: bool = process.status() != psutil.STATUS_ZOMBIE
+        return running and process.name().startswith(name)
     except psutil.NoSuchProcess:
         return False
     except psutil.AccessDenied:

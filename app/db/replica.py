@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -94,7 +94,7 @@ class Replica:
             self._set(ReplicaStatus(DOWN, reason=type(exc).__name__), self.retry_after_s)
             return None
         if not due:
-            return conn
+            return cast(psycopg.Connection[Any], conn)
         try:
             status = self._measure(conn, primary_lsn)
         except psycopg.Error as exc:
@@ -103,7 +103,7 @@ class Replica:
             return None
         self._set(status, self.recheck_s if status.state != NOT_STANDBY else self.retry_after_s)
         if status.state == FRESH:
-            return conn
+            return cast(psycopg.Connection[Any], conn)
         self.pool.putconn(conn)
         return None
 

@@ -76,7 +76,8 @@ def check_server(url: str) -> str:
     Returns the pgvector version that is (or will be) installed.
     """
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-        version_num = int(conn.execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
+        shown = conn.execute("SHOW server_version_num").fetchone()
+        version_num = int(shown[0]) if shown else 0
         if version_num < MIN_SERVER_VERSION:
             raise DatabaseUnsupportedError(
                 f"PostgreSQL {version_num // 10000} is too old: postrag needs PostgreSQL >= 15"

@@ -57,7 +57,8 @@ def normalise(vectors: np.ndarray, provider: str) -> np.ndarray:
     # Divided by its largest value first, a row's squares neither underflow nor overflow.
     wide = np.asarray(vectors, dtype=np.float64)
     wide = wide / np.abs(wide).max(axis=1, keepdims=True)
-    return (wide / np.linalg.norm(wide, axis=1, keepdims=True)).astype(np.float32)
+    unit: np.ndarray = (wide / np.linalg.norm(wide, axis=1, keepdims=True)).astype(np.float32)
+    return unit
 
 
 def make_embedder(settings: Settings) -> Embedder:

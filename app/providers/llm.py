@@ -1,4 +1,4 @@
-"""The ChatModel protocol, its errors, and the factory that picks a client for a provider.
+"""The ChatModel protocol, its errors (AppErrors naming the provider) and the client factory.
 
 The rest of postrag only sees `ChatModel` (stream a reply) and `ModelCatalog` (what a provider
 has installed): whether Ollama or an OpenAI-compatible server answers is decided here.
@@ -13,24 +13,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from app.errors import BadGateway
+
 if TYPE_CHECKING:
+    from app.providers.llm_http import OllamaClient
     from app.settings import Settings
 
 LLM_PROVIDERS = ("ollama", "openai")
 _USERINFO = re.compile(r"://[^/@\s]+@")
 
 
-class LLMError(RuntimeError):
-    """A language-model provider failed; `status` is the HTTP status postrag answers with."""
-
-    status = 502
-    title = "Bad gateway"
+class LLMError(BadGateway):
+    """A language-model provider failed (502 unless a subclass says); the problem names it."""
 
     def __init__(self, provider: str, detail: str):
         detail = _USERINFO.sub("://***@", detail)  # a base URL may carry credentials
-        super().__init__(f"{provider}: {detail}")
+        super().__init__(f"{provider}: {detail}", provider=provider)
         self.provider = provider
-        self.detail = f"{provider}: {detail}"
 
 
 class LLMUnavailable(LLMError):
@@ -99,11 +98,17 @@ class ModelCatalog(Protocol):
         ...
 
 
+class ProviderClient(ChatModel, ModelCatalog, Protocol):
+    """The HTTP client of one provider: it chats, lists and shows models, and closes."""
+
+    def close(self) -> None: ...
+
+
 def base_url(settings: Settings, provider: str) -> str:
     return settings.ollama_url if provider == "ollama" else settings.openai_base_url
 
 
-def make_client(settings: Settings, provider: str) -> Any:
+def make_client(settings: Settings, provider: str) -> ProviderClient:
     """The HTTP client for `provider` (ollama or openai), a ChatModel and a ModelCatalog."""
     from app.providers import llm_http
 
@@ -139,15 +144,23 @@ class LLMClients:
     def __init__(self, settings: Settings, provider: str):
         self.settings = settings
         self.provider = provider
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[str, ProviderClient] = {}
         self._shown: dict[tuple[str, str], tuple[float, ModelInfo | None]] = {}
         self._lock = threading.Lock()
 
-    def client(self, provider: str) -> Any:
+    def client(self, provider: str) -> ProviderClient:
         with self._lock:
             if provider not in self._clients:
                 self._clients[provider] = make_client(self.settings, provider)
             return self._clients[provider]
+
+    def ollama(self) -> OllamaClient:
+        """Ollama's client, for what only Ollama does (pulling models)."""
+        from app.providers.llm_http import OllamaClient
+
+        client = self.client("ollama")
+        assert isinstance(client, OllamaClient)
+        return client
 
     def show(self, provider: str, model: str) -> ModelInfo | None:
         """The provider's details of `model`, cached for a few minutes."""

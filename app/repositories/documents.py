@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from psycopg import sql
+from psycopg.rows import class_row
 
 from app.repositories import Conn, Row, returned
 from app.strict_json import jsonb
@@ -17,6 +20,36 @@ _COLUMNS = (
     " d.error, d.created_at, d.updated_at,"
     " (SELECT count(*) FROM document_chunks c WHERE c.document_id = d.id) AS chunk_count"
 )
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A document as stored (without its bytes), with its processing state and chunk count."""
+
+    id: int
+    collection_id: int
+    owner_id: int
+    filename: str
+    title: str | None
+    content_type: str
+    sha256: str  # hex
+    size_bytes: int
+    metadata: dict[str, Any]
+    status: str  # queued | extracting | chunking | embedding | indexed | failed
+    failed_stage: str | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    chunk_count: int
+
+    @property
+    def stage(self) -> str:
+        """Where it is, or for a failed document the stage it failed in."""
+        if self.status == "failed" and self.failed_stage:
+            return self.failed_stage
+        return self.status
+
+
 # Readable: the caller's own documents, and documents in collections shared with everyone.
 _READABLE = (
     "(d.owner_id = %(user_id)s OR EXISTS (SELECT 1 FROM collections s"
@@ -35,7 +68,7 @@ def insert(
     sha256: bytes,
     content: bytes,
     metadata: dict[str, Any],
-) -> Row | None:
+) -> StoredDocument | None:
     """The new document, or None when the collection already has these bytes."""
     row = conn.execute(
         "INSERT INTO documents AS d (collection_id, owner_id, filename, title, content_type,"
@@ -57,25 +90,30 @@ def insert(
     return None if row is None else get(conn, row["id"])
 
 
-def get(conn: Conn, document_id: int) -> Row | None:
-    return conn.execute(
-        f"SELECT {_COLUMNS} FROM documents d WHERE d.id = %(id)s", {"id": document_id}
-    ).fetchone()
+def _documents(conn: Conn, where: str, params: dict[str, Any]) -> list[StoredDocument]:
+    with conn.cursor(row_factory=class_row(StoredDocument)) as cur:
+        return cur.execute(f"SELECT {_COLUMNS} FROM documents d WHERE {where}", params).fetchall()
 
 
-def get_readable(conn: Conn, document_id: int, user_id: int) -> Row | None:
-    return conn.execute(
-        f"SELECT {_COLUMNS} FROM documents d WHERE d.id = %(id)s AND {_READABLE}",
-        {"id": document_id, "user_id": user_id},
-    ).fetchone()
+def get(conn: Conn, document_id: int) -> StoredDocument | None:
+    found = _documents(conn, "d.id = %(id)s", {"id": document_id})
+    return found[0] if found else None
 
 
-def get_by_sha(conn: Conn, collection_id: int, sha256: bytes) -> Row | None:
-    return conn.execute(
-        f"SELECT {_COLUMNS} FROM documents d"
-        " WHERE d.collection_id = %(collection_id)s AND d.sha256 = %(sha)s",
+def get_readable(conn: Conn, document_id: int, user_id: int) -> StoredDocument | None:
+    found = _documents(
+        conn, f"d.id = %(id)s AND {_READABLE}", {"id": document_id, "user_id": user_id}
+    )
+    return found[0] if found else None
+
+
+def get_by_sha(conn: Conn, collection_id: int, sha256: bytes) -> StoredDocument | None:
+    found = _documents(
+        conn,
+        "d.collection_id = %(collection_id)s AND d.sha256 = %(sha)s",
         {"collection_id": collection_id, "sha": sha256},
-    ).fetchone()
+    )
+    return found[0] if found else None
 
 
 def list_readable(
@@ -86,7 +124,7 @@ def list_readable(
     status: str | None,
     limit: int,
     offset: int,
-) -> tuple[list[Row], int]:
+) -> tuple[list[StoredDocument], int]:
     where = _READABLE
     params: dict[str, Any] = {
         "user_id": user_id,
@@ -99,11 +137,11 @@ def list_readable(
         where += " AND d.collection_id = %(collection_id)s"
     if status is not None:
         where += " AND d.status = %(status)s"
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM documents d WHERE {where}"
-        " ORDER BY d.created_at DESC, d.id DESC LIMIT %(limit)s OFFSET %(offset)s",
+    rows = _documents(
+        conn,
+        f"{where} ORDER BY d.created_at DESC, d.id DESC LIMIT %(limit)s OFFSET %(offset)s",
         params,
-    ).fetchall()
+    )
     total = returned(
         conn.execute(f"SELECT count(*) AS n FROM documents d WHERE {where}", params).fetchone()
     )

@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg.rows import class_row
+
 from app.repositories import Conn, Row, returned
+
+
+@dataclass(frozen=True)
+class EmbeddingSpace:
+    """The vectors of one embedding model at one dimension: what ingestion fills and search
+    reads (the newest `ready` one), with its model's provider and name."""
+
+    id: int
+    embedding_model_id: int
+    dimension: int
+    distance: str  # cosine
+    state: str  # building | ready | retired
+    ready_at: datetime | None
+    provider: str
+    model: str
+
 
 _SPACE = (
     "s.id, s.embedding_model_id, s.dimension, s.distance, s.state, s.ready_at,"
@@ -29,16 +50,22 @@ def upsert_embedding_model(
     )
 
 
-def find_space(conn: Conn, model_id: int, dimension: int) -> Row | None:
-    return conn.execute(
+def _one(conn: Conn, query: str, params: dict[str, object] | None = None) -> EmbeddingSpace | None:
+    with conn.cursor(row_factory=class_row(EmbeddingSpace)) as cur:
+        return cur.execute(query, params).fetchone()
+
+
+def find_space(conn: Conn, model_id: int, dimension: int) -> EmbeddingSpace | None:
+    return _one(
+        conn,
         f"SELECT {_SPACE} FROM embedding_spaces s JOIN llm_models m ON m.id = s.embedding_model_id"
         " WHERE s.embedding_model_id = %(model_id)s AND s.dimension = %(dimension)s"
         " AND s.distance = 'cosine' AND NOT s.use_halfvec",
         {"model_id": model_id, "dimension": dimension},
-    ).fetchone()
+    )
 
 
-def insert_space(conn: Conn, *, model_id: int, dimension: int, ready: bool) -> Row:
+def insert_space(conn: Conn, *, model_id: int, dimension: int, ready: bool) -> EmbeddingSpace:
     row = returned(
         conn.execute(
             "INSERT INTO embedding_spaces (embedding_model_id, dimension, state, ready_at)"
@@ -77,20 +104,22 @@ def drop_index(conn: Conn, space_id: int) -> None:
     conn.execute("SELECT drop_embedding_space_index(%(id)s)", {"id": space_id})
 
 
-def get(conn: Conn, space_id: int) -> Row | None:
-    return conn.execute(
+def get(conn: Conn, space_id: int) -> EmbeddingSpace | None:
+    return _one(
+        conn,
         f"SELECT {_SPACE} FROM embedding_spaces s JOIN llm_models m ON m.id = s.embedding_model_id"
         " WHERE s.id = %(id)s",
         {"id": space_id},
-    ).fetchone()
+    )
 
 
-def current_ready(conn: Conn) -> Row | None:
+def current_ready(conn: Conn) -> EmbeddingSpace | None:
     """The space search uses: the newest ready one."""
-    return conn.execute(
+    return _one(
+        conn,
         f"SELECT {_SPACE} FROM embedding_spaces s JOIN llm_models m ON m.id = s.embedding_model_id"
-        " WHERE s.state = 'ready' ORDER BY s.ready_at DESC, s.id DESC LIMIT 1"
-    ).fetchone()
+        " WHERE s.state = 'ready' ORDER BY s.ready_at DESC, s.id DESC LIMIT 1",
+    )
 
 
 def mark_ready(conn: Conn, space_id: int) -> None:

@@ -3,10 +3,15 @@ retries, cancellation."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from app.repositories import Conn, Row, locks
 from app.strict_json import jsonb
+
+P = TypeVar("P")
+Q = TypeVar("Q")
 
 CHANNEL = "postrag_jobs"
 # Deleting a running job (its document was deleted) notifies this channel with the job's id
@@ -15,7 +20,48 @@ CANCEL_CHANNEL = "postrag_job_cancelled"
 # Claims take turns (each a few milliseconds), so that each one counts the running jobs of the
 # claims before it: two workers woken together could otherwise both take one user's jobs.
 CLAIM_LOCK_KEY = 0x706F737472616704
-_COLUMNS = "id, kind, payload, state, dedupe_key, attempts, max_attempts, run_after, lease_owner"
+_COLUMNS = "id, kind, payload, state, attempts, max_attempts, document_id, owner_id, last_error"
+
+
+@dataclass(frozen=True)
+class Job(Generic[P]):
+    """A job as the queue holds it; `payload` is the stored JSON object until its kind parses it
+    (app/services/job_kinds)."""
+
+    id: int
+    kind: str
+    payload: P
+    state: str
+    attempts: int
+    max_attempts: int
+    document_id: int | None
+    owner_id: int | None
+    last_error: str | None
+
+    def with_payload(self, payload: Q) -> Job[Q]:
+        return replace(self, payload=payload)  # type: ignore[arg-type,return-value]
+
+
+StoredJob: TypeAlias = Job[Mapping[str, Any]]
+
+
+def _job(row: Row | None) -> StoredJob | None:
+    return None if row is None else Job(**row)
+
+
+def listen(conn: Conn) -> None:
+    """Hear of queued jobs (and of wake-ups) on this connection: `conn.notifies()`."""
+    conn.execute(f"LISTEN {CHANNEL}")
+
+
+def listen_for_cancellations(conn: Conn) -> None:
+    """Hear of deleted running jobs on this connection; each notification's payload is an id."""
+    conn.execute(f"LISTEN {CANCEL_CHANNEL}")
+
+
+def wake_workers(conn: Conn) -> None:
+    """Wake every idle worker (to stop them promptly)."""
+    conn.execute("SELECT pg_notify(%(channel)s, 'wake')", {"channel": CHANNEL})
 
 
 def enqueue(
@@ -26,7 +72,7 @@ def enqueue(
     dedupe_key: str | None,
     max_attempts: int,
     document_id: int | None = None,
-) -> Row | None:
+) -> StoredJob | None:
     """Queue a job and wake idle workers when the transaction commits.
 
     A document's job goes with the document, and belongs to the document's owner (fair claims).
@@ -48,15 +94,15 @@ def enqueue(
     ).fetchone()
     if row is not None:
         conn.execute("SELECT pg_notify(%(channel)s, %(kind)s)", {"channel": CHANNEL, "kind": kind})
-    return row
+    return _job(row)
 
 
-def requeue_expired(conn: Conn) -> list[Row]:
+def requeue_expired(conn: Conn) -> list[StoredJob]:
     """Running jobs whose lease ran out belong to dead workers: queue them again (or fail them).
 
     Returns the jobs changed, with their new state and error.
     """
-    return conn.execute(
+    rows = conn.execute(
         "UPDATE jobs SET"
         " state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
         " finished_at = CASE WHEN attempts >= max_attempts THEN now() END,"
@@ -64,8 +110,9 @@ def requeue_expired(conn: Conn) -> list[Row]:
         "              || 'lease of ' || lease_owner || ' expired',"
         " lease_owner = NULL, lease_expires_at = NULL, run_after = now()"
         " WHERE state = 'running' AND lease_expires_at < now()"
-        f" RETURNING {_COLUMNS}, last_error"
+        f" RETURNING {_COLUMNS}"
     ).fetchall()
+    return [Job(**row) for row in rows]
 
 
 _RUNNING = (
@@ -78,7 +125,7 @@ _CLAIMABLE = "q.state = 'queued' AND (q.owner_id IS NULL OR coalesce(r.jobs, 0) 
 
 def claim(
     conn: Conn, *, worker_id: str, lease_s: int, space_id: int, per_user: int = 2**31 - 1
-) -> Row | None:
+) -> StoredJob | None:
     """Take a due queued job; SKIP LOCKED lets any number of workers claim at once.
 
     Fair between users: no user runs more than `per_user` jobs at once, whoever else is
@@ -89,7 +136,7 @@ def claim(
     holds the claim lock until it ends.
     """
     locks.advisory_xact_lock(conn, CLAIM_LOCK_KEY)  # the UPDATE's snapshot is taken after it
-    return conn.execute(
+    row = conn.execute(
         f"{_RUNNING}"
         " UPDATE jobs SET state = 'running', attempts = attempts + 1,"
         " lease_owner = %(worker)s, lease_expires_at = now() + make_interval(secs => %(lease)s)"
@@ -101,6 +148,7 @@ def claim(
         f" RETURNING {_COLUMNS}",
         {"worker": worker_id, "lease": lease_s, "space": space_id, "per_user": per_user},
     ).fetchone()
+    return _job(row)
 
 
 def renew_lease(conn: Conn, *, job_id: int, worker_id: str, lease_s: int) -> bool:
@@ -142,28 +190,50 @@ def release(conn: Conn, *, job_id: int, worker_id: str) -> bool:
     return True
 
 
-def succeed(conn: Conn, job_id: int) -> None:
-    conn.execute(
+def succeed(conn: Conn, *, job_id: int, worker_id: str) -> bool:
+    """Mark the job done; False when `worker_id` no longer holds it (or it is done already)."""
+    row = conn.execute(
         "UPDATE jobs SET state = 'succeeded', finished_at = now(), lease_owner = NULL,"
-        " lease_expires_at = NULL WHERE id = %(id)s",
-        {"id": job_id},
-    )
+        " lease_expires_at = NULL"
+        " WHERE id = %(id)s AND state = 'running' AND lease_owner = %(worker)s RETURNING id",
+        {"id": job_id, "worker": worker_id},
+    ).fetchone()
+    return row is not None
 
 
 def fail_or_retry(
-    conn: Conn, *, job_id: int, worker_id: str, error: str, retry_in_s: float
-) -> Row | None:
-    """Queue the job again after `retry_in_s`, or fail it for good after its last attempt."""
-    return conn.execute(
+    conn: Conn,
+    *,
+    job_id: int,
+    worker_id: str,
+    error: str,
+    retry_in_s: float,
+    permanent: bool = False,
+) -> StoredJob | None:
+    """Queue the job again after `retry_in_s`, or fail it for good after its last attempt.
+
+    A permanent failure (a file that cannot be read does not get better) is this attempt being
+    the last: its attempts are all used up.
+    """
+    last = "(%(permanent)s OR attempts >= max_attempts)"
+    row = conn.execute(
         "UPDATE jobs SET"
-        " state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
-        " finished_at = CASE WHEN attempts >= max_attempts THEN now() END,"
+        " max_attempts = CASE WHEN %(permanent)s THEN attempts ELSE max_attempts END,"
+        f" state = CASE WHEN {last} THEN 'failed' ELSE 'queued' END,"
+        f" finished_at = CASE WHEN {last} THEN now() END,"
         " run_after = now() + make_interval(secs => %(delay)s),"
         " last_error = %(error)s, lease_owner = NULL, lease_expires_at = NULL"
         " WHERE id = %(id)s AND state = 'running' AND lease_owner = %(worker)s"
         f" RETURNING {_COLUMNS}",
-        {"id": job_id, "worker": worker_id, "error": error[:2000], "delay": retry_in_s},
+        {
+            "id": job_id,
+            "worker": worker_id,
+            "error": error[:2000],
+            "delay": retry_in_s,
+            "permanent": permanent,
+        },
     ).fetchone()
+    return _job(row)
 
 
 def seconds_until_next(conn: Conn, *, per_user: int = 2**31 - 1) -> float | None:

@@ -30,9 +30,12 @@ class _Compiler:
         self.conditions = 0
 
     def fail(self, loc: list[Any], msg: str) -> ValidationFailed:
-        return ValidationFailed(
-            f"the filter is invalid: {msg}",
-            errors=[{"loc": ["body", "filter", *loc], "msg": msg, "type": "invalid_filter"}],
+        return ValidationFailed.on_field(
+            "filter",
+            msg,
+            at=tuple(loc),
+            type="invalid_filter",
+            detail=f"the filter is invalid: {msg}",
         )
 
     def param(self, value: Any) -> sql.Placeholder:

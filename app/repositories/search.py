@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import sql
+from psycopg.rows import class_row
 
-from app.repositories import Conn, Row, bm25, returned
+from app.repositories import Conn, bm25, returned
 from app.repositories.metadata_filter import compile_filter
 
 # The hit's columns, shared by every mode. A document's title and metadata (up to 16 KiB) come
@@ -27,6 +28,30 @@ _HIT_COLUMNS = sql.SQL(
     " CASE WHEN row_number() OVER (PARTITION BY c.document_id ORDER BY f.score DESC, f.chunk_id)"
     " = 1 THEN jsonb_build_object('title', d.title, 'metadata', d.metadata) END AS document"
 )
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One passage a search found: what it is, where it is, and how each leg scored it.
+
+    It becomes a prompt's numbered source, a citation and a retrieval event's item.
+    """
+
+    chunk_id: int
+    document_id: int
+    filename: str
+    collection_id: int
+    text: str
+    page: int | None  # 1-based, for formats with pages
+    char_start: int  # the passage's span in the document's extracted text
+    char_end: int
+    heading_path: list[str]
+    score: float  # the fused score (hybrid), or the one leg's
+    semantic_rank: int | None  # None: the semantic leg did not find it
+    semantic_similarity: float | None
+    fulltext_rank: int | None  # None: the full-text leg did not find it
+    fulltext_score: float | None
+    document: dict[str, Any] | None = None  # title and metadata, on the document's best hit
 
 
 @dataclass(frozen=True)
@@ -197,8 +222,9 @@ def set_search_knobs(
     conn.execute(query, {"ef": str(ef_search), "tuples": str(max_scan_tuples)})
 
 
-def run(conn: Conn, statement: sql.Composed, params: dict[str, Any]) -> list[Row]:
-    return conn.execute(statement, params).fetchall()
+def run(conn: Conn, statement: sql.Composed, params: dict[str, Any]) -> list[Hit]:
+    with conn.cursor(row_factory=class_row(Hit)) as cur:
+        return cur.execute(statement, params).fetchall()
 
 
 def explain(conn: Conn, statement: sql.Composed, params: dict[str, Any]) -> Any:

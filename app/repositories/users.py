@@ -29,6 +29,12 @@ def get_user(conn: Conn, user_id: int) -> Row | None:
     ).fetchone()
 
 
+def get_by_name(conn: Conn, name: str) -> Row | None:
+    return conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE name = %(name)s", {"name": name}
+    ).fetchone()
+
+
 def list_users(conn: Conn, *, limit: int, offset: int) -> tuple[list[Row], int]:
     rows = conn.execute(
         f"SELECT {_USER_COLUMNS} FROM users ORDER BY id LIMIT %(limit)s OFFSET %(offset)s",

@@ -8,23 +8,22 @@ extractive: the best passages, labelled as not generated.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
 
 from app.errors import NotFound, ServiceUnavailable
 from app.metrics import metrics
-from app.providers.embeddings import QueryEmbedders
 from app.providers.llm import ChatRequest, LLMClients, LLMUnavailable, Piece
 from app.repositories import Conn
 from app.repositories import collections as collection_repo
 from app.repositories import llm_models as model_repo
 from app.repositories import preferences as preference_repo
+from app.repositories.search import Hit
 from app.services import prompting, search
 from app.services.tokens import Principal
-from app.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 4000  # what search takes; a longer message is searched by its start
@@ -117,7 +116,7 @@ def resolve_target(
 
 @dataclass
 class Retrieval:
-    sources: list[dict[str, Any]]
+    sources: list[Hit]
     warnings: list[str]
     mode: str
 
@@ -129,9 +128,7 @@ def retrieve(
     *,
     collection_ids: list[int] | None,
     prefs: Preferences,
-    settings: Settings,
-    embedders: QueryEmbedders,
-    iterative_scans: bool,
+    deps: search.SearchDeps,
     top_k: int | None = None,
     mode: str | None = None,
     min_similarity: float | None = None,
@@ -156,18 +153,17 @@ def retrieve(
         min_similarity=prefs.min_similarity if min_similarity is None else min_similarity,
         collection_ids=collection_ids,
     )
-    kwargs = {"settings": settings, "embedders": embedders, "iterative_scans": iterative_scans}
     try:
-        result = search.search(conn, who, request, **kwargs)  # type: ignore[arg-type]
+        result = search.search(conn, who, request, deps)
     except ServiceUnavailable as exc:  # semantic mode with the embedding model down
         warnings.append(f"semantic search failed ({exc.detail}); used full text instead")
         result = search.search(
             conn,
             who,
-            search.SearchRequest(**{**request.__dict__, "mode": "fulltext"}),
-            **kwargs,  # type: ignore[arg-type]
+            dataclasses.replace(request, mode="fulltext"),
+            deps,
         )
-    return Retrieval([dict(h) for h in result.hits], warnings + result.warnings, result.mode)
+    return Retrieval(result.hits, warnings + result.warnings, result.mode)
 
 
 def generate(

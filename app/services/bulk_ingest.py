@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import AppError, PayloadTooLarge, UnsupportedMediaType
+from app.providers.embeddings import make_embedder
 from app.repositories import Conn
 from app.repositories import documents as document_repo
-from app.services import documents, extraction
+from app.services import collections, documents, extraction
 from app.services.documents import Upload
 from app.services.tokens import Principal
 from app.services.worker import Worker
@@ -85,14 +86,18 @@ def _read(path: Path, settings: Settings) -> bytes:
 def ingest(
     conn: Conn,
     who: Principal,
-    collection_id: int,
+    collection: str,
     files: list[Path],
     settings: Settings,
-    worker: Worker,
     *,
     replace: bool = False,
     progress: Callable[[int], Any] = lambda n: None,
 ) -> Summary:
+    """Store each file in `who`'s collection named `collection` (created if missing), then work
+    the queue in this process until each is indexed or failed; `progress` counts files done."""
+    collection_id = collections.get_or_create(conn, who.user_id, collection)["id"]
+    assert settings.database_url is not None
+    worker = Worker(settings.database_url, settings, make_embedder(settings))
     summary = Summary()
     waiting: dict[int, str] = {}
     for path in files:
@@ -114,24 +119,35 @@ def ingest(
             progress(1)
             continue
         if queued:
-            waiting[row["id"]] = str(path)
+            waiting[row.id] = str(path)
         else:
             summary.unchanged.append(str(path))
             progress(1)
+    _work_until_done(conn, worker, waiting, summary, progress)
+    return summary
+
+
+def _work_until_done(
+    conn: Conn,
+    worker: Worker,
+    waiting: dict[int, str],
+    summary: Summary,
+    progress: Callable[[int], Any],
+) -> None:
+    """Run jobs until every document in `waiting` (id -> path) is indexed or failed."""
     while waiting:
         worked = worker.run_one(conn)
         for document_id, name in list(waiting.items()):
             doc = document_repo.get(conn, document_id)
             if doc is None:
                 summary.failed.append((name, "deleted while it was being processed"))
-            elif doc["status"] == "indexed":
+            elif doc.status == "indexed":
                 summary.indexed.append(name)
-            elif doc["status"] == "failed":
-                summary.failed.append((name, doc["error"] or "failed"))
+            elif doc.status == "failed":
+                summary.failed.append((name, doc.error or "failed"))
             else:
                 continue
             del waiting[document_id]
             progress(1)
         if not worked and waiting:
             time.sleep(0.5)  # another worker has our job (or its retry is not due yet)
-    return summary

@@ -15,15 +15,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from app.db import scope
 from app.db.pool import DATABASE_DOWN
-from app.errors import AppError, DatabaseUnavailable, NotFound, ValidationFailed
-from app.providers.llm import LLMError
+from app.errors import AppError, NotFound, ValidationFailed, as_app_error
 from app.repositories import Conn
 from app.repositories import chats as chat_repo
+from app.repositories.search import Hit
 from app.services import answering, prompting, usage
 from app.services.chat_exchange import Answer, Deps, Event, Exchange
 from app.services.tokens import Principal
@@ -53,9 +53,11 @@ def start(conn: Conn, who: Principal, chat_id: int, content: str, deps: Deps) ->
     target = answering.resolve_target(conn, deps.llm, prefs)
     room = (target.context_length - _answer_tokens(deps, target)) * prompting.SAFETY_MARGIN
     if prompting.count_tokens(content) > room * 0.8:
-        raise ValidationFailed(
-            f"the message is too long for {target.model}'s context",
-            errors=[{"loc": ["body", "content"], "msg": "too long", "type": "too_long"}],
+        raise ValidationFailed.on_field(
+            "content",
+            "too long",
+            type="too_long",
+            detail=f"the message is too long for {target.model}'s context",
         )
     with conn.transaction():
         chat = chat_repo.get_owned(conn, chat_id, who.user_id, lock=True)  # one post at a time
@@ -89,26 +91,16 @@ def _answer_tokens(deps: Deps, target: answering.ChatTarget) -> int:
     return min(deps.settings.chat_answer_tokens, target.context_length // 4)
 
 
-def _source_event(sources: list[dict[str, Any]], warnings: list[str], mode: str) -> Event:
-    items = [
-        {**c, "text": s["text"], "heading_path": s["heading_path"]}
-        for c, s in zip(prompting.citations(sources, ""), sources, strict=True)
-    ]
-    for item in items:
-        item.pop("cited")
+def _source_event(sources: list[Hit], warnings: list[str], mode: str) -> Event:
+    items = []
+    for c, s in zip(prompting.citations(sources, ""), sources, strict=True):
+        item = c.as_json()
+        del item["cited"]  # nothing is cited before the answer
+        items.append({**item, "text": s.text, "heading_path": s.heading_path})
     return Event("retrieval", {"mode": mode, "sources": items, "warnings": warnings})
 
 
-def problem_data(exc: AppError | LLMError) -> dict[str, Any]:
-    data = {"type": "about:blank", "title": exc.title, "status": exc.status, "detail": exc.detail}
-    if isinstance(exc, LLMError):
-        data["provider"] = exc.provider
-    else:
-        data.update(exc.extra)  # e.g. the `errors` of a 422
-    return data
-
-
-def run(ex: Exchange, deps: Deps) -> Iterator[Event]:
+def run(ex: Exchange, deps: Deps) -> Generator[Event, None, None]:
     """The answer's events; always ends with `done` or `error` unless the consumer leaves."""
     answer = Answer(ex, deps)
     try:
@@ -123,26 +115,19 @@ def _stream(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
     except GeneratorExit:  # the client went away: keep what was generated
         _cleanly(answer.finish, "incomplete", "disconnected", "the client disconnected")
         raise
-    except (AppError, LLMError) as exc:
-        yield _failed(answer, exc.detail, problem_data(exc))
-    except DATABASE_DOWN as exc:  # a 503 the client may retry, not a 500
-        log.error("chat %s: answer %s lost the database: %s", ex.chat["id"], ex.assistant_id, exc)
-        down = DatabaseUnavailable()
-        yield _failed(answer, down.detail, problem_data(down))
-    except Exception:
-        log.exception("chat %s: answer %s failed", ex.chat["id"], ex.assistant_id)
-        detail = "an unexpected error occurred; it was logged"
-        problem = {"type": "about:blank", "title": "Internal server error", "status": 500}
-        yield _failed(answer, detail, {**problem, "detail": detail})
+    except Exception as exc:  # a lost database is a 503 the client may retry, not a 500
+        during = f"chat {ex.chat['id']}'s answer {ex.assistant_id}"
+        yield _failed(answer, as_app_error(exc, during))
 
 
-def _failed(answer: Answer, detail: str, problem: dict[str, Any]) -> Event:
+def _failed(answer: Answer, error: AppError) -> Event:
+    """The `error` event; the partial answer is kept (and named in the problem) or dropped."""
     if answer.text or answer.reasoning:
-        if _cleanly(answer.finish, "incomplete", "error", detail) is not None:
-            problem["message_id"] = answer.ex.assistant_id  # only when it was really kept
+        if _cleanly(answer.finish, "incomplete", "error", error.detail) is not None:
+            error.extra["message_id"] = answer.ex.assistant_id  # only when it was really kept
     else:
         _cleanly(answer.discard)
-    return Event("error", problem)
+    return Event("error", {}, error)
 
 
 def _cleanly(cleanup: Any, *args: Any) -> Any:
@@ -188,9 +173,7 @@ def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
             ex.question,
             collection_ids=ex.chat["collection_ids"],
             prefs=ex.prefs,
-            settings=deps.settings,
-            embedders=deps.embedders,
-            iterative_scans=deps.iterative_scans,
+            deps=deps.search,
         )
     answer.timings["retrieval_ms"] = round((time.monotonic() - t0) * 1000, 1)
     prompt = prompting.build_prompt(

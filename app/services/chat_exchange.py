@@ -15,11 +15,13 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from app.db import scope
-from app.providers.embeddings import QueryEmbedders
+from app.errors import AppError
 from app.providers.llm import LLMClients
 from app.repositories import Row
 from app.repositories import chats as chat_repo
+from app.repositories.search import Hit
 from app.services import answering, prompting, usage
+from app.services.search import SearchDeps
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -31,8 +33,7 @@ class Deps:
     pool: ConnectionPool[Any]
     settings: Settings
     llm: LLMClients
-    embedders: QueryEmbedders
-    iterative_scans: bool
+    search: SearchDeps
     llm_usage: dict[str, int] = field(default_factory=dict)  # filled for the usage log
 
 
@@ -40,6 +41,7 @@ class Deps:
 class Event:
     kind: str  # retrieval | reasoning | delta | done | error
     data: dict[str, Any]
+    error: AppError | None = None  # of an `error` event: the API renders it as any problem
 
 
 @dataclass
@@ -63,7 +65,7 @@ class Answer:
         self.ex, self.deps = ex, deps
         self.splitter = prompting.ThinkSplitter()
         self.text = self.reasoning = ""
-        self.sources: list[dict[str, Any]] = []
+        self.sources: list[Hit] = []
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.timings: dict[str, float] = {}
@@ -108,7 +110,7 @@ class Answer:
                 prompt_tokens=self.prompt_tokens,
                 completion_tokens=completion,
                 latency_ms=int(self.timings["total_ms"]),
-                citations=prompting.citations(self.sources, self.text),
+                citations=[c.as_json() for c in prompting.citations(self.sources, self.text)],
                 error=error,
             )
         self.finished = True

@@ -9,18 +9,31 @@ from app.repositories import Conn, Row
 from app.repositories import collections as collection_repo
 from app.services.tokens import Principal
 
+NAME_MAX_LENGTH = 200  # as the collections_name_check constraint has it
+
+
+def _check_name(name: str) -> None:
+    # The API's models check this too; the CLI's names come here unchecked.
+    if not 1 <= len(name) <= NAME_MAX_LENGTH:
+        msg = f"a collection name has 1 to {NAME_MAX_LENGTH} characters, not {len(name)}"
+        kind = "string_too_long" if name else "string_too_short"
+        raise ValidationFailed.on_field("name", msg, type=kind)
+
 
 def _check_language(conn: Conn, language: str) -> None:
     if not collection_repo.language_exists(conn, language):
-        raise ValidationFailed(
-            f"unknown text-search language {language!r}",
-            errors=[{"loc": ["body", "language"], "msg": "not a text search configuration"}],
+        raise ValidationFailed.on_field(
+            "language",
+            "not a text search configuration",
+            type="value_error",
+            detail=f"unknown text-search language {language!r}",
         )
 
 
 def create(
     conn: Conn, who: Principal, *, name: str, description: str, language: str, is_shared: bool
 ) -> Row:
+    _check_name(name)
     _check_language(conn, language)
     with conn.transaction():
         return collection_repo.insert(
@@ -35,6 +48,7 @@ def create(
 
 def get_or_create(conn: Conn, user_id: int, name: str) -> Row:
     """For the CLI: the user's collection with this name, created if missing."""
+    _check_name(name)
     with conn.transaction():
         existing = collection_repo.get_by_name(conn, user_id, name)
         if existing is not None:

@@ -27,7 +27,7 @@ REFRESH_TIMEOUT_S = 15.0
 def check_provider(provider: str) -> str:
     if not PROVIDER.fullmatch(provider):
         msg = "a provider is 1-40 lowercase letters, digits, _ or -, starting with a letter"
-        raise ValidationFailed(msg, errors=[{"loc": ["path", "provider"], "msg": msg}])
+        raise ValidationFailed.on_field("provider", msg, type="string_pattern_mismatch")
     return provider
 
 

@@ -28,8 +28,8 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def check(metadata: dict[str, Any], where: str) -> None:
-    """422 (naming `where`) when the metadata is larger or deeper than the documented limits."""
+def check(metadata: dict[str, Any]) -> None:
+    """422 (naming the field `metadata`) when it is larger or deeper than the documented limits."""
     if _depth(metadata) > MAX_METADATA_DEPTH:  # first: serialising recurses
         problem = f"is nested more than {MAX_METADATA_DEPTH} levels deep"
     else:
@@ -38,7 +38,6 @@ def check(metadata: dict[str, Any], where: str) -> None:
         if size <= MAX_METADATA_BYTES:
             return
         problem = f"is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}"
-    raise ValidationFailed(
-        f"the metadata {problem}",
-        errors=[{"loc": where.split("."), "msg": f"metadata {problem}", "type": "too_large"}],
+    raise ValidationFailed.on_field(
+        "metadata", f"metadata {problem}", type="too_large", detail=f"the metadata {problem}"
     )

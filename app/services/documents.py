@@ -11,10 +11,10 @@ from typing import Any
 from app.errors import Conflict, NotFound, PayloadTooLarge
 from app.repositories import Conn, Row
 from app.repositories import documents as document_repo
-from app.repositories import jobs as job_repo
+from app.repositories.documents import StoredDocument
 from app.services import collections, document_metadata, extraction, preflight
+from app.services.job_kinds import ingest_document
 from app.services.tokens import Principal
-from app.services.worker import INGEST_DOCUMENT
 from app.settings import Settings
 
 
@@ -49,15 +49,7 @@ def clean_filename(name: str) -> str:
 
 def enqueue(conn: Conn, document_id: int, settings: Settings) -> None:
     """Queue the document's ingestion; Conflict while one is queued or running already."""
-    queued = job_repo.enqueue(
-        conn,
-        kind=INGEST_DOCUMENT,
-        payload={"document_id": document_id},
-        dedupe_key=f"{INGEST_DOCUMENT}:{document_id}",
-        max_attempts=settings.job_max_attempts,
-        document_id=document_id,
-    )
-    if queued is None:
+    if not ingest_document.enqueue(conn, document_id, max_attempts=settings.job_max_attempts):
         raise Conflict(
             f"document {document_id} is being processed; try again once it is indexed or failed"
         )
@@ -65,14 +57,14 @@ def enqueue(conn: Conn, document_id: int, settings: Settings) -> None:
 
 def upload(
     conn: Conn, who: Principal, item: Upload, settings: Settings, *, replace: bool = False
-) -> tuple[Row, bool]:
+) -> tuple[StoredDocument, bool]:
     """(document, queued): queued is False when these bytes were already in the collection.
 
     Every check (collection, size, type, a cheap look at the file) happens before anything is
     stored; the file is read in full by a worker, which fails the document if it cannot.
     """
     collections.get_owned(conn, who, item.collection_id)
-    document_metadata.check(item.metadata or {}, "body.metadata")
+    document_metadata.check(item.metadata or {})
     if len(item.data) > settings.max_upload_bytes:
         raise PayloadTooLarge(
             f"the file has {len(item.data)} bytes; the limit is {settings.max_upload_bytes}"
@@ -104,19 +96,19 @@ def upload(
             if not replace:
                 return existing, False
             row = existing
-        document_repo.set_status(conn, row["id"], "queued")
-        enqueue(conn, row["id"], settings)
-    return get(conn, who, row["id"]), True
+        document_repo.set_status(conn, row.id, "queued")
+        enqueue(conn, row.id, settings)
+    return get(conn, who, row.id), True
 
 
-def get(conn: Conn, who: Principal, document_id: int) -> Row:
+def get(conn: Conn, who: Principal, document_id: int) -> StoredDocument:
     row = document_repo.get_readable(conn, document_id, who.user_id)
     if row is None:
         raise NotFound(f"no document {document_id}")
     return row
 
 
-def detail(conn: Conn, who: Principal, document_id: int) -> tuple[Row, list[Row]]:
+def detail(conn: Conn, who: Principal, document_id: int) -> tuple[StoredDocument, list[Row]]:
     row = get(conn, who, document_id)
     return row, document_repo.history(conn, document_id)
 
@@ -129,7 +121,7 @@ def list_page(
     status: str | None,
     limit: int,
     offset: int,
-) -> tuple[list[Row], int]:
+) -> tuple[list[StoredDocument], int]:
     return document_repo.list_readable(
         conn, who.user_id, collection_id=collection_id, status=status, limit=limit, offset=offset
     )
@@ -156,9 +148,9 @@ def delete(conn: Conn, who: Principal, document_id: int) -> None:
             raise NotFound(f"no document {document_id}")
 
 
-def reindex(conn: Conn, who: Principal, document_id: int, settings: Settings) -> Row:
+def reindex(conn: Conn, who: Principal, document_id: int, settings: Settings) -> StoredDocument:
     row = get(conn, who, document_id)
-    if row["owner_id"] != who.user_id:
+    if row.owner_id != who.user_id:
         raise NotFound(f"no document {document_id}")
     with conn.transaction():
         document_repo.set_status(conn, document_id, "queued")

@@ -130,7 +130,8 @@ class _Walk:
         return next(node for node in chain([first], first.parents) if self.contains(node, other))
 
     def _run(self, root: Tag) -> None:
-        from bs4 import CData, NavigableString, Tag
+        from bs4 import CData, Tag
+        from bs4.element import NavigableString
 
         entered = 0
         stack: list[tuple[Any, bool]] = [(root, True)]

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from app.repositories import jobs as job_repo
-from app.services.ingestion import LeaseLost
+from app.services.job_kinds import LeaseLost
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Heartbeat:
     def _beat(self) -> None:
         try:
             with psycopg.connect(self.url, autocommit=True, row_factory=dict_row) as conn:
-                conn.execute(f"LISTEN {job_repo.CANCEL_CHANNEL}")
+                job_repo.listen_for_cancellations(conn)
                 renew_at = time.monotonic() + self.lease_s / 3
                 cancelled = False
                 while not self._done.is_set():

@@ -15,21 +15,15 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-
-import numpy as np
+from collections.abc import Iterator
 
 from app.metrics import metrics
-from app.providers.embeddings import Embedder
-from app.repositories import Conn, staging
 from app.repositories import documents as document_repo
-from app.repositories import embedding_spaces as space_repo
-from app.repositories import jobs as job_repo
+from app.repositories import staging
 from app.services import extraction_process
 from app.services.chunking import Chunk, chunk_document
 from app.services.extraction import Extracted
-from app.settings import Settings
+from app.services.job_kinds import JobContext
 
 log = logging.getLogger(__name__)
 
@@ -38,28 +32,6 @@ EMBED_BATCH = 16
 # What the embedder reads of one chunk at most: chunks are far shorter, but a space being filled
 # may hold chunks stored before chunks had a character cap.
 EMBED_INPUT_CHARS = 8192
-
-
-class LeaseLost(RuntimeError):
-    """Our lease on the job expired and it may be running elsewhere: stop without writing."""
-
-
-@dataclass
-class JobContext:
-    """What a job handler needs from the worker running it."""
-
-    conn: Conn
-    job_id: int
-    worker_id: str
-    settings: Settings
-    embedder: Embedder
-    space: dict
-    renew: Callable[[], None]  # raises LeaseLost when the job is no longer ours (heartbeat)
-
-    def commit_if_owned(self) -> None:
-        """In an open transaction: lock the job row, or raise LeaseLost."""
-        if not job_repo.lock_if_owned(self.conn, job_id=self.job_id, worker_id=self.worker_id):
-            raise LeaseLost(f"job {self.job_id} is no longer leased to {self.worker_id}")
 
 
 def embedding_input(title: str, heading_path: tuple[str, ...] | list[str], text: str) -> str:
@@ -74,29 +46,11 @@ def _step(ctx: JobContext, document_id: int, status: str) -> None:
         document_repo.set_status(ctx.conn, document_id, status)
 
 
-def embed_in_batches(
-    ctx: JobContext, texts: list[str], hook: Callable[[], None] | None = None
-) -> np.ndarray:
-    parts = []
-    for start in range(0, len(texts), EMBED_BATCH):
-        parts.append(ctx.embedder.embed(texts[start : start + EMBED_BATCH]))
-        ctx.renew()
-        if hook is not None:
-            hook()
-    dimension = int(ctx.space["dimension"])
-    return np.vstack(parts) if parts else np.zeros((0, dimension), dtype=np.float32)
-
-
-def ingest_document(
-    ctx: JobContext, document_id: int, after_batch: Callable[[], None] | None = None
-) -> None:
+def ingest_document(ctx: JobContext, document_id: int) -> None:
     row = document_repo.content(ctx.conn, document_id)
     if row is None:
         log.info("document %s was deleted before it was processed", document_id)
-        with ctx.conn.transaction():
-            ctx.commit_if_owned()
-            job_repo.succeed(ctx.conn, ctx.job_id)
-        return
+        return  # the worker ends the job
     started = time.monotonic()
     _step(ctx, document_id, "extracting")
     extracted = extraction_process.extract(
@@ -110,12 +64,12 @@ def ingest_document(
     title = row["title"] or row["filename"]
     del row  # the file's bytes: only the extracted text is needed from here on
     _step(ctx, document_id, "chunking")
-    _stage_chunks(ctx, document_id, extracted, title, after_batch)
+    _stage_chunks(ctx, document_id, extracted, title)
     with ctx.conn.transaction():
         ctx.commit_if_owned()
-        count = staging.swap(ctx.conn, document_id, ctx.space["id"])
+        count = staging.swap(ctx.conn, document_id, ctx.space.id)
         document_repo.set_status(ctx.conn, document_id, "indexed")
-        job_repo.succeed(ctx.conn, ctx.job_id)
+        ctx.succeed()
     log.info("indexed document %s: %d chunks", document_id, count)
     counted = metrics()
     counted.ingested_documents.labels("indexed").inc()
@@ -123,13 +77,7 @@ def ingest_document(
     counted.ingestion_seconds.observe(time.monotonic() - started)
 
 
-def _stage_chunks(
-    ctx: JobContext,
-    document_id: int,
-    extracted: Extracted,
-    title: str,
-    after_batch: Callable[[], None] | None,
-) -> None:
+def _stage_chunks(ctx: JobContext, document_id: int, extracted: Extracted, title: str) -> None:
     """Chunk, embed and stage the document a batch at a time, checking the job between them."""
     chunks = chunk_document(
         extracted,
@@ -146,36 +94,9 @@ def _stage_chunks(
         with ctx.conn.transaction():
             staging.stage(ctx.conn, batch, vectors)
         ctx.renew()
-        if after_batch is not None:
-            after_batch()
+        ctx.after_batch()
 
 
 def _batches(chunks: Iterator[Chunk]) -> Iterator[list[Chunk]]:
     while batch := list(itertools.islice(chunks, EMBED_BATCH)):
         yield batch
-
-
-def embed_space(ctx: JobContext, space_id: int, batch: int = 256) -> None:
-    """Give every chunk a vector in a new space, then make it the ready one."""
-    space = space_repo.get(ctx.conn, space_id)
-    if space is None:
-        with ctx.conn.transaction():
-            ctx.commit_if_owned()
-            job_repo.succeed(ctx.conn, ctx.job_id)
-        return
-    while True:
-        rows = space_repo.chunks_missing_from(ctx.conn, space_id, limit=batch)
-        if not rows:
-            break
-        inputs = [embedding_input(r["title"], r["heading_path"], r["text"]) for r in rows]
-        vectors = embed_in_batches(ctx, inputs)
-        with ctx.conn.transaction():
-            ctx.commit_if_owned()
-            document_repo.copy_embeddings(ctx.conn, space_id, [r["id"] for r in rows], vectors)
-    with ctx.conn.transaction():
-        ctx.commit_if_owned()
-        # Built once over the filled space: far faster than growing the graph row by row.
-        space_repo.create_index(ctx.conn, space_id, build_memory=ctx.settings.index_build_memory)
-        space_repo.mark_ready(ctx.conn, space_id)
-        job_repo.succeed(ctx.conn, ctx.job_id)
-    log.info("embedding space %s is ready", space_id)

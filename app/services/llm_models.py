@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.errors import NotFound, ValidationFailed
+from app.errors import AppError, NotFound, ValidationFailed, as_app_error
 from app.providers import local_embedder
 from app.providers.llm import LLMClients, LLMError, ModelInfo
 from app.repositories import Conn, Row, locks, returned
@@ -38,10 +38,11 @@ class LiveState:
 class PullEvent:
     kind: str  # progress | done | error
     data: dict[str, Any]
+    error: AppError | None = None  # of an `error` event: the API renders it as any problem
 
 
-def _invalid(where: str, msg: str) -> ValidationFailed:
-    return ValidationFailed(msg, errors=[{"loc": ["body", where], "msg": msg}])
+def _invalid(field: str, msg: str) -> ValidationFailed:
+    return ValidationFailed.on_field(field, msg, type="value_error")
 
 
 def get(conn: Conn, model_id: int) -> Row:
@@ -210,9 +211,11 @@ def delete(conn: Conn, model_id: int) -> None:
 def pullable(conn: Conn, model_id: int) -> Row:
     row = get(conn, model_id)
     if row["provider"] != "ollama":
-        raise ValidationFailed(
-            f"only Ollama models can be pulled; model {model_id} is {row['provider']}'s",
-            errors=[{"loc": ["path", "model_id"], "msg": "not an Ollama model"}],
+        raise ValidationFailed.on_field(
+            "model_id",
+            "not an Ollama model",
+            type="value_error",
+            detail=f"only Ollama models can be pulled; model {model_id} is {row['provider']}'s",
         )
     return row
 
@@ -233,26 +236,19 @@ def _progress(data: dict[str, Any]) -> dict[str, Any]:
 
 def pull(llm: LLMClients, row: Row) -> Iterator[dict[str, Any]]:
     """Ollama's progress for pulling the row's model; raises LLMError when the pull fails."""
-    for data in llm.client("ollama").pull(row["name"]):
+    for data in llm.ollama().pull(row["name"]):
         yield _progress(data)
     llm.forget("ollama", row["name"])
 
 
 def pull_events(llm: LLMClients, row: Row) -> Iterator[PullEvent]:
-    """`progress` events, then `done` ({"live"}) or `error` (a problem object): never raises."""
+    """`progress` events, then `done` ({"live"}) or `error` (its AppError): never raises."""
     try:
         for progress in pull(llm, row):
             yield PullEvent("progress", progress)
         live = live_states(llm, [row])[row["id"]]
-    except LLMError as exc:
-        problem = {"title": exc.title, "status": exc.status, "detail": exc.detail}
-        yield PullEvent("error", {"type": "about:blank", **problem, "provider": exc.provider})
-        return
-    except Exception:
-        log.exception("pulling %r failed unexpectedly", row["name"])
-        problem = {"title": "Internal server error", "status": 500}
-        detail = "an unexpected error occurred; it was logged"
-        yield PullEvent("error", {"type": "about:blank", **problem, "detail": detail})
+    except Exception as exc:
+        yield PullEvent("error", {}, as_app_error(exc, f"the pull of {row['name']!r}"))
         return
     yield PullEvent("done", {"live": live})
 

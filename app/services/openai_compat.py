@@ -5,7 +5,7 @@ with optional retrieval over the caller's collections (nothing is stored as a ch
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,9 @@ from app.providers.embeddings import Embedder, EmbeddingError, QueryEmbedders
 from app.providers.llm import LLMClients, Piece
 from app.repositories import Conn
 from app.repositories import llm_models as model_repo
+from app.repositories.search import Hit
 from app.services import answering, chats, prompting, usage
+from app.services.search import SearchDeps
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -79,21 +81,17 @@ class Completion:
     hold: usage.LLMTokenHold | None  # None for extractive answers: they are free
 
     def citations(self, answer: str) -> list[dict[str, Any]]:
-        return prompting.citations(self.prompt.sources, answer)
+        return [c.as_json() for c in prompting.citations(self.prompt.sources, answer)]
 
 
 def _split(messages: list[dict[str, str]]) -> tuple[str, list[dict[str, str]], str]:
     """(system prompt, history, question) from an OpenAI message list."""
     if not messages or messages[-1]["role"] != "user":
-        raise ValidationFailed(
-            "the last message must be the user's",
-            errors=[
-                {
-                    "loc": ["body", "messages"],
-                    "msg": "must end with a user message",
-                    "type": "value_error",
-                }
-            ],
+        raise ValidationFailed.on_field(
+            "messages",
+            "must end with a user message",
+            type="value_error",
+            detail="the last message must be the user's",
         )
     system = "\n\n".join(m["content"] for m in messages if m["role"] in ("system", "developer"))
     history = [m for m in messages[:-1] if m["role"] in ("user", "assistant")]
@@ -110,16 +108,15 @@ def prepare(
     temperature: float | None,
     max_tokens: int | None,
     llm: LLMClients,
-    settings: Settings,
-    embedders: QueryEmbedders,
-    iterative_scans: bool,
+    search: SearchDeps,
 ) -> Completion:
     """Resolve the model, retrieve (when `rag` is given), build the prompt and hold the tokens
     it may take of the caller's daily budget (release them with `usage.settle_llm_tokens`)."""
     system, history, question = _split(messages)
+    settings = search.settings
     prefs = answering.preferences(conn, who.user_id)
     target = answering.resolve_target(conn, llm, prefs, requested=model)
-    sources: list[dict[str, Any]] = []
+    sources: list[Hit] = []
     warnings: list[str] = []
     if rag is not None:
         scope = chats.check_scope(conn, who, rag.get("collection_ids"))
@@ -129,9 +126,7 @@ def prepare(
             question,
             collection_ids=scope,
             prefs=prefs,
-            settings=settings,
-            embedders=embedders,
-            iterative_scans=iterative_scans,
+            deps=search,
             top_k=rag.get("top_k"),
             mode=rag.get("mode"),
             min_similarity=rag.get("min_similarity"),
@@ -160,7 +155,9 @@ def prepare(
     )
 
 
-def pieces(completion: Completion, llm: LLMClients) -> Iterator[tuple[str, str, Piece | None]]:
+def pieces(
+    completion: Completion, llm: LLMClients
+) -> Generator[tuple[str, str, Piece | None], None, None]:
     """(answer text, reasoning text, the closing piece or None) as the model streams."""
     splitter = prompting.ThinkSplitter()
     stream = answering.generate(

@@ -56,7 +56,7 @@ def _check_chat_model(conn: Conn, model_id: int) -> None:
         msg = f"model {model_id} ({row['name']}) is an {row['kind']} model, not a chat model"
     else:
         return
-    raise ValidationFailed(msg, errors=[{"loc": ["body", "chat_model_id"], "msg": msg}])
+    raise ValidationFailed.on_field("chat_model_id", msg, type="value_error")
 
 
 def change(conn: Conn, who: Principal, values: dict[str, Any]) -> dict[str, Any]:

@@ -5,11 +5,12 @@ that read the answer back (reasoning blocks apart, [n] markers to citations, ext
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from app.errors import ValidationFailed
 from app.providers import local_embedder
+from app.repositories.search import Hit
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 RAG_INSTRUCTIONS = (
@@ -44,33 +45,31 @@ def count_tokens(text: str) -> int:
 @dataclass
 class Prompt:
     messages: list[dict[str, str]]
-    sources: list[dict[str, Any]]  # the sources given to the model, numbered from 1
+    sources: list[Hit]  # the sources given to the model, numbered from 1
     history_messages: int  # how many earlier messages fitted in the budget
     estimated_tokens: int
 
 
-def source_label(source: dict[str, Any]) -> str:
-    page = f", page {source['page']}" if source.get("page") is not None else ""
-    return f"{source['filename']}{page}"
+def source_label(source: Hit) -> str:
+    page = f", page {source.page}" if source.page is not None else ""
+    return f"{source.filename}{page}"
 
 
 def _source_text(text: str) -> str:
     return text if len(text) <= SOURCE_CHARS else text[:SOURCE_CHARS] + " ..."
 
 
-def _user_turn(question: str, sources: list[dict[str, Any]]) -> str:
+def _user_turn(question: str, sources: list[Hit]) -> str:
     if not sources:
         return question
-    blocks = [
-        f"[{i}] {source_label(s)}\n{_source_text(s['text'])}" for i, s in enumerate(sources, 1)
-    ]
+    blocks = [f"[{i}] {source_label(s)}\n{_source_text(s.text)}" for i, s in enumerate(sources, 1)]
     return "Sources:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
 
 
 def build_prompt(
     *,
     system_prompt: str,
-    sources: list[dict[str, Any]],
+    sources: list[Hit],
     history: list[dict[str, str]],
     question: str,
     context_tokens: int,
@@ -92,9 +91,11 @@ def build_prompt(
             break
         sources.pop()
     if used > budget:
-        raise ValidationFailed(
-            f"the message is too long for the model's context ({used} of {budget} tokens)",
-            errors=[{"loc": ["body", "content"], "msg": "too long", "type": "too_long"}],
+        raise ValidationFailed.on_field(
+            "content",
+            "too long",
+            type="too_long",
+            detail=f"the message is too long for the model's context ({used} of {budget} tokens)",
         )
     kept: list[dict[str, str]] = []
     for message in reversed(history):
@@ -149,22 +150,41 @@ def cited_numbers(answer: str, source_count: int) -> set[int]:
     return found
 
 
-def citations(sources: list[dict[str, Any]], answer: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Citation:
+    """Source number `n` of an answer: where its passage is, and whether the answer cites it."""
+
+    n: int
+    chunk_id: int
+    document_id: int
+    collection_id: int
+    filename: str
+    page: int | None
+    char_start: int
+    char_end: int
+    score: float
+    cited: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def citations(sources: list[Hit], answer: str) -> list[Citation]:
     """Per message: each source given to the model, and whether the answer cites it."""
     cited = cited_numbers(answer, len(sources))
     return [
-        {
-            "n": i,
-            "chunk_id": s["chunk_id"],
-            "document_id": s["document_id"],
-            "collection_id": s["collection_id"],
-            "filename": s["filename"],
-            "page": s.get("page"),
-            "char_start": s["char_start"],
-            "char_end": s["char_end"],
-            "score": s["score"],
-            "cited": i in cited,
-        }
+        Citation(
+            n=i,
+            chunk_id=s.chunk_id,
+            document_id=s.document_id,
+            collection_id=s.collection_id,
+            filename=s.filename,
+            page=s.page,
+            char_start=s.char_start,
+            char_end=s.char_end,
+            score=s.score,
+            cited=i in cited,
+        )
         for i, s in enumerate(sources, 1)
     ]
 
@@ -208,7 +228,7 @@ def _partial_suffix(data: str, tag: str) -> int:
     return 0
 
 
-def extractive_answer(sources: list[dict[str, Any]]) -> list[str]:
+def extractive_answer(sources: list[Hit]) -> list[str]:
     """The pieces of an answer made of the best passages, labelled as not generated."""
     if not sources:
         return [
@@ -220,7 +240,7 @@ def extractive_answer(sources: list[dict[str, Any]]) -> list[str]:
         " passages of your documents that best match your question.\n"
     ]
     for i, source in enumerate(sources[:EXTRACTIVE_PASSAGES], 1):
-        text = " ".join(source["text"].split())
+        text = " ".join(source.text.split())
         if len(text) > EXTRACTIVE_CHARS:
             text = text[:EXTRACTIVE_CHARS].rsplit(" ", 1)[0] + " ..."
         pieces.append(f"\n> {text} [{i}]\n\n({source_label(source)})\n")

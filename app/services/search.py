@@ -18,12 +18,14 @@ import numpy as np
 from app.errors import NotFound, ServiceUnavailable
 from app.metrics import metrics
 from app.providers.embeddings import EmbeddingError, QueryEmbedders
-from app.repositories import Conn, Row, bm25
+from app.repositories import Conn, bm25
 from app.repositories import collections as collection_repo
 from app.repositories import documents as document_repo
 from app.repositories import embedding_spaces as space_repo
 from app.repositories import preferences as preference_repo
 from app.repositories import search as search_repo
+from app.repositories.embedding_spaces import EmbeddingSpace
+from app.repositories.search import Hit
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -57,13 +59,13 @@ class SearchResult:
     mode: str
     top_k: int
     min_similarity: float
-    hits: list[Row]
+    hits: list[Hit]
     warnings: list[str] = field(default_factory=list)
     debug: dict[str, Any] | None = None
 
-    def documents(self) -> dict[int, Row]:
+    def documents(self) -> dict[int, dict[str, Any]]:
         """The hits' documents by id: title and metadata, carried by each one's best hit."""
-        return {h["document_id"]: h["document"] for h in self.hits if h["document"] is not None}
+        return {h.document_id: h.document for h in self.hits if h.document is not None}
 
 
 def _defaults(conn: Conn, who: Principal, req: SearchRequest) -> tuple[str, int, float]:
@@ -102,14 +104,18 @@ def _fulltext_leg(query: str) -> bm25.FulltextLeg:
 
 
 def _embed(
-    embedders: QueryEmbedders, space: Row, query: str, warnings: list[str], required: bool
+    embedders: QueryEmbedders,
+    space: EmbeddingSpace,
+    query: str,
+    warnings: list[str],
+    required: bool,
 ) -> np.ndarray | None:
     try:
-        vector = embedders.get(space["provider"], space["model"]).embed([query])[0]
-        if len(vector) != space["dimension"]:
+        vector = embedders.get(space.provider, space.model).embed([query])[0]
+        if len(vector) != space.dimension:
             raise EmbeddingError(
-                f"{space['provider']} model {space['model']!r} answered {len(vector)} dimensions,"
-                f" its embedding space has {space['dimension']}"
+                f"{space.provider} model {space.model!r} answered {len(vector)} dimensions,"
+                f" its embedding space has {space.dimension}"
             )
     except EmbeddingError as exc:
         if required:
@@ -163,7 +169,7 @@ def _semantic_leg(
     share_limit = -(-candidates * search_repo.total_chunks(conn) // MAX_SCAN_TUPLES)
     limit = max(settings.exact_search_max_rows, share_limit)
     exact = search_repo.chunks_in_scope(conn, scope, limit) <= limit
-    return search_repo.SemanticLeg(space["id"], space["dimension"], exact), vector
+    return search_repo.SemanticLeg(space.id, space.dimension, exact), vector
 
 
 def _debug(
@@ -189,30 +195,26 @@ def _debug(
     }
 
 
-def search(
-    conn: Conn,
-    who: Principal,
-    req: SearchRequest,
-    *,
-    settings: Settings,
-    embedders: QueryEmbedders,
-    iterative_scans: bool,
-) -> SearchResult:
-    """Run one search; `iterative_scans`: the server's pgvector has them (0.8+)."""
+@dataclass(frozen=True)
+class SearchDeps:
+    """What a search needs besides its request: the knobs, the query embedders, and whether
+    the server's pgvector has iterative index scans (0.8+, asked once at start)."""
+
+    settings: Settings
+    embedders: QueryEmbedders
+    iterative_scans: bool
+
+
+def search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
+    """Run one search."""
     started = time.perf_counter()
-    result = _search(conn, who, req, settings, embedders, iterative_scans)
+    result = _search(conn, who, req, deps)
     metrics().search_seconds.labels(result.mode).observe(time.perf_counter() - started)
     return result
 
 
-def _search(
-    conn: Conn,
-    who: Principal,
-    req: SearchRequest,
-    settings: Settings,
-    embedders: QueryEmbedders,
-    iterative_scans: bool,
-) -> SearchResult:
+def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
+    settings = deps.settings
     mode, top_k, min_similarity = _defaults(conn, who, req)
     result = SearchResult(mode=mode, top_k=top_k, min_similarity=min_similarity, hits=[])
     scope = _scope(conn, who, req)
@@ -223,7 +225,7 @@ def _search(
     semantic, query_vector = None, None
     if mode in ("semantic", "hybrid"):
         semantic, query_vector = _semantic_leg(
-            conn, req, scope, candidates, settings, embedders, result, timings
+            conn, req, scope, candidates, settings, deps.embedders, result, timings
         )
     fulltext = _fulltext_leg(req.query) if mode in ("fulltext", "hybrid") else None
     if semantic is None and fulltext is None:
@@ -244,7 +246,7 @@ def _search(
     )
     ef_search = min(MAX_EF_SEARCH, max(settings.hnsw_ef_search, 2 * candidates))
     with conn.transaction():
-        iterative = iterative_scans
+        iterative = deps.iterative_scans
         search_repo.set_search_knobs(
             conn, ef_search=ef_search, iterative_scan=iterative, max_scan_tuples=MAX_SCAN_TUPLES
         )

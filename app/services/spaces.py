@@ -10,18 +10,18 @@ from __future__ import annotations
 import logging
 
 from app.providers.embeddings import Embedder
-from app.repositories import Conn, Row, locks
+from app.repositories import Conn, locks
 from app.repositories import embedding_spaces as space_repo
-from app.repositories import jobs as job_repo
+from app.repositories.embedding_spaces import EmbeddingSpace
 from app.services import llm_models
+from app.services.job_kinds import embed_space
 
 log = logging.getLogger(__name__)
 
 SPACE_LOCK_KEY = 0x706F737472616702
-EMBED_SPACE = "embed_space"
 
 
-def ensure_space(conn: Conn, embedder: Embedder, *, max_attempts: int) -> Row:
+def ensure_space(conn: Conn, embedder: Embedder, *, max_attempts: int) -> EmbeddingSpace:
     """The space of the configured embedding model, created (and scheduled to fill) if new."""
     dimension = embedder.dimension()
     with conn.transaction():
@@ -36,8 +36,8 @@ def ensure_space(conn: Conn, embedder: Embedder, *, max_attempts: int) -> Row:
         llm_models.default_if_none(conn, model)  # the registry shows which model embeds
         space = space_repo.find_space(conn, model["id"], dimension)
         if space is not None:
-            if space["state"] == "building":  # (re)queue its fill; a no-op while one is active
-                _enqueue_fill(conn, space["id"], max_attempts)
+            if space.state == "building":  # (re)queue its fill; a no-op while one is active
+                embed_space.enqueue(conn, space.id, max_attempts=max_attempts)
             return space
         # Nothing to re-embed (a fresh install): the new space is ready at once.
         fresh = space_repo.current_ready(conn) is None or space_repo.count_chunks(conn) == 0
@@ -45,23 +45,13 @@ def ensure_space(conn: Conn, embedder: Embedder, *, max_attempts: int) -> Row:
             conn, model_id=model["id"], dimension=dimension, ready=fresh
         )
         if not fresh:
-            _enqueue_fill(conn, space["id"], max_attempts)
+            embed_space.enqueue(conn, space.id, max_attempts=max_attempts)
         log.info(
             "created embedding space %s for %s/%s (%d dimensions, %s)",
-            space["id"],
+            space.id,
             embedder.provider,
             embedder.model,
             dimension,
-            space["state"],
+            space.state,
         )
         return space
-
-
-def _enqueue_fill(conn: Conn, space_id: int, max_attempts: int) -> None:
-    job_repo.enqueue(
-        conn,
-        kind=EMBED_SPACE,
-        payload={"space_id": space_id},
-        dedupe_key=f"{EMBED_SPACE}:{space_id}",
-        max_attempts=max_attempts,
-    )

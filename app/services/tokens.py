@@ -153,8 +153,8 @@ def revoke_own(conn: Conn, principal: Principal, token_id: int) -> None:
 
 def _checked_expiry(wanted: datetime | None, caller_expiry: datetime | None) -> datetime | None:
     def invalid(msg: str) -> ValidationFailed:
-        return ValidationFailed(
-            f"expires_at {msg}", errors=[{"loc": ["body", "expires_at"], "msg": msg}]
+        return ValidationFailed.on_field(
+            "expires_at", msg, type="value_error", detail=f"expires_at {msg}"
         )
 
     if wanted is None:

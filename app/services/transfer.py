@@ -35,6 +35,7 @@ from app.repositories import Conn, Row
 from app.repositories import documents as document_repo
 from app.repositories import embedding_spaces as space_repo
 from app.repositories import transfer as transfer_repo
+from app.repositories.embedding_spaces import EmbeddingSpace
 from app.services import collections, document_metadata, documents, extraction, spaces
 from app.services.chunking import Chunk
 from app.services.tokens import Principal
@@ -147,14 +148,14 @@ def export_collection(conn: Conn, who: Principal, collection_id: int) -> Iterato
                 continue
             yield "document", _dump(_document(ref, row))
             for chunk in transfer_repo.chunks_with_vectors(
-                conn, document_id, space["id"] if space else None
+                conn, document_id, space.id if space else None
             ):
                 chunks += 1
                 yield "chunk", _dump(_chunk(ref, chunk))
         yield "end", _dump({"kind": "end", "documents": len(ids), "chunks": chunks})
 
 
-def _header(collection: Row, space: Row | None, documents: int) -> dict[str, Any]:
+def _header(collection: Row, space: EmbeddingSpace | None, documents: int) -> dict[str, Any]:
     return {
         "kind": KIND,
         "format": FORMAT,
@@ -167,9 +168,9 @@ def _header(collection: Row, space: Row | None, documents: int) -> dict[str, Any
         "embedding": None
         if space is None
         else {
-            "provider": space["provider"],
-            "model": space["model"],
-            "dimension": space["dimension"],
+            "provider": space.provider,
+            "model": space.model,
+            "dimension": space.dimension,
         },
         "documents": documents,
     }
@@ -214,9 +215,12 @@ def _chunk(ref: int, row: Row) -> dict[str, Any]:
 
 
 def _bad(line_no: int, message: str) -> ValidationFailed:
-    return ValidationFailed(
-        f"line {line_no} of the import file: {message}",
-        errors=[{"loc": ["body", "line", line_no], "msg": message, "type": "invalid_line"}],
+    return ValidationFailed.on_field(
+        "line",
+        message,
+        at=(line_no,),
+        type="invalid_line",
+        detail=f"line {line_no} of the import file: {message}",
     )
 
 
@@ -278,7 +282,7 @@ def import_collection(
     header: Header = _parse(first[0], _decode(*first), Header)
     with scope.acting_as_owner(conn):  # the worker's space (made by the first worker if none)
         space = spaces.ensure_space(conn, embedder, max_attempts=settings.job_max_attempts)
-    here = (space["provider"], space["model"], int(space["dimension"]))
+    here = (space.provider, space.model, space.dimension)
     given = header.embedding
     keep = given is not None and (given.provider, given.model, given.dimension) == here
     with conn.transaction():
@@ -324,7 +328,7 @@ class _Importer:
         who: Principal,
         settings: Settings,
         collection_id: int,
-        space: Row,
+        space: EmbeddingSpace,
         keep: bool,
     ) -> None:
         self.conn, self.who, self.settings = conn, who, settings
@@ -352,7 +356,7 @@ class _Importer:
         filename = documents.clean_filename(line.filename)
         try:  # the same formats and metadata as an upload, named the same way
             content_type = extraction.detect_format(filename, line.content_type, content)
-            document_metadata.check(line.metadata, "metadata")
+            document_metadata.check(line.metadata)
         except AppError as exc:
             raise _bad(line_no, exc.detail) from None
         row = document_repo.insert(
@@ -369,7 +373,7 @@ class _Importer:
         if row is None:
             raise _bad(line_no, "the same content appears twice in the file")
         self.documents += 1
-        self.current = (line.ref, row["id"], line)
+        self.current = (line.ref, row.id, line)
 
     def chunk(self, line_no: int, line: ChunkLine) -> None:
         if self.current is None or line.document != self.current[0]:
@@ -384,10 +388,10 @@ class _Importer:
         except (binascii.Error, ValueError):
             raise _bad(line_no, "embedding_base64 is not base64") from None
         vector = np.frombuffer(raw, dtype="<f4") if len(raw) % 4 == 0 else np.zeros(0)
-        if vector.shape[0] != int(self.space["dimension"]) or not _unit_length(vector):
+        if vector.shape[0] != self.space.dimension or not _unit_length(vector):
             raise _bad(
                 line_no,
-                f"the vector must be {self.space['dimension']} finite float32s of length 1,"
+                f"the vector must be {self.space.dimension} finite float32s of length 1,"
                 " as exported",
             )
         self.pending.append(
@@ -423,7 +427,7 @@ class _Importer:
                 raise ValidationFailed(f"document {line.filename!r}: chunk ordinals repeat")
             vectors = np.vstack(self.vectors) if self.vectors else np.zeros((0, 1), np.float32)
             document_repo.replace_chunks(
-                self.conn, document_id, self.space["id"], self.pending, vectors
+                self.conn, document_id, self.space.id, self.pending, vectors
             )
             document_repo.set_status(self.conn, document_id, "indexed")
         else:

@@ -5,14 +5,26 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Annotated
+
+import pydantic
 
 from app.db import scope
-from app.errors import NotFound
+from app.errors import NotFound, ValidationFailed
 from app.repositories import Conn, Row, locks
 from app.repositories import users as user_repo
 from app.services import tokens
 
 log = logging.getLogger(__name__)
+
+# What a user's name may be, for the API's request body and the service alike.
+UserName = Annotated[
+    str,
+    pydantic.StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[\w.@-]+$"
+    ),
+]
+_USER_NAME: pydantic.TypeAdapter[str] = pydantic.TypeAdapter(UserName)
 
 # Serialises the first-admin check across processes starting at once.
 BOOTSTRAP_LOCK_KEY = 0x706F737472616701
@@ -29,8 +41,31 @@ def _create(conn: Conn, *, name: str, role: str) -> tuple[Row, str]:
 
 def create(conn: Conn, *, name: str, role: str) -> tuple[Row, str]:
     """A new user with default preferences and a first token (the secret is returned once)."""
+    name = checked_name(name)
     with conn.transaction():
         return _create(conn, name=name, role=role)
+
+
+def checked_name(name: str) -> str:
+    """The name, without surrounding white space, if it is a valid user name; else 422."""
+    try:
+        return _USER_NAME.validate_python(name)
+    except pydantic.ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise ValidationFailed.on_field(
+            "name",
+            first["msg"],
+            type=first["type"],
+            detail=f"invalid name {name!r}: {first['msg']}",
+        ) from None
+
+
+def acting_principal(conn: Conn, name: str) -> tokens.Principal:
+    """The named user as a principal with read and write scopes, for commands acting for them."""
+    user = user_repo.get_by_name(conn, name)
+    if user is None:
+        raise NotFound(f"no user {name!r}")
+    return tokens.Principal(user["id"], user["name"], user["role"], 0, ("read", "write"))
 
 
 def list_page(conn: Conn, *, limit: int, offset: int) -> tuple[list[Row], int]:

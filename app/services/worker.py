@@ -8,8 +8,11 @@ expired. Idle workers wait for a NOTIFY (sent when a job is queued) or until the
 lease expiry is due: no busy polling. A worker told to stop puts the job it is running back in
 the queue at its next checkpoint (between embedding batches, or within a second during
 extraction), unleased and due at once, so another worker takes it over without waiting for the
-lease to expire. A job whose document is deleted is deleted with it; the heartbeat hears of it
-at once (LISTEN) and the job stops at its next checkpoint.
+lease to expire. A running job that is deleted (a document's job goes with its document) stops
+at its next checkpoint: the heartbeat hears of it at once (LISTEN).
+
+What a job does, and what follows when it is queued again or fails for good, is its kind's
+business (app/services/job_kinds): the worker looks each job's kind up in its registry.
 """
 
 from __future__ import annotations
@@ -21,29 +24,36 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import nullcontext
 from typing import Any
 
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
 
-from app.db import scope
 from app.errors import AppError
-from app.metrics import metrics
 from app.providers.embeddings import Embedder, EmbeddingError
-from app.repositories import documents as document_repo
 from app.repositories import jobs as job_repo
-from app.services import ingestion, spaces
+from app.repositories.embedding_spaces import EmbeddingSpace
+from app.repositories.jobs import Job, StoredJob
+from app.services import spaces
 from app.services.heartbeat import Heartbeat
-from app.services.ingestion import JobContext, LeaseLost
+from app.services.job_kinds import (
+    InvalidPayload,
+    JobContext,
+    JobKind,
+    JobRegistry,
+    LeaseLost,
+    UnknownKind,
+    builtin,
+)
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-INGEST_DOCUMENT = "ingest_document"
 MAX_IDLE_WAIT_S = 60.0
 RECONNECT_PAUSE_S = 5  # between attempts to reach a database that went away
+# Failures logged without a traceback: expected ones, whose message says it all.
+_EXPECTED = (AppError, EmbeddingError, UnknownKind, InvalidPayload)
 
 
 class Stopping(Exception):
@@ -60,19 +70,28 @@ def connect(url: str) -> psycopg.Connection[Any]:
 
 def wake_workers(url: str) -> None:
     """Wake every idle worker (used to stop them promptly)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT pg_notify(%(channel)s, 'wake')", {"channel": job_repo.CHANNEL})
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        job_repo.wake_workers(conn)
 
 
 class Worker:
-    """One worker: one database connection for jobs, one for LISTEN."""
+    """One worker: one database connection for jobs, one for LISTEN; it runs the job kinds of
+    `kinds` (the built-in ones by default)."""
 
-    def __init__(self, url: str, settings: Settings, embedder: Embedder, name: str = "") -> None:
+    def __init__(
+        self,
+        url: str,
+        settings: Settings,
+        embedder: Embedder,
+        name: str = "",
+        kinds: JobRegistry | None = None,
+    ) -> None:
         self.url = url
         self.settings = settings
         self.embedder = embedder
         self.worker_id = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._space: dict | None = None
+        self.kinds = builtin.registry() if kinds is None else kinds
+        self._space: EmbeddingSpace | None = None
         # Tests inject failures here: called after every embedded batch of an ingestion.
         self.after_batch: Callable[[], None] | None = None
         # Once set, the running job is released at its next checkpoint (see run()).
@@ -96,7 +115,7 @@ class Worker:
 
     def _loop(self, stop: threading.Event) -> None:
         with connect(self.url) as conn, connect(self.url) as listener:
-            listener.execute(f"LISTEN {job_repo.CHANNEL}")
+            job_repo.listen(listener)
             while not stop.is_set():
                 try:
                     while not stop.is_set() and self.run_one(conn):
@@ -117,68 +136,66 @@ class Worker:
         """Claim and run one job; False when none is due or this worker is stopping."""
         if self.stop_event.is_set():
             return False
+        stored = self._claim(conn)
+        if stored is None:
+            return False
+        try:
+            kind, job = self.kinds.parse(stored)
+        except (UnknownKind, InvalidPayload) as exc:
+            self._failed(conn, stored, None, exc)
+            return True
+        try:
+            with Heartbeat(self.url, job.id, self.worker_id, self.settings.job_lease_s) as beat:
+                kind.run(job, self._context(conn, job.id, beat))
+                with conn.transaction():  # unless the job did so with its last write
+                    job_repo.succeed(conn, job_id=job.id, worker_id=self.worker_id)
+        except LeaseLost as exc:
+            log.warning("%s", exc)
+        except Stopping:
+            self._release(conn, kind, job)
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
+            self._failed(conn, job, kind, exc)
+        return True
+
+    def _claim(self, conn: psycopg.Connection[Any]) -> StoredJob | None:
+        """After dealing with dead workers' jobs, take a due one (None: none is due)."""
         if self._space is None:
             # Before any claim: a new embedding model's space (and its fill job) exists at once.
-            self._space = dict(
-                spaces.ensure_space(
-                    conn, self.embedder, max_attempts=self.settings.job_max_attempts
-                )
+            self._space = spaces.ensure_space(
+                conn, self.embedder, max_attempts=self.settings.job_max_attempts
             )
         with conn.transaction():
             for expired in job_repo.requeue_expired(conn):
                 self._after_expiry(conn, expired)
-            job = job_repo.claim(
+            return job_repo.claim(
                 conn,
                 worker_id=self.worker_id,
                 lease_s=self.settings.job_lease_s,
-                space_id=self._space["id"],
+                space_id=self._space.id,
                 per_user=self.settings.jobs_per_user,
             )
-        if job is None:
-            return False
+
+    def _after_expiry(self, conn: psycopg.Connection[Any], stored: StoredJob) -> None:
+        """A dead worker's job was queued again, or failed if that was its last attempt."""
         try:
-            with Heartbeat(self.url, job["id"], self.worker_id, self.settings.job_lease_s) as beat:
-                self._run(conn, job, beat)
-        except LeaseLost as exc:
-            log.warning("%s", exc)
-        except Stopping:
-            self._release(conn, job)
-        except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
-            self._failed(conn, job, exc)
-        return True
-
-    def _after_expiry(self, conn: psycopg.Connection[Any], job: dict) -> None:
-        """A dead worker's job: its document goes back to queued, or fails if out of attempts."""
-        if job["kind"] != INGEST_DOCUMENT:
-            return
-        document_id = int(job["payload"]["document_id"])
-        row = document_repo.get(conn, document_id)
-        if row is None:
-            return
-        if job["state"] == "failed":
-            document_repo.set_status(
-                conn,
-                document_id,
-                "failed",
-                error=job["last_error"],
-                failed_stage=_stage(row["status"]),
-            )
+            kind, job = self.kinds.parse(stored)
+        except (UnknownKind, InvalidPayload):
+            return  # no kind to tell (claimed, such a job fails with the reason)
+        if job.state == "failed":
+            kind.on_final_failure(conn, job, job.last_error or "")
         else:
-            document_repo.set_status(conn, document_id, "queued", error=job["last_error"])
+            kind.on_requeue(conn, job, job.last_error)
 
-    def _release(self, conn: psycopg.Connection[Any], job: dict) -> None:
+    def _release(self, conn: psycopg.Connection[Any], kind: JobKind[Any], job: Job[Any]) -> None:
         """Give a job back unfinished: queued, unleased, due now, this attempt not counted.
 
-        As the tables' owner (the ingestion's acting-as has ended): nobody's bookkeeping.
+        As the tables' owner (the job's acting-as has ended): nobody's bookkeeping.
         """
         with conn.transaction():
-            if not job_repo.release(conn, job_id=job["id"], worker_id=self.worker_id):
+            if not job_repo.release(conn, job_id=job.id, worker_id=self.worker_id):
                 return  # the lease expired meanwhile: whoever holds the job now finishes it
-            if job["kind"] == INGEST_DOCUMENT:
-                document_id = int(job["payload"]["document_id"])
-                if document_repo.get(conn, document_id) is not None:
-                    document_repo.set_status(conn, document_id, "queued")
-        log.info("worker %s stopping: job %s is queued again", self.worker_id, job["id"])
+            kind.on_requeue(conn, job, None)
+        log.info("worker %s stopping: job %s is queued again", self.worker_id, job.id)
 
     def _checkpoint(self, beat: Heartbeat) -> None:
         """Between steps of a job: raise if the lease was lost or the worker must stop."""
@@ -186,7 +203,7 @@ class Worker:
         if self.stop_event.is_set():
             raise Stopping(f"worker {self.worker_id} is stopping")
 
-    def _run(self, conn: psycopg.Connection[Any], job: dict, beat: Heartbeat) -> None:
+    def _context(self, conn: psycopg.Connection[Any], job_id: int, beat: Heartbeat) -> JobContext:
         assert self._space is not None
 
         def checkpoint() -> None:
@@ -197,63 +214,53 @@ class Worker:
                 self.after_batch()
             self._checkpoint(beat)
 
-        ctx = JobContext(
-            conn, job["id"], self.worker_id, self.settings, self.embedder, self._space, checkpoint
+        return JobContext(
+            conn,
+            job_id,
+            self.worker_id,
+            self.settings,
+            self.embedder,
+            self._space,
+            checkpoint,
+            after_batch,
         )
-        if job["kind"] == INGEST_DOCUMENT:
-            document_id = int(job["payload"]["document_id"])
-            document = document_repo.get(conn, document_id)
-            # As the document's owner, so RLS shows the job that user's rows only (a document
-            # deleted meanwhile: ingest_document just finishes the job).
-            owner = (
-                nullcontext() if document is None else scope.acting_as(conn, document["owner_id"])
-            )
-            with owner:
-                ingestion.ingest_document(ctx, document_id, after_batch)
-        elif job["kind"] == spaces.EMBED_SPACE:
-            ingestion.embed_space(ctx, ctx.space["id"])
-        else:
-            raise RuntimeError(f"unknown job kind {job['kind']!r}")
 
-    def _failed(self, conn: psycopg.Connection[Any], job: dict, exc: Exception) -> None:
+    def _failed(
+        self,
+        conn: psycopg.Connection[Any],
+        job: Job[Any],
+        kind: JobKind[Any] | None,
+        exc: Exception,
+    ) -> None:
+        """Retry the job after its backoff or fail it for good; its kind (if any) follows."""
         error = str(exc) or type(exc).__name__
-        permanent = isinstance(exc, AppError)  # unreadable files do not get better with retries
-        delay = self.settings.job_retry_base_s * 2 ** (int(job["attempts"]) - 1)
+        # Unreadable files and payloads do not get better with retries; an unknown kind may be
+        # known to a newer worker (during an upgrade), so it is retried.
+        permanent = isinstance(exc, AppError | InvalidPayload)
+        delay = self.settings.job_retry_base_s * 2 ** (job.attempts - 1)
         log.warning(
             "job %s (%s) attempt %s failed: %s",
-            job["id"],
-            job["kind"],
-            job["attempts"],
+            job.id,
+            job.kind,
+            job.attempts,
             error,
-            exc_info=not isinstance(exc, AppError | EmbeddingError),
+            exc_info=not isinstance(exc, _EXPECTED),
         )
         with conn.transaction():
-            if permanent:
-                conn.execute(
-                    "UPDATE jobs SET max_attempts = attempts WHERE id = %(id)s", {"id": job["id"]}
-                )
             updated = job_repo.fail_or_retry(
-                conn, job_id=job["id"], worker_id=self.worker_id, error=error, retry_in_s=delay
+                conn,
+                job_id=job.id,
+                worker_id=self.worker_id,
+                error=error,
+                retry_in_s=delay,
+                permanent=permanent,
             )
-            if updated is None or job["kind"] != INGEST_DOCUMENT:
+            if updated is None or kind is None:
                 return
-            document_id = int(job["payload"]["document_id"])
-            if document_repo.get(conn, document_id) is None:
-                return
-            if updated["state"] == "failed":
-                stage = document_repo.get(conn, document_id)["status"]  # type: ignore[index]
-                document_repo.set_status(
-                    conn, document_id, "failed", error=error, failed_stage=_stage(stage)
-                )
-                metrics().ingested_documents.labels("failed").inc()
+            if updated.state == "failed":
+                kind.on_final_failure(conn, job, error)
             else:
-                document_repo.set_status(
-                    conn, document_id, "queued", error=f"attempt {job['attempts']} failed: {error}"
-                )
-
-
-def _stage(status: str) -> str | None:
-    return status if status in {"queued", "extracting", "chunking", "embedding"} else None
+                kind.on_requeue(conn, job, f"attempt {job.attempts} failed: {error}")
 
 
 class WorkerPool:
@@ -269,7 +276,7 @@ class WorkerPool:
         self.workers = [Worker(url, settings, embedder) for _ in range(count)]
         self.threads = [
             threading.Thread(
-                target=w.run, args=(self.stop_event,), name=f"postrag-worker-{i}", daemon=True
+                target=w.run, args=(self.stop_event,), name=f"postrag-ingest-{i}", daemon=True
             )
             for i, w in enumerate(self.workers)
         ]

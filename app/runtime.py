@@ -1,0 +1,124 @@
+"""The app's long-lived things (pools, clients, embedders, keys) in one typed object.
+
+`Runtime.open(settings)` builds them in order; `close()` shuts them down in the reverse order,
+each once, even when one of them fails to close. If a step of `open` fails, what the earlier
+steps opened is closed before the error goes on (procrastinate's `App.open/close`). Ingestion
+workers are not here: they run in their own processes (app/serve.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+from flask import Flask, current_app
+
+from app.db import scope, server
+from app.db.pool import AppPool, open_pool, open_replica_pool
+from app.db.replica import Replica
+from app.providers.embeddings import Embedder, QueryEmbedders, make_embedder
+from app.providers.llm import LLMClients
+from app.repositories import Conn
+from app.services import llm_models as llm_model_service
+from app.services import search as search_service
+from app.services import secrets
+from app.services.secrets import Keyring
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "postrag"  # the one key under Flask's app.extensions
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    pool: AppPool
+    replica: Replica | None
+    keyring: Keyring | None  # None while POSTRAG_SECRET_KEY is unset or weak
+    llm: LLMClients
+    embedder: Embedder  # the configured model: ingestion, imports, /v1/embeddings
+    query_embedders: QueryEmbedders  # the model of the space a search reads
+    iterative_scans: bool  # the server's pgvector has iterative index scans (0.8+)
+    openapi: dict[str, Any] | None = None  # GET /openapi.json, built on first use
+    _to_close: list[tuple[str, _Closable]] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def open(cls, settings: Settings, llm_provider: str) -> Runtime:
+        """Open everything for `settings` (database_url resolved); `llm_provider` is the
+        resolved POSTRAG_LLM."""
+        assert settings.database_url is not None
+        with contextlib.ExitStack() as opened:
+            pool = open_pool(settings.database_url, settings)
+            opened.callback(pool.close)
+            replica = _open_replica(settings)
+            if replica is not None:
+                opened.callback(replica.close)
+            with pool.connection() as conn:  # pool connections answer dict rows (see open_pool)
+                iterative_scans = search_service.iterative_scans_available(cast(Conn, conn))
+            llm = LLMClients(settings, llm_provider)
+            opened.callback(llm.close)
+            with pool.connection() as conn, scope.acting_as_owner(conn):
+                log.info(
+                    "%s",
+                    llm_model_service.apply_configured_chat_model(
+                        cast(Conn, conn), llm.provider, settings.chat_model
+                    ),
+                )
+            embedder = make_embedder(settings)
+            query_embedders = QueryEmbedders(settings, embedder)
+            opened.pop_all()  # from here on, close() owns them
+        keyring = None
+        if secrets.weakness(settings.secret_key) is None:
+            keyring = Keyring.from_settings(settings)
+        runtime = cls(
+            settings, pool, replica, keyring, llm, embedder, query_embedders, iterative_scans
+        )
+        runtime._to_close = [
+            ("query embedders", query_embedders),
+            ("LLM clients", llm),
+            *([("replica", replica)] if replica is not None else []),
+            ("pool", pool),
+        ]
+        return runtime
+
+    @property
+    def search(self) -> search_service.SearchDeps:
+        return search_service.SearchDeps(self.settings, self.query_embedders, self.iterative_scans)
+
+    def close(self) -> None:
+        """Close in reverse order of opening, each once; a failing close is logged and the
+        others still run."""
+        while self._to_close:
+            name, thing = self._to_close.pop(0)
+            try:
+                thing.close()
+            except Exception:
+                log.exception("closing the %s failed", name)
+
+    def attach(self, app: Flask) -> None:
+        app.extensions[EXTENSION] = self
+
+    @staticmethod
+    def of(app: Flask) -> Runtime:
+        return cast(Runtime, app.extensions[EXTENSION])
+
+
+def _open_replica(settings: Settings) -> Replica | None:
+    """The streaming replica reads may go to (app/db/replica.py), when one is configured."""
+    if not settings.database_replica_url:
+        return None
+    log.info("reading from the replica at %s", server.redact(settings.database_replica_url))
+    pool = open_replica_pool(settings.database_replica_url, settings)
+    return Replica(pool, settings.replica_max_lag_s)
+
+
+def runtime() -> Runtime:
+    """The runtime of the app handling the current request."""
+    return cast(Runtime, current_app.extensions[EXTENSION])

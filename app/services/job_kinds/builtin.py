@@ -1,0 +1,10 @@
+"""The job kinds postrag itself queues: what a worker runs unless it is given other kinds."""
+
+from __future__ import annotations
+
+from app.services.job_kinds import JobRegistry, embed_space, ingest_document
+
+
+def registry() -> JobRegistry:
+    """A new registry of the built-in kinds (a test or an extension may register more in it)."""
+    return JobRegistry([ingest_document.KIND, embed_space.KIND])

@@ -1,0 +1,71 @@
+"""The app's runtime: opened in order, closed in reverse, nothing left open after a failed start."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import psycopg
+import pytest
+
+from app import create_app
+from app.runtime import Runtime
+from app.settings import Settings
+
+
+def _other_connections(database_url: str) -> int:
+    """Connections to the test database besides this one, once those closing have gone."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for _ in range(50):  # a closed connection's backend takes a moment to leave
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+            assert row is not None
+            if row[0] == 0:
+                break
+            time.sleep(0.1)
+    return int(row[0])
+
+
+def test_an_app_keeps_one_runtime_with_everything_it_opened(app, settings: Settings):
+    runtime = Runtime.of(app)
+    assert runtime.settings.database_url == settings.database_url
+    assert runtime.replica is None  # no DATABASE_REPLICA_URL
+    assert runtime.search.embedders is runtime.query_embedders
+    with runtime.pool.connection() as conn:
+        assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+
+
+def test_close_shuts_down_in_reverse_order_once_even_when_one_close_fails(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+):
+    runtime = Runtime.open(settings, "none")
+    closed: list[str] = []
+    runtime.query_embedders.close = lambda: closed.append("embedders")  # type: ignore[method-assign]
+
+    def broken() -> None:
+        closed.append("llm")
+        raise RuntimeError("boom")
+
+    runtime.llm.close = broken  # type: ignore[method-assign]
+    pool_close = runtime.pool.close
+    runtime.pool.close = lambda *a, **k: (closed.append("pool"), pool_close())  # type: ignore[method-assign]
+    with runtime.pool.connection() as conn:
+        assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+    with caplog.at_level(logging.ERROR, logger="app.runtime"):
+        runtime.close()
+        runtime.close()  # a second close does nothing
+    assert closed == ["embedders", "llm", "pool"]
+    assert "closing the LLM clients failed" in caplog.text
+    assert _other_connections(settings.database_url or "") == 0
+
+
+def test_a_failed_start_closes_what_it_had_opened(settings: Settings, monkeypatch):
+    def no_model(_settings: Settings) -> None:
+        raise OSError("the embedding model file is unreadable")
+
+    monkeypatch.setattr("app.runtime.make_embedder", no_model)
+    with pytest.raises(OSError, match="unreadable"):
+        create_app(settings)
+    assert _other_connections(settings.database_url or "") == 0  # the pool was closed
