@@ -8,34 +8,32 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import shutil
 import socket
 import tempfile
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from app import create_app
-from app.runtime import Runtime
 from app.settings import Settings
 from app.strict_json import NonFiniteNumber
+from tests.helpers import (
+    MIGRATIONS_DIR,
+    admin_token_in,
+    bearer,
+    close_app,
+    create_collection,
+    with_dbname,
+)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
 PGVECTOR_IMAGE = "pgvector/pgvector:0.8.1-pg17"
-
-
-def with_dbname(url: str, dbname: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{dbname}"))
 
 
 def _docker_answers() -> bool:
@@ -116,9 +114,9 @@ def server_url() -> Iterator[str]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-@pytest.fixture
-def make_database(server_url: str) -> Iterator[Callable[[], str]]:
-    """Creates databases (empty, or copies of a template), dropped after the test; their URLs."""
+@contextlib.contextmanager
+def _databases(server_url: str) -> Iterator[Callable[..., str]]:
+    """Creates databases (empty, or copies of a template), dropped at the end; their URLs."""
     created: list[str] = []
 
     def make(template: str | None = None) -> str:
@@ -137,6 +135,13 @@ def make_database(server_url: str) -> Iterator[Callable[[], str]]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture
+def make_database(server_url: str) -> Iterator[Callable[..., str]]:
+    """Creates databases (empty, or copies of a template), dropped after the test; their URLs."""
+    with _databases(server_url) as make:
+        yield make
 
 
 @pytest.fixture(scope="session")
@@ -163,11 +168,10 @@ def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": database_url, "POSTRAG_DATA_DIR": str(tmp_path / "data")}
 
 
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def _settings(database_url: str, data_dir: Path) -> Settings:
     return Settings(
         database_url=database_url,
-        data_dir=tmp_path / "data",
+        data_dir=data_dir,
         migrations_dir=MIGRATIONS_DIR,
         pool_min_size=1,
         pool_max_size=4,
@@ -177,17 +181,43 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-def app(settings: Settings):  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def _started_app(settings: Settings):  # type: ignore[no-untyped-def]
     app = create_app(settings)
     app.config["TESTING"] = True
-    yield app
-    close_app(app)
+    try:
+        yield app
+    finally:
+        close_app(app)
 
 
-def close_app(app) -> None:  # type: ignore[no-untyped-def]
-    """Stop what an app started: its runtime (clients, embedders, pools)."""
-    Runtime.of(app).close()
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return _settings(database_url, tmp_path / "data")
+
+
+@pytest.fixture
+def app(settings: Settings):  # type: ignore[no-untyped-def]
+    with _started_app(settings) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def module_settings(
+    server_url: str, template_name: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """Settings on one template copy for a whole module. A module whose tests only read what a
+    module-scoped fixture loaded once (e.g. a labelled corpus) overrides `settings` and `app`
+    with these and `module_app`, rather than loading it again for every test."""
+    with _databases(server_url) as make:
+        yield _settings(make(template=template_name), tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def module_app(module_settings: Settings):  # type: ignore[no-untyped-def]
+    """The app on `module_settings`, shared by the module's tests."""
+    with _started_app(module_settings) as app:
+        yield app
 
 
 @pytest.fixture
@@ -226,44 +256,7 @@ def client(app):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def admin_token(settings: Settings, app) -> str:  # type: ignore[no-untyped-def]
-    return (settings.data_dir / "admin-token").read_text().strip()
-
-
-def parse_sse(raw: bytes | str) -> list[tuple[str, dict]]:
-    """The (event, data) pairs of a server-sent-events body."""
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    found = []
-    for block in text.split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "event" in lines:
-            found.append((lines["event"], json.loads(lines["data"])))
-    return found
-
-
-@contextlib.contextmanager
-def live_server(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """`app` served on a loopback port by a threaded werkzeug server; yields its base URL."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def closed_port_url() -> str:
-    """A loopback URL where nothing listens."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+    return admin_token_in(settings.data_dir)
 
 
 @pytest.fixture
@@ -285,36 +278,6 @@ def new_user(client, admin: dict[str, str]) -> Callable[..., dict[str, str]]:  #
     return make
 
 
-def drain(app, *, worker=None) -> int:  # type: ignore[no-untyped-def]
-    """Run queued jobs in this thread until none is due; the number of jobs run."""
-    from app.services.worker import Worker, connect
-
-    settings = Runtime.of(app).settings
-    worker = worker or Worker(settings.database_url, settings, Runtime.of(app).embedder)
-    count = 0
-    with connect(settings.database_url) as conn:
-        while worker.run_one(conn):
-            count += 1
-    return count
-
-
-@contextlib.contextmanager
-def running_workers(app, count: int = 1):  # type: ignore[no-untyped-def]
-    """`count` worker threads on the app's database (as `postrag worker` runs them) until the
-    block ends; the app itself runs none."""
-    from app.services.worker import WorkerPool
-
-    settings = Runtime.of(app).settings
-    embedder = Runtime.of(app).embedder
-    pool = WorkerPool(settings.database_url, settings, embedder, count).start()
-    try:
-        yield pool
-    finally:
-        pool.stop()
-
-
 @pytest.fixture
 def collection(client, admin) -> int:  # type: ignore[no-untyped-def]
-    response = client.post("/api/v1/collections", json={"name": "docs"}, headers=admin)
-    assert response.status_code == 201, response.json
-    return int(response.json["id"])
+    return create_collection(client, admin)

@@ -12,10 +12,10 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
-from tests.fakes import send_json
+from tests.fakes import LoopbackServer, QuietHandler, send_json
 
 DEFAULT_MODELS: dict[str, dict[str, Any]] = {
     "fake-chat": {"capabilities": ["completion"], "context_length": 4096},
@@ -38,7 +38,7 @@ class _QuietServer(ThreadingHTTPServer):
         pass  # clients that hang up mid-stream or drop idle keep-alive connections are expected
 
 
-class FakeLLMServer:
+class FakeLLMServer(LoopbackServer):
     """Answers chats with `reply` (a text, or a function of the request's messages).
 
     Knobs: `delay_s` between pieces; `die_after` pieces then the connection drops;
@@ -61,12 +61,9 @@ class FakeLLMServer:
         self.aborted = threading.Event()  # set when a client hung up in the middle of a stream
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 server.requests.append((self.path, {}))
@@ -295,17 +292,7 @@ class FakeLLMServer:
             def _json(self, status: int, payload: dict[str, Any]) -> None:
                 send_json(self, status, payload)
 
-        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.url = self._listen(Handler, _QuietServer)
 
     def chat_requests(self) -> list[dict[str, Any]]:
         return [body for path, body in self.requests if path.endswith(("/chat", "/completions"))]
-
-    def __enter__(self) -> FakeLLMServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()

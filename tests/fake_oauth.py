@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.fakes import send_json
+from tests.fakes import LoopbackServer, QuietHandler, send_json
 
 
-class FakeOAuthServer:
+class FakeOAuthServer(LoopbackServer):
     def __init__(self, client_id: str = "postrag", client_secret: str = "s3cret") -> None:
         self.client_id, self.client_secret = client_id, client_secret
         self.valid: set[str] = set()
@@ -28,19 +27,14 @@ class FakeOAuthServer:
         self._lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length", "0"))
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 time.sleep(server.delay_s)
                 send_json(self, *server.answer(form))
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.url = self._listen(Handler) + "/token"
 
     def answer(self, form: dict[str, str]) -> tuple[int, Any]:
         if self.override is not None:
@@ -68,11 +62,3 @@ class FakeOAuthServer:
                 "token_type": "Bearer",
                 "scope": "read:jira-work offline_access",
             }
-
-    def __enter__(self) -> FakeOAuthServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()

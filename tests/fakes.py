@@ -8,7 +8,7 @@ import json
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -30,7 +30,36 @@ def send_json(handler: BaseHTTPRequestHandler, status: int, payload: Any) -> Non
     handler.wfile.write(raw)
 
 
-class FakeEmbeddingServer:
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing, so the tests' output stays readable."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class LoopbackServer:
+    """A fake server's life: serves on a free 127.0.0.1 port, in a thread, inside `with`."""
+
+    def _listen(
+        self,
+        handler: type[BaseHTTPRequestHandler],
+        server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer,
+    ) -> str:
+        """Binds `handler` (started by `with`); the server's base URL."""
+        self.httpd = server_class(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class FakeEmbeddingServer(LoopbackServer):
     """Serves POST /api/embed (Ollama) and POST /v1/embeddings (OpenAI-compatible).
 
     `models` are the known model names; `fail_next` is a list of statuses to answer before
@@ -53,13 +82,10 @@ class FakeEmbeddingServer:
         self.headers: list[dict[str, str]] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             # Headers and body go out in two writes: without this, Nagle's algorithm and the
             # client's delayed ACK can hold the body back ~40 ms.
             disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length", "0"))
@@ -127,17 +153,7 @@ class FakeEmbeddingServer:
             def _send(self, status: int, payload: dict[str, Any]) -> None:
                 send_json(self, status, payload)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.url = self._listen(Handler)
 
     def vector_for(self, text: str) -> list[float]:
         return self.vectors.get(text) or fake_vector(text, self.dimension)
-
-    def __enter__(self) -> FakeEmbeddingServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()

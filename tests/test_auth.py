@@ -3,7 +3,7 @@
 import psycopg
 import pytest
 
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 PROTECTED = [
     ("get", "/api/v1/me"),

@@ -9,9 +9,7 @@ import psycopg
 
 from app import create_app
 from app.db import backup, migrations
-from tests.conftest import close_app, drain
-from tests.test_cli import run
-from tests.test_search import upload
+from tests.helpers import close_app, drain, run, search, upload
 
 COUNTED = ["users", "api_tokens", "collections", "documents", "document_chunks", "chats"]
 
@@ -27,9 +25,7 @@ def _snapshot(database_url: str) -> dict:
 
 
 def _hits(client, headers, mode: str) -> list:
-    response = client.post(
-        "/api/v1/search", json={"query": "holiday booking portal", "mode": mode}, headers=headers
-    )
+    response = search(client, headers, query="holiday booking portal", mode=mode)
     assert response.status_code == 200, response.json
     return [(h["chunk_id"], round(h["score"], 6)) for h in response.json["hits"]]
 

@@ -11,12 +11,20 @@ import pytest
 
 from app.runtime import Runtime
 from app.services import prompting
-from tests.conftest import closed_port_url, drain, live_server, parse_sse
-from tests.test_search import upload
-
-FOX = "The quick brown fox jumps over the lazy dog. Foxes are clever animals of the forest."
-VALVE = "Install the XR-7734 valve before pressurising the pipeline system."
-SSE = {"Accept": "text/event-stream"}
+from tests.helpers import (
+    FOX,
+    SSE,
+    VALVE,
+    ask,
+    closed_port_url,
+    drain,
+    live_server,
+    messages,
+    new_chat,
+    parse_sse,
+    stream_until,
+    upload,
+)
 
 
 @pytest.fixture
@@ -27,27 +35,6 @@ def docs(app, client, admin, collection):
     }
     drain(app)
     return ids
-
-
-def new_chat(client, headers, **body):
-    response = client.post("/api/v1/chats", json=body, headers=headers)
-    assert response.status_code == 201, response.json
-    return response.json["id"]
-
-
-def ask(client, headers, chat, content, **kwargs):
-    return client.post(
-        f"/api/v1/chats/{chat}/messages",
-        json={"content": content},
-        headers={**headers, **kwargs.pop("extra", {})},
-        **kwargs,
-    )
-
-
-def messages(client, headers, chat):
-    response = client.get(f"/api/v1/chats/{chat}", headers=headers)
-    assert response.status_code == 200, response.json
-    return response.json["messages"]["items"]
 
 
 def test_json_answer_is_stored_with_citations_naming_files(ollama_app, admin, docs, llm):
@@ -260,10 +247,7 @@ def test_stop_ends_the_answer_and_keeps_what_was_generated(ollama_app, admin, ll
     chat = new_chat(client, admin)
     assert client.post(f"/api/v1/chats/{chat}/stop", headers=admin).status_code == 409
     response = ask(client, admin, chat, "Talk", extra=SSE, buffered=False)
-    stream = iter(response.response)
-    seen = ""
-    while "event: delta" not in seen:
-        seen += next(stream).decode()
+    seen, stream = stream_until(response, "event: delta")
     busy = ask(client, admin, chat, "Me too")
     assert busy.status_code == 409
     stopping = client.post(f"/api/v1/chats/{chat}/stop", headers=admin)

@@ -8,12 +8,8 @@ import os
 import pkgutil
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import click
@@ -21,21 +17,20 @@ from click.testing import CliRunner
 
 import app.cli
 from app.cli import main
-from tests.conftest import bearer
+from tests.helpers import (
+    POSTRAG,
+    admin_token_in,
+    bearer,
+    drain,
+    embedded_env,
+    http_get,
+    migration_ids,
+    run,
+    start_serve,
+    wait_for,
+)
 
-POSTRAG = str(Path(sys.executable).parent / "postrag")
 CLI_DIR = Path(app.cli.__file__).parent
-
-
-def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [POSTRAG, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_every_command_has_help(cli_env):
@@ -242,19 +237,9 @@ def test_ingest_and_import_refuse_a_bad_collection_name_naming_the_option(
     assert run("import", str(export), env=cli_env).returncode == 0  # the file itself is fine
 
 
-def _migration_ids() -> list[str]:
-    from tests.conftest import MIGRATIONS_DIR
-
-    return sorted(
-        p.name.removesuffix(".sql")
-        for p in MIGRATIONS_DIR.glob("V*.sql")
-        if not p.name.endswith(".rollback.sql")
-    )
-
-
 def test_migrate_status_and_rollback(cli_env, make_database):
     cli_env = {**cli_env, "DATABASE_URL": make_database()}  # empty: every migration to apply
-    *_, keep, last = _migration_ids()
+    *_, keep, last = migration_ids()
     applied = run("migrate", env=cli_env)
     assert applied.returncode == 0, applied.stderr
     assert last in applied.stdout
@@ -284,62 +269,16 @@ def test_start_with_an_unreachable_database_fails_cleanly(tmp_path):
     assert "secret" not in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers=bearer(token) if token else {})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, exc.read()
-
-
-def start_serve(env: dict[str, str], *options: str) -> tuple[subprocess.Popen, str]:
-    """`postrag serve` on a free loopback port, once GET /healthz answers: (process, base URL).
-
-    stderr is a text pipe: the caller stops the server and reads it with communicate().
-    """
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [POSTRAG, "serve", "--port", str(port), *options],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if _get(f"{base}/healthz")[0] == 200:
-                return server, base
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            _, stderr = server.communicate()
-            raise AssertionError(f"server did not come up:\n{stderr[-3000:]}")
-        time.sleep(0.3)
-
-
 def test_serve_on_the_embedded_database_end_to_end(tmp_path):
     """The README's first command: embedded PostgreSQL, admin token, psql, clean stop, restart."""
     data_dir = tmp_path / "postrag-data"
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["POSTRAG_DATA_DIR"] = str(data_dir)
+    env = embedded_env(data_dir)
     server, base = start_serve(env, "--workers", "2")
     try:
-        token = (data_dir / "admin-token").read_text().strip()
-        status, body = _get(f"{base}/api/v1/me", token)
+        token = admin_token_in(data_dir)
+        status, body = http_get(f"{base}/api/v1/me", bearer(token))
         assert status == 200 and b'"name": "admin"' in body
-        assert _get(f"{base}/api/v1/me")[0] == 401
+        assert http_get(f"{base}/api/v1/me")[0] == 401
         tables = run("psql", "-X", "-c", r"\dt", env=env)
         assert tables.returncode == 0, tables.stderr
         for table in ("users", "api_tokens", "documents", "chunk_embeddings", "jobs"):
@@ -456,8 +395,6 @@ def test_a_killed_worker_process_job_completes_once_elsewhere(
 ):
     import psycopg
 
-    from tests.conftest import drain
-
     text = " ".join(f"Sentence {i} about the migration of birds." for i in range(3000))
     doc = client.post(
         "/api/v1/documents",
@@ -473,16 +410,22 @@ def test_a_killed_worker_process_job_completes_once_elsewhere(
         stdin=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 90
-        while client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] != "embedding":
-            assert time.monotonic() < deadline, "the worker never started embedding"
-            time.sleep(0.1)
+        wait_for(
+            lambda: (
+                client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] == "embedding"
+            ),
+            "the worker never started embedding",
+        )
     finally:
         worker.send_signal(signal.SIGKILL)  # dies mid-job, holding the lease
         worker.wait(timeout=30)
     assert client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] == "embedding"
     assert drain(app) == 0  # the dead worker's lease still holds
-    time.sleep(8.5)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        wait_for(  # up to 8 s after the last renewal, on the database's clock as claims see it
+            lambda: conn.execute("SELECT lease_expires_at < now() FROM jobs").fetchone()[0],
+            "the dead worker's lease did not expire",
+        )
     assert drain(app) == 1
     detail = client.get(f"/api/v1/documents/{doc}", headers=admin).json
     assert detail["status"] == "indexed"

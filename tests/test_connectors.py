@@ -15,9 +15,8 @@ from app.services import connectors
 from app.services.secrets import Keyring, SecretError
 from app.services.worker import connect
 from app.settings import OAuthClient, SettingsError
-from tests.conftest import closed_port_url
 from tests.fake_oauth import FakeOAuthServer
-from tests.test_cli import run
+from tests.helpers import closed_port_url, run
 
 KEY = "k1-" + "abcdefghijklmnopqrstuvwxyz0123456789"
 NEW_KEY = "k2-" + "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210"

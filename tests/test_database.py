@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -19,8 +18,7 @@ import pytest
 from app.db import embedded, server, watchdog
 from app.db.server import DatabaseUnsupportedError, pgvector_problem
 from app.runtime import Runtime
-from tests.conftest import bearer
-from tests.test_cli import POSTRAG, run, start_serve
+from tests.helpers import POSTRAG, admin_token_in, bearer, embedded_env, run, start_serve, wait_for
 
 
 def test_pool_connections_speak_pgvector(app):
@@ -71,24 +69,11 @@ def test_logged_urls_never_carry_the_password():
     assert server.redact("postgresql://app@db/postrag") == "postgresql://app@db/postrag"
 
 
-def _embedded_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    """The environment of a `postrag` process on the embedded server in `data_dir`."""
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    return {**env, "POSTRAG_DATA_DIR": str(data_dir), **extra}
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
-
-
 def _kill_postmaster(pgdata: Path) -> None:
     pid = embedded.postmaster_pid(pgdata)
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    _wait_for(lambda: embedded.postmaster_pid(pgdata) is None, "the postmaster did not die")
+    wait_for(lambda: embedded.postmaster_pid(pgdata) is None, "the postmaster did not die")
 
 
 def _serve(env: dict[str, str]) -> tuple[subprocess.Popen, str, Callable[[], str]]:
@@ -119,7 +104,7 @@ def _kill(process: subprocess.Popen) -> None:
 
 def test_concurrent_first_starts_on_an_empty_data_dir_all_succeed(tmp_path):
     data_dir = tmp_path / "data"
-    env = _embedded_env(data_dir)
+    env = embedded_env(data_dir)
     starts = [
         subprocess.Popen(
             [POSTRAG, "migrate"],
@@ -142,7 +127,7 @@ def test_concurrent_first_starts_on_an_empty_data_dir_all_succeed(tmp_path):
 
 def test_the_last_to_leave_stops_postgres_though_another_was_killed_meanwhile(tmp_path):
     data_dir, pgdata = tmp_path / "data", tmp_path / "data" / "pgdata"
-    env = _embedded_env(data_dir)
+    env = embedded_env(data_dir)
 
     def joined(seconds: int) -> subprocess.Popen:
         process = subprocess.Popen(
@@ -152,7 +137,7 @@ def test_the_last_to_leave_stops_postgres_though_another_was_killed_meanwhile(tm
             stderr=subprocess.DEVNULL,
         )
         listed = pgdata / embedded.PIDS_FILE
-        _wait_for(
+        wait_for(
             lambda: listed.exists() and process.pid in json.loads(listed.read_text() or "[]"),
             "the process did not join the embedded server",
         )
@@ -174,11 +159,11 @@ def test_serve_restarts_its_killed_postgres_and_answers_503_meanwhile(tmp_path):
     """kill -9 of the embedded postmaster, then of postrag itself."""
     data_dir, pgdata = tmp_path / "data", tmp_path / "data" / "pgdata"
     # Requests must fail fast while the database is down, not wait out the pool's timeout.
-    env = _embedded_env(data_dir, POSTRAG_POOL_TIMEOUT_S="60")
+    env = embedded_env(data_dir, POSTRAG_POOL_TIMEOUT_S="60")
     server, base, _ = _serve(env)
     again = None
     try:
-        auth = bearer((data_dir / "admin-token").read_text().strip())
+        auth = bearer(admin_token_in(data_dir))
         assert httpx.get(f"{base}/api/v1/me", headers=auth).status_code == 200
         assert httpx.get(f"{base}/readyz").json() == {"status": "ready"}
         server.send_signal(signal.SIGSTOP)  # its watchdog waits while we look at the outage
@@ -191,7 +176,7 @@ def test_serve_restarts_its_killed_postgres_and_answers_503_meanwhile(tmp_path):
             assert down.headers["Retry-After"] == "5"
         assert httpx.get(f"{base}/readyz", timeout=15).status_code == 503  # no token needed
         server.send_signal(signal.SIGCONT)
-        _wait_for(
+        wait_for(
             lambda: httpx.get(f"{base}/api/v1/me", headers=auth, timeout=15).status_code == 200,
             "the database did not come back",
         )
@@ -235,9 +220,9 @@ def test_the_watchdog_adopts_a_restart_by_another_process_and_gives_up_when_none
         _kill_postmaster(server.pgdata)
         # Another postrag process starts it again first: this one must then stop that postmaster
         # when it is the last to leave, not the dead one it knew.
-        assert run("psql", "-c", "select 1", env=_embedded_env(data_dir)).returncode == 0
+        assert run("psql", "-c", "select 1", env=embedded_env(data_dir)).returncode == 0
         dog.start()
-        _wait_for(
+        wait_for(
             lambda: server.handle.get_pid() == embedded.postmaster_pid(server.pgdata),
             "the watchdog did not adopt the new postmaster",
         )

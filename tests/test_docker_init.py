@@ -13,7 +13,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from app.db import backup, embedded, migrations, scope
-from tests.conftest import MIGRATIONS_DIR, with_dbname
+from tests.helpers import MIGRATIONS_DIR, with_dbname
 
 INIT_SCRIPT = Path(__file__).resolve().parent.parent / "docker" / "init_schema.sh"
 

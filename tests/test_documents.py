@@ -7,15 +7,7 @@ import io
 import psycopg
 import pytest
 
-from tests.conftest import close_app, drain
-
-
-def _upload(client, headers, collection, name, data, content_type=None, **form):
-    fields = {"collection_id": str(collection), "file": (io.BytesIO(data), name, content_type)}
-    fields.update(form)
-    return client.post(
-        "/api/v1/documents", data=fields, headers=headers, content_type="multipart/form-data"
-    )
+from tests.helpers import close_app, drain, post_document
 
 
 def _indexed(client, headers, response):
@@ -63,7 +55,7 @@ def test_markdown_keeps_headings_and_exact_spans(app, client, admin, collection)
         "Simmer tomatoes with basil and garlic.\n"
     )
     location = _indexed(
-        client, admin, _upload(client, admin, collection, "recipe.md", text.encode())
+        client, admin, post_document(client, admin, collection, "recipe.md", text.encode())
     )
     assert drain(app) == 1
     doc = client.get(location, headers=admin).json
@@ -100,7 +92,7 @@ def test_html_drops_scripts_and_navigation(app, client, admin, collection):
         b"<h1>Astronomy</h1><p>Jupiter has at least 95 moons.</p>"
         b"<h2>Stars</h2><p>The Sun is a G-type star.</p><footer>(c) site</footer></body></html>"
     )
-    location = _indexed(client, admin, _upload(client, admin, collection, "space.html", html))
+    location = _indexed(client, admin, post_document(client, admin, collection, "space.html", html))
     drain(app)
     chunks = _chunks(client, admin, location)
     everything = " ".join(c["text"] for c in chunks)
@@ -116,7 +108,7 @@ def test_html_keeps_loose_text_and_header_titles(app, client, admin, collection)
         b"<div>Herons nest in <b>colonies</b>.</div><p>They eat fish.</p>"
         b"<div>Egrets are smaller.<!-- hidden note --></div></body></html>"
     )
-    location = _indexed(client, admin, _upload(client, admin, collection, "birds.html", html))
+    location = _indexed(client, admin, post_document(client, admin, collection, "birds.html", html))
     drain(app)
     chunks = _chunks(client, admin, location)
     assert len(chunks) == 1
@@ -127,7 +119,9 @@ def test_html_keeps_loose_text_and_header_titles(app, client, admin, collection)
 
 
 def test_pdf_chunks_keep_their_page_numbers(app, client, admin, collection):
-    location = _indexed(client, admin, _upload(client, admin, collection, "bio.pdf", _pdf_bytes()))
+    location = _indexed(
+        client, admin, post_document(client, admin, collection, "bio.pdf", _pdf_bytes())
+    )
     drain(app)
     chunks = _chunks(client, admin, location)
     pages = {c["page"]: c["text"] for c in chunks}
@@ -148,7 +142,7 @@ def test_docx_tables_stay_in_document_order(app, client, admin, collection):
     buffer = io.BytesIO()
     document.save(buffer)
     location = _indexed(
-        client, admin, _upload(client, admin, collection, "t.docx", buffer.getvalue())
+        client, admin, post_document(client, admin, collection, "t.docx", buffer.getvalue())
     )
     drain(app)
     by_path = {tuple(c["heading_path"]): c["text"] for c in _chunks(client, admin, location)}
@@ -158,7 +152,7 @@ def test_docx_tables_stay_in_document_order(app, client, admin, collection):
 
 def test_docx_keeps_headings(app, client, admin, collection):
     location = _indexed(
-        client, admin, _upload(client, admin, collection, "garden.docx", _docx_bytes())
+        client, admin, post_document(client, admin, collection, "garden.docx", _docx_bytes())
     )
     drain(app)
     chunks = _chunks(client, admin, location)
@@ -171,7 +165,9 @@ def test_docx_keeps_headings(app, client, admin, collection):
 def test_text_encodings_are_detected(app, client, admin, collection, encoding):
     text = ("Les crèmes brûlées françaises sont très appréciées à Noël. " * 3).strip()
     location = _indexed(
-        client, admin, _upload(client, admin, collection, f"{encoding}.txt", text.encode(encoding))
+        client,
+        admin,
+        post_document(client, admin, collection, f"{encoding}.txt", text.encode(encoding)),
     )
     drain(app)
     assert _chunks(client, admin, location)[0]["text"] == text
@@ -216,7 +212,7 @@ def test_text_files_of_any_name_are_read_as_text(app, client, admin, collection)
         ("index", None, b"<!DOCTYPE html><html><body><p>Welcome home.</p></body></html>", "html"),
     ]
     for name, declared, data, kind in cases:
-        response = _upload(client, admin, collection, name, data, declared)
+        response = post_document(client, admin, collection, name, data, declared)
         assert response.status_code == 202, (name, response.json)
         assert response.json["content_type"] == f"text/{kind}", name
     assert drain(app) == len(cases)
@@ -228,16 +224,20 @@ def test_odd_filenames_and_metadata_are_cleaned_or_rejected(
     app, client, admin, collection, database_url
 ):
     long_name = "x" * 600 + ".txt"
-    response = _upload(client, admin, collection, long_name, b"Long name.")
+    response = post_document(client, admin, collection, long_name, b"Long name.")
     assert response.status_code == 202
     assert len(response.json["filename"]) == 200 and response.json["filename"].endswith(".txt")
-    nul_name = _upload(client, admin, collection, "a\x00b/../../etc/pass.txt", b"Nul name.")
+    nul_name = post_document(client, admin, collection, "a\x00b/../../etc/pass.txt", b"Nul name.")
     assert nul_name.status_code == 202 and nul_name.json["filename"] == "pass.txt"
-    bad_meta = _upload(client, admin, collection, "m.txt", b"Meta.", metadata='{"a": "\\u0000"}')
+    bad_meta = post_document(
+        client, admin, collection, "m.txt", b"Meta.", metadata='{"a": "\\u0000"}'
+    )
     assert bad_meta.status_code == 422
-    surrogate = _upload(client, admin, collection, "s.txt", b"Sur.", metadata='{"a": "\\ud800"}')
+    surrogate = post_document(
+        client, admin, collection, "s.txt", b"Sur.", metadata='{"a": "\\ud800"}'
+    )
     assert surrogate.status_code == 422
-    nested = _upload(
+    nested = post_document(
         client,
         admin,
         collection,
@@ -255,7 +255,9 @@ def test_odd_filenames_and_metadata_are_cleaned_or_rejected(
 
 
 def test_reindex_while_processing_is_409(app, client, admin, collection):
-    location = _indexed(client, admin, _upload(client, admin, collection, "busy.txt", b"Busy."))
+    location = _indexed(
+        client, admin, post_document(client, admin, collection, "busy.txt", b"Busy.")
+    )
     response = client.post(f"{location}/reindex", headers=admin)
     assert response.status_code == 409
     assert response.mimetype == "application/problem+json"
@@ -272,10 +274,10 @@ def test_reindex_while_processing_is_409(app, client, admin, collection):
 
 
 def test_same_bytes_are_not_processed_twice_unless_replaced(app, client, admin, collection):
-    first = _upload(client, admin, collection, "a.txt", b"Unique content here.")
+    first = post_document(client, admin, collection, "a.txt", b"Unique content here.")
     _indexed(client, admin, first)
     drain(app)
-    again = _upload(client, admin, collection, "renamed.txt", b"Unique content here.")
+    again = post_document(client, admin, collection, "renamed.txt", b"Unique content here.")
     assert again.status_code == 200
     assert again.json["id"] == first.json["id"] and again.json["status"] == "indexed"
     assert drain(app) == 0
@@ -294,7 +296,7 @@ def test_same_bytes_are_not_processed_twice_unless_replaced(app, client, admin, 
 
 def test_content_returns_the_original_bytes(app, client, admin, collection):
     data = _pdf_bytes()
-    location = _indexed(client, admin, _upload(client, admin, collection, "orig.pdf", data))
+    location = _indexed(client, admin, post_document(client, admin, collection, "orig.pdf", data))
     response = client.get(f"{location}/content", headers=admin)
     assert response.status_code == 200
     assert response.data == data
@@ -303,7 +305,9 @@ def test_content_returns_the_original_bytes(app, client, admin, collection):
 
 
 def test_delete_takes_chunks_and_vectors(app, client, admin, collection, database_url):
-    location = _indexed(client, admin, _upload(client, admin, collection, "gone.txt", b"Bye."))
+    location = _indexed(
+        client, admin, post_document(client, admin, collection, "gone.txt", b"Bye.")
+    )
     drain(app)
     assert client.delete(location, headers=admin).status_code == 204
     assert client.get(location, headers=admin).status_code == 404
@@ -316,10 +320,10 @@ def test_delete_takes_chunks_and_vectors(app, client, admin, collection, databas
 
 def test_list_filters_by_collection_and_status(app, client, admin, collection):
     other = client.post("/api/v1/collections", json={"name": "other"}, headers=admin).json["id"]
-    _upload(client, admin, collection, "one.txt", b"One.")
-    _upload(client, admin, other, "two.txt", b"Two.")
+    post_document(client, admin, collection, "one.txt", b"One.")
+    post_document(client, admin, other, "two.txt", b"Two.")
     drain(app)
-    _upload(client, admin, collection, "three.txt", b"Three.")
+    post_document(client, admin, collection, "three.txt", b"Three.")
     mine = client.get(f"/api/v1/documents?collection_id={collection}", headers=admin).json
     assert mine["total"] == 2
     queued = client.get("/api/v1/documents?status=queued", headers=admin).json
@@ -352,7 +356,7 @@ def _nothing_stored(database_url):
 def test_bad_files_are_rejected_and_nothing_is_stored(
     client, admin, collection, database_url, name, data, status
 ):
-    response = _upload(client, admin, collection, name, data)
+    response = post_document(client, admin, collection, name, data)
     assert response.status_code == status, response.json
     assert response.mimetype == "application/problem+json"
     assert _nothing_stored(database_url)
@@ -374,7 +378,7 @@ def test_an_upload_is_never_read_in_full_in_the_request(client, admin, collectio
         "notes.md": b"# Notes\n\nSome text.",
     }
     for name, data in files.items():
-        assert _upload(client, admin, collection, name, data).status_code == 202, name
+        assert post_document(client, admin, collection, name, data).status_code == 202, name
 
 
 def test_a_text_without_spaces_is_cut_into_bounded_chunks(app, client, admin, collection):
@@ -407,7 +411,7 @@ def test_too_large_is_413(settings, admin, database_url):
         client = small.test_client()
         coll = client.post("/api/v1/collections", json={"name": "c"}, headers=admin).json["id"]
         # Over the setting, under the request limit: refused by the service.
-        response = _upload(client, admin, coll, "big.txt", b"a" * 1025)
+        response = post_document(client, admin, coll, "big.txt", b"a" * 1025)
         assert response.status_code == 413
         assert response.mimetype == "application/problem+json"
         assert "limit is 1024" in response.json["detail"]
@@ -426,7 +430,7 @@ def test_too_large_is_413(settings, admin, database_url):
 
 
 def test_unknown_collection_and_bad_fields(client, admin, collection, database_url):
-    assert _upload(client, admin, 999999, "a.txt", b"x").status_code == 404
+    assert post_document(client, admin, 999999, "a.txt", b"x").status_code == 404
     missing_file = client.post(
         "/api/v1/documents",
         headers=admin,
@@ -434,7 +438,7 @@ def test_unknown_collection_and_bad_fields(client, admin, collection, database_u
         content_type="multipart/form-data",
     )
     assert missing_file.status_code == 422
-    bad_meta = _upload(client, admin, collection, "a.txt", b"x", metadata="[1, 2]")
+    bad_meta = post_document(client, admin, collection, "a.txt", b"x", metadata="[1, 2]")
     assert bad_meta.status_code == 422
     plain = client.post("/api/v1/documents", headers=admin, data=b"x", content_type="text/plain")
     assert plain.status_code == 415
@@ -442,7 +446,9 @@ def test_unknown_collection_and_bad_fields(client, admin, collection, database_u
 
 
 def test_other_users_documents_are_invisible(app, client, admin, collection, new_user):
-    location = _indexed(client, admin, _upload(client, admin, collection, "private.txt", b"Mine."))
+    location = _indexed(
+        client, admin, post_document(client, admin, collection, "private.txt", b"Mine.")
+    )
     drain(app)
     doc_id = location.rsplit("/", 1)[1]
     bob = new_user()
@@ -451,12 +457,12 @@ def test_other_users_documents_are_invisible(app, client, admin, collection, new
     assert client.delete(location, headers=bob).status_code == 404
     assert client.post(f"{location}/reindex", headers=bob).status_code == 404
     assert client.get("/api/v1/documents", headers=bob).json["total"] == 0
-    assert _upload(client, bob, collection, "x.txt", b"intruder").status_code == 404
+    assert post_document(client, bob, collection, "x.txt", b"intruder").status_code == 404
     assert client.get(f"/api/v1/documents/{doc_id}", headers=admin).status_code == 200
 
 
 def test_reindex_processes_again(app, client, admin, collection):
-    location = _indexed(client, admin, _upload(client, admin, collection, "r.txt", b"Again."))
+    location = _indexed(client, admin, post_document(client, admin, collection, "r.txt", b"Again."))
     drain(app)
     response = client.post(f"{location}/reindex", headers=admin)
     assert response.status_code == 202 and response.json["status"] == "queued"

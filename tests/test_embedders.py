@@ -13,8 +13,8 @@ from app.providers.http_embedders import OllamaEmbedder, OpenAIEmbedder
 from app.repositories import embedding_spaces as space_repo
 from app.runtime import Runtime
 from app.services.worker import Worker, connect
-from tests.conftest import drain
 from tests.fakes import FakeEmbeddingServer, fake_vector
+from tests.helpers import drain
 
 
 def _expected(text: str, dimension: int = 8) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 
 import psycopg
@@ -12,7 +11,7 @@ from psycopg.rows import dict_row
 from app import create_app
 from app.db import migrations
 from app.services import health
-from tests.conftest import MIGRATIONS_DIR, close_app, parse_sse
+from tests.helpers import MIGRATIONS_DIR, close_app, parse_sse, stream_until
 
 
 def test_healthz_answers_without_auth(client):
@@ -63,14 +62,6 @@ def _drop_database(database_url: str, server_url: str) -> None:
         admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(dbname)))
 
 
-def _stream_until(response, marker: str) -> tuple[str, Iterator[bytes]]:  # type: ignore[no-untyped-def]
-    """What a streamed test response sent up to `marker`, and the rest of it."""
-    rest, seen = iter(response.response), ""
-    while marker not in seen:
-        seen += next(rest).decode()
-    return seen, rest
-
-
 def _answer_under_way(app, admin, llm):  # type: ignore[no-untyped-def]
     """A chat whose long streamed answer has sent its first words: (client, chat id, response,
     what it sent so far, the rest of it)."""
@@ -83,7 +74,7 @@ def _answer_under_way(app, admin, llm):  # type: ignore[no-untyped-def]
         headers={**admin, "Accept": "text/event-stream"},
         buffered=False,
     )
-    seen, rest = _stream_until(response, "event: delta")
+    seen, rest = stream_until(response, "event: delta")
     return client, chat, response, seen, rest
 
 
@@ -147,7 +138,7 @@ def test_a_database_lost_mid_completion_ends_the_v1_stream_with_a_503_error(
         headers=admin,
         buffered=False,
     )
-    seen, rest = _stream_until(response, '"content": "word0')
+    seen, rest = stream_until(response, '"content": "word0')
     _drop_database(settings.database_url, server_url)
     chunks = [
         json.loads(line.removeprefix("data: "))

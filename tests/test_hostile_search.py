@@ -3,14 +3,13 @@ out-of-range sizes. Each is an ordinary answer or a 4xx problem, and the tables 
 
 from __future__ import annotations
 
-import io
 import json
 
 import psycopg
 import pytest
 
 from app.repositories.metadata_filter import MAX_DEPTH
-from tests.conftest import drain
+from tests.helpers import drain, names, search, upload
 
 SQL_TEXT = [
     "'; DROP TABLE users; --",
@@ -44,19 +43,14 @@ DOCS = {
 }
 
 
-def _search(client, headers, **body):
-    return client.post("/api/v1/search", json=body, headers=headers)
-
-
 def _names(response) -> set[str]:
-    assert response.status_code == 200, response.json
-    return {hit["filename"] for hit in response.json["hits"]}
+    return set(names(response))
 
 
 def _filtered(client, headers, spec) -> set[str]:
     """The documents `spec` lets through (a semantic search that would return all of them)."""
     return _names(
-        _search(client, headers, query="anything", mode="semantic", min_similarity=0, filter=spec)
+        search(client, headers, query="anything", mode="semantic", min_similarity=0, filter=spec)
     )
 
 
@@ -72,29 +66,19 @@ def _tables_intact(database_url) -> None:
 @pytest.fixture
 def corpus(app, client, admin, collection):
     for name, (text, metadata) in DOCS.items():
-        response = client.post(
-            "/api/v1/documents",
-            data={
-                "collection_id": str(collection),
-                "file": (io.BytesIO(text.encode()), name),
-                "metadata": json.dumps(metadata),
-            },
-            headers=admin,
-            content_type="multipart/form-data",
-        )
-        assert response.status_code == 202, response.json
+        upload(client, admin, collection, name, text, metadata)
     assert drain(app) == len(DOCS)
 
 
 def test_sql_metacharacters_in_queries_are_just_text(client, admin, corpus, database_url):
     for mode in ("hybrid", "semantic", "fulltext"):
         for query in SQL_TEXT:
-            response = _search(client, admin, query=query, mode=mode)
+            response = search(client, admin, query=query, mode=mode)
             assert response.status_code == 200, (mode, query, response.json)
     # Not LIKE patterns: % and _ match no word at all, rather than every row.
     for wildcard in ("%", "_", "%%", "_%_"):
-        assert _names(_search(client, admin, query=wildcard, mode="fulltext")) == set()
-    assert _names(_search(client, admin, query="fifty' OR 1=1 --", mode="fulltext")) == {
+        assert _names(search(client, admin, query=wildcard, mode="fulltext")) == set()
+    assert _names(search(client, admin, query="fifty' OR 1=1 --", mode="fulltext")) == {
         "discount.txt"
     }
     _tables_intact(database_url)
@@ -137,14 +121,14 @@ def _nested(levels: int) -> dict:
 
 
 def test_filters_nested_beyond_the_bound_are_4xx_not_500(client, admin):
-    assert _search(client, admin, query="x", filter=_nested(MAX_DEPTH)).status_code == 200
-    too_deep = _search(client, admin, query="x", filter=_nested(MAX_DEPTH + 1))
+    assert search(client, admin, query="x", filter=_nested(MAX_DEPTH)).status_code == 200
+    too_deep = search(client, admin, query="x", filter=_nested(MAX_DEPTH + 1))
     assert too_deep.status_code == 422, too_deep.json
     assert too_deep.mimetype == "application/problem+json"
     assert f"nested deeper than {MAX_DEPTH} levels" in too_deep.json["errors"][0]["msg"]
     assert too_deep.json["errors"][0]["loc"][:2] == ["body", "filter"]
     value_nested = {"field": "x", "value": json.loads("[" * 100 + "1" + "]" * 100)}
-    assert _search(client, admin, query="x", filter=value_nested).status_code == 200
+    assert search(client, admin, query="x", filter=value_nested).status_code == 200
     # Far deeper than any recursive walk of the body (Python's or the filter compiler's).
     for inner in (
         '{"not":' * 50_000 + '{"field": "x", "value": 1}' + "}" * 50_000,
@@ -163,7 +147,7 @@ def test_filters_nested_beyond_the_bound_are_4xx_not_500(client, admin):
 
 def test_out_of_range_sizes_are_422(client, admin):
     for top_k in (10**9, 2**63, 10**30, -1, -(10**9), "abc", 1.5, 1e9, [], {}):
-        response = _search(client, admin, query="x", top_k=top_k)
+        response = search(client, admin, query="x", top_k=top_k)
         assert response.status_code == 422, (top_k, response.json)
         assert response.json["errors"][0]["loc"] == ["body", "top_k"]
         preferences = client.patch("/api/v1/me/preferences", json={"top_k": top_k}, headers=admin)

@@ -13,30 +13,12 @@ import zlib
 
 import psycopg
 import pytest
-from werkzeug.datastructures import FileStorage
-from werkzeug.test import encode_multipart
 
 from app.services import extraction, extraction_docx
-from tests.conftest import drain
+from tests.helpers import drain, pdf_pages, post_document
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 BOMB_BYTES = 256 * 1024 * 1024
-
-
-def _upload(client, headers, collection, name, data, content_type=None):
-    # Encoded here: the test client spools big multipart bodies to a file it never closes.
-    boundary, body = encode_multipart(
-        {
-            "collection_id": str(collection),
-            "file": FileStorage(io.BytesIO(data), filename=name, content_type=content_type),
-        }
-    )
-    return client.post(
-        "/api/v1/documents",
-        data=body,
-        headers=headers,
-        content_type=f"multipart/form-data; boundary={boundary}",
-    )
 
 
 def _stored(database_url) -> tuple[int, int]:
@@ -92,44 +74,10 @@ def docx_bomb() -> bytes:
     return _docx_with_document(head + b"<w:body>", tail)
 
 
-def _pdf(objects: list[bytes]) -> bytes:
-    """A PDF of `objects` (numbered from 1; 1 is the catalog, 2 the page tree) with its xref."""
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
-
-
-def _pdf_pages(references: int, *, count: int | None = None, content: bytes = b"") -> bytes:
-    """A PDF whose page tree lists one page object `references` times (claiming `count`)."""
-    content = content or b"BT /F1 12 Tf 72 720 Td (Hello from a hostile page.) Tj ET"
-    packed = zlib.compress(content)
-    return _pdf(
-        [
-            b"<< /Type /Catalog /Pages 2 0 R >>",
-            b"<< /Type /Pages /Kids [%s] /Count %d >>"
-            % (b" ".join([b"5 0 R"] * references), references if count is None else count),
-            b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(packed), packed),
-            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R"
-            b" /Resources << /Font << /F1 4 0 R >> >> >>",
-        ]
-    )
-
-
 def _encrypted_pdf(user_password: str) -> bytes:
     from pypdf import PdfReader, PdfWriter
 
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(_pdf_pages(1))))
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_pages(1))))
     writer.encrypt(user_password=user_password, owner_password="owner", algorithm="AES-256")
     buffer = io.BytesIO()
     writer.write(buffer)
@@ -156,7 +104,7 @@ TRAVERSAL_NAMES = [
 def test_traversal_names_are_reduced_to_a_safe_base_name(client, admin, collection, database_url):
     for number, (name, content_type, stored) in enumerate(TRAVERSAL_NAMES):
         data = f"Quarterly notes, part {number}.".encode()
-        response = _upload(client, admin, collection, name, data, content_type)
+        response = post_document(client, admin, collection, name, data, content_type)
         assert response.status_code == 202, (name, response.json)
         assert response.json["filename"] == stored, name
         download = client.get(f"/api/v1/documents/{response.json['id']}/content", headers=admin)
@@ -181,7 +129,7 @@ def test_wrong_types_are_refused_and_nothing_is_stored(client, admin, collection
         ("notes.txt", "text/plain", b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 56, 422),
     ]
     for name, content_type, data, status in cases:
-        response = _upload(client, admin, collection, name, data, content_type)
+        response = post_document(client, admin, collection, name, data, content_type)
         assert response.status_code == status, (name, response.json)
         assert response.mimetype == "application/problem+json"
     assert _stored(database_url) == (0, 0)
@@ -189,7 +137,7 @@ def test_wrong_types_are_refused_and_nothing_is_stored(client, admin, collection
 
 def test_empty_bodies_are_refused_and_nothing_is_stored(client, admin, collection, database_url):
     for name in ("empty.pdf", "empty.docx", "empty.md", "empty.html"):
-        _refused(_upload(client, admin, collection, name, b""), 422, "the file is empty")
+        _refused(post_document(client, admin, collection, name, b""), 422, "the file is empty")
     for content_type, status in (
         ("multipart/form-data", 422),  # no boundary, so no fields
         ("multipart/form-data; boundary=xyz", 422),
@@ -262,13 +210,13 @@ def test_docx_parts_lying_about_their_size_are_not_unpacked_in_full():
 def test_docx_bombs_that_declare_their_size_fail_at_upload_and_nothing_is_stored(
     client, admin, collection, database_url, docx_bomb
 ):
-    _refused(_upload(client, admin, collection, "bomb.docx", docx_bomb), 422, "zip bomb")
+    _refused(post_document(client, admin, collection, "bomb.docx", docx_bomb), 422, "zip bomb")
     assert _stored(database_url) == (0, 0)
 
 
 def _failed_in_the_worker(app, client, admin, collection, name: str, data: bytes) -> dict:
     """Upload `data` (accepted: reading it in full is the worker's), run the job, the document."""
-    accepted = _upload(client, admin, collection, name, data)
+    accepted = post_document(client, admin, collection, name, data)
     assert accepted.status_code == 202, accepted.json
     assert drain(app) == 1  # once: unreadable files are not retried
     document = client.get(accepted.headers["Location"], headers=admin).json
@@ -293,7 +241,7 @@ def test_files_only_a_full_read_can_refuse_fail_in_the_worker_not_the_request(
     document = _failed_in_the_worker(app, client, admin, collection, "flood.docx", flood.getvalue())
     limit = extraction_docx.MAX_DOCX_PARAGRAPHS
     assert f"paragraphs and table cells; the limit is {limit}" in document["error"]
-    dense = _pdf_pages(1, content=b" " * (extraction.MAX_PDF_CONTENT_BYTES + 1) + b"BT ET")
+    dense = pdf_pages(1, content=b" " * (extraction.MAX_PDF_CONTENT_BYTES + 1) + b"BT ET")
     document = _failed_in_the_worker(app, client, admin, collection, "dense.pdf", dense)
     assert "MB of content" in document["error"]
     assert _stored(database_url) == (2, 2)
@@ -332,20 +280,20 @@ def test_hostile_pdfs_are_refused_clearly_and_nothing_is_stored(
 ):
     pages = extraction.MAX_PDF_PAGES + 1
     _refused(
-        _upload(client, admin, collection, "pages.pdf", _pdf_pages(pages)),
+        post_document(client, admin, collection, "pages.pdf", pdf_pages(pages)),
         422,
         f"the PDF has {pages} pages; the limit is {extraction.MAX_PDF_PAGES}",
     )
     locked = _encrypted_pdf(user_password="secret")
-    _refused(_upload(client, admin, collection, "locked.pdf", locked), 422, "encrypted")
+    _refused(post_document(client, admin, collection, "locked.pdf", locked), 422, "encrypted")
     assert _stored(database_url) == (0, 0)
 
 
 def test_pdfs_that_only_look_hostile_are_indexed(app, client, admin, collection):
     owner_only = _encrypted_pdf(user_password="")  # encrypted to restrict editing only
-    claims_a_million = _pdf_pages(1, count=1_000_000)
+    claims_a_million = pdf_pages(1, count=1_000_000)
     for name, data in (("owner.pdf", owner_only), ("claims.pdf", claims_a_million)):
-        response = _upload(client, admin, collection, name, data)
+        response = post_document(client, admin, collection, name, data)
         assert response.status_code == 202, response.json
     assert drain(app) == 2
     listed = client.get("/api/v1/documents", headers=admin).json["items"]
@@ -365,18 +313,18 @@ def test_pdf_work_is_counted_over_all_pages(monkeypatch):
     page = b"BT /F1 12 Tf 72 720 Td (%s) Tj ET" % (b"x" * 40)
     monkeypatch.setattr(extraction, "MAX_PDF_CONTENT_BYTES", 2 * len(page))
     with pytest.raises(extraction.UnreadableDocument, match="reached on page 3"):
-        extraction.extract(_pdf_pages(5, content=page), "application/pdf", "shared.pdf")
+        extraction.extract(pdf_pages(5, content=page), "application/pdf", "shared.pdf")
     monkeypatch.setattr(extraction, "MAX_PDF_CONTENT_BYTES", 10 * len(page))
     monkeypatch.setattr(extraction, "MAX_TEXT_CHARS", 100)
     with pytest.raises(extraction.UnreadableDocument, match="more than 100 characters"):
-        extraction.extract(_pdf_pages(5, content=page), "application/pdf", "wordy.pdf")
+        extraction.extract(pdf_pages(5, content=page), "application/pdf", "wordy.pdf")
 
 
 def test_a_stored_bomb_fails_its_job_with_the_reason(
     app, client, admin, collection, database_url, docx_bomb
 ):
     """A file stored before the limits existed fails in the worker, once, with the reason."""
-    created = _upload(client, admin, collection, "fine.docx", _docx_bytes())
+    created = post_document(client, admin, collection, "fine.docx", _docx_bytes())
     assert created.status_code == 202, created.json
     location = created.headers["Location"]
     with psycopg.connect(database_url) as conn:

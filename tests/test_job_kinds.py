@@ -14,7 +14,7 @@ from app.runtime import Runtime
 from app.services import job_kinds
 from app.services.job_kinds import InvalidPayload, JobKind, JobRegistry, builtin
 from app.services.worker import Worker, connect
-from tests.conftest import drain
+from tests.helpers import drain
 
 
 @dataclass(frozen=True)

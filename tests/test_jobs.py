@@ -15,25 +15,7 @@ from app.providers.embeddings import EmbeddingError
 from app.repositories import jobs as job_repo
 from app.runtime import Runtime
 from app.services.worker import Worker, connect
-from tests.conftest import drain, running_workers
-from tests.test_hostile_uploads import _pdf_pages
-from tests.test_hostile_uploads import _upload as hostile_upload
-
-
-def _upload(client, headers, collection, name, text):
-    return _upload_bytes(client, headers, collection, name, text.encode())
-
-
-def _upload_bytes(client, headers, collection, name, data: bytes) -> int:
-    response = hostile_upload(client, headers, collection, name, data)
-    assert response.status_code == 202, response.json
-    return int(response.json["id"])
-
-
-def _status(database_url, document_id) -> str | None:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT status FROM documents WHERE id = %s", (document_id,)).fetchone()
-    return None if row is None else str(row[0])
+from tests.helpers import document_status, drain, pdf_pages, running_workers, upload, wait_for
 
 
 def _long_text(words: int) -> str:
@@ -72,7 +54,7 @@ def _chunk_rows(database_url, document_id):
 
 def test_failed_replacement_keeps_the_previous_chunks(app, client, admin, collection, database_url):
     settings = Runtime.of(app).settings
-    doc = _upload(client, admin, collection, "long.txt", _long_text(1500))
+    doc = upload(client, admin, collection, "long.txt", _long_text(1500))
     drain(app)
     before = _chunk_rows(database_url, doc)
     assert len(before) > 5
@@ -100,7 +82,7 @@ def test_a_failure_inside_the_write_keeps_the_previous_chunks(
 ):
     from app.repositories import staging
 
-    doc = _upload(client, admin, collection, "long.txt", _long_text(1500))
+    doc = upload(client, admin, collection, "long.txt", _long_text(1500))
     drain(app)
     before = _chunk_rows(database_url, doc)
     client.post(f"/api/v1/documents/{doc}/reindex", headers=admin)
@@ -117,7 +99,7 @@ def test_a_failure_inside_the_write_keeps_the_previous_chunks(
 
 def test_a_dead_workers_last_attempt_fails_its_document(app, client, admin, collection):
     settings = Runtime.of(app).settings
-    doc = _upload(client, admin, collection, "x.txt", "Dies every time.")
+    doc = upload(client, admin, collection, "x.txt", "Dies every time.")
     with connect(settings.database_url) as conn:
         conn.execute("UPDATE jobs SET max_attempts = 1")
         space = conn.execute("SELECT id FROM embedding_spaces").fetchone()
@@ -135,7 +117,7 @@ def test_a_dead_workers_last_attempt_fails_its_document(app, client, admin, coll
 def test_retries_with_backoff_then_failed_with_the_error(app, client, admin, collection):
     settings = replace(Runtime.of(app).settings, job_retry_base_s=0)
     attempts = settings.job_max_attempts  # fixed on the job when it is queued
-    doc = _upload(client, admin, collection, "x.txt", "Some text to embed.")
+    doc = upload(client, admin, collection, "x.txt", "Some text to embed.")
     worker = Worker(settings.database_url, settings, BrokenEmbedder(Runtime.of(app).embedder))
     assert drain(app, worker=worker) == attempts
     detail = client.get(f"/api/v1/documents/{doc}", headers=admin).json
@@ -150,7 +132,7 @@ def test_retries_with_backoff_then_failed_with_the_error(app, client, admin, col
 
 def test_retry_waits_for_its_backoff(app, client, admin, collection):
     settings = replace(Runtime.of(app).settings, job_retry_base_s=30)
-    _upload(client, admin, collection, "x.txt", "Text.")
+    upload(client, admin, collection, "x.txt", "Text.")
     worker = Worker(settings.database_url, settings, BrokenEmbedder(Runtime.of(app).embedder))
     assert drain(app, worker=worker) == 1  # the retry is not due for 30 s
     with connect(settings.database_url) as conn:
@@ -160,7 +142,7 @@ def test_retry_waits_for_its_backoff(app, client, admin, collection):
 
 def test_a_dead_workers_job_is_taken_over_after_its_lease(app, client, admin, collection):
     settings = Runtime.of(app).settings
-    doc = _upload(client, admin, collection, "x.txt", "Survives a crash.")
+    doc = upload(client, admin, collection, "x.txt", "Survives a crash.")
     with connect(settings.database_url) as conn:
         job = job_repo.claim(conn, worker_id="dead-worker", lease_s=1, space_id=0)
         assert job is not None
@@ -180,7 +162,7 @@ def test_a_dead_workers_job_is_taken_over_after_its_lease(app, client, admin, co
 
 def test_a_worker_that_lost_its_lease_writes_nothing(app, client, admin, collection, database_url):
     settings = replace(Runtime.of(app).settings, job_lease_s=5)
-    doc = _upload(client, admin, collection, "x.txt", _long_text(600))
+    doc = upload(client, admin, collection, "x.txt", _long_text(600))
     slow = Worker(settings.database_url, settings, Runtime.of(app).embedder, "slow")
 
     def lose_lease():
@@ -199,7 +181,7 @@ def test_two_workers_process_twenty_documents_exactly_once(app, client, admin, d
     with running_workers(app, 2):
         coll = client.post("/api/v1/collections", json={"name": "many"}, headers=admin).json["id"]
         ids = [
-            _upload(client, admin, coll, f"d{i}.txt", f"Document number {i} text.")
+            upload(client, admin, coll, f"d{i}.txt", f"Document number {i} text.")
             for i in range(20)
         ]
         deadline = time.monotonic() + 120
@@ -228,11 +210,14 @@ def test_an_idle_worker_is_woken_by_notify(app, client, admin):
     with running_workers(app):
         coll = client.post("/api/v1/collections", json={"name": "w"}, headers=admin).json["id"]
         time.sleep(1.0)  # the worker is now idle, waiting up to 60 s for a notification
-        started = time.monotonic()
-        doc = _upload(client, admin, coll, "wake.txt", "Wake up.")
-        while client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] != "indexed":
-            assert time.monotonic() - started < 20, "the worker was not woken"
-            time.sleep(0.1)
+        doc = upload(client, admin, coll, "wake.txt", "Wake up.")
+        wait_for(
+            lambda: (
+                client.get(f"/api/v1/documents/{doc}", headers=admin).json["status"] == "indexed"
+            ),
+            "the worker was not woken",
+            timeout=20,
+        )
 
 
 def test_a_worker_without_its_database_logs_one_line_per_attempt(app, tmp_path, caplog):
@@ -243,10 +228,7 @@ def test_a_worker_without_its_database_logs_one_line_per_attempt(app, tmp_path, 
     thread = threading.Thread(target=worker.run, args=(stop,))
     with caplog.at_level(logging.ERROR, logger="app.services.worker"):
         thread.start()
-        deadline = time.monotonic() + 30
-        while not caplog.records:
-            assert time.monotonic() < deadline, "the worker logged nothing"
-            time.sleep(0.05)
+        wait_for(lambda: caplog.records, "the worker logged nothing", timeout=30)
         stop.set()
         thread.join(timeout=30)
     record = caplog.records[0]
@@ -255,7 +237,7 @@ def test_a_worker_without_its_database_logs_one_line_per_attempt(app, tmp_path, 
 
 
 def test_an_unreadable_file_fails_without_retries(app, client, admin, collection, database_url):
-    doc = _upload(client, admin, collection, "ok.txt", "Readable now.")
+    doc = upload(client, admin, collection, "ok.txt", "Readable now.")
     with psycopg.connect(database_url, autocommit=True) as conn:  # damaged after the upload
         conn.execute("ALTER TABLE documents DROP CONSTRAINT documents_size_bytes_check")
         conn.execute("UPDATE documents SET content = '' WHERE id = %s", (doc,))
@@ -370,10 +352,10 @@ def test_a_user_with_a_running_job_waits_behind_another_users_first_job(
     app, client, admin, collection, new_user, database_url
 ):
     """One user's 20 uploads kept another user's waiting for minutes (issue 16)."""
-    ids = [_upload(client, admin, collection, f"a{i}.txt", f"Text {i}.") for i in range(20)]
+    ids = [upload(client, admin, collection, f"a{i}.txt", f"Text {i}.") for i in range(20)]
     bob = new_user("bob")
     bobs = client.post("/api/v1/collections", json={"name": "b"}, headers=bob).json["id"]
-    bobs_doc = _upload(client, bob, bobs, "b.txt", "Bob's text.")
+    bobs_doc = upload(client, bob, bobs, "b.txt", "Bob's text.")
     with connect(database_url) as conn:
         first = job_repo.claim(conn, worker_id="w1", lease_s=60, space_id=0, per_user=2)
         second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0, per_user=2)
@@ -390,7 +372,7 @@ def test_one_users_uploads_never_hold_every_worker(
     until one of them ended, 12 minutes (review of issue 16)."""
     per_user = Runtime.of(app).settings.jobs_per_user
     assert per_user == 1  # the default
-    ids = [_upload(client, admin, collection, f"a{i}.txt", f"Text {i}.") for i in range(2)]
+    ids = [upload(client, admin, collection, f"a{i}.txt", f"Text {i}.") for i in range(2)]
     with connect(database_url) as conn:
         first = job_repo.claim(conn, worker_id="w1", lease_s=60, space_id=0, per_user=per_user)
         second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0, per_user=per_user)
@@ -401,7 +383,7 @@ def test_one_users_uploads_never_hold_every_worker(
     assert wait is not None and wait > 30
     bob = new_user("bob")
     bobs = client.post("/api/v1/collections", json={"name": "b"}, headers=bob).json["id"]
-    bobs_doc = _upload(client, bob, bobs, "b.txt", "Bob's text.")
+    bobs_doc = upload(client, bob, bobs, "b.txt", "Bob's text.")
     with connect(database_url) as conn:
         second = job_repo.claim(conn, worker_id="w2", lease_s=60, space_id=0, per_user=per_user)
     assert second is not None and second.payload["document_id"] == bobs_doc
@@ -432,7 +414,7 @@ def test_deleting_a_document_stops_its_job_at_the_next_batch(
 ):
     """A deleted document's job went on embedding for 7 more minutes (issue 16)."""
     settings = Runtime.of(app).settings
-    doc = _upload(client, admin, collection, "long.txt", _long_text(6000))  # 3 batches and more
+    doc = upload(client, admin, collection, "long.txt", _long_text(6000))  # 3 batches and more
     embedder = SlowEmbedder(Runtime.of(app).embedder)
     worker = Worker(settings.database_url, settings, embedder)
     worker.after_batch = lambda: client.delete(f"/api/v1/documents/{doc}", headers=admin)
@@ -445,13 +427,14 @@ def test_deleting_a_document_stops_its_job_at_the_next_batch(
 def test_deleting_a_document_stops_its_extraction(app, client, admin, collection, database_url):
     import threading
 
-    pages = _upload_bytes(client, admin, collection, "pages.pdf", _pdf_pages(1500))
+    pages = upload(client, admin, collection, "pages.pdf", pdf_pages(1500))
     working = threading.Thread(target=drain, args=(app,))
     working.start()
-    deadline = time.monotonic() + 60
-    while _status(database_url, pages) != "extracting":
-        assert time.monotonic() < deadline, "the worker never started"
-        time.sleep(0.05)
+    wait_for(
+        lambda: document_status(database_url, pages) == "extracting",
+        "the worker never started",
+        timeout=60,
+    )
     assert client.delete(f"/api/v1/documents/{pages}", headers=admin).status_code == 204
     working.join(30)  # reading 1,500 pages, then embedding them, takes minutes
     assert not working.is_alive(), "the job went on after its document was deleted"
@@ -462,7 +445,7 @@ def test_a_lease_is_renewed_while_a_long_extraction_runs(app, client, admin, col
     import threading
 
     settings = replace(Runtime.of(app).settings, job_lease_s=1)
-    doc = _upload_bytes(client, admin, collection, "pages.pdf", _pdf_pages(300))
+    doc = upload(client, admin, collection, "pages.pdf", pdf_pages(300))
     owner = Worker(settings.database_url, settings, Runtime.of(app).embedder, "owner")
     working = threading.Thread(target=drain, args=(app,), kwargs={"worker": owner})
     working.start()
@@ -482,7 +465,7 @@ def test_a_file_that_needs_too_much_memory_to_read_fails_with_the_reason(
     settings = replace(Runtime.of(app).settings, extraction_memory_mb=128)
     # 1.8 MB of HTML: the parser's tree of it takes ~150 MB more than the process's own ~60.
     html = "".join(f"<p>Paragraph {i} with <b>some</b> words.</p>" for i in range(40_000))
-    doc = _upload_bytes(client, admin, collection, "big.html", html.encode())
+    doc = upload(client, admin, collection, "big.html", html.encode())
     worker = Worker(settings.database_url, settings, Runtime.of(app).embedder)
     assert drain(app, worker=worker) == 1  # not retried: it would not fit the next time either
     detail = client.get(f"/api/v1/documents/{doc}", headers=admin).json
@@ -507,7 +490,7 @@ def test_two_workers_claiming_together_take_turns_so_the_cap_holds(
     import threading
 
     for i in range(2):
-        _upload(client, admin, collection, f"a{i}.txt", f"Text {i}.")
+        upload(client, admin, collection, f"a{i}.txt", f"Text {i}.")
     taken: list = []
     with connect(database_url) as first, connect(database_url) as second:
         pid = second.info.backend_pid

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import urllib.error
-import urllib.request
 
 import pytest
 
 from app.logredact import REDACTED, RedactingFilter, install, redact
-from tests.conftest import bearer, live_server
+from tests.helpers import bearer, http_get, live_server
 
 TOKEN = "prg_0123456789ab_Zm9vYmFyYmF6cXV4-_quux0123456789abcdefghijklm"
 
@@ -134,21 +132,13 @@ def test_requests_with_valid_and_bogus_tokens_log_no_token(app, client, admin_to
     assert logged.count(f"'Authorization': '{REDACTED}'") == 3
 
 
-def _get(url: str, token: str) -> int:
-    request = urllib.request.Request(url, headers=bearer(token))
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        error.close()
-        return error.code
-
-
 def test_the_servers_request_log_has_no_tokens(app, admin_token, caplog):
     public, secret = _public_and_secret(admin_token)
     with caplog.at_level(logging.INFO), live_server(app) as url:
-        assert _get(f"{url}/api/v1/me?access_token={admin_token}", admin_token) == 200
-        assert _get(f"{url}/api/v1/{admin_token}", admin_token) == 404
+        assert (
+            http_get(f"{url}/api/v1/me?access_token={admin_token}", bearer(admin_token))[0] == 200
+        )
+        assert http_get(f"{url}/api/v1/{admin_token}", bearer(admin_token))[0] == 404
     request_lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
     assert len(request_lines) == 2, request_lines
     assert f"access_token={REDACTED}" in request_lines[0]

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
 
 from app.services.document_metadata import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
-from tests.conftest import drain
-from tests.test_search import search, upload
-from tests.test_transfer import export, ndjson, post_import, replaced
+from tests.helpers import (
+    drain,
+    export,
+    ndjson,
+    post_document,
+    post_import,
+    replaced,
+    search,
+    upload,
+)
 
 
 def sized(size: int) -> dict:
@@ -27,13 +33,8 @@ def nested(levels: int) -> dict:
 
 
 def post_file(client, headers, collection, metadata_text: str):
-    fields = {
-        "collection_id": str(collection),
-        "file": (io.BytesIO(b"Owls hunt at night."), "owls.txt"),
-        "metadata": metadata_text,
-    }
-    return client.post(
-        "/api/v1/documents", data=fields, headers=headers, content_type="multipart/form-data"
+    return post_document(
+        client, headers, collection, "owls.txt", b"Owls hunt at night.", metadata=metadata_text
     )
 
 

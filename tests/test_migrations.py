@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from app.db import embedded, migrations
-from tests.conftest import MIGRATIONS_DIR
+from tests.helpers import MIGRATIONS_DIR, migration_ids
 
 TABLES = {
     "users",
@@ -96,16 +96,8 @@ INDEXES = {
 }
 
 
-def _ids() -> list[str]:
-    return [
-        s.name.removesuffix(".sql")
-        for s in sorted(MIGRATIONS_DIR.glob("V*.sql"))
-        if not s.name.endswith(".rollback.sql")
-    ]
-
-
 def test_every_migration_has_a_rollback_and_depends_on_the_previous():
-    ids = _ids()
+    ids = migration_ids()
     assert ids[0] == "V1_1__extensions_users_tokens" and len(ids) >= 8
     for previous, current in zip(ids, ids[1:], strict=False):
         text = (MIGRATIONS_DIR / f"{current}.sql").read_text()
@@ -118,7 +110,7 @@ def test_every_migration_has_a_rollback_and_depends_on_the_previous():
 def test_fresh_migrate_builds_every_table_foreign_key_and_index(make_database):
     database_url = make_database()
     applied = migrations.migrate(database_url, MIGRATIONS_DIR)
-    assert applied == _ids()
+    assert applied == migration_ids()
     with psycopg.connect(database_url) as conn:
         tables = {
             r[0]
@@ -170,7 +162,7 @@ def test_rolling_back_each_migration_and_reapplying_gives_the_same_schema(make_d
     fresh, cycled = make_database(), make_database()
     migrations.migrate(fresh, MIGRATIONS_DIR)
     migrations.migrate(cycled, MIGRATIONS_DIR)
-    ids = _ids()
+    ids = migration_ids()
     for keep in reversed(ids[:-1]):  # one at a time, newest first
         assert len(migrations.rollback(cycled, MIGRATIONS_DIR, keep)) == 1
     assert migrations.rollback(cycled, MIGRATIONS_DIR, migrations.BASE) == [ids[0]]
@@ -215,7 +207,7 @@ def test_four_processes_starting_at_once_apply_each_migration_once(make_database
             " GROUP BY migration_id ORDER BY migration_id"
         ).fetchall()
         admins = conn.execute("SELECT count(*) FROM users").fetchone()
-    assert applies == [(migration_id, 1) for migration_id in _ids()]
+    assert applies == [(migration_id, 1) for migration_id in migration_ids()]
     assert admins == (1,)
     assert sum("shown once" in err for _, err in results) == 1
 
@@ -261,7 +253,7 @@ def test_an_edited_migration_stops_the_start_even_without_migrating(
 
 def test_a_new_migration_is_applied_on_the_next_start(database_url, migrations_copy):
     migrations.migrate(database_url, migrations_copy)
-    last = _ids()[-1]
+    last = migration_ids()[-1]
     (migrations_copy / "V1_99__extra.sql").write_text(
         f"-- test migration\n-- depends: {last}\nCREATE TABLE extra_thing (id int);\n"
     )

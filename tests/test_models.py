@@ -9,9 +9,7 @@ import psycopg
 import pytest
 
 from app.providers import local_embedder
-from tests.conftest import closed_port_url, drain, parse_sse
-
-SSE = {"Accept": "text/event-stream"}
+from tests.helpers import SSE, closed_port_url, drain, parse_sse
 
 
 @pytest.fixture

@@ -8,16 +8,20 @@ import os
 import re
 import signal
 import time
-import urllib.error
-import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import logs
-from tests.conftest import bearer, drain
-from tests.test_chats import ask, new_chat
-from tests.test_cli import start_serve
-from tests.test_search import upload
+from tests.helpers import (
+    admin_token_in,
+    ask,
+    bearer,
+    drain,
+    http_get,
+    new_chat,
+    start_serve,
+    upload,
+)
 
 SEARCH = "/api/v1/search"
 
@@ -162,16 +166,6 @@ def test_metrics_time_language_model_answers_and_count_tokens(ollama_app, admin,
         assert grown - value(before, counted, provider="ollama", kind=kind) > 0
 
 
-def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, exc.read()
-
-
 def test_serve_logs_json_and_sums_metrics_over_its_worker_processes(database_url, tmp_path):
     """Two gunicorn workers: every stderr line is JSON, and a scrape counts both workers' work."""
     data_dir = tmp_path / "data"
@@ -191,9 +185,9 @@ def test_serve_logs_json_and_sums_metrics_over_its_worker_processes(database_url
     server, base = start_serve(env, "--workers", "2", "--threads", "2")
     try:
         for i in range(30):
-            assert _get(f"{base}/healthz", {"X-Request-ID": f"probe-{i}"})[0] == 200
-        token = (data_dir / "admin-token").read_text().strip()
-        status, body = _get(f"{base}/metrics", bearer(token))
+            assert http_get(f"{base}/healthz", {"X-Request-ID": f"probe-{i}"})[0] == 200
+        token = admin_token_in(data_dir)
+        status, body = http_get(f"{base}/metrics", bearer(token))
         assert status == 200, body
         assert not (metrics_dir / "histogram_99999.db").exists()
         assert list(metrics_dir.glob("histogram_*.db"))  # the workers write theirs there

@@ -9,9 +9,7 @@ import openai
 import pytest
 
 from app.providers import local_embedder
-from tests.conftest import drain, live_server
-from tests.test_chats import FOX, VALVE
-from tests.test_search import upload
+from tests.helpers import FOX, VALVE, drain, live_server, upload
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import re
 
 from openapi_spec_validator import validate
 
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 
 def _refs(node):

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from app.services import preferences
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 PATH = "/api/v1/me/preferences"
 DEFAULTS = {

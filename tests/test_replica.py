@@ -6,15 +6,12 @@ down."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,16 @@ from app.api.endpoint import READ_FROM_HEADER
 from app.db import embedded
 from app.runtime import Runtime
 from app.settings import Settings
-from tests.conftest import MIGRATIONS_DIR, bearer, close_app, drain
+from tests.helpers import (
+    MIGRATIONS_DIR,
+    admin_token_in,
+    bearer,
+    close_app,
+    drain,
+    free_port,
+    post_document,
+    wait_for,
+)
 
 # initdb and postgres refuse to run as root; pgserver runs them as this user then.
 RUN_AS = "pgserver" if os.geteuid() == 0 else None
@@ -40,12 +46,6 @@ max_wal_senders = 4
 hot_standby = on
 fsync = off
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _pg(command: str, *args: str) -> None:
@@ -85,8 +85,8 @@ def clusters() -> Iterator[tuple[Cluster, Cluster]]:
     base = Path(tempfile.mkdtemp(prefix="postrag-replica-"))
     if RUN_AS:
         os.chown(base, pwd.getpwnam(RUN_AS).pw_uid, pwd.getpwnam(RUN_AS).pw_gid)
-    primary = Cluster(base / "primary", _free_port())
-    standby = Cluster(base / "standby", _free_port())
+    primary = Cluster(base / "primary", free_port())
+    standby = Cluster(base / "standby", free_port())
     running: list[Cluster] = []
     try:
         _pg("initdb", "--auth=trust", "-U", "postgres", "-E", "utf8", "-D", str(primary.pgdata))
@@ -159,18 +159,7 @@ def replica(app):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def admin(data_dir, primary_only) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return bearer((data_dir / "admin-token").read_text().strip())
-
-
-def wait_for(check: Callable[[], Any], timeout_s: float = 15.0) -> Any:
-    """Poll `check` until it returns something truthy; that value."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"still false after {timeout_s} s: {check}")
+    return bearer(admin_token_in(data_dir))
 
 
 def read_from(client, path: str, headers: dict[str, str], source: str, **json: Any):  # type: ignore[no-untyped-def]
@@ -182,11 +171,8 @@ def read_from(client, path: str, headers: dict[str, str], source: str, **json: A
     return response if response.headers.get(READ_FROM_HEADER) == source else None
 
 
-def upload(client, headers, collection: int, name: str, text: str) -> int:  # type: ignore[no-untyped-def]
-    fields = {"collection_id": str(collection), "file": (io.BytesIO(text.encode()), name)}
-    response = client.post(
-        "/api/v1/documents", data=fields, headers=headers, content_type="multipart/form-data"
-    )
+def upload_to_primary(client, headers, collection: int, name: str, text: str) -> int:  # type: ignore[no-untyped-def]
+    response = post_document(client, headers, collection, name, text.encode())
     assert response.status_code == 202, response.json
     assert READ_FROM_HEADER not in response.headers  # a write: the primary, always
     return int(response.json["id"])
@@ -200,7 +186,7 @@ def corpus(app, admin) -> dict[str, int]:  # type: ignore[no-untyped-def]
     assert response.status_code == 201 and READ_FROM_HEADER not in response.headers
     collection = int(response.json["id"])
     text = "Install the XR-7734 valve before pressurising the pipeline system."
-    document = upload(client, admin, collection, "valve.txt", text)
+    document = upload_to_primary(client, admin, collection, "valve.txt", text)
     assert drain(app) == 1  # the worker writes chunks and embeddings on the primary
 
     def indexed_on_replica():  # type: ignore[no-untyped-def]
@@ -325,13 +311,13 @@ def test_reads_go_to_the_primary_while_the_replica_is_down(app, clusters, admin,
         assert ready.status_code == 200 and ready.json["replica"]["state"] == "down"
     finally:
         standby.start()
-    wait_for(lambda: read_from(client, "/api/v1/collections", admin, "replica"), timeout_s=30)
+    wait_for(lambda: read_from(client, "/api/v1/collections", admin, "replica"), timeout=30)
 
 
 def test_the_app_starts_and_reads_the_primary_when_the_replica_is_unreachable(
     clusters, data_dir, admin, corpus
 ):  # type: ignore[no-untyped-def]
-    nowhere = f"postgresql://postgres@127.0.0.1:{_free_port()}/postrag?connect_timeout=2"
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/postrag?connect_timeout=2"
     app = create_app(_settings(clusters[0], nowhere, data_dir))
     try:
         response = app.test_client().get("/api/v1/documents", headers=admin)

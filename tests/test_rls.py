@@ -17,8 +17,7 @@ from app.repositories import chats as chat_repo
 from app.repositories import documents as document_repo
 from app.repositories import staging
 from app.runtime import Runtime
-from tests.conftest import drain
-from tests.test_search import upload
+from tests.helpers import ask, create_collection, drain, new_chat, upload
 
 READABLE_COLLECTIONS = "SELECT id FROM collections WHERE owner_id = %(u)s OR is_shared"
 READABLE_DOCUMENTS = f"SELECT id FROM documents WHERE collection_id IN ({READABLE_COLLECTIONS})"
@@ -47,22 +46,11 @@ VISIBLE = {
 }
 
 
-def _collection(client, headers, name: str, shared: bool = False) -> int:
-    response = client.post(
-        "/api/v1/collections", json={"name": name, "is_shared": shared}, headers=headers
-    )
-    assert response.status_code == 201, response.json
-    return int(response.json["id"])
-
-
 def _chat(client, headers, question: str) -> int:
-    chat = client.post("/api/v1/chats", json={}, headers=headers)
-    assert chat.status_code == 201, chat.json
-    sent = client.post(
-        f"/api/v1/chats/{chat.json['id']}/messages", json={"content": question}, headers=headers
-    )
+    chat = new_chat(client, headers)
+    sent = ask(client, headers, chat, question)
     assert sent.status_code == 201, sent.json
-    return int(chat.json["id"])
+    return chat
 
 
 @pytest.fixture
@@ -75,9 +63,9 @@ def two_users(make_app, admin, new_user, database_url):  # type: ignore[no-untyp
     ids = {
         "admin": client.get("/api/v1/me", headers=admin).json["id"],
         "bob": client.get("/api/v1/me", headers=bob).json["id"],
-        "admin_private": _collection(client, admin, "private"),
-        "admin_shared": _collection(client, admin, "team", shared=True),
-        "bob_private": _collection(client, bob, "mine"),
+        "admin_private": create_collection(client, admin, "private"),
+        "admin_shared": create_collection(client, admin, "team", is_shared=True),
+        "bob_private": create_collection(client, bob, "mine"),
     }
     ids["admin_private_doc"] = upload(
         client, admin, ids["admin_private"], "salaries.txt", "Salaries rise in March."
@@ -291,7 +279,7 @@ def test_workers_run_a_document_as_its_owner(app, client, admin, new_user, monke
         return original(conn, *args, **kwargs)
 
     monkeypatch.setattr(staging, "swap", spy)
-    upload(client, bob, _collection(client, bob, "mine"), "a.txt", "Some words to index.")
+    upload(client, bob, create_collection(client, bob, "mine"), "a.txt", "Some words to index.")
     assert drain(app) == 1
     assert seen == [{"r": scope.APP_ROLE, "u": bob_id}]
     listed = client.get("/api/v1/documents", headers=bob).json["items"]

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from app.settings import OAuthClient
-from tests.conftest import live_server
 from tests.fake_oauth import FakeOAuthServer
+from tests.helpers import live_server
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 ROOT = Path(__file__).resolve().parent.parent

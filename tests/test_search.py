@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import psycopg
 import pytest
 
 from app.runtime import Runtime
-from tests.conftest import bearer, close_app, drain
+from tests.helpers import bearer, close_app, drain, names, search, upload
 
 DOCS = {
     "fox.txt": (
@@ -26,28 +25,6 @@ DOCS = {
     ),
     "notes.txt": ("Meeting notes: the finance team reviewed the pipeline budget.", {}),
 }
-
-
-def upload(client, headers, collection, name, text, metadata=None):
-    fields = {
-        "collection_id": str(collection),
-        "file": (io.BytesIO(text.encode()), name),
-        "metadata": json.dumps(metadata or {}),
-    }
-    response = client.post(
-        "/api/v1/documents", data=fields, headers=headers, content_type="multipart/form-data"
-    )
-    assert response.status_code == 202, response.json
-    return response.json["id"]
-
-
-def search(client, headers, **body):
-    return client.post("/api/v1/search", json=body, headers=headers)
-
-
-def names(response):
-    assert response.status_code == 200, response.json
-    return [hit["filename"] for hit in response.json["hits"]]
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ import threading
 
 import psycopg
 
-from tests.conftest import drain
-from tests.test_search import upload
+from tests.helpers import drain, upload
 
 EXPECTED = {
     "vectors": "SELECT c.id FROM document_chunks c JOIN collections col ON col.id = c.collection_id"

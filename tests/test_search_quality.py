@@ -8,25 +8,34 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import drain
-from tests.test_search import upload
+from tests.helpers import admin_token_in, bearer, create_collection, drain, search, upload
 
 LABELLED = json.loads((Path(__file__).parent / "data" / "search_labelled.json").read_text())
 
 
-@pytest.fixture
-def labelled(app, client, admin, collection):
+@pytest.fixture(scope="module")
+def settings(module_settings):
+    return module_settings  # one database for the module: its tests only search the labelled set
+
+
+@pytest.fixture(scope="module")
+def app(module_app):
+    return module_app
+
+
+@pytest.fixture(scope="module")
+def labelled(app, settings):
+    """The labelled documents, indexed once for the module."""
+    client = app.test_client()
+    admin = bearer(admin_token_in(settings.data_dir))
+    collection = create_collection(client, admin)
     for name, text in LABELLED["documents"].items():
         upload(client, admin, collection, name, text)
     drain(app)
 
 
 def ranked_documents(client, headers, query, mode):
-    response = client.post(
-        "/api/v1/search",
-        json={"query": query, "mode": mode, "top_k": 10},
-        headers=headers,
-    )
+    response = search(client, headers, query=query, mode=mode, top_k=10)
     assert response.status_code == 200, response.json
     seen: list[str] = []
     for hit in response.json["hits"]:

@@ -22,6 +22,7 @@ from app.services import spaces
 from app.services.chunking import Chunk
 from app.services.tokens import authenticate
 from app.services.worker import connect
+from tests.helpers import admin_token_in, bearer, create_collection, search
 
 DOCUMENTS, CHUNKS_PER_DOCUMENT, GROUPS, QUERIES = 60, 40, 20, 40
 SUBJECTS = (
@@ -102,18 +103,29 @@ def corpus():
     return texts[:split], vectors[:split], texts[split:], vectors[split:]
 
 
-@pytest.fixture
-def settings(settings):
+@pytest.fixture(scope="module")
+def module_settings(module_settings):
     # At the default ef_search (128) the planner rightly finds an exact sort of 2,400 rows
     # cheaper than the index; at 64 it takes the index, which is what these tests measure.
-    return dataclasses.replace(settings, exact_search_max_rows=0, hnsw_ef_search=64)
+    return dataclasses.replace(module_settings, exact_search_max_rows=0, hnsw_ef_search=64)
 
 
-@pytest.fixture
-def loaded(app, client, admin, collection, corpus):
+@pytest.fixture(scope="module")
+def settings(module_settings):
+    return module_settings  # one database for the module: its tests only search the corpus
+
+
+@pytest.fixture(scope="module")
+def app(module_app):
+    return module_app
+
+
+@pytest.fixture(scope="module")
+def loaded(app, settings, corpus):
     """The corpus stored as 60 documents (metadata group 0..19) of 40 chunks; chunk id -> row."""
     texts, vectors, _, _ = corpus
-    settings = Runtime.of(app).settings
+    admin = bearer(admin_token_in(settings.data_dir))
+    collection = create_collection(app.test_client(), admin)
     embedder = Runtime.of(app).embedder
     groups: dict[int, int] = {}
     with connect(settings.database_url) as conn:
@@ -155,7 +167,7 @@ def _exact_top10(vectors, chunk_ids, query, allowed=None):
 
 def _api_top10(client, admin, text, **extra):
     body = {"query": text, "mode": "semantic", "top_k": 10, "min_similarity": 0, **extra}
-    response = client.post("/api/v1/search", json=body, headers=admin)
+    response = search(client, admin, **body)
     assert response.status_code == 200, response.json
     return [h["chunk_id"] for h in response.json["hits"]], response.json["debug"]
 

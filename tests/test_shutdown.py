@@ -17,15 +17,18 @@ import pytest
 
 from app.runtime import Runtime
 from app.services.worker import Worker
-from tests.conftest import bearer, drain, parse_sse
-from tests.test_cli import POSTRAG, start_serve
+from tests.helpers import (
+    POSTRAG,
+    admin_token_in,
+    bearer,
+    document_status,
+    drain,
+    parse_sse,
+    start_serve,
+    wait_for,
+)
 
 LONG_TEXT = " ".join(f"Sentence {i} about the migration of birds over the sea." for i in range(800))
-
-
-@pytest.fixture
-def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": database_url, "POSTRAG_DATA_DIR": str(tmp_path / "data")}
 
 
 @pytest.fixture
@@ -48,22 +51,6 @@ def _job(database_url: str) -> tuple:
         ).fetchone()
     assert row is not None
     return tuple(row)
-
-
-def _document_status(database_url: str, document_id: int) -> str:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT status FROM documents WHERE id = %(id)s", {"id": document_id}
-        ).fetchone()
-    assert row is not None
-    return str(row[0])
-
-
-def _wait_for(condition, what: str, timeout: float = 90) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def _post(url: str, token: str, body: dict, accept: str = "application/json") -> tuple[int, bytes]:
@@ -91,7 +78,7 @@ def test_a_stopped_worker_requeues_its_job_for_another_worker_at_once(
     assert drain(app, worker=first) == 1  # ran the job until it noticed, then claimed no other
     # Queued, unleased and due now, the attempt not counted: not left leased until it expires.
     assert _job(database_url) == ("queued", None, None, 0, True)
-    assert _document_status(database_url, doc) == "queued"
+    assert document_status(database_url, doc) == "queued"
     assert drain(app) == 1  # another worker, well within the 60 s lease
     detail = client.get(f"/api/v1/documents/{doc}", headers=admin).json
     assert detail["status"] == "indexed" and detail["chunk_count"] > 0
@@ -118,8 +105,8 @@ def test_worker_process_gives_its_job_back_on_sigterm_and_exits_0(
         stdin=subprocess.DEVNULL,
     )
     try:
-        _wait_for(
-            lambda: _document_status(database_url, doc) == "embedding",
+        wait_for(
+            lambda: document_status(database_url, doc) == "embedding",
             "the worker never started embedding",
         )
         worker.send_signal(signal.SIGTERM)
@@ -131,7 +118,7 @@ def test_worker_process_gives_its_job_back_on_sigterm_and_exits_0(
     assert worker.returncode == 0, stderr
     assert "is queued again" in stderr
     assert _job(database_url) == ("queued", None, None, 0, True)
-    assert _document_status(database_url, doc) == "queued"
+    assert document_status(database_url, doc) == "queued"
 
 
 def _stream_chat(base: str, token: str, chat: int, result: dict) -> None:
@@ -152,7 +139,7 @@ def test_serve_finishes_a_streaming_answer_on_sigterm_then_exits_0(server_env, l
     server, base = start_serve(server_env, "--workers", "1", "--threads", "4")
     result: dict = {}
     try:
-        token = (Path(server_env["POSTRAG_DATA_DIR"]) / "admin-token").read_text().strip()
+        token = admin_token_in(Path(server_env["POSTRAG_DATA_DIR"]))
         _, raw = _post(f"{base}/api/v1/collections", token, {"name": "birds"})
         collection = json.loads(raw)["id"]
         _, raw = _post(
@@ -161,15 +148,15 @@ def test_serve_finishes_a_streaming_answer_on_sigterm_then_exits_0(server_env, l
             {"collection_id": collection, "title": "long", "text": LONG_TEXT},
         )
         doc = json.loads(raw)["id"]
-        _wait_for(
-            lambda: _document_status(database_url, doc) == "embedding",
+        wait_for(
+            lambda: document_status(database_url, doc) == "embedding",
             "the server's worker never started embedding",
         )
         _, raw = _post(f"{base}/api/v1/chats", token, {})
         chat = json.loads(raw)["id"]
         streaming = threading.Thread(target=_stream_chat, args=(base, token, chat, result))
         streaming.start()
-        _wait_for(lambda: llm.chat_requests() != [], "the answer never started")
+        wait_for(lambda: llm.chat_requests() != [], "the answer never started")
         server.send_signal(signal.SIGTERM)  # as `docker stop` does, mid-answer
         streaming.join(60)
         _, stderr = server.communicate(timeout=60)
@@ -188,7 +175,7 @@ def test_serve_finishes_a_streaming_answer_on_sigterm_then_exits_0(server_env, l
         pass
     # The in-server worker gave its job back rather than holding the lease until it expired.
     assert _job(database_url) == ("queued", None, None, 0, True)
-    assert _document_status(database_url, doc) == "queued"
+    assert document_status(database_url, doc) == "queued"
 
 
 def _lease_owner_pid(database_url: str) -> int:
@@ -203,18 +190,18 @@ def test_serve_ingests_in_worker_processes_that_come_back_when_killed(server_env
     document, and a lease expired while its job ran (issue 16)."""
     server, base = start_serve({**server_env, "POSTRAG_JOB_LEASE_S": "5"}, "--workers", "1")
     try:
-        token = (Path(server_env["POSTRAG_DATA_DIR"]) / "admin-token").read_text().strip()
+        token = admin_token_in(Path(server_env["POSTRAG_DATA_DIR"]))
         _, raw = _post(f"{base}/api/v1/collections", token, {"name": "birds"})
         body = {"collection_id": json.loads(raw)["id"], "title": "long", "text": LONG_TEXT}
         doc = json.loads(_post(f"{base}/api/v1/documents", token, body)[1])["id"]
-        _wait_for(lambda: _document_status(database_url, doc) == "embedding", "no embedding")
+        wait_for(lambda: document_status(database_url, doc) == "embedding", "no embedding")
         pid = _lease_owner_pid(database_url)
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         assert b"worker" in command and b"serve" not in command, command
         niceness = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
         assert niceness == 10  # requests and PostgreSQL come first
         os.kill(pid, signal.SIGKILL)  # as the kernel's OOM killer would
-        _wait_for(lambda: _document_status(database_url, doc) == "indexed", "not taken over")
+        wait_for(lambda: document_status(database_url, doc) == "indexed", "not taken over")
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=60)
     finally:

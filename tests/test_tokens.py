@@ -4,7 +4,7 @@ import re
 
 import psycopg
 
-from tests.conftest import bearer, close_app
+from tests.helpers import admin_token_in, bearer, close_app
 
 
 def test_create_token_answers_201_with_location_and_secret_once(client, admin):
@@ -158,7 +158,7 @@ def test_a_token_never_outlives_the_token_that_made_it(client, admin):
 def test_timestamps_are_utc_whatever_the_database_time_zone(make_database, tmp_path):
     from app import create_app
     from app.settings import Settings
-    from tests.conftest import MIGRATIONS_DIR
+    from tests.helpers import MIGRATIONS_DIR
 
     url = make_database()
     with psycopg.connect(url, autocommit=True) as conn:
@@ -174,7 +174,7 @@ def test_timestamps_are_utc_whatever_the_database_time_zone(make_database, tmp_p
     )
     app = create_app(settings)
     try:
-        token = (tmp_path / "admin-token").read_text().strip()
+        token = admin_token_in(tmp_path)
         client = app.test_client()
         me = client.get("/api/v1/me", headers=bearer(token)).json
         assert me["created_at"].endswith("Z")

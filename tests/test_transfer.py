@@ -17,17 +17,25 @@ from app.db import scope
 from app.runtime import Runtime
 from app.services import transfer
 from app.services.tokens import Principal
-from tests.conftest import close_app, drain
 from tests.fakes import FakeEmbeddingServer
-from tests.test_cli import run
-from tests.test_search import search, upload
+from tests.helpers import (
+    admin_token_in,
+    close_app,
+    drain,
+    export,
+    ndjson,
+    post_import,
+    replaced,
+    run,
+    search,
+    upload,
+)
 
 TEXTS = {
     "owls.txt": "Owls hunt at night. Their soft feathers make their flight silent.",
     "bees.md": "# Bees\n\nHoney bees dance to tell the hive where the flowers are.",
     "tides.txt": "The moon pulls the sea; tides rise and fall twice a day.",
 }
-NDJSON = "application/x-ndjson"
 
 
 @pytest.fixture
@@ -36,28 +44,6 @@ def indexed(app, client, admin, collection) -> int:
         upload(client, admin, collection, name, text, {"source": name})
     assert drain(app) == len(TEXTS)
     return collection
-
-
-def export(client, headers, collection) -> list[dict]:
-    response = client.get(f"/api/v1/collections/{collection}/export", headers=headers)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.is_streamed and response.mimetype == NDJSON
-    assert "attachment" in response.headers["Content-Disposition"]
-    return [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
-
-
-def ndjson(lines: list[dict]) -> bytes:
-    return "".join(json.dumps(line) + "\n" for line in lines).encode()
-
-
-def post_import(client, headers, body: bytes, **query):
-    return client.post(
-        "/api/v1/collections/import",
-        data=body,
-        headers=headers,
-        content_type=NDJSON,
-        query_string=query,
-    )
 
 
 def vectors(database_url: str, collection: int) -> list[tuple]:
@@ -70,10 +56,6 @@ def vectors(database_url: str, collection: int) -> list[tuple]:
             " WHERE d.collection_id = %s ORDER BY 1, 2",
             (collection,),
         ).fetchall()
-
-
-def replaced(lines: list[dict], at: int, **changes) -> list[dict]:
-    return [*lines[:at], dict(lines[at], **changes), *lines[at + 1 :]]
 
 
 def hits(client, headers, collection, query, mode):
@@ -136,7 +118,7 @@ def test_another_embedding_model_re_embeds_on_import(
             )
         )
         try:
-            token = (settings.data_dir.parent / "other" / "admin-token").read_text().strip()
+            token = admin_token_in(settings.data_dir.parent / "other")
             theirs = {"Authorization": f"Bearer {token}"}
             other_client = other.test_client()
             imported = post_import(other_client, theirs, ndjson(lines))

@@ -10,9 +10,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import bearer, live_server, parse_sse
-
-SSE = {"Accept": "text/event-stream"}
+from tests.helpers import SSE, bearer, live_server, parse_sse
 
 
 def away_from_the_minute_edge() -> None:

@@ -3,7 +3,7 @@
 import stat
 
 from app import create_app
-from tests.conftest import bearer, close_app
+from tests.helpers import bearer, close_app
 
 
 def test_first_start_creates_an_admin_and_a_0600_token_file(settings, client):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.conftest import live_server, running_workers
+from tests.helpers import live_server, running_workers
 
 CHROMIUM = "/usr/bin/chromium"
 # As root on this machine: no sandbox; no background networking (the network is closed).
