@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint
@@ -104,26 +105,14 @@ class SearchResponse(BaseModel):
 
 
 def _hit(hit: Hit) -> SearchHit:
-    semantic = None
+    semantic = fulltext = None
     if hit.semantic_rank is not None and hit.semantic_similarity is not None:
         semantic = SemanticScore(rank=hit.semantic_rank, similarity=hit.semantic_similarity)
-    fulltext = None
     if hit.fulltext_rank is not None and hit.fulltext_score is not None:
         fulltext = FulltextScore(rank=hit.fulltext_rank, score=hit.fulltext_score)
-    return SearchHit(
-        chunk_id=hit.chunk_id,
-        document_id=hit.document_id,
-        filename=hit.filename,
-        collection_id=hit.collection_id,
-        text=hit.text,
-        page=hit.page,
-        char_start=hit.char_start,
-        char_end=hit.char_end,
-        heading_path=hit.heading_path,
-        score=hit.score,
-        semantic=semantic,
-        fulltext=fulltext,
-    )
+    found = asdict(hit)
+    shown = {name: found[name] for name in SearchHit.model_fields if name in found}
+    return SearchHit(**shown, semantic=semantic, fulltext=fulltext)
 
 
 @bp.post("/search")

@@ -5,7 +5,7 @@ that read the answer back (reasoning blocks apart, [n] markers to citations, ext
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from app.errors import ValidationFailed
@@ -172,19 +172,9 @@ class Citation:
 def citations(sources: list[Hit], answer: str) -> list[Citation]:
     """Per message: each source given to the model, and whether the answer cites it."""
     cited = cited_numbers(answer, len(sources))
+    located = [f.name for f in fields(Citation) if f.name not in ("n", "cited")]
     return [
-        Citation(
-            n=i,
-            chunk_id=s.chunk_id,
-            document_id=s.document_id,
-            collection_id=s.collection_id,
-            filename=s.filename,
-            page=s.page,
-            char_start=s.char_start,
-            char_end=s.char_end,
-            score=s.score,
-            cited=i in cited,
-        )
+        Citation(n=i, cited=i in cited, **{name: getattr(s, name) for name in located})
         for i, s in enumerate(sources, 1)
     ]
 
