@@ -36,3 +36,16 @@ def test_every_path_the_layout_names_exists():
     assert named
     gone = [name for name in named if not (ROOT / name.split("<")[0]).exists()]
     assert not gone, f"the README's Project layout names paths that do not exist: {gone}"
+
+
+def test_the_wheel_ships_every_package_of_the_app():
+    """A package missing from pyproject's list works in a checkout but not once installed."""
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    listed = set(pyproject["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(path.parent.relative_to(ROOT).parts)
+        for path in (ROOT / "app").rglob("__init__.py")
+    }
+    assert found - listed == set()
