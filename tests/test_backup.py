@@ -78,6 +78,14 @@ def test_restore_asks_before_replacing_and_refuses_a_bad_file(app, cli_env, tmp_
     assert refused.returncode == 1 and "not a pg_dump archive" in refused.stderr
 
 
+def test_backup_into_a_missing_folder_fails_with_a_message_not_a_traceback(cli_env, tmp_path):
+    missing = tmp_path / "no such folder" / "b.dump"
+    failed = run("backup", str(missing), env=cli_env)
+    assert failed.returncode == 1
+    assert "Error: [Errno 2] No such file or directory" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
 def test_readme_plain_data_only_dump_loads_into_a_migrated_database(
     app, client, admin, collection, database_url, make_database, tmp_path, settings, cli_env
 ):

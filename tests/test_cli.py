@@ -237,6 +237,16 @@ def test_ingest_and_import_refuse_a_bad_collection_name_naming_the_option(
     assert run("import", str(export), env=cli_env).returncode == 0  # the file itself is fine
 
 
+def test_import_of_a_broken_file_says_the_line_once(cli_env, tmp_path):
+    """The detail names the line already: no second line repeats it under a field name."""
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("hello\n")
+    failed = run("import", str(broken), env=cli_env)
+    assert failed.returncode == 1, failed.stderr
+    assert "Error: line 1 of the import file: not JSON" in failed.stderr
+    assert failed.stderr.count("not JSON") == 1, failed.stderr
+
+
 def test_migrate_status_and_rollback(cli_env, make_database):
     cli_env = {**cli_env, "DATABASE_URL": make_database()}  # empty: every migration to apply
     *_, keep, last = migration_ids()

@@ -20,7 +20,7 @@ def backup_command(file: Path) -> None:
     with click.progressbar(length=backup.table_count(url), label="backing up") as bar:
         try:
             done = backup.backup(url, file, lambda _: bar.update(1))
-        except backup.BackupError as exc:
+        except (backup.BackupError, OSError) as exc:  # OSError: e.g. FILE's folder is missing
             fail(exc)
     click.echo(
         f"backed up {done.tables} tables to {done.path} ({done.size_bytes / 1e6:.1f} MB)"

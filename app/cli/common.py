@@ -98,7 +98,7 @@ def with_user(
 def app_error(exc: AppError, arguments: Mapping[str, str] | None = None) -> click.ClickException:
     """An AppError as the CLI says it. A NotFound, or an invalid field the command was given
     (in `arguments`), is a usage error naming it; anything else its detail and each invalid
-    field by its own name."""
+    field by its own name, unless the detail says that field's message already."""
     from app.errors import NotFound, ValidationFailed
 
     if isinstance(exc, NotFound):
@@ -109,6 +109,10 @@ def app_error(exc: AppError, arguments: Mapping[str, str] | None = None) -> clic
         return click.UsageError(f"invalid {(arguments or {})[names[0]]}: {fields[0].msg}")
     lines = [
         exc.detail,
-        *(f"  {name}: {error.msg}" for name, error in zip(names, fields, strict=True)),
+        *(
+            f"  {name}: {error.msg}"
+            for name, error in zip(names, fields, strict=True)
+            if error.msg not in exc.detail
+        ),
     ]
     return click.ClickException("\n".join(lines))
