@@ -320,8 +320,8 @@ def write_document(conn: Any, pr: Postrag, doc_no: int, texts: list[str], vector
             metadata={},
         )
         assert doc is not None
-        document_repo.replace_chunks(conn, doc["id"], pr.space_id, chunks_of(texts), vectors)
-        document_repo.set_status(conn, doc["id"], "indexed")
+        document_repo.replace_chunks(conn, doc.id, pr.space_id, chunks_of(texts), vectors)
+        document_repo.set_status(conn, doc.id, "indexed")
 
 
 def load_postrag(conn: Any, pr: Postrag, data: Data, per_doc: int) -> float:
