@@ -14,12 +14,14 @@ from app.settings import Settings
 
 
 def _other_connections(database_url: str) -> int:
-    """Connections to the test database besides this one, once those closing have gone."""
+    """Client connections to the test database besides this one, once those closing have gone.
+    Only client backends count: an autovacuum worker also shows the database's name."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         for _ in range(50):  # a closed connection's backend takes a moment to leave
             row = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend'"
             ).fetchone()
             assert row is not None
             if row[0] == 0:
