@@ -2,8 +2,8 @@
 
 GET <issuer>/.well-known/openid-configuration answers the discovery document (its `issuer` can
 be made wrong with `discovery_issuer`); GET <issuer>/protocol/openid-connect/certs answers the
-JWKS of the published keys and counts the fetches in `jwks_fetches`. `token()` signs a JWT with
-one of the provider's private keys (RS256 by default, ES256 with an EC key).
+JWKS of the published keys (or fails with `jwks_status`), counting the fetches in `jwks_fetches`.
+`token()` signs a JWT with one of the provider's private keys (RS256, or ES256 with an EC key).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class FakeOIDCProvider(LoopbackServer):
         self.jwks_fetches = 0
         self.discovery_fetches = 0
         self.discovery_issuer: str | None = None  # answered instead of the real issuer
+        self.jwks_status = 200  # another one answers the JWKS with an error
         self._lock = threading.Lock()
         server = self
 
@@ -87,6 +88,8 @@ class FakeOIDCProvider(LoopbackServer):
         if path == f"/{prefix}/protocol/openid-connect/certs":
             with self._lock:
                 self.jwks_fetches += 1
+                if self.jwks_status != 200:
+                    return self.jwks_status, {"error": "temporarily unavailable"}
                 return 200, {"keys": [self.public_jwk(kid) for kid in self.published]}
         return 404, {"error": "not found"}
 

@@ -22,6 +22,7 @@ from app.providers.oidc import (
 from tests.fake_oidc import FakeOIDCProvider
 
 INTERVAL_S = 30.0
+MAX_AGE_S = 3600.0
 
 
 class Clock:
@@ -48,7 +49,12 @@ def clock():
 @pytest.fixture
 def verifier(provider, clock):
     made = OIDCVerifier(
-        provider.issuer, "postrag", refetch_interval_s=INTERVAL_S, clock=clock, timeout_s=2.0
+        provider.issuer,
+        "postrag",
+        refetch_interval_s=INTERVAL_S,
+        max_age_s=MAX_AGE_S,
+        clock=clock,
+        timeout_s=2.0,
     )
     yield made
     made.close()
@@ -180,6 +186,33 @@ def test_a_rotated_key_is_picked_up_and_the_retired_one_refused(provider, verifi
     with pytest.raises(InvalidToken, match="does not publish"):
         verifier.verify(provider.token(kid=old_kid))
     assert provider.jwks_fetches == 2
+
+
+def test_a_withdrawn_key_stops_working_once_the_keys_are_old(provider, verifier, clock):
+    token = provider.token()
+    verifier.verify(token)
+    provider.rotate()
+    clock.now += MAX_AGE_S - 1
+    assert verifier.verify(token)["sub"] == "user-1"  # still within the keys' age
+    clock.now += 1
+    with pytest.raises(InvalidToken, match="does not publish"):
+        verifier.verify(token)
+    assert provider.jwks_fetches == 2
+
+
+def test_old_keys_are_kept_while_the_provider_fails(provider, verifier, clock, caplog):
+    token = provider.token()
+    verifier.verify(token)
+    unpublished = provider.add_key("RSA")
+    provider.published.remove(unpublished)
+    provider.jwks_status = 503
+    clock.now += MAX_AGE_S
+    assert verifier.verify(token)["sub"] == "user-1"
+    assert provider.jwks_fetches == 2
+    assert [r for r in caplog.records if "using the last ones" in r.getMessage()]
+    clock.now += INTERVAL_S
+    with pytest.raises(IdentityProviderUnavailable):  # an unknown kid cannot be checked now
+        verifier.verify(provider.token(kid=unpublished))
 
 
 def test_an_unreachable_provider_is_unavailable_not_an_invalid_token(clock, caplog):

@@ -3,8 +3,10 @@
 Only asymmetric algorithms are accepted, each with the key type it needs, so neither `none` nor
 an HMAC signed with a public key's bytes can pass. A token whose `kid` is unknown refetches the
 JWKS (the provider rotated its keys), at most once per `refetch_interval_s`, so a flood of made-up
-kids cannot hammer the provider. An unreachable provider is IdentityProviderUnavailable (503), a
-bad token InvalidToken (401); neither message, nor any log record, holds the token.
+kids cannot hammer the provider; keys older than `max_age_s` are fetched again too, so a key the
+provider withdrew stops working (while the provider is down, the last keys are kept). An
+unreachable provider is IdentityProviderUnavailable (503), a bad token InvalidToken (401);
+neither message, nor any log record, holds the token.
 """
 
 from __future__ import annotations
@@ -82,15 +84,17 @@ class OIDCVerifier:
         *,
         timeout_s: float = 5.0,
         refetch_interval_s: float = 30.0,
+        max_age_s: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.issuer, self.audience = issuer, audience
-        self.refetch_interval_s = refetch_interval_s
+        self.refetch_interval_s, self.max_age_s = refetch_interval_s, max_age_s
         self._clock = clock
         self._http = httpx.Client(timeout=timeout_s, headers={"Accept": "application/json"})
         self._lock = threading.Lock()
         self._discovery: Discovery | None = None
         self._keys: dict[str, dict[str, Any]] | None = None  # kid -> JWK
+        self._keys_at = 0.0  # when they were fetched
         self._fetched_at: float | None = None  # the last attempt, failed ones included
 
     def close(self) -> None:
@@ -138,12 +142,9 @@ class OIDCVerifier:
             raise InvalidToken(_reason(exc)) from None
 
     def _key(self, kid: str, alg: str) -> dict[str, Any]:
-        """The JWK named `kid`, fit for `alg`; an unknown kid refetches the JWKS (rate-limited)."""
+        """The JWK named `kid`, fit for `alg`."""
         with self._lock:
-            keys = self._keys
-            if keys is None or kid not in keys:
-                keys = self._refetched(keys)
-        jwk = keys.get(kid)
+            jwk = self._keys_for(kid).get(kid)
         if jwk is None:
             raise InvalidToken("it is signed with a key the provider does not publish (kid)")
         kty, crv = ALGORITHMS[alg]
@@ -151,17 +152,28 @@ class OIDCVerifier:
             raise InvalidToken("its algorithm does not fit the key it names")
         return jwk
 
-    def _refetched(self, keys: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
-        """The JWKS fetched again, unless a fetch was tried less than the interval ago."""
-        now = self._clock()
+    def _keys_for(self, kid: str) -> dict[str, dict[str, Any]]:
+        """The JWKS, fetched again when `kid` is unknown or the keys are older than `max_age_s`,
+        unless a fetch was tried less than `refetch_interval_s` ago."""
+        now, keys = self._clock(), self._keys
+        if keys is not None and kid in keys and now - self._keys_at < self.max_age_s:
+            return keys
         if self._fetched_at is not None and now - self._fetched_at < self.refetch_interval_s:
             if keys is None:  # the last attempt failed, and it was just now
                 raise IdentityProviderUnavailable("the OpenID provider cannot be reached")
             return keys
         self._fetched_at = now
-        self._keys = _signing_keys(self._get_json(self.discovery().jwks_uri, "JWKS"))
-        log.info("fetched the OpenID provider's keys: %d usable", len(self._keys))
-        return self._keys
+        try:
+            fetched = _signing_keys(self._get_json(self.discovery().jwks_uri, "JWKS"))
+        except IdentityProviderUnavailable:
+            if keys is not None and kid in keys:
+                # Keys that were good when last fetched beat refusing everyone while it is down.
+                log.warning("the OpenID provider's keys were not refreshed; using the last ones")
+                return keys
+            raise
+        log.info("fetched the OpenID provider's keys: %d usable", len(fetched))
+        self._keys, self._keys_at = fetched, now
+        return fetched
 
     def _get_json(self, url: str, what: str) -> dict[str, Any]:
         try:
