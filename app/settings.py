@@ -207,6 +207,23 @@ class Settings:
     oidc_audience: str | None = setting(
         Var("POSTRAG_OIDC_AUDIENCE", OptionalText(), "", "the aud its tokens must hold")
     )
+    oidc_username_claims: tuple[str, ...] = setting(
+        Var(
+            "POSTRAG_OIDC_USERNAME_CLAIMS",
+            words,
+            "preferred_username,email",
+            "claim paths naming a user; the first present wins",
+        )
+    )
+    oidc_admin_claim: str = setting(
+        Var("POSTRAG_OIDC_ADMIN_CLAIM", Text(strip=True), "", "claim path of the admin role")
+    )
+    oidc_admin_value: str = setting(
+        Var("POSTRAG_OIDC_ADMIN_VALUE", Text(strip=True), "postrag-admin", "the admin role's value")
+    )
+    oidc_groups_claim: str = setting(
+        Var("POSTRAG_OIDC_GROUPS_CLAIM", Text(strip=True), "groups", "claim path of the groups")
+    )
     # Operations
     database_replica_url: str | None = setting(
         Var("DATABASE_REPLICA_URL", OptionalText(), "", "a streaming replica for reads")

@@ -8,12 +8,17 @@ JWKS of the published keys (or fails with `jwks_status`), counting the fetches i
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import threading
 import time
 import uuid
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
@@ -137,3 +142,22 @@ class FakeOIDCProvider(LoopbackServer):
             payload.pop(name, None)
         alg = "RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
         return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid})
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsigned_token(provider: FakeOIDCProvider, header: dict, key: bytes | None = None) -> str:
+    """A token with `header` and good claims, HMAC-signed with `key` (or with no signature)."""
+    claims = {"iss": provider.issuer, "sub": "x", "aud": "postrag", "exp": int(time.time()) + 300}
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest() if key else b""
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def public_pem(provider: FakeOIDCProvider) -> bytes:
+    public = provider.private_keys[provider.kid].public_key()
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )

@@ -66,6 +66,7 @@ FOREIGN_KEYS = {
     "jobs_owner_id_fkey": ("jobs", "users", "c"),
 }
 INDEXES = {
+    "users_identity_key",
     "api_tokens_prefix_key",
     "api_tokens_user_id_created_at_idx",
     "llm_models_provider_name_key",

@@ -1,15 +1,10 @@
 """Bearer JWTs of an OpenID provider: verified against its discovered, cached, rotating keys."""
 
-import base64
-import hashlib
-import hmac
-import json
 import logging
 import time
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.providers.oidc import (
@@ -19,7 +14,7 @@ from app.providers.oidc import (
     claim,
     claim_strings,
 )
-from tests.fake_oidc import FakeOIDCProvider
+from tests.fake_oidc import FakeOIDCProvider, b64url, public_pem, unsigned_token
 
 INTERVAL_S = 30.0
 MAX_AGE_S = 3600.0
@@ -60,25 +55,6 @@ def verifier(provider, clock):
     made.close()
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unsigned(provider, header: dict, key: bytes | None = None) -> str:
-    """A token with `header` and good claims, HMAC-signed with `key` (or with no signature)."""
-    claims = {"iss": provider.issuer, "sub": "x", "aud": "postrag", "exp": int(time.time()) + 300}
-    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
-    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest() if key else b""
-    return f"{signing_input}.{_b64(signature)}"
-
-
-def _public_pem(provider) -> bytes:
-    public = provider.private_keys[provider.kid].public_key()
-    return public.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
 def _foreign_signature(provider) -> str:
     """Good claims naming the provider's key, signed by another key."""
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -93,15 +69,15 @@ BAD_TOKENS = {
     "wrong issuer": (lambda p: p.token(issuer="https://evil.example/realms/postrag"), "issuer"),
     "no expiry": (lambda p: p.token(omit=("exp",)), "claim"),
     "bad signature": (_foreign_signature, "signature"),
-    "alg none": (lambda p: _unsigned(p, {"alg": "none", "kid": p.kid}), "algorithm"),
+    "alg none": (lambda p: unsigned_token(p, {"alg": "none", "kid": p.kid}), "algorithm"),
     "HS256 with the public key": (
-        lambda p: _unsigned(p, {"alg": "HS256", "kid": p.kid, "typ": "JWT"}, _public_pem(p)),
+        lambda p: unsigned_token(p, {"alg": "HS256", "kid": p.kid, "typ": "JWT"}, public_pem(p)),
         "algorithm",
     ),
-    "no kid": (lambda p: _unsigned(p, {"alg": "RS256"}), "kid"),
+    "no kid": (lambda p: unsigned_token(p, {"alg": "RS256"}), "kid"),
     "malformed": (lambda p: "not-a-jwt", "malformed"),
     "three bad parts": (lambda p: "eyJhbGciOi.bad.parts", "malformed"),
-    "header not json": (lambda p: f"{_b64(b'[1, 2')}.e30.c2ln", "malformed"),
+    "header not json": (lambda p: f"{b64url(b'[1, 2')}.e30.c2ln", "malformed"),
 }
 
 
