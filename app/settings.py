@@ -288,10 +288,10 @@ def _check_oidc(settings: Settings) -> None:
     if settings.oidc_audience and not settings.oidc_issuer:
         raise SettingsError("POSTRAG_OIDC_ISSUER must be set with POSTRAG_OIDC_AUDIENCE")
     issuer = settings.oidc_issuer
-    if issuer and not _ISSUER.fullmatch(issuer):
+    if issuer and (len(issuer) > 2000 or not _ISSUER.fullmatch(issuer)):
         raise SettingsError(
             "POSTRAG_OIDC_ISSUER must be an https URL (http only on loopback), without query"
-            f" or fragment, got {issuer!r}"
+            f" or fragment, of 2000 characters at most, got {issuer[:100]!r}"
         )
 
 

@@ -81,6 +81,9 @@ def test_a_name_a_local_user_has_gets_the_identitys_suffix(oidc, provider, new_u
     assert me.json["name"].startswith("bob-") and len(me.json["name"]) == len("bob-") + 6
     assert oidc.get("/api/v1/me", headers=bearer(token)).json["name"] == me.json["name"]
     assert oidc.get("/api/v1/me", headers=local).json["name"] == "bob"
+    other = provider.token(sub="s-other-bob", preferred_username="bob")
+    named = oidc.get("/api/v1/me", headers=bearer(other)).json["name"]
+    assert named.startswith("bob-") and named != me.json["name"]
 
 
 def test_concurrent_first_requests_make_one_user(oidc_app, provider, database_url):
@@ -119,6 +122,7 @@ BAD_TOKENS = {
     ),
     "unknown kid": _unknown_kid,
     "malformed": lambda p: "eyJhbGciOi.not-json.c2ln",
+    "unusable subject": lambda p: p.token(sub="x" * 256),
 }
 
 
@@ -167,3 +171,27 @@ def test_a_provider_user_mints_an_api_token_and_uses_it(oidc, provider):
     via_token = oidc.get("/api/v1/me", headers=bearer(made.json["token"]))
     assert via_token.status_code == 200
     assert via_token.json["id"] == me["id"] and via_token.json["token_id"] == made.json["id"]
+
+
+def test_a_provider_admin_reaches_admin_endpoints_and_a_user_does_not(oidc, provider):
+    admin = provider.token(sub="s-adm", realm_access={"roles": ["postrag-admin"]})
+    user = provider.token(sub="s-usr", realm_access={"roles": ["postrag-user"]})
+    assert oidc.get("/api/v1/users", headers=bearer(admin)).status_code == 200
+    assert oidc.get("/api/v1/users", headers=bearer(user)).status_code == 403
+
+
+def test_provider_users_are_rate_limited_and_accounted_per_user(make_app, provider, database_url):
+    api = make_app(
+        oidc_issuer=provider.issuer, oidc_audience="postrag", rate_limit_per_minute=2
+    ).test_client()
+    statuses = [
+        api.get("/api/v1/me", headers=bearer(provider.token(sub="s-rl"))).status_code
+        for _ in range(3)  # a new JWT each time: the limit is the user's, not the token's
+    ]
+    assert statuses == [200, 200, 429]
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT a.token_id, a.status FROM api_usage a JOIN users u ON u.id = a.user_id"
+            " WHERE u.subject = 's-rl' ORDER BY a.id"
+        ).fetchall()
+    assert rows == [(None, 200), (None, 200), (None, 429)]

@@ -76,6 +76,13 @@ def test_llm_is_ollama_when_one_answers_or_its_url_is_set(tmp_path):
             {"POSTRAG_OIDC_ISSUER": "https://idp.example/?realm=a", "POSTRAG_OIDC_AUDIENCE": "p"},
             "POSTRAG_OIDC_ISSUER",
         ),
+        (
+            {
+                "POSTRAG_OIDC_ISSUER": "https://idp.example/" + "a" * 2000,
+                "POSTRAG_OIDC_AUDIENCE": "p",
+            },
+            "POSTRAG_OIDC_ISSUER",
+        ),
     ],
 )
 def test_bad_values_fail_naming_the_variable(env, name):
