@@ -166,6 +166,7 @@ def test_provider_users_see_only_their_own_collections(oidc, provider):
 def test_a_provider_user_mints_an_api_token_and_uses_it(oidc, provider):
     jwt_headers = bearer(provider.token(sub="s-script", preferred_username="scripter"))
     me = oidc.get("/api/v1/me", headers=jwt_headers).json
+    assert oidc.get("/api/v1/me/preferences", headers=jwt_headers).status_code == 200
     made = oidc.post("/api/v1/tokens", json={"name": "ci"}, headers=jwt_headers)
     assert made.status_code == 201, made.json
     via_token = oidc.get("/api/v1/me", headers=bearer(made.json["token"]))

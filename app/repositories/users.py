@@ -51,7 +51,8 @@ def count_users(conn: Conn) -> int:
 
 def get_by_identity(conn: Conn, issuer: str, subject: str) -> Row | None:
     return conn.execute(
-        f"SELECT {_USER_COLUMNS} FROM users WHERE issuer = %(issuer)s AND subject = %(subject)s",
+        f"SELECT {_USER_COLUMNS}, email FROM users"
+        " WHERE issuer = %(issuer)s AND subject = %(subject)s",
         {"issuer": issuer, "subject": subject},
     ).fetchone()
 

@@ -81,6 +81,8 @@ def _provision(conn: Conn, names: tuple[str, str], **identity: Any) -> Row:
     for _ in range(len(names) + 1):
         current = user_repo.get_by_identity(conn, identity["issuer"], identity["subject"])
         name = current["name"] if current and current["name"] in names else None
+        if current and name and _unchanged(current, identity):
+            return current  # most requests: no write, no row lock
         name = name or next((n for n in names if n not in tried), None)
         if name is None:
             break
@@ -98,6 +100,10 @@ def _provision(conn: Conn, names: tuple[str, str], **identity: Any) -> Row:
             )
         return user
     raise Conflict(f"the user names {' and '.join(map(repr, names))} are taken")
+
+
+def _unchanged(current: Row, identity: Mapping[str, Any]) -> bool:
+    return current["email"] == identity["email"] and identity["role"] in (None, current["role"])
 
 
 def _name_from(claims: Mapping[str, Any], paths: tuple[str, ...], subject: str) -> str:
