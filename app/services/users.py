@@ -18,7 +18,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.providers.oidc import InvalidToken, claim, claim_strings
 from app.repositories import Conn, Row, locks, returned
 from app.repositories import users as user_repo
-from app.services import tokens
+from app.services import groups, tokens
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,8 @@ def create(conn: Conn, *, name: str, role: str) -> tuple[Row, str]:
 
 def from_identity(conn: Conn, issuer: str, claims: Mapping[str, Any], settings: Settings) -> Row:
     """The user a provider's verified token names (`iss`, `sub`): created at first sight, given
-    the token's name, email and (when POSTRAG_OIDC_ADMIN_CLAIM is set) role at every later one.
+    the token's name, email, groups and (when POSTRAG_OIDC_ADMIN_CLAIM is set) role at every
+    later one.
 
     A name another user has gets a suffix from the identity (`alice-3f9c1a`). Concurrent first
     requests make one user: the identity is the upsert's conflict target, and when a name is
@@ -72,6 +73,7 @@ def from_identity(conn: Conn, issuer: str, claims: Mapping[str, Any], settings: 
         if user.get("inserted"):
             with scope.acting_as(conn, user["id"]):
                 user_repo.insert_default_preferences(conn, user["id"])
+        groups.sync_from_claim(conn, user["id"], claims, settings.oidc_groups_claim)
     return user
 
 
