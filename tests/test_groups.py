@@ -85,6 +85,7 @@ def test_admin_made_memberships_survive_the_claim(oidc, provider, admin):
     ops = oidc.post("/api/v1/groups", json={"name": " ops "}, headers=admin)
     assert ops.status_code == 201, ops.json
     assert (ops.json["name"], ops.json["source"]) == ("ops", "admin")
+    assert oidc.get(ops.headers["Location"], headers=admin).json == ops.json
     for group_id in (team_a, ops.json["id"]):
         members = f"/api/v1/groups/{group_id}/members"
         added = oidc.post(members, json={"user_id": bob}, headers=admin)
@@ -108,11 +109,12 @@ def test_group_endpoints_are_for_admins_only(oidc, provider, new_user, admin):
         calls = (
             oidc.get("/api/v1/groups", headers=headers),
             oidc.post("/api/v1/groups", json={"name": "mine"}, headers=headers),
+            oidc.get(f"/api/v1/groups/{group}", headers=headers),
             oidc.get(f"/api/v1/groups/{group}/members", headers=headers),
             oidc.post(f"/api/v1/groups/{group}/members", json={"user_id": 1}, headers=headers),
             oidc.delete(f"/api/v1/groups/{group}/members/1", headers=headers),
         )
-        assert [call.status_code for call in calls] == [403] * 5
+        assert [call.status_code for call in calls] == [403] * 6
         assert all(call.content_type == "application/problem+json" for call in calls)
     assert set(_groups(oidc, admin)) == {"g"}
 
@@ -149,6 +151,7 @@ def test_duplicates_are_409_and_bad_input_422_or_404(oidc, provider, admin):
     assert oidc.post(members, json={"user_id": 10**9}, headers=admin).status_code == 404
     nowhere = "/api/v1/groups/999999/members"
     assert oidc.get(nowhere, headers=admin).status_code == 404
+    assert oidc.get("/api/v1/groups/999999", headers=admin).status_code == 404
     assert oidc.post(nowhere, json={"user_id": user}, headers=admin).status_code == 404
     assert oidc.delete(f"{nowhere}/{user}", headers=admin).status_code == 404
 

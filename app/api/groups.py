@@ -1,5 +1,5 @@
-"""Admin only: GET/POST /api/v1/groups, GET/POST /api/v1/groups/{id}/members and
-DELETE /api/v1/groups/{id}/members/{user_id}."""
+"""Admin only: GET/POST /api/v1/groups, GET /api/v1/groups/{id}, GET/POST
+/api/v1/groups/{id}/members and DELETE /api/v1/groups/{id}/members/{user_id}."""
 
 from __future__ import annotations
 
@@ -68,8 +68,14 @@ def list_groups(query: PageQuery) -> Page[Group]:
 )
 def create_group(body: GroupCreate) -> tuple[Group, dict[str, str]]:
     group = groups.create(db(), body.name)
-    location = url_for("groups.list_members", group_id=group["id"])
+    location = url_for("groups.get_group", group_id=group["id"])
     return Group(**group), {"Location": location}
+
+
+@bp.get("/groups/<int:group_id>")
+@endpoint(summary="One group (admin)", tag="groups", auth="admin", response=Group, errors=(404,))
+def get_group(group_id: int) -> Group:
+    return Group(**groups.get(db(), group_id))
 
 
 @bp.get("/groups/<int:group_id>/members")
