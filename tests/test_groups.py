@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 import pytest
 
@@ -17,9 +19,13 @@ def provider():
 
 
 @pytest.fixture
-def oidc(make_app, provider):
-    app = make_app(oidc_issuer=provider.issuer, oidc_audience="postrag", oidc_groups_claim="grp")
-    return app.test_client()
+def oidc_app(make_app, provider):
+    return make_app(oidc_issuer=provider.issuer, oidc_audience="postrag", oidc_groups_claim="grp")
+
+
+@pytest.fixture
+def oidc(oidc_app):
+    return oidc_app.test_client()
 
 
 def _sign_in(oidc, provider, sub: str, **claims) -> int:
@@ -174,3 +180,25 @@ def test_under_rls_users_read_groups_and_only_admins_write_them(oidc, provider, 
             deleted = conn.execute("DELETE FROM group_members RETURNING user_id").fetchall()
             assert deleted == []
         assert conn.execute("SELECT count(*) FROM group_members").fetchone()[0] == 1
+
+
+def test_concurrent_tokens_naming_new_groups_all_get_in(oidc_app, oidc, provider, admin):
+    subjects = ["s-c0", "s-c1", "s-c2", "s-c2"]  # one user twice: both requests succeed
+    barrier = threading.Barrier(len(subjects))
+    statuses: list[int] = []
+
+    def call(sub: str) -> None:
+        token = provider.token(sub=sub, grp=["/new-1", "/new-2"])
+        client = oidc_app.test_client()
+        barrier.wait()
+        statuses.append(client.get("/api/v1/me", headers=bearer(token)).status_code)
+
+    threads = [threading.Thread(target=call, args=(sub,)) for sub in subjects]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * len(subjects)
+    groups = _groups(oidc, admin)
+    for name in ("/new-1", "/new-2"):
+        assert len(_members(oidc, admin, groups[name]["id"])) == 3
