@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from app.db import scope
+from app.services import groups
 from tests.fake_oidc import FakeOIDCProvider
 from tests.helpers import bearer
 
@@ -48,8 +49,9 @@ def _members(oidc, admin, group_id: int) -> list[tuple[int, str]]:
 
 
 def test_groups_of_the_claim_appear_and_follow_every_token(oidc, provider, admin):
-    alice = _sign_in(oidc, provider, "s-alice", grp=["/team-a", "/team-b", 7])
+    alice = _sign_in(oidc, provider, "s-alice", grp=["/team-a", "/team-b", 7, "x" * 256, "a\x00"])
     groups = _groups(oidc, admin)
+    assert set(groups) == {"/team-a", "/team-b"}  # what no group may be called is skipped
     assert {groups[name]["source"] for name in ("/team-a", "/team-b")} == {"provider"}
     assert _members(oidc, admin, groups["/team-a"]["id"]) == [(alice, "provider")]
     _sign_in(oidc, provider, "s-alice", grp="/team-b")  # one group as a string; left team-a
@@ -202,3 +204,15 @@ def test_concurrent_tokens_naming_new_groups_all_get_in(oidc_app, oidc, provider
     groups = _groups(oidc, admin)
     for name in ("/new-1", "/new-2"):
         assert len(_members(oidc, admin, groups[name]["id"])) == 3
+
+
+def test_a_token_naming_too_many_groups_gets_the_first_thousand(oidc, provider, database_url):
+    names = [f"/g{i:04}" for i in range(groups.MAX_PROVIDER_GROUPS + 1)]
+    _sign_in(oidc, provider, "s-many", grp=names[::-1])
+    with psycopg.connect(database_url) as conn:
+        held = conn.execute(
+            "SELECT count(*), min(g.name), max(g.name) FROM group_members m"
+            " JOIN groups g ON g.id = m.group_id JOIN users u ON u.id = m.user_id"
+            " WHERE u.subject = 's-many'"
+        ).fetchone()
+    assert held == (groups.MAX_PROVIDER_GROUPS, names[0], names[-2])
