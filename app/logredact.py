@@ -1,7 +1,7 @@
 """Keeps secrets out of the logs: a filter that masks tokens and credentials in log messages.
 
 It masks Authorization values and bearer tokens, postrag tokens (keeping their public prefix),
-the values of access_token, refresh_token, id_token, client_secret, password and api_key
+JWTs, the values of access_token, refresh_token, id_token, client_secret, password and api_key
 (query strings, JSON, Python reprs, conninfo) and the passwords in URLs. Tracebacks are left as
 they are: they are what operators debug with.
 """
@@ -32,6 +32,8 @@ _CREDENTIAL = re.compile(
     r"|api_key)['\"]?\s*[:=]\s*)"
     rf"(?!{_MASKED})({_QUOTED}|[^\s'\"&,;}})\]]+)"
 )
+# A JWT anywhere (its header and claims are base64url JSON, so both start with `eyJ`).
+_JWT = re.compile(r"(?<![\w-])eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*")
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
 
 
@@ -59,6 +61,7 @@ def redact(text: str) -> str:
     text = _AUTHORIZATION.sub(lambda m: m.group(1) + _masked(m.group(2)), text)
     text = _CREDENTIAL.sub(lambda m: m.group(1) + _masked(m.group(2)), text)
     text = _POSTRAG_TOKEN.sub(_postrag_token, text)
+    text = _JWT.sub(REDACTED, text)
     text = _BEARER.sub(_bearer, text)
     return _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
 

@@ -20,6 +20,7 @@ from app.db.pool import AppPool, open_pool, open_replica_pool
 from app.db.replica import Replica
 from app.providers.embeddings import Embedder, QueryEmbedders, make_embedder
 from app.providers.llm import LLMClients
+from app.providers.oidc import OIDCVerifier
 from app.repositories import Conn
 from app.services import llm_models as llm_model_service
 from app.services import search as search_service
@@ -46,6 +47,7 @@ class Runtime:
     embedder: Embedder  # the configured model: ingestion, imports, /v1/embeddings
     query_embedders: QueryEmbedders  # the model of the space a search reads
     iterative_scans: bool  # the server's pgvector has iterative index scans (0.8+)
+    oidc: OIDCVerifier | None = None  # None while POSTRAG_OIDC_ISSUER is unset
     openapi: dict[str, Any] | None = None  # GET /openapi.json, built on first use
     _to_close: list[tuple[str, _Closable]] = field(default_factory=list, repr=False)
 
@@ -77,10 +79,14 @@ class Runtime:
         keyring = None
         if secrets.weakness(settings.secret_key) is None:
             keyring = Keyring.from_settings(settings)
+        oidc = None
+        if settings.oidc_issuer and settings.oidc_audience:
+            oidc = OIDCVerifier(settings.oidc_issuer, settings.oidc_audience)
         runtime = cls(
-            settings, pool, replica, keyring, llm, embedder, query_embedders, iterative_scans
+            settings, pool, replica, keyring, llm, embedder, query_embedders, iterative_scans, oidc
         )
         runtime._to_close = [
+            *([("OpenID verifier", oidc)] if oidc is not None else []),
             ("query embedders", query_embedders),
             ("LLM clients", llm),
             *([("replica", replica)] if replica is not None else []),

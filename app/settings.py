@@ -200,6 +200,30 @@ class Settings:
     cors_origins: tuple[str, ...] = setting(
         Var("POSTRAG_CORS_ORIGINS", origins, "", "browsers' origins allowed to call the API")
     )
+    # Team identity: bearer JWTs of an OpenID provider
+    oidc_issuer: str | None = setting(
+        Var("POSTRAG_OIDC_ISSUER", OptionalText(), "", "the OpenID provider's issuer URL")
+    )
+    oidc_audience: str | None = setting(
+        Var("POSTRAG_OIDC_AUDIENCE", OptionalText(), "", "the aud its tokens must hold")
+    )
+    oidc_username_claims: tuple[str, ...] = setting(
+        Var(
+            "POSTRAG_OIDC_USERNAME_CLAIMS",
+            words,
+            "preferred_username,email",
+            "claim paths naming a user; the first present wins",
+        )
+    )
+    oidc_admin_claim: str = setting(
+        Var("POSTRAG_OIDC_ADMIN_CLAIM", Text(strip=True), "", "claim path of the admin role")
+    )
+    oidc_admin_value: str = setting(
+        Var("POSTRAG_OIDC_ADMIN_VALUE", Text(strip=True), "postrag-admin", "the admin role's value")
+    )
+    oidc_groups_claim: str = setting(
+        Var("POSTRAG_OIDC_GROUPS_CLAIM", Text(strip=True), "groups", "claim path of the groups")
+    )
     # Operations
     database_replica_url: str | None = setting(
         Var("DATABASE_REPLICA_URL", OptionalText(), "", "a streaming replica for reads")
@@ -246,6 +270,28 @@ def _check_together(settings: Settings) -> None:
     if settings.chat_answer_tokens > settings.chat_context_tokens // 2:
         raise SettingsError(
             "POSTRAG_CHAT_ANSWER_TOKENS must be <= half of POSTRAG_CHAT_CONTEXT_TOKENS"
+        )
+    _check_oidc(settings)
+
+
+# An issuer is a URL without query or fragment; plain http would let anyone on the way swap the
+# provider's keys, so it is allowed on loopback only (a provider on the same machine, tests).
+_ISSUER = re.compile(
+    r"(https://[^\s/?#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?)(/[^\s?#]*)?"
+)
+
+
+def _check_oidc(settings: Settings) -> None:
+    """Issuer and audience go together; keys over plain http only from this machine."""
+    if settings.oidc_issuer and not settings.oidc_audience:
+        raise SettingsError("POSTRAG_OIDC_AUDIENCE must be set with POSTRAG_OIDC_ISSUER")
+    if settings.oidc_audience and not settings.oidc_issuer:
+        raise SettingsError("POSTRAG_OIDC_ISSUER must be set with POSTRAG_OIDC_AUDIENCE")
+    issuer = settings.oidc_issuer
+    if issuer and (len(issuer) > 2000 or not _ISSUER.fullmatch(issuer)):
+        raise SettingsError(
+            "POSTRAG_OIDC_ISSUER must be an https URL (http only on loopback), without query"
+            f" or fragment, of 2000 characters at most, got {issuer[:100]!r}"
         )
 
 

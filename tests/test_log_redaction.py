@@ -10,6 +10,7 @@ from app.logredact import REDACTED, RedactingFilter, install, redact
 from tests.helpers import bearer, http_get, live_server
 
 TOKEN = "prg_0123456789ab_Zm9vYmFyYmF6cXV4-_quux0123456789abcdefghijklm"
+JWT = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiJ1c2VyLTEifQ.c2lnbmF0dXJl-_x"
 
 
 def _public_and_secret(token: str) -> tuple[str, str]:
@@ -32,6 +33,10 @@ def _public_and_secret(token: str) -> tuple[str, str]:
         (f"Bearer {TOKEN}", f"Bearer prg_0123456789ab_{REDACTED}"),
         (f"GET /api/v1/{TOKEN} HTTP/1.1", f"GET /api/v1/prg_0123456789ab_{REDACTED} HTTP/1.1"),
         ("bogus prg_abc_def-ghi", f"bogus prg_{REDACTED}"),
+        (f"Authorization: Bearer {JWT}", f"Authorization: {REDACTED}"),
+        (f"upstream got bearer {JWT}, retrying", f"upstream got bearer {REDACTED}, retrying"),
+        (f"GET /cb?session={JWT}&x=1 HTTP/1.1", f"GET /cb?session={REDACTED}&x=1 HTTP/1.1"),
+        (f'{{"token": "{JWT}"}}', f'{{"token": "{REDACTED}"}}'),
         (
             "GET /cb?code=1&access_token=abc.def&state=2",
             f"GET /cb?code=1&access_token={REDACTED}&state=2",

@@ -16,6 +16,8 @@ from tests.helpers import MIGRATIONS_DIR, migration_ids
 
 TABLES = {
     "users",
+    "groups",
+    "group_members",
     "api_tokens",
     "llm_models",
     "collections",
@@ -64,8 +66,14 @@ FOREIGN_KEYS = {
     ),
     "jobs_document_id_fkey": ("jobs", "documents", "c"),
     "jobs_owner_id_fkey": ("jobs", "users", "c"),
+    "group_members_group_id_fkey": ("group_members", "groups", "c"),
+    "group_members_user_id_fkey": ("group_members", "users", "c"),
 }
 INDEXES = {
+    "users_identity_key",
+    "groups_name_key",
+    "group_members_pkey",
+    "group_members_user_id_idx",
     "api_tokens_prefix_key",
     "api_tokens_user_id_created_at_idx",
     "llm_models_provider_name_key",

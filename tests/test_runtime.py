@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -34,6 +35,7 @@ def test_an_app_keeps_one_runtime_with_everything_it_opened(app, settings: Setti
     runtime = Runtime.of(app)
     assert runtime.settings.database_url == settings.database_url
     assert runtime.replica is None  # no DATABASE_REPLICA_URL
+    assert runtime.oidc is None  # no POSTRAG_OIDC_ISSUER
     assert runtime.search.embedders is runtime.query_embedders
     with runtime.pool.connection() as conn:
         assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
@@ -71,3 +73,19 @@ def test_a_failed_start_closes_what_it_had_opened(settings: Settings, monkeypatc
     with pytest.raises(OSError, match="unreadable"):
         create_app(settings)
     assert _other_connections(settings.database_url or "") == 0  # the pool was closed
+
+
+def test_the_openid_verifier_is_made_for_its_issuer_and_closed_with_the_runtime(
+    settings: Settings,
+):
+    runtime = Runtime.open(
+        dataclasses.replace(
+            settings, oidc_issuer="https://id.example/realms/team", oidc_audience="postrag"
+        ),
+        "none",
+    )
+    verifier = runtime.oidc
+    assert verifier is not None
+    assert (verifier.issuer, verifier.audience) == ("https://id.example/realms/team", "postrag")
+    runtime.close()
+    assert verifier._http.is_closed

@@ -66,6 +66,23 @@ def test_llm_is_ollama_when_one_answers_or_its_url_is_set(tmp_path):
         ({"POSTRAG_LLM_TIMEOUT_S": "0"}, "POSTRAG_LLM_TIMEOUT_S"),
         ({"POSTRAG_CHAT_CONTEXT_TOKENS": "100"}, "POSTRAG_CHAT_CONTEXT_TOKENS"),
         ({"POSTRAG_CHAT_ANSWER_TOKENS": "5000"}, "POSTRAG_CHAT_ANSWER_TOKENS"),
+        ({"POSTRAG_OIDC_ISSUER": "https://idp.example/realms/a"}, "POSTRAG_OIDC_AUDIENCE"),
+        ({"POSTRAG_OIDC_AUDIENCE": "postrag"}, "POSTRAG_OIDC_ISSUER"),
+        (
+            {"POSTRAG_OIDC_ISSUER": "http://idp.example/realms/a", "POSTRAG_OIDC_AUDIENCE": "p"},
+            "POSTRAG_OIDC_ISSUER",
+        ),
+        (
+            {"POSTRAG_OIDC_ISSUER": "https://idp.example/?realm=a", "POSTRAG_OIDC_AUDIENCE": "p"},
+            "POSTRAG_OIDC_ISSUER",
+        ),
+        (
+            {
+                "POSTRAG_OIDC_ISSUER": "https://idp.example/" + "a" * 2000,
+                "POSTRAG_OIDC_AUDIENCE": "p",
+            },
+            "POSTRAG_OIDC_ISSUER",
+        ),
     ],
 )
 def test_bad_values_fail_naming_the_variable(env, name):
@@ -106,6 +123,16 @@ def test_oauth_clients_and_keys_come_from_the_environment(tmp_path):
     (client,) = settings.oauth_clients
     assert (client.provider, client.client_id, client.client_secret) == ("jira", "abc", "def")
     assert settings.old_secret_keys == ("old1", "old2")
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    ["https://idp.example/realms/team", "https://login.example/t/v2.0/", "http://127.0.0.1:8080/r"],
+)
+def test_an_oidc_issuer_is_read_with_its_audience(issuer):
+    env = {"POSTRAG_OIDC_ISSUER": issuer, "POSTRAG_OIDC_AUDIENCE": "postrag"}
+    settings = Settings.from_env(env)
+    assert (settings.oidc_issuer, settings.oidc_audience) == (issuer, "postrag")
 
 
 def _readme_table() -> dict[str, str]:

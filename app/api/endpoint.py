@@ -19,7 +19,7 @@ from app.db import scope
 from app.errors import BadRequest, FieldError, Forbidden, UnsupportedMediaType, ValidationFailed
 from app.repositories import Conn
 from app.runtime import runtime
-from app.services import tokens, usage
+from app.services import authentication, usage
 from app.services.tokens import Principal
 from app.storable import reject_unstorable_text
 
@@ -159,7 +159,8 @@ def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
 def _authorize(auth: Auth, reads_only: bool) -> None:
     scope.act_as_owner(db())  # the one lookup made before anyone is known
     try:
-        who = tokens.authenticate(db(), request.headers.get("Authorization"))
+        header = request.headers.get("Authorization")
+        who = authentication.authenticate(db(), header, runtime().oidc, runtime().settings)
     except BaseException:
         scope.act_as_anonymous(db())
         raise

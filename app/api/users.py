@@ -23,7 +23,9 @@ class User(BaseModel):
 
 
 class Me(User):
-    token_id: int = Field(description="the token this request used")
+    token_id: int | None = Field(
+        description="the API token this request used (null: a JWT of the OpenID provider)"
+    )
     scopes: list[str]
 
 

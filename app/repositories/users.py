@@ -47,3 +47,35 @@ def list_users(conn: Conn, *, limit: int, offset: int) -> tuple[list[Row], int]:
 def count_users(conn: Conn) -> int:
     row = conn.execute("SELECT count(*) AS n FROM users").fetchone()
     return int(returned(row)["n"])
+
+
+def get_by_identity(conn: Conn, issuer: str, subject: str) -> Row | None:
+    return conn.execute(
+        f"SELECT {_USER_COLUMNS}, email FROM users"
+        " WHERE issuer = %(issuer)s AND subject = %(subject)s",
+        {"issuer": issuer, "subject": subject},
+    ).fetchone()
+
+
+def upsert_identity(
+    conn: Conn,
+    *,
+    issuer: str,
+    subject: str,
+    name: str,
+    email: str | None,
+    role: str | None,
+) -> Row | None:
+    """The provider user (issuer, subject), created or given this name, email and role (None:
+    'user' when created, else unchanged); `inserted` says which. None when nothing changed."""
+    row = conn.execute(
+        "INSERT INTO users AS u (name, role, issuer, subject, email)"
+        " VALUES (%(name)s, coalesce(%(role)s, 'user'), %(issuer)s, %(subject)s, %(email)s)"
+        " ON CONFLICT (issuer, subject) DO UPDATE"
+        " SET name = EXCLUDED.name, email = EXCLUDED.email, role = coalesce(%(role)s, u.role)"
+        " WHERE (u.name, u.email, u.role)"
+        " IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.email, coalesce(%(role)s, u.role))"
+        f" RETURNING {_USER_COLUMNS}, (xmax = 0) AS inserted",
+        {"issuer": issuer, "subject": subject, "name": name, "email": email, "role": role},
+    ).fetchone()
+    return row

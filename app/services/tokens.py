@@ -25,7 +25,7 @@ class Principal:
     user_id: int
     name: str
     role: str
-    token_id: int
+    token_id: int | None  # None for a provider's JWT
     scopes: tuple[str, ...]
     token_expires_at: datetime | None = None
 
@@ -71,13 +71,23 @@ def issue(
 
 
 def authenticate(conn: Conn, authorization: str | None) -> Principal:
-    """The principal behind an `Authorization: Bearer` header, or Unauthorized."""
+    """The principal behind an `Authorization: Bearer` header with an API token, or Unauthorized."""
+    return authenticate_token(conn, bearer_of(authorization))
+
+
+def bearer_of(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header, or Unauthorized."""
     if not authorization:
         raise Unauthorized("missing Authorization header: send 'Authorization: Bearer <token>'")
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("malformed Authorization header: expected 'Bearer <token>'")
+    return token
+
+
+def authenticate_token(conn: Conn, token: str) -> Principal:
+    """The principal behind an API token, or Unauthorized."""
     mark, _, rest = token.partition("_")
     prefix, _, secret = rest.partition("_")
     if mark != TOKEN_MARK or not prefix or not secret:
@@ -115,7 +125,9 @@ def create(
         raise Forbidden(f"this token cannot grant scopes it does not have: {', '.join(extra)}")
     expires_at = _checked_expiry(expires_at, principal.token_expires_at)
     with conn.transaction():
-        if not token_repo.lock_active(conn, principal.token_id):
+        # A provider's JWT is no row to revoke with: its tokens live until revoked themselves.
+        made_by = principal.token_id
+        if made_by is not None and not token_repo.lock_active(conn, made_by):
             raise Unauthorized("token is revoked or expired")  # by a request meanwhile
         return issue(
             conn,
@@ -123,7 +135,7 @@ def create(
             name=name,
             scopes=wanted,
             expires_at=expires_at,
-            parent_id=principal.token_id,
+            parent_id=made_by,
         )
 
 

@@ -1,0 +1,31 @@
+"""Who is calling: an API token, or a JWT of the team's OpenID provider mapped to its user."""
+
+from __future__ import annotations
+
+import re
+
+from app.providers.oidc import OIDCVerifier
+from app.repositories import Conn
+from app.services import tokens, users
+from app.settings import Settings
+
+# Three base64url parts (the signature may be empty: `alg: none`, refused by the verifier).
+# API tokens (prg_<prefix>_<secret>) hold no dots.
+_JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+def authenticate(
+    conn: Conn, authorization: str | None, verifier: OIDCVerifier | None, settings: Settings
+) -> tokens.Principal:
+    """The principal behind an `Authorization: Bearer` header, or Unauthorized (a bad token),
+    or IdentityProviderUnavailable (a JWT while its provider cannot be reached).
+
+    A provider's user gets what a user's first API token gives: read and write. Runs as the
+    tables' owner (before anyone is known), so that a first request can create its user.
+    """
+    token = tokens.bearer_of(authorization)
+    if verifier is None or not _JWT.fullmatch(token):
+        return tokens.authenticate_token(conn, token)  # a JWT here is malformed, as a token
+    claims = verifier.verify(token)
+    user = users.from_identity(conn, verifier.issuer, claims, settings)
+    return tokens.Principal(user["id"], user["name"], user["role"], None, tokens.SCOPES)

@@ -1,0 +1,163 @@
+"""An in-process OpenID provider on 127.0.0.1: discovery, a JWKS that rotates, real signed JWTs.
+
+GET <issuer>/.well-known/openid-configuration answers the discovery document (its `issuer` can
+be made wrong with `discovery_issuer`); GET <issuer>/protocol/openid-connect/certs answers the
+JWKS of the published keys (or fails with `jwks_status`), counting the fetches in `jwks_fetches`.
+`token()` signs a JWT with one of the provider's private keys (RS256, or ES256 with an EC key).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from tests.fakes import LoopbackServer, QuietHandler, send_json
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+class FakeOIDCProvider(LoopbackServer):
+    """Keycloak-shaped paths under `issuer` (`<base>/realms/postrag`); `audience` is the
+    default `aud` of the tokens it signs."""
+
+    def __init__(self, audience: str = "postrag") -> None:
+        self.audience = audience
+        self.private_keys: dict[str, PrivateKey] = {}
+        self.published: list[str] = []  # kids in the JWKS, in order
+        self.jwks_fetches = 0
+        self.discovery_fetches = 0
+        self.discovery_issuer: str | None = None  # answered instead of the real issuer
+        self.jwks_status = 200  # another one answers the JWKS with an error
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                send_json(self, *server.answer(self.path))
+
+        self.issuer = self._listen(Handler) + "/realms/postrag"
+        self.add_key("RSA")
+
+    @property
+    def kid(self) -> str:
+        """The newest published key: the one tokens are signed with by default."""
+        return self.published[-1]
+
+    def add_key(self, kind: str = "RSA") -> str:
+        """A new key pair, published in the JWKS; its kid."""
+        key: PrivateKey
+        if kind == "RSA":
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        else:
+            key = ec.generate_private_key(ec.SECP256R1())
+        kid = uuid.uuid4().hex
+        with self._lock:
+            self.private_keys[kid] = key
+            self.published.append(kid)
+        return kid
+
+    def rotate(self) -> str:
+        """A new RSA key replaces every published one (the old ones can still sign); its kid."""
+        old = list(self.published)
+        kid = self.add_key("RSA")
+        with self._lock:
+            self.published = [k for k in self.published if k not in old]
+        return kid
+
+    def public_jwk(self, kid: str) -> dict[str, Any]:
+        key = self.private_keys[kid]
+        if isinstance(key, rsa.RSAPrivateKey):
+            jwk: dict[str, Any] = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+            jwk["alg"] = "RS256"
+        else:
+            jwk = ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+            jwk["alg"] = "ES256"
+        return {**jwk, "kid": kid, "use": "sig"}
+
+    def answer(self, path: str) -> tuple[int, Any]:
+        prefix = self.issuer.split("/", 3)[3]  # realms/postrag
+        if path == f"/{prefix}/.well-known/openid-configuration":
+            self.discovery_fetches += 1
+            return 200, self.discovery()
+        if path == f"/{prefix}/protocol/openid-connect/certs":
+            with self._lock:
+                self.jwks_fetches += 1
+                if self.jwks_status != 200:
+                    return self.jwks_status, {"error": "temporarily unavailable"}
+                return 200, {"keys": [self.public_jwk(kid) for kid in self.published]}
+        return 404, {"error": "not found"}
+
+    def discovery(self) -> dict[str, Any]:
+        endpoints = f"{self.issuer}/protocol/openid-connect"
+        return {
+            "issuer": self.discovery_issuer or self.issuer,
+            "jwks_uri": f"{endpoints}/certs",
+            "authorization_endpoint": f"{endpoints}/auth",
+            "token_endpoint": f"{endpoints}/token",
+            "end_session_endpoint": f"{endpoints}/logout",
+            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+        }
+
+    def token(
+        self,
+        *,
+        sub: str = "user-1",
+        kid: str | None = None,
+        expires_in: int = 300,
+        not_before_in: int | None = None,
+        audience: str | list[str] | None = None,
+        issuer: str | None = None,
+        omit: tuple[str, ...] = (),
+        **claims: Any,
+    ) -> str:
+        """A JWT signed with key `kid` (default: the newest), times relative to now (seconds);
+        the claims in `omit` are left out."""
+        kid = kid or self.kid
+        key = self.private_keys[kid]
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": issuer or self.issuer,
+            "sub": sub,
+            "aud": audience or self.audience,
+            "iat": now,
+            "exp": now + expires_in,
+            **claims,
+        }
+        if not_before_in is not None:
+            payload["nbf"] = now + not_before_in
+        for name in omit:
+            payload.pop(name, None)
+        alg = "RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
+        return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid})
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsigned_token(provider: FakeOIDCProvider, header: dict, key: bytes | None = None) -> str:
+    """A token with `header` and good claims, HMAC-signed with `key` (or with no signature)."""
+    claims = {"iss": provider.issuer, "sub": "x", "aud": "postrag", "exp": int(time.time()) + 300}
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest() if key else b""
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def public_pem(provider: FakeOIDCProvider) -> bytes:
+    public = provider.private_keys[provider.kid].public_key()
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
