@@ -27,6 +27,7 @@ import psycopg
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
+from app.db import migrations
 from app.runtime import Runtime
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
@@ -50,9 +51,12 @@ def with_dbname(url: str, dbname: str) -> str:
 def migration_ids() -> list[str]:
     """The ids of the migrations, in order (V1_1__..., without .sql)."""
     return sorted(
-        p.name.removesuffix(".sql")
-        for p in MIGRATIONS_DIR.glob("V*.sql")
-        if not p.name.endswith(".rollback.sql")
+        (
+            p.name.removesuffix(".sql")
+            for p in MIGRATIONS_DIR.glob("V*.sql")
+            if not p.name.endswith(".rollback.sql")
+        ),
+        key=migrations.version_key,
     )
 
 

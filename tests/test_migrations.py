@@ -18,6 +18,7 @@ TABLES = {
     "users",
     "groups",
     "group_members",
+    "collection_shares",
     "api_tokens",
     "llm_models",
     "collections",
@@ -68,12 +69,19 @@ FOREIGN_KEYS = {
     "jobs_owner_id_fkey": ("jobs", "users", "c"),
     "group_members_group_id_fkey": ("group_members", "groups", "c"),
     "group_members_user_id_fkey": ("group_members", "users", "c"),
+    "collection_shares_collection_id_fkey": ("collection_shares", "collections", "c"),
+    "collection_shares_user_id_fkey": ("collection_shares", "users", "c"),
+    "collection_shares_group_id_fkey": ("collection_shares", "groups", "c"),
 }
 INDEXES = {
     "users_identity_key",
     "groups_name_key",
     "group_members_pkey",
     "group_members_user_id_idx",
+    "collection_shares_user_key",
+    "collection_shares_group_key",
+    "collection_shares_user_id_idx",
+    "collection_shares_group_id_idx",
     "api_tokens_prefix_key",
     "api_tokens_user_id_created_at_idx",
     "llm_models_provider_name_key",
@@ -215,7 +223,7 @@ def test_four_processes_starting_at_once_apply_each_migration_once(make_database
             " GROUP BY migration_id ORDER BY migration_id"
         ).fetchall()
         admins = conn.execute("SELECT count(*) FROM users").fetchone()
-    assert applies == [(migration_id, 1) for migration_id in migration_ids()]
+    assert sorted(applies) == sorted((migration_id, 1) for migration_id in migration_ids())
     assert admins == (1,)
     assert sum("shown once" in err for _, err in results) == 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from flask import Blueprint, url_for
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +25,10 @@ class Collection(BaseModel):
     description: str
     language: str
     is_shared: bool
+    role: Literal["owner", "editor", "reader"] = Field(
+        description="what you are to it: its owner, an editor or a reader (by a share, or"
+        " as every user when it is shared with everyone)"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -68,7 +73,7 @@ def create_collection(body: CollectionCreate) -> tuple[Collection, dict[str, str
 
 @bp.get("/collections")
 @endpoint(
-    summary="Your collections and the shared ones, newest first",
+    summary="Your collections and those shared with you, newest first",
     tag="collections",
     query=PageQuery,
     response=Page[Collection],

@@ -160,7 +160,7 @@ def _upload_from_json() -> Upload:
     query=UploadQuery,
     response=Document,
     also=(200,),  # the same bytes are already in the collection
-    errors=(404, 409, 413, 415, 422),
+    errors=(403, 404, 409, 413, 415, 422),
 )
 def upload_document(query: UploadQuery) -> Response:
     if request.mimetype == "multipart/form-data":
@@ -261,10 +261,10 @@ def get_content(document_id: int) -> Response:
 
 @bp.delete("/documents/<int:document_id>")
 @endpoint(
-    summary="Delete a document with its chunks and vectors",
+    summary="Delete a document with its chunks and vectors (its collection's owner or an editor)",
     tag="documents",
     status=204,
-    errors=(404,),
+    errors=(403, 404),
 )
 def delete_document(document_id: int) -> None:
     documents.delete(db(), principal(), document_id)
@@ -272,11 +272,11 @@ def delete_document(document_id: int) -> None:
 
 @bp.post("/documents/<int:document_id>/reindex")
 @endpoint(
-    summary="Process a document again",
+    summary="Process a document again (its collection's owner or an editor)",
     tag="documents",
     status=202,
     response=Document,
-    errors=(404, 409),
+    errors=(403, 404, 409),
 )
 def reindex_document(document_id: int) -> tuple[Document, dict[str, str]]:
     settings = runtime().settings

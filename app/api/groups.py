@@ -1,4 +1,4 @@
-"""Admin only: GET/POST /api/v1/groups, GET /api/v1/groups/{id}, GET/POST
+"""Admin only: GET/POST /api/v1/groups, GET/DELETE /api/v1/groups/{id}, GET/POST
 /api/v1/groups/{id}/members and DELETE /api/v1/groups/{id}/members/{user_id}."""
 
 from __future__ import annotations
@@ -76,6 +76,18 @@ def create_group(body: GroupCreate) -> tuple[Group, dict[str, str]]:
 @endpoint(summary="One group (admin)", tag="groups", auth="admin", response=Group, errors=(404,))
 def get_group(group_id: int) -> Group:
     return Group(**groups.get(db(), group_id))
+
+
+@bp.delete("/groups/<int:group_id>")
+@endpoint(
+    summary="Delete a group, its memberships and the shares naming it (admin)",
+    tag="groups",
+    auth="admin",
+    status=204,
+    errors=(404,),
+)
+def delete_group(group_id: int) -> None:
+    groups.delete(db(), group_id)
 
 
 @bp.get("/groups/<int:group_id>/members")

@@ -58,8 +58,15 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def version_key(name: str) -> tuple[int, ...]:
+    """Where a migration file (V<major>_<minor>__<title>) comes: V2_10 after V2_9."""
+    major, minor = name.removeprefix("V").split("__", 1)[0].split("_")
+    return int(major), int(minor)
+
+
 def _forward_files(migrations_dir: Path) -> list[Path]:
-    return sorted(p for p in migrations_dir.glob("*.sql") if not p.name.endswith(".rollback.sql"))
+    forward = [p for p in migrations_dir.glob("*.sql") if not p.name.endswith(".rollback.sql")]
+    return sorted(forward, key=lambda p: version_key(p.name))
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from app.repositories import Conn, Row, returned
+from app.repositories import collections as collection_repo
 from app.strict_json import jsonb
 
 _COLUMNS = (
@@ -50,18 +51,15 @@ class StoredDocument:
         return self.status
 
 
-# Readable: the caller's own documents, and documents in collections shared with everyone.
-_READABLE = (
-    "(d.owner_id = %(user_id)s OR EXISTS (SELECT 1 FROM collections s"
-    " WHERE s.id = d.collection_id AND s.is_shared))"
-)
+# Readable and writable: documents in the collections the user may read, or write (V2_10).
+_READABLE = f"d.collection_id IN (SELECT c.id FROM collections c WHERE {collection_repo.READABLE})"
+_WRITABLE = f"d.collection_id IN (SELECT c.id FROM collections c WHERE {collection_repo.WRITABLE})"
 
 
 def insert(
     conn: Conn,
     *,
     collection_id: int,
-    owner_id: int,
     filename: str,
     title: str,
     content_type: str,
@@ -69,15 +67,16 @@ def insert(
     content: bytes,
     metadata: dict[str, Any],
 ) -> StoredDocument | None:
-    """The new document, or None when the collection already has these bytes."""
+    """The new document, owned by the collection's owner whoever uploads it (an editor may),
+    or None when the collection already has these bytes or is gone."""
     row = conn.execute(
         "INSERT INTO documents AS d (collection_id, owner_id, filename, title, content_type,"
-        " sha256, size_bytes, content, metadata) VALUES (%(collection_id)s, %(owner_id)s,"
+        " sha256, size_bytes, content, metadata) SELECT c.id, c.owner_id,"
         " %(filename)s, %(title)s, %(content_type)s, %(sha256)s, %(size)s, %(content)s,"
-        " %(metadata)s) ON CONFLICT (collection_id, sha256) DO NOTHING RETURNING d.id",
+        " %(metadata)s FROM collections c WHERE c.id = %(collection_id)s"
+        " ON CONFLICT (collection_id, sha256) DO NOTHING RETURNING d.id",
         {
             "collection_id": collection_id,
-            "owner_id": owner_id,
             "filename": filename,
             "title": title,
             "content_type": content_type,
@@ -155,7 +154,7 @@ def content(conn: Conn, document_id: int) -> Row | None:
     ).fetchone()
 
 
-def _lock_collection_of(conn: Conn, document_id: int, owner_id: int | None = None) -> None:
+def _lock_collection_of(conn: Conn, document_id: int, user_id: int | None = None) -> None:
     """Share-lock the document's collection before touching chunks.
 
     A change of the collection's language rebuilds its full-text index under the row's update
@@ -163,17 +162,18 @@ def _lock_collection_of(conn: Conn, document_id: int, owner_id: int | None = Non
     """
     conn.execute(
         "SELECT 1 FROM collections c JOIN documents d ON d.collection_id = c.id"
-        " WHERE d.id = %(id)s AND (%(owner_id)s::bigint IS NULL OR d.owner_id = %(owner_id)s)"
+        f" WHERE d.id = %(id)s AND (%(user_id)s::bigint IS NULL OR {_WRITABLE})"
         " FOR SHARE OF c",
-        {"id": document_id, "owner_id": owner_id},
+        {"id": document_id, "user_id": user_id},
     )
 
 
-def delete(conn: Conn, document_id: int, owner_id: int) -> bool:
-    _lock_collection_of(conn, document_id, owner_id)  # never another user's collection
+def delete(conn: Conn, document_id: int, user_id: int) -> bool:
+    """Delete the document if `user_id` may write its collection (its owner or an editor)."""
+    _lock_collection_of(conn, document_id, user_id)  # never a collection the user cannot write
     row = conn.execute(
-        "DELETE FROM documents WHERE id = %(id)s AND owner_id = %(owner_id)s RETURNING id",
-        {"id": document_id, "owner_id": owner_id},
+        f"DELETE FROM documents d WHERE d.id = %(id)s AND {_WRITABLE} RETURNING d.id",
+        {"id": document_id, "user_id": user_id},
     ).fetchone()
     return row is not None
 

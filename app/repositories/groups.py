@@ -24,6 +24,20 @@ def get_group(conn: Conn, group_id: int) -> Row | None:
     ).fetchone()
 
 
+def get_group_by_name(conn: Conn, name: str) -> Row | None:
+    return conn.execute(
+        f"SELECT {_GROUP_COLUMNS} FROM groups WHERE name = %(name)s", {"name": name}
+    ).fetchone()
+
+
+def delete_group(conn: Conn, group_id: int) -> bool:
+    """Delete the group with its memberships and the shares naming it."""
+    row = conn.execute(
+        "DELETE FROM groups WHERE id = %(id)s RETURNING id", {"id": group_id}
+    ).fetchone()
+    return row is not None
+
+
 def list_groups(conn: Conn, *, limit: int, offset: int) -> tuple[list[Row], int]:
     rows = conn.execute(
         f"SELECT {_GROUP_COLUMNS} FROM groups ORDER BY id LIMIT %(limit)s OFFSET %(offset)s",

@@ -1,4 +1,5 @@
-"""Collections: create, list, read, change and delete; others may read shared ones."""
+"""Collections: create, list, read, change and delete. Others read those shared with everyone or
+with them (app/services/shares.py); editors also change their documents."""
 
 from __future__ import annotations
 
@@ -67,7 +68,15 @@ def get_readable(conn: Conn, who: Principal, collection_id: int) -> Row:
 
 def get_owned(conn: Conn, who: Principal, collection_id: int) -> Row:
     row = get_readable(conn, who, collection_id)
-    if row["owner_id"] != who.user_id:
+    if row["role"] != "owner":
+        raise Forbidden(f"only the owner of collection {collection_id} may do this")
+    return row
+
+
+def get_writable(conn: Conn, who: Principal, collection_id: int) -> Row:
+    """The collection if the caller may add, reindex and delete its documents (owner, editor)."""
+    row = get_readable(conn, who, collection_id)
+    if row["role"] == "reader":
         raise Forbidden(f"collection {collection_id} is shared with you read-only")
     return row
 

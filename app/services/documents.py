@@ -63,7 +63,7 @@ def upload(
     Every check (collection, size, type, a cheap look at the file) happens before anything is
     stored; the file is read in full by a worker, which fails the document if it cannot.
     """
-    collections.get_owned(conn, who, item.collection_id)
+    collections.get_writable(conn, who, item.collection_id)
     document_metadata.check(item.metadata or {})
     if len(item.data) > settings.max_upload_bytes:
         raise PayloadTooLarge(
@@ -81,7 +81,6 @@ def upload(
         row = document_repo.insert(
             conn,
             collection_id=item.collection_id,
-            owner_id=who.user_id,
             filename=filename,
             title=title,
             content_type=content_type,
@@ -142,16 +141,23 @@ def content(conn: Conn, who: Principal, document_id: int) -> Row:
     return row
 
 
+def _get_writable(conn: Conn, who: Principal, document_id: int) -> StoredDocument:
+    """The document if the caller may change it: 404 when they cannot read it, 403 when its
+    collection is shared with them read-only."""
+    row = get(conn, who, document_id)
+    collections.get_writable(conn, who, row.collection_id)
+    return row
+
+
 def delete(conn: Conn, who: Principal, document_id: int) -> None:
+    _get_writable(conn, who, document_id)
     with conn.transaction():
         if not document_repo.delete(conn, document_id, who.user_id):
             raise NotFound(f"no document {document_id}")
 
 
 def reindex(conn: Conn, who: Principal, document_id: int, settings: Settings) -> StoredDocument:
-    row = get(conn, who, document_id)
-    if row.owner_id != who.user_id:
-        raise NotFound(f"no document {document_id}")
+    _get_writable(conn, who, document_id)
     with conn.transaction():
         document_repo.set_status(conn, document_id, "queued")
         enqueue(conn, document_id, settings)

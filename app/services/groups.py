@@ -74,6 +74,14 @@ def get(conn: Conn, group_id: int) -> Row:
     return row
 
 
+def delete(conn: Conn, group_id: int) -> None:
+    """An admin deletes a group, its memberships and the shares naming it. A provider's group
+    comes back, empty of shares, with the next token that names it."""
+    with conn.transaction():
+        if not group_repo.delete_group(conn, group_id):
+            raise NotFound(f"no group {group_id}")
+
+
 def members_page(conn: Conn, group_id: int, *, limit: int, offset: int) -> tuple[list[Row], int]:
     get(conn, group_id)
     return group_repo.list_members(conn, group_id, limit=limit, offset=offset)

@@ -362,7 +362,6 @@ class _Importer:
         row = document_repo.insert(
             self.conn,
             collection_id=self.collection_id,
-            owner_id=self.who.user_id,
             filename=filename,
             title=line.title,
             content_type=content_type,
