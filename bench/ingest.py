@@ -119,7 +119,6 @@ def stages(settings: Settings, texts: list[str]) -> dict[str, float]:
                 row = document_repo.insert(
                     conn,
                     collection_id=coll["id"],
-                    owner_id=coll["owner_id"],
                     filename=f"s{i}.md",
                     title="",
                     content_type="text/markdown",
@@ -140,7 +139,6 @@ def _bench_document(conn, coll, name: str) -> int:  # type: ignore[no-untyped-de
         doc = document_repo.insert(
             conn,
             collection_id=coll["id"],
-            owner_id=coll["owner_id"],
             filename=name,
             title="",
             content_type="text/plain",

@@ -311,7 +311,6 @@ def write_document(conn: Any, pr: Postrag, doc_no: int, texts: list[str], vector
         doc = document_repo.insert(
             conn,
             collection_id=pr.collection_id,
-            owner_id=pr.who.user_id,
             filename=f"doc{doc_no:06d}.txt",
             title="",
             content_type="text/plain",

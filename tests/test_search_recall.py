@@ -136,7 +136,6 @@ def loaded(app, settings, corpus):
                 doc = document_repo.insert(
                     conn,
                     collection_id=collection,
-                    owner_id=1,
                     filename=f"doc-{d}.txt",
                     title="",
                     content_type="text/plain",
