@@ -12,6 +12,7 @@ nonce (or with `authorize_error`). POST .../token takes that code once, checks t
 authentication (`client_secret`: Basic or in the form; None: a public client), redirect_uri and
 code_verifier, and answers a signed id_token (with the nonce, `aud` the client) and an
 access_token; `token_status` makes it fail, `id_token_claims` changes the id_token's claims.
+GET .../logout (end-session) records its parameters and redirects to post_logout_redirect_uri.
 """
 
 from __future__ import annotations
@@ -58,14 +59,18 @@ class FakeOIDCProvider(LoopbackServer):
         self.auth_methods = ["client_secret_basic", "client_secret_post"]
         self.codes: dict[str, dict[str, Any]] = {}
         self.token_requests: list[dict[str, str]] = []
+        self.logouts: list[dict[str, str]] = []  # the end-session requests' parameters
         self._lock = threading.Lock()
         server = self
 
         class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                if urlsplit(self.path).path.endswith("/protocol/openid-connect/auth"):
+                path = urlsplit(self.path).path
+                if path.endswith(
+                    ("/protocol/openid-connect/auth", "/protocol/openid-connect/logout")
+                ):
                     self.send_response(302)
-                    self.send_header("Location", server.authorize(self.path))
+                    self.send_header("Location", server.redirect(self.path))
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -141,6 +146,13 @@ class FakeOIDCProvider(LoopbackServer):
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
         }
+
+    def redirect(self, path: str) -> str:
+        """Where the authorization or end-session endpoint sends the browser."""
+        if urlsplit(path).path.endswith("/logout"):
+            self.logouts.append(dict(parse_qsl(urlsplit(path).query)))
+            return self.logouts[-1]["post_logout_redirect_uri"]
+        return self.authorize(path)
 
     def authorize(self, path: str) -> str:
         """Where the authorization endpoint sends the browser back: a code, or an error."""
