@@ -109,7 +109,8 @@ def session() -> SessionInfo:
     who = principal()
     secret = cookies.read(cookies.SESSION) if who.session_id is not None else None
     csrf = web_sessions.csrf_token(secret) if secret else None
-    return SessionInfo(id=who.user_id, name=who.name, role=who.role, csrf_token=csrf)  # type: ignore[arg-type]
+    info = {"id": who.user_id, "name": who.name, "role": who.role, "csrf_token": csrf}
+    return SessionInfo.model_validate(info)
 
 
 @bp.post("/logout")
