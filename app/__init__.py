@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 
 from app.api import (
     accounting,
+    auth,
     chats,
     collections,
     connectors,
@@ -136,6 +137,7 @@ def _flask_app(settings: Settings) -> Flask:
         openai_compat.bp,
         connectors.bp,
         usage.bp,
+        auth.bp,
         web_pages.bp,
     ):
         app.register_blueprint(blueprint)

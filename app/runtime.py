@@ -21,6 +21,7 @@ from app.db.replica import Replica
 from app.providers.embeddings import Embedder, QueryEmbedders, make_embedder
 from app.providers.llm import LLMClients
 from app.providers.oidc import OIDCVerifier
+from app.providers.oidc_login import OIDCLogin
 from app.repositories import Conn
 from app.services import llm_models as llm_model_service
 from app.services import search as search_service
@@ -48,6 +49,7 @@ class Runtime:
     query_embedders: QueryEmbedders  # the model of the space a search reads
     iterative_scans: bool  # the server's pgvector has iterative index scans (0.8+)
     oidc: OIDCVerifier | None = None  # None while POSTRAG_OIDC_ISSUER is unset
+    oidc_login: OIDCLogin | None = None  # the web page's sign-in, with oidc
     openapi: dict[str, Any] | None = None  # GET /openapi.json, built on first use
     _to_close: list[tuple[str, _Closable]] = field(default_factory=list, repr=False)
 
@@ -79,13 +81,21 @@ class Runtime:
         keyring = None
         if secrets.weakness(settings.secret_key) is None:
             keyring = Keyring.from_settings(settings)
-        oidc = None
-        if settings.oidc_issuer and settings.oidc_audience:
-            oidc = OIDCVerifier(settings.oidc_issuer, settings.oidc_audience)
+        oidc, oidc_login = _open_oidc(settings)
         runtime = cls(
-            settings, pool, replica, keyring, llm, embedder, query_embedders, iterative_scans, oidc
+            settings,
+            pool,
+            replica,
+            keyring,
+            llm,
+            embedder,
+            query_embedders,
+            iterative_scans,
+            oidc,
+            oidc_login,
         )
         runtime._to_close = [
+            *([("OpenID sign-in client", oidc_login)] if oidc_login is not None else []),
             *([("OpenID verifier", oidc)] if oidc is not None else []),
             ("query embedders", query_embedders),
             ("LLM clients", llm),
@@ -114,6 +124,17 @@ class Runtime:
     @staticmethod
     def of(app: Flask) -> Runtime:
         return cast(Runtime, app.extensions[EXTENSION])
+
+
+def _open_oidc(settings: Settings) -> tuple[OIDCVerifier | None, OIDCLogin | None]:
+    """The provider's JWT verifier and the web page's sign-in client, with POSTRAG_OIDC_*."""
+    if not (settings.oidc_issuer and settings.oidc_audience and settings.oidc_client):
+        return None, None
+    verifier = OIDCVerifier(settings.oidc_issuer, settings.oidc_audience)
+    login = OIDCLogin(
+        verifier, settings.oidc_client, settings.oidc_client_secret, settings.oidc_scopes
+    )
+    return verifier, login
 
 
 def _open_replica(settings: Settings) -> Replica | None:

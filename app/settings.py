@@ -28,6 +28,7 @@ from app.settings_vars import (
     memory,
     origins,
     required,
+    scopes,
     setting,
     words,
 )
@@ -224,6 +225,19 @@ class Settings:
     oidc_groups_claim: str = setting(
         Var("POSTRAG_OIDC_GROUPS_CLAIM", Text(strip=True), "groups", "claim path of the groups")
     )
+    # Team identity: the web page's sign-in (authorization code with PKCE)
+    oidc_client_id: str | None = setting(
+        Var("POSTRAG_OIDC_CLIENT_ID", OptionalText(), "", "postrag's client id (unset: audience)")
+    )
+    oidc_client_secret: str | None = setting(
+        Var("POSTRAG_OIDC_CLIENT_SECRET", OptionalText(), "", "its secret (unset: public client)")
+    )
+    oidc_scopes: tuple[str, ...] = setting(
+        Var("POSTRAG_OIDC_SCOPES", scopes, "openid profile email", "scopes asked at sign-in")
+    )
+    session_hours: int = setting(
+        Var("POSTRAG_SESSION_HOURS", Integer(low=1, high=720), "12", "a web sign-in lasts")
+    )
     # Operations
     database_replica_url: str | None = setting(
         Var("DATABASE_REPLICA_URL", OptionalText(), "", "a streaming replica for reads")
@@ -253,6 +267,11 @@ class Settings:
 
     def with_database_url(self, url: str) -> Settings:
         return replace(self, database_url=url)
+
+    @property
+    def oidc_client(self) -> str | None:
+        """The client id the web page signs in as: POSTRAG_OIDC_CLIENT_ID, else the audience."""
+        return self.oidc_client_id or self.oidc_audience
 
 
 VARS: tuple[Var[Any], ...] = tuple(f.metadata[VAR] for f in fields(Settings) if VAR in f.metadata)
@@ -287,6 +306,10 @@ def _check_oidc(settings: Settings) -> None:
         raise SettingsError("POSTRAG_OIDC_AUDIENCE must be set with POSTRAG_OIDC_ISSUER")
     if settings.oidc_audience and not settings.oidc_issuer:
         raise SettingsError("POSTRAG_OIDC_ISSUER must be set with POSTRAG_OIDC_AUDIENCE")
+    if (settings.oidc_client_id or settings.oidc_client_secret) and not settings.oidc_issuer:
+        raise SettingsError(
+            "POSTRAG_OIDC_CLIENT_ID and POSTRAG_OIDC_CLIENT_SECRET need POSTRAG_OIDC_ISSUER"
+        )
     issuer = settings.oidc_issuer
     if issuer and (len(issuer) > 2000 or not _ISSUER.fullmatch(issuer)):
         raise SettingsError(

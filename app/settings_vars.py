@@ -150,3 +150,18 @@ def origins(name: str, text: str) -> tuple[str, ...]:
         if origin != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
             raise SettingsError(f"{name}: {origin!r} is not an origin like https://app.example")
     return found
+
+
+# An OAuth scope token (RFC 6749 3.3): printable ASCII but space, double quote and backslash.
+_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,200}")
+
+
+def scopes(name: str, text: str) -> tuple[str, ...]:
+    """Space-separated OAuth scopes, `openid` among them."""
+    found = tuple(text.split())
+    bad = [scope for scope in found if not _SCOPE.fullmatch(scope)]
+    if bad:
+        raise SettingsError(f"{name}: {bad[0][:50]!r} is not an OAuth scope")
+    if "openid" not in found:
+        raise SettingsError(f"{name} must include openid, got {text!r}")
+    return found

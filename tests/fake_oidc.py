@@ -1,9 +1,18 @@
-"""An in-process OpenID provider on 127.0.0.1: discovery, a JWKS that rotates, real signed JWTs.
+"""An in-process OpenID provider on 127.0.0.1: discovery, a JWKS that rotates, real signed JWTs,
+and the authorization code flow with PKCE.
 
 GET <issuer>/.well-known/openid-configuration answers the discovery document (its `issuer` can
 be made wrong with `discovery_issuer`); GET <issuer>/protocol/openid-connect/certs answers the
 JWKS of the published keys (or fails with `jwks_status`), counting the fetches in `jwks_fetches`.
 `token()` signs a JWT with one of the provider's private keys (RS256, or ES256 with an EC key).
+
+GET .../auth signs in `login_claims` at once (no login form) and redirects to the request's
+redirect_uri with a code bound to it, to the client, the code_challenge (S256 only) and the
+nonce (or with `authorize_error`). POST .../token takes that code once, checks the client's
+authentication (`client_secret`: Basic or in the form; None: a public client), redirect_uri and
+code_verifier, and answers a signed id_token (with the nonce, `aud` the client) and an
+access_token; `token_status` makes it fail, `id_token_claims` changes the id_token's claims.
+GET .../logout (end-session) records its parameters and redirects to post_logout_redirect_uri.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import threading
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -39,12 +49,37 @@ class FakeOIDCProvider(LoopbackServer):
         self.discovery_fetches = 0
         self.discovery_issuer: str | None = None  # answered instead of the real issuer
         self.jwks_status = 200  # another one answers the JWKS with an error
+        # The authorization code flow: the client, who signs in, what goes wrong.
+        self.client_id = audience
+        self.client_secret: str | None = None
+        self.login_claims: dict[str, Any] = {"sub": "web-1", "preferred_username": "webby"}
+        self.authorize_error: str | None = None  # e.g. access_denied
+        self.token_status = 200  # another one: the token endpoint fails so
+        self.id_token_claims: dict[str, Any] = {}  # override the id_token's (nonce, aud, ...)
+        self.auth_methods = ["client_secret_basic", "client_secret_post"]
+        self.codes: dict[str, dict[str, Any]] = {}
+        self.token_requests: list[dict[str, str]] = []
+        self.logouts: list[dict[str, str]] = []  # the end-session requests' parameters
         self._lock = threading.Lock()
         server = self
 
         class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                path = urlsplit(self.path).path
+                if path.endswith(
+                    ("/protocol/openid-connect/auth", "/protocol/openid-connect/logout")
+                ):
+                    self.send_response(302)
+                    self.send_header("Location", server.redirect(self.path))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 send_json(self, *server.answer(self.path))
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                form = dict(parse_qsl(raw.decode()))
+                send_json(self, *server.exchange(form, self.headers.get("Authorization")))
 
         self.issuer = self._listen(Handler) + "/realms/postrag"
         self.add_key("RSA")
@@ -106,10 +141,69 @@ class FakeOIDCProvider(LoopbackServer):
             "authorization_endpoint": f"{endpoints}/auth",
             "token_endpoint": f"{endpoints}/token",
             "end_session_endpoint": f"{endpoints}/logout",
+            "token_endpoint_auth_methods_supported": self.auth_methods,
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
         }
+
+    def redirect(self, path: str) -> str:
+        """Where the authorization or end-session endpoint sends the browser."""
+        if urlsplit(path).path.endswith("/logout"):
+            self.logouts.append(dict(parse_qsl(urlsplit(path).query)))
+            return self.logouts[-1]["post_logout_redirect_uri"]
+        return self.authorize(path)
+
+    def authorize(self, path: str) -> str:
+        """Where the authorization endpoint sends the browser back: a code, or an error."""
+        query = dict(parse_qsl(urlsplit(path).query))
+        back = query["redirect_uri"]
+        if self.authorize_error:
+            return f"{back}?{urlencode({'error': self.authorize_error, 'state': query['state']})}"
+        assert query["response_type"] == "code" and query["code_challenge_method"] == "S256"
+        assert "openid" in query["scope"].split()
+        code = uuid.uuid4().hex
+        with self._lock:
+            self.codes[code] = {**query, "claims": dict(self.login_claims), "used": False}
+        return f"{back}?{urlencode({'code': code, 'state': query['state']})}"
+
+    def exchange(self, form: dict[str, str], authorization: str | None) -> tuple[int, Any]:
+        """The token endpoint: (status, body) for an authorization code grant."""
+        self.token_requests.append(form)
+        if self.token_status != 200:
+            return self.token_status, {"error": "server_error"}
+        if self._client_of(form, authorization) != self.client_id:
+            return 401, {"error": "invalid_client"}
+        with self._lock:
+            grant = self.codes.get(form.get("code", ""))
+            fresh = grant is not None and not grant["used"]
+            if grant is not None:
+                grant["used"] = True
+        verifier = form.get("code_verifier", "").encode()
+        if (
+            not fresh
+            or form.get("grant_type") != "authorization_code"
+            or grant["client_id"] != self.client_id
+            or form.get("redirect_uri") != grant["redirect_uri"]
+            or b64url(hashlib.sha256(verifier).digest()) != grant["code_challenge"]
+        ):
+            return 400, {"error": "invalid_grant"}
+        claims = {"nonce": grant["nonce"], "audience": self.client_id, **grant["claims"]}
+        id_token = self.token(**{**claims, **self.id_token_claims})
+        access = self.token(**grant["claims"])
+        return 200, {"access_token": access, "id_token": id_token, "token_type": "Bearer"}
+
+    def _client_of(self, form: dict[str, str], authorization: str | None) -> str | None:
+        """The client the request authenticates as (client_secret_basic or _post), or None."""
+        if self.client_secret is None:  # a public client: named, with no secret
+            return form.get("client_id") if "client_secret" not in form else None
+        if authorization and authorization.startswith("Basic "):
+            pair = base64.b64decode(authorization.removeprefix("Basic ")).decode()
+            client, _, secret = pair.partition(":")
+            client, secret = unquote_plus(client), unquote_plus(secret)
+        else:
+            client, secret = form.get("client_id", ""), form.get("client_secret", "")
+        return client if hmac.compare_digest(secret, self.client_secret) else None
 
     def token(
         self,

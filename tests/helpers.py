@@ -27,7 +27,6 @@ import psycopg
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from app.db import migrations
 from app.runtime import Runtime
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
@@ -49,14 +48,16 @@ def with_dbname(url: str, dbname: str) -> str:
 
 
 def migration_ids() -> list[str]:
-    """The ids of the migrations, in order (V1_1__..., without .sql)."""
+    """The ids of the migrations, in their versions' order (V1_1__..., without .sql)."""
+    from app.db.migrations import order_key
+
     return sorted(
         (
             p.name.removesuffix(".sql")
             for p in MIGRATIONS_DIR.glob("V*.sql")
             if not p.name.endswith(".rollback.sql")
         ),
-        key=migrations.version_key,
+        key=order_key,
     )
 
 

@@ -38,6 +38,8 @@ TABLES = {
     "request_counters",
     "llm_token_counters",
     "api_usage",
+    "web_logins",
+    "web_sessions",
 }
 FOREIGN_KEYS = {
     "api_tokens_user_id_fkey": ("api_tokens", "users", "c"),
@@ -72,9 +74,13 @@ FOREIGN_KEYS = {
     "collection_shares_collection_id_fkey": ("collection_shares", "collections", "c"),
     "collection_shares_user_id_fkey": ("collection_shares", "users", "c"),
     "collection_shares_group_id_fkey": ("collection_shares", "groups", "c"),
+    "web_sessions_user_id_fkey": ("web_sessions", "users", "c"),
 }
 INDEXES = {
     "users_identity_key",
+    "web_sessions_secret_hash_key",
+    "web_sessions_expires_at_idx",
+    "web_logins_expires_at_idx",
     "groups_name_key",
     "group_members_pkey",
     "group_members_user_id_idx",
@@ -220,7 +226,7 @@ def test_four_processes_starting_at_once_apply_each_migration_once(make_database
     with psycopg.connect(database_url) as conn:
         applies = conn.execute(
             "SELECT migration_id, count(*) FROM _yoyo_log WHERE operation = 'apply'"
-            " GROUP BY migration_id ORDER BY migration_id"
+            " GROUP BY migration_id"
         ).fetchall()
         admins = conn.execute("SELECT count(*) FROM users").fetchone()
     assert sorted(applies) == sorted((migration_id, 1) for migration_id in migration_ids())
@@ -340,3 +346,14 @@ def test_migrating_prints_nothing(make_database, capsys):
     # yoyo prints the rows of any statement that returns some: a first start stays quiet.
     migrations.migrate(make_database(), MIGRATIONS_DIR)
     assert capsys.readouterr().out == ""
+
+
+def test_versions_are_ordered_by_their_numbers_not_as_text():
+    names = ["V2_10__b", "V10_1__d", "V2_9__a", "notes", "V2_1__c"]
+    assert sorted(names, key=migrations.order_key) == [
+        "V2_1__c",
+        "V2_9__a",
+        "V2_10__b",
+        "V10_1__d",
+        "notes",
+    ]

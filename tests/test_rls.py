@@ -129,11 +129,15 @@ def test_every_table_the_app_role_can_use_is_under_rls(app, database_url):
     assert {name for name, _, _, owned in tables if owned} - NOT_USER_OWNED <= protected
     assert {name for name, _, usable, _ in tables if usable} - protected == NOT_USER_OWNED
     # Groups are every user's to read (tests/test_groups.py checks that only admins write them);
-    # tests/test_shares.py checks the shares.
-    assert (
-        set(VISIBLE) | {"users", "llm_models", "groups", "group_members", "collection_shares"}
-        == protected
-    )
+    # tests/test_shares.py checks the shares, tests/test_web_signin.py the web sessions.
+    assert set(VISIBLE) | {
+        "users",
+        "llm_models",
+        "groups",
+        "group_members",
+        "collection_shares",
+        "web_sessions",
+    } == (protected)
 
 
 def test_unfiltered_queries_return_only_the_callers_rows(two_users, database_url):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from tests.fake_oidc import FakeOIDCProvider
 from tests.helpers import live_server, running_workers
 
 CHROMIUM = "/usr/bin/chromium"
@@ -119,3 +120,51 @@ def test_sign_in_upload_search_and_chat_with_a_citation(
     expect(page.get_by_role("status")).to_have_text("Saved.")
     page.reload()  # still signed in (session storage), the saved value shows
     expect(page.get_by_label("Temperature")).to_have_value("0.3")
+
+
+@pytest.fixture
+def provider():  # type: ignore[no-untyped-def]
+    with FakeOIDCProvider() as fake:
+        yield fake
+
+
+@pytest.fixture
+def oidc_page_url(make_app, llm, provider):  # type: ignore[no-untyped-def]
+    app = make_app(
+        llm="ollama",
+        ollama_url=llm.url,
+        chat_model="fake-chat",
+        oidc_issuer=provider.issuer,
+        oidc_audience="postrag",
+    )
+    with live_server(app) as base:
+        yield base
+
+
+def test_sign_in_with_the_provider_chat_and_sign_out(oidc_page_url, browser_page, provider, llm):
+    llm.reply = "Ask the team lead."
+    provider.login_claims = {"sub": "s-pat", "preferred_username": "pat"}
+    page = browser_page
+    page.goto(oidc_page_url)
+    page.get_by_role("link", name="Sign in with your identity provider").click()
+    expect(page.locator("#who")).to_have_text("Signed in as pat")
+    assert page.evaluate("sessionStorage.getItem('postrag.token')") is None  # the cookie did it
+    assert page.evaluate("document.cookie") == ""  # which the page's scripts cannot read
+
+    page.get_by_label("New collection").fill("team")  # a write: it carries the CSRF token
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator("#current-collection")).to_have_text("in team")
+    page.get_by_label("Your question").fill("Who approves holidays?")
+    page.get_by_role("button", name="Ask").click()
+    answer = page.locator("#messages li.assistant").last
+    expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
+    expect(answer).to_contain_text("Ask the team lead.")
+    page.reload()  # the session outlives the page
+    expect(page.locator("#who")).to_have_text("Signed in as pat")
+
+    page.get_by_role("button", name="Sign out").click()  # through the provider's end-session
+    expect(page.get_by_role("link", name="Sign in with your identity provider")).to_be_visible()
+    assert provider.logouts == [
+        {"client_id": "postrag", "post_logout_redirect_uri": f"{oidc_page_url}/"}
+    ]
+    expect(page.locator("#app")).to_be_hidden()

@@ -10,16 +10,18 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
+from urllib.parse import urlsplit
 
 import psycopg
 import pydantic
 from flask import Response, g, json, request
 
+from app.api import cookies
 from app.db import scope
 from app.errors import BadRequest, FieldError, Forbidden, UnsupportedMediaType, ValidationFailed
 from app.repositories import Conn
 from app.runtime import runtime
-from app.services import authentication, usage
+from app.services import authentication, usage, web_sessions
 from app.services.tokens import Principal
 from app.storable import reject_unstorable_text
 
@@ -27,6 +29,7 @@ from app.storable import reject_unstorable_text
 Auth = Literal["public", "optional", "user", "admin"]
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 READ_FROM_HEADER = "X-Postrag-Read-From"  # replica or primary: which served a read_db() view
+CSRF_HEADER = "X-CSRF-Token"  # writes made with the web session's cookie must send it
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,11 @@ def _authorize(auth: Auth, reads_only: bool) -> None:
     scope.act_as_owner(db())  # the one lookup made before anyone is known
     try:
         header = request.headers.get("Authorization")
-        who = authentication.authenticate(db(), header, runtime().oidc, runtime().settings)
+        session = cookies.read(cookies.SESSION)
+        rt = runtime()
+        who = authentication.authenticate(db(), header, rt.oidc, rt.settings, session)
+        if who.session_id is not None and request.method not in READ_METHODS:
+            _check_cookie_write(session or "")
     except BaseException:
         scope.act_as_anonymous(db())
         raise
@@ -173,6 +180,15 @@ def _authorize(auth: Auth, reads_only: bool) -> None:
         raise Forbidden(f"this token lacks the {needed!r} scope")
     if auth == "admin" and not who.is_admin:
         raise Forbidden("this endpoint is for admins only")
+
+
+def _check_cookie_write(session: str) -> None:
+    """A write with the session cookie must come from postrag's own page: the Origin (when the
+    browser sends one) is this host, and the session's CSRF token is in X-CSRF-Token."""
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        raise Forbidden("a write with the session cookie must come from postrag's own page")
+    web_sessions.check_csrf(session, request.headers.get(CSRF_HEADER))
 
 
 def _render(result: Any, status: int) -> Response:

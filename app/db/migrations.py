@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,15 +59,19 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def version_key(name: str) -> tuple[int, ...]:
-    """Where a migration file (V<major>_<minor>__<title>) comes: V2_10 after V2_9."""
-    major, minor = name.removeprefix("V").split("__", 1)[0].split("_")
-    return int(major), int(minor)
+_VERSION = re.compile(r"V([0-9]+)_([0-9]+)__")
+
+
+def order_key(name: str) -> tuple[bool, int, int, str]:
+    """A migration's place by its version's numbers (V2_10 after V2_9, not after V2_1, as its
+    name would sort); files without a version last, by name."""
+    found = _VERSION.match(name)
+    return (False, int(found[1]), int(found[2]), name) if found else (True, 0, 0, name)
 
 
 def _forward_files(migrations_dir: Path) -> list[Path]:
-    forward = [p for p in migrations_dir.glob("*.sql") if not p.name.endswith(".rollback.sql")]
-    return sorted(forward, key=lambda p: version_key(p.name))
+    forward = (p for p in migrations_dir.glob("*.sql") if not p.name.endswith(".rollback.sql"))
+    return sorted(forward, key=lambda path: order_key(path.name))
 
 
 @contextmanager

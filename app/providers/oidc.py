@@ -53,6 +53,7 @@ class InvalidToken(Unauthorized):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"the bearer token is not valid: {reason}")
+        self.reason = reason
 
 
 class IdentityProviderUnavailable(ServiceUnavailable):
@@ -72,6 +73,7 @@ class Discovery(BaseModel):
     authorization_endpoint: str | None = Field(None, max_length=2000)
     token_endpoint: str | None = Field(None, max_length=2000)
     end_session_endpoint: str | None = Field(None, max_length=2000)
+    token_endpoint_auth_methods_supported: list[str] | None = Field(None, max_length=100)
 
 
 class OIDCVerifier:
@@ -113,8 +115,9 @@ class OIDCVerifier:
             self._discovery = found
         return self._discovery
 
-    def verify(self, token: str) -> dict[str, Any]:
-        """The claims of `token` once its signature, issuer, audience and times hold."""
+    def verify(self, token: str, audience: str | None = None) -> dict[str, Any]:
+        """The claims of `token` once its signature, issuer, audience (`audience`, else the
+        configured one) and times hold."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -133,7 +136,7 @@ class OIDCVerifier:
                 token,
                 key,
                 algorithms=[alg],
-                audience=self.audience,
+                audience=audience or self.audience,
                 issuer=self.issuer,
                 leeway=LEEWAY_S,
                 options={"require": REQUIRED_CLAIMS},

@@ -1,4 +1,5 @@
-"""Who is calling: an API token, or a JWT of the team's OpenID provider mapped to its user."""
+"""Who is calling: an API token, a JWT of the team's OpenID provider mapped to its user, or the
+web page's session cookie."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import re
 
 from app.providers.oidc import OIDCVerifier
 from app.repositories import Conn
-from app.services import tokens, users
+from app.services import tokens, users, web_sessions
 from app.settings import Settings
 
 # Three base64url parts (the signature may be empty: `alg: none`, refused by the verifier).
@@ -15,14 +16,21 @@ _JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
 def authenticate(
-    conn: Conn, authorization: str | None, verifier: OIDCVerifier | None, settings: Settings
+    conn: Conn,
+    authorization: str | None,
+    verifier: OIDCVerifier | None,
+    settings: Settings,
+    session: str | None = None,
 ) -> tokens.Principal:
-    """The principal behind an `Authorization: Bearer` header, or Unauthorized (a bad token),
-    or IdentityProviderUnavailable (a JWT while its provider cannot be reached).
+    """The principal behind an `Authorization: Bearer` header, else behind the web session
+    cookie's `session` secret; or Unauthorized (a bad token or session), or
+    IdentityProviderUnavailable (a JWT while its provider cannot be reached).
 
     A provider's user gets what a user's first API token gives: read and write. Runs as the
     tables' owner (before anyone is known), so that a first request can create its user.
     """
+    if not authorization and session:
+        return web_sessions.authenticate(conn, session)
     token = tokens.bearer_of(authorization)
     if verifier is None or not _JWT.fullmatch(token):
         return tokens.authenticate_token(conn, token)  # a JWT here is malformed, as a token

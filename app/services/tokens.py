@@ -28,6 +28,7 @@ class Principal:
     token_id: int | None  # None for a provider's JWT
     scopes: tuple[str, ...]
     token_expires_at: datetime | None = None
+    session_id: int | None = None  # a web session's (app/services/web_sessions.py)
 
     @property
     def is_admin(self) -> bool:

@@ -1,15 +1,25 @@
-// postrag's web page: plain modules, no build step. Every call goes to the public JSON API
-// with the token the user pasted (kept in sessionStorage, this tab only).
+// postrag's web page: plain modules, no build step. Every call goes to the public JSON API,
+// either with the token the user pasted (kept in sessionStorage, this tab only) or with the
+// session cookie of a sign-in with the identity provider (HttpOnly: this script never sees it)
+// plus the session's CSRF token on writes.
 const TOKEN_KEY = "postrag.token";
+const READS = ["GET", "HEAD"];
 const $ = (selector) => document.querySelector(selector);
 let currentCollection = null;
 let pollTimer = null;
+let csrfToken = null;  // set while signed in with the provider (the cookie does the rest)
 
 function token() { return sessionStorage.getItem(TOKEN_KEY); }
 
+// The credentials of a request: the pasted token, or the session's CSRF token on writes.
+function authHeaders(method = "GET") {
+  if (token()) return { Authorization: `Bearer ${token()}` };
+  return csrfToken && !READS.includes(method.toUpperCase()) ? { "X-CSRF-Token": csrfToken } : {};
+}
+
 async function api(path, options = {}) {
-  const headers = { Authorization: `Bearer ${token()}`, ...(options.headers || {}) };
-  const response = await fetch(path, { ...options, headers });
+  const headers = { ...authHeaders(options.method), ...(options.headers || {}) };
+  const response = await fetch(path, { ...options, headers, credentials: "same-origin" });
   if (response.status === 204) return null;
   const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
   if (!response.ok) {
@@ -45,6 +55,24 @@ async function signIn(candidate) {
     $("#sign-in-error").textContent = error.status === 401 ? "That token is not valid." : error.message;
     return;
   }
+  showApp(me);
+}
+
+// Signed in with the identity provider already (the cookie)? Else offer that sign-in if any.
+async function resumeSession() {
+  try {
+    const session = await api("/auth/session");
+    csrfToken = session.csrf_token;
+    showApp(session);
+    return;
+  } catch (error) {
+    if (error.status !== 401) $("#sign-in-error").textContent = error.message;
+  }
+  const config = await api("/auth/config").catch(() => ({ oidc: false }));
+  $("#oidc-sign-in").hidden = !config.oidc;
+}
+
+function showApp(me) {
   $("#who").textContent = `Signed in as ${me.name}`;
   $("#sign-in").hidden = true;
   $("#app").hidden = false;
@@ -55,9 +83,20 @@ async function signIn(candidate) {
   }
 }
 
-function signOut() {
-  sessionStorage.removeItem(TOKEN_KEY);
-  location.reload();
+async function signOut() {
+  if (token()) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    location.reload();
+    return;
+  }
+  try {
+    const out = await api("/auth/logout", { method: "POST" });
+    csrfToken = null;
+    if (out.end_session_url) location.assign(out.end_session_url);  // the provider's sign-out
+    else location.reload();
+  } catch (error) {
+    report(error);
+  }
 }
 
 async function loadCollections() {
@@ -298,7 +337,8 @@ async function ask(event) {
     }
     const response = await fetch(`/api/v1/chats/${currentChat}/messages`, {
       method: "POST",
-      headers: { Authorization: `Bearer ${token()}`, "Content-Type": "application/json", Accept: "text/event-stream" },
+      headers: { ...authHeaders("POST"), "Content-Type": "application/json", Accept: "text/event-stream" },
+      credentials: "same-origin",
       body: JSON.stringify({ content: question }),
     });
     if (!response.ok) {
@@ -410,6 +450,7 @@ function setUp() {
   });
   $("#preferences-form").addEventListener("submit", savePreferences);
   if (token()) signIn(token());
+  else resumeSession();
 }
 
 setUp();

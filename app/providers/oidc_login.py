@@ -1,0 +1,176 @@
+"""The web page's sign-in at the OpenID provider: the authorization request (code flow with PKCE
+S256, state, nonce), the code exchange at the token endpoint, the ID token's checks, end-session.
+
+The ID token is verified by the provider's OIDCVerifier (same keys, issuer, algorithms), for the
+client id as audience, and must carry the nonce of its sign-in. Failures are AppErrors: the
+provider refusing the code is 400, an answer postrag cannot use 502, an unreachable provider 503;
+no message or log record holds a code, token or secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit, urlunsplit
+
+import httpx
+
+from app.errors import BadGateway, BadRequest, Unauthorized
+from app.providers.oidc import IdentityProviderUnavailable, InvalidToken, OIDCVerifier
+
+log = logging.getLogger(__name__)
+
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # an OAuth error code, safe to repeat
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """Where to send the browser, and what its return must match (kept server-side)."""
+
+    url: str
+    state: str
+    nonce: str
+    code_verifier: str
+
+
+class OIDCLogin:
+    """postrag as an OpenID client of the verifier's provider (one per process)."""
+
+    def __init__(
+        self,
+        verifier: OIDCVerifier,
+        client_id: str,
+        client_secret: str | None,
+        scopes: tuple[str, ...],
+        *,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.verifier, self.client_id = verifier, client_id
+        self._secret, self._scopes = client_secret, scopes
+        self._http = httpx.Client(timeout=timeout_s, headers={"Accept": "application/json"})
+
+    def close(self) -> None:
+        self._http.close()
+
+    def authorization_request(self, redirect_uri: str) -> AuthorizationRequest:
+        """A new authorization request returning to `redirect_uri`."""
+        endpoint = self.verifier.discovery().authorization_endpoint
+        if not endpoint:
+            raise IdentityProviderUnavailable(
+                "the OpenID provider offers no authorization endpoint"
+            )
+        state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        verifier = secrets.token_urlsafe(48)  # RFC 7636: 43 to 128 unreserved characters
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+        params = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": redirect_uri,
+            "scope": " ".join(self._scopes),
+            "state": state,
+            "nonce": nonce,
+            "code_challenge": challenge.rstrip(b"=").decode(),
+            "code_challenge_method": "S256",
+        }
+        return AuthorizationRequest(_with_query(endpoint, params), state, nonce, verifier)
+
+    def identity(self, code: str, code_verifier: str, redirect_uri: str, nonce: str) -> Any:
+        """The verified claims of the ID token the provider gives for `code`."""
+        id_token = self._exchange(code, code_verifier, redirect_uri)
+        try:
+            claims = self.verifier.verify(id_token, audience=self.client_id)
+        except InvalidToken as exc:
+            raise _refused(exc.reason) from None
+        got = claims.get("nonce")
+        if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
+            raise _refused("its nonce is not this sign-in's")
+        azp = claims.get("azp")
+        if azp is not None and azp != self.client_id:  # OpenID Connect Core 3.1.3.7
+            raise _refused("it was issued to another client (azp)")
+        return claims
+
+    def end_session_url(self, post_logout_redirect_uri: str) -> str | None:
+        """The provider's end-session URL (RP-Initiated Logout) returning to postrag, if any."""
+        try:
+            endpoint = self.verifier.discovery().end_session_endpoint
+        except IdentityProviderUnavailable:
+            return None  # postrag's own session is ended all the same
+        if not endpoint:
+            return None
+        # No id_token_hint: postrag keeps no ID token (it is a bearer credential); client_id
+        # says who asks instead, and the provider may ask the user to confirm.
+        params = {"client_id": self.client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
+        return _with_query(endpoint, params)
+
+    def _exchange(self, code: str, code_verifier: str, redirect_uri: str) -> str:
+        """The ID token of the token endpoint's answer to the authorization code."""
+        endpoint = self.verifier.discovery().token_endpoint
+        if not endpoint:
+            raise IdentityProviderUnavailable("the OpenID provider offers no token endpoint")
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": code_verifier,
+        }
+        headers = self._client_authentication(form)
+        try:
+            response = self._http.post(endpoint, data=form, headers=headers)
+        except httpx.HTTPError as exc:
+            log.warning("the OpenID provider's token endpoint failed: %s", type(exc).__name__)
+            raise IdentityProviderUnavailable("the OpenID provider cannot be reached") from None
+        body = _json_object(response)
+        if response.status_code == 400 and "error" in body:
+            refused = error_code(body["error"])
+            raise BadRequest(f"the OpenID provider refused the sign-in ({refused}): sign in again")
+        id_token = body.get("id_token") if response.status_code == 200 else None
+        if not isinstance(id_token, str) or not id_token:
+            log.warning("the OpenID provider's token endpoint answered %s", response.status_code)
+            raise BadGateway(
+                f"the OpenID provider's token endpoint answered {response.status_code}"
+                " without an ID token"
+            )
+        return id_token
+
+    def _client_authentication(self, form: dict[str, str]) -> dict[str, str]:
+        """Adds the client's credentials: in the form for public clients and where the provider
+        takes only client_secret_post, else HTTP Basic (RFC 6749 2.3.1); the headers to send."""
+        if self._secret is None:
+            form["client_id"] = self.client_id
+            return {}
+        methods = self.verifier.discovery().token_endpoint_auth_methods_supported
+        if methods and "client_secret_basic" not in methods and "client_secret_post" in methods:
+            form.update(client_id=self.client_id, client_secret=self._secret)
+            return {}
+        pair = f"{quote_plus(self.client_id)}:{quote_plus(self._secret)}"
+        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+
+
+def _refused(reason: str) -> Unauthorized:
+    return Unauthorized(f"the provider's ID token is not valid: {reason}")
+
+
+def error_code(value: object) -> str:
+    """An OAuth error code fit to repeat in a message (anything else is just `error`)."""
+    return value if isinstance(value, str) and _ERROR_CODE.fullmatch(value) else "error"
+
+
+def _with_query(url: str, params: dict[str, str]) -> str:
+    """`url` with `params` added to the query it may already have."""
+    parts = urlsplit(url)
+    query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), *params.items()])
+    return urlunsplit(parts._replace(query=query))
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
