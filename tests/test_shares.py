@@ -65,23 +65,18 @@ def _hits(client, headers, query: str) -> list[str]:
     return [hit["filename"] for hit in response.json["hits"]]
 
 
-def test_a_reader_searches_chats_and_reads_but_changes_nothing(app, client, admin, team):
-    bob = team["bob"]
-    handbook, fox = team["handbook"], team["fox"]
-    assert not _can_read(client, bob, handbook, fox)
-    assert "fox.txt" not in _hits(client, bob, "clever foxes")
-    _shared(client, admin, handbook, "user", "bob")
-
-    listed = client.get("/api/v1/collections", headers=bob).json["items"]
-    assert [(c["id"], c["role"]) for c in listed] == [(handbook, "reader")]
-    assert _can_read(client, bob, handbook, fox)
-    assert client.get(f"/api/v1/documents/{fox}/content", headers=bob).status_code == 200
-    assert client.get(f"/api/v1/documents/{fox}/chunks", headers=bob).json["total"] >= 1
-    assert _hits(client, bob, "clever foxes")[0] == "fox.txt"
-    chat = new_chat(client, bob, collection_ids=[handbook])
-    assert ask(client, bob, chat, "Are foxes clever?").status_code == 201
-    answer = messages(client, bob, chat)[-1]
-    assert answer["citations"][0]["filename"] == "fox.txt"
+def _reads_everything(client, headers, handbook: int, fox: int) -> None:
+    """`headers` reach fox.txt in the handbook by every read: listing, the document, its file and
+    chunks, search, a chat's citations and /v1 with `rag`."""
+    listed = client.get("/api/v1/collections", headers=headers).json["items"]
+    assert handbook in [c["id"] for c in listed]
+    assert _can_read(client, headers, handbook, fox)
+    assert client.get(f"/api/v1/documents/{fox}/content", headers=headers).status_code == 200
+    assert client.get(f"/api/v1/documents/{fox}/chunks", headers=headers).json["total"] >= 1
+    assert _hits(client, headers, "clever foxes")[0] == "fox.txt"
+    chat = new_chat(client, headers, collection_ids=[handbook])
+    assert ask(client, headers, chat, "Are foxes clever?").status_code == 201
+    assert messages(client, headers, chat)[-1]["citations"][0]["filename"] == "fox.txt"
     completion = client.post(
         "/v1/chat/completions",
         json={
@@ -89,10 +84,29 @@ def test_a_reader_searches_chats_and_reads_but_changes_nothing(app, client, admi
             "messages": [{"role": "user", "content": "clever foxes"}],
             "rag": {"collection_ids": [handbook]},
         },
-        headers=bob,
+        headers=headers,
     )
     assert completion.status_code == 200, completion.json
     assert completion.json["citations"][0]["filename"] == "fox.txt"
+
+
+@pytest.mark.parametrize("through", ["user", "group"])
+def test_a_reader_searches_chats_and_reads_but_changes_nothing(app, client, admin, team, through):
+    bob = team["bob"]
+    handbook, fox = team["handbook"], team["fox"]
+    assert not _can_read(client, bob, handbook, fox)
+    assert "fox.txt" not in _hits(client, bob, "clever foxes")
+    if through == "group":
+        group = client.post("/api/v1/groups", json={"name": "readers"}, headers=admin).json["id"]
+        bob_id = client.get("/api/v1/me", headers=bob).json["id"]
+        client.post(f"/api/v1/groups/{group}/members", json={"user_id": bob_id}, headers=admin)
+        _shared(client, admin, handbook, "group", "readers")
+    else:
+        _shared(client, admin, handbook, "user", "bob")
+
+    listed = client.get("/api/v1/collections", headers=bob).json["items"]
+    assert [(c["id"], c["role"]) for c in listed] == [(handbook, "reader")]
+    _reads_everything(client, bob, handbook, fox)
 
     # Reading is all: no upload, delete, reindex, change of the collection or of its shares.
     uploaded = post_document(client, bob, handbook, "mine.txt", b"Bob was here.")
@@ -134,12 +148,15 @@ def test_revoking_a_share_takes_access_away_at_once(app, client, admin, team):
     bob, handbook, fox = team["bob"], team["handbook"], team["fox"]
     share = _shared(client, admin, handbook, "user", "bob", role="editor")
     assert _can_read(client, bob, handbook, fox)
+    chat = new_chat(client, bob, collection_ids=[handbook])
     assert (
         client.delete(f"/api/v1/collections/{handbook}/shares/{share}", headers=admin).status_code
         == 204
     )
     assert not _can_read(client, bob, handbook, fox)
     assert "fox.txt" not in _hits(client, bob, "clever foxes")
+    assert ask(client, bob, chat, "Are foxes clever?").status_code == 201
+    assert messages(client, bob, chat)[-1]["citations"] == []  # the chat's scope is gone
     assert post_document(client, bob, handbook, "x.txt", b"late").status_code == 404
     assert client.delete(f"/api/v1/documents/{fox}", headers=bob).status_code == 404
     again = client.delete(f"/api/v1/collections/{handbook}/shares/{share}", headers=admin)
@@ -167,8 +184,7 @@ def test_a_group_share_follows_the_groups_of_each_token(app, oidc, provider, adm
     assert not _can_read(oidc, dana("/support"), handbook, fox)  # the group exists from here on
     _shared(oidc, admin, handbook, "group", "/support", role="editor")
     in_group = dana("/support", "/other")
-    assert _can_read(oidc, in_group, handbook, fox)
-    assert _hits(oidc, in_group, "clever foxes")[0] == "fox.txt"
+    _reads_everything(oidc, in_group, handbook, fox)
     assert upload(oidc, in_group, handbook, "valve.txt", VALVE)
     # Left the group in the provider: the next token no longer reaches the collection.
     left = dana("/other")
