@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
+import pydantic
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,14 @@ class ValidationFailed(AppError):
     ) -> ValidationFailed:
         """One invalid field (and the path `at` inside it); `detail` defaults to `msg`."""
         return cls(detail or msg, [FieldError((field, *at), msg, type)])
+
+    @classmethod
+    def first_of(cls, exc: pydantic.ValidationError, field: str, what: str) -> ValidationFailed:
+        """The first error pydantic found in a value a service checked itself, on `field`;
+        the detail is `what` (the value named, e.g. "invalid name 'x'") and the message."""
+        first = exc.errors(include_url=False)[0]
+        msg = first["msg"]
+        return cls.on_field(field, msg, type=first["type"], detail=f"{what}: {msg}")
 
 
 class TooManyRequests(AppError):

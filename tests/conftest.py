@@ -24,6 +24,7 @@ from psycopg import sql
 from app import create_app
 from app.settings import Settings
 from app.strict_json import NonFiniteNumber
+from tests.fake_oidc import FakeOIDCProvider
 from tests.helpers import (
     MIGRATIONS_DIR,
     admin_token_in,
@@ -276,6 +277,13 @@ def new_user(client, admin: dict[str, str]) -> Callable[..., dict[str, str]]:  #
         return bearer(response.json["token"])
 
     return make
+
+
+@pytest.fixture
+def provider():  # type: ignore[no-untyped-def]
+    """An in-process OpenID provider (tests/fake_oidc.py) on loopback."""
+    with FakeOIDCProvider() as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -9,14 +9,7 @@ import pytest
 
 from app.db import scope
 from app.services import groups
-from tests.fake_oidc import FakeOIDCProvider
 from tests.helpers import bearer
-
-
-@pytest.fixture
-def provider():
-    with FakeOIDCProvider() as fake:
-        yield fake
 
 
 @pytest.fixture

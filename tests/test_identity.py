@@ -15,12 +15,6 @@ ROLES = "realm_access.roles"
 
 
 @pytest.fixture
-def provider():
-    with FakeOIDCProvider() as fake:
-        yield fake
-
-
-@pytest.fixture
 def oidc_app(make_app, provider):
     return make_app(oidc_issuer=provider.issuer, oidc_audience="postrag", oidc_admin_claim=ROLES)
 

@@ -31,12 +31,6 @@ class Clock:
 
 
 @pytest.fixture
-def provider():
-    with FakeOIDCProvider() as fake:
-        yield fake
-
-
-@pytest.fixture
 def clock():
     return Clock()
 

@@ -7,7 +7,6 @@ import psycopg
 import pytest
 
 from app.db import scope
-from tests.fake_oidc import FakeOIDCProvider
 from tests.helpers import (
     FOX,
     VALVE,
@@ -161,12 +160,6 @@ def test_revoking_a_share_takes_access_away_at_once(app, client, admin, team):
     assert client.delete(f"/api/v1/documents/{fox}", headers=bob).status_code == 404
     again = client.delete(f"/api/v1/collections/{handbook}/shares/{share}", headers=admin)
     assert again.status_code == 404 and again.mimetype == "application/problem+json"
-
-
-@pytest.fixture
-def provider():
-    with FakeOIDCProvider() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -10,16 +10,9 @@ import psycopg
 import pytest
 
 from app.settings import Settings, SettingsError
-from tests.fake_oidc import FakeOIDCProvider
 from tests.helpers import bearer
 
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture
-def provider():
-    with FakeOIDCProvider() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.fake_oidc import FakeOIDCProvider
 from tests.helpers import live_server, running_workers
 
 CHROMIUM = "/usr/bin/chromium"
@@ -120,12 +119,6 @@ def test_sign_in_upload_search_and_chat_with_a_citation(
     expect(page.get_by_role("status")).to_have_text("Saved.")
     page.reload()  # still signed in (session storage), the saved value shows
     expect(page.get_by_label("Temperature")).to_have_value("0.3")
-
-
-@pytest.fixture
-def provider():  # type: ignore[no-untyped-def]
-    with FakeOIDCProvider() as fake:
-        yield fake
 
 
 @pytest.fixture

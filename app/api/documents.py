@@ -162,7 +162,7 @@ def _upload_from_json() -> Upload:
     also=(200,),  # the same bytes are already in the collection
     errors=(403, 404, 409, 413, 415, 422),
 )
-def upload_document(query: UploadQuery) -> Response:
+def upload_document(query: UploadQuery) -> tuple[Document, dict[str, str], int]:
     if request.mimetype == "multipart/form-data":
         item = _upload_from_form()
     elif request.is_json:
@@ -171,14 +171,8 @@ def upload_document(query: UploadQuery) -> Response:
         raise UnsupportedMediaType("send multipart/form-data with a file, or application/json")
     settings = runtime().settings
     row, queued = documents.upload(db(), principal(), item, settings, replace=query.replace)
-    body = Document(**_document(row)).model_dump(mode="json")
     location = url_for("documents.get_document", document_id=row.id)
-    return Response(
-        json.dumps(body),
-        status=202 if queued else 200,
-        mimetype="application/json",
-        headers={"Location": location},
-    )
+    return Document(**_document(row)), {"Location": location}, 202 if queued else 200
 
 
 @bp.get("/documents")

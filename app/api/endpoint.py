@@ -195,8 +195,9 @@ def _render(result: Any, status: int) -> Response:
     if isinstance(result, Response):
         return result
     headers: dict[str, str] = {}
-    if isinstance(result, tuple):
-        result, headers = result
+    if isinstance(result, tuple):  # (model, headers) or (model, headers, one of `also`)
+        result, headers, *other_status = result
+        status = other_status[0] if other_status else status
     if result is None:
         return Response(status=204 if status == 200 else status, headers=headers)
     body = result.model_dump(mode="json") if isinstance(result, pydantic.BaseModel) else result
@@ -222,9 +223,10 @@ def endpoint(
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Wrap a view: authenticate, validate `body`/`query` into kwargs, serialize the result.
 
-    A view returns a pydantic model, `(model, headers)`, None (204) or a ready Response. With
-    `multipart` (documented as the multipart/form-data alternative to `body`), the view reads
-    the request body itself and gets neither.
+    A view returns a pydantic model, `(model, headers)`, `(model, headers, status)` (a status of
+    `also`), None (204) or a ready Response. With `multipart` (documented as the
+    multipart/form-data alternative to `body`), the view reads the request body itself and gets
+    neither.
     """
     spec = EndpointSpec(
         summary,

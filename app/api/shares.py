@@ -3,11 +3,10 @@ and GET /api/v1/collections/{id}/access: sharing with users and groups (owner or
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, Literal
 
-from flask import Blueprint, Response, url_for
+from flask import Blueprint, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.endpoint import db, endpoint, principal
@@ -89,16 +88,11 @@ def _share(row: dict[str, Any]) -> Share:
     response=Share,
     errors=(403, 404, 422),
 )
-def create_share(collection_id: int, body: ShareCreate) -> Response:
+def create_share(collection_id: int, body: ShareCreate) -> tuple[Share, dict[str, str], int]:
     grantee = shares.Grantee(body.principal.type, body.principal.name)
     row, created = shares.share(db(), principal(), collection_id, grantee, body.role)
     location = url_for("shares.get_share", collection_id=collection_id, share_id=row["id"])
-    return Response(
-        json.dumps(_share(row).model_dump(mode="json")),
-        status=201 if created else 200,
-        mimetype="application/json",
-        headers={"Location": location},
-    )
+    return _share(row), {"Location": location}, 201 if created else 200
 
 
 @bp.get("/collections/<int:collection_id>/shares")

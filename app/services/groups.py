@@ -54,13 +54,7 @@ def checked_name(name: str) -> str:
     try:
         return _GROUP_NAME.validate_python(name)
     except pydantic.ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        raise ValidationFailed.on_field(
-            "name",
-            first["msg"],
-            type=first["type"],
-            detail=f"invalid group name {name!r}: {first['msg']}",
-        ) from None
+        raise ValidationFailed.first_of(exc, "name", f"invalid group name {name!r}") from None
 
 
 def list_page(conn: Conn, *, limit: int, offset: int) -> tuple[list[Row], int]:

@@ -141,13 +141,7 @@ def checked_name(name: str) -> str:
     try:
         return _USER_NAME.validate_python(name)
     except pydantic.ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        raise ValidationFailed.on_field(
-            "name",
-            first["msg"],
-            type=first["type"],
-            detail=f"invalid name {name!r}: {first['msg']}",
-        ) from None
+        raise ValidationFailed.first_of(exc, "name", f"invalid name {name!r}") from None
 
 
 def acting_principal(conn: Conn, name: str) -> tokens.Principal:
