@@ -48,6 +48,7 @@ class FakeOIDCProvider(LoopbackServer):
         self.jwks_fetches = 0
         self.discovery_fetches = 0
         self.discovery_issuer: str | None = None  # answered instead of the real issuer
+        self.discovery_changes: dict[str, Any] = {}  # members answered instead of the real ones
         self.jwks_status = 200  # another one answers the JWKS with an error
         # The authorization code flow: the client, who signs in, what goes wrong.
         self.client_id = audience
@@ -145,6 +146,7 @@ class FakeOIDCProvider(LoopbackServer):
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
+            **self.discovery_changes,
         }
 
     def redirect(self, path: str) -> str:
