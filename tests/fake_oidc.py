@@ -49,6 +49,8 @@ class FakeOIDCProvider(LoopbackServer):
         self.discovery_fetches = 0
         self.discovery_issuer: str | None = None  # answered instead of the real issuer
         self.discovery_changes: dict[str, Any] = {}  # members answered instead of the real ones
+        self.jwks_release = threading.Event()  # the JWKS answers once this is set
+        self.jwks_release.set()
         self.jwks_status = 200  # another one answers the JWKS with an error
         # The authorization code flow: the client, who signs in, what goes wrong.
         self.client_id = audience
@@ -127,6 +129,7 @@ class FakeOIDCProvider(LoopbackServer):
             self.discovery_fetches += 1
             return 200, self.discovery()
         if path == f"/{prefix}/protocol/openid-connect/certs":
+            self.jwks_release.wait(timeout=30)  # a slow provider, while a test holds it
             with self._lock:
                 self.jwks_fetches += 1
                 if self.jwks_status != 200:
