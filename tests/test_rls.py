@@ -137,6 +137,9 @@ def test_every_table_the_app_role_can_use_is_under_rls(app, database_url):
         "group_members",
         "collection_shares",
         "web_sessions",
+        "sources",
+        "source_runs",
+        "source_items",
     } == (protected)
 
 

@@ -89,6 +89,34 @@ def insert(
     return None if row is None else get(conn, row["id"])
 
 
+def replace_content(
+    conn: Conn,
+    document_id: int,
+    *,
+    title: str,
+    content_type: str,
+    sha256: bytes,
+    content: bytes,
+    metadata: dict[str, Any],
+) -> None:
+    """New content for a document (a source's page changed); its chunks are replaced when it is
+    processed again."""
+    conn.execute(
+        "UPDATE documents SET title = %(title)s, content_type = %(content_type)s,"
+        " sha256 = %(sha256)s, size_bytes = %(size)s, content = %(content)s,"
+        " metadata = %(metadata)s WHERE id = %(id)s",
+        {
+            "id": document_id,
+            "title": title,
+            "content_type": content_type,
+            "sha256": sha256,
+            "size": len(content),
+            "content": content,
+            "metadata": jsonb(metadata),
+        },
+    )
+
+
 def _documents(conn: Conn, where: str, params: dict[str, Any]) -> list[StoredDocument]:
     with conn.cursor(row_factory=class_row(StoredDocument)) as cur:
         return cur.execute(f"SELECT {_COLUMNS} FROM documents d WHERE {where}", params).fetchall()

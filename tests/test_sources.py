@@ -1,0 +1,209 @@
+"""Sources (V2_13): create, sync as jobs, incremental re-syncs, resume after a crash, failures,
+deletion, and bad requests. A scripted source stands in for the remote systems here; the
+clients of Confluence, Jira and websites are tested against their fake servers."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from app.providers.source_items import Item, ItemGone, Listed, Listing, SourceFailed
+from app.services import source_readers
+from tests.helpers import create_collection, drain
+
+PAGE = 2  # items per listing page
+
+
+class ScriptedSource:
+    """A source whose pages are `pages` (key -> (version, text)), listed PAGE at a time."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, tuple[str, str]] = {}
+        self.fetched: list[str] = []
+        self.fail_listing_at: int | None = None  # listing offset that raises once
+        self.refuse_at: int | None = None  # listing offset that answers SourceFailed
+        self.gone: set[str] = set()  # deleted between listing and fetch
+
+    def list_items(self, cursor: str | None) -> Listing:
+        start = int(cursor or 0)
+        if start == self.fail_listing_at:
+            self.fail_listing_at = None
+            raise RuntimeError("the worker died here")
+        if start == self.refuse_at:
+            raise SourceFailed("web source answered 403 for /private")
+        keys = sorted(self.pages)[start : start + PAGE]
+        items = tuple(Listed(key, self.pages[key][0], key) for key in keys)
+        more = start + PAGE < len(self.pages)
+        return Listing(items, str(start + PAGE) if more else None)
+
+    def fetch(self, key: str) -> Item:
+        self.fetched.append(key)
+        if key in self.gone:
+            raise ItemGone(key)
+        version, text = self.pages[key]
+        url = f"https://wiki.example/{key}"
+        return Item(key, version, f"Page {key}", url, text, {"space": "ENG"})
+
+    def access(self, key: str) -> None:
+        return None
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    source = ScriptedSource()
+    monkeypatch.setitem(source_readers.READERS, "web", lambda config, http: source)
+    return source
+
+
+def _create(client, headers, collection: int, name: str = "wiki", **extra):
+    body = {
+        "kind": "web",
+        "collection_id": collection,
+        "name": name,
+        "config": {"urls": ["https://wiki.example/"]},
+        **extra,
+    }
+    return client.post("/api/v1/sources", json=body, headers=headers)
+
+
+def _runs(client, headers, source: int) -> list[dict]:
+    response = client.get(f"/api/v1/sources/{source}/runs", headers=headers)
+    assert response.status_code == 200, response.json
+    return response.json["items"]
+
+
+def _documents(client, headers, collection: int) -> dict[str, dict]:
+    page = client.get(f"/api/v1/documents?collection_id={collection}&limit=100", headers=headers)
+    return {d["metadata"]["source_key"]: d for d in page.json["items"]}
+
+
+def _counts(run: dict) -> tuple[int, ...]:
+    return tuple(run[c] for c in ("added", "updated", "deleted", "unchanged", "failed"))
+
+
+def test_a_source_syncs_then_resyncs_only_what_changed(app, client, admin, scripted):
+    collection = create_collection(client, admin, "wiki")
+    scripted.pages = {f"page:{i}": ("1", f"Text of page {i} about valves.") for i in range(5)}
+    created = _create(client, admin, collection)
+    assert created.status_code == 201, created.json
+    source = created.json["id"]
+    assert created.headers["Location"].endswith(f"/api/v1/sources/{source}")
+    assert created.json["config"]["max_pages"] == 200  # defaults filled in
+    drain(app)
+    [run] = _runs(client, admin, source)
+    assert run["state"] == "succeeded" and _counts(run) == (5, 0, 0, 0, 0)
+    documents = _documents(client, admin, collection)
+    assert set(documents) == set(scripted.pages)
+    assert {d["status"] for d in documents.values()} == {"indexed"}
+    assert documents["page:0"]["metadata"]["url"] == "https://wiki.example/page:0"
+    assert documents["page:0"]["metadata"]["space"] == "ENG"
+
+    scripted.fetched.clear()
+    scripted.pages["page:1"] = ("2", "Page 1 now speaks of pumps.")
+    del scripted.pages["page:3"]
+    scripted.pages["page:9"] = ("1", "A new page about gaskets.")
+    synced = client.post(f"/api/v1/sources/{source}/sync", headers=admin)
+    assert synced.status_code == 202 and synced.json["state"] == "queued"
+    again = client.post(f"/api/v1/sources/{source}/sync", headers=admin)
+    assert again.status_code == 409  # one run at a time
+    drain(app)
+    run = _runs(client, admin, source)[0]
+    assert run["state"] == "succeeded" and _counts(run) == (1, 1, 1, 3, 0)
+    assert sorted(scripted.fetched) == ["page:1", "page:9"]  # nothing unchanged fetched again
+    documents = _documents(client, admin, collection)
+    assert set(documents) == {"page:0", "page:1", "page:2", "page:4", "page:9"}
+    assert documents["page:1"]["id"] != documents["page:9"]["id"]
+    content = client.get(f"/api/v1/documents/{documents['page:1']['id']}/content", headers=admin)
+    assert content.get_data(as_text=True) == "Page 1 now speaks of pumps."
+    hits = client.post("/api/v1/search", json={"query": "pumps"}, headers=admin).json["hits"]
+    assert hits[0]["document_id"] == documents["page:1"]["id"]
+
+
+def test_a_crashed_run_resumes_at_its_checkpoint_fetching_each_page_once(
+    app, client, admin, scripted, database_url
+):
+    collection = create_collection(client, admin, "wiki")
+    scripted.pages = {f"page:{i}": ("1", f"Page number {i}.") for i in range(6)}
+    scripted.fail_listing_at = 4  # after two listing pages were done
+    source = _create(client, admin, collection).json["id"]
+    drain(app)
+    [run] = _runs(client, admin, source)
+    assert run["state"] == "running" and run["added"] == 4
+    with psycopg.connect(database_url, autocommit=True) as conn:  # the retry's backoff is over
+        conn.execute("UPDATE jobs SET run_after = now() WHERE state = 'queued'")
+    drain(app)
+    [run] = _runs(client, admin, source)
+    assert run["state"] == "succeeded" and _counts(run) == (6, 0, 0, 0, 0)
+    assert sorted(scripted.fetched) == sorted(scripted.pages)  # every page once
+    assert len(_documents(client, admin, collection)) == 6
+
+
+def test_a_refusing_source_fails_the_run_and_keeps_whole_documents(app, client, admin, scripted):
+    collection = create_collection(client, admin, "wiki")
+    scripted.pages = {f"page:{i}": ("1", f"Page number {i}.") for i in range(4)}
+    scripted.refuse_at = 2
+    scripted.gone = {"page:1"}
+    source = _create(client, admin, collection).json["id"]
+    drain(app)
+    [run] = _runs(client, admin, source)
+    assert run["state"] == "failed" and "403" in run["error"]
+    # No complete listing: nothing was removed; what the first page brought is whole.
+    assert set(_documents(client, admin, collection)) == {"page:0"}
+    scripted.refuse_at = None
+    client.post(f"/api/v1/sources/{source}/sync", headers=admin)
+    drain(app)
+    run = _runs(client, admin, source)[0]
+    assert run["state"] == "succeeded" and set(_documents(client, admin, collection)) == {
+        "page:0",
+        "page:2",
+        "page:3",
+    }
+
+
+def test_deleting_a_source_deletes_its_documents_only(app, client, admin, scripted):
+    collection = create_collection(client, admin, "wiki")
+    scripted.pages = {"page:1": ("1", "Synced text.")}
+    own = client.post(
+        "/api/v1/documents",
+        json={"collection_id": collection, "text": "Uploaded by hand.", "title": "mine"},
+        headers=admin,
+    )
+    source = _create(client, admin, collection).json["id"]
+    drain(app)
+    assert client.delete(f"/api/v1/sources/{source}", headers=admin).status_code == 204
+    left = client.get(f"/api/v1/documents?collection_id={collection}", headers=admin).json
+    assert [d["id"] for d in left["items"]] == [own.json["id"]]
+    assert client.get(f"/api/v1/sources/{source}", headers=admin).status_code == 404
+
+
+def test_bad_sources_are_refused_with_problems(app, client, admin, new_user, scripted):
+    collection = create_collection(client, admin, "wiki")
+    bob = new_user("bob")
+    cases = [
+        (_create(client, bob, collection), 404),  # a collection bob cannot see
+        (_create(client, admin, 999999), 404),
+        (_create(client, admin, collection, config={"urls": []}), 422),
+        (_create(client, admin, collection, config={"urls": ["ftp://x"]}), 422),
+        (_create(client, admin, collection, config={"urls": ["https://a/"], "x": 1}), 422),
+        (_create(client, admin, collection, connector="atlassian"), 422),
+        (_create(client, admin, collection, kind="jira", config={"jql": "x"}), 422),
+        (_create(client, admin, collection, schedule_minutes=5), 422),
+    ]
+    for response, status in cases:
+        assert response.status_code == status, response.json
+        assert response.mimetype == "application/problem+json"
+    assert _create(client, admin, collection).status_code == 201
+    assert _create(client, admin, collection).status_code == 409  # the same name
+    client.post(
+        f"/api/v1/collections/{collection}/shares",
+        json={"principal": {"type": "user", "name": "bob"}, "role": "reader"},
+        headers=admin,
+    )
+    assert _create(client, bob, collection, name="b").status_code == 403  # read-only
+    source = client.get("/api/v1/sources", headers=admin).json["items"][0]["id"]
+    assert client.get(f"/api/v1/sources/{source}", headers=bob).status_code == 404
+    assert client.post(f"/api/v1/sources/{source}/sync", headers=bob).status_code == 404
+    paused = client.patch(f"/api/v1/sources/{source}", json={"paused": True}, headers=admin)
+    assert paused.status_code == 200 and paused.json["paused"] is True
+    bad = client.patch(f"/api/v1/sources/{source}", json={"config": {"urls": 1}}, headers=admin)
+    assert bad.status_code == 422 and bad.json["errors"][0]["loc"][:2] == ["body", "config"]
