@@ -207,3 +207,36 @@ def test_bad_sources_are_refused_with_problems(app, client, admin, new_user, scr
     assert paused.status_code == 200 and paused.json["paused"] is True
     bad = client.patch(f"/api/v1/sources/{source}", json={"config": {"urls": 1}}, headers=admin)
     assert bad.status_code == 422 and bad.json["errors"][0]["loc"][:2] == ["body", "config"]
+
+
+def test_scheduled_sources_are_synced_when_due_and_not_while_paused(
+    app, client, admin, scripted, database_url
+):
+    collection = create_collection(client, admin, "wiki")
+    scripted.pages = {"page:1": ("1", "Scheduled text.")}
+    source = _create(client, admin, collection, schedule_minutes=15).json["id"]
+    drain(app)  # the first run, and a tick that finds nothing due yet
+    assert [r["trigger"] for r in _runs(client, admin, source)] == ["created"]
+
+    def due_now() -> None:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("UPDATE sources SET next_run_at = now() - interval '1 second'")
+            conn.execute(
+                "UPDATE jobs SET run_after = now()"
+                " WHERE kind = 'schedule_sources' AND state = 'queued'"
+            )
+
+    due_now()
+    drain(app)
+    runs = _runs(client, admin, source)
+    assert [r["trigger"] for r in runs] == ["schedule", "created"]
+    assert runs[0]["state"] == "succeeded" and runs[0]["unchanged"] == 1
+    client.patch(f"/api/v1/sources/{source}", json={"paused": True}, headers=admin)
+    due_now()
+    drain(app)
+    assert len(_runs(client, admin, source)) == 2  # paused: not synced on schedule
+    with psycopg.connect(database_url) as conn:  # and the clock stopped: nothing scheduled
+        queued = conn.execute(
+            "SELECT count(*) FROM jobs WHERE kind = 'schedule_sources' AND state = 'queued'"
+        ).fetchone()
+    assert queued == (0,)

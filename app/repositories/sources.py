@@ -218,3 +218,10 @@ def due_sources(conn: Conn, limit: int) -> list[Row]:
         " ORDER BY next_run_at LIMIT %(limit)s",
         {"limit": limit},
     ).fetchall()
+
+
+def any_scheduled(conn: Conn) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sources WHERE NOT paused AND schedule_minutes IS NOT NULL LIMIT 1"
+    ).fetchone()
+    return row is not None

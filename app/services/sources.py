@@ -18,7 +18,7 @@ from app.repositories import Conn, Row
 from app.repositories import documents as document_repo
 from app.repositories import sources as source_repo
 from app.services import collections
-from app.services.job_kinds import sync_source
+from app.services.job_kinds import schedule_sources, sync_source
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -112,6 +112,8 @@ def create(
             schedule_minutes=schedule_minutes,
         )
         _queue(conn, source, "created", settings)
+        if schedule_minutes is not None:
+            schedule_sources.ensure(conn)
     return source
 
 
@@ -134,7 +136,10 @@ def update(conn: Conn, who: Principal, source_id: int, changes: dict[str, Any]) 
             changes["config"] = checked_config(source["kind"], changes["config"])
         if not changes:
             return source
-        return source_repo.update_source(conn, source_id, changes)
+        updated = source_repo.update_source(conn, source_id, changes)
+        if updated["schedule_minutes"] is not None and not updated["paused"]:
+            schedule_sources.ensure(conn)
+        return updated
 
 
 def delete(conn: Conn, who: Principal, source_id: int) -> None:
