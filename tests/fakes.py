@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import threading
@@ -47,7 +48,10 @@ class LoopbackServer:
     ) -> str:
         """Binds `handler` (started by `with`); the server's base URL."""
         self.httpd = server_class(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # Polled every 50 ms (not 500): `with` blocks end that much sooner in every test.
+        self.thread = threading.Thread(
+            target=functools.partial(self.httpd.serve_forever, poll_interval=0.05), daemon=True
+        )
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def __enter__(self) -> Self:
