@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from app.providers.jira import JiraReader
 from app.providers.source_http import SourceHttp, TokenSource
 from app.providers.source_items import SourceReader
 from app.repositories import Conn, Row
@@ -16,9 +17,11 @@ from app.services import connectors
 from app.services.secrets import Keyring
 from app.settings import Settings
 
-# kind -> (config, http) -> reader; each client module registers its kind here.
+# kind -> (config, http) -> reader, for the configs app/services/sources.py checked.
 ReaderFactory = Callable[[Mapping[str, Any], SourceHttp], SourceReader]
-READERS: dict[str, ReaderFactory] = {}
+READERS: dict[str, ReaderFactory] = {
+    "jira": lambda config, http: JiraReader(config["base_url"], config["jql"], http),
+}
 
 
 def token_source(conn: Conn, source: Row, settings: Settings) -> TokenSource | None:
@@ -41,7 +44,5 @@ def open_reader(conn: Conn, source: Row, settings: Settings) -> tuple[SourceRead
     factory = READERS.get(source["kind"])
     if factory is None:
         raise LookupError(f"no reader for sources of kind {source['kind']}")
-    http = SourceHttp(
-        f"{source['kind']} source {source['id']}", token_source(conn, source, settings)
-    )
+    http = SourceHttp(source["kind"], token_source(conn, source, settings))
     return factory(source["config"], http), http
