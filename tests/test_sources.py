@@ -240,3 +240,37 @@ def test_scheduled_sources_are_synced_when_due_and_not_while_paused(
             "SELECT count(*) FROM jobs WHERE kind = 'schedule_sources' AND state = 'queued'"
         ).fetchone()
     assert queued == (0,)
+
+
+def test_a_jira_source_syncs_issues_with_the_owners_atlassian_token(make_app, admin):
+    from tests.fake_jira import FakeJira
+
+    app = make_app(secret_key="k1-" + "abcdefghijklmnopqrstuvwxyz0123456789")
+    client = app.test_client()
+    grant = {"access_token": "at-secret-0", "refresh_token": "rt-0", "expires_in": 3600}
+    assert client.put("/api/v1/connectors/atlassian", json=grant, headers=admin).status_code == 200
+    collection = create_collection(client, admin, "tickets")
+    with FakeJira(token="at-secret-0") as jira:
+        jira.add_issue("10001", "ENG-1", "The valve leaks", updated="2026-11-01T10:00:00.000+0000")
+        jira.add_issue("10002", "ENG-2", "Pump noise", updated="2026-11-02T10:00:00.000+0000")
+        jira.add_issue("10050", "OPS-1", "Elsewhere")
+        created = client.post(
+            "/api/v1/sources",
+            json={
+                "kind": "jira",
+                "connector": "atlassian",
+                "collection_id": collection,
+                "name": "eng",
+                "config": {"base_url": jira.url, "jql": "project = ENG"},
+            },
+            headers=admin,
+        )
+        assert created.status_code == 201, created.json
+        drain(app)
+    [run] = _runs(client, admin, created.json["id"])
+    assert run["state"] == "succeeded" and run["added"] == 2, run
+    documents = _documents(client, admin, collection)
+    assert set(documents) == {"issue:10001", "issue:10002"}
+    assert documents["issue:10001"]["metadata"]["url"].endswith("/browse/ENG-1")
+    hits = client.post("/api/v1/search", json={"query": "valve leaks"}, headers=admin).json
+    assert hits["hits"][0]["document_id"] == documents["issue:10001"]["id"]
