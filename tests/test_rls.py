@@ -140,6 +140,8 @@ def test_every_table_the_app_role_can_use_is_under_rls(app, database_url):
         "sources",
         "source_runs",
         "source_items",
+        "access_sets",
+        "access_set_members",
     } == (protected)
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from app.providers.source_items import Item, ItemGone, Listed, Listing, SourceFailed
+from app.db import scope
+from app.providers.source_items import Access, Item, ItemGone, Listed, Listing, SourceFailed
 from app.services import source_readers
 from tests.helpers import create_collection, drain
 
@@ -23,6 +24,7 @@ class ScriptedSource:
         self.fail_listing_at: int | None = None  # listing offset that raises once
         self.refuse_at: int | None = None  # listing offset that answers SourceFailed
         self.gone: set[str] = set()  # deleted between listing and fetch
+        self.readers: dict[str, Access | None] = {}  # who may read each page (default: all)
 
     def list_items(self, cursor: str | None) -> Listing:
         start = int(cursor or 0)
@@ -44,8 +46,8 @@ class ScriptedSource:
         url = f"https://wiki.example/{key}"
         return Item(key, version, f"Page {key}", url, text, {"space": "ENG"})
 
-    def access(self, key: str) -> None:
-        return None
+    def access(self, key: str) -> Access | None:
+        return self.readers.get(key, Access(everyone=True))
 
 
 @pytest.fixture
@@ -274,3 +276,76 @@ def test_a_jira_source_syncs_issues_with_the_owners_atlassian_token(make_app, ad
     assert documents["issue:10001"]["metadata"]["url"].endswith("/browse/ENG-1")
     hits = client.post("/api/v1/search", json={"query": "valve leaks"}, headers=admin).json
     assert hits["hits"][0]["document_id"] == documents["issue:10001"]["id"]
+
+
+def test_permissions_follow_the_source_under_rls(
+    app, client, admin, new_user, scripted, database_url
+):
+    collection = create_collection(client, admin, "wiki", is_shared=True)  # every user reads it
+    bob, carol = new_user("bob"), new_user("carol")
+    ids = {
+        name: client.get("/api/v1/me", headers=h).json["id"]
+        for name, h in (("bob", bob), ("carol", carol))
+    }
+    group = client.post("/api/v1/groups", json={"name": "eng"}, headers=admin).json["id"]
+    client.post(f"/api/v1/groups/{group}/members", json={"user_id": ids["bob"]}, headers=admin)
+    scripted.pages = {
+        "page:open": ("1", "The cafeteria opens at eight."),
+        "page:eng": ("1", "The deployment password rotates every quarter."),
+        "page:secret": ("1", "The merger with Initech closes in May."),
+    }
+    scripted.readers = {
+        "page:eng": Access(groups=("eng", "unknown-group"), emails=("nobody@example.org",)),
+        "page:secret": None,  # the source could not say: its owner alone
+    }
+    _create(client, admin, collection)
+    drain(app)
+
+    def visible(headers) -> set[str]:
+        return set(_documents(client, headers, collection))
+
+    assert visible(admin) == {"page:open", "page:eng", "page:secret"}  # the source's owner
+    assert visible(bob) == {"page:open", "page:eng"}
+    assert visible(carol) == {"page:open"}
+    assert [
+        h["filename"]
+        for h in client.post(
+            "/api/v1/search", json={"query": "deployment password"}, headers=carol
+        ).json["hits"]
+    ] == []
+    bob_hits = client.post(
+        "/api/v1/search", json={"query": "deployment password"}, headers=bob
+    ).json["hits"]
+    assert bob_hits and bob_hits[0]["text"].startswith("The deployment password")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        chunks = {
+            key: {
+                r[0]
+                for r in conn.execute(
+                    "SELECT c.id FROM document_chunks c JOIN documents d ON d.id = c.document_id"
+                    " WHERE d.metadata->>'source_key' = %s",
+                    (key,),
+                )
+            }
+            for key in scripted.pages
+        }
+        with scope.acting_as(conn, ids["carol"]):  # no application filter at all
+            assert {r[0] for r in conn.execute("SELECT id FROM document_chunks")} == chunks[
+                "page:open"
+            ]
+            seen = {r[0] for r in conn.execute("SELECT chunk_id FROM chunk_embeddings")}
+            assert seen == chunks["page:open"]
+            assert conn.execute("SELECT count(*) FROM documents").fetchone() == (1,)
+
+    # The eng page's readers change at the source: the next sync moves it, without a fetch.
+    scripted.fetched.clear()
+    scripted.readers["page:eng"] = None
+    client.post(f"/api/v1/sources/{_sources(client, admin)[0]}/sync", headers=admin)
+    drain(app)
+    assert scripted.fetched == []
+    assert visible(bob) == {"page:open"}
+    assert visible(admin) == {"page:open", "page:eng", "page:secret"}
+
+
+def _sources(client, headers) -> list[int]:
+    return [s["id"] for s in client.get("/api/v1/sources", headers=headers).json["items"]]

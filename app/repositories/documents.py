@@ -66,17 +66,20 @@ def insert(
     sha256: bytes,
     content: bytes,
     metadata: dict[str, Any],
+    owner_id: int | None = None,
 ) -> StoredDocument | None:
-    """The new document, owned by the collection's owner whoever uploads it (an editor may),
-    or None when the collection already has these bytes or is gone."""
+    """The new document, or None when the collection already has these bytes or is gone. It is
+    owned by the collection's owner whoever uploads it (an editor may), but a source's documents
+    by the source's owner (`owner_id`), whose access fetched them and whom ingestion acts as."""
     row = conn.execute(
         "INSERT INTO documents AS d (collection_id, owner_id, filename, title, content_type,"
-        " sha256, size_bytes, content, metadata) SELECT c.id, c.owner_id,"
+        " sha256, size_bytes, content, metadata) SELECT c.id, coalesce(%(owner_id)s::bigint, c.owner_id),"
         " %(filename)s, %(title)s, %(content_type)s, %(sha256)s, %(size)s, %(content)s,"
         " %(metadata)s FROM collections c WHERE c.id = %(collection_id)s"
         " ON CONFLICT (collection_id, sha256) DO NOTHING RETURNING d.id",
         {
             "collection_id": collection_id,
+            "owner_id": owner_id,
             "filename": filename,
             "title": title,
             "content_type": content_type,

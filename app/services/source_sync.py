@@ -6,6 +6,8 @@ page it was on. An item is fetched only when its version differs from the one st
 resumed run does not fetch again what it already brought in; a changed item's document gets the
 new content and is processed again (its old chunks stay searchable until the new ones replace
 them). Only a complete listing removes anything: the items it did not name lose their documents.
+Every listed item's readers are read again at every run (app/services/source_access.py), so a
+changed permission takes effect at the next sync without a fetch or an embedding.
 
 A reader's SourceFailed (the source refused, failed, or answered garbage) fails the run with
 that message; what earlier pages brought in stays, each document whole. An item that vanished
@@ -23,9 +25,10 @@ from typing import Any
 from app.errors import AppError
 from app.providers.source_items import Item, ItemGone, Listed, SourceReader
 from app.repositories import Conn, Row
+from app.repositories import access_sets as access_repo
 from app.repositories import documents as document_repo
 from app.repositories import sources as source_repo
-from app.services import document_metadata
+from app.services import document_metadata, source_access
 from app.services.job_kinds import ingest_document
 from app.settings import Settings
 
@@ -82,18 +85,25 @@ def _sync_page(
     known = source_repo.known_items(conn, source["id"], [listed.key for listed in items])
     unchanged = []
     for listed in items:
+        renew()
         stored = known.get(listed.key)
         if stored is not None and stored["version"] == listed.version and stored["document_id"]:
             unchanged.append(listed.key)
+            readers = source_access.access_set(conn, source, reader.access(listed.key))
+            with conn.transaction():  # a changed permission needs no fetch and no embedding
+                access_repo.set_document_access(conn, stored["document_id"], readers)
             continue
-        renew()
         try:
             item = reader.fetch(listed.key)
         except ItemGone:
             continue
+        access = reader.access(listed.key)
         try:
             with conn.transaction():
                 document_id = _write(conn, source, item, None if stored is None else stored)
+                access_repo.set_document_access(
+                    conn, document_id, source_access.access_set(conn, source, access)
+                )
                 source_repo.save_item(
                     conn,
                     source["id"],
@@ -141,6 +151,7 @@ def _write(conn: Conn, source: Row, item: Item, stored: Row | None) -> int:
             sha256=sha256,
             content=content,
             metadata=metadata,
+            owner_id=source["owner_id"],
         )
         if row is None:
             raise _Duplicate("the collection has a document with the same text already")

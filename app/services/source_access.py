@@ -1,0 +1,30 @@
+"""Who may read a source's item in postrag: the source's answer mapped to users and groups.
+
+The source names its readers as it knows them (app/providers/source_items.py Access); here they
+become postrag users (by email) and groups (by name), always with the source's owner, whose
+access fetched the item. Readers the source names that postrag does not know are left out.
+`everyone` leaves the document to its collection's readers; an answer of None (the source could
+not say) fails closed: the owner alone. Account ids are not matched yet: postrag does not know
+its users' Atlassian accounts.
+"""
+
+from __future__ import annotations
+
+from app.db import scope
+from app.providers.source_items import Access
+from app.repositories import Conn, Row
+from app.repositories import access_sets as access_repo
+
+
+def access_set(conn: Conn, source: Row, access: Access | None) -> int | None:
+    """The id of the access set for `access` (None: the collection's readers)."""
+    if access is not None and access.everyone:
+        return None
+    users = {int(source["owner_id"])}
+    groups: set[int] = set()
+    if access is not None:
+        with scope.acting_as_owner(conn):  # other users' emails are not theirs to read
+            users |= set(access_repo.user_ids_by_email(conn, access.emails))
+        groups |= set(access_repo.group_ids_by_name(conn, access.groups))
+    key = ",".join([*(f"u{u}" for u in sorted(users)), *(f"g{g}" for g in sorted(groups))])
+    return access_repo.find_or_make(conn, source["id"], key, sorted(users), sorted(groups))
