@@ -23,6 +23,7 @@ class ScriptedSource:
         self.fetched: list[str] = []
         self.fail_listing_at: int | None = None  # listing offset that raises once
         self.refuse_at: int | None = None  # listing offset that answers SourceFailed
+        self.expired_cursor: str | None = None  # a cursor the source no longer takes
         self.gone: set[str] = set()  # deleted between listing and fetch
         self.readers: dict[str, Access | None] = {}  # who may read each page (default: all)
 
@@ -31,6 +32,8 @@ class ScriptedSource:
         if start == self.fail_listing_at:
             self.fail_listing_at = None
             raise RuntimeError("the worker died here")
+        if cursor is not None and cursor == self.expired_cursor:
+            raise SourceFailed("web source rejected the search: the page token has expired")
         if start == self.refuse_at:
             raise SourceFailed("web source answered 403 for /private")
         keys = sorted(self.pages)[start : start + PAGE]
@@ -138,6 +141,23 @@ def test_a_crashed_run_resumes_at_its_checkpoint_fetching_each_page_once(
     assert run["state"] == "succeeded" and _counts(run) == (6, 0, 0, 0, 0)
     assert sorted(scripted.fetched) == sorted(scripted.pages)  # every page once
     assert len(_documents(client, admin, collection)) == 6
+
+
+def test_a_resumed_run_whose_cursor_expired_lists_again_from_the_start(
+    app, client, admin, scripted, database_url
+):
+    collection = create_collection(client, admin, "wiki")
+    scripted.pages = {f"page:{i}": ("1", f"Page number {i}.") for i in range(6)}
+    scripted.fail_listing_at = 4
+    source = _create(client, admin, collection).json["id"]
+    drain(app)
+    scripted.expired_cursor = "4"  # by the time the run resumes
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE jobs SET run_after = now() WHERE state = 'queued'")
+    drain(app)
+    [run] = _runs(client, admin, source)
+    assert run["state"] == "succeeded" and run["added"] == 6
+    assert sorted(scripted.fetched) == sorted(scripted.pages)  # still every page once
 
 
 def test_a_refusing_source_fails_the_run_and_keeps_whole_documents(app, client, admin, scripted):

@@ -73,9 +73,10 @@ def insert(
     by the source's owner (`owner_id`), whose access fetched them and whom ingestion acts as."""
     row = conn.execute(
         "INSERT INTO documents AS d (collection_id, owner_id, filename, title, content_type,"
-        " sha256, size_bytes, content, metadata) SELECT c.id, coalesce(%(owner_id)s::bigint, c.owner_id),"
-        " %(filename)s, %(title)s, %(content_type)s, %(sha256)s, %(size)s, %(content)s,"
-        " %(metadata)s FROM collections c WHERE c.id = %(collection_id)s"
+        " sha256, size_bytes, content, metadata)"
+        " SELECT c.id, coalesce(%(owner_id)s::bigint, c.owner_id), %(filename)s, %(title)s,"
+        " %(content_type)s, %(sha256)s, %(size)s, %(content)s, %(metadata)s"
+        " FROM collections c WHERE c.id = %(collection_id)s"
         " ON CONFLICT (collection_id, sha256) DO NOTHING RETURNING d.id",
         {
             "collection_id": collection_id,

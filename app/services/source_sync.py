@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.errors import AppError
-from app.providers.source_items import Item, ItemGone, Listed, SourceReader
+from app.providers.source_items import Item, ItemGone, Listed, SourceFailed, SourceReader
 from app.repositories import Conn, Row
 from app.repositories import access_sets as access_repo
 from app.repositories import documents as document_repo
@@ -50,9 +50,19 @@ def run(
     cursor = None if record is None else record["checkpoint"]
     with conn.transaction():
         source_repo.start_run(conn, run_id)
+    resumed = cursor
     while True:
         renew()
-        listing = reader.list_items(cursor)
+        try:
+            listing = reader.list_items(cursor)
+        except SourceFailed:
+            if cursor is None or cursor != resumed:
+                raise
+            # A stored cursor the source no longer takes (Jira keeps one for 7 days): list
+            # again from the start; what this run brought in is unchanged by now.
+            log.warning("source %s: its stored cursor was refused; listing again", source["id"])
+            cursor = resumed = None
+            continue
         counts, errors = _sync_page(conn, source, run_id, reader, listing.items, settings, renew)
         with conn.transaction():
             source_repo.record_progress(
