@@ -10,7 +10,7 @@ import pytest
 from app.db import scope
 from app.providers.source_items import Access, Item, ItemGone, Listed, Listing, SourceFailed
 from app.services import source_readers
-from tests.helpers import create_collection, drain
+from tests.helpers import create_collection, drain, run
 
 PAGE = 2  # items per listing page
 
@@ -33,6 +33,7 @@ class ScriptedSource:
             self.fail_listing_at = None
             raise RuntimeError("the worker died here")
         if cursor is not None and cursor == self.expired_cursor:
+            self.expired_cursor = None  # the cursors of a new listing are new
             raise SourceFailed("web source rejected the search: the page token has expired")
         if start == self.refuse_at:
             raise SourceFailed("web source answered 403 for /private")
@@ -151,6 +152,7 @@ def test_a_resumed_run_whose_cursor_expired_lists_again_from_the_start(
     scripted.fail_listing_at = 4
     source = _create(client, admin, collection).json["id"]
     drain(app)
+    assert _runs(client, admin, source)[0]["state"] == "running"  # waiting for its retry
     scripted.expired_cursor = "4"  # by the time the run resumes
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("UPDATE jobs SET run_after = now() WHERE state = 'queued'")
@@ -369,3 +371,59 @@ def test_permissions_follow_the_source_under_rls(
 
 def _sources(client, headers) -> list[int]:
     return [s["id"] for s in client.get("/api/v1/sources", headers=headers).json["items"]]
+
+
+def test_the_cli_adds_lists_syncs_and_deletes_sources(app, client, admin, cli_env):
+    collection = create_collection(client, admin, "site")
+    config = '{"urls": ["https://wiki.example/"]}'
+    added = run(
+        "sources",
+        "add",
+        "web",
+        "--collection",
+        str(collection),
+        "--name",
+        "site",
+        "--config",
+        config,
+        "--schedule",
+        "60",
+        env=cli_env,
+    )
+    assert added.returncode == 0, added.stderr
+    source = int(added.stdout.strip())
+    listed = run("sources", "list", env=cli_env)
+    assert f"{source}\tweb\tcollection {collection}\tsite\tevery 60 min" in listed.stdout
+    queued = run("sources", "sync", str(source), env=cli_env)
+    assert queued.returncode == 1 and "queued or running already" in queued.stderr  # the first
+    runs = run("sources", "runs", str(source), env=cli_env)
+    assert runs.stdout.split("\t")[1] == "queued"
+    bad = run(
+        "sources",
+        "add",
+        "web",
+        "--collection",
+        str(collection),
+        "--name",
+        "x",
+        "--config",
+        '{"urls": []}',
+        env=cli_env,
+    )
+    assert bad.returncode == 2 and "--config" in bad.stderr, bad.stderr
+    not_json = run(
+        "sources",
+        "add",
+        "web",
+        "--collection",
+        str(collection),
+        "--name",
+        "y",
+        "--config",
+        "{",
+        env=cli_env,
+    )
+    assert not_json.returncode == 2 and "not JSON" in not_json.stderr
+    gone = run("sources", "delete", str(source), "--yes", env=cli_env)
+    assert gone.returncode == 0 and run("sources", "list", env=cli_env).stdout == ""
+    assert run("sources", "runs", str(source), env=cli_env).returncode == 2  # no such source
