@@ -40,6 +40,7 @@ TABLES = {
     "api_usage",
     "web_logins",
     "web_sessions",
+    "connector_consents",
 }
 FOREIGN_KEYS = {
     "api_tokens_user_id_fkey": ("api_tokens", "users", "c"),
@@ -75,12 +76,15 @@ FOREIGN_KEYS = {
     "collection_shares_user_id_fkey": ("collection_shares", "users", "c"),
     "collection_shares_group_id_fkey": ("collection_shares", "groups", "c"),
     "web_sessions_user_id_fkey": ("web_sessions", "users", "c"),
+    "connector_consents_user_id_fkey": ("connector_consents", "users", "c"),
 }
 INDEXES = {
     "users_identity_key",
     "web_sessions_secret_hash_key",
     "web_sessions_expires_at_idx",
     "web_logins_expires_at_idx",
+    "connector_consents_user_id_idx",
+    "connector_consents_expires_at_idx",
     "groups_name_key",
     "group_members_pkey",
     "group_members_user_id_idx",
