@@ -6,7 +6,7 @@
 -- exchange must repeat. The callback deletes the row (single use) and refuses it once expired.
 -- A row is its user's: postrag_app reads, writes and deletes only the acting user's rows, under
 -- the row-level security conventions of V2_5 (the callback acts as the user the state's
--- signature names). Expired rows are deleted when new ones are made.
+-- signature names). A user's expired rows are deleted when they start another consent.
 -- depends: V2_11__web_sessions
 
 CREATE TABLE connector_consents (
