@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 
 from app.api import (
     accounting,
+    atlassian,
     auth,
     chats,
     collections,
@@ -138,6 +139,7 @@ def _flask_app(settings: Settings) -> Flask:
         preferences.bp,
         openai_compat.bp,
         connectors.bp,
+        atlassian.bp,
         usage.bp,
         auth.bp,
         web_pages.bp,

@@ -45,6 +45,7 @@ TABLES = {
     "api_usage",
     "web_logins",
     "web_sessions",
+    "connector_consents",
 }
 FOREIGN_KEYS = {
     "api_tokens_user_id_fkey": ("api_tokens", "users", "c"),
@@ -90,12 +91,15 @@ FOREIGN_KEYS = {
     "access_set_members_user_id_fkey": ("access_set_members", "users", "c"),
     "access_set_members_group_id_fkey": ("access_set_members", "groups", "c"),
     "documents_access_set_id_fkey": ("documents", "access_sets", "a"),
+    "connector_consents_user_id_fkey": ("connector_consents", "users", "c"),
 }
 INDEXES = {
     "users_identity_key",
     "web_sessions_secret_hash_key",
     "web_sessions_expires_at_idx",
     "web_logins_expires_at_idx",
+    "connector_consents_user_id_idx",
+    "connector_consents_expires_at_idx",
     "groups_name_key",
     "group_members_pkey",
     "group_members_user_id_idx",

@@ -25,7 +25,8 @@ from app.services import authentication, usage, web_sessions
 from app.services.tokens import Principal
 from app.storable import reject_unstorable_text
 
-# "optional": anyone may call; a request with an Authorization header is authenticated as "user".
+# "optional": anyone may call; a request with an Authorization header or the web session's cookie
+# is authenticated as "user".
 Auth = Literal["public", "optional", "user", "admin"]
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 READ_FROM_HEADER = "X-Postrag-Read-From"  # replica or primary: which served a read_db() view
@@ -96,6 +97,12 @@ def release_db(_exc: BaseException | None = None) -> None:
 
 def principal() -> Principal:
     who: Principal = g.principal
+    return who
+
+
+def optional_principal() -> Principal | None:
+    """The caller of an `optional` endpoint, None when anonymous."""
+    who: Principal | None = g.get("principal")
     return who
 
 
@@ -249,7 +256,7 @@ def endpoint(
         @functools.wraps(view)
         def wrapper(**path_args: Any) -> Response:
             if auth == "optional":
-                if "Authorization" in request.headers:
+                if "Authorization" in request.headers or cookies.read(cookies.SESSION):
                     _authorize("user", reads_only)
             elif auth != "public":
                 _authorize(auth, reads_only)

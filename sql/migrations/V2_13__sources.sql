@@ -5,7 +5,7 @@
 -- A source belongs to its owner, who must be able to write its collection; the sync runs as the
 -- owner, so row-level security checks the writes as for an upload. Deleting a source deletes its
 -- documents (app/services/sources.py) and, by cascade, its runs and items.
--- depends: V2_11__web_sessions
+-- depends: V2_12__connector_consents
 
 CREATE TABLE sources (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -1,0 +1,85 @@
+"""/api/v1/connectors/atlassian/*: connect Atlassian by consent (OAuth 2.0 three-legged), and
+list the sites the stored token reaches.
+
+The callback is a browser navigation back from Atlassian. It answers JSON (the connector, as
+GET /api/v1/connectors shows it). It needs no credential: the state names the user. When the
+web session's cookie or a bearer token comes with it, that user must be the state's.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from pydantic import BaseModel, Field
+
+from app.api.auth import own_url
+from app.api.connectors import Connector
+from app.api.endpoint import db, endpoint, optional_principal, principal
+from app.runtime import runtime
+from app.services import atlassian
+
+bp = Blueprint("atlassian", __name__, url_prefix="/api/v1/connectors/atlassian")
+
+
+class AuthorizeUrl(BaseModel):
+    authorize_url: str = Field(description="send the user's browser here to consent")
+
+
+class CallbackQuery(BaseModel):
+    code: str | None = Field(None, max_length=4000)
+    state: str | None = Field(None, max_length=2000)
+    error: str | None = Field(None, max_length=200, description="the consent was not given")
+    error_description: str | None = Field(None, max_length=2000)
+
+
+class Site(BaseModel):
+    id: str = Field(description="the cloud id: https://api.atlassian.com/ex/confluence/<id>")
+    name: str
+    url: str
+    scopes: list[str]
+
+
+class SiteList(BaseModel):
+    items: list[Site]
+
+
+@bp.get("/authorize")
+@endpoint(
+    summary="Start connecting Atlassian: the URL where you consent (valid 10 minutes, once)",
+    tag="connectors",
+    response=AuthorizeUrl,
+    errors=(400, 403, 503),
+)
+def authorize() -> AuthorizeUrl:
+    rt = runtime()
+    redirect_uri = rt.settings.atlassian_redirect_uri or own_url("atlassian.callback")
+    url = atlassian.begin(db(), principal(), rt.settings, rt.keyring, redirect_uri)
+    return AuthorizeUrl(authorize_url=url)
+
+
+@bp.get("/callback")
+@endpoint(
+    summary="Atlassian's redirect back: the code is exchanged and the tokens stored encrypted",
+    tag="connectors",
+    auth="optional",
+    query=CallbackQuery,
+    response=Connector,
+    errors=(400, 403, 502, 503, 504),
+)
+def callback(query: CallbackQuery) -> Connector:
+    rt = runtime()
+    back = atlassian.ConsentReturn(state=query.state, code=query.code, error=query.error)
+    stored = atlassian.complete(db(), optional_principal(), rt.settings, rt.keyring, back)
+    return Connector(**stored)
+
+
+@bp.get("/resources")
+@endpoint(
+    summary="The Atlassian sites (cloud ids) your connection reaches",
+    tag="connectors",
+    response=SiteList,
+    errors=(404, 409, 502, 503, 504),
+)
+def resources() -> SiteList:
+    rt = runtime()
+    found = atlassian.sites(db(), principal(), rt.settings, rt.keyring)
+    return SiteList(items=[Site(**site) for site in found])
