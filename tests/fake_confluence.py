@@ -97,7 +97,8 @@ class FakeConfluence(LoopbackServer):
         return None
 
     def answer(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
-        segments = path.removeprefix("/wiki/").split("/")
+        # Under the site's root, or under /ex/confluence/<cloud id> as through api.atlassian.com.
+        segments = path.partition("/wiki/")[2].split("/")
         if segments[:2] == ["api", "v2"]:
             return self._v2(segments[2:], query)
         if segments[:2] == ["rest", "api"]:

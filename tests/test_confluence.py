@@ -82,6 +82,7 @@ def reader(
     spaces: tuple[str, ...] = ("ENG", "OPS"),
     slept: list[float] | None = None,
     tokens: list[str] | None = None,
+    base_url: str | None = None,
 ) -> ConfluenceReader:
     issued = tokens if tokens is not None else ["token-1"]
 
@@ -92,7 +93,8 @@ def reader(
 
     sleeps = slept if slept is not None else []
     http = SourceHttp("confluence", token, sleep=sleeps.append)
-    return ConfluenceReader(server.url, spaces, http, ConfluenceOptions(page_limit=2))
+    options = ConfluenceOptions(page_limit=2)
+    return ConfluenceReader(base_url or server.url, spaces, http, options)
 
 
 def list_all(source: ConfluenceReader, cursor: str | None = None) -> list[str]:
@@ -136,6 +138,23 @@ def test_a_listing_resumed_from_its_cursor_gives_the_rest_once(confluence):
     rest = list_all(reader(confluence), cursor)  # a new reader, as after a restart
     assert seen + rest == [f"page:{100 + i}" for i in range(5)] + [
         f"page:{200 + i}" for i in range(3)
+    ]
+
+
+def test_a_listing_through_the_api_gateway_url_follows_its_cursors(confluence):
+    """`_links.next` is relative to the site (`/wiki/api/v2/...`), not to the gateway's
+    `/ex/confluence/<cloud id>`: only its cursor is followed."""
+    source = reader(confluence, base_url=f"{confluence.url}/ex/confluence/cloud-1")
+    assert len(list_all(source)) == 8
+    assert source.fetch("page:200").title == "Ops 0"
+    assert all(r.startswith("/ex/confluence/cloud-1/wiki/") for r in confluence.requests)
+
+
+def test_a_cursor_naming_a_space_no_longer_configured_starts_over(confluence):
+    listing = reader(confluence, spaces=("OPS",)).list_items(None)
+    assert listing.cursor is not None
+    assert list_all(reader(confluence, spaces=("ENG",)), listing.cursor) == [
+        f"page:{100 + i}" for i in range(5)
     ]
 
 
@@ -217,6 +236,19 @@ def test_access_narrowed_by_an_ancestors_restriction(confluence):
     # read the space: only alice and the engineers (named everywhere) remain.
     assert reader(confluence).access("page:104") == Access(
         account_ids=("u-alice",), groups=("engineers",)
+    )
+
+
+def test_what_pages_share_is_read_once_per_reader(confluence):
+    for child in ("103", "104"):
+        confluence.pages[child].parent_id = "102"
+    confluence.pages["102"].read_groups = [("g-eng", "engineers")]
+    source = reader(confluence)
+    assert source.access("page:103") == source.access("page:104")
+    assert source.access("page:103") == Access(groups=("engineers",))
+    assert sum("/content/102/restriction" in r for r in confluence.requests) == 1
+    assert (
+        sum("/spaces/1000/permissions" in r and "cursor" not in r for r in confluence.requests) == 1
     )
 
 

@@ -1,5 +1,5 @@
-"""Who may read a Confluence page: the space's read permission, then every read restriction on the
-page and its ancestors, each a level a reader must pass.
+"""Who may read a Confluence page: the space's read permission (v2), then every read restriction
+(v1) on the page and its ancestors, each a level a reader must pass.
 
 A user named in any restriction is checked exactly against every level (directly, or through the
 groups Confluence says they belong to). A group is kept only when every level names it, so its
@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.providers.confluence_api import UNREADABLE, ConfluenceApi
 from app.providers.source_items import Access
 
 # v2 names anonymous access to a space as a principal with this id.
@@ -105,3 +106,106 @@ def _passes(
         if not memberships & level.groups.keys():
             return False
     return True
+
+
+class ConfluenceAccess:
+    """The readers of pages, keeping what pages share (their space's permissions, an ancestor's
+    restriction, a group's name, a user's groups) for its life: one sync run."""
+
+    def __init__(self, api: ConfluenceApi) -> None:
+        self._api = api
+        self._space_levels: dict[str, Level | None] = {}
+        self._restrictions: dict[str, Level | None] = {}
+        self._group_names: dict[str, str] = {}
+        self._user_groups: dict[str, frozenset[str] | None] = {}
+
+    def of_page(self, page_id: str) -> Access | None:
+        """The page's readers; None when any of it cannot be read (fail closed)."""
+        url = f"{self._api.v2}/pages/{page_id}"
+        page = self._api.json(url, absent=UNREADABLE)
+        ancestors = self._api.all(f"{url}/ancestors", {}, absent=UNREADABLE)
+        if page is None or ancestors is None:
+            return None
+        with self._api.shape(url):
+            space = self._space_level(str(page["spaceId"]))
+            chain = [str(ancestor["id"]) for ancestor in ancestors] + [page_id]
+        if space is None:
+            return None
+        restricted = []
+        for content_id in chain:
+            level = self._restriction(content_id)
+            if level is None:
+                return None
+            if level.users or level.groups:
+                restricted.append(level)
+        if not restricted:
+            return self._space_access(space)
+        return combine(space, restricted, self._groups_of)
+
+    def _space_level(self, space_id: str) -> Level | None:
+        if space_id not in self._space_levels:
+            url = f"{self._api.v2}/spaces/{space_id}/permissions"
+            found = self._api.all(url, {}, absent=UNREADABLE)
+            with self._api.shape(url):
+                self._space_levels[space_id] = None if found is None else Level.of_space(found)
+        return self._space_levels[space_id]
+
+    def _space_access(self, space: Level) -> Access | None:
+        """The space's readers, its groups named (v2 names a group by id only)."""
+        if space.everyone:
+            return Access(everyone=True)
+        names = []
+        for key in sorted(space.groups):
+            name = self._group_name(key.removeprefix("id:"))
+            if name is None:
+                return None
+            names.append(name)
+        return Access(account_ids=tuple(sorted(space.users)), groups=tuple(sorted(names)))
+
+    def _group_name(self, group_id: str) -> str | None:
+        if group_id not in self._group_names:
+            url = f"{self._api.v1}/group/by-id"
+            group = self._api.json(url, {"id": group_id}, absent=UNREADABLE)
+            if group is None:
+                return None
+            with self._api.shape(url):
+                self._group_names[group_id] = str(group["name"])
+        return self._group_names[group_id]
+
+    def _restriction(self, content_id: str) -> Level | None:
+        """The users and groups a content's read restriction names (none: not restricted)."""
+        if content_id not in self._restrictions:
+            url = f"{self._api.v1}/content/{content_id}/restriction/byOperation/read"
+            bodies = self._api.v1_bodies(url, {}, UNREADABLE, _restricted_count)
+            with self._api.shape(url):
+                self._restrictions[content_id] = (
+                    None
+                    if bodies is None
+                    else Level.of_restriction(
+                        [user for body in bodies for user in _restricted(body, "user")],
+                        [group for body in bodies for group in _restricted(body, "group")],
+                    )
+                )
+        return self._restrictions[content_id]
+
+    def _groups_of(self, account_id: str) -> frozenset[str] | None:
+        """The keys of the groups a user belongs to."""
+        if account_id not in self._user_groups:
+            url = f"{self._api.v1}/user/memberof"
+            params = {"accountId": account_id}
+            bodies = self._api.v1_bodies(url, params, UNREADABLE, lambda b: len(b["results"]))
+            with self._api.shape(url):
+                self._user_groups[account_id] = (
+                    None
+                    if bodies is None
+                    else Level.group_keys(group for body in bodies for group in body["results"])
+                )
+        return self._user_groups[account_id]
+
+
+def _restricted(body: Any, kind: str) -> list[Any]:
+    return list((body["restrictions"].get(kind) or {}).get("results") or [])
+
+
+def _restricted_count(body: Any) -> int:
+    return max(len(_restricted(body, "user")), len(_restricted(body, "group")))
