@@ -54,7 +54,11 @@ class ConfluenceReader:
         body = self._api.json(url, params)
         with self._api.shape(url):
             items = tuple(
-                Listed(f"page:{page['id']}", str(page["version"]["number"]), page.get("title", ""))
+                Listed(
+                    f"page:{page['id']}",
+                    str(page["version"]["number"]),
+                    str(page.get("title") or ""),
+                )
                 for page in body["results"]
             )
             following = next_cursor(body)
