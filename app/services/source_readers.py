@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from app.providers.confluence import ConfluenceReader
 from app.providers.jira import JiraReader
 from app.providers.source_http import SourceHttp, TokenSource
 from app.providers.source_items import SourceReader
@@ -21,6 +22,7 @@ from app.settings import Settings
 ReaderFactory = Callable[[Mapping[str, Any], SourceHttp], SourceReader]
 READERS: dict[str, ReaderFactory] = {
     "jira": lambda config, http: JiraReader(config["base_url"], config["jql"], http),
+    "confluence": lambda config, http: ConfluenceReader(config["base_url"], config["spaces"], http),
 }
 
 
