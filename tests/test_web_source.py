@@ -245,13 +245,25 @@ def test_odd_pages_are_left_out_or_read_without_failing(sites):
     site.pages["/docs/"].body = html(
         "Handbook",
         "<p>Index.</p>",
-        ("huge.html", "latin.html", "odd.html", "http://[broken/", "ftp://x/y"),
+        (
+            "huge.html",
+            "latin.html",
+            "odd.html",
+            "xml.html",
+            "bogus.html",
+            "http://[broken/",
+            "ftp://x/y",
+        ),
+    )
+    site.pages["/docs/xml.html"] = Page(b'<?xml version="1.0"?><doc><p>Some XML.</p></doc>')
+    site.pages["/docs/bogus.html"] = Page(
+        html("Bogus", "<p>An unknown charset.</p>"), "text/html; charset=x-bogus"
     )
     site.pages["/docs/huge.html"] = Page(html("Huge", "<p>" + "word " * 2000 + "</p>"))
     site.pages["/docs/latin.html"] = Page(
-        html("Caf\u00e9", "<p>Un caf\u00e9 cr\u00e8me, s'il vous pla\u00eet.</p>").decode().encode(
-            "latin-1"
-        ),
+        html("Caf\u00e9", "<p>Un caf\u00e9 cr\u00e8me, s'il vous pla\u00eet.</p>")
+        .decode()
+        .encode("latin-1"),
         "text/html; charset=iso-8859-1",
     )
     site.pages["/docs/odd.html"] = Page(b"\x00\xff<html><<<a href='::'>", "text/html")
@@ -259,6 +271,9 @@ def test_odd_pages_are_left_out_or_read_without_failing(sites):
     keys = _keys(site, _listing(reader))
     assert "/docs/latin.html" in keys and "/docs/huge.html" not in keys
     assert "caf\u00e9 cr\u00e8me" in reader.fetch(f"{site.url}/docs/latin.html").text
+    assert "unknown charset" in reader.fetch(f"{site.url}/docs/bogus.html").text
+    assert "Some XML." in reader.fetch(f"{site.url}/docs/xml.html").text
+    assert "\x00" not in reader.fetch(f"{site.url}/docs/odd.html").text  # PostgreSQL refuses NUL
 
 
 @pytest.mark.parametrize(

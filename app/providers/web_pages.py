@@ -3,6 +3,8 @@ with Markdown headings (app/services/extraction_html.py), and a sitemap's entrie
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass
 
 import httpx
@@ -12,6 +14,7 @@ from app.providers.web_urls import normalised
 from app.services import extraction_html
 from app.services.extraction import decode_text
 
+log = logging.getLogger(__name__)
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
 TEXT_TYPES = {"text/plain", "text/markdown", "text/x-markdown"}
 _MAX_TITLE = 500
@@ -43,8 +46,17 @@ def outline(body: bytes, url: str, headers: httpx.Headers) -> Outline:
     if media_type(headers) not in HTML_TYPES:
         first = _text(body, headers).strip().split("\n", 1)[0]
         return Outline(first.lstrip("# ").strip()[:_MAX_TITLE], ())
+    try:
+        return _html_outline(body, url, headers)
+    except Exception:  # noqa: BLE001 - a page the parser chokes on has no links to follow
+        log.info("web source: %s cannot be parsed for links", url, exc_info=True)
+        return Outline("", ())
+
+
+def _html_outline(body: bytes, url: str, headers: httpx.Headers) -> Outline:
     from bs4 import BeautifulSoup
 
+    _quiet_parser()
     soup = BeautifulSoup(body, "html.parser", from_encoding=charset(headers))
     base_tag = soup.find("base", href=True)
     base = normalised(str(base_tag["href"]), url) if base_tag is not None else None
@@ -63,14 +75,29 @@ def outline(body: bytes, url: str, headers: httpx.Headers) -> Outline:
 def main_text(body: bytes, headers: httpx.Headers) -> str:
     """The page's main content, its headings as Markdown (`#` per level); a text page as it is."""
     if media_type(headers) not in HTML_TYPES:
-        return _text(body, headers)
+        return _text(body, headers).replace("\x00", "")
+    _quiet_parser()
+    try:
+        found = extraction_html.blocks(_as_utf8(body, headers))
+    except Exception:  # noqa: BLE001 - a page the extraction chokes on has no text to give
+        log.info("web source: a page cannot be read as HTML", exc_info=True)
+        return ""
     parts: list[str] = []
     path: tuple[str, ...] = ()
-    for block in extraction_html.blocks(_as_utf8(body, headers)):
+    for block in found:
         heading = block.heading_path != path and block.heading_path[-1:] == (block.text,)
         path = block.heading_path
         parts.append(f"{'#' * len(path)} {block.text}" if heading else block.text)
-    return "\n\n".join(parts).strip()
+    return "\n\n".join(parts).replace("\x00", "").strip()
+
+
+def _quiet_parser() -> None:
+    """Pages that look like XML or like a bare address are still parsed as HTML, as browsers
+    do: Beautiful Soup's warnings about them say nothing the crawl could act on."""
+    from bs4 import MarkupResemblesLocatorWarning, XMLParsedAsHTMLWarning
+
+    warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning)
+    warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
 
 
 def _as_utf8(body: bytes, headers: httpx.Headers) -> bytes:
