@@ -111,19 +111,7 @@ class WebReader:
         if url is None or self._refusal(url):
             raise ItemGone(key)
         kept, listed = self._pages.pop(url, None), self._versions.get(url)
-        conditional = _conditional(kept.body) if kept is not None else {}
-        if kept is not None and not conditional:  # nothing to ask with: as listed moments ago
-            page = kept
-        else:
-            try:
-                page = self._download(url, conditional)
-            except _Skipped as exc:
-                log.info("web source: %s left out: %s", url, exc)
-                raise ItemGone(key) from None
-            if page.body.status_code == 304 and kept is not None:
-                page = kept
-            elif page.body.status_code != 200 or media_type(page.body.headers) not in _READABLE:
-                raise ItemGone(key)
+        page = self._current(url, kept)
         text = main_text(page.body.content, page.body.headers)
         if not text:
             raise ItemGone(key)
@@ -143,6 +131,23 @@ class WebReader:
                 "etag": page.body.headers.get("ETag", ""),
             },
         )
+
+    def _current(self, url: str, kept: _Page | None) -> _Page:
+        """The page as it is now: `kept` when it did not change since listed (or when there
+        is nothing to ask with), else downloaded; ItemGone when it cannot be read."""
+        conditional = _conditional(kept.body) if kept is not None else {}
+        if kept is not None and not conditional:
+            return kept
+        try:
+            page = self._download(url, conditional)
+        except _Skipped as exc:
+            log.info("web source: %s left out: %s", url, exc)
+            raise ItemGone(url) from None
+        if page.body.status_code == 304 and kept is not None:
+            return kept
+        if page.body.status_code != 200 or media_type(page.body.headers) not in _READABLE:
+            raise ItemGone(url)
+        return page
 
     def access(self, key: str) -> Access:
         return Access(everyone=True)  # what the crawler reads, anyone on the web may
