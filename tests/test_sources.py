@@ -427,3 +427,41 @@ def test_the_cli_adds_lists_syncs_and_deletes_sources(app, client, admin, cli_en
     gone = run("sources", "delete", str(source), "--yes", env=cli_env)
     assert gone.returncode == 0 and run("sources", "list", env=cli_env).stdout == ""
     assert run("sources", "runs", str(source), env=cli_env).returncode == 2  # no such source
+
+
+def test_a_web_source_indexes_pages_then_resyncs_edits_and_deletions(app, client, admin):
+    from tests.fake_site import FakeSite, Page, html
+
+    collection = create_collection(client, admin, "site")
+    with FakeSite() as site:
+        links = ("valves.html", "pumps.html", "gaskets.html")
+        site.pages["/docs/"] = Page(html("Handbook", "<p>The plant handbook.</p>", links))
+        site.pages["/docs/valves.html"] = Page(
+            html("Valves", "<p>Install the XR-7734 valve before pressurising.</p>"), etag='"v1"'
+        )
+        site.pages["/docs/pumps.html"] = Page(html("Pumps", "<p>Centrifugal pumps hum.</p>"))
+        site.pages["/docs/gaskets.html"] = Page(html("Gaskets", "<p>Rubber gaskets seal.</p>"))
+        config = {"urls": [f"{site.url}/docs/"], "delay_s": 0}
+        created = _create(client, admin, collection, name="handbook", config=config)
+        assert created.status_code == 201, created.json
+        drain(app)
+        [run] = _runs(client, admin, created.json["id"])
+        assert run["state"] == "succeeded" and _counts(run) == (4, 0, 0, 0, 0), run
+        documents = _documents(client, admin, collection)
+        valves = documents[f"{site.url}/docs/valves.html"]
+        assert valves["status"] == "indexed" and valves["title"] == "Valves"
+        assert valves["metadata"]["etag"] == '"v1"'
+        hits = client.post("/api/v1/search", json={"query": "XR-7734 valve"}, headers=admin).json
+        assert hits["hits"][0]["document_id"] == valves["id"]
+
+        site.pages["/docs/pumps.html"] = Page(html("Pumps", "<p>Pumps now push crude oil.</p>"))
+        del site.pages["/docs/gaskets.html"]
+        synced = client.post(f"/api/v1/sources/{created.json['id']}/sync", headers=admin)
+        assert synced.status_code == 202
+        drain(app)
+    run = _runs(client, admin, created.json["id"])[0]
+    assert run["state"] == "succeeded" and _counts(run) == (0, 1, 1, 2, 0), run
+    documents = _documents(client, admin, collection)
+    assert f"{site.url}/docs/gaskets.html" not in documents
+    hits = client.post("/api/v1/search", json={"query": "crude oil"}, headers=admin).json["hits"]
+    assert hits[0]["document_id"] == documents[f"{site.url}/docs/pumps.html"]["id"]

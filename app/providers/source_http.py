@@ -1,14 +1,16 @@
 """HTTP for the sources' clients: a bearer token refreshed once after a 401, 429 and 503 waited
-out as `Retry-After` says (bounded), and failures as SourceFailed naming the source, never the
-token."""
+out as `Retry-After` says (bounded), bodies read up to a cap when asked, and failures as
+SourceFailed naming the source, never the token."""
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -17,6 +19,27 @@ from app.providers.source_items import SourceFailed
 # (force_refresh) -> a current access token; True after the source answered 401 with the last one.
 TokenSource = Callable[[bool], str]
 _WAIT_STATUSES = {429, 503}
+
+
+class _Answer(Protocol):
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> httpx.Headers: ...
+
+
+_A = TypeVar("_A", bound=_Answer)
+
+
+@dataclass(frozen=True)
+class Body:
+    """An answer whose body was read up to a cap (a web page, not an API's JSON)."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    complete: bool  # False when the body was longer than the cap: `content` is its start
 
 
 def retry_after_s(value: str | None, default: float) -> float:
@@ -58,16 +81,32 @@ class SourceHttp:
     def close(self) -> None:
         self._client.close()
 
-    def get(self, url: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
+    def get(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
         """The answer to a GET. 429 and 503 are retried after their Retry-After (at most
         `max_wait_s` each, `attempts` tries in all); a 401 refreshes the token once. Any other
         status is the caller's to read."""
+        return self._retried(lambda refresh: self._send(url, params, refresh, headers))
+
+    def get_capped(
+        self, url: str, max_bytes: int, *, headers: Mapping[str, str] | None = None
+    ) -> Body:
+        """As `get`, the body streamed and read up to `max_bytes` (decompressed); redirects
+        are answers like any other, for the caller to judge."""
+        return self._retried(lambda refresh: self._send_capped(url, refresh, headers, max_bytes))
+
+    def _retried(self, send: Callable[[bool], _A]) -> _A:
         refreshed = False
         for attempt in range(1, self._attempts + 1):
-            response = self._send(url, params, force_refresh=False)
+            response = send(False)
             if response.status_code == 401 and self._token is not None and not refreshed:
                 refreshed = True
-                response = self._send(url, params, force_refresh=True)
+                response = send(True)
             if response.status_code not in _WAIT_STATUSES or attempt == self._attempts:
                 return response
             wait = retry_after_s(response.headers.get("Retry-After"), default=2.0**attempt)
@@ -89,13 +128,47 @@ class SourceHttp:
             raise SourceFailed(f"{self.name} answered something that is not JSON") from None
 
     def _send(
-        self, url: str, params: Mapping[str, Any] | None, force_refresh: bool
+        self,
+        url: str,
+        params: Mapping[str, Any] | None,
+        force_refresh: bool,
+        headers: Mapping[str, str] | None,
     ) -> httpx.Response:
-        headers = {}
+        with self._reaching():
+            return self._client.get(
+                url, params=params, headers=self._headers(force_refresh, headers)
+            )
+
+    def _send_capped(
+        self, url: str, force_refresh: bool, headers: Mapping[str, str] | None, max_bytes: int
+    ) -> Body:
+        chunks, size = [], 0
+        with self._reaching():
+            request = self._client.build_request(
+                "GET", url, headers=self._headers(force_refresh, headers)
+            )
+            response = self._client.send(request, stream=True)
+            try:
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > max_bytes:
+                        break
+            finally:
+                response.close()
+        content = b"".join(chunks)
+        return Body(response.status_code, response.headers, content[:max_bytes], size <= max_bytes)
+
+    def _headers(self, force_refresh: bool, extra: Mapping[str, str] | None) -> dict[str, str]:
+        headers = dict(extra or {})
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token(force_refresh)}"
+        return headers
+
+    @contextlib.contextmanager
+    def _reaching(self) -> Iterator[None]:
         try:
-            return self._client.get(url, params=params, headers=headers)
+            yield
         except httpx.TimeoutException:
             raise SourceFailed(f"{self.name} did not answer in time") from None
         except httpx.HTTPError as exc:

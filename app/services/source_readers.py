@@ -1,7 +1,8 @@
 """The reader of a source's kind, speaking to it as the source's owner.
 
 A Confluence or Jira source reads with its owner's Atlassian token from the connector vault,
-refreshed (under the vault's per-user lock) when it expires or when the source answers 401.
+refreshed (under the vault's per-user lock) when it expires or when the source answers 401; a
+website is read without one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from app.providers.confluence import ConfluenceReader
 from app.providers.jira import JiraReader
 from app.providers.source_http import SourceHttp, TokenSource
 from app.providers.source_items import SourceReader
+from app.providers.web_source import WebReader
 from app.repositories import Conn, Row
 from app.services import connectors
 from app.services.secrets import Keyring
@@ -23,6 +25,7 @@ ReaderFactory = Callable[[Mapping[str, Any], SourceHttp], SourceReader]
 READERS: dict[str, ReaderFactory] = {
     "jira": lambda config, http: JiraReader(config["base_url"], config["jql"], http),
     "confluence": lambda config, http: ConfluenceReader(config["base_url"], config["spaces"], http),
+    "web": WebReader,
 }
 
 
