@@ -104,6 +104,23 @@ def test_consent_round_trip_stores_tokens_encrypted_and_lists_the_sites(
     assert sites.json["items"] == [{k: SITES[0][k] for k in ("id", "name", "url", "scopes")}]
 
 
+def test_a_consent_link_opened_in_another_browser_stores_nothing(
+    make_app, fake, api, admin, database_url
+):
+    # An attacker starts a consent as themselves and sends the link to a victim, whose browser
+    # has no consent cookie: the victim's Atlassian account must not be stored for them.
+    callback = consent(authorize_url(api, admin))
+    victim = atlassian_app(make_app, fake).test_client()
+    refused = victim.get(callback)
+    assert refused.status_code == 400 and "another browser" in refused.json["detail"]
+    assert stored(database_url) == [] and consents(database_url) == 0  # and used up
+    # From the browser that started it, a consent completes (its cookie is HttpOnly, Lax).
+    assert (
+        "HttpOnly"
+        in api.get("/api/v1/connectors/atlassian/authorize", headers=admin).headers["Set-Cookie"]
+    )
+
+
 def test_a_replayed_state_is_refused(api, admin, database_url):
     callback = consent(authorize_url(api, admin))
     assert api.get(callback).status_code == 200

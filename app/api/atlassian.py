@@ -8,9 +8,10 @@ web session's cookie or a bearer token comes with it, that user must be the stat
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Response, json
 from pydantic import BaseModel, Field
 
+from app.api import cookies
 from app.api.auth import own_url
 from app.api.connectors import Connector
 from app.api.endpoint import db, endpoint, optional_principal, principal
@@ -49,11 +50,15 @@ class SiteList(BaseModel):
     response=AuthorizeUrl,
     errors=(400, 403, 503),
 )
-def authorize() -> AuthorizeUrl:
+def authorize() -> Response:
     rt = runtime()
     redirect_uri = rt.settings.atlassian_redirect_uri or own_url("atlassian.callback")
-    url = atlassian.begin(db(), principal(), rt.settings, rt.keyring, redirect_uri)
-    return AuthorizeUrl(authorize_url=url)
+    url, browser = atlassian.begin(db(), principal(), rt.settings, rt.keyring, redirect_uri)
+    body = AuthorizeUrl(authorize_url=url).model_dump(mode="json")
+    response = Response(json.dumps(body), mimetype="application/json")
+    lifetime = int(atlassian.CONSENT_LIFETIME.total_seconds())
+    cookies.put(response, cookies.CONSENT, browser, max_age=lifetime)
+    return response
 
 
 @bp.get("/callback")
@@ -67,7 +72,12 @@ def authorize() -> AuthorizeUrl:
 )
 def callback(query: CallbackQuery) -> Connector:
     rt = runtime()
-    back = atlassian.ConsentReturn(state=query.state, code=query.code, error=query.error)
+    back = atlassian.ConsentReturn(
+        state=query.state,
+        code=query.code,
+        error=query.error,
+        browser_secret=cookies.read(cookies.CONSENT),
+    )
     stored = atlassian.complete(db(), optional_principal(), rt.settings, rt.keyring, back)
     return Connector(**stored)
 

@@ -11,6 +11,7 @@ def insert(
     conn: Conn,
     *,
     nonce_hash: bytes,
+    browser_hash: bytes,
     user_id: int,
     provider: str,
     code_verifier: str,
@@ -19,11 +20,12 @@ def insert(
 ) -> None:
     conn.execute(
         "INSERT INTO connector_consents"
-        " (nonce_hash, user_id, provider, code_verifier, redirect_uri, expires_at)"
-        " VALUES (%(nonce_hash)s, %(user_id)s, %(provider)s, %(code_verifier)s,"
+        " (nonce_hash, browser_hash, user_id, provider, code_verifier, redirect_uri, expires_at)"
+        " VALUES (%(nonce_hash)s, %(browser_hash)s, %(user_id)s, %(provider)s, %(code_verifier)s,"
         " %(redirect_uri)s, now() + %(lifetime)s)",
         {
             "nonce_hash": nonce_hash,
+            "browser_hash": browser_hash,
             "user_id": user_id,
             "provider": provider,
             "code_verifier": code_verifier,
@@ -38,7 +40,7 @@ def take(conn: Conn, nonce_hash: bytes, user_id: int, provider: str) -> Row | No
     return conn.execute(
         "DELETE FROM connector_consents WHERE nonce_hash = %(nonce_hash)s"
         " AND user_id = %(user_id)s AND provider = %(provider)s"
-        " RETURNING code_verifier, redirect_uri, expires_at > now() AS live",
+        " RETURNING browser_hash, code_verifier, redirect_uri, expires_at > now() AS live",
         {"nonce_hash": nonce_hash, "user_id": user_id, "provider": provider},
     ).fetchone()
 

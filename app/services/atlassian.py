@@ -51,11 +51,12 @@ class ConsentState:
 
 @dataclass(frozen=True)
 class ConsentReturn:
-    """What came back to the callback: its query parameters."""
+    """What came back to the callback: its query parameters and the browser's consent cookie."""
 
     state: str | None
     code: str | None
     error: str | None
+    browser_secret: str | None = None
 
 
 def _b64(data: bytes) -> str:
@@ -103,12 +104,15 @@ def _digest(nonce: str) -> bytes:
 
 def begin(
     conn: Conn, who: Principal, settings: Settings, keyring: Keyring | None, redirect_uri: str
-) -> str:
-    """The URL where `who` consents; the consent is stored for CONSENT_LIFETIME."""
+) -> tuple[str, str]:
+    """(the URL where `who` consents, the secret the browser's cookie must bring back to the
+    callback); the consent is stored for CONSENT_LIFETIME. The cookie binds the consent to the
+    browser that started it: a link to it opened by someone else cannot store their Atlassian
+    account for `who`."""
     client, ring = _client(settings), connectors.require_keyring(keyring)
     if "write" not in who.scopes:
         raise Forbidden("connecting Atlassian stores a token: this token lacks the 'write' scope")
-    nonce = secrets.token_urlsafe(32)
+    nonce, browser = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     expires = int(time.time() + CONSENT_LIFETIME.total_seconds())
     state = sign_state(ring, ConsentState(who.user_id, nonce, expires))
     url, verifier = atlassian.consent_url(
@@ -123,13 +127,14 @@ def begin(
         consent_repo.insert(
             conn,
             nonce_hash=_digest(nonce),
+            browser_hash=_digest(browser),
             user_id=who.user_id,
             provider=PROVIDER,
             code_verifier=verifier,
             redirect_uri=redirect_uri,
             lifetime=CONSENT_LIFETIME,
         )
-    return url
+    return url, browser
 
 
 def complete(
@@ -152,6 +157,11 @@ def complete(
             pending = consent_repo.take(conn, _digest(state.nonce), state.user_id, PROVIDER)
         if pending is None or not pending["live"]:
             raise BadRequest("this consent is unknown, already used or expired: connect again")
+        browser = _digest(back.browser_secret or "")
+        if not back.browser_secret or not hmac.compare_digest(
+            bytes(pending["browser_hash"]), browser
+        ):
+            raise BadRequest("this consent was started in another browser: connect again")
         if back.error is not None:
             raise BadRequest(f"Atlassian did not grant access ({error_code(back.error)})")
         if not back.code:

@@ -14,6 +14,7 @@ CREATE TABLE connector_consents (
     user_id       bigint      NOT NULL
                   CONSTRAINT connector_consents_user_id_fkey REFERENCES users (id) ON DELETE CASCADE,
     provider      text        NOT NULL,
+    browser_hash  bytea       NOT NULL,
     code_verifier text        NOT NULL,
     redirect_uri  text        NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now(),
