@@ -10,6 +10,8 @@ import pytest
 from app.db import scope
 from app.providers.source_items import Access, Item, ItemGone, Listed, Listing, SourceFailed
 from app.services import source_readers
+from tests.fake_confluence import FakeConfluence, FakePage
+from tests.fake_jira import FakeJira
 from tests.helpers import create_collection, drain, run
 
 PAGE = 2  # items per listing page
@@ -267,7 +269,6 @@ def test_scheduled_sources_are_synced_when_due_and_not_while_paused(
 
 
 def test_a_jira_source_syncs_issues_with_the_owners_atlassian_token(make_app, admin):
-    from tests.fake_jira import FakeJira
 
     app = make_app(secret_key="k1-" + "abcdefghijklmnopqrstuvwxyz0123456789")
     client = app.test_client()
@@ -465,3 +466,50 @@ def test_a_web_source_indexes_pages_then_resyncs_edits_and_deletions(app, client
     assert f"{site.url}/docs/gaskets.html" not in documents
     hits = client.post("/api/v1/search", json={"query": "crude oil"}, headers=admin).json["hits"]
     assert hits[0]["document_id"] == documents[f"{site.url}/docs/pumps.html"]["id"]
+
+
+def test_two_users_with_different_confluence_access_see_different_answers(
+    make_app, admin, new_user
+):
+    app = make_app(secret_key="k1-" + "abcdefghijklmnopqrstuvwxyz0123456789")
+    client = app.test_client()
+    grant = {"access_token": "token-1", "refresh_token": "rt-0", "expires_in": 3600}
+    assert client.put("/api/v1/connectors/atlassian", json=grant, headers=admin).status_code == 200
+    collection = create_collection(client, admin, "wiki", is_shared=True)
+    bob, carol = new_user("bob"), new_user("carol")
+    bob_id = client.get("/api/v1/me", headers=bob).json["id"]
+    group = client.post("/api/v1/groups", json={"name": "engineers"}, headers=admin).json["id"]
+    client.post(f"/api/v1/groups/{group}/members", json={"user_id": bob_id}, headers=admin)
+    with FakeConfluence() as confluence:
+        confluence.add_space("ENG", readers=[("group", "g-eng"), ("user", "u-boss")])
+        confluence.add_space("OPS", readers=[("user", "ANONYMOUS")])
+        confluence.groups.update({"g-eng": "engineers"})
+        body = "<h1>Rollout</h1><p>The canary rollout starts on Tuesday at noon.</p>"
+        confluence.add_page(FakePage("100", "Rollout plan", "ENG", body=body))
+        lunch = "<p>The canteen serves soup on Fridays.</p>"
+        confluence.add_page(FakePage("200", "Canteen", "OPS", body=lunch))
+        created = client.post(
+            "/api/v1/sources",
+            json={
+                "kind": "confluence",
+                "connector": "atlassian",
+                "collection_id": collection,
+                "name": "wiki",
+                "config": {"base_url": confluence.url, "spaces": ["ENG", "OPS"]},
+            },
+            headers=admin,
+        )
+        assert created.status_code == 201, created.json
+        drain(app)
+    [run] = _runs(client, admin, created.json["id"])
+    assert run["state"] == "succeeded" and run["added"] == 2, run
+
+    def answer(headers, question: str) -> list[str]:
+        hits = client.post("/api/v1/search", json={"query": question}, headers=headers).json
+        return [hit["filename"] for hit in hits["hits"]]
+
+    assert answer(bob, "canary rollout Tuesday")  # bob is an engineer
+    assert answer(carol, "canary rollout Tuesday") == []  # carol is not
+    assert answer(carol, "canteen soup Fridays")  # the OPS space is everyone's
+    documents = _documents(client, admin, collection)
+    assert documents["page:100"]["metadata"]["url"].startswith(confluence.url)
