@@ -168,6 +168,12 @@ CONSTRAINT_ERRORS: dict[str, Callable[[], AppError]] = {
         Conflict, "this embedding model has vectors (an embedding space) and cannot be deleted"
     ),
     "documents_collection_id_fkey": partial(NotFound, "the collection does not exist (any more)"),
+    # A share made while its collection, user or group is being deleted.
+    "collection_shares_collection_id_fkey": partial(
+        NotFound, "the collection does not exist (any more)"
+    ),
+    "collection_shares_user_id_fkey": partial(NotFound, "the user does not exist (any more)"),
+    "collection_shares_group_id_fkey": partial(NotFound, "the group does not exist (any more)"),
     "groups_name_key": partial(Conflict, "a group with this name already exists"),
     "group_members_pkey": partial(Conflict, "this user is already a member of this group"),
     # A group or user deleted between the check and the insert.

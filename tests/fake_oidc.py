@@ -48,6 +48,9 @@ class FakeOIDCProvider(LoopbackServer):
         self.jwks_fetches = 0
         self.discovery_fetches = 0
         self.discovery_issuer: str | None = None  # answered instead of the real issuer
+        self.discovery_changes: dict[str, Any] = {}  # members answered instead of the real ones
+        self.jwks_release = threading.Event()  # the JWKS answers once this is set
+        self.jwks_release.set()
         self.jwks_status = 200  # another one answers the JWKS with an error
         # The authorization code flow: the client, who signs in, what goes wrong.
         self.client_id = audience
@@ -126,6 +129,7 @@ class FakeOIDCProvider(LoopbackServer):
             self.discovery_fetches += 1
             return 200, self.discovery()
         if path == f"/{prefix}/protocol/openid-connect/certs":
+            self.jwks_release.wait(timeout=30)  # a slow provider, while a test holds it
             with self._lock:
                 self.jwks_fetches += 1
                 if self.jwks_status != 200:
@@ -145,6 +149,7 @@ class FakeOIDCProvider(LoopbackServer):
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
+            **self.discovery_changes,
         }
 
     def redirect(self, path: str) -> str:

@@ -95,13 +95,26 @@ def test_admin_made_memberships_survive_the_claim(oidc, provider, admin):
     _sign_in(oidc, provider, "s-bob", grp=[])
     assert _members(oidc, admin, team_a) == [(bob, "admin")]
     assert _members(oidc, admin, ops.json["id"]) == [(bob, "admin")]
-    _sign_in(oidc, provider, "s-bob", grp=["ops"])  # the provider's ops is the admin's ops
-    assert _members(oidc, admin, ops.json["id"]) == [(bob, "admin"), (bob, "provider")]
     gone = oidc.delete(f"/api/v1/groups/{ops.json['id']}/members/{bob}", headers=admin)
     assert gone.status_code == 204
-    assert _members(oidc, admin, ops.json["id"]) == [(bob, "provider")]
+    assert _members(oidc, admin, ops.json["id"]) == []
     again = oidc.delete(f"/api/v1/groups/{ops.json['id']}/members/{bob}", headers=admin)
     assert again.status_code == 404
+
+
+def test_a_claim_never_joins_an_admin_group_but_fills_a_provider_group_made_ahead(
+    oidc, provider, admin
+):
+    finance = oidc.post("/api/v1/groups", json={"name": "finance"}, headers=admin).json
+    ahead = oidc.post(
+        "/api/v1/groups", json={"name": "/sales", "source": "provider"}, headers=admin
+    ).json
+    assert ahead["source"] == "provider"
+    eve = _sign_in(oidc, provider, "s-eve", grp=["finance", "/sales"])
+    assert _members(oidc, admin, finance["id"]) == []  # naming it in a claim is not enough
+    assert _members(oidc, admin, ahead["id"]) == [(eve, "provider")]
+    bad = oidc.post("/api/v1/groups", json={"name": "x", "source": "ldap"}, headers=admin)
+    assert bad.status_code == 422
 
 
 def test_group_endpoints_are_for_admins_only(oidc, provider, new_user, admin):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import psycopg
 import pytest
@@ -145,6 +146,35 @@ def test_provider_down_is_503_for_jwts_while_api_tokens_work(oidc, provider, adm
     assert response.mimetype == "application/problem+json"
     assert response.headers["Retry-After"] == "30"
     assert oidc.get("/api/v1/me", headers=admin).status_code == 200
+
+
+def test_a_slow_provider_holds_no_database_connection(make_app, provider, admin):
+    # One pooled connection, given up after a second: a JWT request waiting for the provider's
+    # keys must not hold it, or every API-token request would time out meanwhile.
+    app = make_app(
+        oidc_issuer=provider.issuer,
+        oidc_audience="postrag",
+        pool_min_size=1,
+        pool_max_size=1,
+        pool_timeout_s=1.0,
+    )
+    provider.jwks_release.clear()
+    answers: list[int] = []
+    waiting = threading.Thread(
+        target=lambda: answers.append(
+            app.test_client().get("/api/v1/me", headers=bearer(provider.token())).status_code
+        )
+    )
+    waiting.start()
+    try:
+        time.sleep(0.5)  # the JWT request is now waiting for the provider's keys
+        assert waiting.is_alive()
+        for _ in range(3):
+            assert app.test_client().get("/api/v1/me", headers=admin).status_code == 200
+    finally:
+        provider.jwks_release.set()
+        waiting.join(timeout=30)
+    assert answers == [200]
 
 
 def test_provider_users_see_only_their_own_collections(oidc, provider):

@@ -216,3 +216,25 @@ def test_a_discovery_document_of_another_issuer_is_refused(provider, verifier):
     with pytest.raises(IdentityProviderUnavailable, match="names the issuer"):
         verifier.verify(provider.token())
     assert provider.jwks_fetches == 0
+
+
+@pytest.mark.parametrize("member", ["jwks_uri", "token_endpoint", "authorization_endpoint"])
+def test_a_discovery_document_naming_plain_http_elsewhere_is_refused(provider, verifier, member):
+    # An https issuer whose keys (or codes) would travel over plain http could be fooled.
+    provider.discovery_changes = {member: "http://keys.example/certs"}
+    with pytest.raises(IdentityProviderUnavailable, match=member):
+        verifier.verify(provider.token())
+    assert provider.jwks_fetches == 0
+
+
+def test_a_malformed_published_key_refuses_the_token_rather_than_failing(provider, verifier):
+    kid = provider.kid
+    published = provider.public_jwk
+
+    def broken(key_id: str) -> dict:
+        jwk = published(key_id)
+        return {**jwk, "n": 12345} if key_id == kid else jwk
+
+    provider.public_jwk = broken  # type: ignore[method-assign]
+    with pytest.raises(InvalidToken, match="cannot be used"):
+        verifier.verify(provider.token())

@@ -240,6 +240,8 @@ def test_rls_applies_shares_to_queries_without_the_applications_filter(
                 )
         with scope.acting_as(conn, carol_id):  # an editor writes documents, not the collection
             assert conn.execute("UPDATE collections SET name = 'x'").rowcount == 0
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                conn.execute("UPDATE documents SET owner_id = %s", (bob_id,))  # nor gives them
             assert conn.execute("DELETE FROM documents").rowcount == 1
         with scope.acting_as(conn, bob_id):
             assert _ids(conn, "SELECT id FROM document_chunks") == set()  # gone by cascade
@@ -287,6 +289,20 @@ def test_access_says_who_and_why(app, client, admin, team):
     assert (
         client.get(f"/api/v1/collections/{handbook}/access", headers=team["bob"]).status_code == 403
     )
+
+
+def test_an_owner_sees_a_group_share_as_the_group_not_its_members(app, client, admin, team):
+    bob, carol = team["bob"], team["carol"]
+    carol_id = client.get("/api/v1/me", headers=carol).json["id"]
+    group = client.post("/api/v1/groups", json={"name": "finance"}, headers=admin).json["id"]
+    client.post(f"/api/v1/groups/{group}/members", json={"user_id": carol_id}, headers=admin)
+    bobs = create_collection(client, bob, "bobs")
+    share = _shared(client, bob, bobs, "group", "finance")
+    access = client.get(f"/api/v1/collections/{bobs}/access", headers=bob).json
+    assert [user["name"] for user in access["items"]] == ["bob"]  # no member of finance
+    assert access["groups"] == [{"share_id": share, "group": "finance", "role": "reader"}]
+    as_admin = client.get(f"/api/v1/collections/{bobs}/access", headers=admin).json
+    assert {user["name"] for user in as_admin["items"]} == {"bob", "carol"}
 
 
 def test_owner_and_admin_manage_shares_and_bad_requests_are_problems(

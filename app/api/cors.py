@@ -1,6 +1,7 @@
 """CORS: off unless POSTRAG_CORS_ORIGINS lists the browser origins that may call the API.
 
-Tokens travel in the Authorization header, never in cookies, so credentials are not allowed.
+Cross-origin callers send tokens in the Authorization header; the web page's session cookie is for
+postrag's own origin only, so credentials (cookies) are not allowed across origins.
 Preflight (OPTIONS) requests are answered by Flask without running a view or authenticating.
 """
 

@@ -167,12 +167,13 @@ def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
 
 
 def _authorize(auth: Auth, reads_only: bool) -> None:
+    header = request.headers.get("Authorization")
+    rt = runtime()
+    claims = authentication.jwt_claims(header, rt.oidc)  # before taking a connection
     scope.act_as_owner(db())  # the one lookup made before anyone is known
     try:
-        header = request.headers.get("Authorization")
         session = cookies.read(cookies.SESSION)
-        rt = runtime()
-        who = authentication.authenticate(db(), header, rt.oidc, rt.settings, session)
+        who = authentication.authenticate(db(), header, rt.oidc, rt.settings, session, claims)
         if who.session_id is not None and request.method not in READ_METHODS:
             _check_cookie_write(session or "")
     except BaseException:

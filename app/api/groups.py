@@ -29,6 +29,11 @@ class GroupCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: groups.GroupName
+    source: Source = Field(
+        "admin",
+        description="admin: its members are the ones admins add; provider: also every user"
+        " whose token's groups claim names it",
+    )
 
 
 class Member(BaseModel):
@@ -67,7 +72,7 @@ def list_groups(query: PageQuery) -> Page[Group]:
     errors=(409, 422),
 )
 def create_group(body: GroupCreate) -> tuple[Group, dict[str, str]]:
-    group = groups.create(db(), body.name)
+    group = groups.create(db(), body.name, body.source)
     location = url_for("groups.get_group", group_id=group["id"])
     return Group(**group), {"Location": location}
 

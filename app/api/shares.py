@@ -64,10 +64,20 @@ class UserAccess(BaseModel):
     because: list[Reason]
 
 
+class GroupAccess(BaseModel):
+    share_id: int
+    group: str
+    role: shares.Role
+
+
 class Access(Page[UserAccess]):
     collection_id: int
     everyone: Literal["reader"] | None = Field(
         description="reader when the collection is shared with every user (is_shared)"
+    )
+    groups: list[GroupAccess] = Field(
+        description="the groups it is shared with; their members are among `items` (with"
+        " via=group) only for admins"
     )
 
 
@@ -142,12 +152,16 @@ def delete_share(collection_id: int, share_id: int) -> None:
     errors=(403, 404),
 )
 def get_access(collection_id: int, query: PageQuery) -> Access:
-    collection, rows, total = shares.access(
+    collection, rows, total, groups = shares.access(
         db(), principal(), collection_id, limit=query.limit, offset=query.offset
     )
     return Access(
         collection_id=collection_id,
         everyone="reader" if collection["is_shared"] else None,
+        groups=[
+            GroupAccess(share_id=g["share_id"], group=g["group_name"], role=g["role"])
+            for g in groups
+        ],
         items=[UserAccess(**row) for row in rows],
         total=total,
         limit=query.limit,

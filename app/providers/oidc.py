@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -63,17 +64,34 @@ class IdentityProviderUnavailable(ServiceUnavailable):
         super().__init__(detail, headers={"Retry-After": "30"})
 
 
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
 class Discovery(BaseModel):
     """The members of an OpenID provider's configuration postrag reads (others are ignored)."""
 
     model_config = ConfigDict(extra="ignore")
 
     issuer: str = Field(min_length=1, max_length=2000)
-    jwks_uri: str = Field(pattern=r"^https?://", max_length=2000)
+    jwks_uri: str = Field(max_length=2000)
     authorization_endpoint: str | None = Field(None, max_length=2000)
     token_endpoint: str | None = Field(None, max_length=2000)
     end_session_endpoint: str | None = Field(None, max_length=2000)
     token_endpoint_auth_methods_supported: list[str] | None = Field(None, max_length=100)
+
+    @pydantic.field_validator(
+        "jwks_uri", "authorization_endpoint", "token_endpoint", "end_session_endpoint"
+    )
+    @classmethod
+    def _secure(cls, url: str | None) -> str | None:
+        # Keys and codes over plain http could be swapped by anyone on the way: as for the
+        # issuer, http only on loopback.
+        if url is None:
+            return url
+        parts = urlsplit(url)
+        if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK):
+            return url
+        raise ValueError("must be an https URL (http only on loopback)")
 
 
 class OIDCVerifier:
@@ -129,7 +147,7 @@ class OIDCVerifier:
             raise InvalidToken("it names no key (kid)")
         try:
             key = jwt.PyJWK(self._key(kid, alg), algorithm=alg)
-        except jwt.PyJWTError:
+        except jwt.PyJWTError:  # PyJWT's own wrap of a malformed JWK (a number as `n`) too
             raise InvalidToken("the provider's key it names cannot be used") from None
         try:
             return jwt.decode(

@@ -93,9 +93,18 @@ def provider_group_names(conn: Conn, user_id: int) -> set[str]:
     return {row["name"] for row in rows}
 
 
+def admin_group_names(conn: Conn, names: Sequence[str]) -> set[str]:
+    """Those of `names` that are admin-defined groups (a token's claim never joins them)."""
+    rows = conn.execute(
+        "SELECT name FROM groups WHERE source = 'admin' AND name = ANY (%(names)s::text[])",
+        {"names": list(names)},
+    ).fetchall()
+    return {row["name"] for row in rows}
+
+
 def replace_provider_memberships(conn: Conn, user_id: int, names: Sequence[str]) -> None:
-    """`user_id`'s provider memberships become exactly `names`, whose missing groups are made
-    (as provider groups); admin-made memberships stay."""
+    """`user_id`'s provider memberships become exactly `names` (provider groups: missing ones
+    are made); admin-made memberships stay, and admin-defined groups are never joined."""
     params = {"user_id": user_id, "names": list(names)}
     conn.execute(
         "INSERT INTO groups (name, source) SELECT n, 'provider' FROM unnest(%(names)s::text[]) n"
@@ -110,7 +119,8 @@ def replace_provider_memberships(conn: Conn, user_id: int, names: Sequence[str])
     )
     conn.execute(
         "INSERT INTO group_members (group_id, user_id, source)"
-        " SELECT id, %(user_id)s, 'provider' FROM groups WHERE name = ANY (%(names)s::text[])"
+        " SELECT id, %(user_id)s, 'provider' FROM groups"
+        " WHERE name = ANY (%(names)s::text[]) AND source = 'provider'"
         " ON CONFLICT DO NOTHING",
         params,
     )

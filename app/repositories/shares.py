@@ -64,8 +64,9 @@ def delete(conn: Conn, collection_id: int, share_id: int) -> bool:
     return row is not None
 
 
-# Every way a user reaches the collection: as its owner, by a share naming them, or by a share
-# naming a group they belong to (once per share, whichever sources the membership has).
+# Every way a user reaches the collection: as its owner, by a share naming them, or (with
+# %(members)s) by a share naming a group they belong to (once per share, whichever sources the
+# membership has).
 _GRANTS = (
     "WITH grants AS ("
     " SELECT c.owner_id AS user_id, 'owner' AS via, 'owner' AS role,"
@@ -77,16 +78,17 @@ _GRANTS = (
     " UNION ALL"
     " SELECT DISTINCT m.user_id, 'group', s.role, s.id, g.name FROM collection_shares s"
     " JOIN groups g ON g.id = s.group_id JOIN group_members m ON m.group_id = s.group_id"
-    " WHERE s.collection_id = %(collection_id)s)"
+    " WHERE s.collection_id = %(collection_id)s AND %(members)s)"
 )
 
 
 def access_page(
-    conn: Conn, collection_id: int, *, limit: int, offset: int
+    conn: Conn, collection_id: int, *, members: bool, limit: int, offset: int
 ) -> tuple[list[Row], int]:
     """The users who can read the collection besides everyone (when it is shared with all),
-    by name, each with whether they can write and the grants that say so."""
-    params = {"collection_id": collection_id, "limit": limit, "offset": offset}
+    by name, each with whether they can write and the grants that say so; the members of the
+    groups it is shared with only when `members`."""
+    params = {"collection_id": collection_id, "members": members, "limit": limit, "offset": offset}
     rows = conn.execute(
         f"{_GRANTS} SELECT u.id AS user_id, u.name,"
         " bool_or(g.role IN ('owner', 'editor')) AS can_write,"
@@ -100,3 +102,13 @@ def access_page(
         f"{_GRANTS} SELECT count(DISTINCT user_id) AS n FROM grants", params
     ).fetchone()
     return rows, int(returned(total)["n"])
+
+
+def group_shares(conn: Conn, collection_id: int) -> list[Row]:
+    """The collection's shares with groups: share id, group name and role, by name."""
+    return conn.execute(
+        "SELECT s.id AS share_id, g.name AS group_name, s.role FROM collection_shares s"
+        " JOIN groups g ON g.id = s.group_id WHERE s.collection_id = %(collection_id)s"
+        " ORDER BY g.name",
+        {"collection_id": collection_id},
+    ).fetchall()

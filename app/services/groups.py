@@ -34,7 +34,14 @@ def sync_from_claim(conn: Conn, user_id: int, claims: Mapping[str, Any], path: s
         return
     wanted = sorted({name for name in claim_strings(claims, path) if _usable(name)})
     wanted = wanted[:MAX_PROVIDER_GROUPS]
-    if set(wanted) != group_repo.provider_group_names(conn, user_id):
+    current = group_repo.provider_group_names(conn, user_id)
+    if set(wanted) == current:
+        return
+    # A claim naming an admin-defined group does not make its holder a member: an admin's
+    # hand-made group is not the provider's to fill.
+    admins = group_repo.admin_group_names(conn, wanted)
+    wanted = [name for name in wanted if name not in admins]
+    if set(wanted) != current:
         group_repo.replace_provider_memberships(conn, user_id, wanted)
 
 
@@ -42,11 +49,14 @@ def _usable(name: str) -> bool:
     return 1 <= len(name) <= 255 and "\x00" not in name
 
 
-def create(conn: Conn, name: str) -> Row:
-    """A group an admin defines (409 when the name is taken, by any group)."""
+def create(conn: Conn, name: str, source: str = "admin") -> Row:
+    """A group an admin defines (409 when the name is taken, by any group). An `admin` group's
+    members are the ones admins add; a `provider` group is also filled by the tokens whose
+    groups claim names it (made ahead, so that collections can be shared with it before its
+    first member signs in)."""
     name = checked_name(name)
     with conn.transaction():
-        return group_repo.insert_group(conn, name=name, source="admin")
+        return group_repo.insert_group(conn, name=name, source=source)
 
 
 def checked_name(name: str) -> str:

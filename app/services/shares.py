@@ -112,9 +112,14 @@ def revoke(conn: Conn, who: Principal, collection_id: int, share_id: int) -> Non
 
 def access(
     conn: Conn, who: Principal, collection_id: int, *, limit: int, offset: int
-) -> tuple[Row, list[Row], int]:
-    """(collection, users who can read it with why, their total)."""
+) -> tuple[Row, list[Row], int, list[Row]]:
+    """(collection, users who can read it with why, their total, its group shares). A group's
+    members are listed to admins only: an owner may share with any group, and would otherwise
+    learn who is in it; to them a group share shows as the group."""
     collection = managed(conn, who, collection_id)
     with scope.acting_as_owner(conn):
-        rows, total = share_repo.access_page(conn, collection_id, limit=limit, offset=offset)
-    return collection, rows, total
+        rows, total = share_repo.access_page(
+            conn, collection_id, members=who.is_admin, limit=limit, offset=offset
+        )
+        groups = share_repo.group_shares(conn, collection_id)
+    return collection, rows, total, groups

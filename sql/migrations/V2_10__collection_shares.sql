@@ -74,13 +74,21 @@ ALTER POLICY collections_read ON collections USING (
     OR id = ANY ((SELECT postrag_shared_collections(false))::bigint[])
 );
 
--- Documents: written by the collection's owner and its editors (a document's owner_id is the
--- collection's owner).
-ALTER POLICY documents_insert ON documents
-    WITH CHECK (collection_id = ANY ((SELECT postrag_writable_collections())::bigint[]));
+-- Documents: written by the collection's owner and its editors. A document is owned by the
+-- collection's owner, or by the user who wrote it: no editor makes one someone else's (the
+-- worker that ingests it acts as its owner).
+ALTER POLICY documents_insert ON documents WITH CHECK (
+    collection_id = ANY ((SELECT postrag_writable_collections())::bigint[])
+    AND owner_id IN ((SELECT postrag_user_id()),
+                     (SELECT c.owner_id FROM collections c WHERE c.id = collection_id))
+);
 ALTER POLICY documents_update ON documents
     USING (collection_id = ANY ((SELECT postrag_writable_collections())::bigint[]))
-    WITH CHECK (collection_id = ANY ((SELECT postrag_writable_collections())::bigint[]));
+    WITH CHECK (
+        collection_id = ANY ((SELECT postrag_writable_collections())::bigint[])
+        AND owner_id IN ((SELECT postrag_user_id()),
+                         (SELECT c.owner_id FROM collections c WHERE c.id = collection_id))
+    );
 ALTER POLICY documents_delete ON documents
     USING (collection_id = ANY ((SELECT postrag_writable_collections())::bigint[]));
 
