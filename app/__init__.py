@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 
 from app.api import (
     accounting,
+    accounts,
     atlassian,
     auth,
     chats,
@@ -126,6 +127,7 @@ def _flask_app(settings: Settings) -> Flask:
         observability.bp,
         openapi.bp,
         users.bp,
+        accounts.bp,
         groups.bp,
         tokens.bp,
         collections.bp,

@@ -210,12 +210,20 @@ class Settings:
             "the sites a token reaches",
         )
     )
+    atlassian_me_url: str = setting(
+        Var(
+            "POSTRAG_ATLASSIAN_ME_URL",
+            http_url,
+            "https://api.atlassian.com/me",
+            "whose account a token is (links it to the user)",
+        )
+    )
     atlassian_scopes: tuple[str, ...] = setting(
         Var(
             "POSTRAG_ATLASSIAN_SCOPES",
             Scopes("offline_access"),
             "read:confluence-content.all read:confluence-space.summary search:confluence"
-            " read:jira-work read:jira-user offline_access",
+            " read:jira-work read:jira-user read:me offline_access",
             "scopes asked at consent",
         )
     )

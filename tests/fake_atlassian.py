@@ -7,6 +7,8 @@
 - POST /oauth/token: authorization_code (the code once, with its redirect_uri and the verifier
   of its challenge) and refresh_token (rotating) grants, as FakeOAuthServer.
 - GET /oauth/token/accessible-resources: the `sites` for a current access token, else 401.
+- GET /me (the user identity API): `me`, the token's account, for a current access token (403
+  when `me` is None, as for a token without the read:me scope), else 401.
 """
 
 from __future__ import annotations
@@ -48,18 +50,28 @@ class FakeAtlassian(FakeOAuthServer):
         self.token_url = self.base + "/oauth/token"
         self.authorize_url = self.base + "/authorize"
         self.resources_url = self.base + "/oauth/token/accessible-resources"
+        self.me_url = self.base + "/me"
+        self.me: Any = {
+            "account_type": "atlassian",
+            "account_id": "557058:f58131cb-b67d-43c7-b30d-6b58d40bd077",
+            "email": "ada@example.com",
+            "name": "Ada",
+        }
 
     def get(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         if parts.path == "/authorize":
             self._authorize(handler, query)
-        elif parts.path == "/oauth/token/accessible-resources":
+        elif parts.path in ("/oauth/token/accessible-resources", "/me"):
             bearer = handler.headers.get("Authorization", "").removeprefix("Bearer ")
+            answer = self.sites if parts.path != "/me" else self.me
             if bearer not in self.access:
                 send_json(handler, 401, {"code": 401, "message": "Unauthorized"})
+            elif answer is None:
+                send_json(handler, 403, {"code": 403, "message": "scope does not match"})
             else:
-                send_json(handler, 200, self.sites)
+                send_json(handler, 200, answer)
         else:
             send_json(handler, 404, {"code": 404, "message": "Not Found"})
 

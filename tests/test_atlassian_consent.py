@@ -36,6 +36,7 @@ def atlassian_app(make_app, fake, **changes):
         "oauth_clients": (client,),
         "atlassian_authorize_url": fake.authorize_url,
         "atlassian_resources_url": fake.resources_url,
+        "atlassian_me_url": fake.me_url,
     }
     return make_app(**{**settings, **changes})
 
@@ -323,3 +324,59 @@ def test_atlassian_settings_default_to_atlassian_cloud():
     ):
         with pytest.raises(SettingsError, match=named):
             Settings.from_env(env)
+
+
+def accounts(api, headers, user_id: int) -> list[dict]:
+    response = api.get(f"/api/v1/users/{user_id}/accounts", headers=headers)
+    assert response.status_code == 200, response.json
+    return response.json["items"]
+
+
+def test_a_consent_links_its_atlassian_account_to_the_user(api, admin, new_user, fake, caplog):
+    back = api.get(consent(authorize_url(api, admin)))
+    assert back.status_code == 200 and back.json["account_id"] == fake.me["account_id"]
+    admin_id = api.get("/api/v1/me", headers=admin).json["id"]
+    [link] = accounts(api, admin, admin_id)
+    assert (link["provider"], link["account_id"], link["linked_by"]) == (
+        "atlassian",
+        fake.me["account_id"],
+        "consent",
+    )
+    # The same Atlassian account consented by another user now maps to that user only.
+    bob = new_user("bob")
+    bob_id = api.get("/api/v1/me", headers=bob).json["id"]
+    assert api.get(consent(authorize_url(api, bob))).json["account_id"] == fake.me["account_id"]
+    assert accounts(api, admin, admin_id) == []
+    assert [a["account_id"] for a in accounts(api, bob, bob_id)] == [fake.me["account_id"]]
+    assert api.get(f"/api/v1/users/{admin_id}/accounts", headers=bob).status_code == 404
+    # Without the read:me scope the connection stands; no account is linked.
+    fake.me = None
+    with caplog.at_level("WARNING"):
+        back = api.get(consent(authorize_url(api, admin)))
+    assert back.status_code == 200 and back.json["account_id"] is None
+    assert "its account is unknown" in caplog.text
+    assert accounts(api, admin, admin_id) == []
+
+
+def test_admins_link_and_unlink_accounts_with_problems_for_bad_input(api, admin, new_user):
+    bob = new_user("bob")
+    bob_id = api.get("/api/v1/me", headers=bob).json["id"]
+    url = f"/api/v1/users/{bob_id}/accounts/atlassian"
+    linked = api.put(url, json={"account_id": "5b10a2844c20165700ede21g"}, headers=admin)
+    assert linked.status_code == 200 and linked.json["linked_by"] == "admin", linked.json
+    assert [a["account_id"] for a in accounts(api, bob, bob_id)] == ["5b10a2844c20165700ede21g"]
+    refused = {
+        (url, "bob's own"): (bob, {"account_id": "x"}, 403),
+        (url, "bad id"): (admin, {"account_id": "<script>"}, 422),
+        (url, "extra"): (admin, {"account_id": "x", "user": 1}, 422),
+        (f"/api/v1/users/{bob_id}/accounts/github", "provider"): (admin, {"account_id": "x"}, 404),
+        ("/api/v1/users/999999/accounts/atlassian", "user"): (admin, {"account_id": "x"}, 404),
+    }
+    for (where, why), (headers, body, status) in refused.items():
+        response = api.put(where, json=body, headers=headers)
+        assert response.status_code == status, (why, response.json)
+        assert response.content_type == "application/problem+json", why
+    assert api.delete(url, headers=bob).status_code == 403
+    assert api.delete(url, headers=admin).status_code == 204
+    assert api.delete(url, headers=admin).status_code == 404
+    assert accounts(api, bob, bob_id) == []

@@ -46,6 +46,7 @@ TABLES = {
     "web_logins",
     "web_sessions",
     "connector_consents",
+    "user_accounts",
 }
 FOREIGN_KEYS = {
     "api_tokens_user_id_fkey": ("api_tokens", "users", "c"),
@@ -92,6 +93,7 @@ FOREIGN_KEYS = {
     "access_set_members_group_id_fkey": ("access_set_members", "groups", "c"),
     "documents_access_set_id_fkey": ("documents", "access_sets", "a"),
     "connector_consents_user_id_fkey": ("connector_consents", "users", "c"),
+    "user_accounts_user_id_fkey": ("user_accounts", "users", "c"),
 }
 INDEXES = {
     "users_identity_key",
@@ -100,6 +102,8 @@ INDEXES = {
     "web_logins_expires_at_idx",
     "connector_consents_user_id_idx",
     "connector_consents_expires_at_idx",
+    "user_accounts_pkey",
+    "user_accounts_user_id_provider_key",
     "groups_name_key",
     "group_members_pkey",
     "group_members_user_id_idx",

@@ -130,7 +130,7 @@ def test_every_table_the_app_role_can_use_is_under_rls(app, database_url):
     assert {name for name, _, usable, _ in tables if usable} - protected == NOT_USER_OWNED
     # Groups are every user's to read (tests/test_groups.py checks that only admins write them);
     # tests/test_shares.py checks the shares, tests/test_web_signin.py the web sessions,
-    # tests/test_atlassian_consent.py the consents under way.
+    # tests/test_atlassian_consent.py the consents under way and the linked accounts.
     assert set(VISIBLE) | {
         "users",
         "llm_models",
@@ -144,6 +144,7 @@ def test_every_table_the_app_role_can_use_is_under_rls(app, database_url):
         "access_sets",
         "access_set_members",
         "connector_consents",
+        "user_accounts",
     } == (protected)
 
 

@@ -513,3 +513,56 @@ def test_two_users_with_different_confluence_access_see_different_answers(
     assert answer(carol, "canteen soup Fridays")  # the OPS space is everyone's
     documents = _documents(client, admin, collection)
     assert documents["page:100"]["metadata"]["url"].startswith(confluence.url)
+
+
+def test_restrictions_naming_atlassian_accounts_reach_the_users_linked_to_them(
+    make_app, admin, new_user
+):
+    app = make_app(secret_key="k1-" + "abcdefghijklmnopqrstuvwxyz0123456789")
+    client = app.test_client()
+    grant = {"access_token": "token-1", "refresh_token": "rt-0", "expires_in": 3600}
+    assert client.put("/api/v1/connectors/atlassian", json=grant, headers=admin).status_code == 200
+    collection = create_collection(client, admin, "wiki", is_shared=True)
+    dave, erin = new_user("dave"), new_user("erin")
+    ids = {
+        name: client.get("/api/v1/me", headers=h).json["id"]
+        for name, h in (("dave", dave), ("erin", erin))
+    }
+
+    def link(name: str, account: str) -> None:
+        url = f"/api/v1/users/{ids[name]}/accounts/atlassian"
+        linked = client.put(url, json={"account_id": account}, headers=admin)
+        assert linked.status_code == 200, linked.json
+
+    def sees_the_plan(headers) -> bool:
+        body = {"query": "canary rollout Tuesday"}
+        return bool(client.post("/api/v1/search", json=body, headers=headers).json["hits"])
+
+    link("dave", "557058:dave")
+    with FakeConfluence() as confluence:
+        confluence.add_space("ENG", readers=[("user", "557058:dave"), ("user", "557058:erin")])
+        body = "<h1>Rollout</h1><p>The canary rollout starts on Tuesday at noon.</p>"
+        confluence.add_page(FakePage("100", "Rollout plan", "ENG", body=body))
+        config = {"base_url": confluence.url, "spaces": ["ENG"]}
+        source = client.post(
+            "/api/v1/sources",
+            json={
+                "kind": "confluence",
+                "connector": "atlassian",
+                "collection_id": collection,
+                "name": "eng",
+                "config": config,
+            },
+            headers=admin,
+        ).json["id"]
+        drain(app)
+        assert sees_the_plan(dave) and not sees_the_plan(erin)  # erin's account is not linked
+
+        link("erin", "557058:erin")  # takes effect at the next sync, which fetches nothing
+        unlinked = client.delete(f"/api/v1/users/{ids['dave']}/accounts/atlassian", headers=admin)
+        assert unlinked.status_code == 204
+        assert client.post(f"/api/v1/sources/{source}/sync", headers=admin).status_code == 202
+        drain(app)
+    runs = _runs(client, admin, source)
+    assert runs[0]["state"] == "succeeded" and _counts(runs[0])[:3] == (0, 0, 0), runs[0]
+    assert sees_the_plan(erin) and not sees_the_plan(dave)

@@ -2,8 +2,9 @@
 list the sites the stored token reaches.
 
 The callback is a browser navigation back from Atlassian. It answers JSON (the connector, as
-GET /api/v1/connectors shows it). It needs no credential: the state names the user. When the
-web session's cookie or a bearer token comes with it, that user must be the state's.
+GET /api/v1/connectors shows it, and the Atlassian account now linked to the user). It needs no
+credential: the state names the user. When the web session's cookie or a bearer token comes
+with it, that user must be the state's.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ class CallbackQuery(BaseModel):
     state: str | None = Field(None, max_length=2000)
     error: str | None = Field(None, max_length=200, description="the consent was not given")
     error_description: str | None = Field(None, max_length=2000)
+
+
+class Connected(Connector):
+    account_id: str | None = Field(
+        description="your Atlassian account, now linked to you so that sources' permissions"
+        " naming it reach you (null: Atlassian did not say; ask for the read:me scope)"
+    )
 
 
 class Site(BaseModel):
@@ -67,10 +75,10 @@ def authorize() -> Response:
     tag="connectors",
     auth="optional",
     query=CallbackQuery,
-    response=Connector,
+    response=Connected,
     errors=(400, 403, 502, 503, 504),
 )
-def callback(query: CallbackQuery) -> Connector:
+def callback(query: CallbackQuery) -> Connected:
     rt = runtime()
     back = atlassian.ConsentReturn(
         state=query.state,
@@ -79,7 +87,7 @@ def callback(query: CallbackQuery) -> Connector:
         browser_secret=cookies.read(cookies.CONSENT),
     )
     stored = atlassian.complete(db(), optional_principal(), rt.settings, rt.keyring, back)
-    return Connector(**stored)
+    return Connected(**stored)
 
 
 @bp.get("/resources")

@@ -28,6 +28,15 @@ class Site(BaseModel):
 _SITES = pydantic.TypeAdapter(list[Site])
 
 
+class Me(BaseModel):
+    """Whose account a token is (Atlassian's user identity API, scope `read:me`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    account_id: str = Field(min_length=1, max_length=128)
+    email: str | None = Field(None, max_length=320)
+
+
 def consent_url(
     authorize_url: str, client_id: str, scopes: tuple[str, ...], redirect_uri: str, state: str
 ) -> tuple[str, str]:
@@ -47,6 +56,19 @@ def consent_url(
     return with_query(authorize_url, params), verifier
 
 
+def _invalid(http: SourceHttp, what: str, exc: pydantic.ValidationError) -> SourceFailed:
+    where = ".".join(map(str, exc.errors()[0]["loc"]))
+    return SourceFailed(f"{http.name} answered {what} whose {where} is wrong")
+
+
+def me(http: SourceHttp, url: str) -> Me:
+    """The account of the token of `http`; SourceFailed for an answer of another shape."""
+    try:
+        return Me.model_validate(http.get_json(url))
+    except pydantic.ValidationError as exc:
+        raise _invalid(http, "its user", exc) from None
+
+
 def accessible_resources(http: SourceHttp, url: str) -> list[Site]:
     """The sites the token of `http` reaches; SourceFailed for an answer of another shape."""
     body = http.get_json(url)
@@ -55,7 +77,4 @@ def accessible_resources(http: SourceHttp, url: str) -> list[Site]:
     try:
         return _SITES.validate_python(body)
     except pydantic.ValidationError as exc:
-        where = ".".join(map(str, exc.errors()[0]["loc"]))
-        raise SourceFailed(
-            f"{http.name} answered accessible resources whose {where} is wrong"
-        ) from None
+        raise _invalid(http, "accessible resources", exc) from None

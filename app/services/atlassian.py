@@ -8,7 +8,8 @@ hash of the nonce is stored (connector_consents), with the PKCE verifier and red
 callback deletes it, so a state completes once. The callback may come without any credential
 (a browser redirect after an API client asked for the URL): the signature is what names the
 user, and the callback then acts as that user. A caller who is signed in as someone else is
-refused.
+refused. The new token's Atlassian account (its user identity, `read:me`) is linked to the user
+(app/services/user_accounts.py), so that sources' permissions naming it reach them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -24,16 +26,18 @@ from datetime import timedelta
 from typing import Any
 
 from app.db import scope
-from app.errors import BadRequest, Forbidden, ServiceUnavailable
+from app.errors import AppError, BadRequest, Forbidden, ServiceUnavailable
 from app.providers import atlassian, oauth
 from app.providers.oidc_login import error_code
 from app.providers.source_http import SourceHttp
 from app.repositories import Conn
 from app.repositories import connector_consents as consent_repo
-from app.services import connectors
+from app.services import connectors, user_accounts
 from app.services.secrets import Keyring
 from app.services.tokens import Principal
 from app.settings import OAuthClient, Settings
+
+log = logging.getLogger(__name__)
 
 PROVIDER = "atlassian"
 CONSENT_LIFETIME = timedelta(minutes=10)
@@ -169,7 +173,25 @@ def complete(
         grant = oauth.code_grant(
             client, back.code, pending["code_verifier"], pending["redirect_uri"], TIMEOUT_S
         )
-        return connectors.store_for(conn, state.user_id, PROVIDER, grant, ring)
+        stored = connectors.store_for(conn, state.user_id, PROVIDER, grant, ring)
+    account = _link_account(conn, state.user_id, str(grant.get("access_token", "")), settings)
+    return {**stored, "account_id": account}
+
+
+def _link_account(conn: Conn, user_id: int, token: str, settings: Settings) -> str | None:
+    """Link the token's Atlassian account to the user, so that the sources' permissions naming
+    it reach them; None (logged) when Atlassian does not say whose it is (no `read:me` scope):
+    the connection stands, and an admin may link the account."""
+    http = SourceHttp("Atlassian", lambda _force: token, timeout_s=TIMEOUT_S, attempts=1)
+    try:
+        account = atlassian.me(http, settings.atlassian_me_url).account_id
+    except AppError as exc:
+        log.warning("user %d connected Atlassian, but its account is unknown: %s", user_id, exc)
+        return None
+    finally:
+        http.close()
+    user_accounts.link(conn, user_id, PROVIDER, account, by="consent")
+    return account
 
 
 def sites(
