@@ -239,6 +239,28 @@ def test_access_narrowed_by_an_ancestors_restriction(confluence):
     assert reader(confluence).access("page:104") == Access(account_ids=("u-alice",))
 
 
+def test_after_the_listing_access_needs_no_page_or_ancestors_request(confluence):
+    confluence.pages["103"].parent_id = "102"
+    confluence.pages["104"].parent_id = "103"
+    confluence.pages["102"].read_users = ["u-alice"]
+    confluence.members.update({"u-alice": ["g-eng"]})
+    expected = {k: reader(confluence).access(k) for k in ("page:104", "page:101")}
+    assert expected["page:104"] == Access(account_ids=("u-alice",))
+    source = reader(confluence)
+    list_all(source)
+    confluence.requests.clear()
+    assert {k: source.access(k) for k in expected} == expected  # the same readers
+    asked = [r for r in confluence.requests if "/api/v2/pages/" in r]
+    assert asked == [], asked  # space and ancestors came from the listing
+    # A parent the listing did not show (here: archived) is asked for: its chain is not known.
+    confluence.pages["102"].status = "archived"
+    source = reader(confluence)
+    list_all(source)
+    confluence.requests.clear()
+    assert source.access("page:104") == expected["page:104"]
+    assert any(r.split("?")[0].endswith("/pages/104/ancestors") for r in confluence.requests)
+
+
 def test_what_pages_share_is_read_once_per_reader(confluence):
     for child in ("103", "104"):
         confluence.pages[child].parent_id = "102"

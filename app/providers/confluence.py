@@ -19,6 +19,8 @@ from app.providers.confluence_text import storage_to_text
 from app.providers.source_http import SourceHttp
 from app.providers.source_items import Access, Item, ItemGone, Listed, Listing, SourceFailed
 
+_MAX_DEPTH = 200  # ancestors derived from the listing; deeper (or a cycle): the API is asked
+
 
 @dataclass(frozen=True)
 class ConfluenceOptions:
@@ -41,6 +43,8 @@ class ConfluenceReader:
         self._keys = tuple(dict.fromkeys(spaces))
         self._space_ids: dict[str, str] | None = None  # key -> id, read once per reader
         self._access = ConfluenceAccess(self._api)
+        # page id -> (space id, parent page id) as this run's listing showed them
+        self._listed: dict[str, tuple[str, str | None]] = {}
 
     def list_items(self, cursor: str | None) -> Listing:
         index, api_cursor = self._position(cursor)
@@ -53,20 +57,35 @@ class ConfluenceReader:
         url = f"{self._api.v2}/spaces/{space_id}/pages"
         body = self._api.json(url, params)
         with self._api.shape(url):
-            items = tuple(
-                Listed(
-                    f"page:{page['id']}",
-                    str(page["version"]["number"]),
-                    str(page.get("title") or ""),
-                )
-                for page in body["results"]
-            )
+            items = tuple(self._listed_page(page) for page in body["results"])
             following = next_cursor(body)
         if following is not None:
             return Listing(items, json.dumps({"space": self._keys[index], "cursor": following}))
         if index + 1 < len(self._keys):
             return Listing(items, json.dumps({"space": self._keys[index + 1], "cursor": None}))
         return Listing(items, None)
+
+    def _listed_page(self, page: dict[str, Any]) -> Listed:
+        parent = page.get("parentId")
+        if page.get("parentType", "page") not in ("page", None):
+            parent = "?"  # under a folder or another kind: its chain is asked for, not derived
+        self._listed[str(page["id"])] = (str(page["spaceId"]), None if not parent else str(parent))
+        title = str(page.get("title") or "")
+        return Listed(f"page:{page['id']}", str(page["version"]["number"]), title)
+
+    def _known_place(self, page_id: str) -> tuple[str, list[str]] | None:
+        """The page's space and ancestors (top-most first) from this run's listing, when it
+        listed the page and every ancestor; else None, and the API is asked."""
+        if page_id not in self._listed:
+            return None
+        space_id, parent = self._listed[page_id]
+        chain: list[str] = []
+        while parent is not None:
+            if parent not in self._listed or len(chain) >= _MAX_DEPTH:
+                return None
+            chain.insert(0, parent)
+            parent = self._listed[parent][1]
+        return space_id, chain
 
     def _position(self, cursor: str | None) -> tuple[int, str | None]:
         """The space's index and the API's cursor in it; a space no longer configured starts the
@@ -140,7 +159,8 @@ class ConfluenceReader:
     def access(self, key: str) -> Access | None:
         """Who may read the page: its space's readers, narrowed by the page's read restrictions
         and those of every ancestor (Confluence's inherited view restrictions)."""
-        return self._access.of_page(_page_id(key))
+        page_id = _page_id(key)
+        return self._access.of_page(page_id, self._known_place(page_id))
 
 
 def _page_id(key: str) -> str:

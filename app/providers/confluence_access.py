@@ -119,18 +119,18 @@ class ConfluenceAccess:
         self._group_names: dict[str, str] = {}
         self._user_groups: dict[str, frozenset[str] | None] = {}
 
-    def of_page(self, page_id: str) -> Access | None:
-        """The page's readers; None when any of it cannot be read (fail closed)."""
-        url = f"{self._api.v2}/pages/{page_id}"
-        page = self._api.json(url, absent=UNREADABLE)
-        ancestors = self._api.all(f"{url}/ancestors", {}, absent=UNREADABLE)
-        if page is None or ancestors is None:
-            return None
-        with self._api.shape(url):
-            space = self._space_level(str(page["spaceId"]))
-            chain = [str(ancestor["id"]) for ancestor in ancestors] + [page_id]
+    def of_page(self, page_id: str, place: tuple[str, list[str]] | None = None) -> Access | None:
+        """The page's readers; None when any of it cannot be read (fail closed). `place` is the
+        page's space id and ancestors when the listing showed them (two requests fewer)."""
+        if place is None:
+            place = self._place(page_id)
+            if place is None:
+                return None
+        space_id, ancestors = place
+        space = self._space_level(space_id)
         if space is None:
             return None
+        chain = [*ancestors, page_id]
         restricted = []
         for content_id in chain:
             level = self._restriction(content_id)
@@ -141,6 +141,16 @@ class ConfluenceAccess:
         if not restricted:
             return self._space_access(space)
         return combine(space, restricted, self._groups_of)
+
+    def _place(self, page_id: str) -> tuple[str, list[str]] | None:
+        """The page's space id and ancestors (top-most first), asked of the API."""
+        url = f"{self._api.v2}/pages/{page_id}"
+        page = self._api.json(url, absent=UNREADABLE)
+        ancestors = self._api.all(f"{url}/ancestors", {}, absent=UNREADABLE)
+        if page is None or ancestors is None:
+            return None
+        with self._api.shape(url):
+            return str(page["spaceId"]), [str(ancestor["id"]) for ancestor in ancestors]
 
     def _space_level(self, space_id: str) -> Level | None:
         if space_id not in self._space_levels:
