@@ -399,6 +399,11 @@ def test_the_cli_adds_lists_syncs_and_deletes_sources(app, client, admin, cli_en
     assert queued.returncode == 1 and "queued or running already" in queued.stderr  # the first
     runs = run("sources", "runs", str(source), env=cli_env)
     assert runs.stdout.split("\t")[1] == "queued"
+    assert run("sources", "pause", str(source), env=cli_env).returncode == 0
+    assert run("sources", "list", env=cli_env).stdout.strip().endswith("every 60 min, paused")
+    assert run("sources", "resume", str(source), env=cli_env).returncode == 0
+    assert run("sources", "list", env=cli_env).stdout.strip().endswith("every 60 min")
+    assert run("sources", "pause", "999999", env=cli_env).returncode == 2  # no such source
     bad = run(
         "sources",
         "add",

@@ -1,4 +1,5 @@
-"""`postrag sources`: list, add, sync, show the runs of and delete a user's sources."""
+"""`postrag sources`: list, add, sync, pause, resume, show the runs of and delete a user's
+sources."""
 
 from __future__ import annotations
 
@@ -97,6 +98,32 @@ def sources_sync(source_id: int, user_name: str) -> None:
         return source_service.sync_now(conn, who, source_id, settings)
 
     click.echo(with_user(user_name, work)["id"])
+
+
+def _set_paused(source_id: int, paused: bool, user_name: str) -> None:
+    from app.services import sources as source_service
+
+    def work(conn: Conn, settings: Settings, who: Principal) -> Row:
+        return source_service.update(conn, who, source_id, {"paused": paused})
+
+    with_user(user_name, work)
+    click.echo(f"source {source_id} {'paused' if paused else 'resumed'}", err=True)
+
+
+@sources.command("pause")
+@click.argument("source_id", type=int)
+@_USER
+def sources_pause(source_id: int, user_name: str) -> None:
+    """Stop a source's scheduled syncs (a sync asked for still runs)."""
+    _set_paused(source_id, True, user_name)
+
+
+@sources.command("resume")
+@click.argument("source_id", type=int)
+@_USER
+def sources_resume(source_id: int, user_name: str) -> None:
+    """Resume a paused source's scheduled syncs."""
+    _set_paused(source_id, False, user_name)
 
 
 @sources.command("runs")
