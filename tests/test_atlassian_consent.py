@@ -105,6 +105,32 @@ def test_consent_round_trip_stores_tokens_encrypted_and_lists_the_sites(
     assert sites.json["items"] == [{k: SITES[0][k] for k in ("id", "name", "url", "scopes")}]
 
 
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def test_a_browser_reaching_the_callback_is_sent_back_to_the_web_page(
+    api, admin, fake, database_url
+):
+    back = api.get(consent(authorize_url(api, admin)), headers=BROWSER)
+    assert back.status_code == 303, back.get_data(as_text=True)
+    assert back.headers["Location"] == "/?connected=atlassian"
+    assert [provider for _, provider, _, _ in stored(database_url)] == ["atlassian"]
+    fake.deny = True  # a refused consent: the page is told why, and nothing more is stored
+    refused = api.get(consent(authorize_url(api, admin)), headers=BROWSER)
+    assert refused.status_code == 303, refused.get_data(as_text=True)
+    location = urlsplit(refused.headers["Location"])
+    assert location.path == "/"
+    assert "(access_denied)" in parse_qs(location.query)["connect_error"][0]
+    assert len(stored(database_url)) == 1 and consents(database_url) == 0
+    # An API client asking for JSON keeps the JSON answers, the problem included.
+    as_json = api.get(consent(authorize_url(api, admin)), headers={"Accept": "application/json"})
+    assert as_json.status_code == 400 and "(access_denied)" in as_json.json["detail"]
+    assert as_json.headers["Content-Type"] == "application/problem+json"
+    fake.deny = False
+    connected = api.get(consent(authorize_url(api, admin)), headers={"Accept": "*/*"})
+    assert connected.status_code == 200 and connected.json["connected"] is True
+
+
 def test_a_consent_link_opened_in_another_browser_stores_nothing(
     make_app, fake, api, admin, database_url
 ):

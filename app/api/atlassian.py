@@ -2,20 +2,23 @@
 list the sites the stored token reaches.
 
 The callback is a browser navigation back from Atlassian. It answers JSON (the connector, as
-GET /api/v1/connectors shows it, and the Atlassian account now linked to the user). It needs no
-credential: the state names the user. When the web session's cookie or a bearer token comes
-with it, that user must be the state's.
+GET /api/v1/connectors shows it, and the Atlassian account now linked to the user), or, to a
+browser (which prefers HTML), a 303 back to the web page with ?connected=atlassian or
+?connect_error=<why>. It needs no credential: the state names the user. When the web session's
+cookie or a bearer token comes with it, that user must be the state's.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, json
+from flask import Blueprint, Response, json, redirect, request, url_for
 from pydantic import BaseModel, Field
+from werkzeug.wrappers import Response as Redirect
 
 from app.api import cookies
 from app.api.auth import own_url
 from app.api.connectors import Connector
 from app.api.endpoint import db, endpoint, optional_principal, principal
+from app.errors import AppError
 from app.runtime import runtime
 from app.services import atlassian
 
@@ -78,7 +81,7 @@ def authorize() -> Response:
     response=Connected,
     errors=(400, 403, 502, 503, 504),
 )
-def callback(query: CallbackQuery) -> Connected:
+def callback(query: CallbackQuery) -> Connected | Redirect:
     rt = runtime()
     back = atlassian.ConsentReturn(
         state=query.state,
@@ -86,7 +89,16 @@ def callback(query: CallbackQuery) -> Connected:
         error=query.error,
         browser_secret=cookies.read(cookies.CONSENT),
     )
-    stored = atlassian.complete(db(), optional_principal(), rt.settings, rt.keyring, back)
+    # A browser navigation (it prefers HTML) goes back to the web page, which says how it went.
+    browser = request.accept_mimetypes.best_match(("application/json", "text/html")) == "text/html"
+    try:
+        stored = atlassian.complete(db(), optional_principal(), rt.settings, rt.keyring, back)
+    except AppError as exc:
+        if not browser:
+            raise
+        return redirect(url_for("web.index", connect_error=exc.detail[:300]), code=303)
+    if browser:
+        return redirect(url_for("web.index", connected="atlassian"), code=303)
     return Connected(**stored)
 
 
