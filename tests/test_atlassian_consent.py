@@ -129,6 +129,11 @@ def test_a_browser_reaching_the_callback_is_sent_back_to_the_web_page(
     fake.deny = False
     connected = api.get(consent(authorize_url(api, admin)), headers={"Accept": "*/*"})
     assert connected.status_code == 200 and connected.json["connected"] is True
+    # A browser whose web session has expired meanwhile is anonymous here, not refused.
+    api.set_cookie("postrag_session", "expired-or-signed-out")
+    stale = api.get(consent(authorize_url(api, admin)), headers=BROWSER)
+    assert stale.status_code == 303 and stale.headers["Location"] == "/?connected=atlassian"
+    assert api.get("/readyz", headers=BROWSER).status_code == 200  # the other optional endpoint
 
 
 def test_a_consent_link_opened_in_another_browser_stores_nothing(

@@ -148,7 +148,9 @@ def test_the_listing_follows_next_page_tokens_to_the_end_in_key_order(jira):
     searches = [q for path, q in jira.requests if path.endswith("/search/jql")]
     assert len(searches) == 3
     assert searches[0]["jql"] == "project = ENG ORDER BY key ASC"
-    assert searches[0]["fields"] == "updated,summary" and searches[0]["maxResults"] == "2"
+    fields = set(searches[0]["fields"].split(","))
+    assert fields == {"updated", "summary", "project", "security", "reporter", "assignee"}
+    assert searches[0]["maxResults"] == "2"
 
 
 def test_ordering_keeps_quoted_order_by_and_replaces_the_real_one():
@@ -356,6 +358,21 @@ def test_access_fails_closed_for_a_missing_scheme_or_garbage(jira):
     grant_browse(jira, GROUP)
     jira.fail_next.append((200, {"Content-Type": "application/json"}, b"<html>sign in</html>"))
     assert reader(jira).access("issue:10001") is None
+
+
+def test_after_the_listing_access_asks_no_issue_and_sees_the_same(jira):
+    grant_browse(jira, GROUP, {"type": "reporter"})
+    jira.issues["10001"]["fields"]["reporter"] = ALICE
+    jira.issues["10002"]["fields"]["security"] = {"id": "10300", "name": "Staff only"}
+    jira.level_members["10300"] = [GROUP]
+    keys = [f"issue:{10000 + n}" for n in range(1, 4)]
+    expected = {key: reader(jira).access(key) for key in keys}
+    assert expected["issue:10001"] == Access(account_ids=("acc-alice",), groups=("eng-team",))
+    source = reader(jira)
+    list_all(source)
+    jira.requests.clear()
+    assert {key: source.access(key) for key in keys} == expected
+    assert not [path for path, _ in jira.requests if "/issue/" in path]  # fields from the listing
 
 
 def test_access_reads_a_project_scheme_once_per_reader(jira):

@@ -18,7 +18,14 @@ from flask import Response, g, json, request
 
 from app.api import cookies
 from app.db import scope
-from app.errors import BadRequest, FieldError, Forbidden, UnsupportedMediaType, ValidationFailed
+from app.errors import (
+    BadRequest,
+    FieldError,
+    Forbidden,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from app.repositories import Conn
 from app.runtime import runtime
 from app.services import authentication, usage, web_sessions
@@ -98,6 +105,18 @@ def release_db(_exc: BaseException | None = None) -> None:
 def principal() -> Principal:
     who: Principal = g.principal
     return who
+
+
+def _authorize_optional(reads_only: bool) -> None:
+    """A bearer token must be valid; a session cookie that no longer is (expired, signed out)
+    leaves the caller anonymous, as a browser without one would be."""
+    if "Authorization" in request.headers:
+        _authorize("user", reads_only)
+    elif cookies.read(cookies.SESSION):
+        try:
+            _authorize("user", reads_only)
+        except Unauthorized:
+            g.pop("principal", None)
 
 
 def optional_principal() -> Principal | None:
@@ -257,8 +276,7 @@ def endpoint(
         @functools.wraps(view)
         def wrapper(**path_args: Any) -> Response:
             if auth == "optional":
-                if "Authorization" in request.headers or cookies.read(cookies.SESSION):
-                    _authorize("user", reads_only)
+                _authorize_optional(reads_only)
             elif auth != "public":
                 _authorize(auth, reads_only)
             kwargs = dict(path_args)

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import httpx
 
-from app.providers.jira_access import JiraAccess, dict_of, list_of
+from app.providers.jira_access import ACCESS_FIELDS, JiraAccess, dict_of, list_of
 from app.providers.jira_text import adf_to_text
 from app.providers.source_http import SourceHttp
 from app.providers.source_items import Access, Item, ItemGone, Listed, Listing, SourceFailed
@@ -51,9 +51,14 @@ class JiraReader:
         self._http, self._page_size = http, page_size
         self._site = site_url.rstrip("/") if site_url else None
         self._access = JiraAccess(self._api, http)
+        self._listed_fields: dict[str, dict[str, Any]] = {}  # issue id -> ACCESS_FIELDS, listed
 
     def list_items(self, cursor: str | None) -> Listing:
-        params = {"jql": self._jql, "fields": "updated,summary", "maxResults": self._page_size}
+        params = {
+            "jql": self._jql,
+            "fields": f"updated,summary,{ACCESS_FIELDS}",
+            "maxResults": self._page_size,
+        }
         if cursor:
             params["nextPageToken"] = cursor
         page = dict_of(self._content("search/jql", params, "the search"))
@@ -88,13 +93,15 @@ class JiraReader:
         )
 
     def access(self, key: str) -> Access | None:
-        return self._access.access(_issue_id(key))
+        issue_id = _issue_id(key)
+        return self._access.access(issue_id, self._listed_fields.get(issue_id))
 
     def _listed(self, issue: Any) -> Listed:
         fields = dict_of(issue.get("fields")) if isinstance(issue, dict) else None
         if fields is None or not isinstance(issue.get("id"), str | int):
             raise SourceFailed(f"{self._http.name} answered a search with a malformed issue")
         title = f"{issue.get('key', '')}: {fields.get('summary') or ''}".strip()
+        self._listed_fields[str(issue["id"])] = fields
         return Listed(f"issue:{issue['id']}", str(fields.get("updated") or ""), title)
 
     def _comments(self, issue_id: str, embedded: dict[str, Any]) -> list[dict[str, Any]]:

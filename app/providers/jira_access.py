@@ -15,6 +15,8 @@ from app.providers.source_items import Access, SourceFailed
 # What a scope-less OAuth token, a non-admin user or a missing API answers.
 _CANNOT_SAY = {400, 401, 403, 404}
 _EVERYONE = {"anyone", "applicationrole"}  # applicationRole: whoever may use Jira at all
+# The issue's fields its access depends on (the listing asks for them too).
+ACCESS_FIELDS = "project,security,reporter,assignee"
 # Per-issue holders, resolved against the issue's own reporter and assignee.
 _RELATIVE = {"reporter", "assignee"}
 
@@ -59,15 +61,18 @@ class JiraAccess:
         self._levels: dict[tuple[str, str], _Grant | None] = {}
         self._roles: dict[tuple[str, str], _Grant] = {}
 
-    def access(self, issue_id: str) -> Access | None:
+    def access(self, issue_id: str, fields: Mapping[str, Any] | None = None) -> Access | None:
+        """Who may browse the issue; `fields` (ACCESS_FIELDS), when the listing brought them,
+        spare a request."""
         try:
-            return self._access(issue_id)
+            return self._access(issue_id, fields)
         except _Unknown:
             return None
 
-    def _access(self, issue_id: str) -> Access | None:
-        issue = self._json(f"issue/{issue_id}", {"fields": "project,security,reporter,assignee"})
-        fields = dict_of(issue.get("fields")) or {}
+    def _access(self, issue_id: str, fields: Mapping[str, Any] | None) -> Access | None:
+        if fields is None:
+            issue = self._json(f"issue/{issue_id}", {"fields": ACCESS_FIELDS})
+            fields = dict_of(issue.get("fields")) or {}
         project = (dict_of(fields.get("project")) or {}).get("key")
         if not isinstance(project, str):
             return None
