@@ -235,6 +235,14 @@ class Settings:
             "the callback URL registered with Atlassian (unset: from the request)",
         )
     )
+    source_hosts: tuple[str, ...] = setting(
+        Var(
+            "POSTRAG_SOURCE_HOSTS",
+            words,
+            "",
+            "hosts and networks sources may reach although not public (and send tokens to)",
+        )
+    )
     rate_limit_per_minute: int = setting(
         Var("POSTRAG_RATE_LIMIT_PER_MINUTE", Integer(low=0), "600", "requests per user (0: any)")
     )

@@ -8,6 +8,7 @@ import pytest
 
 from app.providers.source_http import SourceHttp, retry_after_s
 from app.providers.source_items import SourceFailed
+from app.providers.source_reach import Reach
 from tests.fakes import LoopbackServer, QuietHandler
 from tests.helpers import closed_port_url
 
@@ -107,3 +108,59 @@ def test_retry_after_reads_seconds_and_http_dates():
     assert retry_after_s(None, default=2.0) == 2.0
     assert retry_after_s("soon", default=3.0) == 3.0
     assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT", default=2.0) == 0.0  # in the past
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "10.1.2.3", "192.168.0.9", "169.254.169.254", "::1", "::ffff:127.0.0.1"],
+)
+def test_non_public_addresses_are_not_reached_unless_listed(address):
+    assert not Reach().address_allowed(address)
+    assert Reach.of(["0.0.0.0/0", "::/0"]).address_allowed(address)
+    assert Reach().address_allowed("8.8.8.8") and Reach().address_allowed("2606:4700::1111")
+
+
+def test_urls_naming_this_machine_or_private_addresses_are_refused_before_resolving():
+    reach = Reach.of(["wiki.internal", "10.0.0.0/8"])
+    assert "this machine" in (reach.literal_refusal("http://localhost:5432/") or "")
+    assert "non-public" in (reach.literal_refusal("http://169.254.169.254/latest/") or "")
+    assert "non-public" in (reach.literal_refusal("http://[::1]:8000/") or "")
+    assert reach.literal_refusal("http://10.0.0.5/") is None  # listed network
+    assert reach.literal_refusal("https://wiki.internal/") is None  # listed name
+    assert reach.literal_refusal("https://docs.example.org/") is None  # a name: read time
+
+
+def test_atlassian_tokens_go_to_atlassian_cloud_and_listed_hosts_only():
+    reach = Reach.of(["confluence.corp.example", "10.0.0.0/8"])
+    assert reach.token_refusal("https://api.atlassian.com/ex/confluence/abc") is None
+    assert reach.token_refusal("https://acme.atlassian.net") is None
+    assert reach.token_refusal("https://confluence.corp.example") is None
+    assert reach.token_refusal("http://10.0.0.7:8090") is None
+    for elsewhere in ("https://atlassian.net.evil.example", "https://evil.example/atlassian.net"):
+        assert "not Atlassian's cloud" in (reach.token_refusal(elsewhere) or "")
+
+
+def test_a_non_public_address_is_refused_before_anything_is_sent():
+    with ScriptedServer((200, JSON, b"{}")) as server:
+        for url in (server.url, server.url.replace("127.0.0.1", "0x7f000001")):  # hex: a name
+            http, _ = client(reach=Reach(), token=Tokens())
+            with pytest.raises(SourceFailed, match="may not reach .*non-public address"):
+                http.get_json(url)
+            http.close()
+        assert server.authorizations == []  # not a request, not a token
+        allowed, _ = client(reach=Reach.of(["127.0.0.1"]))
+        assert allowed.get_json(server.url) == {}
+        allowed.close()
+
+
+def test_the_address_reached_is_checked_again_before_the_answer_is_read(monkeypatch):
+    # DNS rebinding: the name resolved to a public address when it was checked, and to this
+    # machine when the connection was made.
+    monkeypatch.setattr(Reach, "refusal", lambda self, url: None)
+    with ScriptedServer((200, JSON, b'{"secret": 1}'), (200, {}, b"secret")) as server:
+        http, _ = client(reach=Reach())
+        with pytest.raises(SourceFailed, match="answered from a non-public address"):
+            http.get_json(server.url)
+        with pytest.raises(SourceFailed, match="answered from a non-public address"):
+            http.get_capped(server.url, 1000)
+        http.close()

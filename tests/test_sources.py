@@ -4,17 +4,26 @@ clients of Confluence, Jira and websites are tested against their fake servers."
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from app.db import scope
 from app.providers.source_items import Access, Item, ItemGone, Listed, Listing, SourceFailed
+from app.repositories import access_sets as access_repo
+from app.repositories import sources as source_repo
+from app.repositories import staging
 from app.services import source_readers
+from app.services.job_kinds import schedule_sources
 from tests.fake_confluence import FakeConfluence, FakePage
 from tests.fake_jira import FakeJira
-from tests.helpers import create_collection, drain, run
+from tests.helpers import create_collection, drain, run, upload
 
 PAGE = 2  # items per listing page
+KEY = "k1-" + "abcdefghijklmnopqrstuvwxyz0123456789"
+LOOPBACK = ("127.0.0.1",)  # where the fake servers listen: sources may reach it when listed
 
 
 class ScriptedSource:
@@ -235,6 +244,50 @@ def test_bad_sources_are_refused_with_problems(app, client, admin, new_user, scr
     assert bad.status_code == 422 and bad.json["errors"][0]["loc"][:2] == ["body", "config"]
 
 
+def test_sources_reach_no_private_address_and_send_no_token_outside_atlassian(make_app, admin):
+    from tests.fake_site import FakeSite, Page, html
+
+    app = make_app(secret_key=KEY)  # no POSTRAG_SOURCE_HOSTS: public addresses only
+    client = app.test_client()
+    collection = create_collection(client, admin, "wiki")
+    atlassian = {"connector": "atlassian"}
+    refused = {
+        "metadata": ({"urls": ["http://169.254.169.254/latest/meta-data/"]}, {}, "urls.0"),
+        "database": ({"urls": ["http://localhost:5432/"]}, {}, "urls.0"),
+        "prefix": (
+            {"urls": ["https://a.example/"], "allowed_prefixes": ["http://10.0.0.1/"]},
+            {},
+            "allowed_prefixes.0",
+        ),
+        "credentials": ({"urls": ["https://user@a.example/"]}, {}, "urls.0"),
+        "bad port": ({"urls": ["http://a.example:99999/"]}, {}, "urls.0"),
+        "token elsewhere": ({"base_url": "https://evil.example", "spaces": ["X"]}, atlassian, ""),
+        "private wiki": ({"base_url": "http://10.0.0.5", "spaces": ["X"]}, atlassian, ""),
+    }
+    for why, (config, extra, at) in refused.items():
+        kind = "confluence" if "base_url" in config else "web"
+        response = _create(client, admin, collection, name=why, kind=kind, config=config, **extra)
+        assert response.status_code == 422, (why, response.json)
+        assert response.json["errors"][0]["loc"][:2] == ["body", "config"], why
+        assert f"config at {at or 'base_url'}" in response.json["detail"], (why, response.json)
+    # A name that resolves to this machine passes the form, and its run reaches nothing.
+    with FakeSite() as site:
+        site.pages["/"] = Page(html("Inside", "<p>Internal only.</p>", ()))
+        hidden = site.url.replace("127.0.0.1", "0x7f000001") + "/"
+        created = _create(client, admin, collection, config={"urls": [hidden], "delay_s": 0})
+        assert created.status_code == 201, created.json
+        drain(app)
+        assert site.requests == []
+    [run] = _runs(client, admin, created.json["id"])
+    assert run["state"] == "failed" and "non-public address (127.0.0.1)" in run["error"], run
+    listed = make_app(source_hosts=("10.0.0.0/8",)).test_client()
+    body = {"base_url": "http://10.0.0.5", "spaces": ["X"]}
+    allowed = _create(
+        listed, admin, collection, name="intranet", kind="confluence", config=body, **atlassian
+    )
+    assert allowed.status_code == 201, allowed.json  # an admin listed the network
+
+
 def test_scheduled_sources_are_synced_when_due_and_not_while_paused(
     app, client, admin, scripted, database_url
 ):
@@ -261,16 +314,23 @@ def test_scheduled_sources_are_synced_when_due_and_not_while_paused(
     due_now()
     drain(app)
     assert len(_runs(client, admin, source)) == 2  # paused: not synced on schedule
+    ticks = "SELECT count(*) FROM jobs WHERE kind = 'schedule_sources' AND state = 'queued'"
     with psycopg.connect(database_url) as conn:  # and the clock stopped: nothing scheduled
-        queued = conn.execute(
-            "SELECT count(*) FROM jobs WHERE kind = 'schedule_sources' AND state = 'queued'"
-        ).fetchone()
-    assert queued == (0,)
+        assert conn.execute(ticks).fetchone() == (0,)
+    resumed = client.patch(f"/api/v1/sources/{source}", json={"paused": False}, headers=admin)
+    assert resumed.status_code == 200 and resumed.json["paused"] is False
+    # A tick whose last attempt failed (a database that blinked) queues the next one.
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        conn.execute("DELETE FROM jobs WHERE kind = 'schedule_sources'")
+        schedule_sources.KIND.on_final_failure(conn, None, "connection lost")  # type: ignore[arg-type]
+        assert conn.execute(ticks).fetchone() == {"count": 1}
+    on_demand = {"schedule_minutes": None}
+    changed = client.patch(f"/api/v1/sources/{source}", json=on_demand, headers=admin)
+    assert changed.status_code == 200 and changed.json["schedule_minutes"] is None, changed.json
 
 
 def test_a_jira_source_syncs_issues_with_the_owners_atlassian_token(make_app, admin):
-
-    app = make_app(secret_key="k1-" + "abcdefghijklmnopqrstuvwxyz0123456789")
+    app = make_app(secret_key=KEY, source_hosts=LOOPBACK)
     client = app.test_client()
     grant = {"access_token": "at-secret-0", "refresh_token": "rt-0", "expires_in": 3600}
     assert client.put("/api/v1/connectors/atlassian", json=grant, headers=admin).status_code == 200
@@ -318,7 +378,7 @@ def test_permissions_follow_the_source_under_rls(
         "page:secret": ("1", "The merger with Initech closes in May."),
     }
     scripted.readers = {
-        "page:eng": Access(groups=("eng", "unknown-group"), emails=("nobody@example.org",)),
+        "page:eng": Access(groups=("eng", "unknown-group"), account_ids=("unlinked-account",)),
         "page:secret": None,  # the source could not say: its owner alone
     }
     _create(client, admin, collection)
@@ -435,9 +495,11 @@ def test_the_cli_adds_lists_syncs_and_deletes_sources(app, client, admin, cli_en
     assert run("sources", "runs", str(source), env=cli_env).returncode == 2  # no such source
 
 
-def test_a_web_source_indexes_pages_then_resyncs_edits_and_deletions(app, client, admin):
+def test_a_web_source_indexes_pages_then_resyncs_edits_and_deletions(make_app, admin):
     from tests.fake_site import FakeSite, Page, html
 
+    app = make_app(source_hosts=LOOPBACK)  # the fake site is on 127.0.0.1
+    client = app.test_client()
     collection = create_collection(client, admin, "site")
     with FakeSite() as site:
         links = ("valves.html", "pumps.html", "gaskets.html")
@@ -476,7 +538,7 @@ def test_a_web_source_indexes_pages_then_resyncs_edits_and_deletions(app, client
 def test_two_users_with_different_confluence_access_see_different_answers(
     make_app, admin, new_user
 ):
-    app = make_app(secret_key="k1-" + "abcdefghijklmnopqrstuvwxyz0123456789")
+    app = make_app(secret_key=KEY, source_hosts=LOOPBACK)
     client = app.test_client()
     grant = {"access_token": "token-1", "refresh_token": "rt-0", "expires_in": 3600}
     assert client.put("/api/v1/connectors/atlassian", json=grant, headers=admin).status_code == 200
@@ -523,7 +585,7 @@ def test_two_users_with_different_confluence_access_see_different_answers(
 def test_restrictions_naming_atlassian_accounts_reach_the_users_linked_to_them(
     make_app, admin, new_user
 ):
-    app = make_app(secret_key="k1-" + "abcdefghijklmnopqrstuvwxyz0123456789")
+    app = make_app(secret_key=KEY, source_hosts=LOOPBACK)
     client = app.test_client()
     grant = {"access_token": "token-1", "refresh_token": "rt-0", "expires_in": 3600}
     assert client.put("/api/v1/connectors/atlassian", json=grant, headers=admin).status_code == 200
@@ -571,3 +633,49 @@ def test_restrictions_naming_atlassian_accounts_reach_the_users_linked_to_them(
     runs = _runs(client, admin, source)
     assert runs[0]["state"] == "succeeded" and _counts(runs[0])[:3] == (0, 0, 0), runs[0]
     assert sees_the_plan(erin) and not sees_the_plan(dave)
+
+
+def test_an_access_change_during_an_ingestion_swap_reaches_the_new_chunks(
+    app, client, admin, database_url, monkeypatch
+):
+    # A sync changing a document's readers while its ingestion swaps in new chunks: the change
+    # must reach those chunks (else they would keep the old, wider readers until the page
+    # changes again).
+    collection = create_collection(client, admin, "race")
+    admin_id = client.get("/api/v1/me", headers=admin).json["id"]
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        source = source_repo.insert_source(
+            conn,
+            owner_id=admin_id,
+            collection_id=collection,
+            kind="web",
+            connector=None,
+            name="race",
+            config={"urls": ["https://example.com/"]},
+            schedule_minutes=None,
+        )
+        narrow = access_repo.find_or_make(conn, source["id"], f"u{admin_id}", [admin_id], [])
+    document = upload(client, admin, collection, "page.txt", "The release train leaves at noon.")
+    changers: list[threading.Thread] = []
+    original = staging.swap
+
+    def change_access() -> None:
+        with psycopg.connect(database_url, autocommit=True) as other:
+            access_repo.set_document_access(other, document, narrow)
+
+    def swap_then_change(conn, document_id, space_id):  # type: ignore[no-untyped-def]
+        count = original(conn, document_id, space_id)
+        changers.append(threading.Thread(target=change_access))
+        changers[-1].start()
+        changers[-1].join(timeout=1.0)  # it waits for this transaction (or, unlocked, is done)
+        return count
+
+    monkeypatch.setattr(staging, "swap", swap_then_change)
+    assert drain(app) == 1
+    changers[0].join(timeout=30)
+    with psycopg.connect(database_url) as conn:
+        sets = conn.execute(
+            "SELECT DISTINCT access_set_id FROM document_chunks WHERE document_id = %s",
+            (document,),
+        ).fetchall()
+    assert sets == [(narrow,)]

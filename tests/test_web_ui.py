@@ -136,6 +136,7 @@ def sources_page(make_app):  # type: ignore[no-untyped-def]
             oauth_clients=(client,),
             atlassian_authorize_url=atlassian.authorize_url,
             atlassian_resources_url=atlassian.resources_url,
+            source_hosts=("127.0.0.1",),  # the fake website's address
         )
         with live_server(app) as base, running_workers(app):
             yield base, site

@@ -114,7 +114,8 @@ def get_source(source_id: int) -> Source:
     errors=(404, 409, 422),
 )
 def update_source(source_id: int, body: SourceUpdate) -> Source:
-    return Source(**sources.update(db(), principal(), source_id, changes_of(body)))
+    changes = changes_of(body, nullable=("schedule_minutes",))
+    return Source(**sources.update(db(), principal(), source_id, changes, runtime().settings))
 
 
 @bp.delete("/sources/<int:source_id>")

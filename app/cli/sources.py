@@ -104,7 +104,7 @@ def _set_paused(source_id: int, paused: bool, user_name: str) -> None:
     from app.services import sources as source_service
 
     def work(conn: Conn, settings: Settings, who: Principal) -> Row:
-        return source_service.update(conn, who, source_id, {"paused": paused})
+        return source_service.update(conn, who, source_id, {"paused": paused}, settings)
 
     with_user(user_name, work)
     click.echo(f"source {source_id} {'paused' if paused else 'resumed'}", err=True)

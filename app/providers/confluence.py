@@ -66,7 +66,7 @@ class ConfluenceReader:
         return Listing(items, None)
 
     def _listed_page(self, page: dict[str, Any]) -> Listed:
-        parent = page.get("parentId")
+        parent = page.get("parentId", "?")  # not said: asked for, never taken as top-level
         if page.get("parentType", "page") not in ("page", None):
             parent = "?"  # under a folder or another kind: its chain is asked for, not derived
         self._listed[str(page["id"])] = (str(page["spaceId"]), None if not parent else str(parent))

@@ -101,7 +101,8 @@ class JiraReader:
         if fields is None or not isinstance(issue.get("id"), str | int):
             raise SourceFailed(f"{self._http.name} answered a search with a malformed issue")
         title = f"{issue.get('key', '')}: {fields.get('summary') or ''}".strip()
-        self._listed_fields[str(issue["id"])] = fields
+        if all(name in fields for name in ACCESS_FIELDS.split(",")):  # else asked for
+            self._listed_fields[str(issue["id"])] = fields
         return Listed(f"issue:{issue['id']}", str(fields.get("updated") or ""), title)
 
     def _comments(self, issue_id: str, embedded: dict[str, Any]) -> list[dict[str, Any]]:

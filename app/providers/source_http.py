@@ -1,6 +1,7 @@
 """HTTP for the sources' clients: a bearer token refreshed once after a 401, 429 and 503 waited
-out as `Retry-After` says (bounded), bodies read up to a cap when asked, and failures as
-SourceFailed naming the source, never the token."""
+out as `Retry-After` says (bounded), bodies read up to a cap when asked, only addresses the
+`reach` allows (app/providers/source_reach.py), and failures as SourceFailed naming the source,
+never the token."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 
 from app.providers.source_items import SourceFailed
+from app.providers.source_reach import Reach
 
 # (force_refresh) -> a current access token; True after the source answered 401 with the last one.
 TokenSource = Callable[[bool], str]
@@ -70,9 +72,11 @@ class SourceHttp:
         attempts: int = 5,
         sleep: Callable[[float], None] = time.sleep,
         headers: Mapping[str, str] | None = None,
+        reach: Reach | None = None,
     ) -> None:
         self.name = name
-        self._token, self._sleep = token, sleep
+        self._token, self._sleep, self._reach = token, sleep, reach
+        self._resolved: dict[tuple[str, int | None], str | None] = {}  # host checks, this life
         self._max_wait_s, self._attempts = max_wait_s, attempts
         self._client = httpx.Client(
             timeout=timeout_s, headers={"Accept": "application/json", **(headers or {})}
@@ -135,9 +139,15 @@ class SourceHttp:
         headers: Mapping[str, str] | None,
     ) -> httpx.Response:
         with self._reaching():
-            return self._client.get(
-                url, params=params, headers=self._headers(force_refresh, headers)
+            request = self._client.build_request(
+                "GET", url, params=params, headers=self._headers(force_refresh, headers)
             )
+            response = self._opened(request)
+            try:
+                response.read()
+            finally:
+                response.close()
+            return response
 
     def _send_capped(
         self, url: str, force_refresh: bool, headers: Mapping[str, str] | None, max_bytes: int
@@ -147,7 +157,7 @@ class SourceHttp:
             request = self._client.build_request(
                 "GET", url, headers=self._headers(force_refresh, headers)
             )
-            response = self._client.send(request, stream=True)
+            response = self._opened(request)
             try:
                 for chunk in response.iter_bytes():
                     chunks.append(chunk)
@@ -158,6 +168,24 @@ class SourceHttp:
                 response.close()
         content = b"".join(chunks)
         return Body(response.status_code, response.headers, content[:max_bytes], size <= max_bytes)
+
+    def _opened(self, request: httpx.Request) -> httpx.Response:
+        """The answer to `request`, its body not read yet; refused (SourceFailed) before it is
+        sent, or before its body is read, when the address is not one to reach."""
+        url, refusal = str(request.url), None
+        if self._reach is not None:
+            host = (request.url.host, request.url.port)
+            if host not in self._resolved:  # the address reached is checked on every request
+                self._resolved[host] = self._reach.refusal(url)
+            refusal = self._resolved[host]
+        if refusal is not None:
+            raise SourceFailed(f"{self.name} may not reach {refusal}")
+        response = self._client.send(request, stream=True)
+        refusal = self._reach.reached_refusal(url, response) if self._reach is not None else None
+        if refusal is not None:
+            response.close()
+            raise SourceFailed(f"{self.name} may not reach {refusal}")
+        return response
 
     def _headers(self, force_refresh: bool, extra: Mapping[str, str] | None) -> dict[str, str]:
         headers = dict(extra or {})

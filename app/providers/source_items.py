@@ -31,11 +31,11 @@ class Listing:
 @dataclass(frozen=True)
 class Access:
     """Who may read an item at its source, named as the source knows them; the sync maps them
-    to postrag users (by email, or by account id) and groups (by name)."""
+    to postrag users (by the account linked to them) and groups (by name). Never by email:
+    an email a provider hands out is not proof of who reads it."""
 
     everyone: bool = False  # whoever may read the collection
     account_ids: tuple[str, ...] = ()
-    emails: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
 
 

@@ -156,6 +156,8 @@ class WebReader:
         limit = max(1000, 5 * self._max_pages)
         if cursor is not None:
             return Frontier.from_cursor(cursor, limit)
+        if not self._starts:  # a listing of nothing would remove every page
+            raise SourceFailed("web source: none of its start URLs is an address it can fetch")
         frontier = Frontier(limit)
         for url in self._starts:
             frontier.add(url, 0, START)

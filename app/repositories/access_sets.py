@@ -33,14 +33,6 @@ def find_or_make(
     return int(row["id"])
 
 
-def user_ids_by_email(conn: Conn, emails: Sequence[str]) -> list[int]:
-    rows = conn.execute(
-        "SELECT id FROM users WHERE lower(email) = ANY(%(emails)s)",
-        {"emails": [e.lower() for e in emails]},
-    ).fetchall()
-    return [int(r["id"]) for r in rows]
-
-
 def group_ids_by_name(conn: Conn, names: Sequence[str]) -> list[int]:
     rows = conn.execute(
         "SELECT id FROM groups WHERE name = ANY(%(names)s)", {"names": list(names)}

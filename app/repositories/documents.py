@@ -200,11 +200,13 @@ def _lock_collection_of(conn: Conn, document_id: int, user_id: int | None = None
     )
 
 
-def delete(conn: Conn, document_id: int, user_id: int) -> bool:
-    """Delete the document if `user_id` may write its collection (its owner or an editor)."""
+def delete(conn: Conn, document_id: int, user_id: int | None) -> bool:
+    """Delete the document if `user_id` may write its collection (its owner or an editor);
+    with None, whoever may (a source's own documents, deleted as the tables' owner)."""
     _lock_collection_of(conn, document_id, user_id)  # never a collection the user cannot write
     row = conn.execute(
-        f"DELETE FROM documents d WHERE d.id = %(id)s AND {_WRITABLE} RETURNING d.id",
+        "DELETE FROM documents d WHERE d.id = %(id)s"
+        f" AND (%(user_id)s::bigint IS NULL OR {_WRITABLE}) RETURNING d.id",
         {"id": document_id, "user_id": user_id},
     ).fetchone()
     return row is not None

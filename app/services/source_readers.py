@@ -13,7 +13,8 @@ from typing import Any
 from app.providers.confluence import ConfluenceReader
 from app.providers.jira import JiraReader
 from app.providers.source_http import SourceHttp, TokenSource
-from app.providers.source_items import SourceReader
+from app.providers.source_items import SourceFailed, SourceReader
+from app.providers.source_reach import Reach
 from app.providers.web_source import WebReader
 from app.repositories import Conn, Row
 from app.services import connectors
@@ -49,5 +50,10 @@ def open_reader(conn: Conn, source: Row, settings: Settings) -> tuple[SourceRead
     factory = READERS.get(source["kind"])
     if factory is None:
         raise LookupError(f"no reader for sources of kind {source['kind']}")
-    http = SourceHttp(source["kind"], token_source(conn, source, settings))
+    reach = Reach.of(settings.source_hosts)
+    base_url = source["config"].get("base_url")
+    refusal = reach.token_refusal(base_url) if source["connector"] and base_url else None
+    if refusal is not None:  # allowed when the source was made, no longer
+        raise SourceFailed(refusal)
+    http = SourceHttp(source["kind"], token_source(conn, source, settings), reach=reach)
     return factory(source["config"], http), http

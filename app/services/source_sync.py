@@ -22,10 +22,14 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
+
+from app.db import scope
 from app.errors import AppError
 from app.providers.source_items import Item, ItemGone, Listed, SourceFailed, SourceReader
 from app.repositories import Conn, Row
 from app.repositories import access_sets as access_repo
+from app.repositories import collections as collection_repo
 from app.repositories import documents as document_repo
 from app.repositories import sources as source_repo
 from app.services import document_metadata, source_access
@@ -46,6 +50,12 @@ def run(
 ) -> None:
     """Carry run `run_id` of `source` to its end (from its checkpoint), acting as the caller
     set up (the source's owner)."""
+    collection = collection_repo.get_readable(conn, source["collection_id"], source["owner_id"])
+    if collection is None or collection["role"] == "reader":
+        raise SourceFailed(
+            f"the source's owner can no longer write collection {source['collection_id']}"
+            " (its owner may share it with them as editor again)"
+        )
     record = source_repo.get_run(conn, run_id)
     cursor = None if record is None else record["checkpoint"]
     with conn.transaction():
@@ -73,12 +83,19 @@ def run(
         cursor = listing.cursor
     with conn.transaction():
         gone = source_repo.take_unseen(conn, source["id"], run_id)
-        for document_id in gone:
-            document_repo.delete(conn, document_id, source["owner_id"])
+        deleted = delete_documents(conn, gone)
         source_repo.record_progress(
-            conn, run_id, checkpoint=None, counts={"deleted": len(gone)}, errors=[]
+            conn, run_id, checkpoint=None, counts={"deleted": deleted}, errors=[]
         )
         source_repo.finish_run(conn, run_id, "succeeded")
+
+
+def delete_documents(conn: Conn, document_ids: list[int]) -> int:
+    """Delete documents a source brought in, in the caller's transaction; how many. As the
+    tables' owner: they go with their source (or its item) even where the source's owner may no
+    longer write the collection, or read a document the source restricts to others."""
+    with scope.acting_as_owner(conn):
+        return sum(document_repo.delete(conn, document_id, None) for document_id in document_ids)
 
 
 def _sync_page(
@@ -142,15 +159,18 @@ def _write(conn: Conn, source: Row, item: Item, stored: Row | None) -> int:
     title = item.title[:500]
     if stored is not None and stored["document_id"] is not None:
         document_id = int(stored["document_id"])
-        document_repo.replace_content(
-            conn,
-            document_id,
-            title=title,
-            content_type=CONTENT_TYPE,
-            sha256=sha256,
-            content=content,
-            metadata=metadata,
-        )
+        try:
+            document_repo.replace_content(
+                conn,
+                document_id,
+                title=title,
+                content_type=CONTENT_TYPE,
+                sha256=sha256,
+                content=content,
+                metadata=metadata,
+            )
+        except psycopg.errors.UniqueViolation:  # the item's transaction is rolled back
+            raise _Duplicate("the collection has a document with the same text already") from None
     else:
         row = document_repo.insert(
             conn,

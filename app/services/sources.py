@@ -8,16 +8,18 @@ brought in.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.providers.source_reach import Reach
+from app.providers.web_urls import normalised
 from app.repositories import Conn, Row
-from app.repositories import documents as document_repo
 from app.repositories import sources as source_repo
-from app.services import collections
+from app.services import collections, source_sync
 from app.services.job_kinds import schedule_sources, sync_source
 from app.services.tokens import Principal
 from app.settings import Settings
@@ -65,21 +67,39 @@ CONFIGS: dict[str, type[_Config]] = {
 CONNECTORS: dict[str, str | None] = {"confluence": "atlassian", "jira": "atlassian", "web": None}
 
 
-def checked_config(kind: str, config: Any) -> dict[str, Any]:
-    """The config of a `kind` source, validated and with its defaults; 422 on `config`."""
+def _invalid(kind: str, at: tuple[Any, ...], msg: str, type_: str) -> ValidationFailed:
+    where = ".".join(map(str, at)) or "config"
+    return ValidationFailed.on_field(
+        "config", msg, type=type_, at=at, detail=f"invalid {kind} config at {where}: {msg}"
+    )
+
+
+def checked_config(kind: str, config: Any, settings: Settings) -> dict[str, Any]:
+    """The config of a `kind` source, validated and with its defaults; 422 on `config`, also
+    for an address sources may not reach, or where an Atlassian token may not go."""
     try:
-        model = CONFIGS[kind].model_validate(config)
+        checked = CONFIGS[kind].model_validate(config).model_dump(mode="json")
     except pydantic.ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        at = tuple(first["loc"])
-        raise ValidationFailed.on_field(
-            "config",
-            first["msg"],
-            type=first["type"],
-            at=at,
-            detail=f"invalid {kind} config at {'.'.join(map(str, at)) or 'config'}: {first['msg']}",
-        ) from None
-    return model.model_dump(mode="json")
+        raise _invalid(kind, tuple(first["loc"]), first["msg"], first["type"]) from None
+    reach = Reach.of(settings.source_hosts)
+    for at, url in _urls(checked):
+        refusal = reach.literal_refusal(url)
+        if refusal is None and CONNECTORS[kind] is not None:
+            refusal = reach.token_refusal(url)
+        if refusal is None and kind == "web" and normalised(url) is None:
+            refusal = "not an address the crawler fetches (http or https, no user or password)"
+        if refusal is not None:
+            raise _invalid(kind, at, refusal, "value_error")
+    return checked
+
+
+def _urls(config: dict[str, Any]) -> Iterator[tuple[tuple[Any, ...], str]]:
+    if "base_url" in config:
+        yield ("base_url",), config["base_url"]
+    for field in ("urls", "allowed_prefixes"):
+        for i, url in enumerate(config.get(field, ())):
+            yield (field, i), url
 
 
 def create(
@@ -99,7 +119,7 @@ def create(
     if connector != wanted:
         msg = f"a {kind} source reads with " + (f"the {wanted!r} connector" if wanted else "none")
         raise ValidationFailed.on_field("connector", msg, type="value_error")
-    checked = checked_config(kind, config)
+    checked = checked_config(kind, config, settings)
     with conn.transaction():
         source = source_repo.insert_source(
             conn,
@@ -128,12 +148,14 @@ def list_page(conn: Conn, who: Principal, *, limit: int, offset: int) -> tuple[l
     return source_repo.list_sources(conn, who.user_id, limit=limit, offset=offset)
 
 
-def update(conn: Conn, who: Principal, source_id: int, changes: dict[str, Any]) -> Row:
+def update(
+    conn: Conn, who: Principal, source_id: int, changes: dict[str, Any], settings: Settings
+) -> Row:
     """Rename, reconfigure, reschedule, pause or resume."""
     with conn.transaction():
         source = get(conn, who, source_id, lock=True)
         if "config" in changes:
-            changes["config"] = checked_config(source["kind"], changes["config"])
+            changes["config"] = checked_config(source["kind"], changes["config"], settings)
         if not changes:
             return source
         updated = source_repo.update_source(conn, source_id, changes)
@@ -146,8 +168,7 @@ def delete(conn: Conn, who: Principal, source_id: int) -> None:
     """The source, its history and the documents it brought in."""
     with conn.transaction():
         get(conn, who, source_id, lock=True)
-        for document_id in source_repo.document_ids(conn, source_id):
-            document_repo.delete(conn, document_id, who.user_id)
+        source_sync.delete_documents(conn, source_repo.document_ids(conn, source_id))
         source_repo.delete_source(conn, source_id)
 
 

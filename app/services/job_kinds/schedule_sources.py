@@ -2,7 +2,8 @@
 in TICK_S while any source is on a schedule. The queue is the clock: no other timer runs.
 
 It is queued when a source gets a schedule (app/services/sources.py) and queues itself again
-when it ends; at most one is queued at a time.
+when it ends, also after its last attempt failed (a database that blinked must not end every
+schedule); at most one is queued at a time.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class ScheduleSources:
 def ensure(conn: Conn, *, delay_s: float = 0.0) -> None:
     """A tick queued (in `delay_s`), unless one is queued already."""
     if not job_repo.has_queued(conn, NAME):
-        enqueue_job(conn, KIND, ScheduleSources(), max_attempts=1, delay_s=delay_s)
+        enqueue_job(conn, KIND, ScheduleSources(), max_attempts=3, delay_s=delay_s)
 
 
 def _run(job: Job[ScheduleSources], ctx: JobContext) -> None:
@@ -42,4 +43,9 @@ def _run(job: Job[ScheduleSources], ctx: JobContext) -> None:
             ensure(ctx.conn, delay_s=TICK_S)
 
 
-KIND = JobKind(name=NAME, payload=ScheduleSources, run=_run)
+def _failed(conn: Conn, job: Job[ScheduleSources], error: str) -> None:
+    if source_repo.any_scheduled(conn):
+        ensure(conn, delay_s=TICK_S)
+
+
+KIND = JobKind(name=NAME, payload=ScheduleSources, run=_run, on_final_failure=_failed)
