@@ -13,7 +13,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes import LoopbackServer, QuietHandler, send_json
+from tests.fakes import LoopbackServer, QuietHandler, send_json, send_raw
 
 API = "/rest/api/3/"
 _NOT_FOUND = {
@@ -68,19 +68,11 @@ class FakeJira(LoopbackServer):
                 }:
                     send_json(self, 401, {"code": 401, "message": "Unauthorized"})
                 elif server.fail_next:
-                    self._raw(*server.fail_next.pop(0))
+                    send_raw(self, *server.fail_next.pop(0))
                 elif any(url.path.startswith(API + prefix) for prefix in server.denied):
                     send_json(self, 403, {"errorMessages": ["You do not have permission."]})
                 else:
                     send_json(self, *server.answer(url.path.removeprefix(API), query))
-
-            def _raw(self, status: int, headers: dict[str, str], body: bytes) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
 
         self.url = self._listen(Handler)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tests.fakes import LoopbackServer, QuietHandler
+from tests.fakes import LoopbackServer, QuietHandler, send_raw
 
 
 @dataclass
@@ -67,12 +67,7 @@ class FakeSite(LoopbackServer):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 status, headers, body = server.answer(self.path, self.headers)
                 server.requests.append((self.path, dict(self.headers), status))
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_raw(self, status, headers, body)
 
         self.url = self._listen(Handler)
 

@@ -23,12 +23,19 @@ def fake_vector(text: str, dimension: int) -> list[float]:
 
 
 def send_json(handler: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
-    raw = json.dumps(payload).encode()
+    send_raw(handler, status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
+
+
+def send_raw(
+    handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes
+) -> None:
+    """An answer with these headers (and its Content-Length) and body."""
     handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(raw)))
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
     handler.end_headers()
-    handler.wfile.write(raw)
+    handler.wfile.write(body)
 
 
 class QuietHandler(BaseHTTPRequestHandler):

@@ -9,7 +9,7 @@ import pytest
 from app.providers.source_http import SourceHttp, retry_after_s
 from app.providers.source_items import SourceFailed
 from app.providers.source_reach import Reach
-from tests.fakes import LoopbackServer, QuietHandler
+from tests.fakes import LoopbackServer, QuietHandler, send_raw
 from tests.helpers import closed_port_url
 
 JSON = {"Content-Type": "application/json"}
@@ -26,12 +26,7 @@ class ScriptedServer(LoopbackServer):
         class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 server.authorizations.append(self.headers.get("Authorization"))
-                status, headers, body = server.answers.pop(0)
-                self.send_response(status)
-                for name, value in {**headers, "Content-Length": str(len(body))}.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
+                send_raw(self, *server.answers.pop(0))
 
         self.url = self._listen(Handler) + "/wiki/api/v2/pages"
 

@@ -535,14 +535,20 @@ def test_a_web_source_indexes_pages_then_resyncs_edits_and_deletions(make_app, a
     assert hits[0]["document_id"] == documents[f"{site.url}/docs/pumps.html"]["id"]
 
 
-def test_two_users_with_different_confluence_access_see_different_answers(
-    make_app, admin, new_user
-):
+def _connected(make_app, admin):  # type: ignore[no-untyped-def]
+    """An app whose admin has connected Atlassian (token-1, the fake Confluence's), and a
+    collection every user reads."""
     app = make_app(secret_key=KEY, source_hosts=LOOPBACK)
     client = app.test_client()
     grant = {"access_token": "token-1", "refresh_token": "rt-0", "expires_in": 3600}
     assert client.put("/api/v1/connectors/atlassian", json=grant, headers=admin).status_code == 200
-    collection = create_collection(client, admin, "wiki", is_shared=True)
+    return app, client, create_collection(client, admin, "wiki", is_shared=True)
+
+
+def test_two_users_with_different_confluence_access_see_different_answers(
+    make_app, admin, new_user
+):
+    app, client, collection = _connected(make_app, admin)
     bob, carol = new_user("bob"), new_user("carol")
     bob_id = client.get("/api/v1/me", headers=bob).json["id"]
     group = client.post("/api/v1/groups", json={"name": "engineers"}, headers=admin).json["id"]
@@ -585,11 +591,7 @@ def test_two_users_with_different_confluence_access_see_different_answers(
 def test_restrictions_naming_atlassian_accounts_reach_the_users_linked_to_them(
     make_app, admin, new_user
 ):
-    app = make_app(secret_key=KEY, source_hosts=LOOPBACK)
-    client = app.test_client()
-    grant = {"access_token": "token-1", "refresh_token": "rt-0", "expires_in": 3600}
-    assert client.put("/api/v1/connectors/atlassian", json=grant, headers=admin).status_code == 200
-    collection = create_collection(client, admin, "wiki", is_shared=True)
+    app, client, collection = _connected(make_app, admin)
     dave, erin = new_user("dave"), new_user("erin")
     ids = {
         name: client.get("/api/v1/me", headers=h).json["id"]
