@@ -157,6 +157,7 @@ CONSTRAINT_ERRORS: dict[str, Callable[[], AppError]] = {
         type="invalid_length",
         detail="a collection's name must be 1 to 200 characters",
     ),
+    "sources_owner_id_name_key": partial(Conflict, "you already have a source with this name"),
     "llm_models_provider_name_key": partial(
         Conflict, "this provider already has a model with this name"
     ),

@@ -21,14 +21,15 @@ from app.settings_vars import (
     Integer,
     Number,
     OptionalText,
+    Scopes,
     SettingsError,
     Text,
     Var,
     flag,
+    http_url,
     memory,
     origins,
     required,
-    scopes,
     setting,
     words,
 )
@@ -192,6 +193,56 @@ class Settings:
         Var("POSTRAG_OLD_SECRET_KEYS", words, "", "earlier secrets, still decrypting")
     )
     oauth_clients: tuple[OAuthClient, ...] = ()  # POSTRAG_OAUTH_*__<PROVIDER> (OAUTH_VARIABLES)
+    # Atlassian consent (OAuth 2.0 three-legged); its client is POSTRAG_OAUTH_*__ATLASSIAN
+    atlassian_authorize_url: str = setting(
+        Var(
+            "POSTRAG_ATLASSIAN_AUTHORIZE_URL",
+            http_url,
+            "https://auth.atlassian.com/authorize",
+            "where users consent",
+        )
+    )
+    atlassian_resources_url: str = setting(
+        Var(
+            "POSTRAG_ATLASSIAN_RESOURCES_URL",
+            http_url,
+            "https://api.atlassian.com/oauth/token/accessible-resources",
+            "the sites a token reaches",
+        )
+    )
+    atlassian_me_url: str = setting(
+        Var(
+            "POSTRAG_ATLASSIAN_ME_URL",
+            http_url,
+            "https://api.atlassian.com/me",
+            "whose account a token is (links it to the user)",
+        )
+    )
+    atlassian_scopes: tuple[str, ...] = setting(
+        Var(
+            "POSTRAG_ATLASSIAN_SCOPES",
+            Scopes("offline_access"),
+            "read:confluence-content.all read:confluence-space.summary search:confluence"
+            " read:jira-work read:jira-user read:me offline_access",
+            "scopes asked at consent",
+        )
+    )
+    atlassian_redirect_uri: str | None = setting(
+        Var(
+            "POSTRAG_ATLASSIAN_REDIRECT_URI",
+            OptionalText(),
+            "",
+            "the callback URL registered with Atlassian (unset: from the request)",
+        )
+    )
+    source_hosts: tuple[str, ...] = setting(
+        Var(
+            "POSTRAG_SOURCE_HOSTS",
+            words,
+            "",
+            "hosts and networks sources may reach although not public (and send tokens to)",
+        )
+    )
     rate_limit_per_minute: int = setting(
         Var("POSTRAG_RATE_LIMIT_PER_MINUTE", Integer(low=0), "600", "requests per user (0: any)")
     )
@@ -233,7 +284,12 @@ class Settings:
         Var("POSTRAG_OIDC_CLIENT_SECRET", OptionalText(), "", "its secret (unset: public client)")
     )
     oidc_scopes: tuple[str, ...] = setting(
-        Var("POSTRAG_OIDC_SCOPES", scopes, "openid profile email", "scopes asked at sign-in")
+        Var(
+            "POSTRAG_OIDC_SCOPES",
+            Scopes("openid"),
+            "openid profile email",
+            "scopes asked at sign-in",
+        )
     )
     session_hours: int = setting(
         Var("POSTRAG_SESSION_HOURS", Integer(low=1, high=720), "12", "a web sign-in lasts")
@@ -278,6 +334,8 @@ VARS: tuple[Var[Any], ...] = tuple(f.metadata[VAR] for f in fields(Settings) if 
 OAUTH_VARIABLES = tuple(
     f"POSTRAG_OAUTH_{part}__" for part in ("TOKEN_URL", "CLIENT_ID", "CLIENT_SECRET")
 )
+# Providers whose token URL may be left out: a client id alone configures them.
+DEFAULT_TOKEN_URLS = {"ATLASSIAN": "https://auth.atlassian.com/oauth/token"}
 
 
 def _check_together(settings: Settings) -> None:
@@ -319,15 +377,18 @@ def _check_oidc(settings: Settings) -> None:
 
 
 def _oauth_clients(env: Mapping[str, str]) -> tuple[OAuthClient, ...]:
-    """POSTRAG_OAUTH_TOKEN_URL__JIRA (+ _CLIENT_ID__JIRA, _CLIENT_SECRET__JIRA) per provider."""
+    """POSTRAG_OAUTH_TOKEN_URL__JIRA (+ _CLIENT_ID__JIRA, _CLIENT_SECRET__JIRA) per provider;
+    for a provider of DEFAULT_TOKEN_URLS, its _CLIENT_ID__ alone."""
     url_var, id_var, secret_var = OAUTH_VARIABLES
+    named = {k for k in env if k.startswith(url_var)}
+    named |= {url_var + s for s in DEFAULT_TOKEN_URLS if env.get(id_var + s)}
     clients = []
-    for name in sorted(k for k in env if k.startswith(url_var)):
+    for name in sorted(named):
         suffix = name.removeprefix(url_var)
         provider = suffix.lower()
         if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", provider):
             raise SettingsError(f"{name}: the provider name must look like jira or my_idp")
-        url = env[name]
+        url = env.get(name) or DEFAULT_TOKEN_URLS.get(suffix, "")
         if not re.match(r"https?://", url):
             raise SettingsError(f"{name} must be an http(s) URL, got {url!r}")
         client_id = env.get(f"{id_var}{suffix}", "")

@@ -156,12 +156,24 @@ def origins(name: str, text: str) -> tuple[str, ...]:
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,200}")
 
 
-def scopes(name: str, text: str) -> tuple[str, ...]:
-    """Space-separated OAuth scopes, `openid` among them."""
-    found = tuple(text.split())
-    bad = [scope for scope in found if not _SCOPE.fullmatch(scope)]
-    if bad:
-        raise SettingsError(f"{name}: {bad[0][:50]!r} is not an OAuth scope")
-    if "openid" not in found:
-        raise SettingsError(f"{name} must include openid, got {text!r}")
-    return found
+@dataclass(frozen=True)
+class Scopes:
+    """Space-separated OAuth scopes, `must` among them."""
+
+    must: str
+
+    def __call__(self, name: str, text: str) -> tuple[str, ...]:
+        found = tuple(text.split())
+        bad = [scope for scope in found if not _SCOPE.fullmatch(scope)]
+        if bad:
+            raise SettingsError(f"{name}: {bad[0][:50]!r} is not an OAuth scope")
+        if self.must not in found:
+            raise SettingsError(f"{name} must include {self.must}, got {text!r}")
+        return found
+
+
+def http_url(name: str, text: str) -> str:
+    """An http(s) URL without fragment (a query is kept), of 2000 characters at most."""
+    if len(text) > 2000 or not re.fullmatch(r"https?://[^\s/?#]+[^\s#]*", text):
+        raise SettingsError(f"{name} must be an http(s) URL, got {text[:100]!r}")
+    return text

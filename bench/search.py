@@ -33,7 +33,8 @@ All in one run:
 2. SQL level: the search service's statement for each mode (hybrid, semantic, fulltext) with
    its per-query knobs, on one connection: p50/p99 latency of the statement, queries/s over the
    loop (transaction and knobs included), recall@k of semantic against exact, an ef_search sweep;
-3. service level: app.services.search.search in-process, the query vector looked up (no HTTP);
+3. service level: app.services.search.search in-process acting as the user (role postrag_app,
+   row-level security on, as a request runs it), the query vector looked up (no HTTP);
 4. HTTP level: POST /api/v1/search on `postrag serve` (gunicorn, its defaults) with
    POSTRAG_EMBEDDER=ollama pointing at a loopback fake Ollama that answers each query text with
    the query's synthetic vector; one client, requests in sequence;
@@ -554,11 +555,12 @@ def sql_level(pr: Postrag, data: Data, rows: dict[int, int], args: argparse.Name
 def service_level(
     pr: Postrag, data: Data, rows: dict[int, int], args: argparse.Namespace
 ) -> dict[str, Timings]:
-    """search_service.search in-process on one connection: the SQL level plus the service's
-    own queries (preferences, scope, space, scope size, knobs), without HTTP or embedding."""
+    """search_service.search in-process on one connection acting as the user, as a request runs
+    it: the SQL level plus the service's own queries (preferences, scope, space, scope size,
+    knobs), without HTTP or embedding."""
     embedders: Any = LookupEmbedders(data)
     results = {}
-    with connect(pr.url) as conn:
+    with connect(pr.url) as conn, scope.acting_as(conn, pr.who.user_id):
         for mode in MODES:
             log(f"service level: {mode}, {len(data.queries)} queries")
 

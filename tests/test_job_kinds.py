@@ -148,7 +148,7 @@ def test_a_job_of_an_unknown_kind_fails_with_the_reason_and_the_worker_goes_on(a
     assert (failed["state"], failed["attempts"]) == ("failed", 2)
     assert failed["last_error"] == (
         "unknown job kind 'no_such_kind' (this worker runs: embed_space, ingest_document,"
-        " test_greet)"
+        " schedule_sources, sync_source, test_greet)"
     )
     assert _job(database_url, known)["state"] == "succeeded"
     assert greeter.calls == [("run", Greeting("ada", 2), 1)]

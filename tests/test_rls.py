@@ -129,7 +129,8 @@ def test_every_table_the_app_role_can_use_is_under_rls(app, database_url):
     assert {name for name, _, _, owned in tables if owned} - NOT_USER_OWNED <= protected
     assert {name for name, _, usable, _ in tables if usable} - protected == NOT_USER_OWNED
     # Groups are every user's to read (tests/test_groups.py checks that only admins write them);
-    # tests/test_shares.py checks the shares, tests/test_web_signin.py the web sessions.
+    # tests/test_shares.py checks the shares, tests/test_web_signin.py the web sessions,
+    # tests/test_atlassian_consent.py the consents under way and the linked accounts.
     assert set(VISIBLE) | {
         "users",
         "llm_models",
@@ -137,6 +138,13 @@ def test_every_table_the_app_role_can_use_is_under_rls(app, database_url):
         "group_members",
         "collection_shares",
         "web_sessions",
+        "sources",
+        "source_runs",
+        "source_items",
+        "access_sets",
+        "access_set_members",
+        "connector_consents",
+        "user_accounts",
     } == (protected)
 
 

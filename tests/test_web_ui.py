@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from app.settings import OAuthClient
+from tests.fake_atlassian import SITES, FakeAtlassian
+from tests.fake_site import FakeSite, Page, html
 from tests.helpers import live_server, running_workers
 
 CHROMIUM = "/usr/bin/chromium"
@@ -119,6 +122,101 @@ def test_sign_in_upload_search_and_chat_with_a_citation(
     expect(page.get_by_role("status")).to_have_text("Saved.")
     page.reload()  # still signed in (session storage), the saved value shows
     expect(page.get_by_label("Temperature")).to_have_value("0.3")
+
+
+@pytest.fixture
+def sources_page(make_app):  # type: ignore[no-untyped-def]
+    """The page with Atlassian consent set up (the fake), a worker, and a small website."""
+    with FakeAtlassian() as atlassian, FakeSite() as site:
+        client = OAuthClient(
+            "atlassian", atlassian.token_url, atlassian.client_id, atlassian.client_secret
+        )
+        app = make_app(
+            secret_key="k1-" + "abcdefghijklmnopqrstuvwxyz0123456789",
+            oauth_clients=(client,),
+            atlassian_authorize_url=atlassian.authorize_url,
+            atlassian_resources_url=atlassian.resources_url,
+            source_hosts=("127.0.0.1",),  # the fake website's address
+        )
+        with live_server(app) as base, running_workers(app):
+            yield base, site
+
+
+def test_connect_atlassian_then_add_sync_pause_and_delete_a_website_source(
+    sources_page, browser_page, admin_token
+):
+    base, site = sources_page
+    links = ("valves.html", "pumps.html")
+    site.pages["/docs/"] = Page(html("Handbook", "<p>The plant handbook.</p>", links))
+    site.pages["/docs/valves.html"] = Page(html("Valves", "<p>Install the XR-7734 valve.</p>"))
+    site.pages["/docs/pumps.html"] = Page(html("Pumps", "<p>Centrifugal pumps hum.</p>"))
+    page = browser_page
+    page.goto(base)
+    page.get_by_label("API token").fill(admin_token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#atlassian-hint")).to_contain_text("not connected")
+
+    # Consent at (the fake) Atlassian; its callback sends the browser back to the page, which
+    # says so once and takes the message out of the address.
+    page.get_by_role("button", name="Connect Atlassian").click()
+    expect(page.locator("#connect-status")).to_have_text("Atlassian is connected.")
+    assert page.url == f"{base}/"
+    acme = SITES[0]
+    page.get_by_role("button", name=f"Jira source from {acme['name']}").click()
+    expect(page.get_by_label("Base URL")).to_have_value(
+        f"https://api.atlassian.com/ex/jira/{acme['id']}"
+    )
+    expect(page.get_by_label("JQL")).to_be_focused()
+    page.goto(f"{base}/?connect_error=Atlassian+said+no")
+    expect(page.locator("#atlassian-error")).to_have_text(
+        "Connecting Atlassian failed: Atlassian said no"
+    )
+    assert page.url == f"{base}/"
+
+    page.get_by_label("New collection").fill("plant")
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator("#sources-collection")).to_have_text("in plant")
+    page.get_by_label("Kind").select_option("web")
+    page.get_by_label("Source name").fill("handbook")
+    start_urls = page.get_by_label("Start URLs or sitemaps")
+    start_urls.fill("not a web address")
+    page.get_by_label("Delay between requests").fill("0")
+    page.get_by_role("button", name="Add source").click()  # the API's 422, beside the form
+    expect(page.locator("#source-form-error")).to_contain_text("invalid web config at urls.0")
+    start_urls.fill(f"{site.url}/docs/")
+    page.get_by_role("button", name="Add source").click()
+    expect(page.locator("#source-form-error")).to_have_text("")
+    row = page.locator("#sources tbody tr", has_text="handbook")
+    expect(row).to_contain_text(f"{site.url}/docs/")
+    last_run = row.locator(".last-run")
+    expect(last_run).to_have_text(
+        "succeeded: 3 added, 0 updated, 0 deleted, 0 unchanged, 0 failed", timeout=60_000
+    )
+    for title in ("Handbook", "Valves", "Pumps"):
+        document = page.locator("#documents tbody tr", has_text=f"{title}.md")
+        expect(document.locator("td").nth(1)).to_have_text("indexed", timeout=60_000)
+
+    site.pages["/docs/pumps.html"] = Page(html("Pumps", "<p>Pumps now push crude oil.</p>"))
+    row.get_by_role("button", name="Sync handbook now").click()
+    expect(last_run).to_have_text(
+        "succeeded: 0 added, 1 updated, 0 deleted, 2 unchanged, 0 failed", timeout=60_000
+    )
+    row.get_by_text("Recent runs").click()
+    expect(row.locator("ol.runs li")).to_have_count(2)
+    expect(row.locator("ol.runs li").last).to_contain_text("(created) succeeded: 3 added")
+
+    row.get_by_role("button", name="Pause handbook").click()
+    expect(row).to_contain_text("paused (on demand)")
+    row.get_by_role("button", name="Resume handbook").click()
+    expect(row.get_by_role("button", name="Pause handbook")).to_be_visible()
+
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
+    row.get_by_role("button", name="Delete source handbook").click()
+    expect(page.locator("#sources tbody tr")).to_have_count(0)
+    expect(page.locator("#documents tbody tr")).to_have_count(0)
+    assert dialogs == ["Delete the source handbook and the documents it brought in?"]
+    expect(page.locator("#sources-error")).to_have_text("")
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def _login() -> OIDCLogin:
     return login
 
 
-def _own_url(endpoint_name: str) -> str:
+def own_url(endpoint_name: str) -> str:
     """An absolute URL of postrag's, from the request's scheme and host (as the browser sees
     them when a proxy forwards Host and X-Forwarded-Proto to a server that trusts it)."""
     url = url_for(endpoint_name, _external=True)
@@ -77,7 +77,7 @@ def login() -> Redirect:
     client = _login()
     conn = db()
     with scope.acting_as_owner(conn):  # nobody is known yet
-        started = web_sessions.begin(conn, client, _own_url("auth.callback"))
+        started = web_sessions.begin(conn, client, own_url("auth.callback"))
     response = redirect(started.url, code=303)
     lifetime = int(web_sessions.LOGIN_LIFETIME.total_seconds())
     cookies.put(response, cookies.LOGIN, started.browser_secret, max_age=lifetime)
@@ -123,7 +123,7 @@ def session() -> SessionInfo:
 def logout() -> Response:
     web_sessions.end(db(), principal())
     login = runtime().oidc_login
-    back_to = _own_url("web.index")
+    back_to = own_url("web.index")
     body = SignedOut(end_session_url=login.end_session_url(back_to) if login else None)
     response = Response(json.dumps(body.model_dump()), mimetype="application/json")
     cookies.clear(response, cookies.SESSION)

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 
 SESSION = "postrag_session"
 LOGIN = "postrag_login"
+CONSENT = "postrag_consent"  # binds an Atlassian consent to the browser that started it
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 

@@ -18,14 +18,22 @@ from flask import Response, g, json, request
 
 from app.api import cookies
 from app.db import scope
-from app.errors import BadRequest, FieldError, Forbidden, UnsupportedMediaType, ValidationFailed
+from app.errors import (
+    BadRequest,
+    FieldError,
+    Forbidden,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from app.repositories import Conn
 from app.runtime import runtime
 from app.services import authentication, usage, web_sessions
 from app.services.tokens import Principal
 from app.storable import reject_unstorable_text
 
-# "optional": anyone may call; a request with an Authorization header is authenticated as "user".
+# "optional": anyone may call; a request with an Authorization header or the web session's cookie
+# is authenticated as "user".
 Auth = Literal["public", "optional", "user", "admin"]
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 READ_FROM_HEADER = "X-Postrag-Read-From"  # replica or primary: which served a read_db() view
@@ -96,6 +104,24 @@ def release_db(_exc: BaseException | None = None) -> None:
 
 def principal() -> Principal:
     who: Principal = g.principal
+    return who
+
+
+def _authorize_optional(reads_only: bool) -> None:
+    """A bearer token must be valid; a session cookie that no longer is (expired, signed out)
+    leaves the caller anonymous, as a browser without one would be."""
+    if "Authorization" in request.headers:
+        _authorize("user", reads_only)
+    elif cookies.read(cookies.SESSION):
+        try:
+            _authorize("user", reads_only)
+        except Unauthorized:
+            g.pop("principal", None)
+
+
+def optional_principal() -> Principal | None:
+    """The caller of an `optional` endpoint, None when anonymous."""
+    who: Principal | None = g.get("principal")
     return who
 
 
@@ -250,8 +276,7 @@ def endpoint(
         @functools.wraps(view)
         def wrapper(**path_args: Any) -> Response:
             if auth == "optional":
-                if "Authorization" in request.headers:
-                    _authorize("user", reads_only)
+                _authorize_optional(reads_only)
             elif auth != "public":
                 _authorize(auth, reads_only)
             kwargs = dict(path_args)

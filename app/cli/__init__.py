@@ -1,8 +1,8 @@
 """The `postrag` command: the group and its commands, one module per area.
 
 `server` (serve, worker), `database` (migrate, psql, pg-dump, pg-restore), `backup` (backup,
-restore), `documents` (ingest), `transfer` (export, import), `users`, `keys`; `common` holds
-what they share. Each only parses arguments, calls a service and prints.
+restore), `documents` (ingest), `transfer` (export, import), `users`, `keys`, `sources`; `common`
+holds what they share. Each only parses arguments, calls a service and prints.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from app.cli.database import migrate, pg_dump, pg_restore, psql
 from app.cli.documents import ingest
 from app.cli.keys import keys
 from app.cli.server import serve, worker
+from app.cli.sources import sources
 from app.cli.transfer import export_command, import_command
 from app.cli.users import users
 
@@ -34,6 +35,7 @@ from app.cli.users import users
         import_command,
         keys,
         users,
+        sources,
     ],
 )
 def main() -> None:

@@ -97,16 +97,21 @@ def with_user(
 
 def app_error(exc: AppError, arguments: Mapping[str, str] | None = None) -> click.ClickException:
     """An AppError as the CLI says it. A NotFound, or an invalid field the command was given
-    (in `arguments`), is a usage error naming it; anything else its detail and each invalid
-    field by its own name, unless the detail says that field's message already."""
+    (in `arguments`, or a field inside one), is a usage error naming it; anything else its
+    detail and each invalid field by its own name, unless the detail says that field's message
+    already."""
     from app.errors import NotFound, ValidationFailed
 
     if isinstance(exc, NotFound):
         return click.UsageError(exc.detail)
     fields = exc.errors if isinstance(exc, ValidationFailed) else ()
     names = [".".join(map(str, error.path)) for error in fields]
-    if fields and names[0] in (arguments or {}):
-        return click.UsageError(f"invalid {(arguments or {})[names[0]]}: {fields[0].msg}")
+    # The argument that gave the field (or a field inside it: --config's `urls`).
+    given = fields and (arguments or {}).get(str(fields[0].path[0]))
+    if given:
+        inside = ".".join(map(str, fields[0].path[1:]))
+        where = f"{given} ({inside})" if inside else given
+        return click.UsageError(f"invalid {where}: {fields[0].msg}")
     lines = [
         exc.detail,
         *(

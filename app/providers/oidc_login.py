@@ -66,8 +66,7 @@ class OIDCLogin:
                 "the OpenID provider offers no authorization endpoint"
             )
         state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        verifier = secrets.token_urlsafe(48)  # RFC 7636: 43 to 128 unreserved characters
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+        verifier, challenge = pkce_pair()
         params = {
             "response_type": "code",
             "client_id": self.client_id,
@@ -75,10 +74,10 @@ class OIDCLogin:
             "scope": " ".join(self._scopes),
             "state": state,
             "nonce": nonce,
-            "code_challenge": challenge.rstrip(b"=").decode(),
+            "code_challenge": challenge,
             "code_challenge_method": "S256",
         }
-        return AuthorizationRequest(_with_query(endpoint, params), state, nonce, verifier)
+        return AuthorizationRequest(with_query(endpoint, params), state, nonce, verifier)
 
     def identity(self, code: str, code_verifier: str, redirect_uri: str, nonce: str) -> Any:
         """The verified claims of the ID token the provider gives for `code`."""
@@ -106,7 +105,7 @@ class OIDCLogin:
         # No id_token_hint: postrag keeps no ID token (it is a bearer credential); client_id
         # says who asks instead, and the provider may ask the user to confirm.
         params = {"client_id": self.client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
-        return _with_query(endpoint, params)
+        return with_query(endpoint, params)
 
     def _exchange(self, code: str, code_verifier: str, redirect_uri: str) -> str:
         """The ID token of the token endpoint's answer to the authorization code."""
@@ -156,12 +155,19 @@ def _refused(reason: str) -> Unauthorized:
     return Unauthorized(f"the provider's ID token is not valid: {reason}")
 
 
-def error_code(value: object) -> str:
-    """An OAuth error code fit to repeat in a message (anything else is just `error`)."""
-    return value if isinstance(value, str) and _ERROR_CODE.fullmatch(value) else "error"
+def error_code(value: object, otherwise: str = "error") -> str:
+    """An OAuth error code fit to repeat in a message (anything else is just `otherwise`)."""
+    return value if isinstance(value, str) and _ERROR_CODE.fullmatch(value) else otherwise
 
 
-def _with_query(url: str, params: dict[str, str]) -> str:
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE code verifier and its S256 challenge (RFC 7636)."""
+    verifier = secrets.token_urlsafe(48)  # 43 to 128 unreserved characters
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def with_query(url: str, params: dict[str, str]) -> str:
     """`url` with `params` added to the query it may already have."""
     parts = urlsplit(url)
     query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), *params.items()])

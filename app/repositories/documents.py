@@ -66,17 +66,21 @@ def insert(
     sha256: bytes,
     content: bytes,
     metadata: dict[str, Any],
+    owner_id: int | None = None,
 ) -> StoredDocument | None:
-    """The new document, owned by the collection's owner whoever uploads it (an editor may),
-    or None when the collection already has these bytes or is gone."""
+    """The new document, or None when the collection already has these bytes or is gone. It is
+    owned by the collection's owner whoever uploads it (an editor may), but a source's documents
+    by the source's owner (`owner_id`), whose access fetched them and whom ingestion acts as."""
     row = conn.execute(
         "INSERT INTO documents AS d (collection_id, owner_id, filename, title, content_type,"
-        " sha256, size_bytes, content, metadata) SELECT c.id, c.owner_id,"
-        " %(filename)s, %(title)s, %(content_type)s, %(sha256)s, %(size)s, %(content)s,"
-        " %(metadata)s FROM collections c WHERE c.id = %(collection_id)s"
+        " sha256, size_bytes, content, metadata)"
+        " SELECT c.id, coalesce(%(owner_id)s::bigint, c.owner_id), %(filename)s, %(title)s,"
+        " %(content_type)s, %(sha256)s, %(size)s, %(content)s, %(metadata)s"
+        " FROM collections c WHERE c.id = %(collection_id)s"
         " ON CONFLICT (collection_id, sha256) DO NOTHING RETURNING d.id",
         {
             "collection_id": collection_id,
+            "owner_id": owner_id,
             "filename": filename,
             "title": title,
             "content_type": content_type,
@@ -87,6 +91,34 @@ def insert(
         },
     ).fetchone()
     return None if row is None else get(conn, row["id"])
+
+
+def replace_content(
+    conn: Conn,
+    document_id: int,
+    *,
+    title: str,
+    content_type: str,
+    sha256: bytes,
+    content: bytes,
+    metadata: dict[str, Any],
+) -> None:
+    """New content for a document (a source's page changed); its chunks are replaced when it is
+    processed again."""
+    conn.execute(
+        "UPDATE documents SET title = %(title)s, content_type = %(content_type)s,"
+        " sha256 = %(sha256)s, size_bytes = %(size)s, content = %(content)s,"
+        " metadata = %(metadata)s WHERE id = %(id)s",
+        {
+            "id": document_id,
+            "title": title,
+            "content_type": content_type,
+            "sha256": sha256,
+            "size": len(content),
+            "content": content,
+            "metadata": jsonb(metadata),
+        },
+    )
 
 
 def _documents(conn: Conn, where: str, params: dict[str, Any]) -> list[StoredDocument]:
@@ -168,11 +200,13 @@ def _lock_collection_of(conn: Conn, document_id: int, user_id: int | None = None
     )
 
 
-def delete(conn: Conn, document_id: int, user_id: int) -> bool:
-    """Delete the document if `user_id` may write its collection (its owner or an editor)."""
+def delete(conn: Conn, document_id: int, user_id: int | None) -> bool:
+    """Delete the document if `user_id` may write its collection (its owner or an editor);
+    with None, whoever may (a source's own documents, deleted as the tables' owner)."""
     _lock_collection_of(conn, document_id, user_id)  # never a collection the user cannot write
     row = conn.execute(
-        f"DELETE FROM documents d WHERE d.id = %(id)s AND {_WRITABLE} RETURNING d.id",
+        "DELETE FROM documents d WHERE d.id = %(id)s"
+        f" AND (%(user_id)s::bigint IS NULL OR {_WRITABLE}) RETURNING d.id",
         {"id": document_id, "user_id": user_id},
     ).fetchone()
     return row is not None

@@ -72,16 +72,18 @@ def enqueue(
     dedupe_key: str | None,
     max_attempts: int,
     document_id: int | None = None,
+    delay_s: float = 0.0,
 ) -> StoredJob | None:
-    """Queue a job and wake idle workers when the transaction commits.
+    """Queue a job (due in `delay_s`) and wake idle workers when the transaction commits.
 
     A document's job goes with the document, and belongs to the document's owner (fair claims).
     None when an active (queued or running) job already has this dedupe key.
     """
     row = conn.execute(
-        "INSERT INTO jobs (kind, payload, dedupe_key, max_attempts, document_id, owner_id)"
-        " VALUES (%(kind)s, %(payload)s, %(dedupe_key)s, %(max_attempts)s, %(document_id)s,"
-        " (SELECT owner_id FROM documents WHERE id = %(document_id)s))"
+        "INSERT INTO jobs (kind, payload, dedupe_key, max_attempts, document_id, owner_id,"
+        " run_after) VALUES (%(kind)s, %(payload)s, %(dedupe_key)s, %(max_attempts)s,"
+        " %(document_id)s, (SELECT owner_id FROM documents WHERE id = %(document_id)s),"
+        " now() + make_interval(secs => %(delay)s))"
         " ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('queued', 'running')"
         f" DO NOTHING RETURNING {_COLUMNS}",
         {
@@ -90,11 +92,19 @@ def enqueue(
             "dedupe_key": dedupe_key,
             "max_attempts": max_attempts,
             "document_id": document_id,
+            "delay": delay_s,
         },
     ).fetchone()
     if row is not None:
         conn.execute("SELECT pg_notify(%(channel)s, %(kind)s)", {"channel": CHANNEL, "kind": kind})
     return _job(row)
+
+
+def has_queued(conn: Conn, kind: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM jobs WHERE kind = %(kind)s AND state = 'queued' LIMIT 1", {"kind": kind}
+    ).fetchone()
+    return row is not None
 
 
 def requeue_expired(conn: Conn) -> list[StoredJob]:

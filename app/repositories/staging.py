@@ -45,7 +45,10 @@ def stage(conn: Conn, chunks: Sequence[Any], vectors: np.ndarray) -> None:
 
 def swap(conn: Conn, document_id: int, space_id: int) -> int:
     """In the caller's transaction: replace the document's chunks and vectors with the staged
-    ones; the number of chunks."""
+    ones; the number of chunks. The document's row is locked first, so that a change of its
+    access set (a source's sync) waits for the new chunks, or they see the change: the trigger
+    that copies the set into new chunks reads the document as its statement starts."""
+    conn.execute("SELECT 1 FROM documents WHERE id = %(id)s FOR NO KEY UPDATE", {"id": document_id})
     document_repo.clear_chunks(conn, document_id)
     inserted = conn.execute(
         "INSERT INTO document_chunks (id, document_id, ordinal, text, token_count, page,"

@@ -47,7 +47,7 @@ def _where(owner_id: int, provider: str, field: str) -> str:
     return f"connector:{owner_id}:{provider}:{field}"
 
 
-def _keyring(keyring: Keyring | None) -> Keyring:
+def require_keyring(keyring: Keyring | None) -> Keyring:
     if keyring is None:
         raise ServiceUnavailable("this server has no POSTRAG_SECRET_KEY to encrypt tokens with")
     return keyring
@@ -90,9 +90,16 @@ def store(
     conn: Conn, who: Principal, provider: str, grant: dict[str, Any], keyring: Keyring | None
 ) -> dict[str, Any]:
     """Connect (or reconnect) `provider` with an OAuth token response."""
-    ring = _keyring(keyring)
+    return store_for(conn, who.user_id, provider, grant, keyring)
+
+
+def store_for(
+    conn: Conn, owner_id: int, provider: str, grant: dict[str, Any], keyring: Keyring | None
+) -> dict[str, Any]:
+    """Connect (or reconnect) `provider` for `owner_id` (acting as them) with a token response."""
+    ring = require_keyring(keyring)
     with conn.transaction():
-        return public(_store(conn, who.user_id, check_provider(provider), grant, ring))
+        return public(_store(conn, owner_id, check_provider(provider), grant, ring))
 
 
 def delete(conn: Conn, who: Principal, provider: str) -> None:
@@ -121,7 +128,7 @@ def access_token(
     force: bool = False,
 ) -> tuple[str, Row]:
     """A valid access token for `provider` (refreshed first when it expires within a minute)."""
-    ring = _keyring(keyring)
+    ring = require_keyring(keyring)
     with conn.transaction():
         connector_repo.lock_owner(conn, owner_id)  # one refresh per user at a time
         row = connector_repo.get_secret(conn, owner_id, check_provider(provider))

@@ -10,6 +10,7 @@ ciphertext copied to another row or field does not decrypt.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from app.settings import Settings, SettingsError
 MIN_SECRET_CHARS = 32
 NONCE_BYTES = 12
 _INFO = b"postrag secrets v1"
+_MAC_INFO = b"postrag signatures v1"  # a key of its own: never the encryption key twice
 
 
 class SecretError(RuntimeError):
@@ -52,8 +54,12 @@ class Key:
     aead: AESGCM
 
 
+def _hkdf(secret: str, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret.encode())
+
+
 def derive(secret: str) -> Key:
-    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(secret.encode())
+    raw = _hkdf(secret, _INFO)
     return Key(hashlib.sha256(raw).hexdigest()[:16], AESGCM(raw))
 
 
@@ -62,6 +68,7 @@ class Keyring:
 
     def __init__(self, current: str, old: tuple[str, ...] = ()):
         self.current = derive(current)
+        self._mac_key = _hkdf(current, _MAC_INFO)
         self._keys = {k.id: k for k in (derive(s) for s in old)}
         self._keys[self.current.id] = self.current
 
@@ -72,6 +79,11 @@ class Keyring:
             raise SettingsError(f"{problem}; `postrag keys generate` makes one")
         assert settings.secret_key is not None
         return cls(settings.secret_key, settings.old_secret_keys)
+
+    def sign(self, purpose: str, message: bytes) -> bytes:
+        """An HMAC-SHA256 of `message` for `purpose`, under the current secret only (what is
+        signed lives minutes, not across a key rotation)."""
+        return hmac.new(self._mac_key, purpose.encode() + b"\0" + message, hashlib.sha256).digest()
 
     def knows(self, key_id: str) -> bool:
         return key_id in self._keys

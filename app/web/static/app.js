@@ -1,49 +1,10 @@
-// postrag's web page: plain modules, no build step. Every call goes to the public JSON API,
-// either with the token the user pasted (kept in sessionStorage, this tab only) or with the
-// session cookie of a sign-in with the identity provider (HttpOnly: this script never sees it)
-// plus the session's CSRF token on writes.
-const TOKEN_KEY = "postrag.token";
-const READS = ["GET", "HEAD"];
-const $ = (selector) => document.querySelector(selector);
+// postrag's web page: plain modules, no build step. Every call goes to the public JSON API
+// (api.js says with which credentials); sources.js holds the Sources section.
+import { $, TOKEN_KEY, api, authHeaders, element, report, token, useCsrfToken } from "./api.js";
+import { setUpSources, showSources, startSources } from "./sources.js";
+
 let currentCollection = null;
 let pollTimer = null;
-let csrfToken = null;  // set while signed in with the provider (the cookie does the rest)
-
-function token() { return sessionStorage.getItem(TOKEN_KEY); }
-
-// The credentials of a request: the pasted token, or the session's CSRF token on writes.
-function authHeaders(method = "GET") {
-  if (token()) return { Authorization: `Bearer ${token()}` };
-  return csrfToken && !READS.includes(method.toUpperCase()) ? { "X-CSRF-Token": csrfToken } : {};
-}
-
-async function api(path, options = {}) {
-  const headers = { ...authHeaders(options.method), ...(options.headers || {}) };
-  const response = await fetch(path, { ...options, headers, credentials: "same-origin" });
-  if (response.status === 204) return null;
-  const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
-  if (!response.ok) {
-    const error = new Error(body?.detail || `${response.status} ${response.statusText}`);
-    error.status = response.status;
-    throw error;
-  }
-  return body;
-}
-
-function element(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attributes)) {
-    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
-}
-
-// Shown in the page's alert region: every failure the user should know about ends here.
-function report(error, where = "#app-error") {
-  $(where).textContent = error.message || String(error);
-}
 
 async function signIn(candidate) {
   sessionStorage.setItem(TOKEN_KEY, candidate);
@@ -62,7 +23,7 @@ async function signIn(candidate) {
 async function resumeSession() {
   try {
     const session = await api("/auth/session");
-    csrfToken = session.csrf_token;
+    useCsrfToken(session.csrf_token);
     showApp(session);
     return;
   } catch (error) {
@@ -78,7 +39,7 @@ function showApp(me) {
   $("#app").hidden = false;
   $("#sign-out").hidden = false;
   $("#who").focus();
-  for (const load of [loadCollections, loadChats, loadPreferences]) {
+  for (const load of [loadCollections, loadChats, loadPreferences, startSources]) {
     load().catch((error) => report(error));
   }
 }
@@ -91,7 +52,7 @@ async function signOut() {
   }
   try {
     const out = await api("/auth/logout", { method: "POST" });
-    csrfToken = null;
+    useCsrfToken(null);
     if (out.end_session_url) location.assign(out.end_session_url);  // the provider's sign-out
     else location.reload();
   } catch (error) {
@@ -116,6 +77,7 @@ async function choose(collection) {
   $("#current-collection").textContent = `in ${collection.name}`;
   await loadCollections();
   await loadDocuments();
+  await showSources(collection);
 }
 
 async function removeCollection(collection) {
@@ -125,6 +87,7 @@ async function removeCollection(collection) {
     if (currentCollection?.id === collection.id) currentCollection = null;
     await loadCollections();
     await loadDocuments();
+    if (!currentCollection) await showSources(null);
   } catch (error) {
     report(error);
   }
@@ -449,6 +412,7 @@ function setUp() {
     openedFrom?.focus();  // back to the citation that opened it
   });
   $("#preferences-form").addEventListener("submit", savePreferences);
+  setUpSources(loadDocuments);
   if (token()) signIn(token());
   else resumeSession();
 }
