@@ -119,6 +119,16 @@ def _authorize_optional(reads_only: bool) -> None:
             g.pop("principal", None)
 
 
+def authorize_bearer(reads_only: bool) -> Principal:
+    """For a view outside @endpoint (the MCP transport): authenticated as @endpoint does, rate
+    limited and accounted, but by an `Authorization: Bearer` credential only, never the web
+    page's cookie (whose writes need a CSRF token such clients cannot send)."""
+    if "Authorization" not in request.headers:
+        raise Unauthorized("send Authorization: Bearer with an API token")
+    _authorize("user", reads_only)
+    return principal()
+
+
 def optional_principal() -> Principal | None:
     """The caller of an `optional` endpoint, None when anonymous."""
     who: Principal | None = g.get("principal")

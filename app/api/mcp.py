@@ -1,0 +1,92 @@
+"""/mcp: the MCP server (app/api/mcp_tools.py) over streamable HTTP, inside the Flask app.
+
+The SDK's transport is an ASGI app; this is a WSGI app served by gunicorn's threads. Rather than
+a second server or an event loop shared across threads, each request is authenticated here as
+any API request is (a bearer API token or identity-provider JWT, rate limited and accounted;
+never the web page's cookie), then handed to a stateless session manager that answers in JSON,
+run to completion on an event loop of this request's own thread: one JSON-RPC message in, one
+answer out, no session to keep between requests (the 2026-07-28 protocol needs none; older
+clients' `initialize` is answered each time). The tools run in the SDK's worker threads, each on
+a pooled connection acting as the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+import anyio
+from flask import Blueprint, Response, g, request
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+from app.api import mcp_tools
+from app.api.endpoint import authorize_bearer, release_db
+from app.runtime import runtime
+
+bp = Blueprint("mcp", __name__)
+
+MAX_BODY_BYTES = 256 * 1024  # a JSON-RPC message; a query is at most 4000 characters
+
+
+@bp.route("/mcp", methods=["POST", "GET", "DELETE"])
+def mcp_transport() -> Response:
+    who = authorize_bearer(reads_only=True)  # the tools only read (ask, as /v1/chat does)
+    release_db()  # each tool call takes a connection of its own, acting as the caller
+    caller = mcp_tools.Caller(runtime(), request.host_url.rstrip("/"), lambda _c: who, g.llm_usage)
+    body = request.stream.read(MAX_BODY_BYTES + 1)  # one more: the SDK then answers 413
+    with mcp_tools.serving(caller):
+        status, headers, payload = anyio.run(_exchange, _scope(), body)
+    return Response(payload, status=status, headers=headers)
+
+
+def _scope() -> dict[str, Any]:
+    """The ASGI scope of this WSGI request."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": request.method,
+        "scheme": request.scheme,
+        "path": request.path,
+        "raw_path": request.path.encode(),
+        "root_path": "",
+        "query_string": request.query_string,
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers],
+        "client": (request.remote_addr or "", 0),
+        "server": (request.host, 0),
+    }
+
+
+async def _exchange(scope: dict[str, Any], body: bytes) -> tuple[int, list[Any], bytes]:
+    """The SDK's answer to one request: (status, headers, body)."""
+    manager = StreamableHTTPSessionManager(
+        app=mcp_tools.server()._lowlevel_server,  # noqa: SLF001 - what its own Starlette app mounts
+        json_response=True,
+        stateless=True,
+        max_request_body_size=MAX_BODY_BYTES,
+    )
+    answered = anyio.Event()
+    sent: dict[str, Any] = {"status": 500, "headers": [], "body": b""}
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await answered.wait()  # the client stays until the whole answer is sent
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            sent["status"] = message["status"]
+            headers = message["headers"]
+            sent["headers"] = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+        elif message["type"] == "http.response.body":
+            sent["body"] += message.get("body", b"")
+            if not message.get("more_body", False):
+                answered.set()
+
+    async with manager.run():
+        await manager.handle_request(scope, receive, send)
+    return sent["status"], sent["headers"], sent["body"]
