@@ -2,7 +2,8 @@
 
 `server` (serve, worker), `database` (migrate, psql, pg-dump, pg-restore), `backup` (backup,
 restore), `documents` (ingest), `transfer` (export, import), `users`, `keys`, `sources`, `mcp`
-(the MCP tools over stdio); `common` holds what they share. Each only parses arguments, calls a service and prints.
+(the MCP tools over stdio); `common` holds what they share. Each only parses arguments, calls a
+service and prints.
 """
 
 from __future__ import annotations
