@@ -272,3 +272,24 @@ def test_stdio_refuses_to_start_with_a_bad_token_or_user(module_settings, corpus
     assert nobody.returncode == 2 and "no user 'nobody'" in nobody.stderr and nobody.stdout == ""
     neither = run("mcp", env={k: v for k, v in env.items() if k != "POSTRAG_MCP_TOKEN"})
     assert neither.returncode == 2 and "--token" in neither.stderr
+
+
+def test_ask_answers_with_the_chat_model_and_counts_its_tokens(
+    ollama_app, llm, client, admin, admin_token, collection, settings
+):  # type: ignore[no-untyped-def]
+    document = upload(client, admin, collection, "handbook.txt", PAYROLL)
+    drain(ollama_app)
+    llm.reply = "Payroll runs on the 25th [1]."
+    with live_server(ollama_app) as url:
+        (result,) = call(over_http(url, admin_token), ("ask", {"question": "When is payroll?"}))
+    answer = structured(result)
+    assert answer["answer"] == llm.reply and answer["model"] == "fake-chat"
+    assert [(c["document_id"], c["cited"]) for c in answer["citations"]] == [(document, True)]
+    asked = [body for path, body in llm.requests if path == "/api/chat"]
+    assert "Overtime is paid" in asked[0]["messages"][-1]["content"]  # the passage, as a source
+    with psycopg.connect(settings.database_url) as conn:
+        counted = conn.execute(
+            "SELECT prompt_tokens, completion_tokens FROM api_usage"
+            " WHERE route = '/mcp' AND prompt_tokens IS NOT NULL"
+        ).fetchall()
+    assert counted == [llm.usage]
