@@ -234,6 +234,11 @@ def test_malformed_messages_get_json_rpc_errors(base_url, corpus):  # type: igno
         },
     )
     assert garbage.status_code == 400 and garbage.json()["error"]["code"] == -32700
+    oversized = raw_call(base_url, alice, {"jsonrpc": "2.0", "id": 3, "method": "x" * 300_000})
+    assert oversized.status_code == 413
+    # No stream for server-initiated messages, no session to end: answered at once.
+    for method in ("GET", "DELETE"):
+        assert httpx.request(method, f"{base_url}/mcp", headers=alice).status_code == 405
 
 
 def test_an_invalid_or_missing_token_is_401(base_url):  # type: ignore[no-untyped-def]
@@ -293,3 +298,21 @@ def test_ask_answers_with_the_chat_model_and_counts_its_tokens(
             " WHERE route = '/mcp' AND prompt_tokens IS NOT NULL"
         ).fetchall()
     assert counted == [llm.usage]
+
+
+def test_an_identity_providers_jwt_is_a_bearer_and_the_web_cookie_is_not(make_app, provider):  # type: ignore[no-untyped-def]
+    oidc_app = make_app(oidc_issuer=provider.issuer, oidc_audience="postrag")
+    jwt = provider.token(sub="s-carol", preferred_username="carol")
+    with live_server(oidc_app) as url:
+        (listed,) = call(over_http(url, jwt), ("list_collections", {}))
+    assert structured(listed) == {"collections": [], "total": 0}
+    browser = oidc_app.test_client()
+    signed_in = browser.get(
+        httpx.get(browser.get("/auth/login").headers["Location"]).headers["Location"]
+    )
+    assert signed_in.status_code in (302, 303) and browser.get("/auth/session").status_code == 200
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    refused = browser.post(
+        "/mcp", json=ping, headers={"Accept": "application/json, text/event-stream"}
+    )
+    assert refused.status_code == 401

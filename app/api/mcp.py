@@ -28,7 +28,9 @@ bp = Blueprint("mcp", __name__)
 MAX_BODY_BYTES = 256 * 1024  # a JSON-RPC message; a query is at most 4000 characters
 
 
-@bp.route("/mcp", methods=["POST", "GET", "DELETE"])
+# POST only: GET (a stream for server-initiated messages) and DELETE (ending a session) are 405,
+# as the transport allows for a server with neither; a GET would otherwise hold a thread open.
+@bp.post("/mcp")
 def mcp_transport() -> Response:
     who = authorize_bearer(reads_only=True)  # the tools only read (ask, as /v1/chat does)
     release_db()  # each tool call takes a connection of its own, acting as the caller
