@@ -10,7 +10,17 @@ import httpx
 import psycopg
 import pytest
 
-from tests.helpers import SSE, ask, live_server, messages, new_chat, parse_sse_ids, wait_for
+from app.runtime import Runtime
+from tests.helpers import (
+    SSE,
+    ask,
+    live_server,
+    messages,
+    new_chat,
+    parse_sse_ids,
+    stream_until,
+    wait_for,
+)
 
 Events = list[tuple[int, str, dict]]
 
@@ -64,7 +74,7 @@ def _stored(http: httpx.Client, base: str, chat: int) -> dict:
 
 def test_a_cut_stream_resumes_on_another_instance_with_every_event_once(two_instances, llm):
     http, a, b = two_instances
-    llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(60)), 0.05
+    llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(60)), 0.04
     chat, first = _start(http, a, 3)
     message = _stored(http, b, chat)
     assert message["status"] == "streaming"  # resumed mid-answer: the rest comes live to B
@@ -106,7 +116,7 @@ def test_an_answer_completes_without_a_listener_and_then_replays_and_ends(two_in
 
 def test_after_beyond_the_end_waits_for_the_events_to_come(two_instances, llm):
     http, a, b = two_instances
-    llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(60)), 0.05
+    llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(60)), 0.04
     chat, first = _start(http, a, 1)
     message = _stored(http, b, chat)
     after = first[-1][0] + 3  # not stored yet (each event holds about two words)
@@ -167,3 +177,27 @@ def test_pruning_removes_the_events_of_old_answers_only(
     left = wait_for(lambda: (c := counts()).get(old) is None and c)
     assert left.keys() == {recent, latest}
     assert messages(client, admin, chat)[1]["content"] == llm.reply  # the text stays
+
+
+def test_answers_still_running_when_the_process_stops_end_with_their_text(
+    make_app, admin, llm, database_url
+):
+    llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(200)), 0.02
+    app = make_app(llm="ollama", ollama_url=llm.url, chat_model="fake-chat")
+    client = app.test_client()
+    chat = new_chat(client, admin)
+    response = ask(client, admin, chat, "Talk", extra=SSE, buffered=False)
+    stream_until(response, "event: delta")
+    response.close()  # nobody listens any more; the answer goes on until the process ends
+    Runtime.of(app).answers.close()  # as at the process's end, after gunicorn's graceful wait
+    stored = messages(client, admin, chat)[-1]
+    assert (stored["status"], stored["finish_reason"]) == ("incomplete", "error")
+    assert stored["error"] == "the server stopped"
+    assert stored["content"].startswith("word0") and len(stored["content"]) < len(llm.reply)
+    with psycopg.connect(database_url) as conn:
+        last = conn.execute(
+            "SELECT kind, data FROM chat_message_events WHERE message_id = %s"
+            " ORDER BY seq DESC LIMIT 1",
+            (stored["id"],),
+        ).fetchone()
+    assert last is not None and last[0] == "done" and last[1]["status"] == "incomplete"

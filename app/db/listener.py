@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 log = logging.getLogger(__name__)
-POLL_S = 1.0  # how often the listening thread checks that it should go on
+POLL_S = 0.25  # how often the listening thread checks that it should go on
 RETRY_S = 2.0  # pause before connecting again after the connection failed
 
 
