@@ -185,6 +185,14 @@ class Settings:
     chat_answer_tokens: int = setting(
         Var("POSTRAG_CHAT_ANSWER_TOKENS", Integer(low=16), "1024", "room kept for the answer")
     )
+    chat_events_keep_hours: int = setting(
+        Var(
+            "POSTRAG_CHAT_EVENTS_KEEP_HOURS",
+            Integer(low=1, high=8760),
+            "24",
+            "an answer's stored events (to resume its stream) are kept this long after its end",
+        )
+    )
     # Connector (OAuth) tokens
     secret_key: str | None = setting(
         Var("POSTRAG_SECRET_KEY", OptionalText(), "", "encrypts connector tokens")

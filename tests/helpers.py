@@ -227,6 +227,17 @@ def parse_sse(raw: bytes | str) -> list[tuple[str, dict]]:
     return found
 
 
+def parse_sse_ids(raw: bytes | str) -> list[tuple[int, str, dict]]:
+    """The (id, event, data) triples of a server-sent-events body whose events all have ids."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    found = []
+    for block in text.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            found.append((int(lines["id"]), lines["event"], json.loads(lines["data"])))
+    return found
+
+
 def stream_until(response, marker: str) -> tuple[str, Iterator[bytes]]:  # type: ignore[no-untyped-def]
     """What a streamed (buffered=False) test response sent up to `marker`, and the rest of it."""
     rest, seen = iter(response.response), ""

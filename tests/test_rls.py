@@ -37,6 +37,11 @@ VISIBLE = {
     ),
     "chats": ("id", "owner_id = %(u)s"),
     "chat_messages": ("id", "chat_id IN (SELECT id FROM chats WHERE owner_id = %(u)s)"),
+    "chat_message_events": (
+        "message_id::text || '/' || seq",
+        "message_id IN (SELECT m.id FROM chat_messages m JOIN chats c ON c.id = m.chat_id"
+        " WHERE c.owner_id = %(u)s)",
+    ),
     "user_preferences": ("user_id", "user_id = %(u)s"),
     "api_tokens": ("id", "user_id = %(u)s"),
     "connector_tokens": ("id", "owner_id = %(u)s"),

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
-from contextlib import closing
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, g, url_for
+from flask import Blueprint, g, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import changes_of, db, endpoint, principal, read_db, release_db
+from app.api.endpoint import changes_of, db, endpoint, principal, read_db, release_db, validate
 from app.api.problems import ProblemContext, problem_body
 from app.api.schemas import Page, PageQuery
-from app.api.sse import event_stream, sse, wants_stream
+from app.api.sse import HEARTBEAT, event_stream, sse, wants_stream
+from app.errors import InternalError
 from app.runtime import runtime
-from app.services import chat_answers, chat_exchange, chats
+from app.services import answer_streams, chat_answers, chat_exchange, chats
+from app.services.answer_streams import StoredEvent
 
 bp = Blueprint("chats", __name__, url_prefix="/api/v1")
 
@@ -70,7 +71,8 @@ class Message(BaseModel):
     reasoning: str = Field(description="the model's <think> text; never sent back as history")
     status: Literal["streaming", "complete", "incomplete"]
     finish_reason: str | None = Field(
-        description="stop, length, stopped (by you), disconnected, error"
+        description="stop, length, stopped (by you), error; disconnected: a client that left"
+        " ended answers before postrag 20 (since then, answers go on without it)"
     )
     model: str | None
     prompt_tokens: int | None
@@ -95,6 +97,18 @@ class StreamQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stream: bool = Field(False, description="answer as server-sent events (as Accept does)")
+
+
+class EventsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after: int = Field(
+        0, ge=0, le=2**31 - 1, description="send the events after this id (Last-Event-ID wins)"
+    )
+
+
+class LastEventId(BaseModel):
+    last_event_id: int = Field(ge=0, le=2**31 - 1)
 
 
 class Stopping(BaseModel):
@@ -180,13 +194,15 @@ def _deps() -> chat_exchange.Deps:
         llm=rt.llm,
         search=rt.search,
         llm_usage=g.llm_usage,
+        stopping=rt.answers.stopping,
     )
 
 
 @bp.post("/chats/<int:chat_id>/messages")
 @endpoint(
     summary="Ask: retrieve sources, answer with [n] citations (JSON, or SSE with"
-    " Accept: text/event-stream or ?stream=true: events retrieval, reasoning, delta, done, error)",
+    " Accept: text/event-stream or ?stream=true: events retrieval, reasoning, delta, done, error,"
+    " each with an id to resume from)",
     tag="chats",
     status=201,
     body=MessageCreate,
@@ -199,26 +215,42 @@ def post_message(chat_id: int, body: MessageCreate, query: StreamQuery) -> Any:
     deps = _deps()
     exchange = chat_answers.start(db(), principal(), chat_id, body.content, deps)
     release_db()  # the answer takes connections only while it uses them
-    events = chat_answers.run(exchange, deps)
+    failed = ProblemContext.of_request(streamed=True)
+    run = runtime().answers.launch(exchange, deps, lambda error: problem_body(error, failed))
     if wants_stream(query.stream):
-        return event_stream(_stream(events, ProblemContext.of_request(streamed=True)))
-    with closing(events):  # closed at once, not when collected: its end gives held tokens back
-        for event in events:
-            if event.error is not None:
-                raise event.error
-            if event.kind == "done":
-                return Message(
-                    **chats.get_message(db(), principal(), chat_id, event.data["message_id"])
-                )
-    raise RuntimeError("the answer ended without done or error")
+        return event_stream(_sse(run.log.follow()))
+    final = run.wait()
+    if final is None:  # the answer's thread failed (and logged why)
+        raise InternalError()
+    if final.error is not None:
+        raise final.error
+    return Message(**chats.get_message(db(), principal(), chat_id, final.data["message_id"]))
 
 
-def _stream(
-    events: Generator[chat_exchange.Event, None, None], failed: ProblemContext
-) -> Iterator[str]:
-    try:
-        for event in events:
-            data = event.data if event.error is None else problem_body(event.error, failed)
-            yield sse(event.kind, data)
-    finally:
-        events.close()  # a disconnect reaches run() here
+@bp.get("/chats/<int:chat_id>/messages/<int:message_id>/events")
+@endpoint(
+    summary="An answer's events (SSE) after the id in the Last-Event-ID header (or ?after=),"
+    " then the live rest until done or error, from any app process",
+    tag="chats",
+    query=EventsQuery,
+    errors=(404,),
+    raw_response="text/event-stream",
+)
+def message_events(chat_id: int, message_id: int, query: EventsQuery) -> Any:
+    after = query.after
+    if "Last-Event-ID" in request.headers:  # what a browser's EventSource sends on reconnecting
+        header = {"last_event_id": request.headers["Last-Event-ID"].strip()}
+        after = validate(LastEventId, header, "header").last_event_id
+    who = principal()
+    answer_streams.check_answer(db(), who, chat_id, message_id)
+    release_db()
+    rt = runtime()
+    stale_s = chat_answers.stale_after_s(rt.settings)
+    ids = (chat_id, message_id)
+    events = answer_streams.follow_stored(rt.pool, rt.listener, who, ids, after, stale_s)
+    return event_stream(_sse(events))
+
+
+def _sse(events: Iterator[StoredEvent | None]) -> Iterator[str]:
+    for event in events:
+        yield HEARTBEAT if event is None else sse(event.kind, event.data, event.seq)

@@ -10,9 +10,14 @@ from flask import Response, request
 from app import strict_json
 
 
-def sse(event: str, data: dict[str, Any]) -> str:
+def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> str:
     # Streams run outside the app context, where flask.json would fall back to lenient json.
-    return f"event: {event}\ndata: {strict_json.dumps(data)}\n\n"
+    head = "" if event_id is None else f"id: {event_id}\n"
+    return f"{head}event: {event}\ndata: {strict_json.dumps(data)}\n\n"
+
+
+# A comment line: clients ignore it; proxies see traffic and keep a waiting stream open.
+HEARTBEAT = ": keep-alive\n\n"
 
 
 def wants_stream(stream_flag: bool) -> bool:

@@ -1,13 +1,15 @@
-"""Posting a message to a chat: the exchange is stored, sources retrieved, the answer streamed.
+"""Posting a message to a chat: the exchange is stored, sources retrieved, the answer generated.
 
-`start` runs before any byte is sent (so its errors are plain HTTP problems): it stores the user's
-message and an assistant message in state 'streaming', and holds the tokens the answer may take
-of the user's daily budget. `run` then yields events (retrieval, reasoning, delta, done, error)
-while it saves the text every half second, so a stop request from any process reaches it and a
-crash leaves the partial text; at its end the tokens used are counted and the hold released. A
-client that goes away, a stop, or a model (or database) that fails mid-answer leave the message
-'incomplete' with what was generated; a model that fails before its first word leaves nothing
-stored, so the message can simply be sent again.
+`start` runs in the request, before any byte is sent (so its errors are plain HTTP problems): it
+stores the user's message and an assistant message in state 'streaming', and holds the tokens the
+answer may take of the user's daily budget. `run` then yields events (retrieval, reasoning,
+delta, done, error) while it saves the text every half second, so a stop request from any
+process reaches it and a crash leaves the partial text; at its end the tokens used are counted
+and the hold released. It runs in a thread of its own (app/services/answer_runs.py), so a client
+that goes away changes nothing: the answer is generated to its end. A stop, the process ending,
+or a model (or database) that fails mid-answer leave the message 'incomplete' with what was
+generated; a model that fails before its first word leaves nothing stored, so the message can
+simply be sent again.
 """
 
 from __future__ import annotations
@@ -101,23 +103,15 @@ def _source_event(sources: list[Hit], warnings: list[str], mode: str) -> Event:
 
 
 def run(ex: Exchange, deps: Deps) -> Generator[Event, None, None]:
-    """The answer's events; always ends with `done` or `error` unless the consumer leaves."""
+    """The answer's events; always ends with `done` or `error`."""
     answer = Answer(ex, deps)
     try:
-        yield from _stream(ex, deps, answer)
-    finally:  # whatever happened, the tokens held for the answer go back
-        usage.release_llm_tokens(deps.pool, ex.hold)
-
-
-def _stream(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
-    try:
         yield from _generate(ex, deps, answer)
-    except GeneratorExit:  # the client went away: keep what was generated
-        _cleanly(answer.finish, "incomplete", "disconnected", "the client disconnected")
-        raise
     except Exception as exc:  # a lost database is a 503 the client may retry, not a 500
         during = f"chat {ex.chat['id']}'s answer {ex.assistant_id}"
         yield _failed(answer, as_app_error(exc, during))
+    finally:  # whatever happened, the tokens held for the answer go back
+        usage.release_llm_tokens(deps.pool, ex.hold)
 
 
 def _failed(answer: Answer, error: AppError) -> Event:
@@ -208,10 +202,13 @@ def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
             if "first_token_ms" not in answer.timings:
                 answer.timings["first_token_ms"] = round((time.monotonic() - t1) * 1000, 1)
             yield from answer.take(piece.text, piece.reasoning)
-            if answer.save_due():
+            if answer.save_due() or deps.stopping.is_set():
                 break
     finally:
         pieces.close()  # closes the upstream connection when we stop early
     answer.timings["generation_ms"] = round((time.monotonic() - t1) * 1000, 1)
-    row = answer.finish("incomplete", "stopped", "stopped by the user")
-    yield answer.done_event(row, "incomplete", "stopped")
+    reason, why = "stopped", "stopped by the user"
+    if deps.stopping.is_set():
+        reason, why = "error", "the server stopped"
+    row = answer.finish("incomplete", reason, why)
+    yield answer.done_event(row, "incomplete", reason)

@@ -8,6 +8,7 @@ held are settled once, by the first try.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ class Deps:
     llm: LLMClients
     search: SearchDeps
     llm_usage: dict[str, int] = field(default_factory=dict)  # filled for the usage log
+    stopping: threading.Event = field(default_factory=threading.Event)  # the process ends
 
 
 @dataclass(frozen=True)

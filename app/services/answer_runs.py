@@ -1,0 +1,110 @@
+"""Chat answers generated in background threads of the app process, so that an answer goes on
+after its client leaves; app/services/answer_streams.py stores its events for whoever follows.
+
+An answer is bounded as it was inside its request: the model's timeout per piece, the answer's
+tokens, a stop request from any process (seen at its next save). `close()`, at the process's
+end (after gunicorn's graceful wait for requests), asks the answers still running to end at
+their next piece, storing their text as `incomplete`, and waits up to CLOSE_WAIT_S for them.
+After an answer ends, the events of answers that ended POSTRAG_CHAT_EVENTS_KEEP_HOURS ago are
+deleted, at most once every PRUNE_EVERY_S per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from app.errors import AppError
+from app.repositories.chat_events import TERMINAL
+from app.services import answer_streams, chat_answers
+from app.services.answer_streams import EventLog
+from app.services.chat_exchange import Deps, Event, Exchange
+
+log = logging.getLogger(__name__)
+CLOSE_WAIT_S = 5.0
+PRUNE_EVERY_S = 600.0
+
+RenderError = Callable[[AppError], dict[str, Any]]
+
+
+class AnswerRun:
+    """One answer in the making: its events, and its last one as produced (with its error)."""
+
+    def __init__(self, log: EventLog):
+        self.log = log
+        self.final: Event | None = None
+        self.finished = threading.Event()
+
+    def wait(self) -> Event | None:
+        """The answer's `done` or `error` event, once it ended (None if it ended without)."""
+        self.finished.wait()
+        return self.final
+
+
+class AnswerRunner:
+    """The answers this process generates."""
+
+    def __init__(self, pool: ConnectionPool[Any], keep_hours: int):
+        self.pool, self.keep_hours = pool, keep_hours
+        self.stopping = threading.Event()  # set by close(): answers end at their next piece
+        self._running: set[AnswerRun] = set()
+        self._lock = threading.Lock()
+        self._pruned_at: float | None = None
+
+    def launch(self, ex: Exchange, deps: Deps, render_error: RenderError) -> AnswerRun:
+        """Generate the answer of `ex` in a thread of its own; its events go to the run's log,
+        an error rendered by `render_error` (the problem object of the request that asked)."""
+        run = AnswerRun(EventLog(self.pool, ex.who.user_id, ex.assistant_id))
+        with self._lock:
+            self._running.add(run)
+        threading.Thread(
+            target=self._generate,
+            args=(run, ex, deps, render_error),
+            name=f"answer-{ex.assistant_id}",
+            daemon=True,  # close() ends them; a process that is killed leaves them to /stop
+        ).start()
+        return run
+
+    def _generate(self, run: AnswerRun, ex: Exchange, deps: Deps, render: RenderError) -> None:
+        try:
+            for event in chat_answers.run(ex, deps):
+                run.log.put(event.kind, event.data if event.error is None else render(event.error))
+                if event.kind in TERMINAL:
+                    run.final = event
+        except Exception:  # run() reports failures as events: this is a bug, not an outage
+            log.exception("the answer %d failed", ex.assistant_id)
+        finally:
+            run.log.close()
+            run.finished.set()
+            with self._lock:
+                self._running.discard(run)
+            self._prune_now_and_then()
+
+    def _prune_now_and_then(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY_S:
+                return
+            self._pruned_at = now
+        try:
+            pruned = answer_streams.prune(self.pool, self.keep_hours)
+        except Exception:
+            log.warning("could not prune old answer events", exc_info=True)
+            return
+        if pruned:
+            log.info("pruned %d events of answers older than %d h", pruned, self.keep_hours)
+
+    def close(self) -> None:
+        """End the answers still running (their text is kept) and wait a little for them."""
+        self.stopping.set()
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        with self._lock:
+            running = list(self._running)
+        for run in running:
+            run.finished.wait(max(0.0, deadline - time.monotonic()))
+            run.log.join(max(0.0, deadline - time.monotonic()))

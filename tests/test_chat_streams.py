@@ -1,0 +1,203 @@
+"""Resumable answer streams: numbered events stored as they come, followed from any app process
+(LISTEN/NOTIFY), answers that finish without a listener, tenancy, and pruning."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+
+from app.runtime import Runtime
+from tests.helpers import (
+    SSE,
+    ask,
+    live_server,
+    messages,
+    new_chat,
+    parse_sse_ids,
+    stream_until,
+    wait_for,
+)
+
+Events = list[tuple[int, str, dict]]
+
+
+def _read(lines: Iterator[str], count: int) -> Events:
+    """The first `count` events of a stream being read line by line."""
+    found: Events = []
+    block: dict[str, str] = {}
+    for line in lines:
+        if line:
+            key, _, value = line.partition(": ")
+            block[key] = value
+            continue
+        if "event" in block:
+            found.append((int(block["id"]), block["event"], json.loads(block["data"])))
+        block = {}
+        if len(found) == count:
+            break
+    return found
+
+
+def _text(events: Events) -> str:
+    return "".join(data["text"] for _, kind, data in events if kind == "delta")
+
+
+@pytest.fixture
+def two_instances(ollama_app, make_app, llm, admin):  # type: ignore[no-untyped-def]
+    """Two app instances (each its own pool and listener) on one database, served on loopback,
+    and an HTTP client as the admin; yields (client, base URL of A, base URL of B)."""
+    other = make_app(llm="ollama", ollama_url=llm.url, chat_model="fake-chat", llm_timeout_s=3)
+    with (
+        live_server(ollama_app) as a,
+        live_server(other) as b,
+        httpx.Client(headers=admin, timeout=30) as http,
+    ):
+        yield http, a, b
+
+
+def _start(http: httpx.Client, base: str, count: int) -> tuple[int, Events]:
+    """A new chat's question posted as SSE to `base`, its stream cut after `count` events."""
+    chat = http.post(f"{base}/api/v1/chats", json={}).json()["id"]
+    url = f"{base}/api/v1/chats/{chat}/messages"
+    with http.stream("POST", url, json={"content": "Talk"}, headers=SSE) as response:
+        assert response.status_code == 200
+        return chat, _read(response.iter_lines(), count)
+
+
+def _stored(http: httpx.Client, base: str, chat: int) -> dict:
+    return http.get(f"{base}/api/v1/chats/{chat}").json()["messages"]["items"][-1]
+
+
+def test_a_cut_stream_resumes_on_another_instance_with_every_event_once(two_instances, llm):
+    http, a, b = two_instances
+    llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(60)), 0.04
+    chat, first = _start(http, a, 3)
+    message = _stored(http, b, chat)
+    assert message["status"] == "streaming"  # resumed mid-answer: the rest comes live to B
+    resumed = http.get(
+        f"{b}/api/v1/chats/{chat}/messages/{message['id']}/events",
+        headers={**SSE, "Last-Event-ID": str(first[-1][0])},
+    )
+    assert resumed.status_code == 200 and resumed.headers["content-type"].startswith(
+        "text/event-stream"
+    )
+    events = first + parse_sse_ids(resumed.content)
+    assert [n for n, _, _ in events] == list(range(1, len(events) + 1))  # each once, in order
+    assert events[0][1] == "retrieval" and events[-1][1] == "done"
+    assert events[-1][2]["message_id"] == message["id"]
+    stored = _stored(http, a, chat)
+    assert stored["status"] == "complete" and stored["content"] == _text(events) == llm.reply
+    # B was woken by A's NOTIFYs: it never waited long enough to send a heartbeat.
+    assert b": keep-alive" not in resumed.content
+
+
+def test_an_answer_completes_without_a_listener_and_then_replays_and_ends(two_instances, llm):
+    http, a, b = two_instances
+    llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(40)), 0.02
+    chat, first = _start(http, a, 1)  # the client leaves after the retrieval event
+    stored = wait_for(lambda: (m := _stored(http, a, chat))["status"] != "streaming" and m)
+    assert (stored["status"], stored["content"]) == ("complete", llm.reply)
+    url = f"{b}/api/v1/chats/{chat}/messages/{stored['id']}/events"
+    replayed = parse_sse_ids(http.get(url, headers=SSE).content)
+    assert replayed[0] == first[0] and replayed[-1][1] == "done"
+    assert [n for n, _, _ in replayed] == list(range(1, len(replayed) + 1))
+    assert _text(replayed) == stored["content"]
+    # Past the end of a finished answer: nothing, and the stream ends.
+    last = replayed[-1][0]
+    assert http.get(url, params={"after": last}).content == b""
+    assert http.get(url, params={"after": 10**6}).content == b""
+    just_the_end = http.get(url, headers={"Last-Event-ID": str(last - 1)}).content
+    assert parse_sse_ids(just_the_end) == replayed[-1:]
+
+
+def test_after_beyond_the_end_waits_for_the_events_to_come(two_instances, llm):
+    http, a, b = two_instances
+    llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(60)), 0.04
+    chat, first = _start(http, a, 1)
+    message = _stored(http, b, chat)
+    after = first[-1][0] + 3  # not stored yet (each event holds about two words)
+    url = f"{b}/api/v1/chats/{chat}/messages/{message['id']}/events"
+    events = parse_sse_ids(http.get(url, params={"after": after}).content)
+    assert [n for n, _, _ in events] == list(range(after + 1, after + 1 + len(events)))
+    assert events[-1][1] == "done" and llm.reply.endswith(_text(events))
+
+
+def test_resuming_someone_elses_or_an_unknown_stream_is_404(ollama_app, admin, new_user, llm):
+    client = ollama_app.test_client()
+    chat = new_chat(client, admin)
+    answer = ask(client, admin, chat, "Hello?").json
+    question = messages(client, admin, chat)[0]["id"]
+    url = f"/api/v1/chats/{chat}/messages/{answer['id']}/events"
+    mine = client.get(url, headers=admin)
+    assert mine.status_code == 200 and parse_sse_ids(mine.data)[-1][1] == "done"
+    other = new_user()
+    assert client.get(url, headers=other).status_code == 404
+    other_chat = new_chat(client, other)  # their own chat, with the admin's message id
+    theirs = f"/api/v1/chats/{other_chat}/messages/{answer['id']}/events"
+    assert client.get(theirs, headers=other).status_code == 404
+    for missing in (answer["id"] + 100, question):  # unknown, or not an answer
+        path = f"/api/v1/chats/{chat}/messages/{missing}/events"
+        assert client.get(path, headers=admin).status_code == 404
+    bad = client.get(url, headers={**admin, "Last-Event-ID": "seven"})
+    assert bad.status_code == 422 and bad.json["errors"][0]["loc"] == ["header", "last_event_id"]
+    assert client.get(url + "?after=-1", headers=admin).status_code == 422
+
+
+def test_pruning_removes_the_events_of_old_answers_only(
+    ollama_app, make_app, admin, llm, database_url
+):
+    client = ollama_app.test_client()
+    chat = new_chat(client, admin)
+    old, recent = (ask(client, admin, chat, q).json["id"] for q in ("First?", "Second?"))
+    with psycopg.connect(database_url, autocommit=True) as conn:  # the first ended 25 hours ago
+        conn.execute("SET session_replication_role = replica")  # no updated_at trigger
+        conn.execute(
+            "UPDATE chat_messages SET updated_at = now() - interval '25 hours' WHERE id = %s",
+            (old,),
+        )
+        conn.execute(
+            "UPDATE chat_message_events SET created_at = now() - interval '25 hours'"
+            " WHERE message_id = %s",
+            (old,),
+        )
+    fresh = make_app(llm="ollama", ollama_url=llm.url, chat_model="fake-chat")
+    latest = ask(fresh.test_client(), admin, chat, "Third?").json["id"]  # its end prunes
+
+    def counts() -> dict[int, int]:
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute(
+                "SELECT message_id, count(*) FROM chat_message_events GROUP BY message_id"
+            ).fetchall()
+        return dict(rows)
+
+    left = wait_for(lambda: (c := counts()).get(old) is None and c)
+    assert left.keys() == {recent, latest}
+    assert messages(client, admin, chat)[1]["content"] == llm.reply  # the text stays
+
+
+def test_answers_still_running_when_the_process_stops_end_with_their_text(
+    make_app, admin, llm, database_url
+):
+    llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(200)), 0.02
+    app = make_app(llm="ollama", ollama_url=llm.url, chat_model="fake-chat")
+    client = app.test_client()
+    chat = new_chat(client, admin)
+    response = ask(client, admin, chat, "Talk", extra=SSE, buffered=False)
+    stream_until(response, "event: delta")
+    response.close()  # nobody listens any more; the answer goes on until the process ends
+    Runtime.of(app).answers.close()  # as at the process's end, after gunicorn's graceful wait
+    stored = messages(client, admin, chat)[-1]
+    assert (stored["status"], stored["finish_reason"]) == ("incomplete", "error")
+    assert stored["error"] == "the server stopped"
+    assert stored["content"].startswith("word0") and len(stored["content"]) < len(llm.reply)
+    with psycopg.connect(database_url) as conn:
+        last = conn.execute(
+            "SELECT kind, data FROM chat_message_events WHERE message_id = %s"
+            " ORDER BY seq DESC LIMIT 1",
+            (stored["id"],),
+        ).fetchone()
+    assert last is not None and last[0] == "done" and last[1]["status"] == "incomplete"
