@@ -97,7 +97,7 @@ class Runtime:
             embedder,
             query_embedders,
             iterative_scans,
-            AnswerRunner(pool, settings.chat_events_keep_hours),
+            AnswerRunner(pool, settings.chat_events_keep_hours, settings.chat_answers_per_process),
             Listener(settings.database_url, CHAT_EVENTS_CHANNEL),
             oidc,
             oidc_login,

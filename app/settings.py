@@ -185,6 +185,14 @@ class Settings:
     chat_answer_tokens: int = setting(
         Var("POSTRAG_CHAT_ANSWER_TOKENS", Integer(low=16), "1024", "room kept for the answer")
     )
+    chat_answers_per_process: int = setting(
+        Var(
+            "POSTRAG_CHAT_ANSWERS_PER_PROCESS",
+            Integer(low=1, high=10000),
+            "32",
+            "answers one app process generates at once (more: 503)",
+        )
+    )
     chat_events_keep_hours: int = setting(
         Var(
             "POSTRAG_CHAT_EVENTS_KEEP_HOURS",

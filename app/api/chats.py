@@ -212,11 +212,16 @@ def _deps() -> chat_exchange.Deps:
     streams=True,
 )
 def post_message(chat_id: int, body: MessageCreate, query: StreamQuery) -> Any:
-    deps = _deps()
-    exchange = chat_answers.start(db(), principal(), chat_id, body.content, deps)
+    deps, answers = _deps(), runtime().answers
+    answers.reserve()  # 503 while this process generates as many answers as it may
+    try:
+        exchange = chat_answers.start(db(), principal(), chat_id, body.content, deps)
+    except BaseException:
+        answers.unreserve()
+        raise
     release_db()  # the answer takes connections only while it uses them
     failed = ProblemContext.of_request(streamed=True)
-    run = runtime().answers.launch(exchange, deps, lambda error: problem_body(error, failed))
+    run = answers.launch(exchange, deps, lambda error: problem_body(error, failed))
     if wants_stream(query.stream):
         return event_stream(_sse(run.log.follow()))
     final = run.wait()

@@ -19,7 +19,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from app.errors import AppError
+from app.errors import AppError, ServiceUnavailable
 from app.repositories.chat_events import TERMINAL
 from app.services import answer_streams, chat_answers
 from app.services.answer_streams import EventLog
@@ -49,18 +49,37 @@ class AnswerRun:
 class AnswerRunner:
     """The answers this process generates."""
 
-    def __init__(self, pool: ConnectionPool[Any], keep_hours: int):
-        self.pool, self.keep_hours = pool, keep_hours
+    def __init__(self, pool: ConnectionPool[Any], keep_hours: int, most: int = 32):
+        self.pool, self.keep_hours, self.most = pool, keep_hours, most
         self.stopping = threading.Event()  # set by close(): answers end at their next piece
         self._running: set[AnswerRun] = set()
+        self._reserved = 0  # answers being started: counted before their message is stored
         self._lock = threading.Lock()
         self._pruned_at: float | None = None
 
+    def reserve(self) -> None:
+        """Room for one more answer, taken before its messages are stored (503 when this
+        process generates `most` already: answers go on after their clients leave, so the
+        requests' threads no longer bound them); `launch` or `unreserve` gives it back."""
+        with self._lock:
+            if len(self._running) + self._reserved >= self.most:
+                raise ServiceUnavailable(
+                    f"this server is generating {self.most} answers already: try again shortly",
+                    headers={"Retry-After": "5"},
+                )
+            self._reserved += 1
+
+    def unreserve(self) -> None:
+        with self._lock:
+            self._reserved -= 1
+
     def launch(self, ex: Exchange, deps: Deps, render_error: RenderError) -> AnswerRun:
-        """Generate the answer of `ex` in a thread of its own; its events go to the run's log,
-        an error rendered by `render_error` (the problem object of the request that asked)."""
+        """Generate the answer of `ex` (its room reserved) in a thread of its own; its events
+        go to the run's log, an error rendered by `render_error` (the problem object of the
+        request that asked)."""
         run = AnswerRun(EventLog(self.pool, ex.who.user_id, ex.assistant_id))
         with self._lock:
+            self._reserved -= 1
             self._running.add(run)
         threading.Thread(
             target=self._generate,
