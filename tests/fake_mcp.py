@@ -2,9 +2,10 @@
 on 127.0.0.1 by uvicorn in a thread.
 
 Tools: `add` (a plain one), `fail` (raises a ToolError), `ask` (asks the user for a colour:
-elicitation), `count` (reports progress at each step), `big` (a long text); prompt `summarise`
-(topic). Every HTTP request's headers are recorded in `headers`; with `required` set to
-(header, value), requests without that header get 401, as a server checking its credentials.
+elicitation), `count` (reports progress at each step), `wait` (answers late), `big` (a long
+text); prompt `summarise` (topic). Every HTTP request's headers are recorded in `headers`; with
+`required` set to (header, value), requests without that header get 401, as a server checking
+its credentials.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any
 
+import anyio
 import uvicorn
 from mcp.server.mcpserver import (
     Context,
@@ -65,6 +67,12 @@ def build_server() -> MCPServer:
         for step in range(1, steps + 1):
             await ctx.report_progress(step, steps, f"step {step}")
         return f"counted to {steps}"
+
+    @server.tool()
+    async def wait(seconds: float) -> str:
+        """Answer after `seconds`."""
+        await anyio.sleep(seconds)
+        return "waited"
 
     @server.tool()
     def big(size: int) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -162,7 +163,9 @@ class McpSession:
             log.info("closing MCP server %s's session: %s", self._target.name, _leaf(exc))
 
     async def _serve(self, *, task_status: anyio.abc.TaskStatus[Client]) -> None:
-        timeout = httpx2.Timeout(self._target.timeout_s, connect=CONNECT_TIMEOUT_S)
+        # No read timeout: a call's own deadline bounds it (an idle stream may be a server
+        # waiting for the user's answer), and the SDK bounds the handshake.
+        timeout = httpx2.Timeout(self._target.timeout_s, connect=CONNECT_TIMEOUT_S, read=None)
         http = httpx2.AsyncClient(
             headers=dict(self._target.headers),
             timeout=timeout,
@@ -196,12 +199,13 @@ class McpSession:
 
     async def _bounded(self, call: Callable[[Client], Awaitable[T]]) -> T:
         assert self._client is not None, "open() first"
-        with anyio.fail_after(self._target.timeout_s) as scope:
+        with anyio.CancelScope(deadline=anyio.current_time() + self._target.timeout_s) as scope:
             self._deadline = scope
             try:
                 return await call(self._client)
             finally:
                 self._deadline = None
+        raise TimeoutError  # only a passed deadline ends the block without an answer
 
     def discover(self) -> Catalog:
         """The server's tools and prompts (what it does not offer is empty)."""
@@ -241,14 +245,18 @@ class McpSession:
     ) -> types.ElicitResult | types.ErrorData:
         del context  # the question says all the user needs
         assert self._hooks.on_question is not None
-        started = anyio.current_time()
+        # The user's time is not the server's: the call's deadline waits while they answer.
+        scope = self._deadline
+        left = scope.deadline - anyio.current_time() if scope is not None else 0.0
+        if scope is not None:
+            scope.deadline = math.inf
         try:
             reply = await anyio.to_thread.run_sync(
                 self._hooks.on_question, mcp_content.question(params)
             )
         finally:
-            if self._deadline is not None:  # the user's time is not the server's
-                self._deadline.deadline += anyio.current_time() - started
+            if scope is not None:
+                scope.deadline = anyio.current_time() + left
         return mcp_content.elicit_result(reply)
 
 
