@@ -6,7 +6,10 @@ import psycopg
 import pytest
 
 from app.db import scope
+from app.services import mcp_servers
 from app.services.secrets import Keyring
+from app.services.worker import connect
+from app.settings import SettingsError
 from tests.helpers import closed_port_url
 
 KEY = "k1-" + "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -179,3 +182,28 @@ def test_changing_the_address_or_auth_forgets_the_tools_and_clears_the_old_auth(
     assert half.status_code == 422 and "header_value" in half.json["errors"][0]["loc"]
     nulled = api.patch(path, json={"url": None}, headers=admin)
     assert nulled.status_code == 422
+
+
+def test_rotating_the_key_re_encrypts_headers_which_still_reach_the_server(
+    api, admin, make_app, mcp, database_url
+):
+    new_key = "k2-" + "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210"
+    server = registered(
+        api,
+        admin,
+        name="tickets",
+        url=mcp.url,
+        auth="static_header",
+        header_name="X-Api-Key",
+        header_value=SECRET,
+    )
+    with pytest.raises(SettingsError, match="MCP server headers are encrypted with key"):
+        make_app(secret_key=new_key)  # the old key is needed to read the stored header
+    with connect(database_url) as conn:
+        assert mcp_servers.rotate(conn, Keyring(new_key, (KEY,))) == 1
+        assert mcp_servers.rotate(conn, Keyring(new_key)) == 0
+    rotated = make_app(secret_key=new_key, mcp_hosts=("127.0.0.1",)).test_client()
+    mcp.required = ("X-Api-Key", SECRET)
+    refreshed = rotated.post(f"/api/v1/mcp-servers/{server['id']}/refresh", headers=admin)
+    assert refreshed.status_code == 200, refreshed.json
+    assert set(mcp.seen("x-api-key")) == {SECRET}
