@@ -82,6 +82,7 @@ def test_only_admins_change_servers(api, admin, new_user, mcp):
     [
         ({"name": "Bad Name"}, "name"),
         ({"url": "ftp://127.0.0.1/mcp"}, "url"),
+        ({"url": "http://[::1/mcp"}, "url"),
         ({"url": "http://user:pw@127.0.0.1/mcp"}, "url"),
         ({"url": "http://10.1.2.3/mcp"}, "url"),  # private and not in POSTRAG_MCP_HOSTS
         ({"url": "http://localhost/mcp"}, "url"),

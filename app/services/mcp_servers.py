@@ -47,7 +47,10 @@ def _invalid(field: str, msg: str) -> ValidationFailed:
 
 
 def _check_url(url: str, auth: str, settings: Settings) -> None:
-    parsed = httpx.URL(url)
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        raise _invalid("url", "not a URL") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise _invalid("url", "an MCP server's address is an http or https URL")
     if parsed.userinfo:
