@@ -292,7 +292,7 @@ def collection(client, admin) -> int:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def mcp_session_server():  # type: ignore[no-untyped-def]
+def fake_mcp_server():  # type: ignore[no-untyped-def]
     """An MCP server built with the official SDK (tests/fake_mcp.py), one per session."""
     from tests.fake_mcp import FakeMcpServer
 
@@ -301,8 +301,8 @@ def mcp_session_server():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def mcp(mcp_session_server):  # type: ignore[no-untyped-def]
+def fake_mcp(fake_mcp_server):  # type: ignore[no-untyped-def]
     """The fake MCP server, its records and requirements fresh for each test."""
-    mcp_session_server.headers.clear()
-    mcp_session_server.required = None
-    return mcp_session_server
+    fake_mcp_server.headers.clear()
+    fake_mcp_server.required = None
+    return fake_mcp_server

@@ -34,14 +34,14 @@ def registered(api, headers, **fields) -> dict:
 
 
 def test_admins_register_servers_and_every_user_reads_them_but_not_the_secret(
-    api, admin, new_user, mcp, database_url
+    api, admin, new_user, fake_mcp, database_url
 ):
     bob = new_user("bob")
     body = registered(
         api,
         admin,
         name="tickets",
-        url=mcp.url,
+        url=fake_mcp.url,
         auth="static_header",
         header_name="X-Api-Key",
         header_value=SECRET,
@@ -64,10 +64,10 @@ def test_admins_register_servers_and_every_user_reads_them_but_not_the_secret(
             conn.execute("SELECT header_value FROM mcp_servers")
 
 
-def test_only_admins_change_servers(api, admin, new_user, mcp):
+def test_only_admins_change_servers(api, admin, new_user, fake_mcp):
     bob = new_user("bob")
-    assert register(api, bob, name="mine", url=mcp.url).status_code == 403
-    server = registered(api, admin, name="tickets", url=mcp.url)
+    assert register(api, bob, name="mine", url=fake_mcp.url).status_code == 403
+    server = registered(api, admin, name="tickets", url=fake_mcp.url)
     path = f"/api/v1/mcp-servers/{server['id']}"
     assert api.patch(path, json={"enabled": False}, headers=bob).status_code == 403
     assert api.post(f"{path}/refresh", headers=bob).status_code == 403
@@ -109,19 +109,19 @@ def test_registrations_that_cannot_work_are_refused_naming_the_field(api, admin,
     assert field in response.json["errors"][0]["loc"], response.json
 
 
-def test_a_taken_name_is_a_conflict_and_pages_are_bounded(api, admin, mcp):
+def test_a_taken_name_is_a_conflict_and_pages_are_bounded(api, admin, fake_mcp):
     for name in ("a", "b", "c"):
-        registered(api, admin, name=name, url=mcp.url)
-    assert register(api, admin, name="b", url=mcp.url).status_code == 409
+        registered(api, admin, name=name, url=fake_mcp.url)
+    assert register(api, admin, name="b", url=fake_mcp.url).status_code == 409
     page = api.get("/api/v1/mcp-servers?limit=2&offset=1", headers=admin).json
     assert [s["name"] for s in page["items"]] == ["b", "c"] and page["total"] == 3
     assert api.get("/api/v1/mcp-servers?limit=0", headers=admin).status_code == 422
 
 
 def test_refresh_discovers_tools_and_prompts_and_keeps_them_in_postgres(
-    api, admin, new_user, mcp, database_url
+    api, admin, new_user, fake_mcp, database_url
 ):
-    server = registered(api, admin, name="tickets", url=mcp.url)
+    server = registered(api, admin, name="tickets", url=fake_mcp.url)
     refreshed = api.post(f"/api/v1/mcp-servers/{server['id']}/refresh", headers=admin)
     assert refreshed.status_code == 200, refreshed.json
     body = refreshed.json
@@ -146,8 +146,8 @@ def test_refresh_discovers_tools_and_prompts_and_keeps_them_in_postgres(
     assert {t["name"] for t in seen_by_bob["tools"]} == TOOLS
 
 
-def test_a_server_that_is_down_fails_the_refresh_quickly_and_keeps_its_tools(api, admin, mcp):
-    server = registered(api, admin, name="tickets", url=mcp.url)
+def test_a_server_that_is_down_fails_the_refresh_quickly_and_keeps_its_tools(api, admin, fake_mcp):
+    server = registered(api, admin, name="tickets", url=fake_mcp.url)
     path = f"/api/v1/mcp-servers/{server['id']}"
     assert api.post(f"{path}/refresh", headers=admin).status_code == 200
     down = registered(api, admin, name="down", url=closed_port_url() + "/mcp")
@@ -160,12 +160,14 @@ def test_a_server_that_is_down_fails_the_refresh_quickly_and_keeps_its_tools(api
     assert kept["tool_count"] == 6 and kept["discovery_error"] is None
 
 
-def test_changing_the_address_or_auth_forgets_the_tools_and_clears_the_old_auth(api, admin, mcp):
+def test_changing_the_address_or_auth_forgets_the_tools_and_clears_the_old_auth(
+    api, admin, fake_mcp
+):
     server = registered(
         api,
         admin,
         name="tickets",
-        url=mcp.url,
+        url=fake_mcp.url,
         auth="static_header",
         header_name="X-Api-Key",
         header_value=SECRET,
@@ -186,14 +188,14 @@ def test_changing_the_address_or_auth_forgets_the_tools_and_clears_the_old_auth(
 
 
 def test_rotating_the_key_re_encrypts_headers_which_still_reach_the_server(
-    api, admin, make_app, mcp, database_url
+    api, admin, make_app, fake_mcp, database_url
 ):
     new_key = "k2-" + "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210"
     server = registered(
         api,
         admin,
         name="tickets",
-        url=mcp.url,
+        url=fake_mcp.url,
         auth="static_header",
         header_name="X-Api-Key",
         header_value=SECRET,
@@ -204,7 +206,7 @@ def test_rotating_the_key_re_encrypts_headers_which_still_reach_the_server(
         assert mcp_servers.rotate(conn, Keyring(new_key, (KEY,))) == 1
         assert mcp_servers.rotate(conn, Keyring(new_key)) == 0
     rotated = make_app(secret_key=new_key, mcp_hosts=("127.0.0.1",)).test_client()
-    mcp.required = ("X-Api-Key", SECRET)
+    fake_mcp.required = ("X-Api-Key", SECRET)
     refreshed = rotated.post(f"/api/v1/mcp-servers/{server['id']}/refresh", headers=admin)
     assert refreshed.status_code == 200, refreshed.json
-    assert set(mcp.seen("x-api-key")) == {SECRET}
+    assert set(fake_mcp.seen("x-api-key")) == {SECRET}
