@@ -30,6 +30,7 @@ from app.services import llm_models as llm_model_service
 from app.services import search as search_service
 from app.services import secrets
 from app.services.answer_runs import AnswerRunner
+from app.services.mcp_tools import McpDeps
 from app.services.secrets import Keyring
 from app.settings import Settings
 
@@ -113,6 +114,10 @@ class Runtime:
             ("pool", pool),
         ]
         return runtime
+
+    @property
+    def mcp(self) -> McpDeps:
+        return McpDeps(self.settings, self.keyring, self.oidc_login)
 
     @property
     def search(self) -> search_service.SearchDeps:

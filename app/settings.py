@@ -259,6 +259,26 @@ class Settings:
             "hosts and networks sources may reach although not public (and send tokens to)",
         )
     )
+    # MCP servers whose tools chats use (app/services/mcp_servers.py)
+    mcp_hosts: tuple[str, ...] = setting(
+        Var(
+            "POSTRAG_MCP_HOSTS",
+            words,
+            "",
+            "hosts and networks MCP servers may be at although not public",
+        )
+    )
+    mcp_timeout_s: float = setting(
+        Var("POSTRAG_MCP_TIMEOUT_S", Number(1.0, 3600.0), "60", "longest MCP call or discovery")
+    )
+    mcp_result_chars: int = setting(
+        Var(
+            "POSTRAG_MCP_RESULT_CHARS",
+            Integer(low=200, high=1_000_000),
+            "20000",
+            "a tool result's text kept for the model",
+        )
+    )
     rate_limit_per_minute: int = setting(
         Var("POSTRAG_RATE_LIMIT_PER_MINUTE", Integer(low=0), "600", "requests per user (0: any)")
     )

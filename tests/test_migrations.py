@@ -48,6 +48,9 @@ TABLES = {
     "web_sessions",
     "connector_consents",
     "user_accounts",
+    "mcp_servers",
+    "mcp_server_tools",
+    "mcp_server_prompts",
 }
 FOREIGN_KEYS = {
     "api_tokens_user_id_fkey": ("api_tokens", "users", "c"),
@@ -96,6 +99,8 @@ FOREIGN_KEYS = {
     "documents_access_set_id_fkey": ("documents", "access_sets", "a"),
     "connector_consents_user_id_fkey": ("connector_consents", "users", "c"),
     "user_accounts_user_id_fkey": ("user_accounts", "users", "c"),
+    "mcp_server_tools_server_id_fkey": ("mcp_server_tools", "mcp_servers", "c"),
+    "mcp_server_prompts_server_id_fkey": ("mcp_server_prompts", "mcp_servers", "c"),
 }
 INDEXES = {
     "users_identity_key",
@@ -106,6 +111,9 @@ INDEXES = {
     "connector_consents_expires_at_idx",
     "user_accounts_pkey",
     "user_accounts_user_id_provider_key",
+    "mcp_servers_name_key",
+    "mcp_server_tools_pkey",
+    "mcp_server_prompts_pkey",
     "groups_name_key",
     "group_members_pkey",
     "group_members_user_id_idx",

@@ -135,7 +135,8 @@ def test_every_table_the_app_role_can_use_is_under_rls(app, database_url):
     assert {name for name, _, usable, _ in tables if usable} - protected == NOT_USER_OWNED
     # Groups are every user's to read (tests/test_groups.py checks that only admins write them);
     # tests/test_shares.py checks the shares, tests/test_web_signin.py the web sessions,
-    # tests/test_atlassian_consent.py the consents under way and the linked accounts.
+    # tests/test_atlassian_consent.py the consents under way and the linked accounts,
+    # tests/test_mcp_servers.py the MCP servers (every user reads them; only admins write).
     assert set(VISIBLE) | {
         "users",
         "llm_models",
@@ -150,6 +151,9 @@ def test_every_table_the_app_role_can_use_is_under_rls(app, database_url):
         "access_set_members",
         "connector_consents",
         "user_accounts",
+        "mcp_servers",
+        "mcp_server_tools",
+        "mcp_server_prompts",
     } == (protected)
 
 

@@ -28,7 +28,7 @@ from app.errors import (
 )
 from app.repositories import Conn
 from app.runtime import runtime
-from app.services import authentication, usage, web_sessions
+from app.services import authentication, tokens, usage, web_sessions
 from app.services.tokens import Principal
 from app.storable import reject_unstorable_text
 
@@ -105,6 +105,16 @@ def release_db(_exc: BaseException | None = None) -> None:
 def principal() -> Principal:
     who: Principal = g.principal
     return who
+
+
+def bearer_jwt() -> str | None:
+    """The caller's bearer JWT of the OpenID provider (what token exchange passes on), or None
+    when the request came with an API token or the web session (which keeps no such token)."""
+    who = principal()
+    header = request.headers.get("Authorization")
+    if who.token_id is not None or who.session_id is not None or not header:
+        return None
+    return tokens.bearer_of(header)
 
 
 def _authorize_optional(reads_only: bool) -> None:

@@ -1,5 +1,6 @@
 """The web page's sign-in at the OpenID provider: the authorization request (code flow with PKCE
-S256, state, nonce), the code exchange at the token endpoint, the ID token's checks, end-session.
+S256, state, nonce), the code exchange at the token endpoint, the ID token's checks, end-session;
+and OAuth 2.0 Token Exchange (RFC 8693): a user's token for another audience (an MCP server).
 
 The ID token is verified by the provider's OIDCVerifier (same keys, issuer, algorithms), for the
 client id as audience, and must carry the nonce of its sign-in. Failures are AppErrors: the
@@ -21,12 +22,14 @@ from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from app.errors import BadGateway, BadRequest, Unauthorized
+from app.errors import BadGateway, BadRequest, Forbidden, Unauthorized
 from app.providers.oidc import IdentityProviderUnavailable, InvalidToken, OIDCVerifier
 
 log = logging.getLogger(__name__)
 
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # an OAuth error code, safe to repeat
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,43 @@ class OIDCLogin:
                 " without an ID token"
             )
         return id_token
+
+    def exchange(self, subject_token: str, audience: str, scope: str | None = None) -> str:
+        """The provider's access token for `audience` (and `scope`) standing for the user of
+        `subject_token` (RFC 8693). 403 when the provider refuses the exchange (the user or
+        postrag may not have such a token), 502 for an answer without a token, 503 when the
+        provider cannot be reached."""
+        endpoint = self.verifier.discovery().token_endpoint
+        if not endpoint:
+            raise IdentityProviderUnavailable("the OpenID provider offers no token endpoint")
+        form = {
+            "grant_type": TOKEN_EXCHANGE,
+            "subject_token": subject_token,
+            "subject_token_type": ACCESS_TOKEN_TYPE,
+            "requested_token_type": ACCESS_TOKEN_TYPE,
+            "audience": audience,
+            **({"scope": scope} if scope else {}),
+        }
+        headers = self._client_authentication(form)
+        try:
+            response = self._http.post(endpoint, data=form, headers=headers)
+        except httpx.HTTPError as exc:
+            log.warning("the OpenID provider's token exchange failed: %s", type(exc).__name__)
+            raise IdentityProviderUnavailable("the OpenID provider cannot be reached") from None
+        body = _json_object(response)
+        if response.status_code in (400, 401, 403) and "error" in body:
+            refused = error_code(body["error"])
+            raise Forbidden(
+                f"the OpenID provider refused to exchange your token for {audience} ({refused})"
+            )
+        token = body.get("access_token") if response.status_code == 200 else None
+        if not isinstance(token, str) or not token:
+            log.warning("the OpenID provider's token exchange answered %s", response.status_code)
+            raise BadGateway(
+                f"the OpenID provider's token exchange answered {response.status_code}"
+                " without an access token"
+            )
+        return token
 
     def _client_authentication(self, form: dict[str, str]) -> dict[str, str]:
         """Adds the client's credentials: in the form for public clients and where the provider

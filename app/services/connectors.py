@@ -15,6 +15,7 @@ from app.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from app.providers import oauth
 from app.repositories import Conn, Row
 from app.repositories import connectors as connector_repo
+from app.repositories import mcp_servers as mcp_server_repo
 from app.services.secrets import Keyring
 from app.services.tokens import Principal
 from app.settings import Settings, SettingsError
@@ -170,15 +171,19 @@ def refresh(
 
 
 def check_keys(conn: Conn, settings: Settings) -> None:
-    """At start: refuse a missing or weak key, or a missing old key, when tokens are stored."""
+    """At start: refuse a missing or weak key, or a missing old key, when tokens (or MCP
+    servers' headers) are stored."""
     counts = connector_repo.key_ids(conn)
+    for key_id, n in mcp_server_repo.key_ids(conn).items():  # MCP servers' static headers
+        counts[key_id] = counts.get(key_id, 0) + n
     if not counts:
         return
     ring = Keyring.from_settings(settings)  # SettingsError when missing or weak
     unknown = sorted(k for k in counts if not ring.knows(k))
     if unknown:
         raise SettingsError(
-            f"connector tokens are encrypted with key(s) {', '.join(unknown)} that neither"
+            f"connector tokens or MCP server headers are encrypted with key(s)"
+            f" {', '.join(unknown)} that neither"
             " POSTRAG_SECRET_KEY nor POSTRAG_OLD_SECRET_KEYS gives"
         )
 

@@ -1,0 +1,188 @@
+"""What an MCP server says, as postrag's own frozen dataclasses: its tools and prompts, a tool's
+result as text for a model (capped), a prompt's messages, progress and questions (elicitation).
+
+Nothing outside app/providers/mcp_client.py and this module sees the SDK's types.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import mcp_types as types
+
+MAX_DESCRIPTION_CHARS = 4000  # what a server writes about a tool or prompt, for the model
+MAX_SCHEMA_BYTES = 64 * 1024  # a tool's input schema larger than this is not offered
+MAX_FEATURES = 200  # tools (and prompts) kept per server: each one costs the model's context
+TRUNCATED = "\n[... the rest of the result was cut]"
+
+
+@dataclass(frozen=True)
+class ToolInfo:
+    name: str
+    title: str | None
+    description: str | None
+    input_schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PromptInfo:
+    name: str
+    title: str | None
+    description: str | None
+    arguments: tuple[dict[str, Any], ...]  # {name, description, required}
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What a server offers; `skipped` says what was left out, and why."""
+
+    tools: tuple[ToolInfo, ...]
+    prompts: tuple[PromptInfo, ...]
+    skipped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """A tool's answer as text for the model; `is_error` when the tool failed."""
+
+    text: str
+    is_error: bool
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class PromptMessage:
+    role: Literal["user", "assistant"]
+    text: str
+
+
+@dataclass(frozen=True)
+class PromptResult:
+    description: str | None
+    messages: tuple[PromptMessage, ...]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress notification of the call under way."""
+
+    progress: float
+    total: float | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class Question:
+    """The server asks the user (elicitation): a form with `schema` (flat JSON Schema), or a
+    page to open at `url` (then `schema` is empty)."""
+
+    message: str
+    schema: dict[str, Any] = field(default_factory=dict)
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The user's answer to a Question: accept (with `content` for a form), decline or cancel."""
+
+    action: Literal["accept", "decline", "cancel"]
+    content: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What the caller hears during a call. `on_question` may block until the user answers (the
+    time it takes does not count against the call's time limit); without it, the server is told
+    the client cannot ask."""
+
+    on_progress: Callable[[Progress], None] | None = None
+    on_question: Callable[[Question], Reply] | None = None
+
+
+def _short(text: str | None) -> str | None:
+    return text[:MAX_DESCRIPTION_CHARS] if text else None
+
+
+def catalog(tools: Iterable[types.Tool], prompts: Iterable[types.Prompt]) -> Catalog:
+    """The catalog of listed tools and prompts: at most MAX_FEATURES of each, schemas within
+    MAX_SCHEMA_BYTES; what is left out is named in `skipped`."""
+    kept_tools: list[ToolInfo] = []
+    skipped: list[str] = []
+    for tool in tools:
+        schema = tool.input_schema if isinstance(tool.input_schema, dict) else {}
+        if len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
+            skipped.append(f"tool {tool.name}: its input schema exceeds {MAX_SCHEMA_BYTES} bytes")
+        elif len(kept_tools) >= MAX_FEATURES:
+            skipped.append(f"tool {tool.name}: more than {MAX_FEATURES} tools")
+        else:
+            kept_tools.append(ToolInfo(tool.name, tool.title, _short(tool.description), schema))
+    kept_prompts: list[PromptInfo] = []
+    for prompt in prompts:
+        if len(kept_prompts) >= MAX_FEATURES:
+            skipped.append(f"prompt {prompt.name}: more than {MAX_FEATURES} prompts")
+            continue
+        arguments = tuple(
+            {"name": a.name, "description": _short(a.description), "required": bool(a.required)}
+            for a in prompt.arguments or ()
+        )
+        kept_prompts.append(
+            PromptInfo(prompt.name, prompt.title, _short(prompt.description), arguments)
+        )
+    return Catalog(tuple(kept_tools), tuple(kept_prompts), tuple(skipped))
+
+
+def _block_text(block: Any) -> str:
+    """A content block as text: text as it is, anything else named (a model reads no bytes)."""
+    if isinstance(block, types.TextContent):
+        return block.text
+    if isinstance(block, types.ImageContent | types.AudioContent):
+        return f"[{block.type} {block.mime_type}]"
+    if isinstance(block, types.ResourceLink):
+        return f"[resource {block.name}: {block.uri}]"
+    if isinstance(block, types.EmbeddedResource):
+        resource = block.resource
+        if isinstance(resource, types.TextResourceContents):
+            return resource.text
+        return f"[resource {resource.uri} ({resource.mime_type or 'binary'})]"
+    return f"[{getattr(block, 'type', 'content')}]"
+
+
+def capped(text: str, max_chars: int) -> tuple[str, bool]:
+    """`text` within `max_chars` (the cut one ends saying so), and whether it was cut."""
+    if len(text) <= max_chars:
+        return text, False
+    return text[: max(0, max_chars - len(TRUNCATED))] + TRUNCATED, True
+
+
+def tool_result(result: types.CallToolResult, max_chars: int) -> ToolResult:
+    """A tool's result as text for the model: its content blocks, else its structured content."""
+    text = "\n".join(_block_text(block) for block in result.content)
+    if not text and result.structured_content is not None:
+        text = json.dumps(result.structured_content, ensure_ascii=False)
+    text, truncated = capped(text, max_chars)
+    return ToolResult(text, bool(result.is_error), truncated)
+
+
+def prompt_result(result: types.GetPromptResult, max_chars: int) -> PromptResult:
+    """A prompt's messages as text, each within `max_chars`."""
+    messages = tuple(
+        PromptMessage(m.role, capped(_block_text(m.content), max_chars)[0]) for m in result.messages
+    )
+    return PromptResult(_short(result.description), messages)
+
+
+def question(params: types.ElicitRequestFormParams | types.ElicitRequestURLParams) -> Question:
+    if isinstance(params, types.ElicitRequestURLParams):
+        return Question(params.message, url=params.url)
+    schema = params.requested_schema
+    if not isinstance(schema, dict):
+        schema = schema.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return Question(params.message, schema=schema)
+
+
+def elicit_result(reply: Reply) -> types.ElicitResult:
+    content = reply.content if reply.action == "accept" else None
+    return types.ElicitResult(action=reply.action, content=content)

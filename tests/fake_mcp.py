@@ -1,0 +1,146 @@
+"""An in-process MCP server built with the official SDK (MCPServer), served over streamable HTTP
+on 127.0.0.1 by uvicorn in a thread.
+
+Tools: `add` (a plain one), `fail` (raises a ToolError), `ask` (asks the user for a colour:
+elicitation), `count` (reports progress at each step), `wait` (answers late), `big` (a long
+text); prompt `summarise` (topic). Every HTTP request's headers are recorded in `headers`; with
+`required` set to (header, value), requests without that header get 401, as a server checking
+its credentials.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Annotated, Any
+
+import anyio
+import uvicorn
+from mcp.server.mcpserver import (
+    Context,
+    Elicit,
+    ElicitationResult,
+    MCPServer,
+    Resolve,
+)
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class Colour(BaseModel):
+    colour: str
+
+
+def _ask_colour() -> Elicit[Colour]:
+    return Elicit("Which colour should the ticket be?", Colour)
+
+
+def build_server() -> MCPServer:
+    server = MCPServer("fake-tools", log_level="WARNING")
+
+    @server.tool()
+    def add(a: int, b: int) -> str:
+        """Add two whole numbers."""
+        return str(a + b)
+
+    @server.tool()
+    def fail(reason: str = "the ticket system is down") -> str:
+        """A tool that always fails."""
+        raise ToolError(reason)
+
+    @server.tool()
+    def ask(answer: Annotated[ElicitationResult[Colour], Resolve(_ask_colour)]) -> str:
+        """Ask the user which colour to use."""
+        if answer.action == "accept":
+            return f"the colour is {answer.data.colour}"
+        return f"the user chose to {answer.action}"
+
+    @server.tool()
+    async def count(steps: int, ctx: Context) -> str:
+        """Count to `steps`, reporting progress."""
+        for step in range(1, steps + 1):
+            await ctx.report_progress(step, steps, f"step {step}")
+        return f"counted to {steps}"
+
+    @server.tool()
+    async def wait(seconds: float) -> str:
+        """Answer after `seconds`."""
+        await anyio.sleep(seconds)
+        return "waited"
+
+    @server.tool()
+    def big(size: int) -> str:
+        """A text of `size` characters."""
+        return "x" * size
+
+    @server.prompt()
+    def summarise(topic: str) -> str:
+        """Summarise a topic."""
+        return f"Please summarise what we know about {topic}."
+
+    return server
+
+
+class FakeMcpServer:
+    """The server on a free loopback port; `url` is its MCP endpoint."""
+
+    def __init__(self) -> None:
+        self.headers: list[dict[str, str]] = []
+        self.required: tuple[str, str] | None = None
+        self._inner = build_server().streamable_http_app()
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        port = self._socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/mcp"
+        config = uvicorn.Config(self._app, log_level="warning", lifespan="on", interface="asgi3")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+            self.headers.append(headers)
+            if self.required is not None:
+                name, value = self.required
+                if headers.get(name.lower()) != value:
+                    await _unauthorized(send)
+                    return
+        await self._inner(scope, receive, send)
+
+    def __enter__(self) -> FakeMcpServer:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the fake MCP server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+        self._socket.close()
+
+    def seen(self, header: str) -> list[str]:
+        """The values of `header` the requests carried."""
+        return [h[header.lower()] for h in self.headers if header.lower() in h]
+
+
+async def _unauthorized(send: Send) -> None:
+    body = b'{"error": "invalid_token"}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
