@@ -201,6 +201,30 @@ class Settings:
             "an answer's stored events (to resume its stream) are kept this long after its end",
         )
     )
+    chat_tool_rounds: int = setting(
+        Var(
+            "POSTRAG_CHAT_TOOL_ROUNDS",
+            Integer(low=1, high=50),
+            "5",
+            "rounds of MCP tool calls per answer (then the model answers without tools)",
+        )
+    )
+    chat_tool_time_s: float = setting(
+        Var(
+            "POSTRAG_CHAT_TOOL_TIME_S",
+            Number(1.0, 86400.0),
+            "600",
+            "no MCP tool call starts this long after the answer began",
+        )
+    )
+    chat_question_timeout_s: float = setting(
+        Var(
+            "POSTRAG_CHAT_QUESTION_TIMEOUT_S",
+            Number(0.5, 86400.0),
+            "300",
+            "how long an MCP server's question waits for the user (then: cancelled)",
+        )
+    )
     # Connector (OAuth) tokens
     secret_key: str | None = setting(
         Var("POSTRAG_SECRET_KEY", OptionalText(), "", "encrypts connector tokens")

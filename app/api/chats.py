@@ -9,13 +9,22 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint, g, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import changes_of, db, endpoint, principal, read_db, release_db, validate
+from app.api.endpoint import (
+    bearer_jwt,
+    changes_of,
+    db,
+    endpoint,
+    principal,
+    read_db,
+    release_db,
+    validate,
+)
 from app.api.problems import ProblemContext, problem_body
 from app.api.schemas import Page, PageQuery
 from app.api.sse import HEARTBEAT, event_stream, sse, wants_stream
 from app.errors import InternalError
 from app.runtime import runtime
-from app.services import answer_streams, chat_answers, chat_exchange, chats
+from app.services import answer_streams, chat_answers, chat_exchange, chat_questions, chats
 from app.services.answer_streams import StoredEvent
 
 bp = Blueprint("chats", __name__, url_prefix="/api/v1")
@@ -27,12 +36,17 @@ _SCOPE = Field(
     max_length=100,
     description="collections to search for sources (default: every collection you may read)",
 )
+_SERVERS = (
+    "MCP servers (ids) whose tools and slash commands the chat's answers use: registered and"
+    " enabled ones"
+)
 
 
 class Chat(BaseModel):
     id: int
     title: str
     collection_ids: list[int] | None
+    mcp_server_ids: list[int]
     created_at: datetime
     updated_at: datetime
 
@@ -42,6 +56,7 @@ class ChatCreate(BaseModel):
 
     title: str = Field("", max_length=300, description="default: the start of the first message")
     collection_ids: list[_Id] | None = _SCOPE
+    mcp_server_ids: list[_Id] = Field([], max_length=20, description=_SERVERS)
 
 
 class ChatUpdate(BaseModel):
@@ -49,6 +64,7 @@ class ChatUpdate(BaseModel):
 
     title: str | None = Field(None, max_length=300)
     collection_ids: list[_Id] | None = _SCOPE
+    mcp_server_ids: list[_Id] | None = Field(None, max_length=20, description=_SERVERS)
 
 
 class Citation(BaseModel):
@@ -62,6 +78,29 @@ class Citation(BaseModel):
     char_end: int
     score: float
     cited: bool = Field(description="the answer cites it")
+
+
+class ToolCallRecord(BaseModel):
+    id: str = Field(description="pairs the call with its result")
+    server: str | None = Field(description="the MCP server (null: the model named no such tool)")
+    tool: str
+    arguments: dict[str, Any]
+    text: str = Field(description="the result, as the model read it")
+    is_error: bool
+    truncated: bool = Field(description="the result was cut at POSTRAG_MCP_RESULT_CHARS")
+
+
+class Question(BaseModel):
+    id: int
+    message_id: int = Field(description="the answer whose tool call asks")
+    server: str
+    tool: str
+    message: str = Field(description="what the server asks")
+    requested_schema: dict[str, Any] = Field(description="JSON Schema of the content to send")
+    url: str | None = Field(description="a page to open instead of a form")
+    state: Literal["pending", "answered", "declined", "expired"]
+    answer: dict[str, Any] | None
+    expires_at: datetime
 
 
 class Message(BaseModel):
@@ -79,12 +118,14 @@ class Message(BaseModel):
     completion_tokens: int | None
     latency_ms: int | None
     citations: list[Citation]
+    tool_calls: list[ToolCallRecord] = Field(description="MCP tool calls made for the answer")
     error: str | None
     created_at: datetime
 
 
 class ChatWithMessages(Chat):
     messages: Page[Message] = Field(description="oldest first")
+    questions: list[Question] = Field(description="MCP servers' questions waiting for you")
 
 
 class MessageCreate(BaseModel):
@@ -124,7 +165,7 @@ def _chat(row: dict[str, Any]) -> Chat:
     summary="Start a chat", tag="chats", status=201, body=ChatCreate, response=Chat, errors=(404,)
 )
 def create_chat(body: ChatCreate) -> tuple[Chat, dict[str, str]]:
-    row = chats.create(db(), principal(), body.title, body.collection_ids)
+    row = chats.create(db(), principal(), body.title, body.collection_ids, body.mcp_server_ids)
     return _chat(row), {"Location": url_for("chats.get_chat", chat_id=row["id"])}
 
 
@@ -146,13 +187,17 @@ def list_chats(query: PageQuery) -> Page[Chat]:
     errors=(404,),
 )
 def get_chat(chat_id: int, query: PageQuery) -> ChatWithMessages:
-    chat, rows, total = chats.messages_page(
+    chat, rows, total, questions = chats.messages_page(
         db(), principal(), chat_id, limit=query.limit, offset=query.offset
     )
     messages = Page[Message](
         items=[Message(**r) for r in rows], total=total, limit=query.limit, offset=query.offset
     )
-    return ChatWithMessages(**_chat(chat).model_dump(), messages=messages)
+    return ChatWithMessages(
+        **_chat(chat).model_dump(),
+        messages=messages,
+        questions=[Question(**chat_questions.public(q)) for q in questions],
+    )
 
 
 @bp.patch("/chats/<int:chat_id>")
@@ -195,14 +240,17 @@ def _deps() -> chat_exchange.Deps:
         search=rt.search,
         llm_usage=g.llm_usage,
         stopping=rt.answers.stopping,
+        mcp=rt.mcp,
+        listener=rt.listener,
     )
 
 
 @bp.post("/chats/<int:chat_id>/messages")
 @endpoint(
     summary="Ask: retrieve sources, answer with [n] citations (JSON, or SSE with"
-    " Accept: text/event-stream or ?stream=true: events retrieval, reasoning, delta, done, error,"
-    " each with an id to resume from)",
+    " Accept: text/event-stream or ?stream=true: events retrieval, reasoning, delta, tool_call,"
+    " progress, question, question_closed, tool_result, done, error, each with an id to resume"
+    " from); `/server:prompt args` runs a slash command",
     tag="chats",
     status=201,
     body=MessageCreate,
@@ -215,7 +263,8 @@ def post_message(chat_id: int, body: MessageCreate, query: StreamQuery) -> Any:
     deps, answers = _deps(), runtime().answers
     answers.reserve()  # 503 while this process generates as many answers as it may
     try:
-        exchange = chat_answers.start(db(), principal(), chat_id, body.content, deps)
+        who, jwt = principal(), bearer_jwt()  # read here: the answer's thread has no request
+        exchange = chat_answers.start(db(), who, chat_id, body.content, deps, jwt)
     except BaseException:
         answers.unreserve()
         raise

@@ -179,3 +179,31 @@ def reencrypt(conn: Conn, server_id: int, header_value: bytes, key_id: str) -> N
         "UPDATE mcp_servers SET header_value = %(value)s, key_id = %(key_id)s WHERE id = %(id)s",
         {"id": server_id, "value": header_value, "key_id": key_id},
     )
+
+
+def enabled_among(conn: Conn, server_ids: list[int]) -> list[Row]:
+    """The servers of `server_ids` that are registered and enabled (id, name), by name."""
+    return conn.execute(
+        "SELECT id, name FROM mcp_servers WHERE id = ANY(%(ids)s) AND enabled ORDER BY name",
+        {"ids": server_ids},
+    ).fetchall()
+
+
+def enabled_tools(conn: Conn, server_ids: list[int]) -> list[Row]:
+    """The cached tools of the enabled servers of `server_ids`, with their server's id and name."""
+    return conn.execute(
+        "SELECT s.id AS server_id, s.name AS server, t.name, t.description, t.input_schema"
+        " FROM mcp_server_tools t JOIN mcp_servers s ON s.id = t.server_id"
+        " WHERE s.id = ANY(%(ids)s) AND s.enabled ORDER BY s.name, t.name",
+        {"ids": server_ids},
+    ).fetchall()
+
+
+def enabled_prompts(conn: Conn, server_ids: list[int]) -> list[Row]:
+    """The cached prompts of the enabled servers of `server_ids`, with their server."""
+    return conn.execute(
+        "SELECT s.id AS server_id, s.name AS server, p.name, p.description, p.arguments"
+        " FROM mcp_server_prompts p JOIN mcp_servers s ON s.id = p.server_id"
+        " WHERE s.id = ANY(%(ids)s) AND s.enabled ORDER BY s.name, p.name",
+        {"ids": server_ids},
+    ).fetchall()

@@ -18,16 +18,20 @@ import logging
 import threading
 import time
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from app.db import scope
 from app.db.pool import DATABASE_DOWN
 from app.errors import AppError, NotFound, ValidationFailed, as_app_error
+from app.providers.llm import ToolCall, ToolSpec, assistant_calls, tool_message
 from app.repositories import Conn
 from app.repositories import chats as chat_repo
 from app.repositories.search import Hit
-from app.services import answering, prompting, usage
+from app.services import answering, chat_toolbox, chat_tools, prompting, slash_commands, usage
 from app.services.chat_exchange import Answer, Deps, Event, Exchange
+from app.services.chat_toolbox import EMPTY
+from app.services.mcp_tools import Caller
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -47,10 +51,25 @@ def _title(content: str) -> str:
     return first if len(first) <= TITLE_CHARS else first[: TITLE_CHARS - 3].rstrip() + "..."
 
 
-def start(conn: Conn, who: Principal, chat_id: int, content: str, deps: Deps) -> Exchange:
-    """Store the user's message and the assistant's placeholder (404, 409, 422 or 5xx first)."""
-    if chat_repo.get_owned(conn, chat_id, who.user_id) is None:
+def start(
+    conn: Conn,
+    who: Principal,
+    chat_id: int,
+    content: str,
+    deps: Deps,
+    subject_token: str | None = None,
+) -> Exchange:
+    """Store the user's message and the assistant's placeholder (404, 409, 422 or 5xx first).
+
+    A slash command is replaced by its prompt here; `subject_token` is the request's bearer JWT,
+    for MCP servers that act with the user's identity (token exchange).
+    """
+    found = chat_repo.get_owned(conn, chat_id, who.user_id)
+    if found is None:
         raise NotFound(f"no chat {chat_id}")
+    caller = Caller(who.user_id, subject_token)
+    servers = found["mcp_server_ids"]
+    content = slash_commands.expand(conn, deps.mcp, caller, servers, content)
     prefs = answering.preferences(conn, who.user_id)
     target = answering.resolve_target(conn, deps.llm, prefs)
     room = (target.context_length - _answer_tokens(deps, target)) * prompting.SAFETY_MARGIN
@@ -76,6 +95,9 @@ def start(conn: Conn, who: Principal, chat_id: int, content: str, deps: Deps) ->
         )  # a second answer in the making violates chat_messages_one_streaming_idx: 409
         chat_repo.touch(conn, chat_id, _title(content))
         history = chat_repo.history(conn, chat_id, user["id"])
+    toolbox = EMPTY
+    if target.provider != "extractive" and deps.mcp is not None:
+        toolbox = chat_toolbox.load(conn, servers)
     return Exchange(
         who,
         chat,
@@ -86,6 +108,8 @@ def start(conn: Conn, who: Principal, chat_id: int, content: str, deps: Deps) ->
         prefs,
         prompting.alternating([{"role": r["role"], "content": r["content"]} for r in history]),
         hold,
+        toolbox,
+        caller,
     )
 
 
@@ -182,33 +206,79 @@ def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
     answer.prompt_tokens = prompt.estimated_tokens
     yield _source_event(prompt.sources, found.warnings, found.mode)
     t1 = time.monotonic()
-    pieces = answering.generate(
-        deps.llm,
-        ex.target,
-        prompt,
-        temperature=ex.prefs.temperature,
-        max_tokens=_answer_tokens(deps, ex.target),
-    )
-    try:
-        for piece in pieces:
-            if piece.done:
-                answer.prompt_tokens = piece.prompt_tokens or answer.prompt_tokens
-                answer.completion_tokens = piece.completion_tokens
-                answer.timings["generation_ms"] = round((time.monotonic() - t1) * 1000, 1)
-                reason = piece.finish_reason or "stop"
-                row = answer.finish("complete", reason)
-                yield answer.done_event(row, "complete", reason)
-                return
-            if "first_token_ms" not in answer.timings:
-                answer.timings["first_token_ms"] = round((time.monotonic() - t1) * 1000, 1)
-            yield from answer.take(piece.text, piece.reasoning)
-            if answer.save_due() or deps.stopping.is_set():
-                break
-    finally:
-        pieces.close()  # closes the upstream connection when we stop early
+    conversation: list[dict[str, Any]] = list(prompt.messages)
+    rounds, deadline = deps.settings.chat_tool_rounds, ex.started + deps.settings.chat_tool_time_s
+    for number in range(rounds + 1):
+        # The last round offers no tools: the model answers with what it has.
+        offered = ex.toolbox.specs if number < rounds and time.monotonic() < deadline else ()
+        reply = _Round()
+        yield from _reply(ex, deps, answer, (prompt, conversation, offered), t1, reply)
+        if reply.finished or not reply.calls:
+            break
+        conversation.append(assistant_calls(reply.calls, reply.text))
+        yield from chat_tools.calls(ex, deps, answer, reply.calls, deadline)
+        results = answer.tool_calls[-len(reply.calls) :]
+        for call, result in zip(reply.calls, results, strict=True):
+            conversation.append(tool_message(call, result["text"]))
+        if answer.save() or deps.stopping.is_set():
+            break
+    if reply.finished:
+        return
     answer.timings["generation_ms"] = round((time.monotonic() - t1) * 1000, 1)
     reason, why = "stopped", "stopped by the user"
     if deps.stopping.is_set():
         reason, why = "error", "the server stopped"
     row = answer.finish("incomplete", reason, why)
     yield answer.done_event(row, "incomplete", reason)
+
+
+@dataclass
+class _Round:
+    """How one reply of the model ended: the answer finished, it asked for tool calls (after
+    `text`), or neither (it was stopped)."""
+
+    finished: bool = False
+    calls: tuple[ToolCall, ...] = ()
+    text: str = ""
+
+
+Asked = tuple[prompting.Prompt, list[dict[str, Any]], tuple[ToolSpec, ...]]
+
+
+def _reply(
+    ex: Exchange, deps: Deps, answer: Answer, asked: Asked, t1: float, reply: _Round
+) -> Iterator[Event]:
+    """One reply of the model to `asked` (the prompt, the conversation so far, the tools)."""
+    prompt, conversation, offered = asked
+    before = len(answer.text)
+    pieces = answering.generate(
+        deps.llm,
+        ex.target,
+        prompt,
+        temperature=ex.prefs.temperature,
+        max_tokens=_answer_tokens(deps, ex.target),
+        conversation=conversation,
+        tools=offered,
+    )
+    try:
+        for piece in pieces:
+            reply.calls = piece.tool_calls or reply.calls
+            if piece.done:
+                answer.count(piece)
+                if reply.calls and offered:
+                    reply.text = answer.text[before:]
+                    return
+                reply.calls, reply.finished = (), True
+                answer.timings["generation_ms"] = round((time.monotonic() - t1) * 1000, 1)
+                reason = "length" if piece.finish_reason == "length" else "stop"
+                row = answer.finish("complete", reason)
+                yield answer.done_event(row, "complete", reason)
+                return
+            if "first_token_ms" not in answer.timings and not piece.tool_calls:
+                answer.timings["first_token_ms"] = round((time.monotonic() - t1) * 1000, 1)
+            yield from answer.take(piece.text, piece.reasoning)
+            if answer.save_due() or deps.stopping.is_set():
+                break
+    finally:
+        pieces.close()  # closes the upstream connection when we stop early
+    reply.calls = ()

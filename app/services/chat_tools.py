@@ -1,0 +1,122 @@
+"""The calls a chat's model asks for, made on MCP servers as the chat's user, as events.
+
+Each call is announced (`tool_call`), made in a thread of its own while the answer's generator
+passes on what the call reports meanwhile (`progress`, and a server's `question` with its
+`question_closed`), and ends with its `tool_result`; a tool that fails, a server that is down or
+refuses, an unknown tool, or a call past the answer's time for tools is a result marked
+`is_error`, for the model (and the user) to read, never an exception. While a call runs the
+answer saves its text every KEEPALIVE_S (so it is not taken as abandoned, and a stop reaches it:
+then the call is left to end on its own and its result is "stopped").
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+from app.db import scope
+from app.errors import AppError
+from app.providers import mcp_client
+from app.providers.llm import ToolCall
+from app.providers.mcp_content import Hooks, Progress, Question, Reply, ToolResult
+from app.services import chat_questions, mcp_tools
+from app.services.chat_exchange import Answer, Deps, Event, Exchange
+from app.services.chat_toolbox import ToolRef
+
+log = logging.getLogger(__name__)
+KEEPALIVE_S = 5.0
+
+
+def calls(
+    ex: Exchange, deps: Deps, answer: Answer, asked: tuple[ToolCall, ...], deadline: float
+) -> Iterator[Event]:
+    """Make the calls `asked` in order; each one's record goes to `answer.tool_calls`."""
+    for call in asked:
+        ref = ex.toolbox.refs.get(call.name)
+        server, tool = (ref.server, ref.tool) if ref else (None, call.name)
+        head = {"id": call.id, "server": server, "tool": tool}
+        yield Event("tool_call", {**head, "arguments": call.arguments})
+        if ref is None:
+            result = ToolResult(f"there is no tool named {call.name!r}", True)
+        elif time.monotonic() > deadline:
+            result = ToolResult("not called: the answer's time for tools is up", True)
+        else:
+            result = yield from _made(ex, deps, answer, ref, call)
+        outcome = {"text": result.text, "is_error": result.is_error, "truncated": result.truncated}
+        answer.tool_calls.append({**head, "arguments": call.arguments, **outcome})
+        yield Event("tool_result", {**head, **outcome})
+
+
+def _made(
+    ex: Exchange, deps: Deps, answer: Answer, ref: ToolRef, call: ToolCall
+) -> Generator[Event, None, ToolResult]:
+    """The call's result, made in a thread; what it reports meanwhile as events."""
+    reported: queue.Queue[Event | ToolResult] = queue.Queue()
+    cancelled = threading.Event()
+
+    def emit(kind: str, data: dict[str, Any]) -> None:
+        reported.put(Event(kind, data))
+
+    def work() -> None:
+        reported.put(_call(ex, deps, ref, call, emit, cancelled))
+
+    threading.Thread(target=work, name=f"answer-{ex.assistant_id}-tool", daemon=True).start()
+    while True:
+        try:
+            item = reported.get(timeout=KEEPALIVE_S)
+        except queue.Empty:
+            if answer.save() or deps.stopping.is_set():
+                cancelled.set()  # a question being waited for is expired: the call ends soon
+                return ToolResult("stopped before the tool answered", True)
+            continue
+        if isinstance(item, ToolResult):
+            return item
+        yield item
+
+
+def _call(
+    ex: Exchange,
+    deps: Deps,
+    ref: ToolRef,
+    call: ToolCall,
+    emit: Callable[[str, dict[str, Any]], None],
+    cancelled: threading.Event,
+) -> ToolResult:
+    """Call the tool as the chat's user; every failure becomes an error result."""
+    head = {"id": call.id, "server": ref.server, "tool": ref.tool}
+
+    def progress(p: Progress) -> None:
+        emit("progress", {**head, "progress": p.progress, "total": p.total, "message": p.message})
+
+    def question(q: Question) -> Reply:
+        return chat_questions.ask(_asking(ex, deps, cancelled), ref.server, ref.tool, q, emit)
+
+    assert deps.mcp is not None, "a chat with tools needs the MCP dependencies"
+    try:
+        with scope.user_connection(deps.pool, ex.who.user_id) as conn:
+            caller = ex.caller or mcp_tools.Caller(ex.who.user_id)
+            reached = mcp_tools.target(conn, deps.mcp, caller, ref.server_id)
+        with mcp_client.session(reached, Hooks(progress, question)) as session:
+            return session.call_tool(ref.tool, call.arguments)
+    except AppError as exc:  # down, too slow, refused, no credentials
+        return ToolResult(f"the tool could not be called: {exc.detail}", True)
+    except Exception:
+        log.exception("calling %s on MCP server %s failed", ref.tool, ref.server)
+        return ToolResult("the tool could not be called: an unexpected error", True)
+
+
+def _asking(ex: Exchange, deps: Deps, cancelled: threading.Event) -> chat_questions.Asking:
+    assert deps.listener is not None, "a chat with tools needs the listener"
+    return chat_questions.Asking(
+        deps.pool,
+        deps.listener,
+        ex.who.user_id,
+        ex.chat["id"],
+        ex.assistant_id,
+        deps.settings.chat_question_timeout_s,
+        cancelled,
+    )
