@@ -238,7 +238,9 @@ class McpSession:
 
     async def _progress(self, progress: float, total: float | None, message: str | None) -> None:
         assert self._hooks.on_progress is not None
-        await anyio.to_thread.run_sync(self._hooks.on_progress, Progress(progress, total, message))
+        # Called on the loop, not in a thread: the SDK starts a task per notification, and
+        # only tasks that do not wait keep the notifications' order.
+        self._hooks.on_progress(Progress(progress, total, message))
 
     async def _elicit(
         self, context: ClientRequestContext, params: types.ElicitRequestParams

@@ -94,9 +94,10 @@ class Reply:
 
 @dataclass(frozen=True)
 class Hooks:
-    """What the caller hears during a call. `on_question` may block until the user answers (the
-    time it takes does not count against the call's time limit); without it, the server is told
-    the client cannot ask."""
+    """What the caller hears during a call. `on_progress` must not block (it runs on the
+    session's loop, in the notifications' order); `on_question` may block until the user
+    answers (the time it takes does not count against the call's time limit); without it, the
+    server is told the client cannot ask."""
 
     on_progress: Callable[[Progress], None] | None = None
     on_question: Callable[[Question], Reply] | None = None

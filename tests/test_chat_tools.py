@@ -1,0 +1,315 @@
+"""MCP tools inside chats: the model calls a registered server's tools as the user (over Ollama's
+and OpenAI's protocols), results stored with the answer and streamed (resumable); failures,
+limits, progress, a server's questions answered through the API, slash commands."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from app.db import scope
+from app.repositories import mcp_servers as server_repo
+from app.runtime import Runtime
+from tests.helpers import SSE, ask, closed_port_url, messages, new_chat, parse_sse_ids, wait_for
+
+FAST = {"llm_timeout_s": 3, "mcp_hosts": ("127.0.0.1",), "mcp_timeout_s": 5}
+
+
+def _app(make_app, llm, provider: str = "ollama", **settings):
+    where = (
+        {"ollama_url": llm.url} if provider == "ollama" else {"openai_base_url": llm.url + "/v1"}
+    )
+    return make_app(llm=provider, chat_model="fake-chat", **where, **{**FAST, **settings})
+
+
+@pytest.fixture(params=["ollama", "openai"])
+def chat_app(request, make_app, llm):
+    return _app(make_app, llm, request.param)
+
+
+@pytest.fixture
+def tools_app(make_app, llm):
+    return _app(make_app, llm)
+
+
+def _server(client, admin, url: str, name: str = "tickets") -> int:
+    created = client.post("/api/v1/mcp-servers", json={"name": name, "url": url}, headers=admin)
+    assert created.status_code == 201, created.json
+    return int(created.json["id"])
+
+
+def _discovered(client, admin, url: str) -> int:
+    server = _server(client, admin, url)
+    refreshed = client.post(f"/api/v1/mcp-servers/{server}/refresh", headers=admin)
+    assert refreshed.status_code == 200, refreshed.json
+    return server
+
+
+def _calls(*calls: dict):
+    """The model asks for `calls` until it has read a tool's result, then answers."""
+    return lambda sent: [] if any(m["role"] == "tool" for m in sent) else list(calls)
+
+
+def _results(sent: list[dict]) -> str:
+    return " | ".join(m["content"] for m in sent if m["role"] == "tool")
+
+
+def _events(client, admin, chat: int, content: str):
+    response = ask(client, admin, chat, content, extra=SSE)
+    assert response.status_code == 200, response.data
+    return parse_sse_ids(response.data)
+
+
+def _kinds(events) -> list[str]:
+    return [kind for _, kind, _ in events if kind not in ("delta", "reasoning")]
+
+
+def test_a_chat_calls_a_tool_and_answers_with_its_result(chat_app, admin, llm, fake_mcp):
+    client = chat_app.test_client()
+    server = _discovered(client, admin, fake_mcp.url)
+    chat = new_chat(client, admin, mcp_server_ids=[server])
+    llm.tool_calls = _calls({"name": "tickets__add", "arguments": {"a": 2, "b": 3}})
+    llm.reply = lambda sent: f"The sum is {_results(sent)}."
+    events = _events(client, admin, chat, "What is 2 + 3?")
+    assert _kinds(events) == ["retrieval", "tool_call", "tool_result", "done"]
+    assert [n for n, _, _ in events] == list(range(1, len(events) + 1))
+    call, result = (data for _, kind, data in events if kind.startswith("tool_"))
+    assert call == {
+        "id": call["id"],
+        "server": "tickets",
+        "tool": "add",
+        "arguments": {"a": 2, "b": 3},
+    }
+    assert result == {
+        "id": call["id"],
+        "server": "tickets",
+        "tool": "add",
+        "text": "5",
+        "is_error": False,
+        "truncated": False,
+    }
+    stored = messages(client, admin, chat)[-1]
+    assert (stored["status"], stored["content"]) == ("complete", "The sum is 5.")
+    assert stored["tool_calls"] == [{**call, "text": "5", "is_error": False, "truncated": False}]
+    first, second = llm.chat_requests()[-2:]
+    offered = {t["function"]["name"] for t in first["tools"]}
+    assert {"tickets__add", "tickets__fail", "tickets__ask", "tickets__count"} <= offered
+    assert second["messages"][-1]["role"] == "tool" and second["messages"][-1]["content"] == "5"
+    assert second["messages"][-2]["role"] == "assistant" and second["messages"][-2]["tool_calls"]
+    # The stream is stored: resuming from the start replays every event, tool calls included.
+    url = f"/api/v1/chats/{chat}/messages/{stored['id']}/events"
+    assert parse_sse_ids(client.get(url, headers=admin).data) == events
+
+
+def test_a_failing_tool_and_a_server_that_is_down_are_results_in_the_answer(
+    chat_app, admin, llm, fake_mcp
+):
+    client = chat_app.test_client()
+    tickets = _discovered(client, admin, fake_mcp.url)
+    down = _server(client, admin, closed_port_url() + "/mcp", name="down")
+    rt = Runtime.of(chat_app)
+    with rt.pool.connection() as conn, scope.acting_as_owner(conn), conn.transaction():
+        tool = {"name": "add", "title": None, "description": "Add.", "input_schema": {}}
+        server_repo.replace_catalog(conn, down, [tool], [])
+    chat = new_chat(client, admin, mcp_server_ids=[tickets, down])
+    llm.tool_calls = _calls(
+        {"name": "tickets__fail", "arguments": {}},
+        {"name": "down__add", "arguments": {"a": 1, "b": 1}},
+        {"name": "nowhere__add", "arguments": {}},
+    )
+    llm.reply = "Both failed."
+    events = _events(client, admin, chat, "Try them")
+    assert _kinds(events) == ["retrieval"] + ["tool_call", "tool_result"] * 3 + ["done"]
+    results = [data for _, kind, data in events if kind == "tool_result"]
+    assert all(r["is_error"] for r in results)
+    assert "the ticket system is down" in results[0]["text"]
+    assert results[1]["text"] == "the tool could not be called: MCP server down: cannot be reached"
+    assert results[2]["server"] is None and "no tool named 'nowhere__add'" in results[2]["text"]
+    stored = messages(client, admin, chat)[-1]
+    assert (stored["status"], stored["content"]) == ("complete", "Both failed.")
+    assert [c["is_error"] for c in stored["tool_calls"]] == [True, True, True]
+
+
+def test_progress_notifications_become_progress_events(chat_app, admin, llm, fake_mcp):
+    client = chat_app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    llm.tool_calls = _calls({"name": "tickets__count", "arguments": {"steps": 3}})
+    llm.reply = "Counted."
+    events = _events(client, admin, chat, "Count to three")
+    assert _kinds(events) == ["retrieval", "tool_call", *["progress"] * 3, "tool_result", "done"]
+    progress = [(d["progress"], d["total"], d["message"]) for _, k, d in events if k == "progress"]
+    assert progress == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+
+
+def test_the_rounds_limit_makes_the_model_answer_without_tools(make_app, admin, llm, fake_mcp):
+    app = _app(make_app, llm, chat_tool_rounds=2)
+    client = app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    llm.tool_calls = lambda sent: [{"name": "tickets__add", "arguments": {"a": 1, "b": 2}}]
+    llm.reply = "Enough tools."
+    events = _events(client, admin, chat, "Add forever")
+    assert _kinds(events) == ["retrieval"] + ["tool_call", "tool_result"] * 2 + ["done"]
+    sent = llm.chat_requests()[-3:]
+    assert [bool(r.get("tools")) for r in sent] == [True, True, False]
+    stored = messages(client, admin, chat)[-1]
+    assert (stored["status"], stored["content"]) == ("complete", "Enough tools.")
+    assert len(stored["tool_calls"]) == 2
+
+
+def test_without_enabled_servers_no_tool_is_offered(tools_app, admin, llm, fake_mcp):
+    client = tools_app.test_client()
+    server = _discovered(client, admin, fake_mcp.url)
+    chat = new_chat(client, admin, mcp_server_ids=[server])
+    plain = new_chat(client, admin)
+    patched = client.patch(f"/api/v1/mcp-servers/{server}", json={"enabled": False}, headers=admin)
+    assert patched.status_code == 200
+    llm.tool_calls = _calls({"name": "tickets__add", "arguments": {"a": 1, "b": 1}})
+    for each in (chat, plain):
+        assert ask(client, admin, each, "Hello").status_code == 201
+        assert "tools" not in llm.chat_requests()[-1]
+        assert messages(client, admin, each)[-1]["tool_calls"] == []
+    refused = client.post("/api/v1/chats", json={"mcp_server_ids": [server]}, headers=admin)
+    assert refused.status_code == 422
+    assert refused.json["errors"][0]["loc"] == ["body", "mcp_server_ids"]
+    unknown = client.patch(f"/api/v1/chats/{plain}", json={"mcp_server_ids": [999]}, headers=admin)
+    assert unknown.status_code == 422 and "999" in unknown.json["detail"]
+
+
+# Questions (elicitation)
+
+
+def _asking(app, admin, llm, fake_mcp) -> tuple[object, int, threading.Thread, list]:
+    """A chat whose model calls the `ask` tool, its answer posted in a thread; the client, the
+    chat, the thread and where the answer's response goes."""
+    client = app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    llm.tool_calls = _calls({"name": "tickets__ask", "arguments": {}})
+    llm.reply = lambda sent: f"Done: {_results(sent)}"
+    answered: list = []
+    thread = threading.Thread(
+        target=lambda: answered.append(ask(app.test_client(), admin, chat, "Make a ticket"))
+    )
+    thread.start()
+    return client, chat, thread, answered
+
+
+def _pending(client, admin, chat: int) -> dict:
+    found = wait_for(
+        lambda: client.get(f"/api/v1/chats/{chat}", headers=admin).json["questions"],
+        "the server's question",
+        timeout=30,
+    )
+    return found[0]
+
+
+def test_a_question_answered_through_the_api_reaches_the_tool(tools_app, admin, llm, fake_mcp):
+    client, chat, thread, answered = _asking(tools_app, admin, llm, fake_mcp)
+    question = _pending(client, admin, chat)
+    assert question["message"] == "Which colour should the ticket be?"
+    assert question["state"] == "pending" and question["server"] == "tickets"
+    assert set(question["requested_schema"]["properties"]) == {"colour"}
+    url = f"/api/v1/chats/{chat}/questions/{question['id']}"
+    wrong = client.post(url, json={"action": "accept", "content": {"colour": 7}}, headers=admin)
+    assert wrong.status_code == 422 and wrong.json["errors"][0]["loc"][:2] == ["body", "content"]
+    reply = client.post(url, json={"action": "accept", "content": {"colour": "red"}}, headers=admin)
+    assert reply.status_code == 200, reply.json
+    assert reply.json["state"] == "answered"
+    assert reply.json["answer"] == {"action": "accept", "content": {"colour": "red"}}
+    thread.join(30)
+    assert answered[0].status_code == 201, answered[0].json
+    assert answered[0].json["content"] == "Done: the colour is red"
+    again = client.post(url, json={"action": "decline"}, headers=admin)
+    assert again.status_code == 409
+    assert client.get(f"/api/v1/chats/{chat}", headers=admin).json["questions"] == []
+    events = parse_sse_ids(
+        client.get(
+            f"/api/v1/chats/{chat}/messages/{answered[0].json['id']}/events", headers=admin
+        ).data
+    )
+    kinds = _kinds(events)
+    assert kinds == ["retrieval", "tool_call", "question", "question_closed", "tool_result", "done"]
+    assert events[3][2] == {"id": question["id"], "state": "answered"}
+
+
+def test_a_declined_question_is_told_to_the_tool(tools_app, admin, llm, fake_mcp):
+    client, chat, thread, answered = _asking(tools_app, admin, llm, fake_mcp)
+    question = _pending(client, admin, chat)
+    url = f"/api/v1/chats/{chat}/questions/{question['id']}"
+    reply = client.post(url, json={"action": "decline"}, headers=admin)
+    assert reply.status_code == 200 and reply.json["state"] == "declined"
+    thread.join(30)
+    assert answered[0].json["content"] == "Done: the user chose to decline"
+
+
+def test_a_question_nobody_answers_expires_and_the_tool_is_cancelled(
+    make_app, admin, llm, fake_mcp
+):
+    app = _app(make_app, llm, chat_question_timeout_s=1)
+    client, chat, thread, answered = _asking(app, admin, llm, fake_mcp)
+    thread.join(30)
+    assert answered[0].json["content"] == "Done: the user chose to cancel"
+    message = answered[0].json["tool_calls"][0]
+    assert (message["tool"], message["is_error"]) == ("ask", False)
+    events = parse_sse_ids(
+        client.get(
+            f"/api/v1/chats/{chat}/messages/{answered[0].json['id']}/events", headers=admin
+        ).data
+    )
+    question = next(data for _, kind, data in events if kind == "question")
+    assert next(d for _, k, d in events if k == "question_closed")["state"] == "expired"
+    late = client.post(
+        f"/api/v1/chats/{chat}/questions/{question['id']}",
+        json={"action": "accept", "content": {"colour": "red"}},
+        headers=admin,
+    )
+    assert late.status_code == 409 and "expired" in late.json["detail"]
+
+
+def test_another_users_question_is_not_found(tools_app, admin, new_user, llm, fake_mcp):
+    client, chat, thread, answered = _asking(tools_app, admin, llm, fake_mcp)
+    question = _pending(client, admin, chat)
+    bob = new_user("bob")
+    bobs_chat = new_chat(client, bob)
+    reply = {"action": "accept", "content": {"colour": "blue"}}
+    for where in (chat, bobs_chat):
+        url = f"/api/v1/chats/{where}/questions/{question['id']}"
+        assert client.post(url, json=reply, headers=bob).status_code == 404
+    assert client.get(f"/api/v1/chats/{chat}", headers=bob).status_code == 404
+    url = f"/api/v1/chats/{chat}/questions/{question['id']}"
+    assert client.post(url, json={"action": "cancel"}, headers=admin).status_code == 200
+    thread.join(30)
+    assert answered[0].json["content"] == "Done: the user chose to cancel"
+
+
+# Slash commands
+
+
+def test_a_slash_command_sends_the_servers_prompt(tools_app, admin, llm, fake_mcp):
+    client = tools_app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    listed = client.get(f"/api/v1/chats/{chat}/commands", headers=admin)
+    assert listed.status_code == 200
+    assert [(c["command"], [a["name"] for a in c["arguments"]]) for c in listed.json["items"]] == [
+        ("/tickets:summarise", ["topic"])
+    ]
+    llm.reply = "Here is a summary."
+    for command in ("/tickets:summarise the invoices of May", "/summarise topic=invoices"):
+        answered = ask(client, admin, chat, command)
+        assert answered.status_code == 201, answered.json
+        sent = llm.chat_requests()[-1]["messages"][-1]["content"]
+        assert "Please summarise what we know about" in sent
+    stored = [m["content"] for m in messages(client, admin, chat) if m["role"] == "user"]
+    assert stored == [
+        "Please summarise what we know about the invoices of May.",
+        "Please summarise what we know about invoices.",
+    ]
+    unknown = ask(client, admin, chat, "/nope now")
+    assert unknown.status_code == 422 and "/tickets:summarise" in unknown.json["detail"]
+    missing = ask(client, admin, chat, "/summarise")
+    assert missing.status_code == 422 and "needs topic" in missing.json["detail"]
+    # A path is a message, and so is anything in a chat without MCP servers.
+    assert ask(client, admin, chat, "/etc/hosts holds what?").status_code == 201
+    plain = new_chat(client, admin)
+    assert ask(client, admin, plain, "/nope now").status_code == 201
+    assert client.get(f"/api/v1/chats/{plain}/commands", headers=admin).json["items"] == []
