@@ -51,6 +51,7 @@ TABLES = {
     "mcp_servers",
     "mcp_server_tools",
     "mcp_server_prompts",
+    "chat_questions",
 }
 FOREIGN_KEYS = {
     "api_tokens_user_id_fkey": ("api_tokens", "users", "c"),
@@ -101,6 +102,8 @@ FOREIGN_KEYS = {
     "user_accounts_user_id_fkey": ("user_accounts", "users", "c"),
     "mcp_server_tools_server_id_fkey": ("mcp_server_tools", "mcp_servers", "c"),
     "mcp_server_prompts_server_id_fkey": ("mcp_server_prompts", "mcp_servers", "c"),
+    "chat_questions_chat_id_fkey": ("chat_questions", "chats", "c"),
+    "chat_questions_message_id_fkey": ("chat_questions", "chat_messages", "c"),
 }
 INDEXES = {
     "users_identity_key",
@@ -114,6 +117,9 @@ INDEXES = {
     "mcp_servers_name_key",
     "mcp_server_tools_pkey",
     "mcp_server_prompts_pkey",
+    "chat_questions_pkey",
+    "chat_questions_chat_id_idx",
+    "chat_questions_message_id_idx",
     "groups_name_key",
     "group_members_pkey",
     "group_members_user_id_idx",
