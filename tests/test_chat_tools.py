@@ -6,14 +6,30 @@ from __future__ import annotations
 
 import threading
 
+import jwt
 import pytest
 
 from app.db import scope
 from app.repositories import mcp_servers as server_repo
 from app.runtime import Runtime
-from tests.helpers import SSE, ask, closed_port_url, messages, new_chat, parse_sse_ids, wait_for
+from tests.helpers import (
+    SSE,
+    ask,
+    bearer,
+    closed_port_url,
+    messages,
+    new_chat,
+    parse_sse_ids,
+    wait_for,
+)
 
-FAST = {"llm_timeout_s": 3, "mcp_hosts": ("127.0.0.1",), "mcp_timeout_s": 5}
+# A question nobody answers waits 20 s at most (a test that forgets one still ends).
+FAST = {
+    "llm_timeout_s": 3,
+    "mcp_hosts": ("127.0.0.1",),
+    "mcp_timeout_s": 5,
+    "chat_question_timeout_s": 20,
+}
 
 
 def _app(make_app, llm, provider: str = "ollama", **settings):
@@ -313,3 +329,73 @@ def test_a_slash_command_sends_the_servers_prompt(tools_app, admin, llm, fake_mc
     plain = new_chat(client, admin)
     assert ask(client, admin, plain, "/nope now").status_code == 201
     assert client.get(f"/api/v1/chats/{plain}/commands", headers=admin).json["items"] == []
+
+
+def test_a_stop_while_a_question_waits_ends_the_answer(tools_app, admin, llm, fake_mcp):
+    client, chat, thread, answered = _asking(tools_app, admin, llm, fake_mcp)
+    question = _pending(client, admin, chat)
+    assert client.post(f"/api/v1/chats/{chat}/stop", headers=admin).status_code == 202
+    thread.join(30)
+    stored = messages(client, admin, chat)[-1]
+    assert (stored["status"], stored["finish_reason"]) == ("incomplete", "stopped")
+    assert stored["tool_calls"][0]["text"] == "stopped before the tool answered"
+    expired = wait_for(
+        lambda: (
+            client.post(
+                f"/api/v1/chats/{chat}/questions/{question['id']}",
+                json={"action": "decline"},
+                headers=admin,
+            ).status_code
+            == 409
+        ),
+        "the question expired",
+        timeout=30,
+    )
+    assert expired
+    llm.tool_calls = None
+    assert ask(client, admin, chat, "Next").status_code == 201  # the chat takes a new message
+
+
+# Acting as the user: RFC 8693 token exchange with the JWT the question was posted with
+
+KEY = "k1-" + "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def test_tools_are_called_with_the_users_exchanged_token(make_app, admin, llm, provider, fake_mcp):
+    provider.client_secret = "client-s3cret"
+    app = _app(
+        make_app,
+        llm,
+        secret_key=KEY,
+        oidc_issuer=provider.issuer,
+        oidc_audience="postrag",
+        oidc_client_secret="client-s3cret",
+    )
+    client = app.test_client()
+    fields = {"name": "tickets", "url": fake_mcp.url, "auth": "token_exchange"}
+    created = client.post(
+        "/api/v1/mcp-servers", json={**fields, "exchange_audience": "tickets-mcp"}, headers=admin
+    )
+    assert created.status_code == 201, created.json
+    server = created.json["id"]
+    rt = Runtime.of(app)
+    with rt.pool.connection() as conn, scope.acting_as_owner(conn), conn.transaction():
+        schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+        tool = {"name": "add", "title": None, "description": "Add.", "input_schema": schema}
+        server_repo.replace_catalog(conn, server, [tool], [])
+    alice = bearer(provider.token(sub="alice-1", preferred_username="alice"))
+    chat = new_chat(client, alice, mcp_server_ids=[server])
+    llm.tool_calls = _calls({"name": "tickets__add", "arguments": {"a": 4, "b": 5}})
+    llm.reply = lambda sent: f"It is {_results(sent)}."
+    answered = ask(client, alice, chat, "4 + 5?")
+    assert answered.status_code == 201, answered.json
+    assert answered.json["content"] == "It is 9."
+    sent = fake_mcp.seen("authorization")[-1].removeprefix("Bearer ")
+    claims = jwt.decode(sent, options={"verify_signature": False})
+    assert (claims["aud"], claims["sub"]) == ("tickets-mcp", "alice-1")
+    # The same user with an API token has nothing to exchange: the result says so.
+    minted = client.post("/api/v1/tokens", json={"name": "cli"}, headers=alice)
+    assert minted.status_code == 201, minted.json
+    answered = ask(client, bearer(minted.json["token"]), chat, "And now?")
+    call = answered.json["tool_calls"][0]
+    assert call["is_error"] and "call with the provider's bearer JWT" in call["text"]

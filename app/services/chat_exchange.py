@@ -82,6 +82,7 @@ class Answer:
         self._spent = (0, 0)  # prompt and completion tokens of the rounds before (tool calls)
         self.timings: dict[str, float] = {}
         self.tool_calls: list[dict[str, Any]] = []  # each call made and its result
+        self.stopped = False  # a stop was seen while a tool ran: no more calls
         self.last_save = time.monotonic()
         self.text_closed = self.finished = False
 

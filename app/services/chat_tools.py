@@ -28,7 +28,7 @@ from app.services.chat_exchange import Answer, Deps, Event, Exchange
 from app.services.chat_toolbox import ToolRef
 
 log = logging.getLogger(__name__)
-KEEPALIVE_S = 5.0
+KEEPALIVE_S = 2.0
 
 
 def calls(
@@ -42,6 +42,8 @@ def calls(
         yield Event("tool_call", {**head, "arguments": call.arguments})
         if ref is None:
             result = ToolResult(f"there is no tool named {call.name!r}", True)
+        elif answer.stopped:
+            result = ToolResult("not called: the answer was stopped", True)
         elif time.monotonic() > deadline:
             result = ToolResult("not called: the answer's time for tools is up", True)
         else:
@@ -67,15 +69,18 @@ def _made(
     threading.Thread(target=work, name=f"answer-{ex.assistant_id}-tool", daemon=True).start()
     while True:
         try:
-            item = reported.get(timeout=KEEPALIVE_S)
+            item: Event | ToolResult | None = reported.get(timeout=KEEPALIVE_S)
         except queue.Empty:
-            if answer.save() or deps.stopping.is_set():
-                cancelled.set()  # a question being waited for is expired: the call ends soon
-                return ToolResult("stopped before the tool answered", True)
-            continue
+            item = None
         if isinstance(item, ToolResult):
             return item
-        yield item
+        if item is not None:
+            yield item
+        due = time.monotonic() - answer.last_save >= KEEPALIVE_S
+        if deps.stopping.is_set() or (due and answer.save()):
+            answer.stopped = True
+            cancelled.set()  # a question being waited for is expired: the call ends soon
+            return ToolResult("stopped before the tool answered", True)
 
 
 def _call(
