@@ -42,6 +42,7 @@ VISIBLE = {
         "message_id IN (SELECT m.id FROM chat_messages m JOIN chats c ON c.id = m.chat_id"
         " WHERE c.owner_id = %(u)s)",
     ),
+    "chat_questions": ("id", "chat_id IN (SELECT id FROM chats WHERE owner_id = %(u)s)"),
     "user_preferences": ("user_id", "user_id = %(u)s"),
     "api_tokens": ("id", "user_id = %(u)s"),
     "connector_tokens": ("id", "owner_id = %(u)s"),
@@ -93,6 +94,13 @@ def two_users(make_app, admin, new_user, database_url):  # type: ignore[no-untyp
                 "INSERT INTO llm_token_counters (user_id, window_start, tokens)"
                 " VALUES (%s, date_trunc('day', now()), 5)",
                 (user,),
+            )
+        for chat in (ids["admin_chat"], ids["bob_chat"]):  # an MCP server's question in each
+            conn.execute(
+                "INSERT INTO chat_questions (chat_id, message_id, server, tool, question,"
+                " expires_at) SELECT chat_id, max(id), 'tickets', 'ask', 'Which colour?',"
+                " now() + interval '1 hour' FROM chat_messages WHERE chat_id = %s GROUP BY 1",
+                (chat,),
             )
     return ids, admin, bob, client
 

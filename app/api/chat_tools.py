@@ -1,18 +1,42 @@
 """/api/v1/chats/{id}/questions/{id} (answer an MCP server's question) and
-/api/v1/chats/{id}/commands (the chat's slash commands)."""
+/api/v1/chats/{id}/commands (the chat's slash commands); the shapes of tool calls and questions
+that chats show."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.chats import Question
 from app.api.endpoint import db, endpoint, principal, read_db
 from app.services import chat_questions, chats, slash_commands
 
 bp = Blueprint("chat_tools", __name__, url_prefix="/api/v1")
+
+
+class ToolCallRecord(BaseModel):
+    id: str = Field(description="pairs the call with its result")
+    server: str | None = Field(description="the MCP server (null: the model named no such tool)")
+    tool: str
+    arguments: dict[str, Any]
+    text: str = Field(description="the result, as the model read it")
+    is_error: bool
+    truncated: bool = Field(description="the result was cut at POSTRAG_MCP_RESULT_CHARS")
+
+
+class Question(BaseModel):
+    id: int
+    message_id: int = Field(description="the answer whose tool call asks")
+    server: str
+    tool: str
+    message: str = Field(description="what the server asks")
+    requested_schema: dict[str, Any] = Field(description="JSON Schema of the content to send")
+    url: str | None = Field(description="a page to open instead of a form")
+    state: Literal["pending", "answered", "declined", "expired"]
+    answer: dict[str, Any] | None
+    expires_at: datetime
 
 
 class QuestionReply(BaseModel):

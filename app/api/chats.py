@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint, g, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.chat_tools import Question, ToolCallRecord
 from app.api.endpoint import (
     bearer_jwt,
     changes_of,
@@ -78,29 +79,6 @@ class Citation(BaseModel):
     char_end: int
     score: float
     cited: bool = Field(description="the answer cites it")
-
-
-class ToolCallRecord(BaseModel):
-    id: str = Field(description="pairs the call with its result")
-    server: str | None = Field(description="the MCP server (null: the model named no such tool)")
-    tool: str
-    arguments: dict[str, Any]
-    text: str = Field(description="the result, as the model read it")
-    is_error: bool
-    truncated: bool = Field(description="the result was cut at POSTRAG_MCP_RESULT_CHARS")
-
-
-class Question(BaseModel):
-    id: int
-    message_id: int = Field(description="the answer whose tool call asks")
-    server: str
-    tool: str
-    message: str = Field(description="what the server asks")
-    requested_schema: dict[str, Any] = Field(description="JSON Schema of the content to send")
-    url: str | None = Field(description="a page to open instead of a form")
-    state: Literal["pending", "answered", "declined", "expired"]
-    answer: dict[str, Any] | None
-    expires_at: datetime
 
 
 class Message(BaseModel):

@@ -205,6 +205,13 @@ def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
     answer.sources = prompt.sources
     answer.prompt_tokens = prompt.estimated_tokens
     yield _source_event(prompt.sources, found.warnings, found.mode)
+    yield from _answered(ex, deps, answer, prompt)
+
+
+def _answered(
+    ex: Exchange, deps: Deps, answer: Answer, prompt: prompting.Prompt
+) -> Iterator[Event]:
+    """The model's replies, in rounds while it calls tools, until it answers or is stopped."""
     t1 = time.monotonic()
     conversation: list[dict[str, Any]] = list(prompt.messages)
     rounds, deadline = deps.settings.chat_tool_rounds, ex.started + deps.settings.chat_tool_time_s
@@ -213,7 +220,9 @@ def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
         offered = ex.toolbox.specs if number < rounds and time.monotonic() < deadline else ()
         reply = _Round()
         yield from _reply(ex, deps, answer, (prompt, conversation, offered), t1, reply)
-        if reply.finished or not reply.calls:
+        if reply.finished:
+            return
+        if not reply.calls:
             break
         conversation.append(assistant_calls(reply.calls, reply.text))
         yield from chat_tools.calls(ex, deps, answer, reply.calls, deadline)
@@ -222,8 +231,6 @@ def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
             conversation.append(tool_message(call, result["text"]))
         if answer.save() or deps.stopping.is_set():
             break
-    if reply.finished:
-        return
     answer.timings["generation_ms"] = round((time.monotonic() - t1) * 1000, 1)
     reason, why = "stopped", "stopped by the user"
     if deps.stopping.is_set():
