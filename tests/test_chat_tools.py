@@ -39,9 +39,11 @@ def _app(make_app, llm, provider: str = "ollama", **settings):
     return make_app(llm=provider, chat_model="fake-chat", **where, **{**FAST, **settings})
 
 
-@pytest.fixture(params=["ollama", "openai"])
+@pytest.fixture(params=["ollama", "openai", "openai-whole-json"])
 def chat_app(request, make_app, llm):
-    return _app(make_app, llm, request.param)
+    """Ollama's NDJSON stream, OpenAI's SSE, and an OpenAI server that answers whole JSON."""
+    llm.whole_json = request.param.endswith("whole-json")
+    return _app(make_app, llm, request.param.split("-")[0])
 
 
 @pytest.fixture
@@ -105,8 +107,11 @@ def test_a_chat_calls_a_tool_and_answers_with_its_result(chat_app, admin, llm, f
         "is_error": False,
         "truncated": False,
     }
+    done = events[-1][2]
+    assert done["usage"] == {"prompt_tokens": 22, "completion_tokens": 14}  # both rounds
     stored = messages(client, admin, chat)[-1]
     assert (stored["status"], stored["content"]) == ("complete", "The sum is 5.")
+    assert (stored["prompt_tokens"], stored["completion_tokens"]) == (22, 14)
     assert stored["tool_calls"] == [{**call, "text": "5", "is_error": False, "truncated": False}]
     first, second = llm.chat_requests()[-2:]
     offered = {t["function"]["name"] for t in first["tools"]}
