@@ -404,3 +404,21 @@ def test_tools_are_called_with_the_users_exchanged_token(make_app, admin, llm, p
     answered = ask(client, bearer(minted.json["token"]), chat, "And now?")
     call = answered.json["tool_calls"][0]
     assert call["is_error"] and "call with the provider's bearer JWT" in call["text"]
+
+
+def test_results_the_context_cannot_hold_are_cut_and_end_the_tool_rounds(
+    make_app, admin, llm, fake_mcp
+):
+    app = _app(make_app, llm, chat_context_tokens=1024, chat_answer_tokens=256)
+    client = app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    llm.tool_calls = lambda sent: [{"name": "tickets__big", "arguments": {"size": 3000}}]
+    llm.reply = "Too long to read."
+    events = _events(client, admin, chat, "Read it all")
+    assert _kinds(events) == ["retrieval", "tool_call", "tool_result", "done"]
+    result = next(data for _, kind, data in events if kind == "tool_result")
+    assert len(result["text"]) == 3000  # stored whole (within POSTRAG_MCP_RESULT_CHARS)
+    first, second = llm.chat_requests()[-2:]
+    assert first.get("tools") and not second.get("tools")
+    read = second["messages"][-1]["content"]
+    assert 50 < len(read) < 1000 and read.endswith("[... the rest of the result was cut]")

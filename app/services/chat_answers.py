@@ -18,18 +18,23 @@ import logging
 import threading
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from app.db import scope
 from app.db.pool import DATABASE_DOWN
 from app.errors import AppError, NotFound, ValidationFailed, as_app_error
-from app.providers.llm import ToolCall, ToolSpec, assistant_calls, tool_message
 from app.repositories import Conn
 from app.repositories import chats as chat_repo
 from app.repositories.search import Hit
-from app.services import answering, chat_toolbox, chat_tools, prompting, slash_commands, usage
-from app.services.chat_exchange import Answer, Deps, Event, Exchange
+from app.services import (
+    answering,
+    chat_rounds,
+    chat_toolbox,
+    prompting,
+    slash_commands,
+    usage,
+)
+from app.services.chat_exchange import Answer, Deps, Event, Exchange, answer_tokens
 from app.services.chat_toolbox import EMPTY
 from app.services.mcp_tools import Caller
 from app.services.tokens import Principal
@@ -72,7 +77,7 @@ def start(
     content = slash_commands.expand(conn, deps.mcp, caller, servers, content)
     prefs = answering.preferences(conn, who.user_id)
     target = answering.resolve_target(conn, deps.llm, prefs)
-    room = (target.context_length - _answer_tokens(deps, target)) * prompting.SAFETY_MARGIN
+    room = (target.context_length - answer_tokens(deps, target)) * prompting.SAFETY_MARGIN
     if prompting.count_tokens(content) > room * 0.8:
         raise ValidationFailed.on_field(
             "content",
@@ -111,10 +116,6 @@ def start(
         toolbox,
         caller,
     )
-
-
-def _answer_tokens(deps: Deps, target: answering.ChatTarget) -> int:
-    return min(deps.settings.chat_answer_tokens, target.context_length // 4)
 
 
 def _source_event(sources: list[Hit], warnings: list[str], mode: str) -> Event:
@@ -200,92 +201,9 @@ def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
         history=ex.history,
         question=ex.question,
         context_tokens=ex.target.context_length,
-        answer_tokens=_answer_tokens(deps, ex.target),
+        answer_tokens=answer_tokens(deps, ex.target),
     )
     answer.sources = prompt.sources
     answer.prompt_tokens = prompt.estimated_tokens
     yield _source_event(prompt.sources, found.warnings, found.mode)
-    yield from _answered(ex, deps, answer, prompt)
-
-
-def _answered(
-    ex: Exchange, deps: Deps, answer: Answer, prompt: prompting.Prompt
-) -> Iterator[Event]:
-    """The model's replies, in rounds while it calls tools, until it answers or is stopped."""
-    t1 = time.monotonic()
-    conversation: list[dict[str, Any]] = list(prompt.messages)
-    rounds, deadline = deps.settings.chat_tool_rounds, ex.started + deps.settings.chat_tool_time_s
-    for number in range(rounds + 1):
-        # The last round offers no tools: the model answers with what it has.
-        offered = ex.toolbox.specs if number < rounds and time.monotonic() < deadline else ()
-        reply = _Round()
-        yield from _reply(ex, deps, answer, (prompt, conversation, offered), t1, reply)
-        if reply.finished:
-            return
-        if not reply.calls:
-            break
-        conversation.append(assistant_calls(reply.calls, reply.text))
-        yield from chat_tools.calls(ex, deps, answer, reply.calls, deadline)
-        results = answer.tool_calls[-len(reply.calls) :]
-        for call, result in zip(reply.calls, results, strict=True):
-            conversation.append(tool_message(call, result["text"]))
-        if answer.save() or deps.stopping.is_set():
-            break
-    answer.timings["generation_ms"] = round((time.monotonic() - t1) * 1000, 1)
-    reason, why = "stopped", "stopped by the user"
-    if deps.stopping.is_set():
-        reason, why = "error", "the server stopped"
-    row = answer.finish("incomplete", reason, why)
-    yield answer.done_event(row, "incomplete", reason)
-
-
-@dataclass
-class _Round:
-    """How one reply of the model ended: the answer finished, it asked for tool calls (after
-    `text`), or neither (it was stopped)."""
-
-    finished: bool = False
-    calls: tuple[ToolCall, ...] = ()
-    text: str = ""
-
-
-Asked = tuple[prompting.Prompt, list[dict[str, Any]], tuple[ToolSpec, ...]]
-
-
-def _reply(
-    ex: Exchange, deps: Deps, answer: Answer, asked: Asked, t1: float, reply: _Round
-) -> Iterator[Event]:
-    """One reply of the model to `asked` (the prompt, the conversation so far, the tools)."""
-    prompt, conversation, offered = asked
-    before = len(answer.text)
-    pieces = answering.generate(
-        deps.llm,
-        ex.target,
-        prompt,
-        temperature=ex.prefs.temperature,
-        max_tokens=_answer_tokens(deps, ex.target),
-        conversation=conversation,
-        tools=offered,
-    )
-    try:
-        for piece in pieces:
-            reply.calls = piece.tool_calls or reply.calls
-            if piece.done:
-                answer.count(piece)
-                if reply.calls and offered:
-                    reply.text = answer.text[before:]
-                    return
-                reply.calls, reply.finished = (), True
-                answer.timings["generation_ms"] = round((time.monotonic() - t1) * 1000, 1)
-                reason = "length" if piece.finish_reason == "length" else "stop"
-                row = answer.finish("complete", reason)
-                yield answer.done_event(row, "complete", reason)
-                return
-            if "first_token_ms" not in answer.timings and not piece.tool_calls:
-                answer.timings["first_token_ms"] = round((time.monotonic() - t1) * 1000, 1)
-            yield from answer.take(piece.text, piece.reasoning)
-            if answer.save_due() or deps.stopping.is_set():
-                break
-    finally:
-        pieces.close()  # closes the upstream connection when we stop early
-    reply.calls = ()
+    yield from chat_rounds.answered(ex, deps, answer, prompt)

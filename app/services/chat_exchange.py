@@ -44,6 +44,11 @@ class Deps:
     listener: Listener | None = None  # wakes an answer waiting for the user's reply
 
 
+def answer_tokens(deps: Deps, target: answering.ChatTarget) -> int:
+    """The longest answer: the setting, at most a quarter of a small context."""
+    return min(deps.settings.chat_answer_tokens, target.context_length // 4)
+
+
 @dataclass(frozen=True)
 class Event:
     # retrieval | reasoning | delta | tool_call | progress | question | question_closed |
