@@ -81,6 +81,7 @@ def test_stream_sends_retrieval_deltas_in_order_then_done(ollama_app, admin, doc
     sources = events[0][1]["sources"]
     assert sources[0]["filename"] == "valve.txt" and "XR-7734" in sources[0]["text"]
     done = events[-1][1]
+    assert events[0][1]["message_id"] == done["message_id"]  # named first: a cut stream resumes
     assert done["status"] == "complete" and done["usage"]["completion_tokens"] == llm.usage[1]
     assert {"retrieval_ms", "first_token_ms", "generation_ms", "total_ms"} <= set(
         done["timings_ms"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
@@ -259,3 +260,102 @@ def test_sign_in_with_the_provider_chat_and_sign_out(oidc_page_url, browser_page
         {"client_id": "postrag", "post_logout_redirect_uri": f"{oidc_page_url}/"}
     ]
     expect(page.locator("#app")).to_be_hidden()
+
+
+# Every text the answer being shown goes through, and every state of the reconnecting status.
+WATCH_ANSWER = """() => {
+    window.shown = [];
+    window.statuses = [];
+    new MutationObserver(() => {
+        const text = document.querySelector("#messages li.assistant:last-child .text");
+        if (text) window.shown.push(text.textContent);
+        window.statuses.push(document.querySelector("#chat-status").textContent);
+    }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+ASK = re.compile(r"/api/v1/chats/\d+/messages$")
+
+
+def _sign_in(page, base: str, token: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(base)
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#who")).to_have_text("Signed in as admin")
+
+
+def _events_request(request) -> bool:  # type: ignore[no-untyped-def]
+    return request.url.split("?")[0].endswith("/events")
+
+
+def _cut_after(count: int):  # type: ignore[no-untyped-def]
+    """A route handler: the question goes to the server, the page gets the first `count` events
+    of its answer and half of the next one, then the stream ends (as a proxy cutting it)."""
+
+    def handle(route) -> None:  # type: ignore[no-untyped-def]
+        request = route.request
+        if request.method != "POST":
+            route.continue_()
+            return
+        headers = {k: v for k, v in request.headers.items() if k in ("authorization", "accept")}
+        headers["content-type"] = "application/json"
+        sent, events = [], 0
+        with httpx.stream(
+            "POST", request.url, content=request.post_data_buffer, headers=headers, timeout=30
+        ) as response:
+            for line in response.iter_lines():
+                sent.append(line)
+                events += line == ""
+                if events == count and line.startswith("event:"):
+                    break  # the next event's id and name, without its data
+        body = "\n".join(sent)
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=body)
+
+    return handle
+
+
+def test_an_answer_whose_stream_is_cut_resumes_without_repeating_text(
+    page_url, browser_page, admin_token, admin, llm
+):
+    llm.reply = " ".join(f"word{i}" for i in range(30))
+    llm.delay_s = 0.3  # slow: the answer is still being generated when the page reconnects
+    page = browser_page
+    _sign_in(page, page_url, admin_token)
+    page.evaluate(WATCH_ANSWER)
+    page.route(ASK, _cut_after(3))
+    page.get_by_label("Your question").fill("Count for me")
+    with page.expect_request(_events_request) as reconnected:
+        page.get_by_role("button", name="Ask").click()
+    assert reconnected.value.headers["last-event-id"] == "3"
+    llm.delay_s = 0.0  # the rest comes quickly
+    answer = page.locator("#messages li.assistant").last
+    expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
+    expect(answer.locator(".text")).to_have_text(llm.reply)
+    expect(page.locator("#chat-error")).to_have_text("")
+    chat = page.evaluate("Number(sessionStorage.getItem('postrag.chat'))")
+    stored = httpx.get(f"{page_url}/api/v1/chats/{chat}", headers=admin).json()
+    assert stored["messages"]["items"][-1]["content"] == llm.reply
+    # Each text shown on the way was a beginning of the answer: nothing came twice.
+    shown = page.evaluate("window.shown")
+    assert shown and all(llm.reply.startswith(text) for text in shown)
+    assert "reconnecting..." in page.evaluate("window.statuses")
+    expect(page.locator("#chat-status")).to_have_text("")
+
+
+def test_a_page_reloaded_mid_answer_follows_the_answer_to_its_end(
+    page_url, browser_page, admin_token, llm
+):
+    llm.reply = " ".join(f"word{i}" for i in range(30))
+    llm.delay_s = 0.3
+    page = browser_page
+    _sign_in(page, page_url, admin_token)
+    page.get_by_label("Your question").fill("Count for me")
+    page.get_by_role("button", name="Ask").click()
+    answer = page.locator("#messages li.assistant").last
+    expect(answer.locator(".text")).to_contain_text("word0")
+    with page.expect_request(_events_request) as followed:
+        page.reload()  # the chat shown is opened again, its answer followed from the start
+    assert followed.value.headers["last-event-id"] == "0"
+    llm.delay_s = 0.0
+    expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
+    expect(answer.locator(".text")).to_have_text(llm.reply)
+    expect(page.locator("#messages li.user")).to_have_count(1)
+    expect(page.locator("#chat-error")).to_have_text("")

@@ -118,13 +118,15 @@ def start(
     )
 
 
-def _source_event(sources: list[Hit], warnings: list[str], mode: str) -> Event:
+def _source_event(message_id: int, sources: list[Hit], warnings: list[str], mode: str) -> Event:
+    """The first event; it names the answer, so a client cut off later can resume its stream."""
     items = []
     for c, s in zip(prompting.citations(sources, ""), sources, strict=True):
         item = c.as_json()
         del item["cited"]  # nothing is cited before the answer
         items.append({**item, "text": s.text, "heading_path": s.heading_path})
-    return Event("retrieval", {"mode": mode, "sources": items, "warnings": warnings})
+    data = {"message_id": message_id, "mode": mode, "sources": items, "warnings": warnings}
+    return Event("retrieval", data)
 
 
 def run(ex: Exchange, deps: Deps) -> Generator[Event, None, None]:
@@ -205,5 +207,5 @@ def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
     )
     answer.sources = prompt.sources
     answer.prompt_tokens = prompt.estimated_tokens
-    yield _source_event(prompt.sources, found.warnings, found.mode)
+    yield _source_event(ex.assistant_id, prompt.sources, found.warnings, found.mode)
     yield from chat_rounds.answered(ex, deps, answer, prompt)

@@ -1,6 +1,7 @@
 // postrag's web page: plain modules, no build step. Every call goes to the public JSON API
 // (api.js says with which credentials); sources.js holds the Sources section.
 import { $, TOKEN_KEY, api, authHeaders, element, report, token, useCsrfToken } from "./api.js";
+import { answerEvents } from "./answers.js";
 import { setUpSources, showSources, startSources } from "./sources.js";
 
 let currentCollection = null;
@@ -39,12 +40,13 @@ function showApp(me) {
   $("#app").hidden = false;
   $("#sign-out").hidden = false;
   $("#who").focus();
-  for (const load of [loadCollections, loadChats, loadPreferences, startSources]) {
+  for (const load of [loadCollections, loadChats, reopenChat, loadPreferences, startSources]) {
     load().catch((error) => report(error));
   }
 }
 
 async function signOut() {
+  sessionStorage.removeItem(CHAT_KEY);
   if (token()) {
     sessionStorage.removeItem(TOKEN_KEY);
     location.reload();
@@ -181,7 +183,9 @@ async function search(event) {
 
 // ------------------------------------------------------------------ chat
 
+const CHAT_KEY = "postrag.chat";
 let currentChat = null;
+let view = 0;  // changes whenever another chat (or none) is shown: streams of the last one stop
 const passages = new Map();  // chunk id -> text, from the retrieval events of live answers
 
 async function loadChats() {
@@ -192,8 +196,29 @@ async function loadChats() {
       c.title || `Chat ${c.id}`))));
 }
 
-async function openChat(id) {
+// The chat shown, remembered for this tab: a reload opens it again.
+function showChat(id) {
   currentChat = id;
+  view += 1;
+  if (id) sessionStorage.setItem(CHAT_KEY, String(id));
+  else sessionStorage.removeItem(CHAT_KEY);
+  busy(false);
+}
+
+function busy(yes) {
+  $("#ask-form button").disabled = yes;
+  $("#messages").setAttribute("aria-busy", String(yes));
+}
+
+async function reopenChat() {
+  const id = Number(sessionStorage.getItem(CHAT_KEY));
+  if (id) await openChat(id).catch(() => showChat(null));  // deleted meanwhile
+}
+
+// An answer still being generated (the page was reloaded, or the chat opened meanwhile) is
+// followed from its first event, unless `follow` is false (it was just followed).
+async function openChat(id, follow = true) {
+  showChat(id);
   let chat = await api(`/api/v1/chats/${id}?limit=100`);
   if (chat.messages.total > chat.messages.items.length) {  // the newest 100
     chat = await api(`/api/v1/chats/${id}?limit=100&offset=${chat.messages.total - 100}`);
@@ -204,6 +229,11 @@ async function openChat(id) {
     return item;
   }));
   await loadChats();
+  const last = chat.messages.items.at(-1);
+  if (follow && last?.role === "assistant" && last.status === "streaming") {
+    showAnswer($("#messages li.assistant:last-child"), id, null, last.id)
+      .catch((error) => report(error, "#chat-error"));
+  }
 }
 
 function messageItem(role, text, citations) {
@@ -254,49 +284,57 @@ async function showPassage(citation, link) {
   $("#passage-close").focus();
 }
 
-// Server-sent events from a fetch body (not EventSource: the token goes in a header).
-async function* events(response) {
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value;
-    // Line ends may be \r\n, \r or \n; a \r at the very end may be half of a \r\n.
-    const safe = buffer.endsWith("\r") ? buffer.length - 1 : buffer.length;
-    const lines = buffer.slice(0, safe).replace(/\r\n?/g, "\n");
-    buffer = buffer.slice(safe);
-    let rest = lines;
-    let end;
-    while ((end = rest.indexOf("\n\n")) >= 0) {
-      const block = rest.slice(0, end);
-      rest = rest.slice(end + 2);
-      let name = "message";
-      const data = [];
-      for (const line of block.split("\n")) {
-        const [field, ...value] = line.split(":");
-        const text = value.join(":").replace(/^ /, "");
-        if (field === "event") name = text;
-        else if (field === "data") data.push(text);
+// An answer's events shown in its list item as they come; its final status, or null when
+// another chat was shown meanwhile (the answer goes on without the page).
+async function streamInto(item, chatId, response, messageId, shown) {
+  const onStatus = (text) => { $("#chat-status").textContent = text; };
+  let text = "";
+  try {
+    for await (const { name, data } of answerEvents(chatId, response, { messageId, onStatus })) {
+      if (view !== shown) return null;
+      if (name === "retrieval") {
+        for (const source of data.sources || []) passages.set(source.chunk_id, source.text);
+      } else if (name === "delta") {
+        text += data.text;
+        item.querySelector(".text").textContent = text;
+      } else if (name === "done") {
+        return data.status;
+      } else if (name === "error") {
+        report(new Error(data.detail || "the answer failed"), "#chat-error");
       }
-      if (data.length) yield [name, JSON.parse(data.join("\n"))];
     }
-    buffer = rest + buffer;
+    return null;
+  } catch (error) {
+    report(error, "#chat-error");
+    return null;
+  } finally {
+    onStatus("");
   }
+}
+
+// The answer of `chatId` in its list item until it ends, then as stored (the server may have
+// held back or set apart a last piece of the text).
+async function showAnswer(item, chatId, response, messageId = null) {
+  const shown = view;
+  busy(true);
+  const status = await streamInto(item, chatId, response, messageId, shown);
+  if (view !== shown) return;
+  busy(false);
+  await openChat(chatId, false);
+  if (status) $("#messages li.assistant:last-child").dataset.status = status;
 }
 
 async function ask(event) {
   event.preventDefault();
   $("#chat-error").textContent = "";
   const question = $("#question").value;
-  const button = $("#ask-form button");
-  button.disabled = true;
-  $("#messages").setAttribute("aria-busy", "true");
+  busy(true);
   try {
     if (!currentChat) {
       const body = currentCollection ? { collection_ids: [currentCollection.id] } : {};
-      currentChat = (await api("/api/v1/chats", { method: "POST",
-        headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).id;
+      showChat((await api("/api/v1/chats", { method: "POST",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).id);
+      busy(true);
     }
     const response = await fetch(`/api/v1/chats/${currentChat}/messages`, {
       method: "POST",
@@ -312,32 +350,10 @@ async function ask(event) {
     $("#messages").append(messageItem("user", question, []));
     const answer = messageItem("assistant", "", []);
     $("#messages").append(answer);
-    let text = "";
-    let finished = false;
-    for await (const [name, data] of events(response)) {
-      if (name === "retrieval") {
-        for (const source of data.sources || []) passages.set(source.chunk_id, source.text);
-      } else if (name === "delta") {
-        text += data.text;
-        answer.querySelector(".text").textContent = text;
-      } else if (name === "done") {
-        finished = true;
-        answer.dataset.status = data.status;
-      } else if (name === "error") {
-        finished = true;
-        report(new Error(data.detail || "the answer failed"), "#chat-error");
-      }
-    }
-    if (!finished) report(new Error("the answer was interrupted"), "#chat-error");
-    // As stored: the server may have held back or set apart a last piece of the text.
-    const status = answer.dataset.status;
-    await openChat(currentChat);
-    if (status) $("#messages li.assistant:last-child").dataset.status = status;
+    await showAnswer(answer, currentChat, response);
   } catch (error) {
     report(error, "#chat-error");
-  } finally {
-    button.disabled = false;
-    $("#messages").setAttribute("aria-busy", "false");
+    busy(false);
   }
 }
 
@@ -406,7 +422,7 @@ function setUp() {
   $("#files").addEventListener("change", (event) => upload([...event.target.files]));
   $("#search-form").addEventListener("submit", search);
   $("#ask-form").addEventListener("submit", ask);
-  $("#new-chat").addEventListener("click", () => { currentChat = null; $("#messages").replaceChildren(); $("#question").focus(); });
+  $("#new-chat").addEventListener("click", () => { showChat(null); $("#messages").replaceChildren(); $("#question").focus(); });
   $("#passage-close").addEventListener("click", () => {
     $("#passage").hidden = true;
     openedFrom?.focus();  // back to the citation that opened it
