@@ -4,6 +4,7 @@ limits, progress, a server's questions answered through the API, slash commands.
 
 from __future__ import annotations
 
+import re
 import threading
 
 import jwt
@@ -12,6 +13,7 @@ import pytest
 from app.db import scope
 from app.repositories import mcp_servers as server_repo
 from app.runtime import Runtime
+from app.services.chat_toolbox import model_name
 from tests.helpers import (
     SSE,
     ask,
@@ -422,3 +424,13 @@ def test_results_the_context_cannot_hold_are_cut_and_end_the_tool_rounds(
     assert first.get("tools") and not second.get("tools")
     read = second["messages"][-1]["content"]
     assert 50 < len(read) < 1000 and read.endswith("[... the rest of the result was cut]")
+
+
+def test_tool_names_are_what_the_protocols_accept_and_unique():
+    allowed = re.compile(r"[A-Za-z0-9_-]{1,64}")
+    assert model_name("tickets", "create issue/v2", set()) == "tickets__create_issue_v2"
+    long = model_name("tickets", "x" * 100, set())
+    clash = model_name("tickets", "a.b", {"tickets__a_b"})
+    assert allowed.fullmatch(long) and allowed.fullmatch(clash)
+    assert clash != "tickets__a_b" and clash.startswith("tickets__a_b_")
+    assert long != model_name("tickets", "x" * 101, set())  # cut alike, told apart by the hash

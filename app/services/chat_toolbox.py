@@ -59,5 +59,7 @@ def load(conn: Conn, server_ids: Sequence[int]) -> Toolbox:
         name = model_name(row["server"], row["name"], set(refs))
         refs[name] = ToolRef(row["server_id"], row["server"], row["name"])
         description = row["description"] or f"{row['name']} (MCP server {row['server']})"
-        specs.append(ToolSpec(name, description, row["input_schema"]))
+        # OpenAI's servers want an object schema; an MCP tool's always is one, if not said so.
+        schema = {"type": "object", **row["input_schema"]}
+        specs.append(ToolSpec(name, description, schema))
     return Toolbox(tuple(specs), refs)
