@@ -434,3 +434,16 @@ def test_tool_names_are_what_the_protocols_accept_and_unique():
     assert allowed.fullmatch(long) and allowed.fullmatch(clash)
     assert clash != "tickets__a_b" and clash.startswith("tickets__a_b_")
     assert long != model_name("tickets", "x" * 101, set())  # cut alike, told apart by the hash
+
+
+def test_a_tool_too_slow_is_an_error_result_and_the_answer_goes_on(make_app, admin, llm, fake_mcp):
+    app = _app(make_app, llm, mcp_timeout_s=1)
+    client = app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    llm.tool_calls = _calls({"name": "tickets__wait", "arguments": {"seconds": 3}})
+    llm.reply = "It took too long."
+    answered = ask(client, admin, chat, "Wait for it")
+    assert answered.status_code == 201, answered.json
+    assert answered.json["content"] == "It took too long."
+    call = answered.json["tool_calls"][0]
+    assert call["is_error"] and call["text"].endswith("MCP server tickets: did not answer in time")
