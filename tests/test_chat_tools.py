@@ -447,3 +447,20 @@ def test_a_tool_too_slow_is_an_error_result_and_the_answer_goes_on(make_app, adm
     assert answered.json["content"] == "It took too long."
     call = answered.json["tool_calls"][0]
     assert call["is_error"] and call["text"].endswith("MCP server tickets: did not answer in time")
+
+
+def test_a_preference_names_the_servers_new_chats_use(tools_app, admin, llm, fake_mcp):
+    client = tools_app.test_client()
+    server = _discovered(client, admin, fake_mcp.url)
+    path = "/api/v1/me/preferences"
+    wrong = client.patch(path, json={"mcp_server_ids": [server, 999]}, headers=admin)
+    assert wrong.status_code == 422 and wrong.json["errors"][0]["loc"] == ["body", "mcp_server_ids"]
+    changed = client.patch(path, json={"mcp_server_ids": [server]}, headers=admin)
+    assert changed.status_code == 200 and changed.json["mcp_server_ids"] == [server]
+    chat = client.post("/api/v1/chats", json={}, headers=admin).json
+    assert chat["mcp_server_ids"] == [server]
+    chosen = client.post("/api/v1/chats", json={"mcp_server_ids": []}, headers=admin).json
+    assert chosen["mcp_server_ids"] == []  # a chat that says otherwise wins
+    llm.tool_calls = _calls({"name": "tickets__add", "arguments": {"a": 1, "b": 1}})
+    llm.reply = lambda sent: f"Two: {_results(sent)}"
+    assert ask(client, admin, chat["id"], "1 + 1?").json["content"] == "Two: 2"

@@ -57,7 +57,9 @@ class ChatCreate(BaseModel):
 
     title: str = Field("", max_length=300, description="default: the start of the first message")
     collection_ids: list[_Id] | None = _SCOPE
-    mcp_server_ids: list[_Id] = Field([], max_length=20, description=_SERVERS)
+    mcp_server_ids: list[_Id] | None = Field(
+        None, max_length=20, description=_SERVERS + " (default: your preference's)"
+    )
 
 
 class ChatUpdate(BaseModel):

@@ -14,6 +14,7 @@ from app.repositories import chat_questions as question_repo
 from app.repositories import chats as chat_repo
 from app.repositories import collections as collection_repo
 from app.repositories import mcp_servers as server_repo
+from app.repositories import preferences as preference_repo
 from app.services.tokens import Principal
 
 
@@ -49,10 +50,16 @@ def create(
     who: Principal,
     title: str,
     collection_ids: list[int] | None,
-    mcp_server_ids: Sequence[int] = (),
+    mcp_server_ids: Sequence[int] | None = None,
 ) -> Row:
+    """A new chat; without `mcp_server_ids`, it uses the servers of the user's preference."""
     with conn.transaction():
         scope = check_scope(conn, who, collection_ids)
+        if mcp_server_ids is None:
+            preferred = preference_repo.get(conn, who.user_id)
+            mcp_server_ids = preferred["mcp_server_ids"] if preferred else []
+            # one disabled or removed since is left out, not refused
+            mcp_server_ids = [r["id"] for r in server_repo.enabled_among(conn, mcp_server_ids)]
         servers = check_servers(conn, list(mcp_server_ids))
         return chat_repo.insert(conn, who.user_id, title, scope, servers)
 

@@ -1,6 +1,6 @@
 -- V2_18: MCP tools inside chats (issue 20). A chat names the registered MCP servers whose tools
 -- its answers may call (`mcp_server_ids`, checked by the app when set: registered and enabled;
--- one removed later is skipped). An answer keeps the calls its model made and their results
+-- one removed later is skipped); a user's preference names those new chats get. An answer keeps the calls its model made and their results
 -- (`tool_calls`, shown with the message). A server that asks the user a question while a tool
 -- runs (MCP elicitation) leaves a row in chat_questions: the answering thread waits for the
 -- user's reply (through the API, from any app process: a NOTIFY on postrag_chat_events wakes
@@ -10,6 +10,10 @@
 ALTER TABLE chats
     ADD COLUMN mcp_server_ids bigint[] NOT NULL DEFAULT '{}',
     ADD CONSTRAINT chats_mcp_server_ids_check CHECK (cardinality(mcp_server_ids) <= 20);
+
+ALTER TABLE user_preferences
+    ADD COLUMN mcp_server_ids bigint[] NOT NULL DEFAULT '{}',
+    ADD CONSTRAINT user_preferences_mcp_server_ids_check CHECK (cardinality(mcp_server_ids) <= 20);
 
 ALTER TABLE chat_messages
     ADD COLUMN tool_calls jsonb NOT NULL DEFAULT '[]',
