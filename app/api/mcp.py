@@ -1,4 +1,4 @@
-"""/mcp: the MCP server (app/api/mcp_tools.py) over streamable HTTP, inside the Flask app.
+"""/mcp: the MCP server (app/services/mcp_server.py) over streamable HTTP, inside the Flask app.
 
 The SDK's transport is an ASGI app; this is a WSGI app served by gunicorn's threads. Rather than
 a second server or an event loop shared across threads, each request is authenticated here as
@@ -19,9 +19,9 @@ import anyio
 from flask import Blueprint, Response, g, request
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-from app.api import mcp_tools
 from app.api.endpoint import authorize_bearer, release_db
 from app.runtime import runtime
+from app.services import mcp_server
 
 bp = Blueprint("mcp", __name__)
 
@@ -34,9 +34,9 @@ MAX_BODY_BYTES = 256 * 1024  # a JSON-RPC message; a query is at most 4000 chara
 def mcp_transport() -> Response:
     who = authorize_bearer(reads_only=True)  # the tools only read (ask, as /v1/chat does)
     release_db()  # each tool call takes a connection of its own, acting as the caller
-    caller = mcp_tools.Caller(runtime(), request.host_url.rstrip("/"), lambda _c: who, g.llm_usage)
+    caller = mcp_server.Caller(runtime(), request.host_url.rstrip("/"), lambda _c: who, g.llm_usage)
     body = request.stream.read(MAX_BODY_BYTES + 1)  # one more: the SDK then answers 413
-    with mcp_tools.serving(caller):
+    with mcp_server.serving(caller):
         status, headers, payload = anyio.run(_exchange, _scope(), body)
     return Response(payload, status=status, headers=headers)
 
@@ -62,7 +62,7 @@ def _scope() -> dict[str, Any]:
 async def _exchange(scope: dict[str, Any], body: bytes) -> tuple[int, list[Any], bytes]:
     """The SDK's answer to one request: (status, headers, body)."""
     manager = StreamableHTTPSessionManager(
-        app=mcp_tools.server()._lowlevel_server,  # noqa: SLF001 - what its own Starlette app mounts
+        app=mcp_server.server()._lowlevel_server,  # noqa: SLF001 - what its own Starlette app mounts
         json_response=True,
         stateless=True,
         max_request_body_size=MAX_BODY_BYTES,
