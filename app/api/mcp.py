@@ -16,10 +16,12 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import anyio
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, g, json, request
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
+from app.api.auth import own_url
 from app.api.endpoint import authorize_bearer, release_db
+from app.errors import NotFound, Unauthorized
 from app.runtime import runtime
 from app.services import mcp_server
 
@@ -32,13 +34,40 @@ MAX_BODY_BYTES = 256 * 1024  # a JSON-RPC message; a query is at most 4000 chara
 # as the transport allows for a server with neither; a GET would otherwise hold a thread open.
 @bp.post("/mcp")
 def mcp_transport() -> Response:
-    who = authorize_bearer(reads_only=True)  # the tools only read (ask, as /v1/chat does)
+    try:
+        who = authorize_bearer(reads_only=True)  # the tools only read (ask, as /v1/chat does)
+    except Unauthorized as exc:
+        if runtime().settings.oidc_issuer:  # where an OAuth-only client learns whom to ask
+            metadata = own_url("mcp.protected_resource")
+            exc.headers["WWW-Authenticate"] = (
+                f'Bearer realm="postrag", resource_metadata="{metadata}"'
+            )
+        raise
     release_db()  # each tool call takes a connection of its own, acting as the caller
     caller = mcp_server.Caller(runtime(), request.host_url.rstrip("/"), lambda _c: who, g.llm_usage)
     body = request.stream.read(MAX_BODY_BYTES + 1)  # one more: the SDK then answers 413
     with mcp_server.serving(caller):
         status, headers, payload = anyio.run(_exchange, _scope(), body)
     return Response(payload, status=status, headers=headers)
+
+
+@bp.get("/.well-known/oauth-protected-resource")  # clients that ask at the root (older SDKs)
+@bp.get("/.well-known/oauth-protected-resource/mcp")  # RFC 9728's place for /mcp: url_for's
+def protected_resource() -> Response:
+    """OAuth 2.0 Protected Resource Metadata (RFC 9728) of /mcp, as the MCP authorization spec
+    asks: the identity provider whose tokens it takes, so that a client that only speaks OAuth
+    signs its user in there. 404 without a provider: API tokens only."""
+    settings = runtime().settings
+    if not settings.oidc_issuer:
+        raise NotFound("this server takes API tokens only: no OpenID provider is configured")
+    body = {
+        "resource": own_url("mcp.mcp_transport"),
+        "authorization_servers": [settings.oidc_issuer],
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": ["openid"],
+        "resource_name": "postrag",
+    }
+    return Response(json.dumps(body), mimetype="application/json")
 
 
 def _scope() -> dict[str, Any]:
