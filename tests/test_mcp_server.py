@@ -248,6 +248,8 @@ def test_an_invalid_or_missing_token_is_401(base_url):  # type: ignore[no-untype
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
         assert response.headers["Content-Type"] == "application/problem+json"
+        assert "resource_metadata" not in response.headers["WWW-Authenticate"]  # tokens only
+    assert httpx.get(f"{base_url}/.well-known/oauth-protected-resource/mcp").status_code == 404
 
 
 def test_stdio_server_acts_as_the_tokens_user(module_settings, corpus):  # type: ignore[no-untyped-def]
@@ -316,3 +318,19 @@ def test_an_identity_providers_jwt_is_a_bearer_and_the_web_cookie_is_not(make_ap
         "/mcp", json=ping, headers={"Accept": "application/json, text/event-stream"}
     )
     assert refused.status_code == 401
+    # An OAuth-only MCP client learns from the 401 where its user signs in (RFC 9728).
+    challenge = refused.headers["WWW-Authenticate"]
+    metadata_url = "http://localhost/.well-known/oauth-protected-resource/mcp"
+    assert f'resource_metadata="{metadata_url}"' in challenge
+    for path in (
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ):
+        metadata = browser.get(path)
+        assert metadata.status_code == 200 and metadata.json == {
+            "resource": "http://localhost/mcp",
+            "authorization_servers": [provider.issuer],
+            "bearer_methods_supported": ["header"],
+            "scopes_supported": ["openid"],
+            "resource_name": "postrag",
+        }

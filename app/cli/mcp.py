@@ -43,16 +43,16 @@ def mcp_command(token: str | None, user_name: str | None, base_url: str) -> None
         raise click.UsageError("give either --token (or POSTRAG_MCP_TOKEN) or --user")
     import anyio
 
-    from app.api import mcp_tools
+    from app.services import mcp_server
 
     with _stdout_to_stderr():
         runtime = _open_runtime()
     try:
         identify = _identity(token, user_name)
         _check(runtime, identify)
-        caller = mcp_tools.Caller(runtime, base_url.rstrip("/"), identify, {})
-        with mcp_tools.serving(caller):
-            anyio.run(mcp_tools.server().run_stdio_async)
+        caller = mcp_server.Caller(runtime, base_url.rstrip("/"), identify, {})
+        with mcp_server.serving(caller):
+            anyio.run(mcp_server.server().run_stdio_async)
     finally:
         runtime.close()
 
