@@ -29,7 +29,7 @@ from tests.helpers import (
 FAST = {
     "llm_timeout_s": 3,
     "mcp_hosts": ("127.0.0.1",),
-    "mcp_timeout_s": 5,
+    "mcp_timeout_s": 10,
     "chat_question_timeout_s": 20,
 }
 
@@ -217,6 +217,14 @@ def _asking(app, admin, llm, fake_mcp) -> tuple[object, int, threading.Thread, l
     return client, chat, thread, answered
 
 
+def _answer(thread: threading.Thread, answered: list) -> dict:
+    """The stored answer the posting thread got (201)."""
+    thread.join(60)
+    assert not thread.is_alive(), "the answer did not end"
+    assert answered[0].status_code == 201, answered[0].json
+    return answered[0].json
+
+
 def _pending(client, admin, chat: int) -> dict:
     found = wait_for(
         lambda: client.get(f"/api/v1/chats/{chat}", headers=admin).json["questions"],
@@ -239,17 +247,13 @@ def test_a_question_answered_through_the_api_reaches_the_tool(tools_app, admin, 
     assert reply.status_code == 200, reply.json
     assert reply.json["state"] == "answered"
     assert reply.json["answer"] == {"action": "accept", "content": {"colour": "red"}}
-    thread.join(30)
-    assert answered[0].status_code == 201, answered[0].json
-    assert answered[0].json["content"] == "Done: the colour is red"
+    assert _answer(thread, answered)["content"] == "Done: the colour is red"
     again = client.post(url, json={"action": "decline"}, headers=admin)
     assert again.status_code == 409
     assert client.get(f"/api/v1/chats/{chat}", headers=admin).json["questions"] == []
-    events = parse_sse_ids(
-        client.get(
-            f"/api/v1/chats/{chat}/messages/{answered[0].json['id']}/events", headers=admin
-        ).data
-    )
+    stored = answered[0].json
+    url = f"/api/v1/chats/{chat}/messages/{stored['id']}/events"
+    events = parse_sse_ids(client.get(url, headers=admin).data)
     kinds = _kinds(events)
     assert kinds == ["retrieval", "tool_call", "question", "question_closed", "tool_result", "done"]
     assert events[3][2] == {"id": question["id"], "state": "answered"}
@@ -261,8 +265,7 @@ def test_a_declined_question_is_told_to_the_tool(tools_app, admin, llm, fake_mcp
     url = f"/api/v1/chats/{chat}/questions/{question['id']}"
     reply = client.post(url, json={"action": "decline"}, headers=admin)
     assert reply.status_code == 200 and reply.json["state"] == "declined"
-    thread.join(30)
-    assert answered[0].json["content"] == "Done: the user chose to decline"
+    assert _answer(thread, answered)["content"] == "Done: the user chose to decline"
 
 
 def test_a_question_nobody_answers_expires_and_the_tool_is_cancelled(
@@ -270,17 +273,16 @@ def test_a_question_nobody_answers_expires_and_the_tool_is_cancelled(
 ):
     app = _app(make_app, llm, chat_question_timeout_s=1)
     client, chat, thread, answered = _asking(app, admin, llm, fake_mcp)
-    thread.join(30)
-    assert answered[0].json["content"] == "Done: the user chose to cancel"
-    message = answered[0].json["tool_calls"][0]
+    stored = _answer(thread, answered)
+    assert stored["content"] == "Done: the user chose to cancel"
+    message = stored["tool_calls"][0]
     assert (message["tool"], message["is_error"]) == ("ask", False)
-    events = parse_sse_ids(
-        client.get(
-            f"/api/v1/chats/{chat}/messages/{answered[0].json['id']}/events", headers=admin
-        ).data
-    )
-    question = next(data for _, kind, data in events if kind == "question")
-    assert next(d for _, k, d in events if k == "question_closed")["state"] == "expired"
+    url = f"/api/v1/chats/{chat}/messages/{stored['id']}/events"
+    events = parse_sse_ids(client.get(url, headers=admin).data)
+    kinds = _kinds(events)
+    assert kinds == ["retrieval", "tool_call", "question", "question_closed", "tool_result", "done"]
+    question, closed = events[2][2], events[3][2]
+    assert closed == {"id": question["id"], "state": "expired"}
     late = client.post(
         f"/api/v1/chats/{chat}/questions/{question['id']}",
         json={"action": "accept", "content": {"colour": "red"}},
@@ -301,8 +303,7 @@ def test_another_users_question_is_not_found(tools_app, admin, new_user, llm, fa
     assert client.get(f"/api/v1/chats/{chat}", headers=bob).status_code == 404
     url = f"/api/v1/chats/{chat}/questions/{question['id']}"
     assert client.post(url, json={"action": "cancel"}, headers=admin).status_code == 200
-    thread.join(30)
-    assert answered[0].json["content"] == "Done: the user chose to cancel"
+    assert _answer(thread, answered)["content"] == "Done: the user chose to cancel"
 
 
 # Slash commands
@@ -342,7 +343,8 @@ def test_a_stop_while_a_question_waits_ends_the_answer(tools_app, admin, llm, fa
     client, chat, thread, answered = _asking(tools_app, admin, llm, fake_mcp)
     question = _pending(client, admin, chat)
     assert client.post(f"/api/v1/chats/{chat}/stop", headers=admin).status_code == 202
-    thread.join(30)
+    thread.join(60)
+    assert not thread.is_alive(), "the answer did not end"
     stored = messages(client, admin, chat)[-1]
     assert (stored["status"], stored["finish_reason"]) == ("incomplete", "stopped")
     assert stored["tool_calls"][0]["text"] == "stopped before the tool answered"
