@@ -2,7 +2,9 @@
 // (api.js says with which credentials); sources.js holds the Sources section.
 import { $, TOKEN_KEY, api, authHeaders, element, report, token, useCsrfToken } from "./api.js";
 import { answerEvents } from "./answers.js";
+import { chosenServers, setUpServers, showServers } from "./servers.js";
 import { setUpSources, showSources, startSources } from "./sources.js";
+import { TOOL_EVENTS, showQuestion, showStoredCalls, showToolEvent } from "./tools.js";
 
 let currentCollection = null;
 let pollTimer = null;
@@ -210,9 +212,17 @@ function busy(yes) {
   $("#messages").setAttribute("aria-busy", String(yes));
 }
 
+// No chat shown: the next question starts one.
+async function newChat() {
+  showChat(null);
+  $("#messages").replaceChildren();
+  await showServers(null);
+}
+
 async function reopenChat() {
   const id = Number(sessionStorage.getItem(CHAT_KEY));
-  if (id) await openChat(id).catch(() => showChat(null));  // deleted meanwhile
+  if (id) await openChat(id).catch(newChat);  // deleted meanwhile
+  else await newChat();
 }
 
 // An answer still being generated (the page was reloaded, or the chat opened meanwhile) is
@@ -225,10 +235,16 @@ async function openChat(id, follow = true) {
   }
   $("#messages").replaceChildren(...chat.messages.items.map((m) => {
     const item = messageItem(m.role, m.content, m.citations || []);
+    item.dataset.message = String(m.id);
+    showStoredCalls(item, m.tool_calls || []);
     if (m.error) item.append(element("p", { class: "error" }, m.error));
     return item;
   }));
-  await loadChats();
+  for (const question of chat.questions || []) {  // waiting for you: under their answer
+    const item = $(`#messages li[data-message="${question.message_id}"]`);
+    if (item) showQuestion(item, id, question);
+  }
+  await Promise.all([loadChats(), showServers(chat)]);
   const last = chat.messages.items.at(-1);
   if (follow && last?.role === "assistant" && last.status === "streaming") {
     showAnswer($("#messages li.assistant:last-child"), id, null, last.id)
@@ -297,6 +313,8 @@ async function streamInto(item, chatId, response, messageId, shown) {
       } else if (name === "delta") {
         text += data.text;
         item.querySelector(".text").textContent = text;
+      } else if (TOOL_EVENTS.includes(name)) {
+        showToolEvent(item, chatId, name, data);
       } else if (name === "done") {
         return data.status;
       } else if (name === "error") {
@@ -332,6 +350,7 @@ async function ask(event) {
   try {
     if (!currentChat) {
       const body = currentCollection ? { collection_ids: [currentCollection.id] } : {};
+      if (chosenServers()) body.mcp_server_ids = chosenServers();
       showChat((await api("/api/v1/chats", { method: "POST",
         headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).id);
       busy(true);
@@ -422,13 +441,17 @@ function setUp() {
   $("#files").addEventListener("change", (event) => upload([...event.target.files]));
   $("#search-form").addEventListener("submit", search);
   $("#ask-form").addEventListener("submit", ask);
-  $("#new-chat").addEventListener("click", () => { showChat(null); $("#messages").replaceChildren(); $("#question").focus(); });
+  $("#new-chat").addEventListener("click", () => {
+    newChat().catch((error) => report(error, "#chat-error"));
+    $("#question").focus();
+  });
   $("#passage-close").addEventListener("click", () => {
     $("#passage").hidden = true;
     openedFrom?.focus();  // back to the citation that opened it
   });
   $("#preferences-form").addEventListener("submit", savePreferences);
   setUpSources(loadDocuments);
+  setUpServers();
   if (token()) signIn(token());
   else resumeSession();
 }
