@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -457,8 +458,17 @@ def test_an_answer_shows_its_tool_calls_progress_and_results(
         ),
         "the chat without its server",
     )
-    page.get_by_label("tickets", exact=True).check()
+    server = httpx.get(f"{base}/api/v1/mcp-servers", headers=headers).json()["items"][0]["id"]
+    toggle = httpx.patch  # an admin disables the server meanwhile: the API's 422 is shown
+    toggle(f"{base}/api/v1/mcp-servers/{server}", json={"enabled": False}, headers=headers)
+    box = page.get_by_label("tickets", exact=True)
+    box.check()
+    expect(page.locator("#chat-tools-error")).to_contain_text("no enabled MCP server")
+    expect(box).not_to_be_checked()  # what the chat uses
+    toggle(f"{base}/api/v1/mcp-servers/{server}", json={"enabled": True}, headers=headers)
+    box.check()
     expect(page.locator("#chat-tools-error")).to_have_text("")
+    expect(box).to_be_checked()
 
     # Slash commands: "/" offers the servers' prompts, chosen from the keyboard.
     question = page.get_by_label("Your question")
@@ -500,10 +510,18 @@ def test_a_servers_question_is_a_form_that_lets_the_answer_complete(
     expect(form).to_have_count(1)
     form.get_by_role("button", name="Accept").click()  # a required field left empty: not sent
     form.get_by_label("Colour").fill("red")
+
+    def not_a_colour(route) -> None:  # type: ignore[no-untyped-def]
+        body = {"action": "accept", "content": {"colour": 7}}
+        route.continue_(post_data=json.dumps(body))
+
+    page.route(re.compile(r"/questions/\d+$"), not_a_colour, times=1)
+    form.get_by_role("button", name="Accept").click()  # refused: said in the form, which stays
+    expect(form.get_by_role("alert")).to_contain_text("is not of type 'string'")
     form.get_by_role("button", name="Accept").click()
     expect(form).to_have_count(0)
     answer = page.locator("#messages li.assistant").last
     expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
     expect(answer.locator(".text")).to_have_text("Done: the colour is red")
     expect(page.locator("#chat-error")).to_have_text("")
-    assert len(posted) == 1  # the accept with the colour only
+    assert len(posted) == 2  # the refused one, then the colour: none with the field left empty

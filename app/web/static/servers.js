@@ -5,6 +5,7 @@ import { $, api, element } from "./api.js";
 
 let servers = [];  // the registered servers, enabled ones only
 let chatId = null;  // the chat shown (null: a new one)
+let saved = [];  // its servers as the API last said
 let commands = [];
 let shown = 0;  // counts the pickers asked for: a slow answer for an older one is dropped
 
@@ -13,6 +14,10 @@ function render(chosen) {
   $("#chat-servers").replaceChildren(...servers.map((s) => element("label", { class: "inline" },
     element("input", { type: "checkbox", value: String(s.id), "data-server": s.name,
       onchange: save }), ` ${s.name}`)));
+  tick(chosen);
+}
+
+function tick(chosen) {
   for (const box of $("#chat-servers").querySelectorAll("input")) {
     box.checked = chosen.includes(Number(box.value));
   }
@@ -34,12 +39,14 @@ async function save() {
   $("#chat-tools-error").textContent = "";
   if (!chatId) return;  // sent when the chat is created
   try {
-    await api(`/api/v1/chats/${chatId}`, { method: "PATCH",
+    const chat = await api(`/api/v1/chats/${chatId}`, { method: "PATCH",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ mcp_server_ids: chosenServers() }) });
+    saved = chat.mcp_server_ids;
     await loadCommands();
   } catch (error) {
     $("#chat-tools-error").textContent = error.message;
+    tick(saved);  // the boxes say what the chat uses
   }
 }
 
@@ -55,7 +62,8 @@ export async function showServers(chat) {
     ]);
     if (mine !== shown) return;
     servers = page.items.filter((s) => s.enabled);
-    render(chat ? chat.mcp_server_ids : prefs.mcp_server_ids);
+    saved = chat ? chat.mcp_server_ids : prefs.mcp_server_ids;
+    render(saved);
     await loadCommands();
   } catch (error) {
     $("#chat-tools-error").textContent = error.message;

@@ -152,6 +152,17 @@ function content(form, question) {
   return values;
 }
 
+// The page a question asks you to open: a link only when it is a web address (the server chose
+// it: no javascript: or data: URL becomes clickable).
+function pageToOpen(url) {
+  let web = false;
+  try { web = ["http:", "https:"].includes(new URL(url).protocol); } catch { /* not a URL */ }
+  const open = web ?
+    element("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, url) :
+    element("code", {}, url);
+  return element("p", {}, "It asks you to open ", open, ", then to accept.");
+}
+
 function questionForm(chatId, question) {
   const error = element("p", { class: "error", role: "alert" });
   const title = element("p", { id: `q${question.id}-title` },
@@ -166,16 +177,16 @@ function questionForm(chatId, question) {
     try {
       await api(`/api/v1/chats/${chatId}/questions/${question.id}`, { method: "POST",
         headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      form.closest(".tool-call")?.querySelector("summary").focus();  // not lost with the form
       form.remove();
     } catch (failure) {
       error.textContent = failure.message;
     }
   };
   form.addEventListener("submit", (event) => { event.preventDefault(); reply("accept"); });
-  const link = question.url ?
-    [element("p", {}, element("a", { href: question.url, target: "_blank", rel: "noopener" },
-      "Open the page it asks you to visit"))] : [];
-  form.append(title, ...link, ...(question.url ? [] : fields(question)),
+  const until = new Date(question.expires_at).toLocaleTimeString();
+  form.append(title, ...(question.url ? [pageToOpen(question.url)] : fields(question)),
+    element("p", { class: "hint" }, `Waiting for your answer until ${until}.`),
     element("div", { class: "question-actions" },
       element("button", { type: "submit" }, "Accept"), " ",
       element("button", { type: "button", onclick: () => reply("decline") }, "Decline"), " ",
