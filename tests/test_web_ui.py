@@ -525,3 +525,88 @@ def test_a_servers_question_is_a_form_that_lets_the_answer_complete(
     expect(answer.locator(".text")).to_have_text("Done: the colour is red")
     expect(page.locator("#chat-error")).to_have_text("")
     assert len(posted) == 2  # the refused one, then the colour: none with the field left empty
+
+
+# A question shown as the page shows a `question` event, in an answer's list item.
+SHOW_QUESTION = """async (question) => {
+    const { showQuestion } = await import("/ui/tools.js");
+    const item = document.createElement("li");
+    item.className = "assistant";
+    item.append(Object.assign(document.createElement("span"), {className: "text"}));
+    document.querySelector("#messages").append(item);
+    showQuestion(item, 4242, question);
+}"""
+
+
+def _question(number: int, **fields) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "id": number,
+        "message_id": 1,
+        "server": "tickets",
+        "tool": "plan",
+        "message": "How should the ticket look?",
+        "requested_schema": {},
+        "url": None,
+        "state": "pending",
+        "answer": None,
+        "expires_at": "2026-12-05T12:00:00Z",
+        **fields,
+    }
+
+
+def test_a_questions_form_follows_its_requested_schema(page_url, browser_page, admin_token):
+    page = browser_page
+    _sign_in(page, page_url, admin_token)
+    replies: list[dict] = []
+
+    def answered(route) -> None:  # type: ignore[no-untyped-def]
+        replies.append(json.loads(route.request.post_data))
+        route.fulfill(status=200, json={"state": "answered"})
+
+    page.route(re.compile(r"/api/v1/chats/4242/questions/\d+$"), answered)
+    schema = {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "title": "Title", "description": "a short line"},
+            "points": {"type": "integer", "title": "Story points", "minimum": 1},
+            "urgent": {"type": "boolean", "title": "Urgent", "default": False},
+            "team": {
+                "type": "string",
+                "title": "Team",
+                "enum": ["ops", "dev"],
+                "enumNames": ["Operations", "Development"],
+            },
+            "estimate": {"type": "number", "title": "Estimate (days)"},
+        },
+        "required": ["title", "team"],
+    }
+    page.evaluate(SHOW_QUESTION, _question(7, requested_schema=schema))
+    form = page.locator('form.question[data-question="7"]')
+    expect(form.get_by_label("Title")).to_have_accessible_description("a short line")
+    form.get_by_label("Title").fill("Fix the pump")
+    form.get_by_label("Story points").fill("3")
+    form.get_by_label("Urgent").check()
+    form.get_by_label("Team").select_option(label="Development")
+    form.get_by_role("button", name="Accept").click()
+    expect(form).to_have_count(0)
+    assert replies == [
+        {
+            "action": "accept",
+            "content": {"title": "Fix the pump", "points": 3, "urgent": True, "team": "dev"},
+        }
+    ]
+
+    # A page to open instead of a form: a link only when it is a web address.
+    page.evaluate(SHOW_QUESTION, _question(8, url="javascript:alert(1)"))
+    form = page.locator('form.question[data-question="8"]')
+    expect(form).to_contain_text("javascript:alert(1)")
+    expect(form.get_by_role("link")).to_have_count(0)
+    form.get_by_role("button", name="Accept").click()
+    expect(form).to_have_count(0)
+    page.evaluate(SHOW_QUESTION, _question(9, url="https://tickets.example/consent"))
+    form = page.locator('form.question[data-question="9"]')
+    link = form.get_by_role("link", name="https://tickets.example/consent")
+    expect(link).to_have_attribute("href", "https://tickets.example/consent")
+    form.get_by_role("button", name="Decline").click()
+    expect(form).to_have_count(0)
+    assert replies[1:] == [{"action": "accept"}, {"action": "decline"}]

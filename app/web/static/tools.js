@@ -125,8 +125,8 @@ function input(id, name, schema, required) {
 function fields(question) {
   const schema = question.requested_schema ?? {};
   const required = schema.required ?? [];
-  return Object.entries(schema.properties ?? {}).map(([name, property]) => {
-    const id = `q${question.id}-${name}`;
+  return Object.entries(schema.properties ?? {}).map(([name, property], i) => {
+    const id = `q${question.id}-field-${i}`;  // a name may hold any character
     const control = input(id, name, property, required.includes(name));
     if (property.default !== undefined) {
       if (control.type === "checkbox") control.checked = Boolean(property.default);
@@ -165,7 +165,7 @@ function pageToOpen(url) {
 
 function questionForm(chatId, question) {
   const error = element("p", { class: "error", role: "alert" });
-  const title = element("p", { id: `q${question.id}-title` },
+  const title = element("p", { id: `q${question.id}-message` },
     element("strong", {}, `${question.server} asks: `), question.message);
   const form = element("form", { class: "question", "data-question": String(question.id),
     "aria-labelledby": title.id });
