@@ -500,6 +500,12 @@ def test_a_servers_question_is_a_form_that_lets_the_answer_complete(
     page.on("request", lambda r: posted.append(r.url) if "/questions/" in r.url else None)
     _sign_in(page, base, admin_token)
     expect(page.locator("#chat-tools-summary")).to_have_text("tickets")  # the preference's
+    page.get_by_label("Your question").fill("/sum")  # a new chat: its servers' prompts
+    option = page.get_by_role("listbox", name="Slash commands").get_by_role("option")
+    expect(option).to_have_text("/tickets:summarise topic Summarise a topic.")
+    option.click()
+    expect(page.get_by_label("Your question")).to_have_value("/tickets:summarise ")
+    expect(page.get_by_label("Your question")).to_be_focused()
     page.get_by_label("Your question").fill("Make a ticket")
     page.get_by_role("button", name="Ask").click()
     form = page.locator("form.question")

@@ -37,7 +37,10 @@ export function chosenServers() {
 async function save() {
   summarise();
   $("#chat-tools-error").textContent = "";
-  if (!chatId) return;  // sent when the chat is created
+  if (!chatId) {  // sent when the chat is created
+    await loadCommands().catch((error) => { $("#chat-tools-error").textContent = error.message; });
+    return;
+  }
   try {
     const chat = await api(`/api/v1/chats/${chatId}`, { method: "PATCH",
       headers: { "Content-Type": "application/json" },
@@ -73,12 +76,21 @@ export async function showServers(chat) {
 async function loadCommands() {
   commands = [];
   hideCommands();
-  if (!chatId || !chosenServers()?.length) return;
-  commands = (await api(`/api/v1/chats/${chatId}/commands`)).items;
+  const ids = chosenServers() ?? [];
+  if (!ids.length) return;
+  commands = chatId ? (await api(`/api/v1/chats/${chatId}/commands`)).items : await commandsOf(ids);
   if (document.activeElement === $("#question")) offerCommands();  // to a "/" typed meanwhile
 }
 
 // ------------------------------------------------------------------ slash commands
+
+// A new chat's commands, from its servers' prompts: each as /server:prompt, which always works.
+async function commandsOf(ids) {
+  const details = await Promise.all(ids.map((id) => api(`/api/v1/mcp-servers/${id}`)));
+  return details.flatMap((server) => server.prompts.map((prompt) => ({
+    command: `/${server.name}:${prompt.name}`, server: server.name, prompt: prompt.name,
+    description: prompt.description, arguments: prompt.arguments })));
+}
 
 const list = () => $("#commands");
 
