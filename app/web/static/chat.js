@@ -63,7 +63,8 @@ async function openChat(id, follow = true) {
     return item;
   }));
   for (const question of chat.questions || []) {  // waiting for you: under their answer
-    const item = $(`#messages li[data-message="${question.message_id}"]`);
+    const item = $(`#messages li[data-message="${question.message_id}"]`) ??
+      $("#messages li.assistant:last-child");  // its answer is older than the page shown
     if (item) showQuestion(item, id, question);
   }
   await Promise.all([loadChats(), showServers(chat)]);
