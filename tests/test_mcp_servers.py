@@ -92,6 +92,7 @@ def test_only_admins_change_servers(api, admin, new_user, fake_mcp):
             {"auth": "static_header", "header_name": "X-Key", "header_value": "a\r\nb"},
             "header_value",
         ),
+        ({"auth": "static_header", "header_name": "X-Key", "header_value": "clé"}, "header_value"),
         ({"header_name": "X-Key", "header_value": "x"}, "header_name"),  # auth none
         ({"auth": "token_exchange", "exchange_audience": "tickets"}, "auth"),  # no OIDC here
         ({"auth": "token_exchange"}, "exchange_audience"),

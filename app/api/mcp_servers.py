@@ -23,9 +23,9 @@ bp = Blueprint("mcp_servers", __name__, url_prefix="/api/v1")
 ServerName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,100}$")]
-# No control characters: a header's value is one line.
+# One line of printable ASCII (or tabs): HTTP sends header values as ASCII.
 HeaderValue = Annotated[
-    str, StringConstraints(min_length=1, max_length=8000, pattern=r"^[^\x00-\x1f\x7f]+$")
+    str, StringConstraints(min_length=1, max_length=8000, pattern=r"^[\x20-\x7e\t]+$")
 ]
 Audience = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 Scope = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
