@@ -24,10 +24,19 @@ def call_chunks(openai: bool, model: str, calls: list[Call]) -> list[dict[str, A
     """The stream's chunks that carry `calls`."""
     if not calls:
         return []
-    if not openai:
-        wire = [{"function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]
-        message = {"role": "assistant", "content": "", "tool_calls": wire}
-        return [{"model": model, "message": message, "done": False}]
+    if not openai:  # one line a call, as Ollama may send them
+        return [
+            {
+                "model": model,
+                "message": {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [{"function": {"name": c["name"], "arguments": c["arguments"]}}],
+                },
+                "done": False,
+            }
+            for c in calls
+        ]
     chunks = []
     for index, call in enumerate(calls):
         first = {"index": index, "id": f"call_{index}_fake", "type": "function"}

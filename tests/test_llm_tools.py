@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.providers import llm_http
+from app.providers import llm_http, llm_tools
 from app.providers.llm import (
     ChatRequest,
     LLMError,
@@ -98,6 +98,19 @@ def test_arguments_that_are_not_an_object_are_a_provider_error(llm, provider, wh
             list(model.stream(request([{"role": "user", "content": "find it"}])))
     finally:
         model.close()
+
+
+@pytest.mark.parametrize(("provider", "whole"), PROTOCOLS)
+def test_calls_past_the_cap_are_dropped_and_ids_never_repeat(llm, provider, whole):
+    llm.whole_json = whole
+    llm.tool_calls = lambda messages: [{"name": "lookup", "arguments": {"q": "x"}}] * 40
+    model = client(provider, llm.url)
+    try:
+        pieces = list(model.stream(request([{"role": "user", "content": "find it"}])))
+    finally:
+        model.close()
+    (calls,) = [p.tool_calls for p in pieces if p.tool_calls]
+    assert len(calls) == llm_tools.MAX_CALLS == len({c.id for c in calls})
 
 
 @pytest.mark.parametrize("provider", ["ollama", "openai"])

@@ -157,7 +157,8 @@ class OllamaClient(_Client):
                 yield Piece(
                     text=message.get("content") or "", reasoning=message.get("thinking") or ""
                 )
-            calls += llm_tools.whole_calls(self.provider, message)  # each comes whole, once
+            # Each call comes whole, once; however many lines bring them, MAX_CALLS in all.
+            calls = (calls + llm_tools.whole_calls(self.provider, message))[: llm_tools.MAX_CALLS]
             if data.get("done"):
                 if calls:
                     yield Piece(tool_calls=calls)

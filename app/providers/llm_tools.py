@@ -10,6 +10,7 @@ llm.tool_message); only this module knows how each provider spells it.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -96,20 +97,22 @@ def _arguments(provider: str, name: str, value: Any) -> dict[str, Any]:
     return value
 
 
-def _call(provider: str, index: int, call_id: Any, name: Any, arguments: Any) -> ToolCall:
+def _call(provider: str, call_id: Any, name: Any, arguments: Any) -> ToolCall:
     if not isinstance(name, str) or not name:
         raise LLMError(provider, "the model called a tool without naming it")
-    given = call_id if isinstance(call_id, str) and call_id else f"call_{index}"
+    # Made up ids are unique within the answer: Ollama sends none, and its calls come line by
+    # line and round by round, so an index alone would repeat.
+    given = call_id if isinstance(call_id, str) and call_id else f"call_{secrets.token_hex(6)}"
     return ToolCall(given, name, _arguments(provider, name, arguments))
 
 
 def whole_calls(provider: str, message: Mapping[str, Any]) -> tuple[ToolCall, ...]:
     """The calls of a message that holds them whole (Ollama's, a non-streamed OpenAI answer's)."""
     calls = []
-    for i, call in enumerate(_calls_of(message)[:MAX_CALLS]):
+    for call in _calls_of(message)[:MAX_CALLS]:
         function = call.get("function") or {}
         calls.append(
-            _call(provider, i, call.get("id"), function.get("name"), function.get("arguments"))
+            _call(provider, call.get("id"), function.get("name"), function.get("arguments"))
         )
     return tuple(calls)
 
@@ -140,6 +143,6 @@ class CallFragments:
 
     def calls(self) -> tuple[ToolCall, ...]:
         return tuple(
-            _call(self._provider, i, p["id"], p["name"], p["arguments"])
-            for i, p in sorted(self._parts.items())
+            _call(self._provider, p["id"], p["name"], p["arguments"])
+            for _, p in sorted(self._parts.items())
         )
