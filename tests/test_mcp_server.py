@@ -3,8 +3,10 @@ stdio (`postrag mcp`), acting as the user its bearer names, under row-level secu
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import secrets
 from types import SimpleNamespace
 from typing import Any
 
@@ -250,6 +252,21 @@ def test_an_invalid_or_missing_token_is_401(base_url):  # type: ignore[no-untype
         assert response.headers["Content-Type"] == "application/problem+json"
         assert "resource_metadata" not in response.headers["WWW-Authenticate"]  # tokens only
     assert httpx.get(f"{base_url}/.well-known/oauth-protected-resource/mcp").status_code == 404
+
+
+def test_the_web_sessions_cookie_never_signs_in(base_url, module_settings, corpus):  # type: ignore[no-untyped-def]
+    secret = secrets.token_urlsafe(32)
+    with psycopg.connect(module_settings.database_url) as conn:
+        conn.execute(
+            "INSERT INTO web_sessions (secret_hash, user_id, expires_at)"
+            " SELECT %s, id, now() + interval '1 hour' FROM users WHERE name = 'alice'",
+            (hashlib.sha256(secret.encode()).digest(),),
+        )
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    cookie = {"Cookie": f"postrag_session={secret}"}
+    for authorization in ("", "Basic YWxpY2U6eA==", "Bearer"):
+        response = raw_call(base_url, {**cookie, "Authorization": authorization}, ping)
+        assert response.status_code == 401, (authorization, response.text)
 
 
 def test_stdio_server_acts_as_the_tokens_user(module_settings, corpus):  # type: ignore[no-untyped-def]

@@ -133,7 +133,8 @@ def authorize_bearer(reads_only: bool) -> Principal:
     """For a view outside @endpoint (the MCP transport): authenticated as @endpoint does, rate
     limited and accounted, but by an `Authorization: Bearer` credential only, never the web
     page's cookie (whose writes need a CSRF token such clients cannot send)."""
-    if "Authorization" not in request.headers:
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
         raise Unauthorized("send Authorization: Bearer with an API token")
     _authorize("user", reads_only)
     return principal()
