@@ -202,6 +202,7 @@ def test_another_users_ids_answer_as_missing_ones(base_url, corpus):  # type: ig
         ("fetch", {"id": "file:1"}),
         ("fetch", {"id": "chunk:99999999999999999999999"}),
         ("list_collections", {"limit": 1000}),
+        ("list_collections", {"offset": 2**31}),
         ("ask", {"question": "   "}),
     ],
 )

@@ -33,6 +33,7 @@ from app.services.tokens import Principal
 MAX_QUERY_CHARS = 4000  # as POST /api/v1/search
 MAX_TOP_K = 50
 MAX_FETCH_CHARS = 100_000  # a document's text beyond this is cut (truncated: true)
+MAX_OFFSET = 2**31 - 1  # as the REST API's list endpoints
 _ID = r"^(chunk|document):[1-9][0-9]{0,17}$"
 _Ids = Annotated[int, Field(ge=1, le=2**62)]
 
@@ -222,7 +223,8 @@ def fetch_tool(
 
 
 def list_collections_tool(
-    limit: Annotated[int, Field(ge=1, le=100)] = 50, offset: Annotated[int, Field(ge=0)] = 0
+    limit: Annotated[int, Field(ge=1, le=100)] = 50,
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CollectionList:
     """The collections the user may search: their own, and those shared with them, newest first."""
     with _acting("list_collections") as (conn, who, _caller):
