@@ -154,6 +154,20 @@ def test_a_failing_tool_and_a_server_that_is_down_are_results_in_the_answer(
     assert [c["is_error"] for c in stored["tool_calls"]] == [True, True, True]
 
 
+def test_unreadable_arguments_are_an_error_result_the_model_reads(tools_app, admin, llm, fake_mcp):
+    client = tools_app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    llm.tool_calls = _calls({"name": "tickets__add", "arguments": "{not json"})
+    llm.reply = "I could not add them."
+    events = _events(client, admin, chat, "Add 2 and 3")
+    assert _kinds(events) == ["retrieval", "tool_call", "tool_result", "done"]
+    (result,) = [data for _, kind, data in events if kind == "tool_result"]
+    assert result["is_error"] and "not a JSON object" in result["text"]
+    assert "not a JSON object" in _results(llm.chat_requests()[-1]["messages"])
+    stored = messages(client, admin, chat)[-1]
+    assert (stored["status"], stored["content"]) == ("complete", "I could not add them.")
+
+
 def test_progress_notifications_become_progress_events(chat_app, admin, llm, fake_mcp):
     client = chat_app.test_client()
     chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])

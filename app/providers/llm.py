@@ -61,6 +61,7 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any]
+    error: str | None = None  # arguments that could not be read (then `arguments` is empty)
 
 
 @dataclass(frozen=True)

@@ -85,25 +85,28 @@ def openai_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
     return wire
 
 
-def _arguments(provider: str, name: str, value: Any) -> dict[str, Any]:
-    """A call's arguments: an object, or JSON text of one (empty: none)."""
+def _arguments(value: Any) -> dict[str, Any] | None:
+    """A call's arguments: an object, or JSON text of one (empty: none); None if neither."""
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else {}
         except ValueError:
-            value = None
-    if not isinstance(value, dict):
-        raise LLMError(provider, f"the model called {name!r} with arguments that are not an object")
-    return value
+            return None
+    return value if isinstance(value, dict) else None
 
 
 def _call(provider: str, call_id: Any, name: Any, arguments: Any) -> ToolCall:
+    """The call read; arguments that are not an object make it an error for the model to read
+    (and retry), not the end of the answer."""
     if not isinstance(name, str) or not name:
         raise LLMError(provider, "the model called a tool without naming it")
     # Made up ids are unique within the answer: Ollama sends none, and its calls come line by
     # line and round by round, so an index alone would repeat.
     given = call_id if isinstance(call_id, str) and call_id else f"call_{secrets.token_hex(6)}"
-    return ToolCall(given, name, _arguments(provider, name, arguments))
+    read = _arguments(arguments)
+    if read is None:
+        return ToolCall(given, name, {}, "its arguments are not a JSON object")
+    return ToolCall(given, name, read)
 
 
 def whole_calls(provider: str, message: Mapping[str, Any]) -> tuple[ToolCall, ...]:

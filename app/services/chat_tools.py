@@ -4,9 +4,10 @@ Each call is announced (`tool_call`), made in a thread of its own while the answ
 passes on what the call reports meanwhile (`progress`, and a server's `question` with its
 `question_closed`), and ends with its `tool_result`; a tool that fails, a server that is down or
 refuses, an unknown tool, or a call past the answer's time for tools is a result marked
-`is_error`, for the model (and the user) to read, never an exception. While a call runs the
-answer saves its text every KEEPALIVE_S (so it is not taken as abandoned, and a stop reaches it:
-then the call is left to end on its own and its result is "stopped").
+`is_error`, for the model (and the user) to read, never an exception; so are arguments the model
+wrote that are not a JSON object (it may retry). While a call runs the answer saves its text
+every KEEPALIVE_S (so it is not taken as abandoned, and a stop reaches it: then the call is left
+to end on its own and its result is "stopped").
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def calls(
         yield Event("tool_call", {**head, "arguments": call.arguments})
         if ref is None:
             result = ToolResult(f"there is no tool named {call.name!r}", True)
+        elif call.error is not None:
+            result = ToolResult(f"not called: {call.error}", True)
         elif answer.stopped:
             result = ToolResult("not called: the answer was stopped", True)
         elif time.monotonic() > deadline:
