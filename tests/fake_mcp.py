@@ -2,10 +2,10 @@
 on 127.0.0.1 by uvicorn in a thread.
 
 Tools: `add` (a plain one), `fail` (raises a ToolError), `ask` (asks the user for a colour:
-elicitation), `count` (reports progress at each step), `wait` (answers late), `big` (a long
-text); prompt `summarise` (topic). Every HTTP request's headers are recorded in `headers`; with
-`required` set to (header, value), requests without that header get 401, as a server checking
-its credentials.
+elicitation), `nag` (asks four times), `count` (reports progress at each step), `wait`
+(answers late), `big` (a long text); prompt `summarise` (topic). Every HTTP request's headers
+are recorded in `headers`; with `required` set to (header, value), requests without that header
+get 401, as a server checking its credentials.
 """
 
 from __future__ import annotations
@@ -41,6 +41,13 @@ def _ask_colour() -> Elicit[Colour]:
     return Elicit("Which colour should the ticket be?", Colour)
 
 
+def _asked(n: int) -> Any:
+    """A parameter filled by asking for colour number n (resolvers are run once each)."""
+    return Annotated[
+        ElicitationResult[Colour], Resolve(lambda: Elicit(f"Colour number {n}?", Colour))
+    ]
+
+
 def build_server() -> MCPServer:
     server = MCPServer("fake-tools", log_level="WARNING")
 
@@ -60,6 +67,11 @@ def build_server() -> MCPServer:
         if answer.action == "accept":
             return f"the colour is {answer.data.colour}"
         return f"the user chose to {answer.action}"
+
+    @server.tool()
+    def nag(a1: _asked(1), a2: _asked(2), a3: _asked(3), a4: _asked(4)) -> str:
+        """Ask 4 times."""
+        return ",".join(a.action for a in (a1, a2, a3, a4))
 
     @server.tool()
     async def count(steps: int, ctx: Context) -> str:

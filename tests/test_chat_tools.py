@@ -11,6 +11,7 @@ import jwt
 import pytest
 
 from app.db import scope
+from app.providers import mcp_client
 from app.repositories import mcp_servers as server_repo
 from app.runtime import Runtime
 from app.services.chat_toolbox import model_name
@@ -305,6 +306,21 @@ def test_a_question_nobody_answers_expires_and_the_tool_is_cancelled(
     assert late.status_code == 409 and "expired" in late.json["detail"]
 
 
+def test_a_server_asking_on_and_on_gets_its_later_questions_cancelled_unasked(
+    make_app, admin, llm, fake_mcp
+):
+    app = _app(make_app, llm, chat_question_timeout_s=1)
+    client = app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    llm.tool_calls = _calls({"name": "tickets__nag", "arguments": {}})
+    llm.reply = lambda sent: f"Done: {_results(sent)}"
+    events = _events(client, admin, chat, "Make a ticket")
+    (result,) = [data for _, kind, data in events if kind == "tool_result"]
+    assert _kinds(events).count("question") == mcp_client.MAX_QUESTIONS == 3, result
+    (result,) = [data for _, kind, data in events if kind == "tool_result"]
+    assert result["text"] == ",".join(["cancel"] * 4)
+
+
 def test_another_users_question_is_not_found(tools_app, admin, new_user, llm, fake_mcp):
     client, chat, thread, answered = _asking(tools_app, admin, llm, fake_mcp)
     question = _pending(client, admin, chat)
@@ -463,6 +479,19 @@ def test_a_tool_too_slow_is_an_error_result_and_the_answer_goes_on(make_app, adm
     assert answered.json["content"] == "It took too long."
     call = answered.json["tool_calls"][0]
     assert call["is_error"] and call["text"].endswith("MCP server tickets: did not answer in time")
+
+
+def test_a_call_running_past_the_answers_time_for_tools_is_left(make_app, admin, llm, fake_mcp):
+    app = _app(make_app, llm, chat_tool_time_s=2)
+    client = app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    llm.tool_calls = _calls({"name": "tickets__wait", "arguments": {"seconds": 6}})
+    llm.reply = "Out of time."
+    answered = ask(client, admin, chat, "Wait for it")
+    assert answered.status_code == 201, answered.json
+    call = answered.json["tool_calls"][0]
+    assert call["is_error"]
+    assert call["text"] == "the answer's time for tools ran out while the tool ran"
 
 
 def test_a_preference_names_the_servers_new_chats_use(tools_app, admin, llm, fake_mcp):

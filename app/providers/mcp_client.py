@@ -35,7 +35,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from app.errors import BadGateway
 from app.providers import mcp_content
-from app.providers.mcp_content import Catalog, Hooks, Progress, PromptResult, ToolResult
+from app.providers.mcp_content import Catalog, Hooks, Progress, PromptResult, Reply, ToolResult
 from app.providers.source_reach import Reach
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,9 @@ T = TypeVar("T")
 CONNECT_TIMEOUT_S = 5.0
 MAX_EVENT_BYTES = 4 * 1024 * 1024  # one streamed message from the server
 MAX_PAGES = 20  # of a tool or prompt listing
+# Questions a call may ask the user; more are cancelled unasked. With the question's own timeout
+# this bounds a call: its deadline waits while the user answers, at most this many times.
+MAX_QUESTIONS = 3
 _PATIENT_S = 7 * 24 * 3600.0  # the SDK's per-request wait while a user may be answering
 _CLIENT = types.Implementation(name="postrag", version="1")
 
@@ -144,6 +147,7 @@ class McpSession:
         self._portal, self._target, self._hooks = portal, target, hooks
         self._closing = anyio.Event()
         self._deadline: anyio.CancelScope | None = None  # of the call under way
+        self._asked = 0  # questions the call under way asked
         self._served: Future[None] | None = None
         self._client: Client | None = None
 
@@ -200,7 +204,7 @@ class McpSession:
     async def _bounded(self, call: Callable[[Client], Awaitable[T]]) -> T:
         assert self._client is not None, "open() first"
         with anyio.CancelScope(deadline=anyio.current_time() + self._target.timeout_s) as scope:
-            self._deadline = scope
+            self._deadline, self._asked = scope, 0
             try:
                 return await call(self._client)
             finally:
@@ -247,6 +251,10 @@ class McpSession:
     ) -> types.ElicitResult | types.ErrorData:
         del context  # the question says all the user needs
         assert self._hooks.on_question is not None
+        if self._asked >= MAX_QUESTIONS:  # a server asking on and on would hold the answer
+            log.info("MCP server %s asked past %d questions", self._target.name, MAX_QUESTIONS)
+            return mcp_content.elicit_result(Reply("cancel"))
+        self._asked += 1
         # The user's time is not the server's: the call's deadline waits while they answer.
         scope = self._deadline
         left = scope.deadline - anyio.current_time() if scope is not None else 0.0

@@ -50,16 +50,17 @@ def calls(
         elif time.monotonic() > deadline:
             result = ToolResult("not called: the answer's time for tools is up", True)
         else:
-            result = yield from _made(ex, deps, answer, ref, call)
+            result = yield from _made(ex, deps, answer, ref, call, deadline)
         outcome = {"text": result.text, "is_error": result.is_error, "truncated": result.truncated}
         answer.tool_calls.append({**head, "arguments": call.arguments, **outcome})
         yield Event("tool_result", {**head, **outcome})
 
 
 def _made(
-    ex: Exchange, deps: Deps, answer: Answer, ref: ToolRef, call: ToolCall
+    ex: Exchange, deps: Deps, answer: Answer, ref: ToolRef, call: ToolCall, deadline: float
 ) -> Generator[Event, None, ToolResult]:
-    """The call's result, made in a thread; what it reports meanwhile as events."""
+    """The call's result, made in a thread; what it reports meanwhile as events. A call still
+    running when the answer's time for tools is up is left to end on its own, as on a stop."""
     reported: queue.Queue[Event | ToolResult] = queue.Queue()
     cancelled = threading.Event()
 
@@ -84,6 +85,9 @@ def _made(
             answer.stopped = True
             cancelled.set()  # a question being waited for is expired: the call ends soon
             return ToolResult("stopped before the tool answered", True)
+        if time.monotonic() > deadline:
+            cancelled.set()
+            return ToolResult("the answer's time for tools ran out while the tool ran", True)
 
 
 def _call(
