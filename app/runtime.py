@@ -98,7 +98,12 @@ class Runtime:
             embedder,
             query_embedders,
             iterative_scans,
-            AnswerRunner(pool, settings.chat_events_keep_hours, settings.chat_answers_per_process),
+            AnswerRunner(
+                pool,
+                settings.chat_events_keep_hours,
+                settings.chat_answers_per_process,
+                settings.chat_answers_per_user,
+            ),
             Listener(settings.database_url, CHAT_EVENTS_CHANNEL),
             oidc,
             oidc_login,

@@ -193,6 +193,14 @@ class Settings:
             "answers one app process generates at once (more: 503)",
         )
     )
+    chat_answers_per_user: int = setting(
+        Var(
+            "POSTRAG_CHAT_ANSWERS_PER_USER",
+            Integer(low=1, high=10000),
+            "4",
+            "answers one app process generates at once for one user (more: 429)",
+        )
+    )
     chat_events_keep_hours: int = setting(
         Var(
             "POSTRAG_CHAT_EVENTS_KEEP_HOURS",

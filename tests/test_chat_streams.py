@@ -14,6 +14,7 @@ from app.runtime import Runtime
 from tests.helpers import (
     SSE,
     ask,
+    bearer,
     live_server,
     messages,
     new_chat,
@@ -201,6 +202,29 @@ def test_answers_still_running_when_the_process_stops_end_with_their_text(
             (stored["id"],),
         ).fetchone()
     assert last is not None and last[0] == "done" and last[1]["status"] == "incomplete"
+
+
+def test_a_user_with_as_many_answers_under_way_as_they_may_gets_429(make_app, llm, admin):
+    app = make_app(
+        llm="ollama", ollama_url=llm.url, chat_model="fake-chat", chat_answers_per_user=1
+    )
+    llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(40)), 0.05
+    with live_server(app) as base, httpx.Client(headers=admin, timeout=30) as http:
+        chat, _ = _start(http, base, 2)  # its client leaves; the answer goes on
+        other = http.post(f"{base}/api/v1/chats", json={}).json()["id"]
+        refused = http.post(f"{base}/api/v1/chats/{other}/messages", json={"content": "Hi"})
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "5"
+        assert "answers under way" in refused.json()["detail"]
+        assert http.get(f"{base}/api/v1/chats/{other}").json()["messages"]["items"] == []
+        llm.delay_s = 0
+        made = http.post(f"{base}/api/v1/users", json={"name": "bob", "role": "user"})
+        bob = bearer(made.json()["token"])  # another user is not held back
+        theirs = http.post(f"{base}/api/v1/chats", json={}, headers=bob).json()["id"]
+        url = f"{base}/api/v1/chats/{theirs}/messages"
+        assert http.post(url, json={"content": "Hi"}, headers=bob).status_code == 201
+        wait_for(lambda: _stored(http, base, chat)["status"] == "complete", "the first answer")
+        again = http.post(f"{base}/api/v1/chats/{other}/messages", json={"content": "Hi"})
+        assert again.status_code == 201, again.json()
 
 
 def test_a_process_generating_as_many_answers_as_it_may_refuses_more_with_503(make_app, llm, admin):

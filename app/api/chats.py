@@ -241,12 +241,12 @@ def _deps() -> chat_exchange.Deps:
 )
 def post_message(chat_id: int, body: MessageCreate, query: StreamQuery) -> Any:
     deps, answers = _deps(), runtime().answers
-    answers.reserve()  # 503 while this process generates as many answers as it may
+    who, jwt = principal(), bearer_jwt()  # read here: the answer's thread has no request
+    answers.reserve(who.user_id)  # 503/429 while this process (or user) has as many as it may
     try:
-        who, jwt = principal(), bearer_jwt()  # read here: the answer's thread has no request
         exchange = chat_answers.start(db(), who, chat_id, body.content, deps, jwt)
     except BaseException:
-        answers.unreserve()
+        answers.unreserve(who.user_id)
         raise
     release_db()  # the answer takes connections only while it uses them
     failed = ProblemContext.of_request(streamed=True)

@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from app.errors import AppError, ServiceUnavailable
+from app.errors import AppError, ServiceUnavailable, TooManyRequests
 from app.repositories.chat_events import TERMINAL
 from app.services import answer_streams, chat_answers
 from app.services.answer_streams import EventLog
@@ -49,29 +50,46 @@ class AnswerRun:
 class AnswerRunner:
     """The answers this process generates."""
 
-    def __init__(self, pool: ConnectionPool[Any], keep_hours: int, most: int = 32):
-        self.pool, self.keep_hours, self.most = pool, keep_hours, most
+    def __init__(
+        self, pool: ConnectionPool[Any], keep_hours: int, most: int = 32, per_user: int = 4
+    ):
+        self.pool, self.keep_hours, self.most, self.per_user = pool, keep_hours, most, per_user
         self.stopping = threading.Event()  # set by close(): answers end at their next piece
         self._running: set[AnswerRun] = set()
         self._reserved = 0  # answers being started: counted before their message is stored
+        self._users: Counter[int] = Counter()  # answers reserved or running, by user
         self._lock = threading.Lock()
         self._pruned_at: float | None = None
 
-    def reserve(self) -> None:
-        """Room for one more answer, taken before its messages are stored (503 when this
-        process generates `most` already: answers go on after their clients leave, so the
-        requests' threads no longer bound them); `launch` or `unreserve` gives it back."""
+    def reserve(self, user_id: int) -> None:
+        """Room for one more answer of `user_id`, taken before its messages are stored (503
+        when this process generates `most` already: answers go on after their clients leave,
+        so the requests' threads no longer bound them; 429 when this user has `per_user`
+        under way here, so that one user cannot take them all); `unreserve` or the launched
+        answer's end gives it back."""
         with self._lock:
+            if self._users[user_id] >= self.per_user:
+                raise TooManyRequests(
+                    f"you have {self.per_user} answers under way already: wait for one to end",
+                    headers={"Retry-After": "5"},
+                )
             if len(self._running) + self._reserved >= self.most:
                 raise ServiceUnavailable(
                     f"this server is generating {self.most} answers already: try again shortly",
                     headers={"Retry-After": "5"},
                 )
             self._reserved += 1
+            self._users[user_id] += 1
 
-    def unreserve(self) -> None:
+    def unreserve(self, user_id: int) -> None:
         with self._lock:
             self._reserved -= 1
+            self._let_go(user_id)
+
+    def _let_go(self, user_id: int) -> None:
+        self._users[user_id] -= 1
+        if self._users[user_id] <= 0:
+            del self._users[user_id]  # the counter holds only users with answers under way
 
     def launch(self, ex: Exchange, deps: Deps, render_error: RenderError) -> AnswerRun:
         """Generate the answer of `ex` (its room reserved) in a thread of its own; its events
@@ -102,6 +120,7 @@ class AnswerRunner:
             run.finished.set()
             with self._lock:
                 self._running.discard(run)
+                self._let_go(ex.who.user_id)
             self._prune_now_and_then()
 
     def _prune_now_and_then(self) -> None:
