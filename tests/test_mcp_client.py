@@ -11,7 +11,7 @@ import pytest
 from app.db import scope
 from app.errors import Conflict, Forbidden
 from app.providers import mcp_client
-from app.providers.mcp_client import McpTarget, McpTimeout, McpUnavailable
+from app.providers.mcp_client import McpError, McpTarget, McpTimeout, McpUnavailable
 from app.providers.mcp_content import Hooks, Reply
 from app.providers.source_reach import Reach
 from app.runtime import Runtime
@@ -66,6 +66,15 @@ def test_bad_arguments_and_unknown_tools_are_error_results_for_the_model(fake_mc
         unknown = session.call_tool("nope", {})
     assert bad.is_error and "validation error" in bad.text
     assert unknown.is_error and "nope" in unknown.text
+
+
+def test_an_answer_past_the_byte_cap_fails_the_call_and_a_small_one_passes(fake_mcp):
+    with mcp_client.session(target(fake_mcp.url, response_bytes=20_000)) as session:
+        assert session.call_tool("big", {"size": 1000}).text == "x" * 1000
+        with pytest.raises(McpError, match="sent an answer of more than 20000 bytes"):
+            session.call_tool("big", {"size": 30_000})
+    assert mcp_tools.response_bytes(20_000) == 4 * 1024 * 1024  # the default's cap
+    assert set(fake_mcp.seen("accept-encoding")) == {"identity"}
 
 
 def test_a_user_who_declines_is_told_to_the_tool(fake_mcp):

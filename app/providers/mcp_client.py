@@ -36,6 +36,7 @@ from mcp.client.streamable_http import streamable_http_client
 from app.errors import BadGateway
 from app.providers import mcp_content
 from app.providers.mcp_content import Catalog, Hooks, Progress, PromptResult, Reply, ToolResult
+from app.providers.mcp_http import CappedTransport, TooLarge
 from app.providers.source_reach import Reach
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class McpTarget:
     reach: Reach = field(default_factory=lambda: Reach(setting="POSTRAG_MCP_HOSTS"))
     timeout_s: float = 60.0
     result_chars: int = 20_000
+    response_bytes: int = 4 * 1024 * 1024  # one HTTP response's body (JSON, or an SSE stream)
 
 
 class _Refused(Exception):
@@ -101,6 +103,8 @@ def translated(server: str, exc: Exception) -> Exception:
         return leaf
     if isinstance(leaf, _Refused):
         return McpError(server, f"may not be reached: {leaf}")
+    if isinstance(leaf, TooLarge):
+        return McpError(server, f"sent {leaf}")
     if isinstance(leaf, _Denied):
         return McpError(server, f"refused the credentials postrag sent (HTTP {leaf})")
     if isinstance(leaf, TimeoutError | httpx2.TimeoutException):
@@ -148,6 +152,7 @@ class McpSession:
         self._closing = anyio.Event()
         self._deadline: anyio.CancelScope | None = None  # of the call under way
         self._asked = 0  # questions the call under way asked
+        self._capped = CappedTransport(httpx2.AsyncHTTPTransport(), target.response_bytes)
         self._served: Future[None] | None = None
         self._client: Client | None = None
 
@@ -171,6 +176,7 @@ class McpSession:
         # waiting for the user's answer), and the SDK bounds the handshake.
         timeout = httpx2.Timeout(self._target.timeout_s, connect=CONNECT_TIMEOUT_S, read=None)
         http = httpx2.AsyncClient(
+            transport=self._capped,
             headers=dict(self._target.headers),
             timeout=timeout,
             event_hooks={"response": [self._check_peer]},
@@ -204,11 +210,14 @@ class McpSession:
     async def _bounded(self, call: Callable[[Client], Awaitable[T]]) -> T:
         assert self._client is not None, "open() first"
         with anyio.CancelScope(deadline=anyio.current_time() + self._target.timeout_s) as scope:
-            self._deadline, self._asked = scope, 0
+            self._deadline, self._asked, self._capped.exceeded = scope, 0, None
             try:
-                return await call(self._client)
+                done = await call(self._client)
             finally:
                 self._deadline = None
+            if self._capped.exceeded is not None:  # the SDK saw only a closed connection
+                raise self._capped.exceeded
+            return done
         raise TimeoutError  # only a passed deadline ends the block without an answer
 
     def discover(self) -> Catalog:

@@ -51,6 +51,12 @@ def reach(settings: Settings) -> Reach:
     return Reach.of(settings.mcp_hosts, HOSTS_SETTING)
 
 
+def response_bytes(result_chars: int) -> int:
+    """The cap on one response of a server: 4 MiB, or room for a result of `result_chars`
+    characters sent twice (text and structured) in JSON's escapes, if more."""
+    return max(4 * 1024 * 1024, 16 * result_chars)
+
+
 def header_where(server_id: int) -> str:
     """What a server's encrypted header is bound to (it decrypts in no other row)."""
     return f"mcp_server:{server_id}:header"
@@ -74,6 +80,7 @@ def target(
         reach(settings),
         settings.mcp_timeout_s,
         settings.mcp_result_chars,
+        response_bytes(settings.mcp_result_chars),
     )
 
 
