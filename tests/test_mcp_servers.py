@@ -139,7 +139,7 @@ def test_refresh_discovers_tools_and_prompts_and_keeps_them_in_postgres(
             "discovered_at": body["prompts"][0]["discovered_at"],
         }
     ]
-    assert body["tool_count"] == 6 and body["prompt_count"] == 1 and body["discovered_at"]
+    assert body["tool_count"] == len(TOOLS) and body["prompt_count"] == 1 and body["discovered_at"]
     with psycopg.connect(database_url) as conn:
         names = conn.execute("SELECT name FROM mcp_server_tools ORDER BY name").fetchall()
     assert {n for (n,) in names} == TOOLS
@@ -158,7 +158,7 @@ def test_a_server_that_is_down_fails_the_refresh_quickly_and_keeps_its_tools(api
     assert failed.json["mcp_server"] == "down"
     assert api.get(f"/api/v1/mcp-servers/{down['id']}", headers=admin).json["discovery_error"]
     kept = api.get(path, headers=admin).json
-    assert kept["tool_count"] == 6 and kept["discovery_error"] is None
+    assert kept["tool_count"] == len(TOOLS) and kept["discovery_error"] is None
 
 
 def test_changing_the_address_or_auth_forgets_the_tools_and_clears_the_old_auth(
@@ -177,7 +177,7 @@ def test_changing_the_address_or_auth_forgets_the_tools_and_clears_the_old_auth(
     assert api.post(f"{path}/refresh", headers=admin).status_code == 200
     renamed = api.patch(path, json={"name": "jira", "header_name": "X-Key"}, headers=admin)
     assert renamed.status_code == 200, renamed.json
-    assert renamed.json["header_set"] is True and renamed.json["tool_count"] == 6
+    assert renamed.json["header_set"] is True and renamed.json["tool_count"] == len(TOOLS)
     assert renamed.json["header_name"] == "X-Key"
     plain = api.patch(path, json={"auth": "none"}, headers=admin).json
     assert plain["header_set"] is False and plain["header_name"] is None
