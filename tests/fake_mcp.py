@@ -74,10 +74,10 @@ def build_server() -> MCPServer:
         return ",".join(a.action for a in (a1, a2, a3, a4))
 
     @server.tool()
-    async def count(steps: int, ctx: Context) -> str:
+    async def count(steps: int, ctx: Context, note: str = "") -> str:
         """Count to `steps`, reporting progress."""
         for step in range(1, steps + 1):
-            await ctx.report_progress(step, steps, f"step {step}")
+            await ctx.report_progress(step, steps, f"step {step}{note}")
         return f"counted to {steps}"
 
     @server.tool()

@@ -14,6 +14,7 @@ from app.db import scope
 from app.providers import mcp_client
 from app.repositories import mcp_servers as server_repo
 from app.runtime import Runtime
+from app.services import chat_tools
 from app.services.chat_toolbox import model_name
 from tests.helpers import (
     SSE,
@@ -175,9 +176,27 @@ def test_progress_notifications_become_progress_events(chat_app, admin, llm, fak
     llm.tool_calls = _calls({"name": "tickets__count", "arguments": {"steps": 3}})
     llm.reply = "Counted."
     events = _events(client, admin, chat, "Count to three")
-    assert _kinds(events) == ["retrieval", "tool_call", *["progress"] * 3, "tool_result", "done"]
+    kinds = _kinds(events)
+    assert kinds[:2] == ["retrieval", "tool_call"] and kinds[-2:] == ["tool_result", "done"]
     progress = [(d["progress"], d["total"], d["message"]) for _, k, d in events if k == "progress"]
-    assert progress == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+    # Notifications that come faster than the answer passes them on collapse into the latest.
+    steps = [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+    assert progress and progress[-1] == steps[-1] and set(progress) <= set(steps)
+    assert [s for s in steps if s in progress] == progress  # in order
+    assert kinds.count("progress") == len(progress)
+
+
+def test_a_flood_of_progress_is_collapsed_capped_and_cut(tools_app, admin, llm, fake_mcp):
+    client = tools_app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    note = " " + "é" * 2000
+    llm.tool_calls = _calls({"name": "tickets__count", "arguments": {"steps": 300, "note": note}})
+    llm.reply = "Counted."
+    events = _events(client, admin, chat, "Count to 300")
+    progress = [d for _, k, d in events if k == "progress"]
+    assert 1 <= len(progress) <= chat_tools.MAX_PROGRESS == 50
+    assert all(len(p["message"]) == chat_tools.PROGRESS_MESSAGE_CHARS == 500 for p in progress)
+    assert [p["progress"] for p in progress] == sorted({p["progress"] for p in progress})
 
 
 def test_the_rounds_limit_makes_the_model_answer_without_tools(make_app, admin, llm, fake_mcp):

@@ -30,6 +30,8 @@ from app.services.chat_toolbox import ToolRef
 
 log = logging.getLogger(__name__)
 KEEPALIVE_S = 2.0
+MAX_PROGRESS = 50  # progress events stored per call
+PROGRESS_MESSAGE_CHARS = 500
 
 
 def calls(
@@ -61,14 +63,19 @@ def _made(
 ) -> Generator[Event, None, ToolResult]:
     """The call's result, made in a thread; what it reports meanwhile as events. A call still
     running when the answer's time for tools is up is left to end on its own, as on a stop."""
-    reported: queue.Queue[Event | ToolResult] = queue.Queue()
+    reported: queue.Queue[Event | ToolResult | None] = queue.Queue()  # None: see `latest`
     cancelled = threading.Event()
+    latest = _Latest({"id": call.id, "server": ref.server, "tool": ref.tool})
 
     def emit(kind: str, data: dict[str, Any]) -> None:
         reported.put(Event(kind, data))
 
+    def progress(p: Progress) -> None:
+        if latest.offer(p):
+            reported.put(None)
+
     def work() -> None:
-        reported.put(_call(ex, deps, ref, call, emit, cancelled))
+        reported.put(_call(ex, deps, ref, call, progress, emit, cancelled))
 
     threading.Thread(target=work, name=f"answer-{ex.assistant_id}-tool", daemon=True).start()
     while True:
@@ -78,6 +85,8 @@ def _made(
             item = None
         if isinstance(item, ToolResult):
             return item
+        if item is None:
+            item = latest.take()
         if item is not None:
             yield item
         due = time.monotonic() - answer.last_save >= KEEPALIVE_S
@@ -90,19 +99,44 @@ def _made(
             return ToolResult("the answer's time for tools ran out while the tool ran", True)
 
 
+class _Latest:
+    """A call's progress not passed on yet: notifications that come faster than the answer
+    passes them on collapse into the latest, at most MAX_PROGRESS of a call are passed on (each
+    one a stored event), and a message is cut at PROGRESS_MESSAGE_CHARS."""
+
+    def __init__(self, head: dict[str, Any]) -> None:
+        self._head, self._lock = head, threading.Lock()
+        self._waiting: Progress | None = None
+        self._passed = 0
+
+    def offer(self, p: Progress) -> bool:
+        """Keep `p`; True if nothing was waiting (then the answer is to be told)."""
+        with self._lock:
+            told, self._waiting = self._waiting is not None, p
+            return not told
+
+    def take(self) -> Event | None:
+        with self._lock:
+            p, self._waiting = self._waiting, None
+            if p is None or self._passed >= MAX_PROGRESS:
+                return None
+            self._passed += 1
+        message = p.message[:PROGRESS_MESSAGE_CHARS] if p.message is not None else None
+        data = {"progress": p.progress, "total": p.total, "message": message}
+        return Event("progress", {**self._head, **data})
+
+
 def _call(
     ex: Exchange,
     deps: Deps,
     ref: ToolRef,
     call: ToolCall,
+    progress: Callable[[Progress], None],
     emit: Callable[[str, dict[str, Any]], None],
     cancelled: threading.Event,
 ) -> ToolResult:
-    """Call the tool as the chat's user; every failure becomes an error result."""
-    head = {"id": call.id, "server": ref.server, "tool": ref.tool}
-
-    def progress(p: Progress) -> None:
-        emit("progress", {**head, "progress": p.progress, "total": p.total, "message": p.message})
+    """Call the tool as the chat's user (its progress to `progress`, its questions asked of
+    the user); every failure becomes an error result."""
 
     def question(q: Question) -> Reply:
         return chat_questions.ask(_asking(ex, deps, cancelled), ref.server, ref.tool, q, emit)
