@@ -74,8 +74,9 @@ def build_server() -> MCPServer:
         return ",".join(a.action for a in (a1, a2, a3, a4))
 
     @server.tool()
-    async def count(steps: int, ctx: Context, note: str = "") -> str:
+    async def count(steps: int, ctx: Context) -> str:
         """Count to `steps`, reporting progress."""
+        note = " " + "é" * 2000 if steps > 100 else ""  # a flood comes with long messages
         for step in range(1, steps + 1):
             await ctx.report_progress(step, steps, f"step {step}{note}")
         return f"counted to {steps}"

@@ -189,8 +189,7 @@ def test_progress_notifications_become_progress_events(chat_app, admin, llm, fak
 def test_a_flood_of_progress_is_collapsed_capped_and_cut(tools_app, admin, llm, fake_mcp):
     client = tools_app.test_client()
     chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
-    note = " " + "é" * 2000
-    llm.tool_calls = _calls({"name": "tickets__count", "arguments": {"steps": 300, "note": note}})
+    llm.tool_calls = _calls({"name": "tickets__count", "arguments": {"steps": 300}})
     llm.reply = "Counted."
     events = _events(client, admin, chat, "Count to 300")
     progress = [d for _, k, d in events if k == "progress"]
