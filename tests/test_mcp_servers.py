@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import mcp_types as types
 import psycopg
 import pytest
 
 from app.db import scope
+from app.providers import mcp_content
+from app.repositories import mcp_servers as server_repo
+from app.runtime import Runtime
 from app.services import mcp_servers
 from app.services.secrets import Keyring
 from app.services.worker import connect
 from app.settings import SettingsError
+from app.storable import cleaned
 from tests.helpers import closed_port_url
 
 KEY = "k1-" + "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -145,6 +150,35 @@ def test_refresh_discovers_tools_and_prompts_and_keeps_them_in_postgres(
     assert {n for (n,) in names} == TOOLS
     seen_by_bob = api.get(f"/api/v1/mcp-servers/{server['id']}", headers=new_user("bob")).json
     assert {t["name"] for t in seen_by_bob["tools"]} == TOOLS
+
+
+def test_a_catalog_with_unstorable_text_long_or_repeated_names_is_stored_cleaned(
+    api, admin, database_url
+):
+    server = registered(api, admin, name="odd", url="http://127.0.0.1:1/mcp")
+    schema = {"type": "object", "properties": {"q\x00": {"description": "bad \ud800"}}}
+    tools = [
+        types.Tool(name="find", description="Finds \x00 things \udc80", input_schema=schema),
+        types.Tool(name="find", description="again, on the next page", input_schema={}),
+        types.Tool(name="x" * 129, input_schema={}),
+        types.Tool(name="nul\x00name", input_schema={}),
+    ]
+    prompts = [types.Prompt(name="brief", title="T\x00"), types.Prompt(name="brief")]
+    catalog = mcp_content.catalog(tools, prompts)
+    rt = Runtime.of(api.application)
+    with rt.pool.connection() as conn, scope.acting_as_owner(conn), conn.transaction():
+        server_repo.replace_catalog(
+            conn, server["id"], [vars(t) for t in catalog.tools], [vars(p) for p in catalog.prompts]
+        )
+    assert [t.name for t in catalog.tools] == ["find"] and len(catalog.skipped) == 4
+    assert "listed more than once" in catalog.skipped[0]
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute("SELECT description, input_schema FROM mcp_server_tools").fetchall()
+        titles = conn.execute("SELECT title FROM mcp_server_prompts").fetchall()
+    assert stored == [("Finds \ufffd things \ufffd", cleaned(schema))]
+    assert titles == [("T\ufffd",)]
+    result = types.CallToolResult(content=[types.TextContent(type="text", text="a\x00b\ud800")])
+    assert mcp_content.tool_result(result, 100).text == "a\ufffdb\ufffd"
 
 
 def test_a_server_that_is_down_fails_the_refresh_quickly_and_keeps_its_tools(api, admin, fake_mcp):

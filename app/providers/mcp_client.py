@@ -38,6 +38,7 @@ from app.providers import mcp_content
 from app.providers.mcp_content import Catalog, Hooks, Progress, PromptResult, Reply, ToolResult
 from app.providers.mcp_http import CappedTransport, TooLarge
 from app.providers.source_reach import Reach
+from app.storable import cleaned
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +254,7 @@ class McpSession:
         assert self._hooks.on_progress is not None
         # Called on the loop, not in a thread: the SDK starts a task per notification, and
         # only tasks that do not wait keep the notifications' order.
-        self._hooks.on_progress(Progress(progress, total, message))
+        self._hooks.on_progress(Progress(progress, total, cleaned(message)))
 
     async def _elicit(
         self, context: ClientRequestContext, params: types.ElicitRequestParams

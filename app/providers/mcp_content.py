@@ -13,8 +13,11 @@ from typing import Any, Literal
 
 import mcp_types as types
 
+from app.storable import cleaned
+
 MAX_DESCRIPTION_CHARS = 4000  # what a server writes about a tool or prompt, for the model
 MAX_SCHEMA_BYTES = 64 * 1024  # a tool's input schema larger than this is not offered
+MAX_NAME_CHARS = 128  # a stored tool's or prompt's name (the tables' CHECK)
 MAX_FEATURES = 200  # tools (and prompts) kept per server: each one costs the model's context
 TRUNCATED = "\n[... the rest of the result was cut]"
 
@@ -104,33 +107,59 @@ class Hooks:
 
 
 def _short(text: str | None) -> str | None:
-    return text[:MAX_DESCRIPTION_CHARS] if text else None
+    return cleaned(text[:MAX_DESCRIPTION_CHARS]) if text else None
+
+
+def _unlisted(kind: str, name: str, seen: set[str]) -> str | None:
+    """Why a tool or prompt named `name` cannot be kept (None: it can): its name is what is
+    called, so it is never altered; one listed twice (say, on two pages) is kept once."""
+    if not 1 <= len(name) <= MAX_NAME_CHARS or cleaned(name) != name:
+        shown = cleaned(name[:MAX_NAME_CHARS])
+        return f"{kind} {shown!r}: its name is not 1-{MAX_NAME_CHARS} storable characters"
+    if name in seen:
+        return f"{kind} {name}: listed more than once"
+    seen.add(name)
+    return None
 
 
 def catalog(tools: Iterable[types.Tool], prompts: Iterable[types.Prompt]) -> Catalog:
     """The catalog of listed tools and prompts: at most MAX_FEATURES of each, schemas within
-    MAX_SCHEMA_BYTES; what is left out is named in `skipped`."""
+    MAX_SCHEMA_BYTES, names that can be stored once; what is left out is named in `skipped`.
+    Text PostgreSQL cannot store is cleaned (app/storable.py)."""
     kept_tools: list[ToolInfo] = []
     skipped: list[str] = []
+    seen: set[str] = set()
     for tool in tools:
         schema = tool.input_schema if isinstance(tool.input_schema, dict) else {}
-        if len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
+        if (why := _unlisted("tool", tool.name, seen)) is not None:
+            skipped.append(why)
+        elif len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
             skipped.append(f"tool {tool.name}: its input schema exceeds {MAX_SCHEMA_BYTES} bytes")
         elif len(kept_tools) >= MAX_FEATURES:
             skipped.append(f"tool {tool.name}: more than {MAX_FEATURES} tools")
         else:
-            kept_tools.append(ToolInfo(tool.name, tool.title, _short(tool.description), schema))
+            kept_tools.append(
+                ToolInfo(tool.name, _short(tool.title), _short(tool.description), cleaned(schema))
+            )
     kept_prompts: list[PromptInfo] = []
+    seen = set()
     for prompt in prompts:
+        if (why := _unlisted("prompt", prompt.name, seen)) is not None:
+            skipped.append(why)
+            continue
         if len(kept_prompts) >= MAX_FEATURES:
             skipped.append(f"prompt {prompt.name}: more than {MAX_FEATURES} prompts")
             continue
         arguments = tuple(
-            {"name": a.name, "description": _short(a.description), "required": bool(a.required)}
+            {
+                "name": cleaned(a.name),
+                "description": _short(a.description),
+                "required": bool(a.required),
+            }
             for a in prompt.arguments or ()
         )
         kept_prompts.append(
-            PromptInfo(prompt.name, prompt.title, _short(prompt.description), arguments)
+            PromptInfo(prompt.name, _short(prompt.title), _short(prompt.description), arguments)
         )
     return Catalog(tuple(kept_tools), tuple(kept_prompts), tuple(skipped))
 
@@ -163,25 +192,26 @@ def tool_result(result: types.CallToolResult, max_chars: int) -> ToolResult:
     text = "\n".join(_block_text(block) for block in result.content)
     if not text and result.structured_content is not None:
         text = json.dumps(result.structured_content, ensure_ascii=False)
-    text, truncated = capped(text, max_chars)
+    text, truncated = capped(cleaned(text), max_chars)
     return ToolResult(text, bool(result.is_error), truncated)
 
 
 def prompt_result(result: types.GetPromptResult, max_chars: int) -> PromptResult:
     """A prompt's messages as text, each within `max_chars`."""
     messages = tuple(
-        PromptMessage(m.role, capped(_block_text(m.content), max_chars)[0]) for m in result.messages
+        PromptMessage(m.role, capped(cleaned(_block_text(m.content)), max_chars)[0])
+        for m in result.messages
     )
     return PromptResult(_short(result.description), messages)
 
 
 def question(params: types.ElicitRequestFormParams | types.ElicitRequestURLParams) -> Question:
     if isinstance(params, types.ElicitRequestURLParams):
-        return Question(params.message, url=params.url)
+        return Question(cleaned(params.message), url=cleaned(params.url))
     schema = params.requested_schema
     if not isinstance(schema, dict):
         schema = schema.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return Question(params.message, schema=schema)
+    return Question(cleaned(params.message), schema=cleaned(schema))
 
 
 def elicit_result(reply: Reply) -> types.ElicitResult:
