@@ -2,7 +2,8 @@
 on 127.0.0.1 by uvicorn in a thread.
 
 Tools: `add` (a plain one), `fail` (raises a ToolError), `ask` (asks the user for a colour:
-elicitation), `nag` (asks four times), `count` (reports progress at each step), `wait`
+elicitation), `nag` (asks four times), `odd` (asks with a form outside MCP's
+subset), `count` (reports progress at each step), `wait`
 (answers late), `big` (a long text); prompt `summarise` (topic). Every HTTP request's headers
 are recorded in `headers`; with `required` set to (header, value), requests without that header
 get 401, as a server checking its credentials.
@@ -26,7 +27,7 @@ from mcp.server.mcpserver import (
     Resolve,
 )
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -35,6 +36,14 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 class Colour(BaseModel):
     colour: str
+
+
+class Code(BaseModel):
+    code: str = Field(pattern=r"^(a+)+$")  # a form outside MCP's flat subset
+
+
+def _ask_code() -> Elicit[Code]:
+    return Elicit("Which code?", Code)
 
 
 def _ask_colour() -> Elicit[Colour]:
@@ -72,6 +81,11 @@ def build_server() -> MCPServer:
     def nag(a1: _asked(1), a2: _asked(2), a3: _asked(3), a4: _asked(4)) -> str:
         """Ask 4 times."""
         return ",".join(a.action for a in (a1, a2, a3, a4))
+
+    @server.tool()
+    def odd(answer: Annotated[ElicitationResult[Code], Resolve(_ask_code)]) -> str:
+        """Ask for a code."""
+        return f"the user chose to {answer.action}"
 
     @server.tool()
     async def count(steps: int, ctx: Context) -> str:

@@ -339,6 +339,20 @@ def test_a_server_asking_on_and_on_gets_its_later_questions_cancelled_unasked(
     assert result["text"] == ",".join(["cancel"] * 4)
 
 
+def test_a_question_outside_mcps_flat_forms_is_cancelled_unasked(tools_app, admin, llm, fake_mcp):
+    client = tools_app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    llm.tool_calls = _calls({"name": "tickets__odd", "arguments": {}})
+    llm.reply = lambda sent: f"Done: {_results(sent)}"
+    events = _events(client, admin, chat, "Make a code")
+    assert "question" not in _kinds(events)
+    (result,) = [data for _, kind, data in events if kind == "tool_result"]
+    assert result["text"] == "the user chose to cancel"
+    rt = Runtime.of(tools_app)
+    with rt.pool.connection() as conn, scope.acting_as_owner(conn):
+        assert conn.execute("SELECT count(*) AS n FROM chat_questions").fetchone()["n"] == 0
+
+
 def test_another_users_question_is_not_found(tools_app, admin, new_user, llm, fake_mcp):
     client, chat, thread, answered = _asking(tools_app, admin, llm, fake_mcp)
     question = _pending(client, admin, chat)
@@ -461,7 +475,7 @@ def test_tools_are_called_with_the_users_exchanged_token(make_app, admin, llm, p
 def test_results_the_context_cannot_hold_are_cut_and_end_the_tool_rounds(
     make_app, admin, llm, fake_mcp
 ):
-    app = _app(make_app, llm, chat_context_tokens=1024, chat_answer_tokens=256)
+    app = _app(make_app, llm, chat_context_tokens=1100, chat_answer_tokens=256)
     client = app.test_client()
     chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
     llm.tool_calls = lambda sent: [{"name": "tickets__big", "arguments": {"size": 3000}}]

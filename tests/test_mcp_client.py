@@ -227,7 +227,7 @@ def test_an_admin_signed_in_with_a_jwt_discovers_with_the_exchanged_token(
     boss = bearer(provider.token(sub="boss-1", realm_access={"roles": ["postrag-admin"]}))
     refreshed = api.post(f"/api/v1/mcp-servers/{server}/refresh", headers=boss)
     assert refreshed.status_code == 200, refreshed.json
-    assert refreshed.json["tool_count"] == 7
+    assert refreshed.json["tool_count"] == 8
     sent = fake_mcp.seen("authorization")[-1].removeprefix("Bearer ")
     assert jwt.decode(sent, options={"verify_signature": False})["sub"] == "boss-1"
     with_api_token = api.post(f"/api/v1/mcp-servers/{server}/refresh", headers=admin)

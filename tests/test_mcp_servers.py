@@ -19,7 +19,7 @@ from tests.helpers import closed_port_url
 
 KEY = "k1-" + "abcdefghijklmnopqrstuvwxyz0123456789"
 SECRET = "header-secret-value-42"
-TOOLS = {"add", "fail", "ask", "nag", "count", "wait", "big"}
+TOOLS = {"add", "fail", "ask", "nag", "odd", "count", "wait", "big"}
 
 
 @pytest.fixture

@@ -214,6 +214,39 @@ def question(params: types.ElicitRequestFormParams | types.ElicitRequestURLParam
     return Question(cleaned(params.message), schema=cleaned(schema))
 
 
+# MCP's elicitation forms: an object of primitive properties, each described by these keys only.
+_FORM_KEYS = {"type", "properties", "required", "title", "description", "$schema"}
+_PROPERTY_KEYS = {"type", "title", "description", "enum", "enumNames", "oneOf", "const"}
+_PROPERTY_KEYS |= {"minimum", "maximum", "minLength", "maxLength", "format", "default"}
+_PRIMITIVES = {"string", "number", "integer", "boolean"}
+MAX_QUESTION_SCHEMA_BYTES = 16 * 1024
+MAX_QUESTION_URL_CHARS = 2000
+
+
+def unreadable(q: Question) -> str | None:
+    """Why postrag will not put `q` to a user (None: it will): a url or form too large, or a
+    form outside MCP's flat subset (no $ref, no pattern, no nesting), whose checking could
+    fail or take unbounded time."""
+    if q.url is not None:
+        return "its url is too long" if len(q.url) > MAX_QUESTION_URL_CHARS else None
+    if len(json.dumps(q.schema)) > MAX_QUESTION_SCHEMA_BYTES:
+        return f"its form exceeds {MAX_QUESTION_SCHEMA_BYTES} bytes"
+    properties = q.schema.get("properties", {})
+    if set(q.schema) - _FORM_KEYS or q.schema.get("type") != "object":
+        return "its form is not an object of simple fields"
+    if not isinstance(properties, dict) or not all(_flat(p) for p in properties.values()):
+        return "its form has fields that are not simple (text, number, yes/no, a choice)"
+    return None
+
+
+def _flat(prop: Any) -> bool:
+    if not isinstance(prop, dict) or set(prop) - _PROPERTY_KEYS:
+        return False
+    choices = prop.get("oneOf", [])
+    simple = all(isinstance(c, dict) and set(c) <= {"const", "title"} for c in choices)
+    return prop.get("type") in _PRIMITIVES and isinstance(choices, list) and simple
+
+
 def elicit_result(reply: Reply) -> types.ElicitResult:
     content = reply.content if reply.action == "accept" else None
     return types.ElicitResult(action=reply.action, content=content)

@@ -10,6 +10,7 @@ tool is told the user cancelled.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -22,12 +23,14 @@ from psycopg_pool import ConnectionPool
 from app.db import scope
 from app.db.listener import Listener
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.providers import mcp_content
 from app.providers.mcp_content import Question, Reply
 from app.repositories import Conn, Row
 from app.repositories import chat_questions as question_repo
 from app.services import chats
 from app.services.tokens import Principal
 
+log = logging.getLogger(__name__)
 POLL_S = 2.0  # the waiting thread reads the question this often even without a notification
 
 
@@ -64,7 +67,12 @@ def ask(
     asking: Asking, server: str, tool: str, question: Question, emit: Callable[[str, Any], None]
 ) -> Reply:
     """Store `question`, announce it (`question`), wait for the user's reply and announce its
-    end (`question_closed`); cancel when nobody answered in time or the answer was stopped."""
+    end (`question_closed`); cancel when nobody answered in time or the answer was stopped,
+    or when the question is not one postrag puts to users (then it is only logged)."""
+    why = mcp_content.unreadable(question)
+    if why is not None:
+        log.warning("a question of %s's %s was cancelled unasked: %s", server, tool, why)
+        return Reply("cancel")
     values = {
         "chat_id": asking.chat_id,
         "message_id": asking.message_id,
