@@ -165,6 +165,13 @@ def test_pruning_removes_the_events_of_old_answers_only(
             " WHERE message_id = %s",
             (old,),
         )
+        for expired in ("25 hours", "23 hours"):  # a tool's question, and a later one
+            conn.execute(
+                "INSERT INTO chat_questions (chat_id, message_id, server, tool, question,"
+                " state, expires_at) VALUES (%s, %s, 'tickets', 'ask', %s, 'expired',"
+                " now() - %s::interval)",
+                (chat, old, expired, expired),
+            )
     fresh = make_app(llm="ollama", ollama_url=llm.url, chat_model="fake-chat")
     latest = ask(fresh.test_client(), admin, chat, "Third?").json["id"]  # its end prunes
 
@@ -177,6 +184,9 @@ def test_pruning_removes_the_events_of_old_answers_only(
 
     left = wait_for(lambda: (c := counts()).get(old) is None and c)
     assert left.keys() == {recent, latest}
+    with psycopg.connect(database_url) as conn:
+        kept = conn.execute("SELECT question FROM chat_questions").fetchall()
+    assert kept == [("23 hours",)]
     assert messages(client, admin, chat)[1]["content"] == llm.reply  # the text stays
 
 

@@ -80,3 +80,11 @@ def expire(conn: Conn, question_id: int) -> Row | None:
         f" WHERE id = %(id)s AND state = 'pending' RETURNING {QUESTION}",
         {"id": question_id},
     ).fetchone()
+
+
+def prune(conn: Conn, keep_hours: int) -> int:
+    """Delete the questions that could be answered no more over `keep_hours` ago."""
+    return conn.execute(
+        "DELETE FROM chat_questions WHERE expires_at < now() - make_interval(hours => %(hours)s)",
+        {"hours": keep_hours},
+    ).rowcount

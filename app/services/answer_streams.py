@@ -26,6 +26,7 @@ from app.db.listener import Listener
 from app.errors import NotFound
 from app.repositories import Conn, Row
 from app.repositories import chat_events as event_repo
+from app.repositories import chat_questions as question_repo
 from app.services.tokens import Principal
 
 log = logging.getLogger(__name__)
@@ -180,6 +181,8 @@ def _over(state: Row, stale_s: float) -> bool:
 
 
 def prune(pool: ConnectionPool[Any], keep_hours: int) -> int:
-    """Delete events of answers that ended over `keep_hours` ago (everyone's: as the owner)."""
+    """Delete events of answers that ended over `keep_hours` ago, and the questions of tools
+    that expired as long ago (everyone's: as the owner); how many events."""
     with pool.connection() as conn, scope.acting_as_owner(conn), conn.transaction():
+        question_repo.prune(cast(Conn, conn), keep_hours)
         return event_repo.prune(cast(Conn, conn), keep_hours)
