@@ -120,6 +120,7 @@ class FakeMcpServer:
     def __init__(self) -> None:
         self.headers: list[dict[str, str]] = []
         self.required: tuple[str, str] | None = None
+        self.on_request: Callable[[], None] | None = None  # run (in the server) on each request
         self._inner = build_server().streamable_http_app()
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
@@ -135,6 +136,8 @@ class FakeMcpServer:
         if scope["type"] == "http":
             headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
             self.headers.append(headers)
+            if self.on_request is not None:
+                self.on_request()
             if self.required is not None:
                 name, value = self.required
                 if headers.get(name.lower()) != value:

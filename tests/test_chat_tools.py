@@ -401,6 +401,27 @@ def test_a_slash_command_sends_the_servers_prompt(tools_app, admin, llm, fake_mc
     assert client.get(f"/api/v1/chats/{plain}/commands", headers=admin).json["items"] == []
 
 
+def test_a_slash_command_holds_no_connection_while_the_server_answers(
+    tools_app, admin, llm, fake_mcp
+):
+    client = tools_app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    pool = Runtime.of(tools_app).pool
+    held: list[int] = []
+
+    def count_held() -> None:
+        stats = pool.get_stats()
+        held.append(stats["pool_size"] - stats["pool_available"])
+
+    fake_mcp.on_request = count_held
+    try:
+        answered = ask(client, admin, chat, "/tickets:summarise May")
+    finally:
+        fake_mcp.on_request = None
+    assert answered.status_code == 201, answered.json
+    assert held and max(held) == 0, held
+
+
 def test_a_stop_while_a_question_waits_ends_the_answer(tools_app, admin, llm, fake_mcp):
     client, chat, thread, answered = _asking(tools_app, admin, llm, fake_mcp)
     question = _pending(client, admin, chat)

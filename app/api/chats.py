@@ -25,7 +25,14 @@ from app.api.schemas import Page, PageQuery
 from app.api.sse import HEARTBEAT, event_stream, sse, wants_stream
 from app.errors import InternalError
 from app.runtime import runtime
-from app.services import answer_streams, chat_answers, chat_exchange, chat_questions, chats
+from app.services import (
+    answer_streams,
+    chat_answers,
+    chat_exchange,
+    chat_questions,
+    chats,
+    slash_commands,
+)
 from app.services.answer_streams import StoredEvent
 
 bp = Blueprint("chats", __name__, url_prefix="/api/v1")
@@ -244,7 +251,11 @@ def post_message(chat_id: int, body: MessageCreate, query: StreamQuery) -> Any:
     who, jwt = principal(), bearer_jwt()  # read here: the answer's thread has no request
     answers.reserve(who.user_id)  # 503/429 while this process (or user) has as many as it may
     try:
-        exchange = chat_answers.start(db(), who, chat_id, body.content, deps, jwt)
+        content = body.content
+        if command := chat_answers.command(db(), who, chat_id, content, deps, jwt):
+            release_db()  # the server may take its time: no connection is held meanwhile
+            content = slash_commands.prompt_text(command)
+        exchange = chat_answers.start(db(), who, chat_id, content, deps, jwt)
     except BaseException:
         answers.unreserve(who.user_id)
         raise

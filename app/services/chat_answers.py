@@ -56,6 +56,18 @@ def _title(content: str) -> str:
     return first if len(first) <= TITLE_CHARS else first[: TITLE_CHARS - 3].rstrip() + "..."
 
 
+def command(
+    conn: Conn, who: Principal, chat_id: int, content: str, deps: Deps, subject_token: str | None
+) -> slash_commands.Planned | None:
+    """The slash command `content` is in the chat (None: a plain message; 404, 422 first).
+    Its prompt is then fetched by `slash_commands.prompt_text`, with no connection held."""
+    found = chat_repo.get_owned(conn, chat_id, who.user_id)
+    if found is None:
+        raise NotFound(f"no chat {chat_id}")
+    caller = Caller(who.user_id, subject_token)
+    return slash_commands.planned(conn, deps.mcp, caller, found["mcp_server_ids"], content)
+
+
 def start(
     conn: Conn,
     who: Principal,
@@ -66,15 +78,15 @@ def start(
 ) -> Exchange:
     """Store the user's message and the assistant's placeholder (404, 409, 422 or 5xx first).
 
-    A slash command is replaced by its prompt here; `subject_token` is the request's bearer JWT,
-    for MCP servers that act with the user's identity (token exchange).
+    `content` is taken as it is (a slash command was replaced by its prompt before:
+    `command`); `subject_token` is the request's bearer JWT, for MCP servers that act with the
+    user's identity (token exchange).
     """
     found = chat_repo.get_owned(conn, chat_id, who.user_id)
     if found is None:
         raise NotFound(f"no chat {chat_id}")
     caller = Caller(who.user_id, subject_token)
     servers = found["mcp_server_ids"]
-    content = slash_commands.expand(conn, deps.mcp, caller, servers, content)
     prefs = answering.preferences(conn, who.user_id)
     target = answering.resolve_target(conn, deps.llm, prefs)
     room = (target.context_length - answer_tokens(deps, target)) * prompting.SAFETY_MARGIN

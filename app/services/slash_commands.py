@@ -91,20 +91,36 @@ def arguments(command: Command, text: str) -> dict[str, str]:
     return given
 
 
-def expand(
+@dataclass(frozen=True)
+class Planned:
+    """A command found and its arguments filled: what asking its server takes (no connection)."""
+
+    target: mcp_client.McpTarget
+    server: str
+    prompt: str
+    arguments: dict[str, str]
+
+
+def planned(
     conn: Conn, deps: McpDeps | None, caller: Caller, server_ids: Sequence[int], content: str
-) -> str:
-    """`content`, or when it is a command, the text of its prompt (422 for an unknown command or
-    arguments that do not fit; 502, 503, 504 when the server fails)."""
+) -> Planned | None:
+    """The command `content` is (None: a plain message); 422 for an unknown command or
+    arguments that do not fit."""
     matched = COMMAND.fullmatch(content.strip())
     commands = available(conn, server_ids) if matched else []
     if matched is None or not commands or deps is None:
-        return content
+        return None
     command = _find(commands, matched[1])
     filled = arguments(command, matched[2] or "")
     reached = mcp_tools.target(conn, deps, caller, command.server_id)
-    with mcp_client.session(reached) as session:
-        prompt = session.get_prompt(command.prompt, filled)
+    return Planned(reached, command.server, command.prompt, filled)
+
+
+def prompt_text(command: Planned) -> str:
+    """The text of the command's prompt, filled in by its server (502, 503, 504 when the server
+    fails); no database connection is needed meanwhile."""
+    with mcp_client.session(command.target) as session:
+        prompt = session.get_prompt(command.prompt, command.arguments)
     text = "\n\n".join(m.text for m in prompt.messages).strip()
     if not text:
         raise mcp_client.McpError(command.server, f"prompt {command.prompt} is empty")
