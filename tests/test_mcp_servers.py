@@ -181,6 +181,24 @@ def test_a_catalog_with_unstorable_text_long_or_repeated_names_is_stored_cleaned
     assert mcp_content.tool_result(result, 100).text == "a\ufffdb\ufffd"
 
 
+def test_a_refresh_holds_no_connection_while_the_server_answers(api, admin, fake_mcp):
+    server = registered(api, admin, name="tickets", url=fake_mcp.url)
+    pool = Runtime.of(api.application).pool
+    held: list[int] = []
+
+    def count_held() -> None:
+        stats = pool.get_stats()
+        held.append(stats["pool_size"] - stats["pool_available"])
+
+    fake_mcp.on_request = count_held
+    try:
+        refreshed = api.post(f"/api/v1/mcp-servers/{server['id']}/refresh", headers=admin)
+    finally:
+        fake_mcp.on_request = None
+    assert refreshed.status_code == 200, refreshed.json
+    assert held and max(held) == 0, held
+
+
 def test_a_server_that_is_down_fails_the_refresh_quickly_and_keeps_its_tools(api, admin, fake_mcp):
     server = registered(api, admin, name="tickets", url=fake_mcp.url)
     path = f"/api/v1/mcp-servers/{server['id']}"

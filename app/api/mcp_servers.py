@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from flask import Blueprint, url_for
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.api.endpoint import bearer_jwt, changes_of, db, endpoint, principal
+from app.api.endpoint import bearer_jwt, changes_of, db, endpoint, principal, release_db
 from app.api.schemas import Page, PageQuery
 from app.repositories import Row
 from app.runtime import runtime
@@ -194,5 +194,7 @@ def delete_server(server_id: int) -> None:
 )
 def refresh_server(server_id: int) -> McpDiscovery:
     caller = Caller(principal().user_id, bearer_jwt())
-    found, catalog = mcp_servers.refresh(db(), runtime().mcp, caller, server_id)
+    reached = mcp_servers.discovery_target(db(), runtime().mcp, caller, server_id)
+    release_db()  # the server may take its time: no connection is held meanwhile
+    found, catalog = mcp_servers.refresh(db, reached, server_id)
     return McpDiscovery(**_detail(found), skipped=list(catalog.skipped))

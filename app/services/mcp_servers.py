@@ -10,12 +10,14 @@ tools and prompts until the next discovery.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import httpx
 
 from app.errors import NotFound, ValidationFailed
 from app.providers import mcp_client
+from app.providers.mcp_client import McpTarget
 from app.providers.mcp_content import Catalog
 from app.repositories import Conn, Row
 from app.repositories import mcp_servers as server_repo
@@ -171,19 +173,26 @@ def delete(conn: Conn, server_id: int) -> None:
             raise NotFound(f"no MCP server {server_id}")
 
 
+def discovery_target(conn: Conn, deps: McpDeps, caller: Caller, server_id: int) -> McpTarget:
+    """Where a refresh of the server goes, with `caller`'s credentials (even when disabled)."""
+    return target(conn, deps, caller, server_id, enabled_only=False)
+
+
 def refresh(
-    conn: Conn, deps: McpDeps, caller: Caller, server_id: int
+    conn_of: Callable[[], Conn], reached: McpTarget, server_id: int
 ) -> tuple[tuple[Row, list[Row], list[Row]], Catalog]:
-    """Discover the server's tools and prompts with `caller`'s credentials and cache them;
-    a failure is recorded on the server (its cached catalog stays) and raised."""
-    reached = target(conn, deps, caller, server_id, enabled_only=False)
+    """Discover the server's tools and prompts at `reached` and cache them; a failure is
+    recorded on the server (its cached catalog stays) and raised. No connection is held while
+    the server answers: `conn_of` gives one after."""
     try:
         with mcp_client.session(reached) as mcp:
             catalog = mcp.discover()
     except mcp_client.McpError as exc:
+        conn = conn_of()
         with conn.transaction():
             server_repo.record_discovery(conn, server_id, exc.detail[:2000])
         raise
+    conn = conn_of()
     with conn.transaction():
         tools = [vars(t) for t in catalog.tools]
         prompts = [vars(p) for p in catalog.prompts]
