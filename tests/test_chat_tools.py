@@ -9,6 +9,7 @@ import threading
 
 import jwt
 import pytest
+from psycopg.types.json import Jsonb
 
 from app.db import scope
 from app.providers import mcp_client
@@ -366,6 +367,24 @@ def test_another_users_question_is_not_found(tools_app, admin, new_user, llm, fa
     url = f"/api/v1/chats/{chat}/questions/{question['id']}"
     assert client.post(url, json={"action": "cancel"}, headers=admin).status_code == 200
     assert _answer(thread, answered)["content"] == "Done: the user chose to cancel"
+
+
+def test_a_stored_form_postrag_cannot_read_takes_the_reply_unchecked(
+    tools_app, admin, llm, fake_mcp
+):
+    client, chat, thread, answered = _asking(tools_app, admin, llm, fake_mcp)
+    question = _pending(client, admin, chat)
+    odd = {"type": "object", "properties": {"colour": {"$ref": "#/$defs/nowhere"}}}
+    rt = Runtime.of(tools_app)
+    with rt.pool.connection() as conn, scope.acting_as_owner(conn):  # stored by an older postrag
+        conn.execute(
+            "UPDATE chat_questions SET requested_schema = %s WHERE id = %s",
+            (Jsonb(odd), question["id"]),
+        )
+    url = f"/api/v1/chats/{chat}/questions/{question['id']}"
+    reply = {"action": "accept", "content": {"colour": "red"}}
+    assert client.post(url, json=reply, headers=admin).status_code == 200
+    assert _answer(thread, answered)["content"] == "Done: the colour is red"
 
 
 # Slash commands

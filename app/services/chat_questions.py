@@ -146,6 +146,8 @@ def answer(
 def _checked(row: Row, content: dict[str, Any]) -> dict[str, Any]:
     """`content` if the question's requested schema takes it (a page to open takes none)."""
     schema = cast(dict[str, Any], row["requested_schema"]) or {"type": "object", "maxProperties": 0}
+    if row["requested_schema"] and mcp_content.unreadable(Question("", schema)) is not None:
+        return content  # a form outside MCP's subset (stored before it was refused): unchecked
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.exceptions.SchemaError:
