@@ -444,7 +444,12 @@ def test_an_answer_shows_its_tool_calls_progress_and_results(
     failed = calls.filter(has_text="Tool tickets › fail")
     expect(failed.locator(".tool-state")).to_have_text("failed")
     expect(failed.locator(".tool-result.error")).to_contain_text("the ticket system is down")
-    assert "1/3" in page.evaluate("window.bars") and "3/3" in page.evaluate("window.bars")
+    # Progress that comes faster than the answer is passed on is coalesced (the latest wins):
+    # some steps may be skipped, but the bars count up, each of 3, to the last step.
+    bars = page.evaluate("window.bars")
+    steps = [int(b.split("/")[0]) for b in bars]
+    assert bars and all(b.endswith("/3") for b in bars) and steps == sorted(steps), bars
+    assert steps[-1] == 3
     chat = page.evaluate("Number(sessionStorage.getItem('postrag.chat'))")
     stored = httpx.get(f"{base}/api/v1/chats/{chat}", headers=headers).json()
     assert len(stored["mcp_server_ids"]) == 1

@@ -41,12 +41,13 @@ def after(conn: Conn, message_id: int, seq: int, *, limit: int) -> list[Row]:
 
 
 def stream_state(conn: Conn, chat_id: int, message_id: int, owner_id: int) -> Row | None:
-    """An answer of the owner's chat: its status, whether its last event (done or error) is
-    stored, and how long ago it or its events last changed; None when there is no such answer."""
+    """An answer of the owner's chat: its status, the id of its last event (done or error) once
+    stored (`end_seq`), and how long ago it or its events last changed; None when there is no
+    such answer."""
     return conn.execute(
         "SELECT m.status,"
-        " EXISTS (SELECT 1 FROM chat_message_events e WHERE e.message_id = m.id"
-        "         AND e.kind = ANY(%(terminal)s)) AS ended,"
+        " (SELECT max(e.seq) FROM chat_message_events e WHERE e.message_id = m.id"
+        "  AND e.kind = ANY(%(terminal)s)) AS end_seq,"
         " extract(epoch FROM now() - greatest(m.updated_at,"
         "   (SELECT max(e.created_at) FROM chat_message_events e WHERE e.message_id = m.id)"
         " ))::float8 AS quiet_s"

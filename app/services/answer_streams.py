@@ -165,6 +165,8 @@ def follow_stored(
                     return
             if rows:
                 continue
+            if state is not None and (state["end_seq"] or 0) > after:
+                continue  # the end was stored between the two reads: read it
             if state is None or _over(state, stale_s):
                 return
             if not woken.wait(HEARTBEAT_S):
@@ -174,7 +176,7 @@ def follow_stored(
 def _over(state: Row, stale_s: float) -> bool:
     """Nothing more will come: the end was stored (before where the reader is), or the process
     generating the answer died (closed by a stop without an end, or silent for too long)."""
-    if state["ended"]:
+    if state["end_seq"] is not None:
         return True
     limit = stale_s if state["status"] == "streaming" else CLOSED_GRACE_S
     return bool(state["quiet_s"] > limit)
