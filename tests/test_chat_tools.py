@@ -8,6 +8,7 @@ import re
 import threading
 
 import jwt
+import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
@@ -510,6 +511,40 @@ def test_tools_are_called_with_the_users_exchanged_token(make_app, admin, llm, p
     answered = ask(client, bearer(minted.json["token"]), chat, "And now?")
     call = answered.json["tool_calls"][0]
     assert call["is_error"] and "call with the provider's bearer JWT" in call["text"]
+
+
+def test_each_round_of_tool_calls_holds_more_of_the_daily_budget(
+    make_app, admin, llm, fake_mcp, database_url
+):
+    """The answer's hold covers one round: the next is held before it runs, and an answer whose
+    budget is used up ends after its calls instead of passing the budget round by round."""
+    budgets = {"chat_context_tokens": 2000, "chat_tool_rounds": 5}
+    tight = _app(make_app, llm, llm_tokens_per_day=2000, **budgets).test_client()  # one round
+    chat = new_chat(tight, admin, mcp_server_ids=[_discovered(tight, admin, fake_mcp.url)])
+    llm.tool_calls = lambda sent: [{"name": "tickets__add", "arguments": {"a": 1, "b": 2}}]
+    llm.reply = "Never reached."
+    before = len(llm.chat_requests())
+    events = _events(tight, admin, chat, "Add forever")
+    assert _kinds(events) == ["retrieval", "tool_call", "tool_result", "done"]
+    assert len(llm.chat_requests()) == before + 1  # no second round was asked of the model
+    done = events[-1][2]
+    assert (done["status"], done["finish_reason"]) == ("incomplete", "length")
+    stored = messages(tight, admin, chat)[-1]
+    assert stored["status"] == "incomplete" and "tokens for today are used up" in stored["error"]
+    assert len(stored["tool_calls"]) == 1
+    with psycopg.connect(database_url) as conn:
+        used, held = conn.execute("SELECT tokens, reserved FROM llm_token_counters").fetchone()
+    assert 0 < used < 2000 and held == 0  # what the round took is counted, the hold given back
+
+    roomy = _app(make_app, llm, llm_tokens_per_day=10**6, **budgets).test_client()
+    events = _events(roomy, admin, chat, "Add forever")  # every round is held: 5, then the answer
+    assert _kinds(events) == ["retrieval"] + ["tool_call", "tool_result"] * 5 + ["done"]
+    assert events[-1][2]["status"] == "complete"
+    with psycopg.connect(database_url) as conn:
+        used_after, held = conn.execute(
+            "SELECT tokens, reserved FROM llm_token_counters"
+        ).fetchone()
+    assert used_after > used and held == 0
 
 
 def test_results_the_context_cannot_hold_are_cut_and_end_the_tool_rounds(

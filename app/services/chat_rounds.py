@@ -4,7 +4,8 @@ made (app/services/chat_tools.py) and the calls and their results added to the c
 the next one. Bounded: POSTRAG_CHAT_TOOL_ROUNDS rounds (the last offers no tools, so the model
 answers with what it has), no call after POSTRAG_CHAT_TOOL_TIME_S, and the results the model
 reads fit its context with the tools' descriptions (what does not fit is cut, and then no more
-tools are offered; tools whose descriptions do not fit are not offered at all).
+tools are offered; tools whose descriptions do not fit are not offered at all). Each round
+after the first holds more of the user's daily LLM tokens; when none are left, the answer ends.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from typing import Any
 
 from app.providers import mcp_content
 from app.providers.llm import ToolCall, ToolSpec, assistant_calls, tool_message
-from app.services import answering, chat_tools, prompting
+from app.services import answering, chat_tools, prompting, usage
 from app.services.chat_exchange import Answer, Deps, Event, Exchange, answer_tokens
 
 CALL_TOKENS = 20  # a tool call's and its result's wrapping in the conversation
 MIN_RESULT_TOKENS = 50  # a result cut shorter than this is left out
+OUT_OF_TOKENS = "your LLM tokens for today are used up: the answer ends after its tool calls"
 
 
 def answered(ex: Exchange, deps: Deps, answer: Answer, prompt: prompting.Prompt) -> Iterator[Event]:
@@ -35,6 +37,10 @@ def answered(ex: Exchange, deps: Deps, answer: Answer, prompt: prompting.Prompt)
     if ex.toolbox:  # the functions' descriptions go with every request that offers them
         room -= prompting.count_tokens(json.dumps([vars(t) for t in ex.toolbox.specs]))
     for number in range(rounds + 1):
+        if number and not _budget_left(ex, deps, answer):
+            row = answer.finish("incomplete", "length", OUT_OF_TOKENS)
+            yield answer.done_event(row, "incomplete", "length")
+            return
         # The last round offers no tools: the model answers with what it has.
         more = number < rounds and time.monotonic() < deadline and room > 0
         offered = ex.toolbox.specs if more else ()
@@ -58,6 +64,19 @@ def answered(ex: Exchange, deps: Deps, answer: Answer, prompt: prompting.Prompt)
         reason, why = "error", "the server stopped"
     row = answer.finish("incomplete", reason, why)
     yield answer.done_event(row, "incomplete", reason)
+
+
+def _budget_left(ex: Exchange, deps: Deps, answer: Answer) -> bool:
+    """Hold what the next round may take on top of what the rounds before took (the answer's
+    hold covers one round: POSTRAG_LLM_TOKENS_PER_DAY); False when today's budget is used up."""
+    if ex.hold is None:
+        return True
+    if answer.prompt_tokens is None:  # a model that does not count: its rounds took their most
+        spent = ex.hold.tokens
+    else:
+        spent = answer.prompt_tokens + (answer.completion_tokens or 0)
+    most = spent + ex.target.context_length
+    return usage.extend_llm_tokens(deps.pool, ex.hold, deps.settings.llm_tokens_per_day, most)
 
 
 def _fitted(call: ToolCall, text: str, room: int) -> tuple[str, int]:
