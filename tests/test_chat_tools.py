@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import threading
 
+import httpx
 import jwt
 import psycopg
 import pytest
@@ -511,6 +512,70 @@ def test_tools_are_called_with_the_users_exchanged_token(make_app, admin, llm, p
     answered = ask(client, bearer(minted.json["token"]), chat, "And now?")
     call = answered.json["tool_calls"][0]
     assert call["is_error"] and "call with the provider's bearer JWT" in call["text"]
+
+
+def _web_sign_in(client, provider) -> dict[str, str]:
+    """Sign in on the web page (the provider signs in at once); the CSRF header to send."""
+    started = client.get("/auth/login")
+    back = httpx.get(started.headers["Location"], follow_redirects=False).headers["Location"]
+    assert client.get(back).status_code == 303
+    return {"X-CSRF-Token": client.get("/auth/session").json["csrf_token"]}
+
+
+def test_a_web_session_exchanges_the_token_kept_from_its_sign_in(
+    make_app, admin, llm, provider, fake_mcp, database_url
+):
+    provider.client_secret = "client-s3cret"
+    provider.login_claims = {"sub": "wendy-1", "preferred_username": "wendy"}
+    provider.access_expires_in = 30  # due for a refresh at once (refreshed a minute early)
+    settings = {"oidc_issuer": provider.issuer, "oidc_audience": "postrag"}
+    app = _app(make_app, llm, secret_key=KEY, oidc_client_secret="client-s3cret", **settings)
+    created = app.test_client().post(
+        "/api/v1/mcp-servers",
+        json={"name": "tickets", "url": fake_mcp.url, "auth": "token_exchange"}
+        | {"exchange_audience": "tickets-mcp"},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.json
+    server = created.json["id"]
+    with Runtime.of(app).pool.connection() as conn, scope.acting_as_owner(conn):
+        schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+        tool = {"name": "add", "title": None, "description": "Add.", "input_schema": schema}
+        server_repo.replace_catalog(conn, server, [tool], [])
+    browser = app.test_client()
+    csrf = _web_sign_in(browser, provider)
+    with psycopg.connect(database_url) as conn:  # kept encrypted, never in the clear
+        kept = conn.execute("SELECT access_token FROM connector_tokens WHERE provider = 'oidc'")
+        stored = bytes(kept.fetchone()[0])
+    assert b"eyJ" not in stored and len(stored) > 100
+    listed = browser.get("/api/v1/connectors").json["items"]
+    assert [c["provider"] for c in listed] == ["oidc"] and "access_token" not in listed[0]
+
+    chat = new_chat(browser, csrf, mcp_server_ids=[server])
+    llm.tool_calls = _calls({"name": "tickets__add", "arguments": {"a": 4, "b": 5}})
+    llm.reply = lambda sent: f"It is {_results(sent)}."
+    answered = ask(browser, csrf, chat, "4 + 5?")
+    assert answered.status_code == 201, answered.json
+    assert answered.json["content"] == "It is 9."
+    assert len(provider.refreshes) == 1  # the kept token was due: refreshed, then exchanged
+    exchanged = provider.exchanges[-1]["subject_token"]
+    assert jwt.decode(exchanged, options={"verify_signature": False})["sub"] == "wendy-1"
+    sent = fake_mcp.seen("authorization")[-1].removeprefix("Bearer ")
+    claims = jwt.decode(sent, options={"verify_signature": False})
+    assert (claims["aud"], claims["sub"]) == ("tickets-mcp", "wendy-1")
+
+    # Nobody stores such a token through the API; signing out of the last session deletes it.
+    put = browser.put("/api/v1/connectors/oidc", json={"access_token": "forged"}, headers=csrf)
+    assert put.status_code == 422 and put.json["errors"][0]["loc"] == ["path", "provider"]
+    assert browser.post("/auth/logout", headers=csrf).status_code == 200
+    with psycopg.connect(database_url) as conn:
+        left = conn.execute("SELECT count(*) FROM connector_tokens WHERE provider = 'oidc'")
+        assert left.fetchone()[0] == 0
+    csrf = _web_sign_in(browser, provider)  # signed in again, the provider's refresh is refused
+    provider.refresh_tokens.clear()
+    answered = ask(browser, csrf, chat, "Again?")
+    call = answered.json["tool_calls"][0]
+    assert call["is_error"] and "sign in again on the web page" in call["text"]
 
 
 def test_each_round_of_tool_calls_holds_more_of_the_daily_budget(

@@ -193,7 +193,8 @@ def delete_server(server_id: int) -> None:
     errors=(403, 404, 409, 502, 503, 504),
 )
 def refresh_server(server_id: int) -> McpDiscovery:
-    caller = Caller(principal().user_id, bearer_jwt())
+    who = principal()
+    caller = Caller(who.user_id, bearer_jwt(), who.session_id is not None)
     reached = mcp_servers.discovery_target(db(), runtime().mcp, caller, server_id)
     release_db()  # the server may take its time: no connection is held meanwhile
     found, catalog = mcp_servers.refresh(db, reached, server_id)

@@ -64,7 +64,7 @@ def command(
     found = chat_repo.get_owned(conn, chat_id, who.user_id)
     if found is None:
         raise NotFound(f"no chat {chat_id}")
-    caller = Caller(who.user_id, subject_token)
+    caller = Caller(who.user_id, subject_token, who.session_id is not None)
     return slash_commands.planned(conn, deps.mcp, caller, found["mcp_server_ids"], content)
 
 
@@ -85,7 +85,7 @@ def start(
     found = chat_repo.get_owned(conn, chat_id, who.user_id)
     if found is None:
         raise NotFound(f"no chat {chat_id}")
-    caller = Caller(who.user_id, subject_token)
+    caller = Caller(who.user_id, subject_token, who.session_id is not None)
     servers = found["mcp_server_ids"]
     prefs = answering.preferences(conn, who.user_id)
     target = answering.resolve_target(conn, deps.llm, prefs)

@@ -40,10 +40,12 @@ class McpDeps:
 @dataclass(frozen=True)
 class Caller:
     """On whose behalf a server is called: the user, and the bearer JWT of the provider their
-    request came with (what token exchange exchanges; None for API tokens and web sessions)."""
+    request came with (what token exchange exchanges; None for API tokens and web sessions: a
+    web session exchanges the provider's token kept from its sign-in)."""
 
     user_id: int
     subject_token: str | None = field(default=None, repr=False)
+    web_session: bool = False
 
 
 def reach(settings: Settings) -> Reach:
@@ -99,7 +101,7 @@ def _headers(conn: Conn, deps: McpDeps, caller: Caller, server: Row) -> dict[str
             ) from None
         return {"Authorization": f"Bearer {token}"}
     if auth == "token_exchange":
-        return {"Authorization": f"Bearer {_exchanged(deps, caller, server)}"}
+        return {"Authorization": f"Bearer {_exchanged(conn, deps, caller, server)}"}
     return {}
 
 
@@ -113,18 +115,34 @@ def _static_header(conn: Conn, deps: McpDeps, server_id: int) -> dict[str, str]:
     return {secret["header_name"]: value}
 
 
-def _exchanged(deps: McpDeps, caller: Caller, server: Row) -> str:
+def _exchanged(conn: Conn, deps: McpDeps, caller: Caller, server: Row) -> str:
     name = server["name"]
-    if deps.oidc_login is None:
+    login = deps.oidc_login
+    if login is None:
         raise Conflict(
             f"MCP server {name} needs token exchange at an OpenID provider, and this server"
             " has none (POSTRAG_OIDC_ISSUER, POSTRAG_OIDC_AUDIENCE)"
         )
-    if not caller.subject_token:
+    subject = caller.subject_token
+    if not subject and caller.web_session:  # the provider's token kept from the sign-in
+        try:
+            subject, _ = connectors.access_token(
+                conn,
+                caller.user_id,
+                connectors.IDENTITY,
+                deps.keyring,
+                deps.settings,
+                refresher=login.refresh,
+            )
+        except NotFound:
+            raise Conflict(
+                f"MCP server {name} acts with your identity at the OpenID provider, and postrag"
+                " keeps no token of yours from it: sign out and in again on the web page"
+            ) from None
+    if not subject:
         raise Conflict(
             f"MCP server {name} acts with your identity at the OpenID provider: call with the"
-            " provider's bearer JWT (an API token or a web sign-in carries no token to exchange)"
+            " provider's bearer JWT or from a web sign-in (an API token carries no token to"
+            " exchange)"
         )
-    return deps.oidc_login.exchange(
-        caller.subject_token, server["exchange_audience"], server["exchange_scope"]
-    )
+    return login.exchange(subject, server["exchange_audience"], server["exchange_scope"])
