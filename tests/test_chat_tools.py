@@ -420,6 +420,11 @@ def test_a_slash_command_sends_the_servers_prompt(tools_app, admin, llm, fake_mc
     plain = new_chat(client, admin)
     assert ask(client, admin, plain, "/nope now").status_code == 201
     assert client.get(f"/api/v1/chats/{plain}/commands", headers=admin).json["items"] == []
+    # `//word` escapes a message that would be a command: sent with one `/` less.
+    escaped = ask(client, admin, chat, "//nope is a word I mean")
+    assert escaped.status_code == 201, escaped.json
+    assert llm.chat_requests()[-1]["messages"][-1]["content"].endswith("/nope is a word I mean")
+    assert messages(client, admin, chat)[-2]["content"] == "/nope is a word I mean"
 
 
 def test_a_slash_command_holds_no_connection_while_the_server_answers(

@@ -255,6 +255,8 @@ def post_message(chat_id: int, body: MessageCreate, query: StreamQuery) -> Any:
         if command := chat_answers.command(db(), who, chat_id, content, deps, jwt):
             release_db()  # the server may take its time: no connection is held meanwhile
             content = slash_commands.prompt_text(command)
+        else:
+            content = slash_commands.unescaped(content)
         exchange = chat_answers.start(db(), who, chat_id, content, deps, jwt)
     except BaseException:
         answers.unreserve(who.user_id)

@@ -3,7 +3,8 @@
 is replaced by the prompt's text, which the server fills in (prompts/get) with the arguments:
 `key=value` words for the prompt's declared arguments, the other words taken in order for those
 not given (shell quoting); a prompt with one argument takes the whole rest as it. Only chats
-with MCP servers have commands; elsewhere a message starting with `/` is a message.
+with MCP servers have commands; elsewhere a message starting with `/` is a message. A message
+meant to start with `/word` is sent as `//word` (it then loses one `/`, in any chat).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from app.services.mcp_tools import Caller, McpDeps
 
 # A command is its first word: no `/` inside, so a message starting with a path is not one.
 COMMAND = re.compile(r"/([A-Za-z0-9_][^\s/]*)(?:\s+(.*))?", re.DOTALL)
+ESCAPED = re.compile(r"(\s*)/(/[A-Za-z0-9_][^\s/]*(?:\s.*)?)", re.DOTALL)  # `//word`: `/word`
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ def planned(
 ) -> Planned | None:
     """The command `content` is (None: a plain message); 422 for an unknown command or
     arguments that do not fit."""
+    if ESCAPED.fullmatch(content):
+        return None
     matched = COMMAND.fullmatch(content.strip())
     commands = available(conn, server_ids) if matched else []
     if matched is None or not commands or deps is None:
@@ -114,6 +118,12 @@ def planned(
     filled = arguments(command, matched[2] or "")
     reached = mcp_tools.target(conn, deps, caller, command.server_id)
     return Planned(reached, command.server, command.prompt, filled)
+
+
+def unescaped(content: str) -> str:
+    """A message that is no command as it is sent: `//word ...` loses its first `/`."""
+    matched = ESCAPED.fullmatch(content)
+    return matched[1] + matched[2] if matched else content
 
 
 def prompt_text(command: Planned) -> str:
