@@ -103,6 +103,7 @@ class Runtime:
                 settings.chat_events_keep_hours,
                 settings.chat_answers_per_process,
                 settings.chat_answers_per_user,
+                settings.chat_streams_per_user,
             ),
             Listener(settings.database_url, CHAT_EVENTS_CHANNEL),
             oidc,

@@ -201,6 +201,15 @@ class Settings:
             "answers one app process generates at once for one user (more: 429)",
         )
     )
+    chat_streams_per_user: int = setting(
+        Var(
+            "POSTRAG_CHAT_STREAMS_PER_USER",
+            Integer(low=1, high=10000),
+            "4",
+            "answer streams one user follows at once from one app process (GET .../events;"
+            " more: 429)",
+        )
+    )
     chat_events_keep_hours: int = setting(
         Var(
             "POSTRAG_CHAT_EVENTS_KEEP_HOURS",

@@ -255,3 +255,29 @@ def test_a_process_generating_as_many_answers_as_it_may_refuses_more_with_503(ma
         llm.delay_s = 0
         again = http.post(f"{base}/api/v1/chats/{other}/messages", json={"content": "Hi"})
         assert again.status_code == 201, again.json()
+
+
+def test_a_user_follows_at_most_their_streams_at_once_per_process(make_app, llm, admin):
+    """Each open stream holds a request thread: one user may not hold them all."""
+    app = make_app(
+        llm="ollama", ollama_url=llm.url, chat_model="fake-chat", chat_streams_per_user=2
+    )
+    llm.reply, llm.delay_s = " ".join(f"word{i}" for i in range(60)), 0.04
+    with live_server(app) as base, httpx.Client(headers=admin, timeout=30) as http:
+        chat, _ = _start(http, base, 1)
+        message = _stored(http, base, chat)
+        url = f"{base}/api/v1/chats/{chat}/messages/{message['id']}/events"
+        with (
+            http.stream("GET", url, headers=SSE) as one,
+            http.stream("GET", url, headers=SSE) as two,
+        ):
+            assert one.status_code == two.status_code == 200
+            third = http.get(url, headers=SSE)
+            assert third.status_code == 429 and third.headers["Retry-After"] == "5"
+            assert third.headers["content-type"] == "application/problem+json"
+            for stream in (one, two):  # each to its end: the answer's done
+                events = _read(stream.iter_lines(), 10**6)
+                assert events[-1][1] == "done"
+        # Streams that ended give their room back: the answer replays to anyone of theirs.
+        replayed = wait_for(lambda: (r := http.get(url, headers=SSE)).status_code == 200 and r)
+        assert parse_sse_ids(replayed.content)[-1][1] == "done"

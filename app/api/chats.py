@@ -22,7 +22,7 @@ from app.api.endpoint import (
 )
 from app.api.problems import ProblemContext, problem_body
 from app.api.schemas import Page, PageQuery
-from app.api.sse import HEARTBEAT, event_stream, sse, wants_stream
+from app.api.sse import HEARTBEAT, Closing, event_stream, sse, wants_stream
 from app.errors import InternalError
 from app.runtime import runtime
 from app.services import (
@@ -280,7 +280,7 @@ def post_message(chat_id: int, body: MessageCreate, query: StreamQuery) -> Any:
     " then the live rest until done or error, from any app process",
     tag="chats",
     query=EventsQuery,
-    errors=(404,),
+    errors=(404, 429),
     raw_response="text/event-stream",
 )
 def message_events(chat_id: int, message_id: int, query: EventsQuery) -> Any:
@@ -292,10 +292,11 @@ def message_events(chat_id: int, message_id: int, query: EventsQuery) -> Any:
     answer_streams.check_answer(db(), who, chat_id, message_id)
     release_db()
     rt = runtime()
+    give_back = rt.answers.hold_stream(who.user_id)  # 429 past the user's open streams
     stale_s = chat_answers.stale_after_s(rt.settings)
     ids = (chat_id, message_id)
     events = answer_streams.follow_stored(rt.pool, rt.listener, who, ids, after, stale_s)
-    return event_stream(_sse(events))
+    return event_stream(Closing(_sse(events), give_back))
 
 
 def _sse(events: Iterator[StoredEvent | None]) -> Iterator[str]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from flask import Response, request
@@ -34,3 +35,30 @@ def event_stream(chunks: Iterable[str]) -> Response:
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class Closing:
+    """`chunks`, calling `on_close` once when the response is closed (also when it was never
+    read: a generator's own `finally` would not run then)."""
+
+    def __init__(self, chunks: Iterable[str], on_close: Callable[[], None]):
+        self._chunks: Iterator[str] = iter(chunks)
+        self._on_close: Callable[[], None] | None = on_close
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Closing:
+        return self
+
+    def __next__(self) -> str:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        with self._lock:
+            on_close, self._on_close = self._on_close, None
+        try:
+            closer = getattr(self._chunks, "close", None)
+            if closer is not None:
+                closer()
+        finally:
+            if on_close is not None:
+                on_close()

@@ -51,9 +51,16 @@ class AnswerRunner:
     """The answers this process generates."""
 
     def __init__(
-        self, pool: ConnectionPool[Any], keep_hours: int, most: int = 32, per_user: int = 4
+        self,
+        pool: ConnectionPool[Any],
+        keep_hours: int,
+        most: int = 32,
+        per_user: int = 4,
+        streams_per_user: int = 4,
     ):
         self.pool, self.keep_hours, self.most, self.per_user = pool, keep_hours, most, per_user
+        self.streams_per_user = streams_per_user
+        self._streams: Counter[int] = Counter()  # streams followed from the database, by user
         self.stopping = threading.Event()  # set by close(): answers end at their next piece
         self._running: set[AnswerRun] = set()
         self._reserved = 0  # answers being started: counted before their message is stored
@@ -80,6 +87,30 @@ class AnswerRunner:
                 )
             self._reserved += 1
             self._users[user_id] += 1
+
+    def hold_stream(self, user_id: int) -> Callable[[], None]:
+        """Room for one more stream of stored events `user_id` follows here (each holds a
+        request thread while it waits: 429 when the user follows `streams_per_user` already);
+        the function that gives it back (once)."""
+        with self._lock:
+            if self._streams[user_id] >= self.streams_per_user:
+                raise TooManyRequests(
+                    f"you follow {self.streams_per_user} answer streams here already: close one",
+                    headers={"Retry-After": "5"},
+                )
+            self._streams[user_id] += 1
+        given_back = threading.Event()
+
+        def give_back() -> None:
+            with self._lock:
+                if given_back.is_set():
+                    return
+                given_back.set()
+                self._streams[user_id] -= 1
+                if self._streams[user_id] <= 0:
+                    del self._streams[user_id]
+
+        return give_back
 
     def unreserve(self, user_id: int) -> None:
         with self._lock:
