@@ -7,10 +7,11 @@ import psycopg
 import pytest
 
 from app.db import scope
+from app.errors import Conflict
 from app.providers import mcp_content
 from app.repositories import mcp_servers as server_repo
 from app.runtime import Runtime
-from app.services import mcp_servers
+from app.services import mcp_servers, mcp_tools
 from app.services.secrets import Keyring
 from app.services.worker import connect
 from app.settings import SettingsError
@@ -231,6 +232,16 @@ def test_changing_the_address_or_auth_forgets_the_tools_and_clears_the_old_auth(
     assert renamed.status_code == 200, renamed.json
     assert renamed.json["header_set"] is True and renamed.json["tool_count"] == len(TOOLS)
     assert renamed.json["header_name"] == "X-Key"
+    # The stored secret stays with its host: another path there keeps it, another host needs
+    # it sent again (an admin cannot redirect a secret they do not know).
+    same_host = api.patch(path, json={"url": fake_mcp.url + "/v2"}, headers=admin)
+    assert same_host.status_code == 200 and same_host.json["header_set"] is True
+    elsewhere = "https://mcp.example.com/mcp"
+    moved = api.patch(path, json={"url": elsewhere}, headers=admin)
+    assert moved.status_code == 422 and moved.json["errors"][0]["loc"] == ["body", "header_value"]
+    assert api.get(path, headers=admin).json["url"] == fake_mcp.url + "/v2"  # nothing changed
+    moved = api.patch(path, json={"url": elsewhere, "header_value": "new"}, headers=admin)
+    assert moved.status_code == 200 and moved.json["header_set"] is True
     plain = api.patch(path, json={"auth": "none"}, headers=admin).json
     assert plain["header_set"] is False and plain["header_name"] is None
     assert plain["tool_count"] == 0 and plain["discovered_at"] is None
@@ -263,3 +274,30 @@ def test_rotating_the_key_re_encrypts_headers_which_still_reach_the_server(
     refreshed = rotated.post(f"/api/v1/mcp-servers/{server['id']}/refresh", headers=admin)
     assert refreshed.status_code == 200, refreshed.json
     assert set(fake_mcp.seen("x-api-key")) == {SECRET}
+
+
+def test_an_atlassian_token_goes_only_where_the_settings_allow_at_each_call(
+    make_app, admin, database_url
+):
+    """A server saved while its host was listed in POSTRAG_MCP_HOSTS gets no Atlassian token
+    once the host is no longer listed: the check is made again at every call."""
+    listed = make_app(secret_key=KEY, mcp_hosts=("tools.example.com",)).test_client()
+    server = registered(
+        listed, admin, name="jira", url="https://tools.example.com/mcp", auth="atlassian"
+    )
+    grant = {"access_token": "atlassian-token", "expires_in": 3600}
+    assert listed.put("/api/v1/connectors/atlassian", json=grant, headers=admin).status_code == 200
+    unlisted = make_app(secret_key=KEY)
+    rt = Runtime.of(unlisted)
+    admin_id = unlisted.test_client().get("/api/v1/me", headers=admin).json["id"]
+    caller = mcp_tools.Caller(admin_id)
+    with (
+        rt.pool.connection() as conn,
+        scope.acting_as(conn, admin_id),
+        pytest.raises(Conflict, match="not Atlassian's cloud"),
+    ):
+        mcp_tools.target(conn, rt.mcp, caller, server["id"])
+    rt_listed = Runtime.of(make_app(secret_key=KEY, mcp_hosts=("tools.example.com",)))
+    with rt_listed.pool.connection() as conn, scope.acting_as(conn, admin_id):
+        reached = mcp_tools.target(conn, rt_listed.mcp, caller, server["id"])
+    assert reached.headers == {"Authorization": "Bearer atlassian-token"}

@@ -87,6 +87,11 @@ def _check_auth(server: dict[str, Any], settings: Settings) -> None:
         raise _invalid("auth", "token exchange needs an OpenID provider (POSTRAG_OIDC_ISSUER)")
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parsed = httpx.URL(url)
+    return parsed.scheme, parsed.host, parsed.port
+
+
 def _header(ring: Keyring, server_id: int, name: str, value: str) -> dict[str, Any]:
     """The columns of a static header, its value encrypted for this server's row only."""
     return {
@@ -126,7 +131,8 @@ def update(
     conn: Conn, settings: Settings, keyring: Keyring | None, server_id: int, changes: dict[str, Any]
 ) -> Row:
     """Change a server. When its auth changes, the fields of the old one are cleared; when it
-    stays, a field left out (the header's value too) keeps its stored value."""
+    stays, a field left out keeps its stored value (the header's value too, unless the server
+    moves to another origin: then it must be sent again)."""
     with conn.transaction():
         current = _found(server_repo.get(conn, server_id, lock=True), server_id)
         now = {**current, **changes}  # the server's fields once changed
@@ -134,7 +140,13 @@ def update(
         same = auth == current["auth"]
         wanted = {f: current.get(f) for f in _AUTH_FIELDS if same}
         if same and current["header_set"]:
-            wanted["header_value"] = _KEPT
+            # The stored secret goes to the server it was given for: a move to another origin
+            # needs it sent again (else an admin could redirect it without knowing it).
+            moved = _origin(url) != _origin(str(current["url"]))
+            wanted["header_value"] = None if moved else _KEPT
+            if moved and "header_value" not in changes:
+                msg = "the server moves to another host: send its header_value again"
+                raise _invalid("header_value", msg)
         wanted.update({k: v for k, v in changes.items() if k in _AUTH_FIELDS}, auth=auth)
         _check_url(url, auth, settings)
         _check_auth(wanted, settings)

@@ -91,6 +91,9 @@ def _headers(conn: Conn, deps: McpDeps, caller: Caller, server: Row) -> dict[str
     if auth == "static_header":
         return _static_header(conn, deps, server["id"])
     if auth == "atlassian":
+        refusal = reach(deps.settings).token_refusal(server["url"])  # settings may have changed
+        if refusal is not None:
+            raise Conflict(f"MCP server {name}: {refusal}")
         try:
             token, _ = connectors.access_token(
                 conn, caller.user_id, ATLASSIAN, deps.keyring, deps.settings
