@@ -70,6 +70,24 @@ def test_admins_register_servers_and_every_user_reads_them_but_not_the_secret(
             conn.execute("SELECT header_value FROM mcp_servers")
 
 
+def test_users_see_no_url_query_and_no_discovery_error_only_admins_do(
+    api, admin, new_user, fake_mcp
+):
+    bob = new_user("bob")
+    down = closed_port_url() + "/mcp?api_key=s3cr3t-in-url"
+    server = registered(api, admin, name="down", url=down)
+    assert api.post(f"/api/v1/mcp-servers/{server['id']}/refresh", headers=admin).status_code >= 500
+    path = f"/api/v1/mcp-servers/{server['id']}"
+    seen = api.get(path, headers=admin).json
+    assert seen["url"] == down and "cannot be reached" in seen["discovery_error"]
+    for shown in (
+        api.get(path, headers=bob).json,
+        api.get("/api/v1/mcp-servers", headers=bob).json["items"][0],
+    ):
+        assert shown["url"] == down.split("?")[0]
+        assert shown["discovery_error"] == "the last discovery failed (an admin sees why)"
+
+
 def test_only_admins_change_servers(api, admin, new_user, fake_mcp):
     bob = new_user("bob")
     assert register(api, bob, name="mine", url=fake_mcp.url).status_code == 403

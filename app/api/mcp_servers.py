@@ -113,7 +113,7 @@ class McpServerUpdate(BaseModel):
 
 def _detail(found: tuple[Row, list[Row], list[Row]]) -> dict[str, Any]:
     row, tools, prompts = found
-    return {**row, "tools": tools, "prompts": prompts}
+    return {**mcp_servers.shown(row, principal().is_admin), "tools": tools, "prompts": prompts}
 
 
 @bp.post("/mcp-servers")
@@ -142,7 +142,8 @@ def create_server(body: McpServerCreate) -> tuple[McpServer, dict[str, str]]:
 )
 def list_servers(query: PageQuery) -> Page[McpServer]:
     rows, total = mcp_servers.list_page(db(), limit=query.limit, offset=query.offset)
-    items = [McpServer(**row) for row in rows]
+    admin = principal().is_admin
+    items = [McpServer(**mcp_servers.shown(row, admin)) for row in rows]
     return Page[McpServer](items=items, total=total, limit=query.limit, offset=query.offset)
 
 

@@ -169,6 +169,17 @@ def update(
         return _found(server_repo.get(conn, server_id), server_id)
 
 
+def shown(row: Row, admin: bool) -> Row:
+    """A server as a reader sees it: admins whole; other users without the URL's query (where
+    API keys hide) and without why its discovery failed (it may name internal addresses)."""
+    if admin:
+        return row
+    url = httpx.URL(str(row["url"])).copy_with(query=None, fragment=None)
+    failed = row["discovery_error"] is not None
+    error = "the last discovery failed (an admin sees why)" if failed else None
+    return {**row, "url": str(url), "discovery_error": error}
+
+
 def list_page(conn: Conn, *, limit: int, offset: int) -> tuple[list[Row], int]:
     return server_repo.list_page(conn, limit=limit, offset=offset)
 
