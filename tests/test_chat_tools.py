@@ -659,7 +659,7 @@ def test_a_tool_too_slow_is_an_error_result_and_the_answer_goes_on(make_app, adm
 
 
 def test_a_call_running_past_the_answers_time_for_tools_is_left(make_app, admin, llm, fake_mcp):
-    app = _app(make_app, llm, chat_tool_time_s=2)
+    app = _app(make_app, llm, chat_tool_time_s=2, chat_answers_per_user=1)
     client = app.test_client()
     chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
     llm.tool_calls = _calls({"name": "tickets__wait", "arguments": {"seconds": 6}})
@@ -669,6 +669,12 @@ def test_a_call_running_past_the_answers_time_for_tools_is_left(make_app, admin,
     call = answered.json["tool_calls"][0]
     assert call["is_error"]
     assert call["text"] == "the answer's time for tools ran out while the tool ran"
+    # The call left running holds the user's room for answers until it ends: answers that
+    # leave slow calls behind cannot pile them up.
+    llm.tool_calls = lambda sent: []
+    held = ask(client, admin, chat, "Next?")
+    assert held.status_code == 429, held.json
+    assert wait_for(lambda: ask(client, admin, chat, "Next?").status_code == 201, timeout=30)
 
 
 def test_a_preference_names_the_servers_new_chats_use(tools_app, admin, llm, fake_mcp):

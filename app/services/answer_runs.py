@@ -149,6 +149,11 @@ class AnswerRunner:
         finally:
             run.log.close()
             run.finished.set()
+            # The answer has ended; its room is given back once the MCP calls it left end too
+            # (each is bounded by POSTRAG_MCP_TIMEOUT_S, and its session's close as long).
+            bound = time.monotonic() + 2 * deps.settings.mcp_timeout_s + CLOSE_WAIT_S
+            for call in ex.left_calls:
+                call.join(max(0.0, bound - time.monotonic()))
             with self._lock:
                 self._running.discard(run)
                 self._let_go(ex.who.user_id)

@@ -72,6 +72,9 @@ class Exchange:
     toolbox: Toolbox = EMPTY  # the MCP tools offered to the model
     caller: Caller | None = None  # as whom MCP servers are called (with the request's JWT)
     started: float = field(default_factory=time.monotonic)
+    # MCP calls left running by a stop or the time for tools: the answer's room is held until
+    # they end (app/services/answer_runs.py), so stopping them does not let them pile up.
+    left_calls: list[threading.Thread] = field(default_factory=list)
 
 
 class Answer:

@@ -77,7 +77,8 @@ def _made(
     def work() -> None:
         reported.put(_call(ex, deps, ref, call, progress, emit, cancelled))
 
-    threading.Thread(target=work, name=f"answer-{ex.assistant_id}-tool", daemon=True).start()
+    worker = threading.Thread(target=work, name=f"answer-{ex.assistant_id}-tool", daemon=True)
+    worker.start()
     while True:
         try:
             item: Event | ToolResult | None = reported.get(timeout=KEEPALIVE_S)
@@ -93,9 +94,11 @@ def _made(
         if deps.stopping.is_set() or (due and answer.save()):
             answer.stopped = True
             cancelled.set()  # a question being waited for is expired: the call ends soon
+            ex.left_calls.append(worker)
             return ToolResult("stopped before the tool answered", True)
         if time.monotonic() > deadline:
             cancelled.set()
+            ex.left_calls.append(worker)
             return ToolResult("the answer's time for tools ran out while the tool ran", True)
 
 
