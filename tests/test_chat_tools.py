@@ -14,7 +14,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from app.db import scope
-from app.providers import mcp_client
+from app.providers import llm_tools, mcp_client
 from app.repositories import mcp_servers as server_repo
 from app.runtime import Runtime
 from app.services import chat_tools
@@ -171,6 +171,61 @@ def test_unreadable_arguments_are_an_error_result_the_model_reads(tools_app, adm
     assert "not a JSON object" in _results(llm.chat_requests()[-1]["messages"])
     stored = messages(client, admin, chat)[-1]
     assert (stored["status"], stored["content"]) == ("complete", "I could not add them.")
+
+
+@pytest.mark.parametrize("number", ["NaN", "-Infinity", "1e999"])
+def test_arguments_with_numbers_json_has_not_are_an_error_result(
+    tools_app, admin, llm, fake_mcp, number
+):
+    client = tools_app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    llm.tool_calls = _calls({"name": "tickets__add", "arguments": f'{{"a": {number}, "b": 3}}'})
+    llm.reply = "I could not add them."
+    events = _events(client, admin, chat, "Add 2 and 3")
+    assert _kinds(events) == ["retrieval", "tool_call", "tool_result", "done"]
+    (result,) = [data for _, kind, data in events if kind == "tool_result"]
+    assert result["is_error"] and "not a JSON object" in result["text"]
+    stored = messages(client, admin, chat)[-1]
+    assert (stored["status"], stored["content"]) == ("complete", "I could not add them.")
+
+
+def test_nul_characters_in_arguments_are_replaced(tools_app, admin, llm, fake_mcp):
+    client = tools_app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    arguments = {"reason": "down\x00now", "note\x00": 1}
+    llm.tool_calls = _calls({"name": "tickets__fail", "arguments": arguments})
+    llm.reply = "It failed."
+    events = _events(client, admin, chat, "Try it")
+    assert _kinds(events) == ["retrieval", "tool_call", "tool_result", "done"]
+    call, result = (data for _, kind, data in events if kind.startswith("tool_"))
+    assert call["arguments"] == {"reason": "down\ufffdnow", "note\ufffd": 1}
+    assert result["is_error"] and "down\ufffdnow" in result["text"]
+    stored = messages(client, admin, chat)[-1]
+    assert (stored["status"], stored["tool_calls"][0]["arguments"]) == (
+        "complete",
+        call["arguments"],
+    )
+
+
+def test_an_answer_whose_tool_calls_cannot_be_stored_ends_without_them(
+    tools_app, admin, llm, fake_mcp, monkeypatch
+):
+    """Were arguments no longer cleaned (a bug), the answer would still end, not stay open."""
+    monkeypatch.setattr(llm_tools, "cleaned", lambda data: data)
+    client = tools_app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    llm.tool_calls = _calls({"name": "tickets__fail", "arguments": {"reason": "down\x00now"}})
+    llm.reply = "It failed."
+    events = _events(client, admin, chat, "Try it")
+    assert _kinds(events)[-1] == "error"
+    stored = messages(client, admin, chat)[-1]
+    assert (stored["status"], stored["content"], stored["tool_calls"]) == (
+        "incomplete",
+        "It failed.",
+        [],
+    )
+    llm.tool_calls = None
+    assert ask(client, admin, chat, "Again").status_code == 201
 
 
 def test_progress_notifications_become_progress_events(chat_app, admin, llm, fake_mcp):
