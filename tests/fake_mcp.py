@@ -7,7 +7,8 @@ subset), `count` (reports progress at each step), `wait`
 (answers late), `big` (a long text); prompt `summarise` (topic). Every HTTP request's headers
 are recorded in `headers`; with `required` set to (header, value), requests without that header
 get 401, as a server checking its credentials. `rewrite` (bytes to bytes) edits what the server
-sends, for JSON the SDK would not write (NaN): keep each edit within one streamed (SSE) message.
+sends, for JSON the SDK would not write (NaN): keep each edit within one body message (an SSE
+event, or a whole answer).
 """
 
 from __future__ import annotations
