@@ -305,4 +305,5 @@ def fake_mcp(fake_mcp_server):  # type: ignore[no-untyped-def]
     """The fake MCP server, its records and requirements fresh for each test."""
     fake_mcp_server.headers.clear()
     fake_mcp_server.required = None
+    fake_mcp_server.rewrite = {}
     return fake_mcp_server

@@ -6,7 +6,9 @@ elicitation), `nag` (asks four times), `odd` (asks with a form outside MCP's
 subset), `count` (reports progress at each step), `wait`
 (answers late), `big` (a long text); prompt `summarise` (topic). Every HTTP request's headers
 are recorded in `headers`; with `required` set to (header, value), requests without that header
-get 401, as a server checking its credentials.
+get 401, as a server checking its credentials. `rewrite` (bytes to bytes) edits what the server
+sends, for JSON the SDK would not write (NaN): keep each edit within one body message (an SSE
+event, or a whole answer).
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ class FakeMcpServer:
         self.headers: list[dict[str, str]] = []
         self.required: tuple[str, str] | None = None
         self.on_request: Callable[[], None] | None = None  # run (in the server) on each request
+        self.rewrite: dict[bytes, bytes] = {}
         self._inner = build_server().streamable_http_app()
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
@@ -143,7 +146,31 @@ class FakeMcpServer:
                 if headers.get(name.lower()) != value:
                     await _unauthorized(send)
                     return
-        await self._inner(scope, receive, send)
+        await self._inner(scope, receive, self._rewritten(send))
+
+    def _rewritten(self, send: Send) -> Send:
+        """`send` with `rewrite` applied to each body (a whole answer's length set anew)."""
+        held: list[MutableMapping[str, Any]] = []  # the start, until the length is known
+
+        async def rewritten(message: MutableMapping[str, Any]) -> None:
+            if not self.rewrite:
+                await send(message)
+            elif message["type"] == "http.response.start":
+                held.append(message)
+            else:
+                body = message.get("body", b"")
+                for old, new in self.rewrite.items():
+                    body = body.replace(old, new)
+                if held:
+                    start = held.pop()
+                    length = str(len(body)).encode()
+                    headers = [
+                        (k, length if k == b"content-length" else v) for k, v in start["headers"]
+                    ]
+                    await send({**start, "headers": headers})
+                await send({**message, "body": body})
+
+        return rewritten
 
     def __enter__(self) -> FakeMcpServer:
         self._thread.start()

@@ -14,7 +14,8 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from app.db import scope
-from app.providers import mcp_client
+from app.providers import llm_tools, mcp_client, mcp_content
+from app.providers.mcp_content import Question
 from app.repositories import mcp_servers as server_repo
 from app.runtime import Runtime
 from app.services import chat_tools
@@ -173,6 +174,61 @@ def test_unreadable_arguments_are_an_error_result_the_model_reads(tools_app, adm
     assert (stored["status"], stored["content"]) == ("complete", "I could not add them.")
 
 
+@pytest.mark.parametrize("number", ["NaN", "-Infinity", "1e999"])
+def test_arguments_with_numbers_json_has_not_are_an_error_result(
+    tools_app, admin, llm, fake_mcp, number
+):
+    client = tools_app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    llm.tool_calls = _calls({"name": "tickets__add", "arguments": f'{{"a": {number}, "b": 3}}'})
+    llm.reply = "I could not add them."
+    events = _events(client, admin, chat, "Add 2 and 3")
+    assert _kinds(events) == ["retrieval", "tool_call", "tool_result", "done"]
+    (result,) = [data for _, kind, data in events if kind == "tool_result"]
+    assert result["is_error"] and "not a JSON object" in result["text"]
+    stored = messages(client, admin, chat)[-1]
+    assert (stored["status"], stored["content"]) == ("complete", "I could not add them.")
+
+
+def test_nul_characters_in_arguments_are_replaced(tools_app, admin, llm, fake_mcp):
+    client = tools_app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    arguments = {"reason": "down\x00now", "note\x00": 1}
+    llm.tool_calls = _calls({"name": "tickets__fail", "arguments": arguments})
+    llm.reply = "It failed."
+    events = _events(client, admin, chat, "Try it")
+    assert _kinds(events) == ["retrieval", "tool_call", "tool_result", "done"]
+    call, result = (data for _, kind, data in events if kind.startswith("tool_"))
+    assert call["arguments"] == {"reason": "down\ufffdnow", "note\ufffd": 1}
+    assert result["is_error"] and "down\ufffdnow" in result["text"]
+    stored = messages(client, admin, chat)[-1]
+    assert (stored["status"], stored["tool_calls"][0]["arguments"]) == (
+        "complete",
+        call["arguments"],
+    )
+
+
+def test_an_answer_whose_tool_calls_cannot_be_stored_ends_without_them(
+    tools_app, admin, llm, fake_mcp, monkeypatch
+):
+    """Were arguments no longer cleaned (a bug), the answer would still end, not stay open."""
+    monkeypatch.setattr(llm_tools, "cleaned", lambda data: data)
+    client = tools_app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    llm.tool_calls = _calls({"name": "tickets__fail", "arguments": {"reason": "down\x00now"}})
+    llm.reply = "It failed."
+    events = _events(client, admin, chat, "Try it")
+    assert _kinds(events)[-1] == "error"
+    stored = messages(client, admin, chat)[-1]
+    assert (stored["status"], stored["content"], stored["tool_calls"]) == (
+        "incomplete",
+        "It failed.",
+        [],
+    )
+    llm.tool_calls = None
+    assert ask(client, admin, chat, "Again").status_code == 201
+
+
 def test_progress_notifications_become_progress_events(chat_app, admin, llm, fake_mcp):
     client = chat_app.test_client()
     chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
@@ -187,6 +243,19 @@ def test_progress_notifications_become_progress_events(chat_app, admin, llm, fak
     assert progress and progress[-1] == steps[-1] and set(progress) <= set(steps)
     assert [s for s in steps if s in progress] == progress  # in order
     assert kinds.count("progress") == len(progress)
+
+
+def test_progress_without_finite_numbers_does_not_break_the_stream(tools_app, admin, llm, fake_mcp):
+    fake_mcp.rewrite = {b'"progress":2,': b'"progress":NaN,', b'"total":3,': b'"total":Infinity,'}
+    client = tools_app.test_client()
+    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
+    llm.tool_calls = _calls({"name": "tickets__count", "arguments": {"steps": 3}})
+    llm.reply = "Counted."
+    events = _events(client, admin, chat, "Count to three")
+    assert _kinds(events)[-2:] == ["tool_result", "done"]
+    progress = [(d["progress"], d["total"]) for _, k, d in events if k == "progress"]
+    assert progress and set(progress) <= {(1, None), (3, None)}
+    assert messages(client, admin, chat)[-1]["status"] == "complete"
 
 
 def test_a_flood_of_progress_is_collapsed_capped_and_cut(tools_app, admin, llm, fake_mcp):
@@ -342,10 +411,26 @@ def test_a_server_asking_on_and_on_gets_its_later_questions_cancelled_unasked(
     assert result["text"] == ",".join(["cancel"] * 4)
 
 
-def test_a_question_outside_mcps_flat_forms_is_cancelled_unasked(tools_app, admin, llm, fake_mcp):
+COLOUR = b'"colour":{"title":"Colour","type":"string"'
+
+
+@pytest.mark.parametrize(
+    ("tool", "rewrite"),
+    [
+        pytest.param("odd", {}, id="pattern"),
+        # What the SDK would not write, or a form the page could not build: edited on the wire.
+        pytest.param("ask", {COLOUR: COLOUR + b',"maxLength":NaN'}, id="nan"),
+        pytest.param("ask", {COLOUR: COLOUR + b',"enum":"red"'}, id="enum-not-a-list"),
+        pytest.param("ask", {COLOUR: COLOUR + b',"enum":["r"],"enumNames":"R"'}, id="names"),
+    ],
+)
+def test_a_question_outside_mcps_flat_forms_is_cancelled_unasked(
+    tools_app, admin, llm, fake_mcp, tool, rewrite
+):
     client = tools_app.test_client()
     chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
-    llm.tool_calls = _calls({"name": "tickets__odd", "arguments": {}})
+    fake_mcp.rewrite = rewrite
+    llm.tool_calls = _calls({"name": f"tickets__{tool}", "arguments": {}})
     llm.reply = lambda sent: f"Done: {_results(sent)}"
     events = _events(client, admin, chat, "Make a code")
     assert "question" not in _kinds(events)
@@ -354,6 +439,23 @@ def test_a_question_outside_mcps_flat_forms_is_cancelled_unasked(tools_app, admi
     rt = Runtime.of(tools_app)
     with rt.pool.connection() as conn, scope.acting_as_owner(conn):
         assert conn.execute("SELECT count(*) AS n FROM chat_questions").fetchone()["n"] == 0
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"required": True},
+        {"required": [1]},
+        {"properties": {"colour": {"type": "string", "enum": [{"r": 1}]}}},
+        {"properties": {"colour": {"type": "string", "enum": ["r"], "enumNames": [1]}}},
+    ],
+)
+def test_forms_with_members_of_the_wrong_type_are_unreadable(change):
+    """The page builds its form from these members (tools.js): they must be lists, of names
+    or of plain values."""
+    form = {"type": "object", "properties": {"colour": {"type": "string", "enum": ["r", 1]}}}
+    assert mcp_content.unreadable(Question("Which?", {**form, "required": ["colour"]})) is None
+    assert mcp_content.unreadable(Question("Which?", {**form, **change})) is not None
 
 
 def test_another_users_question_is_not_found(tools_app, admin, new_user, llm, fake_mcp):

@@ -60,6 +60,18 @@ def test_each_kind_of_tool_and_the_prompt_answer_through_one_session(fake_mcp):
     ]
 
 
+def test_progress_without_a_finite_number_is_dropped_or_has_no_total(fake_mcp):
+    # The SDK writes NaN as null: the server's JSON is edited on the wire.
+    fake_mcp.rewrite = {b'"progress":2,': b'"progress":NaN,', b'"total":3,': b'"total":1e999,'}
+    progress = []
+    with mcp_client.session(target(fake_mcp.url), Hooks(on_progress=progress.append)) as session:
+        assert session.call_tool("count", {"steps": 3}).text == "counted to 3"
+    assert [(p.progress, p.total, p.message) for p in progress] == [
+        (1, None, "step 1"),
+        (3, None, "step 3"),
+    ]
+
+
 def test_bad_arguments_and_unknown_tools_are_error_results_for_the_model(fake_mcp):
     with mcp_client.session(target(fake_mcp.url)) as session:
         bad = session.call_tool("add", {"a": "many"})

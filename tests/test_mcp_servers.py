@@ -200,6 +200,18 @@ def test_a_catalog_with_unstorable_text_long_or_repeated_names_is_stored_cleaned
     assert mcp_content.tool_result(result, 100).text == "a\ufffdb\ufffd"
 
 
+def test_a_tool_whose_schema_has_a_nan_or_an_infinity_is_skipped(api, admin, fake_mcp):
+    # The SDK writes NaN as null: the server's JSON is edited on the wire.
+    a, b = b'"title":"A","type":"integer"', b'"title":"B","type":"integer"'
+    fake_mcp.rewrite = {a: a + b',"maximum":NaN', b: b + b',"minimum":-1e999'}
+    server = registered(api, admin, name="tickets", url=fake_mcp.url)
+    refreshed = api.post(f"/api/v1/mcp-servers/{server['id']}/refresh", headers=admin)
+    assert refreshed.status_code == 200, refreshed.json
+    assert {t["name"] for t in refreshed.json["tools"]} == TOOLS - {"add"}
+    assert refreshed.json["skipped"] == ["tool add: its input schema has a NaN or an infinity"]
+    assert refreshed.json["discovery_error"] is None
+
+
 def test_a_refresh_holds_no_connection_while_the_server_answers(api, admin, fake_mcp):
     server = registered(api, admin, name="tickets", url=fake_mcp.url)
     pool = Runtime.of(api.application).pool

@@ -341,6 +341,40 @@ def test_an_answer_whose_stream_is_cut_resumes_without_repeating_text(
     expect(page.locator("#chat-status")).to_have_text("")
 
 
+def _with_event(name: str, data: dict):  # type: ignore[no-untyped-def]
+    """A route handler: the question goes to the server, and the page gets its answer with one
+    more event (`name`, `data`) after the first."""
+
+    def handle(route) -> None:  # type: ignore[no-untyped-def]
+        request = route.request
+        headers = {k: v for k, v in request.headers.items() if k in ("authorization", "accept")}
+        headers["content-type"] = "application/json"
+        answered = httpx.post(
+            request.url, content=request.post_data_buffer, headers=headers, timeout=30
+        )
+        first, rest = answered.text.split("\n\n", 1)
+        body = f"{first}\n\nevent: {name}\ndata: {json.dumps(data)}\n\n{rest}"
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=body)
+
+    return handle
+
+
+def test_an_event_the_page_cannot_show_does_not_end_the_answer_shown(
+    page_url, browser_page, admin_token, llm
+):
+    llm.reply = "Shown to the end."
+    page = browser_page
+    _sign_in(page, page_url, admin_token)
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": True}
+    page.route(ASK, _with_event("question", _question(5, requested_schema=schema)))
+    page.get_by_label("Your question").fill("Say something")
+    page.get_by_role("button", name="Ask").click()
+    answer = page.locator("#messages li.assistant").last
+    expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
+    expect(answer.locator(".text")).to_have_text("Shown to the end.")
+    expect(page.locator("#chat-error")).to_have_text("")
+
+
 def test_a_page_reloaded_mid_answer_follows_the_answer_to_its_end(
     page_url, browser_page, admin_token, llm
 ):
@@ -588,6 +622,7 @@ def test_a_questions_form_follows_its_requested_schema(page_url, browser_page, a
                 "enumNames": ["Operations", "Development"],
             },
             "estimate": {"type": "number", "title": "Estimate (days)"},
+            'why "now"': {"type": "string", "title": "Why now"},  # any name, " included
         },
         "required": ["title", "team"],
     }
@@ -598,12 +633,19 @@ def test_a_questions_form_follows_its_requested_schema(page_url, browser_page, a
     form.get_by_label("Story points").fill("3")
     form.get_by_label("Urgent").check()
     form.get_by_label("Team").select_option(label="Development")
+    form.get_by_label("Why now").fill("it leaks")
     form.get_by_role("button", name="Accept").click()
     expect(form).to_have_count(0)
     assert replies == [
         {
             "action": "accept",
-            "content": {"title": "Fix the pump", "points": 3, "urgent": True, "team": "dev"},
+            "content": {
+                "title": "Fix the pump",
+                "points": 3,
+                "urgent": True,
+                "team": "dev",
+                'why "now"': "it leaks",
+            },
         }
     ]
 

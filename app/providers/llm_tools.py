@@ -14,7 +14,9 @@ import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from app import strict_json
 from app.providers.llm import LLMError, ToolCall, ToolSpec
+from app.storable import cleaned
 
 MAX_CALLS = 32  # per reply: a model asking for more is cut here, not obeyed
 
@@ -86,13 +88,14 @@ def openai_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
 
 
 def _arguments(value: Any) -> dict[str, Any] | None:
-    """A call's arguments: an object, or JSON text of one (empty: none); None if neither."""
+    """A call's arguments: an object, or standard JSON text of one (empty: none); None if
+    neither. A model may write NaN or 1e999, which no JSON column or event can hold."""
     if isinstance(value, str):
         try:
-            value = json.loads(value) if value.strip() else {}
-        except ValueError:
+            value = strict_json.loads(value) if value.strip() else {}
+        except (ValueError, RecursionError):
             return None
-    return value if isinstance(value, dict) else None
+    return cleaned(value) if isinstance(value, dict) else None
 
 
 def _call(provider: str, call_id: Any, name: Any, arguments: Any) -> ToolCall:
@@ -103,6 +106,7 @@ def _call(provider: str, call_id: Any, name: Any, arguments: Any) -> ToolCall:
     # Made up ids are unique within the answer: Ollama sends none, and its calls come line by
     # line and round by round, so an index alone would repeat.
     given = call_id if isinstance(call_id, str) and call_id else f"call_{secrets.token_hex(6)}"
+    given, name = cleaned(given), cleaned(name)  # stored with the answer: no NUL characters
     read = _arguments(arguments)
     if read is None:
         return ToolCall(given, name, {}, "its arguments are not a JSON object")

@@ -254,6 +254,9 @@ class McpSession:
         assert self._hooks.on_progress is not None
         # Called on the loop, not in a thread: the SDK starts a task per notification, and
         # only tasks that do not wait keep the notifications' order.
+        if not math.isfinite(progress):  # the SDK reads NaN and 1e999; no event can hold them
+            return
+        total = total if total is not None and math.isfinite(total) else None
         self._hooks.on_progress(Progress(progress, total, cleaned(message)))
 
     async def _elicit(

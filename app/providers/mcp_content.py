@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import mcp_types as types
 
+from app import strict_json
 from app.storable import cleaned
 
 MAX_DESCRIPTION_CHARS = 4000  # what a server writes about a tool or prompt, for the model
@@ -106,6 +107,15 @@ class Hooks:
     on_question: Callable[[Question], Reply] | None = None
 
 
+def _json_size(data: Any) -> int | None:
+    """`data`'s size as JSON; None when it holds a NaN or an infinity (a server's JSON may: the
+    SDK reads them), which no jsonb column or streamed event can hold."""
+    try:
+        return len(strict_json.dumps(data))
+    except strict_json.NonFiniteNumber:
+        return None
+
+
 def _short(text: str | None) -> str | None:
     return cleaned(text[:MAX_DESCRIPTION_CHARS]) if text else None
 
@@ -123,9 +133,9 @@ def _unlisted(kind: str, name: str, seen: set[str]) -> str | None:
 
 
 def catalog(tools: Iterable[types.Tool], prompts: Iterable[types.Prompt]) -> Catalog:
-    """The catalog of listed tools and prompts: at most MAX_FEATURES of each, schemas within
-    MAX_SCHEMA_BYTES, names that can be stored once; what is left out is named in `skipped`.
-    Text PostgreSQL cannot store is cleaned (app/storable.py)."""
+    """The catalog of listed tools and prompts: at most MAX_FEATURES of each, schemas of
+    standard JSON within MAX_SCHEMA_BYTES, names that can be stored once; what is left out is
+    named in `skipped`. Text PostgreSQL cannot store is cleaned (app/storable.py)."""
     kept_tools: list[ToolInfo] = []
     skipped: list[str] = []
     seen: set[str] = set()
@@ -133,7 +143,9 @@ def catalog(tools: Iterable[types.Tool], prompts: Iterable[types.Prompt]) -> Cat
         schema = tool.input_schema if isinstance(tool.input_schema, dict) else {}
         if (why := _unlisted("tool", tool.name, seen)) is not None:
             skipped.append(why)
-        elif len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
+        elif (size := _json_size(schema)) is None:
+            skipped.append(f"tool {tool.name}: its input schema has a NaN or an infinity")
+        elif size > MAX_SCHEMA_BYTES:
             skipped.append(f"tool {tool.name}: its input schema exceeds {MAX_SCHEMA_BYTES} bytes")
         elif len(kept_tools) >= MAX_FEATURES:
             skipped.append(f"tool {tool.name}: more than {MAX_FEATURES} tools")
@@ -224,19 +236,29 @@ MAX_QUESTION_URL_CHARS = 2000
 
 
 def unreadable(q: Question) -> str | None:
-    """Why postrag will not put `q` to a user (None: it will): a url or form too large, or a
-    form outside MCP's flat subset (no $ref, no pattern, no nesting), whose checking could
-    fail or take unbounded time."""
+    """Why postrag will not put `q` to a user (None: it will): a url or form too large, a form
+    with a NaN or an infinity (it could not be stored), or a form outside MCP's flat subset (no
+    $ref, no pattern, no nesting, lists where lists belong), whose checking could fail or take
+    unbounded time, or whose form the web page could not build."""
     if q.url is not None:
         return "its url is too long" if len(q.url) > MAX_QUESTION_URL_CHARS else None
-    if len(json.dumps(q.schema)) > MAX_QUESTION_SCHEMA_BYTES:
+    size = _json_size(q.schema)
+    if size is None:
+        return "its form has a NaN or an infinity"
+    if size > MAX_QUESTION_SCHEMA_BYTES:
         return f"its form exceeds {MAX_QUESTION_SCHEMA_BYTES} bytes"
     properties = q.schema.get("properties", {})
     if set(q.schema) - _FORM_KEYS or q.schema.get("type") != "object":
         return "its form is not an object of simple fields"
+    if not _list_of(q.schema.get("required", []), str):
+        return "its form's required fields are not a list of names"
     if not isinstance(properties, dict) or not all(_flat(p) for p in properties.values()):
         return "its form has fields that are not simple (text, number, yes/no, a choice)"
     return None
+
+
+def _list_of(value: Any, kind: type | tuple[type, ...]) -> bool:
+    return isinstance(value, list) and all(isinstance(v, kind) for v in value)
 
 
 def _flat(prop: Any) -> bool:
@@ -244,7 +266,9 @@ def _flat(prop: Any) -> bool:
         return False
     choices = prop.get("oneOf", [])
     simple = all(isinstance(c, dict) and set(c) <= {"const", "title"} for c in choices)
-    return prop.get("type") in _PRIMITIVES and isinstance(choices, list) and simple
+    listed = _list_of(prop.get("enum", []), (str, int, float, bool, type(None)))
+    listed = listed and _list_of(prop.get("enumNames", []), str)
+    return prop.get("type") in _PRIMITIVES and isinstance(choices, list) and simple and listed
 
 
 def elicit_result(reply: Reply) -> types.ElicitResult:

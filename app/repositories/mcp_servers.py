@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from app.repositories import Conn, Row, returned
+from app.strict_json import jsonb
 
 _COLUMNS = (
     "id, name, url, auth, header_name, key_id IS NOT NULL AS header_set, exchange_audience,"
@@ -128,12 +128,12 @@ def replace_catalog(
         cur.executemany(
             "INSERT INTO mcp_server_tools (server_id, name, title, description, input_schema)"
             " VALUES (%(id)s, %(name)s, %(title)s, %(description)s, %(input_schema)s)",
-            [{**t, "id": server_id, "input_schema": Jsonb(t["input_schema"])} for t in tools],
+            [{**t, "id": server_id, "input_schema": jsonb(t["input_schema"])} for t in tools],
         )
         cur.executemany(
             "INSERT INTO mcp_server_prompts (server_id, name, title, description, arguments)"
             " VALUES (%(id)s, %(name)s, %(title)s, %(description)s, %(arguments)s)",
-            [{**p, "id": server_id, "arguments": Jsonb(list(p["arguments"]))} for p in prompts],
+            [{**p, "id": server_id, "arguments": jsonb(list(p["arguments"]))} for p in prompts],
         )
 
 

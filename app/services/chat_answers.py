@@ -23,7 +23,7 @@ from typing import Any
 from app.db import scope
 from app.db.pool import DATABASE_DOWN
 from app.errors import AppError, NotFound, ValidationFailed, as_app_error
-from app.repositories import Conn
+from app.repositories import Conn, Row
 from app.repositories import chats as chat_repo
 from app.repositories.search import Hit
 from app.services import (
@@ -156,11 +156,28 @@ def run(ex: Exchange, deps: Deps) -> Generator[Event, None, None]:
 def _failed(answer: Answer, error: AppError) -> Event:
     """The `error` event; the partial answer is kept (and named in the problem) or dropped."""
     if answer.text or answer.reasoning:
-        if _cleanly(answer.finish, "incomplete", "error", error.detail) is not None:
+        if _cleanly(_kept, answer, error.detail) is not None:
             error.extra["message_id"] = answer.ex.assistant_id  # only when it was really kept
     else:
         _cleanly(answer.discard)
     return Event("error", {}, error)
+
+
+def _kept(answer: Answer, detail: str) -> Row | None:
+    """Close the answer as 'incomplete'. Tool calls that cannot be stored (a bug: what comes in
+    is checked) are left out rather than leave the message 'streaming' with no error."""
+    try:
+        return answer.finish("incomplete", "error", detail)
+    except DATABASE_DOWN:
+        raise
+    except Exception:
+        if not answer.tool_calls:
+            raise
+        log.exception(
+            "could not store the end of an answer with its tool calls: storing it without"
+        )
+        answer.tool_calls = []
+        return answer.finish("incomplete", "error", detail)
 
 
 def _cleanly(cleanup: Any, *args: Any) -> Any:

@@ -137,7 +137,11 @@ async function streamInto(item, chatId, response, messageId, shown) {
         text += data.text;
         item.querySelector(".text").textContent = text;
       } else if (TOOL_EVENTS.includes(name)) {
-        showToolEvent(item, chatId, name, data);
+        try {
+          showToolEvent(item, chatId, name, data);
+        } catch (error) {  // what a server sent cannot end the answer shown: it goes on
+          console.error(`could not show a ${name} event`, error);
+        }
       } else if (name === "done") {
         return data.status;
       } else if (name === "error") {

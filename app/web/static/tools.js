@@ -94,10 +94,11 @@ export function showQuestion(item, chatId, question) {
 
 // ------------------------------------------------------------------ a question's form
 
-const field = (form, name) => form.querySelector(`[data-field="${name}"]`);
+// A field is found by its place in the form: a name may hold any character, " included.
+const field = (form, i) => form.querySelector(`[data-field="${i}"]`);
 
-function input(id, name, schema, required) {
-  const attributes = { id, "data-field": name };
+function input(id, i, schema, required) {
+  const attributes = { id, "data-field": String(i) };
   if (required) attributes.required = "";
   if (schema.description) attributes["aria-describedby"] = `${id}-hint`;
   const choices = schema.enum ?? schema.oneOf?.map((o) => o.const);
@@ -127,7 +128,7 @@ function fields(question) {
   const required = schema.required ?? [];
   return Object.entries(schema.properties ?? {}).map(([name, property], i) => {
     const id = `q${question.id}-field-${i}`;  // a name may hold any character
-    const control = input(id, name, property, required.includes(name));
+    const control = input(id, i, property, required.includes(name));
     if (property.default !== undefined) {
       if (control.type === "checkbox") control.checked = Boolean(property.default);
       else control.value = String(property.default);
@@ -142,8 +143,9 @@ function fields(question) {
 // The form's values as the schema's types; fields left empty are left out.
 function content(form, question) {
   const values = {};
-  for (const [name, property] of Object.entries(question.requested_schema?.properties ?? {})) {
-    const control = field(form, name);
+  const properties = Object.entries(question.requested_schema?.properties ?? {});
+  for (const [i, [name, property]] of properties.entries()) {
+    const control = field(form, i);
     if (control.type === "checkbox") { values[name] = control.checked; continue; }
     if (control.value === "") continue;
     const numeric = ["number", "integer"].includes(property.type);
