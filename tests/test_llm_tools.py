@@ -8,7 +8,6 @@ import pytest
 from app.providers import llm_http, llm_tools
 from app.providers.llm import (
     ChatRequest,
-    LLMError,
     ToolSpec,
     assistant_calls,
     tool_message,
@@ -104,16 +103,12 @@ def test_arguments_that_are_not_an_object_make_a_call_marked_as_an_error(llm, pr
 
 @pytest.mark.parametrize(("provider", "whole"), PROTOCOLS)
 def test_nan_in_arguments_is_no_json(llm, provider, whole):
-    """OpenAI's arguments are the model's text: a NaN there makes the call an error the model
-    reads; Ollama's are an object in the line, which is then no JSON at all."""
+    """A NaN in a call's arguments (OpenAI's: the model's text; Ollama's: an object in the line)
+    makes the call an error the model reads, not a failed answer."""
     llm.whole_json = whole
     llm.tool_calls = lambda messages: [{"name": "lookup", "arguments": {"q": float("nan")}}]
     model = client(provider, llm.url)
     try:
-        if provider == "ollama":
-            with pytest.raises(LLMError, match="not JSON"):
-                list(model.stream(request([{"role": "user", "content": "find it"}])))
-            return
         pieces = list(model.stream(request([{"role": "user", "content": "find it"}])))
     finally:
         model.close()

@@ -95,7 +95,14 @@ def _arguments(value: Any) -> dict[str, Any] | None:
             value = strict_json.loads(value) if value.strip() else {}
         except (ValueError, RecursionError):
             return None
-    return cleaned(value) if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return None
+    try:
+        strict_json.dumps(value)  # an object (Ollama's) read from a line: NaN or 1e999 inside?
+    except (ValueError, RecursionError):
+        return None
+    kept: dict[str, Any] = cleaned(value)
+    return kept
 
 
 def _call(provider: str, call_id: Any, name: Any, arguments: Any) -> ToolCall:
