@@ -331,3 +331,17 @@ def test_an_atlassian_token_goes_only_where_the_settings_allow_at_each_call(
     with rt_listed.pool.connection() as conn, scope.acting_as(conn, admin_id):
         reached = mcp_tools.target(conn, rt_listed.mcp, caller, server["id"])
     assert reached.headers == {"Authorization": "Bearer atlassian-token"}
+
+
+def test_schemas_too_large_alone_or_in_all_are_left_out_and_named():
+    def tool(name: str, kib: int) -> types.Tool:
+        schema = {"type": "object", "description": "x" * (kib * 1024)}
+        return types.Tool(name=name, description="Big.", input_schema=schema)
+
+    big = [tool("huge", 70)] + [tool(f"t{i}", 60) for i in range(10)]
+    found = mcp_content.catalog(big, [])
+    assert [t.name for t in found.tools] == [f"t{i}" for i in range(8)]  # 8 x 60 KiB fit 512
+    assert found.skipped[0] == "tool huge: its input schema exceeds 65536 bytes"
+    assert list(found.skipped[1:]) == [
+        f"tool t{i}: the input schemas exceed 524288 bytes" for i in (8, 9)
+    ]

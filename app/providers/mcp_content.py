@@ -18,6 +18,7 @@ from app.storable import cleaned
 
 MAX_DESCRIPTION_CHARS = 4000  # what a server writes about a tool or prompt, for the model
 MAX_SCHEMA_BYTES = 64 * 1024  # a tool's input schema larger than this is not offered
+MAX_CATALOG_BYTES = 512 * 1024  # a server's input schemas in all (every answer loads them)
 MAX_NAME_CHARS = 128  # a stored tool's or prompt's name (the tables' CHECK)
 MAX_FEATURES = 200  # tools (and prompts) kept per server: each one costs the model's context
 TRUNCATED = "\n[... the rest of the result was cut]"
@@ -134,11 +135,12 @@ def _unlisted(kind: str, name: str, seen: set[str]) -> str | None:
 
 def catalog(tools: Iterable[types.Tool], prompts: Iterable[types.Prompt]) -> Catalog:
     """The catalog of listed tools and prompts: at most MAX_FEATURES of each, schemas of
-    standard JSON within MAX_SCHEMA_BYTES, names that can be stored once; what is left out is
+    standard JSON within MAX_SCHEMA_BYTES (MAX_CATALOG_BYTES in all), names stored once; what is left out is
     named in `skipped`. Text PostgreSQL cannot store is cleaned (app/storable.py)."""
     kept_tools: list[ToolInfo] = []
     skipped: list[str] = []
     seen: set[str] = set()
+    total = 0  # the kept schemas' bytes
     for tool in tools:
         schema = tool.input_schema if isinstance(tool.input_schema, dict) else {}
         if (why := _unlisted("tool", tool.name, seen)) is not None:
@@ -149,7 +151,10 @@ def catalog(tools: Iterable[types.Tool], prompts: Iterable[types.Prompt]) -> Cat
             skipped.append(f"tool {tool.name}: its input schema exceeds {MAX_SCHEMA_BYTES} bytes")
         elif len(kept_tools) >= MAX_FEATURES:
             skipped.append(f"tool {tool.name}: more than {MAX_FEATURES} tools")
+        elif total + size > MAX_CATALOG_BYTES:
+            skipped.append(f"tool {tool.name}: the input schemas exceed {MAX_CATALOG_BYTES} bytes")
         else:
+            total += size
             kept_tools.append(
                 ToolInfo(tool.name, _short(tool.title), _short(tool.description), cleaned(schema))
             )
