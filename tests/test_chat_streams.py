@@ -148,12 +148,23 @@ def test_resuming_someone_elses_or_an_unknown_stream_is_404(ollama_app, admin, n
     assert client.get(url + "?after=-1", headers=admin).status_code == 422
 
 
+def _end_stored(database_url: str, message_id: int) -> bool:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM chat_message_events WHERE message_id = %s AND kind = 'done'",
+            (message_id,),
+        ).fetchone()
+    return bool(row and row[0])
+
+
 def test_pruning_removes_the_events_of_old_answers_only(
     ollama_app, make_app, admin, llm, database_url
 ):
     client = ollama_app.test_client()
     chat = new_chat(client, admin)
     old, recent = (ask(client, admin, chat, q).json["id"] for q in ("First?", "Second?"))
+    # A JSON answer returns once its end is produced; its events are stored just after.
+    wait_for(lambda: _end_stored(database_url, old) and _end_stored(database_url, recent))
     with psycopg.connect(database_url, autocommit=True) as conn:  # the first ended 25 hours ago
         conn.execute("SET session_replication_role = replica")  # no updated_at trigger
         conn.execute(
@@ -182,6 +193,7 @@ def test_pruning_removes_the_events_of_old_answers_only(
             ).fetchall()
         return dict(rows)
 
+    wait_for(lambda: _end_stored(database_url, latest))
     left = wait_for(lambda: (c := counts()).get(old) is None and c)
     assert left.keys() == {recent, latest}
     with psycopg.connect(database_url) as conn:
