@@ -367,3 +367,20 @@ def pdf_pages(references: int, *, count: int | None = None, content: bytes = b""
             b" /Resources << /Font << /F1 4 0 R >> >> >>",
         ]
     )
+
+
+@contextlib.contextmanager
+def connections_held_at(server: Any, pool: Any) -> Iterator[list[int]]:
+    """The connections of `pool` in use each time `server` (a fake with `on_request`) is
+    asked something, meanwhile: a request should hold none while it waits on another server."""
+    held: list[int] = []
+
+    def count_held() -> None:
+        stats = pool.get_stats()
+        held.append(stats["pool_size"] - stats["pool_available"])
+
+    server.on_request = count_held
+    try:
+        yield held
+    finally:
+        server.on_request = None

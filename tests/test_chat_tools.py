@@ -25,6 +25,7 @@ from tests.helpers import (
     ask,
     bearer,
     closed_port_url,
+    connections_held_at,
     messages,
     new_chat,
     parse_sse_ids,
@@ -535,17 +536,8 @@ def test_a_slash_command_holds_no_connection_while_the_server_answers(
     client = tools_app.test_client()
     chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
     pool = Runtime.of(tools_app).pool
-    held: list[int] = []
-
-    def count_held() -> None:
-        stats = pool.get_stats()
-        held.append(stats["pool_size"] - stats["pool_available"])
-
-    fake_mcp.on_request = count_held
-    try:
+    with connections_held_at(fake_mcp, pool) as held:
         answered = ask(client, admin, chat, "/tickets:summarise May")
-    finally:
-        fake_mcp.on_request = None
     assert answered.status_code == 201, answered.json
     assert held and max(held) == 0, held
 

@@ -16,7 +16,7 @@ from app.services.secrets import Keyring
 from app.services.worker import connect
 from app.settings import SettingsError
 from app.storable import cleaned
-from tests.helpers import closed_port_url
+from tests.helpers import closed_port_url, connections_held_at
 
 KEY = "k1-" + "abcdefghijklmnopqrstuvwxyz0123456789"
 SECRET = "header-secret-value-42"
@@ -37,6 +37,12 @@ def registered(api, headers, **fields) -> dict:
     response = register(api, headers, **fields)
     assert response.status_code == 201, response.json
     return response.json
+
+
+def _with_header(api, admin, url: str) -> dict:
+    """Server `tickets` at `url`, called with the static header X-Api-Key: SECRET."""
+    fields = {"auth": "static_header", "header_name": "X-Api-Key", "header_value": SECRET}
+    return registered(api, admin, name="tickets", url=url, **fields)
 
 
 def test_admins_register_servers_and_every_user_reads_them_but_not_the_secret(
@@ -215,17 +221,8 @@ def test_a_tool_whose_schema_has_a_nan_or_an_infinity_is_skipped(api, admin, fak
 def test_a_refresh_holds_no_connection_while_the_server_answers(api, admin, fake_mcp):
     server = registered(api, admin, name="tickets", url=fake_mcp.url)
     pool = Runtime.of(api.application).pool
-    held: list[int] = []
-
-    def count_held() -> None:
-        stats = pool.get_stats()
-        held.append(stats["pool_size"] - stats["pool_available"])
-
-    fake_mcp.on_request = count_held
-    try:
+    with connections_held_at(fake_mcp, pool) as held:
         refreshed = api.post(f"/api/v1/mcp-servers/{server['id']}/refresh", headers=admin)
-    finally:
-        fake_mcp.on_request = None
     assert refreshed.status_code == 200, refreshed.json
     assert held and max(held) == 0, held
 
@@ -247,15 +244,7 @@ def test_a_server_that_is_down_fails_the_refresh_quickly_and_keeps_its_tools(api
 def test_changing_the_address_or_auth_forgets_the_tools_and_clears_the_old_auth(
     api, admin, fake_mcp
 ):
-    server = registered(
-        api,
-        admin,
-        name="tickets",
-        url=fake_mcp.url,
-        auth="static_header",
-        header_name="X-Api-Key",
-        header_value=SECRET,
-    )
+    server = _with_header(api, admin, fake_mcp.url)
     path = f"/api/v1/mcp-servers/{server['id']}"
     assert api.post(f"{path}/refresh", headers=admin).status_code == 200
     renamed = api.patch(path, json={"name": "jira", "header_name": "X-Key"}, headers=admin)
@@ -285,15 +274,7 @@ def test_rotating_the_key_re_encrypts_headers_which_still_reach_the_server(
     api, admin, make_app, fake_mcp, database_url
 ):
     new_key = "k2-" + "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210"
-    server = registered(
-        api,
-        admin,
-        name="tickets",
-        url=fake_mcp.url,
-        auth="static_header",
-        header_name="X-Api-Key",
-        header_value=SECRET,
-    )
+    server = _with_header(api, admin, fake_mcp.url)
     with pytest.raises(SettingsError, match="MCP server headers are encrypted with key"):
         make_app(secret_key=new_key)  # the old key is needed to read the stored header
     with connect(database_url) as conn:

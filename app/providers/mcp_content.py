@@ -135,8 +135,8 @@ def _unlisted(kind: str, name: str, seen: set[str]) -> str | None:
 
 def catalog(tools: Iterable[types.Tool], prompts: Iterable[types.Prompt]) -> Catalog:
     """The catalog of listed tools and prompts: at most MAX_FEATURES of each, schemas of
-    standard JSON within MAX_SCHEMA_BYTES (MAX_CATALOG_BYTES in all), names stored once; what is left out is
-    named in `skipped`. Text PostgreSQL cannot store is cleaned (app/storable.py)."""
+    standard JSON within MAX_SCHEMA_BYTES (MAX_CATALOG_BYTES in all), names stored once; what
+    is left out is named in `skipped`. Text PostgreSQL cannot store is cleaned (app/storable.py)."""
     kept_tools: list[ToolInfo] = []
     skipped: list[str] = []
     seen: set[str] = set()
