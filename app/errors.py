@@ -175,6 +175,7 @@ CONSTRAINT_ERRORS: dict[str, Callable[[], AppError]] = {
     "collection_shares_user_id_fkey": partial(NotFound, "the user does not exist (any more)"),
     "collection_shares_group_id_fkey": partial(NotFound, "the group does not exist (any more)"),
     "groups_name_key": partial(Conflict, "a group with this name already exists"),
+    "mcp_servers_name_key": partial(Conflict, "an MCP server with this name already exists"),
     "group_members_pkey": partial(Conflict, "this user is already a member of this group"),
     # A group or user deleted between the check and the insert.
     "group_members_group_id_fkey": partial(NotFound, "the group does not exist (any more)"),

@@ -1,4 +1,5 @@
-"""The app's long-lived things (pools, clients, embedders, keys) in one typed object.
+"""The app's long-lived things (pools, clients, embedders, keys, the chat answers under way and
+the LISTEN connection that follows them) in one typed object.
 
 `Runtime.open(settings)` builds them in order; `close()` shuts them down in the reverse order,
 each once, even when one of them fails to close. If a step of `open` fails, what the earlier
@@ -16,6 +17,7 @@ from typing import Any, Protocol, cast
 from flask import Flask, current_app
 
 from app.db import scope, server
+from app.db.listener import Listener
 from app.db.pool import AppPool, open_pool, open_replica_pool
 from app.db.replica import Replica
 from app.providers.embeddings import Embedder, QueryEmbedders, make_embedder
@@ -23,9 +25,12 @@ from app.providers.llm import LLMClients
 from app.providers.oidc import OIDCVerifier
 from app.providers.oidc_login import OIDCLogin
 from app.repositories import Conn
+from app.repositories.chat_events import CHANNEL as CHAT_EVENTS_CHANNEL
 from app.services import llm_models as llm_model_service
 from app.services import search as search_service
 from app.services import secrets
+from app.services.answer_runs import AnswerRunner
+from app.services.mcp_tools import McpDeps
 from app.services.secrets import Keyring
 from app.settings import Settings
 
@@ -48,6 +53,8 @@ class Runtime:
     embedder: Embedder  # the configured model: ingestion, imports, /v1/embeddings
     query_embedders: QueryEmbedders  # the model of the space a search reads
     iterative_scans: bool  # the server's pgvector has iterative index scans (0.8+)
+    answers: AnswerRunner  # chat answers generated in this process
+    listener: Listener  # wakes streams that follow answers generated in any process
     oidc: OIDCVerifier | None = None  # None while POSTRAG_OIDC_ISSUER is unset
     oidc_login: OIDCLogin | None = None  # the web page's sign-in, with oidc
     openapi: dict[str, Any] | None = None  # GET /openapi.json, built on first use
@@ -91,10 +98,20 @@ class Runtime:
             embedder,
             query_embedders,
             iterative_scans,
+            AnswerRunner(
+                pool,
+                settings.chat_events_keep_hours,
+                settings.chat_answers_per_process,
+                settings.chat_answers_per_user,
+                settings.chat_streams_per_user,
+            ),
+            Listener(settings.database_url, CHAT_EVENTS_CHANNEL),
             oidc,
             oidc_login,
         )
         runtime._to_close = [
+            ("chat answers", runtime.answers),
+            ("chat event listener", runtime.listener),
             *([("OpenID sign-in client", oidc_login)] if oidc_login is not None else []),
             *([("OpenID verifier", oidc)] if oidc is not None else []),
             ("query embedders", query_embedders),
@@ -103,6 +120,10 @@ class Runtime:
             ("pool", pool),
         ]
         return runtime
+
+    @property
+    def mcp(self) -> McpDeps:
+        return McpDeps(self.settings, self.keyring, self.oidc_login)
 
     @property
     def search(self) -> search_service.SearchDeps:

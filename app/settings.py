@@ -185,6 +185,63 @@ class Settings:
     chat_answer_tokens: int = setting(
         Var("POSTRAG_CHAT_ANSWER_TOKENS", Integer(low=16), "1024", "room kept for the answer")
     )
+    chat_answers_per_process: int = setting(
+        Var(
+            "POSTRAG_CHAT_ANSWERS_PER_PROCESS",
+            Integer(low=1, high=10000),
+            "32",
+            "answers one app process generates at once (more: 503)",
+        )
+    )
+    chat_answers_per_user: int = setting(
+        Var(
+            "POSTRAG_CHAT_ANSWERS_PER_USER",
+            Integer(low=1, high=10000),
+            "4",
+            "answers one app process generates at once for one user (more: 429)",
+        )
+    )
+    chat_streams_per_user: int = setting(
+        Var(
+            "POSTRAG_CHAT_STREAMS_PER_USER",
+            Integer(low=1, high=10000),
+            "4",
+            "answer streams one user follows at once from one app process (GET .../events;"
+            " more: 429)",
+        )
+    )
+    chat_events_keep_hours: int = setting(
+        Var(
+            "POSTRAG_CHAT_EVENTS_KEEP_HOURS",
+            Integer(low=1, high=8760),
+            "24",
+            "an answer's stored events (to resume its stream) are kept this long after its end",
+        )
+    )
+    chat_tool_rounds: int = setting(
+        Var(
+            "POSTRAG_CHAT_TOOL_ROUNDS",
+            Integer(low=1, high=50),
+            "5",
+            "rounds of MCP tool calls per answer (then the model answers without tools)",
+        )
+    )
+    chat_tool_time_s: float = setting(
+        Var(
+            "POSTRAG_CHAT_TOOL_TIME_S",
+            Number(1.0, 86400.0),
+            "600",
+            "no MCP tool call starts this long after the answer began",
+        )
+    )
+    chat_question_timeout_s: float = setting(
+        Var(
+            "POSTRAG_CHAT_QUESTION_TIMEOUT_S",
+            Number(0.5, 86400.0),
+            "300",
+            "how long an MCP server's question waits for the user (then: cancelled)",
+        )
+    )
     # Connector (OAuth) tokens
     secret_key: str | None = setting(
         Var("POSTRAG_SECRET_KEY", OptionalText(), "", "encrypts connector tokens")
@@ -241,6 +298,26 @@ class Settings:
             words,
             "",
             "hosts and networks sources may reach although not public (and send tokens to)",
+        )
+    )
+    # MCP servers whose tools chats use (app/services/mcp_servers.py)
+    mcp_hosts: tuple[str, ...] = setting(
+        Var(
+            "POSTRAG_MCP_HOSTS",
+            words,
+            "",
+            "hosts and networks MCP servers may be at although not public",
+        )
+    )
+    mcp_timeout_s: float = setting(
+        Var("POSTRAG_MCP_TIMEOUT_S", Number(1.0, 3600.0), "60", "longest MCP call or discovery")
+    )
+    mcp_result_chars: int = setting(
+        Var(
+            "POSTRAG_MCP_RESULT_CHARS",
+            Integer(low=200, high=1_000_000),
+            "20000",
+            "a tool result's text kept for the model",
         )
     )
     rate_limit_per_minute: int = setting(

@@ -1,11 +1,13 @@
 """Text PostgreSQL cannot store (NUL characters, lone surrogates), found before any SQL runs.
 
 JSON can carry both; a text column refuses them with an error that would be a 500. Used on
-request bodies and queries (app/api/endpoint.py) and on import files (app/services/transfer.py).
+request bodies and queries (app/api/endpoint.py) and on import files (app/services/transfer.py);
+what remote servers send (MCP servers) is cleaned instead.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from app.errors import BadRequest, FieldError, ValidationFailed
@@ -20,6 +22,21 @@ def _storable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def cleaned(data: Any) -> Any:
+    """`data` with each NUL character and lone surrogate in its text (keys included) replaced
+    by U+FFFD, so that PostgreSQL stores it."""
+    if isinstance(data, str):
+        return data if _storable(data) else _UNSTORABLE.sub("\ufffd", data)
+    if isinstance(data, dict):
+        return {cleaned(str(k)): cleaned(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [cleaned(v) for v in data]
+    return data
 
 
 def _bad_text_paths(data: Any, where: list[Any]) -> list[list[Any]]:

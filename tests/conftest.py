@@ -289,3 +289,21 @@ def provider():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def collection(client, admin) -> int:  # type: ignore[no-untyped-def]
     return create_collection(client, admin)
+
+
+@pytest.fixture(scope="session")
+def fake_mcp_server():  # type: ignore[no-untyped-def]
+    """An MCP server built with the official SDK (tests/fake_mcp.py), one per session."""
+    from tests.fake_mcp import FakeMcpServer
+
+    with FakeMcpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_mcp(fake_mcp_server):  # type: ignore[no-untyped-def]
+    """The fake MCP server, its records and requirements fresh for each test."""
+    fake_mcp_server.headers.clear()
+    fake_mcp_server.required = None
+    fake_mcp_server.rewrite = {}
+    return fake_mcp_server

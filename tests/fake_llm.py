@@ -15,6 +15,7 @@ from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from typing import Any
 
+from tests.fake_llm_tools import call_chunks, whole
 from tests.fakes import LoopbackServer, QuietHandler, send_json
 
 DEFAULT_MODELS: dict[str, dict[str, Any]] = {
@@ -45,7 +46,9 @@ class FakeLLMServer(LoopbackServer):
     `fail_status` answers every chat with that status and an error body; `error_after` pieces
     then an error object in the stream; `malformed_after` pieces then a line of the wrong shape;
     `models` is what /api/tags, /api/show and /v1/models know; `aborted` is set when a client
-    hangs up mid-stream. `requests` records (path, body).
+    hangs up mid-stream. `requests` records (path, body). `tool_calls` (a function of the
+    messages, for requests that offer tools) answers with calls ({"name", "arguments"}) instead
+    of text when it returns any; `whole_json` answers one JSON object even when asked to stream.
     """
 
     def __init__(self, reply: str | Callable[[list[dict[str, Any]]], str] = "Hello there.") -> None:
@@ -58,6 +61,8 @@ class FakeLLMServer(LoopbackServer):
         self.usage = (11, 7)  # prompt, completion tokens reported at the end
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.malformed_after: int | None = None
+        self.tool_calls: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
+        self.whole_json = False
         self.aborted = threading.Event()  # set when a client hung up in the middle of a stream
         server = self
 
@@ -157,9 +162,12 @@ class FakeLLMServer(LoopbackServer):
                     )
                     return
                 reply = server.reply(body["messages"]) if callable(server.reply) else server.reply
+                offered = body.get("tools") and server.tool_calls is not None
+                calls = server.tool_calls(body["messages"]) if offered else []
+                reply = "" if calls else reply
                 pieces = words(reply)
-                if openai and not body.get("stream"):
-                    self._openai_whole(body, reply)
+                if server.whole_json or (openai and not body.get("stream")):
+                    self._json(200, whole(openai, body["model"], reply, calls, server.usage))
                     return
                 self._start_stream("text/event-stream" if openai else "application/x-ndjson")
                 try:
@@ -182,7 +190,9 @@ class FakeLLMServer(LoopbackServer):
                             continue
                         time.sleep(server.delay_s)
                         self._chunk(self._delta(body, piece, openai), openai)
-                    self._finish(body, openai)
+                    for chunk in call_chunks(openai, body["model"], calls):
+                        self._chunk(chunk, openai)
+                    self._finish(body, openai, "tool_calls" if calls else "stop")
                 except (BrokenPipeError, ConnectionResetError):
                     server.aborted.set()  # the client went away: exactly what some tests do
 
@@ -204,7 +214,7 @@ class FakeLLMServer(LoopbackServer):
                     "done": False,
                 }
 
-            def _finish(self, body: dict[str, Any], openai: bool) -> None:
+            def _finish(self, body: dict[str, Any], openai: bool, reason: str) -> None:
                 prompt, completion = server.usage
                 if openai:
                     self._chunk(
@@ -213,7 +223,7 @@ class FakeLLMServer(LoopbackServer):
                             "object": "chat.completion.chunk",
                             "created": 0,
                             "model": body["model"],
-                            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                            "choices": [{"index": 0, "delta": {}, "finish_reason": reason}],
                         },
                         openai,
                     )
@@ -246,30 +256,6 @@ class FakeLLMServer(LoopbackServer):
                         }
                     )
                 self._end_stream(openai)
-
-            def _openai_whole(self, body: dict[str, Any], reply: str) -> None:
-                prompt, completion = server.usage
-                self._json(
-                    200,
-                    {
-                        "id": "chatcmpl-fake",
-                        "object": "chat.completion",
-                        "created": 0,
-                        "model": body["model"],
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": reply},
-                                "finish_reason": "stop",
-                            }
-                        ],
-                        "usage": {
-                            "prompt_tokens": prompt,
-                            "completion_tokens": completion,
-                            "total_tokens": prompt + completion,
-                        },
-                    },
-                )
 
             def _start_stream(self, content_type: str) -> None:
                 self.send_response(200)

@@ -11,8 +11,14 @@ redirect_uri with a code bound to it, to the client, the code_challenge (S256 on
 nonce (or with `authorize_error`). POST .../token takes that code once, checks the client's
 authentication (`client_secret`: Basic or in the form; None: a public client), redirect_uri and
 code_verifier, and answers a signed id_token (with the nonce, `aud` the client) and an
-access_token; `token_status` makes it fail, `id_token_claims` changes the id_token's claims.
+access_token (lasting `access_expires_in`) with a refresh token, which the refresh_token grant
+takes once (`refreshes` records them); `token_status` makes the endpoint fail, `id_token_claims`
+changes the id_token's claims.
 GET .../logout (end-session) records its parameters and redirects to post_logout_redirect_uri.
+POST .../token also takes RFC 8693's token exchange: a valid access token of the provider (its
+signature, issuer and `aud` checked) for one meant for the `audience` asked (with `scope`, and
+`act` naming the client), unless that audience is in `exchange_refused`; `exchanges` records
+the requests.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from tests.fakes import LoopbackServer, QuietHandler, send_json
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
 
 
 class FakeOIDCProvider(LoopbackServer):
@@ -63,6 +71,11 @@ class FakeOIDCProvider(LoopbackServer):
         self.codes: dict[str, dict[str, Any]] = {}
         self.token_requests: list[dict[str, str]] = []
         self.logouts: list[dict[str, str]] = []  # the end-session requests' parameters
+        self.exchanges: list[dict[str, str]] = []  # the token exchange requests
+        self.exchange_refused: set[str] = set()  # audiences no token is exchanged for
+        self.access_expires_in = 300  # the access tokens' lifetime (expires_in), seconds
+        self.refresh_tokens: dict[str, dict[str, Any]] = {}  # live refresh token -> claims
+        self.refreshes: list[dict[str, str]] = []  # the refresh_token grant requests
         self._lock = threading.Lock()
         server = self
 
@@ -179,6 +192,10 @@ class FakeOIDCProvider(LoopbackServer):
             return self.token_status, {"error": "server_error"}
         if self._client_of(form, authorization) != self.client_id:
             return 401, {"error": "invalid_client"}
+        if form.get("grant_type") == TOKEN_EXCHANGE:
+            return self.token_exchange(form)
+        if form.get("grant_type") == "refresh_token":
+            return self.refresh(form)
         with self._lock:
             grant = self.codes.get(form.get("code", ""))
             fresh = grant is not None and not grant["used"]
@@ -195,8 +212,60 @@ class FakeOIDCProvider(LoopbackServer):
             return 400, {"error": "invalid_grant"}
         claims = {"nonce": grant["nonce"], "audience": self.client_id, **grant["claims"]}
         id_token = self.token(**{**claims, **self.id_token_claims})
-        access = self.token(**grant["claims"])
-        return 200, {"access_token": access, "id_token": id_token, "token_type": "Bearer"}
+        return 200, {"id_token": id_token, **self._tokens(grant["claims"])}
+
+    def _tokens(self, claims: dict[str, Any]) -> dict[str, Any]:
+        """A new access token for `claims` and a refresh token for the next one."""
+        refresh = uuid.uuid4().hex
+        with self._lock:
+            self.refresh_tokens[refresh] = claims
+        access = self.token(**claims, expires_in=self.access_expires_in)
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": self.access_expires_in,
+            "refresh_token": refresh,
+        }
+
+    def refresh(self, form: dict[str, str]) -> tuple[int, Any]:
+        """The refresh_token grant: each refresh token works once (rotated)."""
+        self.refreshes.append(form)
+        with self._lock:
+            claims = self.refresh_tokens.pop(form.get("refresh_token", ""), None)
+        if claims is None:
+            return 400, {"error": "invalid_grant"}
+        return 200, self._tokens(claims)
+
+    def token_exchange(self, form: dict[str, str]) -> tuple[int, Any]:
+        """RFC 8693 for an authenticated client: (status, body)."""
+        self.exchanges.append(form)
+        subject = form.get("subject_token", "")
+        try:
+            kid = jwt.get_unverified_header(subject).get("kid", "")
+            claims = jwt.decode(
+                subject,
+                self.private_keys[kid].public_key(),
+                algorithms=["RS256", "ES256"],
+                audience=self.audience,
+                issuer=self.issuer,
+            )
+        except (jwt.PyJWTError, KeyError):
+            return 400, {"error": "invalid_grant"}
+        if form.get("subject_token_type") != ACCESS_TOKEN:
+            return 400, {"error": "invalid_request"}
+        audience = form.get("audience", "")
+        if not audience or audience in self.exchange_refused:
+            return 400, {"error": "invalid_target"}
+        extra = {"scope": form["scope"]} if form.get("scope") else {}
+        token = self.token(
+            sub=claims["sub"], audience=audience, act={"sub": self.client_id}, **extra
+        )
+        return 200, {
+            "access_token": token,
+            "issued_token_type": ACCESS_TOKEN,
+            "token_type": "Bearer",
+            "expires_in": 300,
+        }
 
     def _client_of(self, form: dict[str, str], authorization: str | None) -> str | None:
         """The client the request authenticates as (client_secret_basic or _post), or None."""

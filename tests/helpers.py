@@ -227,6 +227,17 @@ def parse_sse(raw: bytes | str) -> list[tuple[str, dict]]:
     return found
 
 
+def parse_sse_ids(raw: bytes | str) -> list[tuple[int, str, dict]]:
+    """The (id, event, data) triples of a server-sent-events body whose events all have ids."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    found = []
+    for block in text.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            found.append((int(lines["id"]), lines["event"], json.loads(lines["data"])))
+    return found
+
+
 def stream_until(response, marker: str) -> tuple[str, Iterator[bytes]]:  # type: ignore[no-untyped-def]
     """What a streamed (buffered=False) test response sent up to `marker`, and the rest of it."""
     rest, seen = iter(response.response), ""
@@ -356,3 +367,20 @@ def pdf_pages(references: int, *, count: int | None = None, content: bytes = b""
             b" /Resources << /Font << /F1 4 0 R >> >> >>",
         ]
     )
+
+
+@contextlib.contextmanager
+def connections_held_at(server: Any, pool: Any) -> Iterator[list[int]]:
+    """The connections of `pool` in use each time `server` (a fake with `on_request`) is
+    asked something, meanwhile: a request should hold none while it waits on another server."""
+    held: list[int] = []
+
+    def count_held() -> None:
+        stats = pool.get_stats()
+        held.append(stats["pool_size"] - stats["pool_available"])
+
+    server.on_request = count_held
+    try:
+        yield held
+    finally:
+        server.on_request = None

@@ -83,7 +83,7 @@ def test_help_lists_the_commands_of_every_cli_module():
         == set(main.commands)
         == {
             *("serve", "worker", "migrate", "psql", "pg-dump", "pg-restore", "backup", "restore"),
-            *("ingest", "export", "import", "users", "keys", "sources"),
+            *("ingest", "export", "import", "users", "keys", "sources", "mcp"),
         }
     )
     listed = CliRunner().invoke(main, ["--help"]).output

@@ -234,7 +234,7 @@ def test_start_refuses_bad_keys_and_rotation_re_encrypts(
     assert refused.returncode != 0 and Keyring(KEY).current.id in refused.stderr
     rotated = run("keys", "rotate", env={**env, "POSTRAG_OLD_SECRET_KEYS": KEY})
     assert rotated.returncode == 0, rotated.stderr
-    assert "re-encrypted 1 connector token" in rotated.stderr
+    assert "re-encrypted 1 connector token row(s) and 0 MCP server header(s)" in rotated.stderr
     prepare_database(dataclasses.replace(settings, secret_key=NEW_KEY))  # starts without the old
     owner, access, _, key_id = stored_row(database_url)
     assert key_id == Keyring(NEW_KEY).current.id

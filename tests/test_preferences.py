@@ -17,6 +17,7 @@ DEFAULTS = {
     "min_similarity": 0.3,
     "temperature": 0.2,
     "system_prompt": "",
+    "mcp_server_ids": [],
 }
 
 

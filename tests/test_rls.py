@@ -37,6 +37,12 @@ VISIBLE = {
     ),
     "chats": ("id", "owner_id = %(u)s"),
     "chat_messages": ("id", "chat_id IN (SELECT id FROM chats WHERE owner_id = %(u)s)"),
+    "chat_message_events": (
+        "message_id::text || '/' || seq",
+        "message_id IN (SELECT m.id FROM chat_messages m JOIN chats c ON c.id = m.chat_id"
+        " WHERE c.owner_id = %(u)s)",
+    ),
+    "chat_questions": ("id", "chat_id IN (SELECT id FROM chats WHERE owner_id = %(u)s)"),
     "user_preferences": ("user_id", "user_id = %(u)s"),
     "api_tokens": ("id", "user_id = %(u)s"),
     "connector_tokens": ("id", "owner_id = %(u)s"),
@@ -89,6 +95,13 @@ def two_users(make_app, admin, new_user, database_url):  # type: ignore[no-untyp
                 " VALUES (%s, date_trunc('day', now()), 5)",
                 (user,),
             )
+        for chat in (ids["admin_chat"], ids["bob_chat"]):  # an MCP server's question in each
+            conn.execute(
+                "INSERT INTO chat_questions (chat_id, message_id, server, tool, question,"
+                " expires_at) SELECT chat_id, max(id), 'tickets', 'ask', 'Which colour?',"
+                " now() + interval '1 hour' FROM chat_messages WHERE chat_id = %s GROUP BY 1",
+                (chat,),
+            )
     return ids, admin, bob, client
 
 
@@ -130,7 +143,8 @@ def test_every_table_the_app_role_can_use_is_under_rls(app, database_url):
     assert {name for name, _, usable, _ in tables if usable} - protected == NOT_USER_OWNED
     # Groups are every user's to read (tests/test_groups.py checks that only admins write them);
     # tests/test_shares.py checks the shares, tests/test_web_signin.py the web sessions,
-    # tests/test_atlassian_consent.py the consents under way and the linked accounts.
+    # tests/test_atlassian_consent.py the consents under way and the linked accounts,
+    # tests/test_mcp_servers.py the MCP servers (every user reads them; only admins write).
     assert set(VISIBLE) | {
         "users",
         "llm_models",
@@ -145,6 +159,9 @@ def test_every_table_the_app_role_can_use_is_under_rls(app, database_url):
         "access_set_members",
         "connector_consents",
         "user_accounts",
+        "mcp_servers",
+        "mcp_server_tools",
+        "mcp_server_prompts",
     } == (protected)
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from app.settings import OAuthClient
 from tests.fake_atlassian import SITES, FakeAtlassian
 from tests.fake_site import FakeSite, Page, html
-from tests.helpers import live_server, running_workers
+from tests.helpers import live_server, running_workers, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 # As root on this machine: no sandbox; no background networking (the network is closed).
@@ -259,3 +261,405 @@ def test_sign_in_with_the_provider_chat_and_sign_out(oidc_page_url, browser_page
         {"client_id": "postrag", "post_logout_redirect_uri": f"{oidc_page_url}/"}
     ]
     expect(page.locator("#app")).to_be_hidden()
+
+
+# Every text the answer being shown goes through, and every state of the reconnecting status.
+WATCH_ANSWER = """() => {
+    window.shown = [];
+    window.statuses = [];
+    new MutationObserver(() => {
+        const text = document.querySelector("#messages li.assistant:last-child .text");
+        if (text) window.shown.push(text.textContent);
+        window.statuses.push(document.querySelector("#chat-status").textContent);
+    }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+ASK = re.compile(r"/api/v1/chats/\d+/messages$")
+
+
+def _sign_in(page, base: str, token: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(base)
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#who")).to_have_text("Signed in as admin")
+
+
+def _events_request(request) -> bool:  # type: ignore[no-untyped-def]
+    return request.url.split("?")[0].endswith("/events")
+
+
+def _cut_after(count: int):  # type: ignore[no-untyped-def]
+    """A route handler: the question goes to the server, the page gets the first `count` events
+    of its answer and half of the next one, then the stream ends (as a proxy cutting it)."""
+
+    def handle(route) -> None:  # type: ignore[no-untyped-def]
+        request = route.request
+        if request.method != "POST":
+            route.continue_()
+            return
+        headers = {k: v for k, v in request.headers.items() if k in ("authorization", "accept")}
+        headers["content-type"] = "application/json"
+        sent, events = [], 0
+        with httpx.stream(
+            "POST", request.url, content=request.post_data_buffer, headers=headers, timeout=30
+        ) as response:
+            for line in response.iter_lines():
+                sent.append(line)
+                events += line == ""
+                if events == count and line.startswith("event:"):
+                    break  # the next event's id and name, without its data
+        body = "\n".join(sent)
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=body)
+
+    return handle
+
+
+def test_an_answer_whose_stream_is_cut_resumes_without_repeating_text(
+    page_url, browser_page, admin_token, admin, llm
+):
+    llm.reply = " ".join(f"word{i}" for i in range(30))
+    llm.delay_s = 0.3  # slow: the answer is still being generated when the page reconnects
+    page = browser_page
+    _sign_in(page, page_url, admin_token)
+    page.evaluate(WATCH_ANSWER)
+    page.route(ASK, _cut_after(3))
+    page.get_by_label("Your question").fill("Count for me")
+    with page.expect_request(_events_request) as reconnected:
+        page.get_by_role("button", name="Ask").click()
+    assert reconnected.value.headers["last-event-id"] == "3"
+    llm.delay_s = 0.0  # the rest comes quickly
+    answer = page.locator("#messages li.assistant").last
+    expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
+    expect(answer.locator(".text")).to_have_text(llm.reply)
+    expect(page.locator("#chat-error")).to_have_text("")
+    chat = page.evaluate("Number(sessionStorage.getItem('postrag.chat'))")
+    stored = httpx.get(f"{page_url}/api/v1/chats/{chat}", headers=admin).json()
+    assert stored["messages"]["items"][-1]["content"] == llm.reply
+    # Each text shown on the way was a beginning of the answer: nothing came twice.
+    shown = page.evaluate("window.shown")
+    assert shown and all(llm.reply.startswith(text) for text in shown)
+    assert "reconnecting..." in page.evaluate("window.statuses")
+    expect(page.locator("#chat-status")).to_have_text("")
+
+
+def _with_event(name: str, data: dict):  # type: ignore[no-untyped-def]
+    """A route handler: the question goes to the server, and the page gets its answer with one
+    more event (`name`, `data`) after the first."""
+
+    def handle(route) -> None:  # type: ignore[no-untyped-def]
+        request = route.request
+        headers = {k: v for k, v in request.headers.items() if k in ("authorization", "accept")}
+        headers["content-type"] = "application/json"
+        answered = httpx.post(
+            request.url, content=request.post_data_buffer, headers=headers, timeout=30
+        )
+        first, rest = answered.text.split("\n\n", 1)
+        body = f"{first}\n\nevent: {name}\ndata: {json.dumps(data)}\n\n{rest}"
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=body)
+
+    return handle
+
+
+def test_an_event_the_page_cannot_show_does_not_end_the_answer_shown(
+    page_url, browser_page, admin_token, llm
+):
+    llm.reply = "Shown to the end."
+    page = browser_page
+    _sign_in(page, page_url, admin_token)
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": True}
+    page.route(ASK, _with_event("question", _question(5, requested_schema=schema)))
+    page.get_by_label("Your question").fill("Say something")
+    page.get_by_role("button", name="Ask").click()
+    answer = page.locator("#messages li.assistant").last
+    expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
+    expect(answer.locator(".text")).to_have_text("Shown to the end.")
+    expect(page.locator("#chat-error")).to_have_text("")
+
+
+def test_a_page_reloaded_mid_answer_follows_the_answer_to_its_end(
+    page_url, browser_page, admin_token, llm
+):
+    llm.reply = " ".join(f"word{i}" for i in range(30))
+    llm.delay_s = 0.3
+    page = browser_page
+    _sign_in(page, page_url, admin_token)
+    page.get_by_label("Your question").fill("Count for me")
+    page.get_by_role("button", name="Ask").click()
+    answer = page.locator("#messages li.assistant").last
+    expect(answer.locator(".text")).to_contain_text("word0")
+    with page.expect_request(_events_request) as followed:
+        page.reload()  # the chat shown is opened again, its answer followed from the start
+    assert followed.value.headers["last-event-id"] == "0"
+    llm.delay_s = 0.0
+    expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
+    expect(answer.locator(".text")).to_have_text(llm.reply)
+    expect(page.locator("#messages li.user")).to_have_count(1)
+    expect(page.locator("#chat-error")).to_have_text("")
+
+
+# MCP tools in a chat (tests/fake_mcp.py): the calls, their progress and the server's questions
+
+
+@pytest.fixture
+def tools_page(make_app, llm, fake_mcp, admin_token):  # type: ignore[no-untyped-def]
+    """The page, with the fake MCP server registered (as `tickets`) and its tools discovered."""
+    app = make_app(
+        llm="ollama",
+        ollama_url=llm.url,
+        chat_model="fake-chat",
+        mcp_hosts=("127.0.0.1",),
+        mcp_timeout_s=5,
+        chat_question_timeout_s=20,  # a question the test leaves unanswered ends anyway
+    )
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    with live_server(app) as base:
+        created = httpx.post(
+            f"{base}/api/v1/mcp-servers",
+            json={"name": "tickets", "url": fake_mcp.url},
+            headers=headers,
+        )
+        assert created.status_code == 201, created.text
+        server = created.json()["id"]
+        refreshed = httpx.post(f"{base}/api/v1/mcp-servers/{server}/refresh", headers=headers)
+        assert refreshed.status_code == 200, refreshed.text
+        yield base, headers
+
+
+def _tool_rounds(*calls: dict):  # type: ignore[no-untyped-def]
+    """The fake model's tool calls: `calls` until it has read a tool's result."""
+    return lambda sent: [] if any(m["role"] == "tool" for m in sent) else list(calls)
+
+
+def _results(sent: list[dict]) -> str:
+    return " | ".join(m["content"] for m in sent if m["role"] == "tool")
+
+
+# The progress bars the page adds (value/max), kept even once the result replaced them.
+WATCH_PROGRESS = """() => {
+    window.bars = [];
+    new MutationObserver((records) => {
+        for (const record of records) for (const node of record.addedNodes) {
+            if (node.nodeName === "PROGRESS") window.bars.push(`${node.value}/${node.max}`);
+        }
+    }).observe(document.body, {subtree: true, childList: true});
+}"""
+
+
+def test_an_answer_shows_its_tool_calls_progress_and_results(
+    tools_page, browser_page, admin_token, llm
+):
+    base, headers = tools_page
+    llm.tool_calls = _tool_rounds(
+        {"name": "tickets__add", "arguments": {"a": 2, "b": 3}},
+        {"name": "tickets__fail", "arguments": {}},
+        {"name": "tickets__count", "arguments": {"steps": 3}},
+    )
+    llm.reply = lambda sent: f"Results: {_results(sent)}."
+    page = browser_page
+    _sign_in(page, base, admin_token)
+    page.evaluate(WATCH_PROGRESS)
+    expect(page.locator("#chat-tools-summary")).to_have_text("none")  # the preference's
+    page.locator("#chat-tools summary").click()
+    page.get_by_label("tickets", exact=True).check()
+    expect(page.locator("#chat-tools-summary")).to_have_text("tickets")
+    page.get_by_label("Your question").fill("What is 2 + 3?")
+    page.get_by_role("button", name="Ask").click()
+
+    answer = page.locator("#messages li.assistant").last
+    expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
+    expected = "Results: 5 | Error executing tool fail: the ticket system is down | counted to 3."
+    expect(answer.locator(".text")).to_have_text(expected)
+    calls = answer.locator(".tool-call")  # as stored, once the answer ended
+    expect(calls).to_have_count(3)
+    added = calls.filter(has_text="Tool tickets › add")
+    expect(added.locator(".tool-state")).to_have_text("done")
+    added.locator("summary").click()  # closed once stored: opened from the keyboard's element
+    expect(added.locator(".tool-arguments")).to_contain_text('"a": 2')
+    expect(added.locator(".tool-result")).to_have_text("Result5")
+    failed = calls.filter(has_text="Tool tickets › fail")
+    expect(failed.locator(".tool-state")).to_have_text("failed")
+    expect(failed.locator(".tool-result.error")).to_contain_text("the ticket system is down")
+    # Progress that comes faster than the answer is passed on is coalesced (the latest wins):
+    # some steps may be skipped, but the bars count up, each of 3, to the last step.
+    bars = page.evaluate("window.bars")
+    steps = [int(b.split("/")[0]) for b in bars]
+    assert bars and all(b.endswith("/3") for b in bars) and steps == sorted(steps), bars
+    assert steps[-1] == 3
+    chat = page.evaluate("Number(sessionStorage.getItem('postrag.chat'))")
+    stored = httpx.get(f"{base}/api/v1/chats/{chat}", headers=headers).json()
+    assert len(stored["mcp_server_ids"]) == 1
+
+    # The picker changes the chat shown at once.
+    page.get_by_label("tickets", exact=True).uncheck()
+    expect(page.locator("#chat-tools-summary")).to_have_text("none")
+    wait_for(
+        lambda: (
+            httpx.get(f"{base}/api/v1/chats/{chat}", headers=headers).json()["mcp_server_ids"] == []
+        ),
+        "the chat without its server",
+    )
+    server = httpx.get(f"{base}/api/v1/mcp-servers", headers=headers).json()["items"][0]["id"]
+    toggle = httpx.patch  # an admin disables the server meanwhile: the API's 422 is shown
+    toggle(f"{base}/api/v1/mcp-servers/{server}", json={"enabled": False}, headers=headers)
+    box = page.get_by_label("tickets", exact=True)
+    box.check()
+    expect(page.locator("#chat-tools-error")).to_contain_text("no enabled MCP server")
+    expect(box).not_to_be_checked()  # what the chat uses
+    toggle(f"{base}/api/v1/mcp-servers/{server}", json={"enabled": True}, headers=headers)
+    box.check()
+    expect(page.locator("#chat-tools-error")).to_have_text("")
+    expect(box).to_be_checked()
+
+    # Slash commands: "/" offers the servers' prompts, chosen from the keyboard.
+    question = page.get_by_label("Your question")
+    question.fill("/")
+    options = page.get_by_role("listbox", name="Slash commands").get_by_role("option")
+    expect(options).to_have_count(1)
+    expect(options.first).to_contain_text("/tickets:summarise topic")
+    question.press("ArrowDown")  # round to the first again
+    question.press("Enter")
+    expect(question).to_have_value("/tickets:summarise ")
+    expect(page.get_by_role("listbox", name="Slash commands")).to_be_hidden()
+    question.press("Escape")
+    expect(page.locator("#chat-error")).to_have_text("")
+
+
+def test_a_servers_question_is_a_form_that_lets_the_answer_complete(
+    tools_page, browser_page, admin_token, llm
+):
+    base, headers = tools_page
+    llm.tool_calls = _tool_rounds({"name": "tickets__ask", "arguments": {}})
+    llm.reply = lambda sent: f"Done: {_results(sent)}"
+    server = httpx.get(f"{base}/api/v1/mcp-servers", headers=headers).json()["items"][0]["id"]
+    prefs = httpx.patch(
+        f"{base}/api/v1/me/preferences", json={"mcp_server_ids": [server]}, headers=headers
+    )
+    assert prefs.status_code == 200, prefs.text
+    page = browser_page
+    posted: list[str] = []
+    page.on("request", lambda r: posted.append(r.url) if "/questions/" in r.url else None)
+    _sign_in(page, base, admin_token)
+    expect(page.locator("#chat-tools-summary")).to_have_text("tickets")  # the preference's
+    page.get_by_label("Your question").fill("/sum")  # a new chat: its servers' prompts
+    option = page.get_by_role("listbox", name="Slash commands").get_by_role("option")
+    expect(option).to_have_text("/tickets:summarise topic Summarise a topic.")
+    option.click()
+    expect(page.get_by_label("Your question")).to_have_value("/tickets:summarise ")
+    expect(page.get_by_label("Your question")).to_be_focused()
+    page.get_by_label("Your question").fill("Make a ticket")
+    page.get_by_role("button", name="Ask").click()
+    form = page.locator("form.question")
+    expect(form).to_contain_text("tickets asks: Which colour should the ticket be?")
+    expect(page.locator(".tool-call", has_text="Tool tickets › ask").locator(form)).to_have_count(1)
+
+    page.reload()  # pending when the chat is opened: shown once (listed, and in the stream)
+    expect(form).to_have_count(1)
+    form.get_by_role("button", name="Accept").click()  # a required field left empty: not sent
+    form.get_by_label("Colour").fill("red")
+
+    def not_a_colour(route) -> None:  # type: ignore[no-untyped-def]
+        body = {"action": "accept", "content": {"colour": 7}}
+        route.continue_(post_data=json.dumps(body))
+
+    page.route(re.compile(r"/questions/\d+$"), not_a_colour, times=1)
+    form.get_by_role("button", name="Accept").click()  # refused: said in the form, which stays
+    expect(form.get_by_role("alert")).to_contain_text("is not of type 'string'")
+    form.get_by_role("button", name="Accept").click()
+    expect(form).to_have_count(0)
+    answer = page.locator("#messages li.assistant").last
+    expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
+    expect(answer.locator(".text")).to_have_text("Done: the colour is red")
+    expect(page.locator("#chat-error")).to_have_text("")
+    assert len(posted) == 2  # the refused one, then the colour: none with the field left empty
+
+
+# A question shown as the page shows a `question` event, in an answer's list item.
+SHOW_QUESTION = """async (question) => {
+    const { showQuestion } = await import("/ui/tools.js");
+    const item = document.createElement("li");
+    item.className = "assistant";
+    item.append(Object.assign(document.createElement("span"), {className: "text"}));
+    document.querySelector("#messages").append(item);
+    showQuestion(item, 4242, question);
+}"""
+
+
+def _question(number: int, **fields) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "id": number,
+        "message_id": 1,
+        "server": "tickets",
+        "tool": "plan",
+        "message": "How should the ticket look?",
+        "requested_schema": {},
+        "url": None,
+        "state": "pending",
+        "answer": None,
+        "expires_at": "2026-12-05T12:00:00Z",
+        **fields,
+    }
+
+
+def test_a_questions_form_follows_its_requested_schema(page_url, browser_page, admin_token):
+    page = browser_page
+    _sign_in(page, page_url, admin_token)
+    replies: list[dict] = []
+
+    def answered(route) -> None:  # type: ignore[no-untyped-def]
+        replies.append(json.loads(route.request.post_data))
+        route.fulfill(status=200, json={"state": "answered"})
+
+    page.route(re.compile(r"/api/v1/chats/4242/questions/\d+$"), answered)
+    schema = {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "title": "Title", "description": "a short line"},
+            "points": {"type": "integer", "title": "Story points", "minimum": 1},
+            "urgent": {"type": "boolean", "title": "Urgent", "default": False},
+            "team": {
+                "type": "string",
+                "title": "Team",
+                "enum": ["ops", "dev"],
+                "enumNames": ["Operations", "Development"],
+            },
+            "estimate": {"type": "number", "title": "Estimate (days)"},
+            'why "now"': {"type": "string", "title": "Why now"},  # any name, " included
+        },
+        "required": ["title", "team"],
+    }
+    page.evaluate(SHOW_QUESTION, _question(7, requested_schema=schema))
+    form = page.locator('form.question[data-question="7"]')
+    expect(form.get_by_label("Title")).to_have_accessible_description("a short line")
+    form.get_by_label("Title").fill("Fix the pump")
+    form.get_by_label("Story points").fill("3")
+    form.get_by_label("Urgent").check()
+    form.get_by_label("Team").select_option(label="Development")
+    form.get_by_label("Why now").fill("it leaks")
+    form.get_by_role("button", name="Accept").click()
+    expect(form).to_have_count(0)
+    assert replies == [
+        {
+            "action": "accept",
+            "content": {
+                "title": "Fix the pump",
+                "points": 3,
+                "urgent": True,
+                "team": "dev",
+                'why "now"': "it leaks",
+            },
+        }
+    ]
+
+    # A page to open instead of a form: a link only when it is a web address.
+    page.evaluate(SHOW_QUESTION, _question(8, url="javascript:alert(1)"))
+    form = page.locator('form.question[data-question="8"]')
+    expect(form).to_contain_text("javascript:alert(1)")
+    expect(form.get_by_role("link")).to_have_count(0)
+    form.get_by_role("button", name="Accept").click()
+    expect(form).to_have_count(0)
+    page.evaluate(SHOW_QUESTION, _question(9, url="https://tickets.example/consent"))
+    form = page.locator('form.question[data-question="9"]')
+    link = form.get_by_role("link", name="https://tickets.example/consent")
+    expect(link).to_have_attribute("href", "https://tickets.example/consent")
+    form.get_by_role("button", name="Decline").click()
+    expect(form).to_have_count(0)
+    assert replies[1:] == [{"action": "accept"}, {"action": "decline"}]

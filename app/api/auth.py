@@ -96,7 +96,8 @@ def callback() -> Redirect:
     )
     conn = db()
     with scope.acting_as_owner(conn):  # the user is provisioned as a JWT bearer's would be
-        _, secret = web_sessions.complete(conn, client, runtime().settings, back)
+        rt = runtime()
+        _, secret = web_sessions.complete(conn, client, rt.settings, back, rt.keyring)
     response = redirect(url_for("web.index"), code=303)
     cookies.clear(response, cookies.LOGIN)
     cookies.put(response, cookies.SESSION, secret, max_age=runtime().settings.session_hours * 3600)

@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
-from contextlib import closing
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, g, url_for
+from flask import Blueprint, g, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import changes_of, db, endpoint, principal, read_db, release_db
+from app.api.chat_tools import Question, ToolCallRecord
+from app.api.endpoint import (
+    bearer_jwt,
+    changes_of,
+    db,
+    endpoint,
+    principal,
+    read_db,
+    release_db,
+    validate,
+)
 from app.api.problems import ProblemContext, problem_body
 from app.api.schemas import Page, PageQuery
-from app.api.sse import event_stream, sse, wants_stream
+from app.api.sse import HEARTBEAT, Closing, event_stream, sse, wants_stream
+from app.errors import InternalError
 from app.runtime import runtime
-from app.services import chat_answers, chat_exchange, chats
+from app.services import (
+    answer_streams,
+    chat_answers,
+    chat_exchange,
+    chat_questions,
+    chats,
+    slash_commands,
+)
+from app.services.answer_streams import StoredEvent
 
 bp = Blueprint("chats", __name__, url_prefix="/api/v1")
 
@@ -26,12 +44,17 @@ _SCOPE = Field(
     max_length=100,
     description="collections to search for sources (default: every collection you may read)",
 )
+_SERVERS = (
+    "MCP servers (ids) whose tools and slash commands the chat's answers use: registered and"
+    " enabled ones"
+)
 
 
 class Chat(BaseModel):
     id: int
     title: str
     collection_ids: list[int] | None
+    mcp_server_ids: list[int]
     created_at: datetime
     updated_at: datetime
 
@@ -41,6 +64,9 @@ class ChatCreate(BaseModel):
 
     title: str = Field("", max_length=300, description="default: the start of the first message")
     collection_ids: list[_Id] | None = _SCOPE
+    mcp_server_ids: list[_Id] | None = Field(
+        None, max_length=20, description=_SERVERS + " (default: your preference's)"
+    )
 
 
 class ChatUpdate(BaseModel):
@@ -48,6 +74,7 @@ class ChatUpdate(BaseModel):
 
     title: str | None = Field(None, max_length=300)
     collection_ids: list[_Id] | None = _SCOPE
+    mcp_server_ids: list[_Id] | None = Field(None, max_length=20, description=_SERVERS)
 
 
 class Citation(BaseModel):
@@ -70,19 +97,22 @@ class Message(BaseModel):
     reasoning: str = Field(description="the model's <think> text; never sent back as history")
     status: Literal["streaming", "complete", "incomplete"]
     finish_reason: str | None = Field(
-        description="stop, length, stopped (by you), disconnected, error"
+        description="stop, length, stopped (by you), error; disconnected: a client that left"
+        " ended answers before postrag 20 (since then, answers go on without it)"
     )
     model: str | None
     prompt_tokens: int | None
     completion_tokens: int | None
     latency_ms: int | None
     citations: list[Citation]
+    tool_calls: list[ToolCallRecord] = Field(description="MCP tool calls made for the answer")
     error: str | None
     created_at: datetime
 
 
 class ChatWithMessages(Chat):
     messages: Page[Message] = Field(description="oldest first")
+    questions: list[Question] = Field(description="MCP servers' questions waiting for you")
 
 
 class MessageCreate(BaseModel):
@@ -95,6 +125,18 @@ class StreamQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stream: bool = Field(False, description="answer as server-sent events (as Accept does)")
+
+
+class EventsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after: int = Field(
+        0, ge=0, le=2**31 - 1, description="send the events after this id (Last-Event-ID wins)"
+    )
+
+
+class LastEventId(BaseModel):
+    last_event_id: int = Field(ge=0, le=2**31 - 1)
 
 
 class Stopping(BaseModel):
@@ -110,7 +152,7 @@ def _chat(row: dict[str, Any]) -> Chat:
     summary="Start a chat", tag="chats", status=201, body=ChatCreate, response=Chat, errors=(404,)
 )
 def create_chat(body: ChatCreate) -> tuple[Chat, dict[str, str]]:
-    row = chats.create(db(), principal(), body.title, body.collection_ids)
+    row = chats.create(db(), principal(), body.title, body.collection_ids, body.mcp_server_ids)
     return _chat(row), {"Location": url_for("chats.get_chat", chat_id=row["id"])}
 
 
@@ -132,13 +174,17 @@ def list_chats(query: PageQuery) -> Page[Chat]:
     errors=(404,),
 )
 def get_chat(chat_id: int, query: PageQuery) -> ChatWithMessages:
-    chat, rows, total = chats.messages_page(
+    chat, rows, total, questions = chats.messages_page(
         db(), principal(), chat_id, limit=query.limit, offset=query.offset
     )
     messages = Page[Message](
         items=[Message(**r) for r in rows], total=total, limit=query.limit, offset=query.offset
     )
-    return ChatWithMessages(**_chat(chat).model_dump(), messages=messages)
+    return ChatWithMessages(
+        **_chat(chat).model_dump(),
+        messages=messages,
+        questions=[Question(**chat_questions.public(q)) for q in questions],
+    )
 
 
 @bp.patch("/chats/<int:chat_id>")
@@ -180,13 +226,18 @@ def _deps() -> chat_exchange.Deps:
         llm=rt.llm,
         search=rt.search,
         llm_usage=g.llm_usage,
+        stopping=rt.answers.stopping,
+        mcp=rt.mcp,
+        listener=rt.listener,
     )
 
 
 @bp.post("/chats/<int:chat_id>/messages")
 @endpoint(
     summary="Ask: retrieve sources, answer with [n] citations (JSON, or SSE with"
-    " Accept: text/event-stream or ?stream=true: events retrieval, reasoning, delta, done, error)",
+    " Accept: text/event-stream or ?stream=true: events retrieval, reasoning, delta, tool_call,"
+    " progress, question, question_closed, tool_result, done, error, each with an id to resume"
+    " from); `/server:prompt args` runs a slash command",
     tag="chats",
     status=201,
     body=MessageCreate,
@@ -196,29 +247,58 @@ def _deps() -> chat_exchange.Deps:
     streams=True,
 )
 def post_message(chat_id: int, body: MessageCreate, query: StreamQuery) -> Any:
-    deps = _deps()
-    exchange = chat_answers.start(db(), principal(), chat_id, body.content, deps)
-    release_db()  # the answer takes connections only while it uses them
-    events = chat_answers.run(exchange, deps)
-    if wants_stream(query.stream):
-        return event_stream(_stream(events, ProblemContext.of_request(streamed=True)))
-    with closing(events):  # closed at once, not when collected: its end gives held tokens back
-        for event in events:
-            if event.error is not None:
-                raise event.error
-            if event.kind == "done":
-                return Message(
-                    **chats.get_message(db(), principal(), chat_id, event.data["message_id"])
-                )
-    raise RuntimeError("the answer ended without done or error")
-
-
-def _stream(
-    events: Generator[chat_exchange.Event, None, None], failed: ProblemContext
-) -> Iterator[str]:
+    deps, answers = _deps(), runtime().answers
+    who, jwt = principal(), bearer_jwt()  # read here: the answer's thread has no request
+    answers.reserve(who.user_id)  # 503/429 while this process (or user) has as many as it may
     try:
-        for event in events:
-            data = event.data if event.error is None else problem_body(event.error, failed)
-            yield sse(event.kind, data)
-    finally:
-        events.close()  # a disconnect reaches run() here
+        content = body.content
+        if command := chat_answers.command(db(), who, chat_id, content, deps, jwt):
+            release_db()  # the server may take its time: no connection is held meanwhile
+            content = slash_commands.prompt_text(command)
+        else:
+            content = slash_commands.unescaped(content)
+        exchange = chat_answers.start(db(), who, chat_id, content, deps, jwt)
+    except BaseException:
+        answers.unreserve(who.user_id)
+        raise
+    release_db()  # the answer takes connections only while it uses them
+    failed = ProblemContext.of_request(streamed=True)
+    run = answers.launch(exchange, deps, lambda error: problem_body(error, failed))
+    if wants_stream(query.stream):
+        return event_stream(_sse(run.log.follow()))
+    final = run.wait()
+    if final is None:  # the answer's thread failed (and logged why)
+        raise InternalError()
+    if final.error is not None:
+        raise final.error
+    return Message(**chats.get_message(db(), principal(), chat_id, final.data["message_id"]))
+
+
+@bp.get("/chats/<int:chat_id>/messages/<int:message_id>/events")
+@endpoint(
+    summary="An answer's events (SSE) after the id in the Last-Event-ID header (or ?after=),"
+    " then the live rest until done or error, from any app process",
+    tag="chats",
+    query=EventsQuery,
+    errors=(404, 429),
+    raw_response="text/event-stream",
+)
+def message_events(chat_id: int, message_id: int, query: EventsQuery) -> Any:
+    after = query.after
+    if "Last-Event-ID" in request.headers:  # what a browser's EventSource sends on reconnecting
+        header = {"last_event_id": request.headers["Last-Event-ID"].strip()}
+        after = validate(LastEventId, header, "header").last_event_id
+    who = principal()
+    answer_streams.check_answer(db(), who, chat_id, message_id)
+    release_db()
+    rt = runtime()
+    give_back = rt.answers.hold_stream(who.user_id)  # 429 past the user's open streams
+    stale_s = chat_answers.stale_after_s(rt.settings)
+    ids = (chat_id, message_id)
+    events = answer_streams.follow_stored(rt.pool, rt.listener, who, ids, after, stale_s)
+    return event_stream(Closing(_sse(events), give_back))
+
+
+def _sse(events: Iterator[StoredEvent | None]) -> Iterator[str]:
+    for event in events:
+        yield HEARTBEAT if event is None else sse(event.kind, event.data, event.seq)

@@ -76,5 +76,8 @@ def delete_connector(provider: str) -> None:
     errors=(404, 409, 422, 502, 503, 504),
 )
 def refresh_connector(provider: str) -> Connector:
-    settings = runtime().settings
-    return Connector(**connectors.refresh(db(), principal(), provider, _keyring(), settings))
+    rt = runtime()
+    login = rt.oidc_login if provider == connectors.IDENTITY else None  # the sign-in's tokens
+    refresher = login.refresh if login is not None else None
+    refreshed = connectors.refresh(db(), principal(), provider, rt.keyring, rt.settings, refresher)
+    return Connector(**refreshed)

@@ -28,7 +28,7 @@ from app.errors import (
 )
 from app.repositories import Conn
 from app.runtime import runtime
-from app.services import authentication, usage, web_sessions
+from app.services import authentication, tokens, usage, web_sessions
 from app.services.tokens import Principal
 from app.storable import reject_unstorable_text
 
@@ -107,6 +107,16 @@ def principal() -> Principal:
     return who
 
 
+def bearer_jwt() -> str | None:
+    """The caller's bearer JWT of the OpenID provider (what token exchange passes on), or None
+    when the request came with an API token or the web session (which keeps no such token)."""
+    who = principal()
+    header = request.headers.get("Authorization")
+    if who.token_id is not None or who.session_id is not None or not header:
+        return None
+    return tokens.bearer_of(header)
+
+
 def _authorize_optional(reads_only: bool) -> None:
     """A bearer token must be valid; a session cookie that no longer is (expired, signed out)
     leaves the caller anonymous, as a browser without one would be."""
@@ -117,6 +127,17 @@ def _authorize_optional(reads_only: bool) -> None:
             _authorize("user", reads_only)
         except Unauthorized:
             g.pop("principal", None)
+
+
+def authorize_bearer(reads_only: bool) -> Principal:
+    """For a view outside @endpoint (the MCP transport): authenticated as @endpoint does, rate
+    limited and accounted, but by an `Authorization: Bearer` credential only, never the web
+    page's cookie (whose writes need a CSRF token such clients cannot send)."""
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise Unauthorized("send Authorization: Bearer with an API token")
+    _authorize("user", reads_only)
+    return principal()
 
 
 def optional_principal() -> Principal | None:

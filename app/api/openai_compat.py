@@ -23,7 +23,6 @@ from app.api.problems import ProblemContext, problem_body
 from app.errors import FieldError, NotFound, ValidationFailed, as_app_error
 from app.runtime import runtime
 from app.services import openai_compat
-from app.services.prompting import count_tokens
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
 MAX_MESSAGES_CHARS = 1_000_000
@@ -231,7 +230,7 @@ def _complete(
                 message: dict[str, Any] = {"role": "assistant", "content": text}
                 if reasoning:
                     message["reasoning_content"] = reasoning
-                counted = _usage(completion, last, text + reasoning)
+                counted = completion.usage(last, text + reasoning)
                 account(counted)
                 return CompletionResponse(
                     id=ident,
@@ -244,16 +243,6 @@ def _complete(
     finally:
         account.close(text + reasoning)
     raise RuntimeError("the model's stream ended without its closing piece")
-
-
-def _usage(completion: openai_compat.Completion, last: Any, text: str) -> dict[str, int]:
-    prompt = (
-        last.prompt_tokens
-        if last.prompt_tokens is not None
-        else (completion.prompt.estimated_tokens)
-    )
-    done = last.completion_tokens if last.completion_tokens is not None else count_tokens(text)
-    return {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
 
 
 def _chunks(
@@ -286,7 +275,7 @@ def _chunks(
                 yield chunk({**delta, **({"reasoning_content": thought} if thought else {})})
             if last is not None:
                 yield chunk({}, last.finish_reason, citations=completion.citations(text))
-                counted = _usage(completion, last, text + reasoning)
+                counted = completion.usage(last, text + reasoning)
                 account(counted)
                 if include_usage:
                     body = {

@@ -36,6 +36,19 @@ _ERROR_TITLES = {
 }
 
 
+# Each server-sent event of a stream (chat answers, model pulls): its id, name and JSON data.
+_SSE = {
+    "type": "object",
+    "description": "each server-sent event: its id (chat answers), its name and its JSON data",
+    "properties": {
+        "id": {"type": "string"},
+        "event": {"type": "string"},
+        "data": {"type": "string"},
+    },
+    "required": ["data"],
+}
+
+
 def _endpoints(app: Flask) -> list[tuple[str, str, EndpointSpec, dict[str, str]]]:
     found = []
     for rule in app.url_map.iter_rules():
@@ -94,20 +107,13 @@ def _operation(
         }
     ok: dict[str, Any] = {"description": "Success"}
     if spec.raw_response is not None:
-        ok["content"] = {spec.raw_response: {"schema": {"type": "string"}}}
+        raw = _SSE if spec.raw_response == "text/event-stream" else {"type": "string"}
+        ok["content"] = {spec.raw_response: {"schema": raw}}
     if spec.response is not None:
         ok["content"] = {"application/json": {"schema": ref(spec.response, "serialization")}}
     responses: dict[str, Any] = {str(spec.status): ok}
     if spec.streams:  # with Accept: text/event-stream (or ?stream=true): 200 and the events
-        event = {"event": {"type": "string"}, "data": {"type": "string"}}
-        stream = {
-            "schema": {
-                "type": "object",
-                "description": "each server-sent event: its name and its JSON data",
-                "properties": event,
-                "required": ["data"],
-            }
-        }
+        stream = {"schema": _SSE}
         streamed = responses.setdefault("200", {"description": "Success (server-sent events)"})
         streamed["content"] = {**streamed.get("content", {}), "text/event-stream": stream}
     for status in spec.also:

@@ -22,6 +22,8 @@ _Real = AfterValidator(lambda v: round(v, 6))
 _MinSimilarity = Annotated[float, Field(ge=0, le=1), _Real]
 _Temperature = Annotated[float, Field(ge=0, le=2), _Real]
 _SystemPrompt = Annotated[str, Field(max_length=20000)]
+_ServerIds = Annotated[list[_ModelId], Field(max_length=20)]
+_SERVERS = "the MCP servers (ids) new chats use when they name none (registered and enabled)"
 _CHAT_MODEL = "a registered chat model; null: the registry's default chat model"
 
 
@@ -33,6 +35,7 @@ class UserPreferences(BaseModel):
     min_similarity: float = Field(description="semantic search drops hits less similar")
     temperature: float
     system_prompt: str = Field(description="empty: postrag's own")
+    mcp_server_ids: list[int] = Field(description=_SERVERS)
     updated_at: datetime | None = Field(description="null: never set, these are the defaults")
 
 
@@ -45,6 +48,7 @@ class PreferencesReplace(BaseModel):
     min_similarity: _MinSimilarity = DEFAULTS["min_similarity"]
     temperature: _Temperature = DEFAULTS["temperature"]
     system_prompt: _SystemPrompt = DEFAULTS["system_prompt"]
+    mcp_server_ids: _ServerIds = Field([], description=_SERVERS)
 
 
 class PreferencesChange(BaseModel):
@@ -56,6 +60,7 @@ class PreferencesChange(BaseModel):
     min_similarity: _MinSimilarity | None = None
     temperature: _Temperature | None = None
     system_prompt: _SystemPrompt | None = None
+    mcp_server_ids: _ServerIds | None = Field(None, description=_SERVERS)
 
 
 @bp.get("/me/preferences")

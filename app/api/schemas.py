@@ -51,3 +51,6 @@ class Problem(BaseModel):
     provider: str | None = Field(
         None, description="for 502, 503 and 504 from a language-model provider: which one"
     )
+    mcp_server: str | None = Field(
+        None, description="for 502, 503 and 504 from an MCP server: which one (its name)"
+    )

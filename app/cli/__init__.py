@@ -1,8 +1,9 @@
 """The `postrag` command: the group and its commands, one module per area.
 
 `server` (serve, worker), `database` (migrate, psql, pg-dump, pg-restore), `backup` (backup,
-restore), `documents` (ingest), `transfer` (export, import), `users`, `keys`, `sources`; `common`
-holds what they share. Each only parses arguments, calls a service and prints.
+restore), `documents` (ingest), `transfer` (export, import), `users`, `keys`, `sources`, `mcp`
+(the MCP tools over stdio); `common` holds what they share. Each only parses arguments, calls a
+service and prints.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from app.cli.backup import backup_command, restore_command
 from app.cli.database import migrate, pg_dump, pg_restore, psql
 from app.cli.documents import ingest
 from app.cli.keys import keys
+from app.cli.mcp import mcp_command
 from app.cli.server import serve, worker
 from app.cli.sources import sources
 from app.cli.transfer import export_command, import_command
@@ -36,6 +38,7 @@ from app.cli.users import users
         keys,
         users,
         sources,
+        mcp_command,
     ],
 )
 def main() -> None:

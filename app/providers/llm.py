@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -45,13 +45,35 @@ class LLMTimeout(LLMError):
 
 
 @dataclass(frozen=True)
+class ToolSpec:
+    """A function the model may call: its name, what it does, its arguments' JSON Schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call the model asks for; `id` pairs it with its result (made up when the provider
+    gives none, as Ollama does)."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    error: str | None = None  # arguments that could not be read (then `arguments` is empty)
+
+
+@dataclass(frozen=True)
 class Piece:
-    """One streamed piece of a reply: answer text, reasoning text, or the closing usage."""
+    """One streamed piece of a reply: answer text, reasoning text, the tool calls the model
+    asks for (one piece holding all of them, just before the last), or the closing usage."""
 
     text: str = ""
     reasoning: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
     done: bool = False
-    finish_reason: str | None = None  # on the last piece: stop | length
+    finish_reason: str | None = None  # on the last piece: stop | length | tool_calls
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
 
@@ -71,10 +93,24 @@ class ModelInfo:
 @dataclass(frozen=True)
 class ChatRequest:
     model: str
-    messages: list[dict[str, str]]  # {"role", "content"}, system first
+    # {"role", "content"}, system first; and, when tools are offered, the calls the model made
+    # and their results, as assistant_calls() and tool_message() write them
+    messages: list[dict[str, Any]]
     temperature: float
     max_tokens: int  # longest answer
     context_length: int  # prompt + answer
+    tools: tuple[ToolSpec, ...] = ()  # functions the model may call instead of answering
+
+
+def assistant_calls(calls: Sequence[ToolCall], text: str = "") -> dict[str, Any]:
+    """The assistant's message that asked for `calls` (whatever the provider)."""
+    listed = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
+    return {"role": "assistant", "content": text, "tool_calls": listed}
+
+
+def tool_message(call: ToolCall, content: str) -> dict[str, Any]:
+    """The result of `call`, for the model (whatever the provider)."""
+    return {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": content}
 
 
 class ChatModel(Protocol):

@@ -1,5 +1,7 @@
 """HTTP clients for language models: Ollama (/api/chat, /api/tags, /api/show, /api/pull) and
-OpenAI-compatible servers (/v1/chat/completions as SSE, /v1/models).
+OpenAI-compatible servers (/v1/chat/completions as SSE, /v1/models). Chats are asked streamed;
+a server that answers whole JSON instead (some do when tools are offered) is read all the same.
+Tool calls come back as one Piece before the last (app/providers/llm_tools.py).
 
 Every failure becomes an LLMError naming the provider and URL: unreachable is 503, a timeout
 (connecting, or waiting for the next streamed piece) is 504, an error answer or a connection that
@@ -15,8 +17,16 @@ from typing import Any
 
 import httpx
 
+from app.providers import llm, llm_tools
 from app.providers.http_embedders import error_text
-from app.providers.llm import ChatRequest, LLMError, LLMTimeout, LLMUnavailable, ModelInfo, Piece
+from app.providers.llm import (
+    ChatRequest,
+    LLMError,
+    LLMTimeout,
+    LLMUnavailable,
+    ModelInfo,
+    Piece,
+)
 
 
 @contextlib.contextmanager
@@ -39,7 +49,7 @@ def _check(provider: str, url: str, response: httpx.Response) -> None:
 
 def _decoded(provider: str, url: str, line: str) -> Any:
     try:
-        return json.loads(line)
+        return json.loads(line)  # NaN in a tool call's arguments: llm_tools reads it as none
     except ValueError:
         raise LLMError(provider, f"{url} sent a line that is not JSON: {line[:100]!r}") from None
 
@@ -50,6 +60,15 @@ def _count(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31:
         return value
     return None
+
+
+def _last(finish_reason: str, usage: dict[str, Any]) -> Piece:
+    return Piece(
+        done=True,
+        finish_reason=finish_reason,
+        prompt_tokens=_count(usage.get("prompt_tokens")),
+        completion_tokens=_count(usage.get("completion_tokens")),
+    )
 
 
 class _Client:
@@ -98,6 +117,11 @@ class _Client:
             self._client.stream("POST", url, json=body) as response,
         ):
             _check(self.provider, url, response)
+            if response.headers.get("content-type", "").startswith("application/json"):
+                # A server that does not stream (some do not with tools) answers whole: one
+                # line, as JSON's own line breaks are only white space.
+                yield " ".join(response.read().decode().split())
+                return
             for line in response.iter_lines():
                 if line.strip():
                     yield line
@@ -108,9 +132,9 @@ class OllamaClient(_Client):
     chat_path = "/api/chat"
 
     def _chat_body(self, req: ChatRequest) -> dict[str, Any]:
-        return {
+        body = {
             "model": req.model,
-            "messages": req.messages,
+            "messages": llm_tools.ollama_messages(req.messages),
             "stream": True,
             "options": {
                 "temperature": req.temperature,
@@ -118,8 +142,10 @@ class OllamaClient(_Client):
                 "num_ctx": req.context_length,  # Ollama's own default would cut the prompt
             },
         }
+        return {**body, "tools": llm_tools.functions(req.tools)} if req.tools else body
 
     def _pieces(self, lines: Iterator[str], url: str) -> Iterator[Piece]:
+        calls: tuple[llm.ToolCall, ...] = ()
         for line in lines:
             data = _decoded(self.provider, url, line)
             if not isinstance(data, dict):
@@ -131,11 +157,15 @@ class OllamaClient(_Client):
                 yield Piece(
                     text=message.get("content") or "", reasoning=message.get("thinking") or ""
                 )
+            # Each call comes whole, once; however many lines bring them, MAX_CALLS in all.
+            calls = (calls + llm_tools.whole_calls(self.provider, message))[: llm_tools.MAX_CALLS]
             if data.get("done"):
+                if calls:
+                    yield Piece(tool_calls=calls)
                 reason = data.get("done_reason") or "stop"
                 yield Piece(
                     done=True,
-                    finish_reason="length" if reason == "length" else "stop",
+                    finish_reason=llm_tools.finish_reason(reason, calls),
                     prompt_tokens=_count(data.get("prompt_eval_count")),
                     completion_tokens=_count(data.get("eval_count")),
                 )
@@ -201,37 +231,34 @@ class OpenAIClient(_Client):
         super().__init__(base_url, timeout_s, headers)
 
     def _chat_body(self, req: ChatRequest) -> dict[str, Any]:
-        return {
+        body = {
             "model": req.model,
-            "messages": req.messages,
+            "messages": llm_tools.openai_messages(req.messages),
             "stream": True,
             "stream_options": {"include_usage": True},
             "temperature": req.temperature,
             "max_tokens": req.max_tokens,
         }
+        return {**body, "tools": llm_tools.functions(req.tools)} if req.tools else body
 
     def _pieces(self, lines: Iterator[str], url: str) -> Iterator[Piece]:
         finish_reason: str | None = None
         usage: dict[str, Any] = {}
+        fragments = llm_tools.CallFragments(self.provider)
         for line in lines:
+            if line.startswith("{"):  # not a stream: the whole answer
+                yield from self._whole(self._object(url, line))
+                return
             if not line.startswith("data:"):
                 continue  # SSE comments, event names and ids carry nothing for us
             payload = line[5:].strip()
             if payload == "[DONE]":
-                yield Piece(
-                    done=True,
-                    finish_reason="length" if finish_reason == "length" else "stop",
-                    prompt_tokens=_count(usage.get("prompt_tokens")),
-                    completion_tokens=_count(usage.get("completion_tokens")),
-                )
+                calls = fragments.calls()
+                if calls:
+                    yield Piece(tool_calls=calls)
+                yield _last(llm_tools.finish_reason(finish_reason, calls), usage)
                 return
-            data = _decoded(self.provider, url, payload)
-            if not isinstance(data, dict):
-                raise LLMError(self.provider, f"{url} sent {payload[:100]!r}")
-            if "error" in data:
-                error = data["error"]
-                message = error.get("message") if isinstance(error, dict) else error
-                raise LLMError(self.provider, f"{url} failed mid-reply: {message}")
+            data = self._object(url, payload)
             if isinstance(data.get("usage"), dict):
                 usage = data["usage"]
             for choice in data.get("choices") or []:
@@ -240,8 +267,37 @@ class OpenAIClient(_Client):
                 reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
                 if text or reasoning:
                     yield Piece(text=text, reasoning=reasoning)
+                fragments.add(delta.get("tool_calls") or [])
                 finish_reason = choice.get("finish_reason") or finish_reason
         raise LLMError(self.provider, f"{url} ended the stream without data: [DONE]")
+
+    def _object(self, url: str, payload: str) -> dict[str, Any]:
+        """A chunk or answer as an object; an error object is an LLMError."""
+        data = _decoded(self.provider, url, payload)
+        if not isinstance(data, dict):
+            raise LLMError(self.provider, f"{url} sent {payload[:100]!r}")
+        if "error" in data:
+            error = data["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            raise LLMError(self.provider, f"{url} failed mid-reply: {message}")
+        return data
+
+    def _whole(self, data: dict[str, Any]) -> Iterator[Piece]:
+        """The pieces of a non-streamed chat completion."""
+        choice = (data.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
+        text = message.get("content") or ""
+        reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
+        if text or reasoning:
+            yield Piece(text=text, reasoning=reasoning)
+        calls = llm_tools.whole_calls(self.provider, message)
+        if calls:
+            yield Piece(tool_calls=calls)
+        usage = data.get("usage")
+        yield _last(
+            llm_tools.finish_reason(choice.get("finish_reason"), calls),
+            usage if isinstance(usage, dict) else {},
+        )
 
     def list_models(self) -> list[ModelInfo]:
         data = self._get("/models")

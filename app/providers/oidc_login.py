@@ -1,5 +1,7 @@
 """The web page's sign-in at the OpenID provider: the authorization request (code flow with PKCE
-S256, state, nonce), the code exchange at the token endpoint, the ID token's checks, end-session.
+S256, state, nonce), the code exchange at the token endpoint, the ID token's checks, end-session;
+the refresh of the user's access token; and OAuth 2.0 Token Exchange (RFC 8693): a user's token
+for another audience (an MCP server).
 
 The ID token is verified by the provider's OIDCVerifier (same keys, issuer, algorithms), for the
 client id as audience, and must carry the nonce of its sign-in. Failures are AppErrors: the
@@ -15,18 +17,29 @@ import hmac
 import logging
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from app.errors import BadGateway, BadRequest, Unauthorized
+from app.errors import BadGateway, BadRequest, Conflict, Forbidden, Unauthorized
 from app.providers.oidc import IdentityProviderUnavailable, InvalidToken, OIDCVerifier
 
 log = logging.getLogger(__name__)
 
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # an OAuth error code, safe to repeat
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """What a sign-in's code gave: the ID token's verified claims, and the user's tokens at the
+    provider (access, refresh, expiry: what token exchange needs later), if it gave them."""
+
+    claims: Any
+    grant: dict[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -79,9 +92,11 @@ class OIDCLogin:
         }
         return AuthorizationRequest(with_query(endpoint, params), state, nonce, verifier)
 
-    def identity(self, code: str, code_verifier: str, redirect_uri: str, nonce: str) -> Any:
-        """The verified claims of the ID token the provider gives for `code`."""
-        id_token = self._exchange(code, code_verifier, redirect_uri)
+    def identity(self, code: str, code_verifier: str, redirect_uri: str, nonce: str) -> SignIn:
+        """The verified claims of the ID token the provider gives for `code`, and the user's
+        access (and refresh) token when it gives one."""
+        body = self._exchange(code, code_verifier, redirect_uri)
+        id_token = body["id_token"]
         try:
             claims = self.verifier.verify(id_token, audience=self.client_id)
         except InvalidToken as exc:
@@ -92,7 +107,24 @@ class OIDCLogin:
         azp = claims.get("azp")
         if azp is not None and azp != self.client_id:  # OpenID Connect Core 3.1.3.7
             raise _refused("it was issued to another client (azp)")
-        return claims
+        return SignIn(claims, _grant(body))
+
+    def refresh(self, refresh_token: str) -> dict[str, Any]:
+        """A new access token for the user of `refresh_token` (a sign-in's): the token response.
+        409 when the provider no longer takes it (sign in again), 502/503 as for a sign-in."""
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        response = self._post_token(form, "token refresh")
+        body = _json_object(response)
+        if response.status_code in (400, 401) and body.get("error") == "invalid_grant":
+            raise Conflict("the OpenID provider ended your sign-in: sign in again on the web page")
+        grant = _grant(body) if response.status_code == 200 else None
+        if grant is None:
+            log.warning("the OpenID provider's token refresh answered %s", response.status_code)
+            raise BadGateway(
+                f"the OpenID provider's token refresh answered {response.status_code}"
+                " without an access token"
+            )
+        return grant
 
     def end_session_url(self, post_logout_redirect_uri: str) -> str | None:
         """The provider's end-session URL (RP-Initiated Logout) returning to postrag, if any."""
@@ -107,23 +139,27 @@ class OIDCLogin:
         params = {"client_id": self.client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
         return with_query(endpoint, params)
 
-    def _exchange(self, code: str, code_verifier: str, redirect_uri: str) -> str:
-        """The ID token of the token endpoint's answer to the authorization code."""
+    def _post_token(self, form: dict[str, str], what: str) -> httpx.Response:
+        """POST `form` to the token endpoint as this client (503 when it cannot be reached)."""
         endpoint = self.verifier.discovery().token_endpoint
         if not endpoint:
             raise IdentityProviderUnavailable("the OpenID provider offers no token endpoint")
+        headers = self._client_authentication(form)
+        try:
+            return self._http.post(endpoint, data=form, headers=headers)
+        except httpx.HTTPError as exc:
+            log.warning("the OpenID provider's %s failed: %s", what, type(exc).__name__)
+            raise IdentityProviderUnavailable("the OpenID provider cannot be reached") from None
+
+    def _exchange(self, code: str, code_verifier: str, redirect_uri: str) -> dict[str, Any]:
+        """The token endpoint's answer to the authorization code (holding an ID token)."""
         form = {
             "grant_type": "authorization_code",
             "code": code,
             "redirect_uri": redirect_uri,
             "code_verifier": code_verifier,
         }
-        headers = self._client_authentication(form)
-        try:
-            response = self._http.post(endpoint, data=form, headers=headers)
-        except httpx.HTTPError as exc:
-            log.warning("the OpenID provider's token endpoint failed: %s", type(exc).__name__)
-            raise IdentityProviderUnavailable("the OpenID provider cannot be reached") from None
+        response = self._post_token(form, "token endpoint")
         body = _json_object(response)
         if response.status_code == 400 and "error" in body:
             refused = error_code(body["error"])
@@ -135,7 +171,36 @@ class OIDCLogin:
                 f"the OpenID provider's token endpoint answered {response.status_code}"
                 " without an ID token"
             )
-        return id_token
+        return body
+
+    def exchange(self, subject_token: str, audience: str, scope: str | None = None) -> str:
+        """The provider's access token for `audience` (and `scope`) standing for the user of
+        `subject_token` (RFC 8693). 403 when the provider refuses the exchange (the user or
+        postrag may not have such a token), 502 for an answer without a token, 503 when the
+        provider cannot be reached."""
+        form = {
+            "grant_type": TOKEN_EXCHANGE,
+            "subject_token": subject_token,
+            "subject_token_type": ACCESS_TOKEN_TYPE,
+            "requested_token_type": ACCESS_TOKEN_TYPE,
+            "audience": audience,
+            **({"scope": scope} if scope else {}),
+        }
+        response = self._post_token(form, "token exchange")
+        body = _json_object(response)
+        if response.status_code in (400, 401, 403) and "error" in body:
+            refused = error_code(body["error"])
+            raise Forbidden(
+                f"the OpenID provider refused to exchange your token for {audience} ({refused})"
+            )
+        token = body.get("access_token") if response.status_code == 200 else None
+        if not isinstance(token, str) or not token:
+            log.warning("the OpenID provider's token exchange answered %s", response.status_code)
+            raise BadGateway(
+                f"the OpenID provider's token exchange answered {response.status_code}"
+                " without an access token"
+            )
+        return token
 
     def _client_authentication(self, form: dict[str, str]) -> dict[str, str]:
         """Adds the client's credentials: in the form for public clients and where the provider
@@ -149,6 +214,21 @@ class OIDCLogin:
             return {}
         pair = f"{quote_plus(self.client_id)}:{quote_plus(self._secret)}"
         return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+
+
+def _grant(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The user's tokens of a token response (what the vault stores), or None without any."""
+    access = body.get("access_token")
+    if not isinstance(access, str) or not access:
+        return None
+    kept: dict[str, Any] = {"access_token": access}
+    for name in ("refresh_token", "scope"):
+        if isinstance(body.get(name), str) and body[name]:
+            kept[name] = body[name]
+    expires_in = body.get("expires_in")
+    if isinstance(expires_in, int) and not isinstance(expires_in, bool) and expires_in > 0:
+        kept["expires_in"] = expires_in
+    return kept
 
 
 def _refused(reason: str) -> Unauthorized:

@@ -9,19 +9,31 @@ from psycopg import sql
 from app.repositories import Conn, Row, returned
 from app.strict_json import jsonb
 
-CHAT = "id, owner_id, title, collection_ids, created_at, updated_at"
+CHAT = "id, owner_id, title, collection_ids, mcp_server_ids, created_at, updated_at"
 MESSAGE = (
     "id, chat_id, role, content, reasoning, status, finish_reason, model, prompt_tokens,"
-    " completion_tokens, latency_ms, citations, error, created_at, updated_at"
+    " completion_tokens, latency_ms, citations, tool_calls, error, created_at, updated_at"
 )
 
 
-def insert(conn: Conn, owner_id: int, title: str, collection_ids: list[int] | None) -> Row:
+def insert(
+    conn: Conn,
+    owner_id: int,
+    title: str,
+    collection_ids: list[int] | None,
+    mcp_server_ids: list[int],
+) -> Row:
     return returned(
         conn.execute(
-            "INSERT INTO chats (owner_id, title, collection_ids)"
-            f" VALUES (%(owner_id)s, %(title)s, %(collection_ids)s) RETURNING {CHAT}",
-            {"owner_id": owner_id, "title": title, "collection_ids": collection_ids},
+            "INSERT INTO chats (owner_id, title, collection_ids, mcp_server_ids)"
+            " VALUES (%(owner_id)s, %(title)s, %(collection_ids)s, %(mcp_server_ids)s)"
+            f" RETURNING {CHAT}",
+            {
+                "owner_id": owner_id,
+                "title": title,
+                "collection_ids": collection_ids,
+                "mcp_server_ids": mcp_server_ids,
+            },
         ).fetchone()
     )
 
@@ -50,7 +62,8 @@ def list_owned(conn: Conn, owner_id: int, *, limit: int, offset: int) -> tuple[l
 
 
 def update(conn: Conn, chat_id: int, owner_id: int, changes: dict[str, Any]) -> Row | None:
-    """Set the given columns (title, collection_ids); a no-op change still bumps updated_at."""
+    """Set the given columns (title, collection_ids, mcp_server_ids); a no-op change still bumps
+    updated_at."""
     assigns: list[sql.Composable] = [
         sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in changes
     ]
@@ -130,8 +143,9 @@ def save_progress(conn: Conn, message_id: int, content: str, reasoning: str) -> 
 def finish_message(conn: Conn, message_id: int, **values: Any) -> Row | None:
     """Close a streaming message with its final columns (status, content, tokens, ...); one a stop
     request closed already still takes the last text of the process generating it."""
-    if "citations" in values:
-        values["citations"] = jsonb(values["citations"])
+    for column in ("citations", "tool_calls"):
+        if column in values:
+            values[column] = jsonb(values[column])
     assigns = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in values
     )

@@ -75,6 +75,15 @@ def delete_session(conn: Conn, session_id: int) -> int:
     return conn.execute("DELETE FROM web_sessions WHERE id = %(id)s", {"id": session_id}).rowcount
 
 
+def has_live_session(conn: Conn, user_id: int) -> bool:
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM web_sessions WHERE user_id = %(user_id)s"
+        " AND expires_at > now()) AS live",
+        {"user_id": user_id},
+    ).fetchone()
+    return bool(row and row["live"])
+
+
 def delete_expired(conn: Conn) -> None:
     """Forget expired sessions and pending sign-ins (as the tables' owner)."""
     conn.execute("DELETE FROM web_sessions WHERE expires_at <= now()")

@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from app.errors import NotFound, ServiceUnavailable
 from app.metrics import metrics
-from app.providers.llm import ChatRequest, LLMClients, LLMUnavailable, Piece
+from app.providers.llm import ChatRequest, LLMClients, LLMUnavailable, Piece, ToolSpec
 from app.repositories import Conn
 from app.repositories import collections as collection_repo
 from app.repositories import llm_models as model_repo
@@ -173,15 +174,24 @@ def generate(
     *,
     temperature: float,
     max_tokens: int,
+    conversation: Sequence[dict[str, Any]] | None = None,
+    tools: tuple[ToolSpec, ...] = (),
 ) -> Generator[Piece, None, None]:
     """The reply's pieces, ending with a `done` piece (extractive answers included).
+
+    `conversation` replaces the prompt's messages (a chat's prompt with the tool calls made and
+    their results); `tools` are the functions the model may call.
 
     Timed and its tokens counted for GET /metrics: outcome `complete` at the done piece, `error`
     when the provider fails, `stopped` when the reader closes the generator first.
     """
     started, outcome = time.monotonic(), "stopped"
     try:
-        for piece in _pieces(llm, target, prompt, temperature=temperature, max_tokens=max_tokens):
+        messages = list(prompt.messages if conversation is None else conversation)
+        request = ChatRequest(
+            target.model, messages, temperature, max_tokens, target.context_length, tools
+        )
+        for piece in _pieces(llm, target, prompt, request):
             if piece.done:
                 outcome = "complete"
                 tokens = metrics().llm_tokens
@@ -197,12 +207,7 @@ def generate(
 
 
 def _pieces(
-    llm: LLMClients,
-    target: ChatTarget,
-    prompt: prompting.Prompt,
-    *,
-    temperature: float,
-    max_tokens: int,
+    llm: LLMClients, target: ChatTarget, prompt: prompting.Prompt, request: ChatRequest
 ) -> Generator[Piece, None, None]:
     if target.provider == "extractive":
         text = ""
@@ -216,6 +221,4 @@ def _pieces(
             completion_tokens=prompting.count_tokens(text),
         )
         return
-    yield from llm.client(target.provider).stream(
-        ChatRequest(target.model, prompt.messages, temperature, max_tokens, target.context_length)
-    )
+    yield from llm.client(target.provider).stream(request)

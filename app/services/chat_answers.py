@@ -1,13 +1,15 @@
-"""Posting a message to a chat: the exchange is stored, sources retrieved, the answer streamed.
+"""Posting a message to a chat: the exchange is stored, sources retrieved, the answer generated.
 
-`start` runs before any byte is sent (so its errors are plain HTTP problems): it stores the user's
-message and an assistant message in state 'streaming', and holds the tokens the answer may take
-of the user's daily budget. `run` then yields events (retrieval, reasoning, delta, done, error)
-while it saves the text every half second, so a stop request from any process reaches it and a
-crash leaves the partial text; at its end the tokens used are counted and the hold released. A
-client that goes away, a stop, or a model (or database) that fails mid-answer leave the message
-'incomplete' with what was generated; a model that fails before its first word leaves nothing
-stored, so the message can simply be sent again.
+`start` runs in the request, before any byte is sent (so its errors are plain HTTP problems): it
+stores the user's message and an assistant message in state 'streaming', and holds the tokens the
+answer may take of the user's daily budget. `run` then yields events (retrieval, reasoning,
+delta, done, error) while it saves the text every half second, so a stop request from any
+process reaches it and a crash leaves the partial text; at its end the tokens used are counted
+and the hold released. It runs in a thread of its own (app/services/answer_runs.py), so a client
+that goes away changes nothing: the answer is generated to its end. A stop, the process ending,
+or a model (or database) that fails mid-answer leave the message 'incomplete' with what was
+generated; a model that fails before its first word leaves nothing stored, so the message can
+simply be sent again.
 """
 
 from __future__ import annotations
@@ -21,11 +23,20 @@ from typing import Any
 from app.db import scope
 from app.db.pool import DATABASE_DOWN
 from app.errors import AppError, NotFound, ValidationFailed, as_app_error
-from app.repositories import Conn
+from app.repositories import Conn, Row
 from app.repositories import chats as chat_repo
 from app.repositories.search import Hit
-from app.services import answering, prompting, usage
-from app.services.chat_exchange import Answer, Deps, Event, Exchange
+from app.services import (
+    answering,
+    chat_rounds,
+    chat_toolbox,
+    prompting,
+    slash_commands,
+    usage,
+)
+from app.services.chat_exchange import Answer, Deps, Event, Exchange, answer_tokens
+from app.services.chat_toolbox import EMPTY
+from app.services.mcp_tools import Caller
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -45,13 +56,40 @@ def _title(content: str) -> str:
     return first if len(first) <= TITLE_CHARS else first[: TITLE_CHARS - 3].rstrip() + "..."
 
 
-def start(conn: Conn, who: Principal, chat_id: int, content: str, deps: Deps) -> Exchange:
-    """Store the user's message and the assistant's placeholder (404, 409, 422 or 5xx first)."""
-    if chat_repo.get_owned(conn, chat_id, who.user_id) is None:
+def command(
+    conn: Conn, who: Principal, chat_id: int, content: str, deps: Deps, subject_token: str | None
+) -> slash_commands.Planned | None:
+    """The slash command `content` is in the chat (None: a plain message; 404, 422 first).
+    Its prompt is then fetched by `slash_commands.prompt_text`, with no connection held."""
+    found = chat_repo.get_owned(conn, chat_id, who.user_id)
+    if found is None:
         raise NotFound(f"no chat {chat_id}")
+    caller = Caller(who.user_id, subject_token, who.session_id is not None)
+    return slash_commands.planned(conn, deps.mcp, caller, found["mcp_server_ids"], content)
+
+
+def start(
+    conn: Conn,
+    who: Principal,
+    chat_id: int,
+    content: str,
+    deps: Deps,
+    subject_token: str | None = None,
+) -> Exchange:
+    """Store the user's message and the assistant's placeholder (404, 409, 422 or 5xx first).
+
+    `content` is taken as it is (a slash command was replaced by its prompt before:
+    `command`); `subject_token` is the request's bearer JWT, for MCP servers that act with the
+    user's identity (token exchange).
+    """
+    found = chat_repo.get_owned(conn, chat_id, who.user_id)
+    if found is None:
+        raise NotFound(f"no chat {chat_id}")
+    caller = Caller(who.user_id, subject_token, who.session_id is not None)
+    servers = found["mcp_server_ids"]
     prefs = answering.preferences(conn, who.user_id)
     target = answering.resolve_target(conn, deps.llm, prefs)
-    room = (target.context_length - _answer_tokens(deps, target)) * prompting.SAFETY_MARGIN
+    room = (target.context_length - answer_tokens(deps, target)) * prompting.SAFETY_MARGIN
     if prompting.count_tokens(content) > room * 0.8:
         raise ValidationFailed.on_field(
             "content",
@@ -74,6 +112,9 @@ def start(conn: Conn, who: Principal, chat_id: int, content: str, deps: Deps) ->
         )  # a second answer in the making violates chat_messages_one_streaming_idx: 409
         chat_repo.touch(conn, chat_id, _title(content))
         history = chat_repo.history(conn, chat_id, user["id"])
+    toolbox = EMPTY
+    if target.provider != "extractive" and deps.mcp is not None:
+        toolbox = chat_toolbox.load(conn, servers)
     return Exchange(
         who,
         chat,
@@ -84,50 +125,59 @@ def start(conn: Conn, who: Principal, chat_id: int, content: str, deps: Deps) ->
         prefs,
         prompting.alternating([{"role": r["role"], "content": r["content"]} for r in history]),
         hold,
+        toolbox,
+        caller,
     )
 
 
-def _answer_tokens(deps: Deps, target: answering.ChatTarget) -> int:
-    return min(deps.settings.chat_answer_tokens, target.context_length // 4)
-
-
-def _source_event(sources: list[Hit], warnings: list[str], mode: str) -> Event:
+def _source_event(message_id: int, sources: list[Hit], warnings: list[str], mode: str) -> Event:
+    """The first event; it names the answer, so a client cut off later can resume its stream."""
     items = []
     for c, s in zip(prompting.citations(sources, ""), sources, strict=True):
         item = c.as_json()
         del item["cited"]  # nothing is cited before the answer
         items.append({**item, "text": s.text, "heading_path": s.heading_path})
-    return Event("retrieval", {"mode": mode, "sources": items, "warnings": warnings})
+    data = {"message_id": message_id, "mode": mode, "sources": items, "warnings": warnings}
+    return Event("retrieval", data)
 
 
 def run(ex: Exchange, deps: Deps) -> Generator[Event, None, None]:
-    """The answer's events; always ends with `done` or `error` unless the consumer leaves."""
+    """The answer's events; always ends with `done` or `error`."""
     answer = Answer(ex, deps)
     try:
-        yield from _stream(ex, deps, answer)
-    finally:  # whatever happened, the tokens held for the answer go back
-        usage.release_llm_tokens(deps.pool, ex.hold)
-
-
-def _stream(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
-    try:
         yield from _generate(ex, deps, answer)
-    except GeneratorExit:  # the client went away: keep what was generated
-        _cleanly(answer.finish, "incomplete", "disconnected", "the client disconnected")
-        raise
     except Exception as exc:  # a lost database is a 503 the client may retry, not a 500
         during = f"chat {ex.chat['id']}'s answer {ex.assistant_id}"
         yield _failed(answer, as_app_error(exc, during))
+    finally:  # whatever happened, the tokens held for the answer go back
+        usage.release_llm_tokens(deps.pool, ex.hold)
 
 
 def _failed(answer: Answer, error: AppError) -> Event:
     """The `error` event; the partial answer is kept (and named in the problem) or dropped."""
     if answer.text or answer.reasoning:
-        if _cleanly(answer.finish, "incomplete", "error", error.detail) is not None:
+        if _cleanly(_kept, answer, error.detail) is not None:
             error.extra["message_id"] = answer.ex.assistant_id  # only when it was really kept
     else:
         _cleanly(answer.discard)
     return Event("error", {}, error)
+
+
+def _kept(answer: Answer, detail: str) -> Row | None:
+    """Close the answer as 'incomplete'. Tool calls that cannot be stored (a bug: what comes in
+    is checked) are left out rather than leave the message 'streaming' with no error."""
+    try:
+        return answer.finish("incomplete", "error", detail)
+    except DATABASE_DOWN:
+        raise
+    except Exception:
+        if not answer.tool_calls:
+            raise
+        log.exception(
+            "could not store the end of an answer with its tool calls: storing it without"
+        )
+        answer.tool_calls = []
+        return answer.finish("incomplete", "error", detail)
 
 
 def _cleanly(cleanup: Any, *args: Any) -> Any:
@@ -182,36 +232,9 @@ def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
         history=ex.history,
         question=ex.question,
         context_tokens=ex.target.context_length,
-        answer_tokens=_answer_tokens(deps, ex.target),
+        answer_tokens=answer_tokens(deps, ex.target),
     )
     answer.sources = prompt.sources
     answer.prompt_tokens = prompt.estimated_tokens
-    yield _source_event(prompt.sources, found.warnings, found.mode)
-    t1 = time.monotonic()
-    pieces = answering.generate(
-        deps.llm,
-        ex.target,
-        prompt,
-        temperature=ex.prefs.temperature,
-        max_tokens=_answer_tokens(deps, ex.target),
-    )
-    try:
-        for piece in pieces:
-            if piece.done:
-                answer.prompt_tokens = piece.prompt_tokens or answer.prompt_tokens
-                answer.completion_tokens = piece.completion_tokens
-                answer.timings["generation_ms"] = round((time.monotonic() - t1) * 1000, 1)
-                reason = piece.finish_reason or "stop"
-                row = answer.finish("complete", reason)
-                yield answer.done_event(row, "complete", reason)
-                return
-            if "first_token_ms" not in answer.timings:
-                answer.timings["first_token_ms"] = round((time.monotonic() - t1) * 1000, 1)
-            yield from answer.take(piece.text, piece.reasoning)
-            if answer.save_due():
-                break
-    finally:
-        pieces.close()  # closes the upstream connection when we stop early
-    answer.timings["generation_ms"] = round((time.monotonic() - t1) * 1000, 1)
-    row = answer.finish("incomplete", "stopped", "stopped by the user")
-    yield answer.done_event(row, "incomplete", "stopped")
+    yield _source_event(ex.assistant_id, prompt.sources, found.warnings, found.mode)
+    yield from chat_rounds.answered(ex, deps, answer, prompt)

@@ -8,6 +8,7 @@ held are settled once, by the first try.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,12 +16,15 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from app.db import scope
+from app.db.listener import Listener
 from app.errors import AppError
-from app.providers.llm import LLMClients
+from app.providers.llm import LLMClients, Piece
 from app.repositories import Row
 from app.repositories import chats as chat_repo
 from app.repositories.search import Hit
 from app.services import answering, prompting, usage
+from app.services.chat_toolbox import EMPTY, Toolbox
+from app.services.mcp_tools import Caller, McpDeps
 from app.services.search import SearchDeps
 from app.services.tokens import Principal
 from app.settings import Settings
@@ -35,11 +39,21 @@ class Deps:
     llm: LLMClients
     search: SearchDeps
     llm_usage: dict[str, int] = field(default_factory=dict)  # filled for the usage log
+    stopping: threading.Event = field(default_factory=threading.Event)  # the process ends
+    mcp: McpDeps | None = None  # calls to MCP servers (chats with tools)
+    listener: Listener | None = None  # wakes an answer waiting for the user's reply
+
+
+def answer_tokens(deps: Deps, target: answering.ChatTarget) -> int:
+    """The longest answer: the setting, at most a quarter of a small context."""
+    return min(deps.settings.chat_answer_tokens, target.context_length // 4)
 
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # retrieval | reasoning | delta | done | error
+    # retrieval | reasoning | delta | tool_call | progress | question | question_closed |
+    # tool_result | done | error
+    kind: str
     data: dict[str, Any]
     error: AppError | None = None  # of an `error` event: the API renders it as any problem
 
@@ -55,7 +69,12 @@ class Exchange:
     prefs: answering.Preferences
     history: list[dict[str, str]]
     hold: usage.LLMTokenHold | None  # None for extractive answers: they are free
+    toolbox: Toolbox = EMPTY  # the MCP tools offered to the model
+    caller: Caller | None = None  # as whom MCP servers are called (with the request's JWT)
     started: float = field(default_factory=time.monotonic)
+    # MCP calls left running by a stop or the time for tools: the answer's room is held until
+    # they end (app/services/answer_runs.py), so stopping them does not let them pile up.
+    left_calls: list[threading.Thread] = field(default_factory=list)
 
 
 class Answer:
@@ -68,7 +87,10 @@ class Answer:
         self.sources: list[Hit] = []
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
+        self._spent = (0, 0)  # prompt and completion tokens of the rounds before (tool calls)
         self.timings: dict[str, float] = {}
+        self.tool_calls: list[dict[str, Any]] = []  # each call made and its result
+        self.stopped = False  # a stop was seen while a tool ran: no more calls
         self.last_save = time.monotonic()
         self.text_closed = self.finished = False
 
@@ -80,10 +102,24 @@ class Answer:
         events = [Event("reasoning", {"text": thought})] if thought else []
         return events + ([Event("delta", {"text": answer})] if answer else [])
 
+    def count(self, piece: Piece) -> None:
+        """Take the tokens of a reply's last piece: a round of tool calls is a reply of its own,
+        and the answer's tokens are those of all its rounds."""
+        if piece.prompt_tokens:
+            self.prompt_tokens = self._spent[0] + piece.prompt_tokens
+        if piece.completion_tokens is not None:
+            self.completion_tokens = self._spent[1] + piece.completion_tokens
+        self._spent = (self.prompt_tokens or 0, self.completion_tokens or 0)
+
     def save_due(self) -> bool:
         """Save the text if it is time; True when a stop was requested."""
         if time.monotonic() - self.last_save < SAVE_EVERY_S:
             return False
+        return self.save()
+
+    def save(self) -> bool:
+        """Save the text (which also shows the answer is alive); True when a stop was
+        requested."""
         self.last_save = time.monotonic()
         with scope.user_connection(self.deps.pool, self.ex.who.user_id) as conn, conn.transaction():
             stop = chat_repo.save_progress(conn, self.ex.assistant_id, self.text, self.reasoning)
@@ -111,6 +147,7 @@ class Answer:
                 completion_tokens=completion,
                 latency_ms=int(self.timings["total_ms"]),
                 citations=[c.as_json() for c in prompting.citations(self.sources, self.text)],
+                tool_calls=self.tool_calls,
                 error=error,
             )
         self.finished = True

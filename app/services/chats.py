@@ -5,12 +5,16 @@ Posting a message (the RAG answer itself) is in app/services/chat_answers.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, ValidationFailed
 from app.repositories import Conn, Row
+from app.repositories import chat_questions as question_repo
 from app.repositories import chats as chat_repo
 from app.repositories import collections as collection_repo
+from app.repositories import mcp_servers as server_repo
+from app.repositories import preferences as preference_repo
 from app.services.tokens import Principal
 
 
@@ -26,10 +30,38 @@ def check_scope(conn: Conn, who: Principal, collection_ids: list[int] | None) ->
     return wanted
 
 
-def create(conn: Conn, who: Principal, title: str, collection_ids: list[int] | None) -> Row:
+def check_servers(conn: Conn, server_ids: list[int]) -> list[int]:
+    """The MCP servers a chat's answers may use, without duplicates; 422 naming any that is not
+    registered or not enabled."""
+    wanted = sorted(set(server_ids))
+    enabled = {r["id"] for r in server_repo.enabled_among(conn, wanted)}
+    missing = [i for i in wanted if i not in enabled]
+    if missing:
+        raise ValidationFailed.on_field(
+            "mcp_server_ids",
+            f"no enabled MCP server {', '.join(map(str, missing))}",
+            type="value_error",
+        )
+    return wanted
+
+
+def create(
+    conn: Conn,
+    who: Principal,
+    title: str,
+    collection_ids: list[int] | None,
+    mcp_server_ids: Sequence[int] | None = None,
+) -> Row:
+    """A new chat; without `mcp_server_ids`, it uses the servers of the user's preference."""
     with conn.transaction():
         scope = check_scope(conn, who, collection_ids)
-        return chat_repo.insert(conn, who.user_id, title, scope)
+        if mcp_server_ids is None:
+            preferred = preference_repo.get(conn, who.user_id)
+            mcp_server_ids = preferred["mcp_server_ids"] if preferred else []
+            # one disabled or removed since is left out, not refused
+            mcp_server_ids = [r["id"] for r in server_repo.enabled_among(conn, mcp_server_ids)]
+        servers = check_servers(conn, list(mcp_server_ids))
+        return chat_repo.insert(conn, who.user_id, title, scope, servers)
 
 
 def get_owned(conn: Conn, who: Principal, chat_id: int) -> Row:
@@ -45,11 +77,13 @@ def list_page(conn: Conn, who: Principal, *, limit: int, offset: int) -> tuple[l
 
 def messages_page(
     conn: Conn, who: Principal, chat_id: int, *, limit: int, offset: int
-) -> tuple[Row, list[Row], int]:
+) -> tuple[Row, list[Row], int, list[Row]]:
+    """The chat, a page of its messages, their total, and the questions waiting for the user."""
     with conn.transaction():
         chat = get_owned(conn, who, chat_id)
         rows, total = chat_repo.messages_page(conn, chat_id, limit=limit, offset=offset)
-    return chat, rows, total
+        questions = question_repo.pending(conn, chat_id)
+    return chat, rows, total, questions
 
 
 def get_message(conn: Conn, who: Principal, chat_id: int, message_id: int) -> Row:
@@ -64,6 +98,8 @@ def update(conn: Conn, who: Principal, chat_id: int, changes: dict[str, Any]) ->
     with conn.transaction():
         if "collection_ids" in changes:
             changes["collection_ids"] = check_scope(conn, who, changes["collection_ids"])
+        if "mcp_server_ids" in changes:
+            changes["mcp_server_ids"] = check_servers(conn, changes["mcp_server_ids"])
         chat = chat_repo.update(conn, chat_id, who.user_id, changes)
         if chat is None:
             raise NotFound(f"no chat {chat_id}")

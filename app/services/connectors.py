@@ -8,6 +8,7 @@ expired spend a rotating refresh token once: the second waits, then finds the fr
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,11 +16,15 @@ from app.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from app.providers import oauth
 from app.repositories import Conn, Row
 from app.repositories import connectors as connector_repo
+from app.repositories import mcp_servers as mcp_server_repo
 from app.services.secrets import Keyring
 from app.services.tokens import Principal
 from app.settings import Settings, SettingsError
 
 PROVIDER = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+# The OpenID provider's tokens of a user, kept from their web sign-in (app/services/web_sessions.py)
+# for MCP servers that act with the user's identity; nobody stores them through the API.
+IDENTITY = "oidc"
 EXPIRY_SKEW = timedelta(seconds=60)  # refresh a little early: the token must last the call
 REFRESH_TIMEOUT_S = 15.0
 
@@ -90,6 +95,9 @@ def store(
     conn: Conn, who: Principal, provider: str, grant: dict[str, Any], keyring: Keyring | None
 ) -> dict[str, Any]:
     """Connect (or reconnect) `provider` with an OAuth token response."""
+    if provider == IDENTITY:
+        msg = f"{IDENTITY} tokens come from signing in on the web page, not from the API"
+        raise ValidationFailed.on_field("provider", msg, type="reserved")
     return store_for(conn, who.user_id, provider, grant, keyring)
 
 
@@ -126,8 +134,10 @@ def access_token(
     settings: Settings,
     *,
     force: bool = False,
+    refresher: Callable[[str], dict[str, Any]] | None = None,
 ) -> tuple[str, Row]:
-    """A valid access token for `provider` (refreshed first when it expires within a minute)."""
+    """A valid access token for `provider` (refreshed first when it expires within a minute,
+    by `refresher` or else the provider's POSTRAG_OAUTH_* client)."""
     ring = require_keyring(keyring)
     with conn.transaction():
         connector_repo.lock_owner(conn, owner_id)  # one refresh per user at a time
@@ -139,11 +149,16 @@ def access_token(
             where = _where(owner_id, provider, "access")
             return ring.decrypt(row["access_token"], row["key_id"], where), row
         if row["refresh_token"] is None:
-            raise Conflict(f"{provider} gave no refresh token; connect again")
+            again = "sign in again on the web page" if provider == IDENTITY else "connect again"
+            raise Conflict(f"{provider} gave no refresh token; {again}")
         refresh = ring.decrypt(
             row["refresh_token"], row["key_id"], _where(owner_id, provider, "refresh")
         )
-        grant = oauth.refresh_grant(_oauth_client(settings, provider), refresh, REFRESH_TIMEOUT_S)
+        if refresher is not None:
+            grant = refresher(refresh)
+        else:
+            client = _oauth_client(settings, provider)
+            grant = oauth.refresh_grant(client, refresh, REFRESH_TIMEOUT_S)
         kept = (
             row["refresh_token"]
             if row["key_id"] == ring.current.id
@@ -162,23 +177,34 @@ def access_token(
 
 
 def refresh(
-    conn: Conn, who: Principal, provider: str, keyring: Keyring | None, settings: Settings
+    conn: Conn,
+    who: Principal,
+    provider: str,
+    keyring: Keyring | None,
+    settings: Settings,
+    refresher: Callable[[str], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Refresh now, whatever the expiry; the public view."""
-    _, row = access_token(conn, who.user_id, provider, keyring, settings, force=True)
+    _, row = access_token(
+        conn, who.user_id, provider, keyring, settings, force=True, refresher=refresher
+    )
     return public(row)
 
 
 def check_keys(conn: Conn, settings: Settings) -> None:
-    """At start: refuse a missing or weak key, or a missing old key, when tokens are stored."""
+    """At start: refuse a missing or weak key, or a missing old key, when tokens (or MCP
+    servers' headers) are stored."""
     counts = connector_repo.key_ids(conn)
+    for key_id, n in mcp_server_repo.key_ids(conn).items():  # MCP servers' static headers
+        counts[key_id] = counts.get(key_id, 0) + n
     if not counts:
         return
     ring = Keyring.from_settings(settings)  # SettingsError when missing or weak
     unknown = sorted(k for k in counts if not ring.knows(k))
     if unknown:
         raise SettingsError(
-            f"connector tokens are encrypted with key(s) {', '.join(unknown)} that neither"
+            f"connector tokens or MCP server headers are encrypted with key(s)"
+            f" {', '.join(unknown)} that neither"
             " POSTRAG_SECRET_KEY nor POSTRAG_OLD_SECRET_KEYS gives"
         )
 

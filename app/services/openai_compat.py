@@ -83,6 +83,16 @@ class Completion:
     def citations(self, answer: str) -> list[dict[str, Any]]:
         return [c.as_json() for c in prompting.citations(self.prompt.sources, answer)]
 
+    def usage(self, last: Piece, generated: str) -> dict[str, int]:
+        """The tokens of a finished answer: as the model counted them, else estimated."""
+        prompt = last.prompt_tokens
+        if prompt is None:
+            prompt = self.prompt.estimated_tokens
+        done = last.completion_tokens
+        if done is None:
+            done = prompting.count_tokens(generated)
+        return {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
+
 
 def _split(messages: list[dict[str, str]]) -> tuple[str, list[dict[str, str]], str]:
     """(system prompt, history, question) from an OpenAI message list."""
@@ -102,7 +112,7 @@ def prepare(
     conn: Conn,
     who: Principal,
     *,
-    model: str,
+    model: str | None,
     messages: list[dict[str, str]],
     rag: dict[str, Any] | None,
     temperature: float | None,
@@ -110,8 +120,9 @@ def prepare(
     llm: LLMClients,
     search: SearchDeps,
 ) -> Completion:
-    """Resolve the model, retrieve (when `rag` is given), build the prompt and hold the tokens
-    it may take of the caller's daily budget (release them with `usage.settle_llm_tokens`)."""
+    """Resolve the model (None: the caller's preferred one), retrieve (when `rag` is given),
+    build the prompt and hold the tokens it may take of the caller's daily budget (release them
+    with `usage.settle_llm_tokens`)."""
     system, history, question = _split(messages)
     settings = search.settings
     prefs = answering.preferences(conn, who.user_id)

@@ -8,7 +8,7 @@ from app.errors import ValidationFailed
 from app.repositories import Conn, Row
 from app.repositories import llm_models as model_repo
 from app.repositories import preferences as preference_repo
-from app.services import search
+from app.services import chats, search
 from app.services.tokens import Principal
 
 # The user_preferences column defaults (a test compares them with the database's).
@@ -21,6 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "min_similarity": search.DEFAULT_MIN_SIMILARITY,
     "temperature": DEFAULT_TEMPERATURE,
     "system_prompt": DEFAULT_SYSTEM_PROMPT,
+    "mcp_server_ids": [],
 }
 # API field -> column; the API names the similarity threshold as search does.
 _COLUMNS = {field: field for field in DEFAULTS} | {"min_similarity": "similarity_threshold"}
@@ -35,6 +36,7 @@ def _public(row: Row) -> dict[str, Any]:
         "min_similarity": float(row["similarity_threshold"]),
         "temperature": float(row["temperature"]),
         "system_prompt": row["system_prompt"],
+        "mcp_server_ids": row["mcp_server_ids"],
         "updated_at": row["updated_at"],
     }
 
@@ -66,6 +68,8 @@ def change(conn: Conn, who: Principal, values: dict[str, Any]) -> dict[str, Any]
     with conn.transaction():
         if values.get("chat_model_id") is not None:
             _check_chat_model(conn, values["chat_model_id"])
+        if "mcp_server_ids" in values:
+            values["mcp_server_ids"] = chats.check_servers(conn, values["mcp_server_ids"])
         preference_repo.upsert(conn, who.user_id, {_COLUMNS[k]: v for k, v in values.items()})
         return get(conn, who)
 

@@ -92,6 +92,27 @@ def hold_llm_tokens(conn: Conn, user_id: int, budget: int, tokens: int) -> LLMTo
     raise TooManyRequests(detail, headers={"Retry-After": retry})
 
 
+def extend_llm_tokens(
+    pool: ConnectionPool[Any], hold: LLMTokenHold, budget: int, most: int
+) -> bool:
+    """Hold up to `most` tokens for an answer that goes on (another round after tool calls):
+    what it needs beyond its hold, while some of today's budget is neither used nor held, and
+    the hold counts HOLD_LAPSE_S from now; False when the budget is used up.
+
+    So an answer of many rounds passes the budget by at most one round's most, as a lone one may.
+    """
+    if budget <= 0 or hold.settled:
+        return True
+    more = max(0, most - hold.tokens)
+    with scope.user_connection(pool, hold.user_id) as conn, conn.transaction():
+        held = usage_repo.hold_llm_tokens(
+            conn, hold.user_id, hold.window_start, more, budget, HOLD_LAPSE_S
+        )
+    if held:
+        hold.tokens += more
+    return held
+
+
 def settle_llm_tokens(pool: ConnectionPool[Any], hold: LLMTokenHold, used: int) -> None:
     """Count the tokens the answer `used` and release its hold, at once and only once."""
     if hold.settled:

@@ -3,7 +3,10 @@ started them, sessions behind a cookie (only a hash of its secret is stored), th
 and sign-out.
 
 Sign-in and session lookup run before anyone is known, as the tables' owner (the caller sets
-that up, as for API tokens); sign-out runs as the session's user.
+that up, as for API tokens); sign-out runs as the session's user. A sign-in keeps the user's
+tokens at the provider in the vault (connector `oidc`), so that MCP servers acting with the
+user's identity (token exchange) work from the web page too; signing out of the last session
+deletes them.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from datetime import timedelta
 from app.errors import BadRequest, Forbidden, Unauthorized
 from app.providers.oidc_login import OIDCLogin, error_code
 from app.repositories import Conn, Row
+from app.repositories import connectors as connector_repo
 from app.repositories import web_sessions as session_repo
-from app.services import tokens, users
+from app.services import connectors, tokens, users
+from app.services.secrets import Keyring
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,10 +74,13 @@ def begin(conn: Conn, login: OIDCLogin, redirect_uri: str) -> Started:
     return Started(request.url, browser)
 
 
-def complete(conn: Conn, login: OIDCLogin, settings: Settings, back: Callback) -> tuple[Row, str]:
+def complete(
+    conn: Conn, login: OIDCLogin, settings: Settings, back: Callback, keyring: Keyring | None
+) -> tuple[Row, str]:
     """The user the provider vouches for (provisioned as a JWT bearer's is) and the secret of
     their new session. The state is used up whatever happens next; any failure makes no
-    session."""
+    session. The user's tokens at the provider are kept in the vault (with `keyring`), for MCP
+    servers that act with their identity (token exchange), until their last session ends."""
     if not back.state:
         raise BadRequest("the sign-in came back without its state: sign in again")
     with conn.transaction():
@@ -86,10 +94,10 @@ def complete(conn: Conn, login: OIDCLogin, settings: Settings, back: Callback) -
         raise BadRequest(f"the OpenID provider did not sign you in ({error_code(back.error)})")
     if not back.code:
         raise BadRequest("the OpenID provider's answer holds no code: sign in again")
-    claims = login.identity(
+    signed_in = login.identity(
         back.code, pending["code_verifier"], pending["redirect_uri"], pending["nonce"]
     )
-    user = users.from_identity(conn, login.verifier.issuer, claims, settings)
+    user = users.from_identity(conn, login.verifier.issuer, signed_in.claims, settings)
     secret = secrets.token_urlsafe(32)
     with conn.transaction():
         session = session_repo.insert_session(
@@ -98,6 +106,8 @@ def complete(conn: Conn, login: OIDCLogin, settings: Settings, back: Callback) -
             user_id=user["id"],
             lifetime=timedelta(hours=settings.session_hours),
         )
+        if signed_in.grant is not None and keyring is not None:
+            connectors.store_for(conn, user["id"], connectors.IDENTITY, signed_in.grant, keyring)
     log.info("user %s signed in on the web page (session %s)", user["id"], session["id"])
     return user, secret
 
@@ -142,3 +152,5 @@ def end(conn: Conn, principal: tokens.Principal) -> None:
         )
     with conn.transaction():
         session_repo.delete_session(conn, principal.session_id)
+        if not session_repo.has_live_session(conn, principal.user_id):  # signed out everywhere
+            connector_repo.delete(conn, principal.user_id, connectors.IDENTITY)

@@ -1,6 +1,7 @@
 // postrag's web page: plain modules, no build step. Every call goes to the public JSON API
-// (api.js says with which credentials); sources.js holds the Sources section.
-import { $, TOKEN_KEY, api, authHeaders, element, report, token, useCsrfToken } from "./api.js";
+// (api.js says with which credentials); chat.js holds the Chat section, sources.js the Sources one.
+import { $, TOKEN_KEY, api, element, report, token, useCsrfToken } from "./api.js";
+import { forgetChat, loadChats, reopenChat, setUpChat } from "./chat.js";
 import { setUpSources, showSources, startSources } from "./sources.js";
 
 let currentCollection = null;
@@ -39,12 +40,13 @@ function showApp(me) {
   $("#app").hidden = false;
   $("#sign-out").hidden = false;
   $("#who").focus();
-  for (const load of [loadCollections, loadChats, loadPreferences, startSources]) {
+  for (const load of [loadCollections, loadChats, reopenChat, loadPreferences, startSources]) {
     load().catch((error) => report(error));
   }
 }
 
 async function signOut() {
+  forgetChat();
   if (token()) {
     sessionStorage.removeItem(TOKEN_KEY);
     location.reload();
@@ -179,168 +181,6 @@ async function search(event) {
   }
 }
 
-// ------------------------------------------------------------------ chat
-
-let currentChat = null;
-const passages = new Map();  // chunk id -> text, from the retrieval events of live answers
-
-async function loadChats() {
-  const page = await api("/api/v1/chats?limit=100");
-  $("#chats").replaceChildren(...page.items.map((c) => element("li", {},
-    element("button", { type: "button", "aria-current": String(c.id === currentChat),
-      onclick: () => openChat(c.id).catch((error) => report(error, "#chat-error")) },
-      c.title || `Chat ${c.id}`))));
-}
-
-async function openChat(id) {
-  currentChat = id;
-  let chat = await api(`/api/v1/chats/${id}?limit=100`);
-  if (chat.messages.total > chat.messages.items.length) {  // the newest 100
-    chat = await api(`/api/v1/chats/${id}?limit=100&offset=${chat.messages.total - 100}`);
-  }
-  $("#messages").replaceChildren(...chat.messages.items.map((m) => {
-    const item = messageItem(m.role, m.content, m.citations || []);
-    if (m.error) item.append(element("p", { class: "error" }, m.error));
-    return item;
-  }));
-  await loadChats();
-}
-
-function messageItem(role, text, citations) {
-  const item = element("li", { class: role });
-  item.append(element("span", { class: "visually-hidden" }, role === "user" ? "You: " : "Answer: "));
-  item.append(withCitations(text, citations));
-  return item;
-}
-
-// "[2]" and "[1, 3]" in an answer: each number becomes a link that opens the cited passage.
-function withCitations(text, citations) {
-  const node = element("span", { class: "text" });
-  for (const part of text.split(/(\[\d{1,3}(?:\s*,\s*\d{1,3})*\])/)) {
-    const numbers = /^\[[\d,\s]+\]$/.test(part) ? part.slice(1, -1).split(",").map(Number) : [];
-    const cited = numbers.map((n) => citations.find((c) => c.n === n));
-    if (!numbers.length || cited.some((c) => !c)) { node.append(part); continue; }
-    node.append("[");
-    cited.forEach((c, i) => {
-      if (i) node.append(", ");
-      node.append(element("a", { href: "#passage", class: "citation",
-        "aria-label": `[${c.n}] source: ${c.filename}`,
-        onclick: (event) => { event.preventDefault(); showPassage(c, event.target); } }, String(c.n)));
-    });
-    node.append("]");
-  }
-  return node;
-}
-
-async function chunkText(citation) {
-  if (passages.has(citation.chunk_id)) return passages.get(citation.chunk_id);
-  for (let offset = 0; ; offset += 100) {
-    const page = await api(`/api/v1/documents/${citation.document_id}/chunks?limit=100&offset=${offset}`);
-    const found = page.items.find((c) => c.id === citation.chunk_id);
-    if (found) return found.text;
-    if (offset + 100 >= page.total) return null;
-  }
-}
-
-let openedFrom = null;
-
-async function showPassage(citation, link) {
-  openedFrom = link;
-  let text;
-  try { text = await chunkText(citation); } catch (error) { report(error, "#chat-error"); return; }
-  $("#passage-title").textContent = `[${citation.n}] ${citation.filename}${citation.page ? `, page ${citation.page}` : ""}`;
-  $("#passage-text").textContent = text ?? "(the passage is no longer there)";
-  $("#passage").hidden = false;
-  $("#passage-close").focus();
-}
-
-// Server-sent events from a fetch body (not EventSource: the token goes in a header).
-async function* events(response) {
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value;
-    // Line ends may be \r\n, \r or \n; a \r at the very end may be half of a \r\n.
-    const safe = buffer.endsWith("\r") ? buffer.length - 1 : buffer.length;
-    const lines = buffer.slice(0, safe).replace(/\r\n?/g, "\n");
-    buffer = buffer.slice(safe);
-    let rest = lines;
-    let end;
-    while ((end = rest.indexOf("\n\n")) >= 0) {
-      const block = rest.slice(0, end);
-      rest = rest.slice(end + 2);
-      let name = "message";
-      const data = [];
-      for (const line of block.split("\n")) {
-        const [field, ...value] = line.split(":");
-        const text = value.join(":").replace(/^ /, "");
-        if (field === "event") name = text;
-        else if (field === "data") data.push(text);
-      }
-      if (data.length) yield [name, JSON.parse(data.join("\n"))];
-    }
-    buffer = rest + buffer;
-  }
-}
-
-async function ask(event) {
-  event.preventDefault();
-  $("#chat-error").textContent = "";
-  const question = $("#question").value;
-  const button = $("#ask-form button");
-  button.disabled = true;
-  $("#messages").setAttribute("aria-busy", "true");
-  try {
-    if (!currentChat) {
-      const body = currentCollection ? { collection_ids: [currentCollection.id] } : {};
-      currentChat = (await api("/api/v1/chats", { method: "POST",
-        headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).id;
-    }
-    const response = await fetch(`/api/v1/chats/${currentChat}/messages`, {
-      method: "POST",
-      headers: { ...authHeaders("POST"), "Content-Type": "application/json", Accept: "text/event-stream" },
-      credentials: "same-origin",
-      body: JSON.stringify({ content: question }),
-    });
-    if (!response.ok) {
-      const problem = await response.json().catch(() => ({}));
-      throw new Error(problem.detail || `${response.status} ${response.statusText}`);
-    }
-    $("#question").value = "";
-    $("#messages").append(messageItem("user", question, []));
-    const answer = messageItem("assistant", "", []);
-    $("#messages").append(answer);
-    let text = "";
-    let finished = false;
-    for await (const [name, data] of events(response)) {
-      if (name === "retrieval") {
-        for (const source of data.sources || []) passages.set(source.chunk_id, source.text);
-      } else if (name === "delta") {
-        text += data.text;
-        answer.querySelector(".text").textContent = text;
-      } else if (name === "done") {
-        finished = true;
-        answer.dataset.status = data.status;
-      } else if (name === "error") {
-        finished = true;
-        report(new Error(data.detail || "the answer failed"), "#chat-error");
-      }
-    }
-    if (!finished) report(new Error("the answer was interrupted"), "#chat-error");
-    // As stored: the server may have held back or set apart a last piece of the text.
-    const status = answer.dataset.status;
-    await openChat(currentChat);
-    if (status) $("#messages li.assistant:last-child").dataset.status = status;
-  } catch (error) {
-    report(error, "#chat-error");
-  } finally {
-    button.disabled = false;
-    $("#messages").setAttribute("aria-busy", "false");
-  }
-}
-
 // ------------------------------------------------------------------ preferences
 
 async function loadPreferences() {
@@ -405,12 +245,7 @@ function setUp() {
   });
   $("#files").addEventListener("change", (event) => upload([...event.target.files]));
   $("#search-form").addEventListener("submit", search);
-  $("#ask-form").addEventListener("submit", ask);
-  $("#new-chat").addEventListener("click", () => { currentChat = null; $("#messages").replaceChildren(); $("#question").focus(); });
-  $("#passage-close").addEventListener("click", () => {
-    $("#passage").hidden = true;
-    openedFrom?.focus();  // back to the citation that opened it
-  });
+  setUpChat(() => (currentCollection ? [currentCollection.id] : null));
   $("#preferences-form").addEventListener("submit", savePreferences);
   setUpSources(loadDocuments);
   if (token()) signIn(token());
