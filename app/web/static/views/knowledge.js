@@ -1,0 +1,6 @@
+// The knowledge view (issue 21: being built).
+import { heading } from "../ui.js";
+
+export async function mount(container) {
+  container.append(heading(1, "Knowledge"));
+}
