@@ -56,7 +56,7 @@ function codeBlock(code, language) {
   copy.addEventListener("click", () => copyText(code, copy));
   const attributes = language ? { "data-language": language } : {};
   return element("div", { class: "code-block" }, copy,
-    element("pre", {}, element("code", attributes, code)));
+    element("pre", { tabindex: "0" }, element("code", attributes, code)));  // scrolls by keyboard
 }
 
 // Copy `text`, saying so on `button` for a moment.
@@ -140,7 +140,7 @@ function table(lines, i, cite) {
     body.append(element("tr", {}, ...cells(lines[end]).map((c) => element("td", {}, ...inline(c, cite)))));
     end += 1;
   }
-  const wrap = element("div", { class: "table-wrap" },
+  const wrap = element("div", { class: "table-wrap", tabindex: "0" },
     element("table", {}, element("thead", {}, head), body));
   return { node: wrap, next: end };
 }
