@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.helpers import bearer, live_server
-from tests.web import assert_accessible, sign_in
+from tests.web import assert_accessible, screenshot, sign_in
 
 KEY = "k1-" + "abcdefghijklmnopqrstuvwxyz0123456789"
 SECRET = "header-secret-value-42"
@@ -104,6 +104,7 @@ def test_a_token_is_shown_once_copied_used_and_revoked(base, browser_page, admin
     expect(page.locator("#view [data-error-of=name]")).not_to_have_text("")
     page.get_by_label("Name", exact=True).fill("laptop script")
     page.get_by_label("Write").uncheck()
+    page.get_by_label("Expires on").fill("2099-01-31")
     page.get_by_role("button", name="Create token").click()
     secret = page.get_by_label("Your new token laptop script")
     expect(secret).to_have_value(re.compile(r"^prg_"))
@@ -117,11 +118,14 @@ def test_a_token_is_shown_once_copied_used_and_revoked(base, browser_page, admin
 
     me = httpx.get(f"{base}/api/v1/me", headers=bearer(value))
     assert me.status_code == 200 and me.json()["scopes"] == ["read"]
+    listed = httpx.get(f"{base}/api/v1/tokens", headers=bearer(admin_token)).json()["items"]
+    assert listed[0]["expires_at"].startswith(("2099-01-31", "2099-02-01"))  # that day, there
     page.get_by_role("button", name="Done").click()
     expect(page.get_by_label("Your new token laptop script")).to_have_count(0)
     card = page.locator("#view li.item").filter(has_text="laptop script")
     expect(card).to_contain_text(value[:12])  # its prefix, to recognise it; never the secret
     assert value not in page.locator("#view").inner_text()
+    screenshot(page, "settings-tokens")
 
     card.get_by_role("button", name="Revoke").click()
     page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
@@ -242,6 +246,7 @@ def test_an_admin_registers_pulls_with_progress_and_removes_a_model(
     expect(model).to_contain_text("installed")
     pulled = page.evaluate("window.pulled")
     assert "pulling abc123: 50%" in pulled and pulled[-1] == "success", pulled
+    screenshot(page, "settings-models")
     model.get_by_role("button", name="Make default").click()
     expect(model).to_contain_text("default")
     expect(chat.get_by_role("button", name="Make default")).to_be_visible()
@@ -266,9 +271,12 @@ def test_a_user_sees_only_their_own_settings_and_signs_out(base, browser_page, a
     assert_accessible(page)
     page.goto(f"{base}/#/settings/users")
     expect(page.locator("#view h2")).to_have_text("For admins only")
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url))
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_label("API token")).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('postrag.token')") is None
+    assert not [url for url in sent if "/auth/logout" in url]  # a token has no session to end
 
 
 def test_sign_in_with_the_provider_save_a_preference_and_sign_out(
