@@ -45,9 +45,13 @@ def _document(base: str, headers: dict[str, str], collection: str, name: str, te
 
 
 def _ask(page: Page, text: str) -> None:
+    """Ask from the composer (Enter sends), once the question is in the conversation."""
+    asked = page.locator("#messages li.user")
+    before = asked.count()
     box = page.get_by_label("Your question")
     box.fill(text)
     box.press("Enter")
+    expect(asked).to_have_count(before + 1)
 
 
 def _answer(page: Page):  # type: ignore[no-untyped-def]
@@ -208,7 +212,7 @@ def test_a_chat_searches_the_collections_and_uses_the_model_chosen_in_it(
         return len(stored["collection_ids"]) == 1 and stored.get("chat_model") == "other-chat"
 
     wait_for(saved, "the chat's collections and model saved")
-    _ask(page, "And now?")
+    _ask(page, "How often do they need oil now?")
     answer = _answer(page)
     expect(answer.get_by_role("button", name=re.compile("Source 1"))).to_have_accessible_name(
         "Source 1: valves.md"
