@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.helpers import live_server, wait_for
-from tests.web import assert_accessible, sign_in
+from tests.web import assert_accessible, screenshot, sign_in
 
 HOSTILE = (
     "## Booking\n\n"
@@ -109,6 +109,7 @@ def test_an_answer_is_safe_markdown_whose_citation_opens_the_passage(
     expect(panel.get_by_role("heading")).to_have_text("[1] holidays.md")
     expect(panel.locator("mark")).to_contain_text("Book in the portal.")
     expect(panel.get_by_role("button", name="Download holidays.md")).to_be_visible()
+    screenshot(page, "chat-citation")
     assert_accessible(page)
     page.keyboard.press("Escape")
     expect(panel).to_be_hidden()
@@ -649,6 +650,7 @@ def test_the_chat_fits_a_phone_and_follows_dark_mode(
     panel = page.locator("#citation-panel")
     expect(panel.locator("mark")).to_contain_text("Pumps need oil")
     expect(panel.get_by_role("button", name="Close")).to_be_in_viewport()
+    screenshot(page, "chat-phone")
     assert_accessible(page)
     panel.get_by_role("button", name="Close").click()
 
@@ -659,6 +661,7 @@ def test_the_chat_fits_a_phone_and_follows_dark_mode(
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     text = page.evaluate("getComputedStyle(document.querySelector('.message .text')).color")
     assert _lightness(background) < 0.3 < _lightness(text), (background, text)
+    screenshot(page, "chat-dark")
     assert_accessible(page)
 
 
