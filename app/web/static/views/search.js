@@ -40,14 +40,14 @@ export async function mount(container, params, context) {
     placeholder: '{"field": "team", "op": "eq", "value": "hr"}' });
   const collections = element("div", { class: "choices" });
   const form = element("form", { class: "search-form", role: "search" },
-    labelled("query", "Query", query),
-    element("div", { class: "row search-options" }, labelled("mode", "Mode", mode),
-      labelled("top-k", "Hits (top k)", topK)),
-    element("fieldset", { class: "collections-choice" },
-      element("legend", {}, "Collections (none ticked: all you can read)"), collections),
-    labelled("filter", "Metadata filter (JSON, optional)", filter,
-      "Conditions on the documents' metadata; ops eq, ne, in, lt, lte, gt, gte, exists; and, or, not."),
-    element("button", { type: "submit", class: "primary" }, "Search"));
+    element("div", { class: "row search-main" }, labelled("query", "Query", query), labelled("mode", "Mode", mode),
+      element("button", { type: "submit", class: "primary" }, "Search")),
+    element("details", { class: "search-filters" }, element("summary", {}, "Filters"),
+      element("fieldset", { class: "collections-choice" },
+        element("legend", {}, "Collections (none ticked: all you can read)"), collections),
+      labelled("filter", "Metadata filter (JSON, optional)", filter,
+        "Conditions on the documents' metadata; ops eq, ne, in, lt, lte, gt, gte, exists; and, or, not."),
+      labelled("top-k", "Hits (top k)", topK)));
   const formError = errorBox(form, "search-error");
   const summary = element("p", { class: "hint", id: "search-summary" });
   const hits = element("ol", { id: "hits", class: "hits", "aria-live": "polite" });
@@ -58,7 +58,12 @@ export async function mount(container, params, context) {
     event.preventDefault();
     const parsed = parseFilter(filter.value);
     filter.toggleAttribute("aria-invalid", parsed instanceof Error);
-    if (parsed instanceof Error) { formError.show(parsed); filter.focus(); return; }
+    if (parsed instanceof Error) {
+      form.querySelector("details").open = true;
+      formError.show(parsed);
+      filter.focus();
+      return;
+    }
     const body = { query: query.value };
     if (mode.value) body.mode = mode.value;
     if (topK.value !== "") body.top_k = Number(topK.value);
