@@ -29,7 +29,9 @@ function runSummary(run) {
 }
 
 export function mountSources(panel, collection, documentsChanged) {
-  const list = element("ul", { id: "sources", class: "sources", "aria-labelledby": "sources-title", "aria-live": "polite" });
+  const list = element("ul", { id: "sources", class: "sources", "aria-labelledby": "sources-title" });
+  // Said when a run starts or ends (the list itself is rebuilt every second meanwhile).
+  const status = element("p", { class: "hint", id: "sources-status", "aria-live": "polite" });
   const box = errorBox(element("div"), "sources-error");
   const openRuns = new Set();  // sources whose recent runs are shown, kept open across refreshes
   let timer = null;
@@ -55,7 +57,10 @@ export function mountSources(panel, collection, documentsChanged) {
     list.replaceChildren(...rows.map(([source, run]) => sourceItem(source, run, { act, remove, openRuns, box })));
     if (!rows.length) list.append(element("li", { class: "hint" }, "No sources yet."));
     // While a run is under way: watch it, and the documents it brings in.
-    if (rows.some(([, run]) => run && ACTIVE.includes(run.state))) {
+    const running = rows.some(([, run]) => run && ACTIVE.includes(run.state));
+    const said = running ? "A sync is under way." : "";
+    if (status.textContent !== said) status.textContent = said;
+    if (running) {
       timer = setTimeout(async () => { await load(); await documentsChanged(); }, 1000);
     }
   };
@@ -72,7 +77,7 @@ export function mountSources(panel, collection, documentsChanged) {
 
   panel.append(element("h2", { id: "sources-title", tabindex: "-1" }, "Sources"),
     element("p", { class: "hint" }, "Confluence spaces, Jira issues and websites kept in sync with this collection."),
-    list, box.node,
+    status, list, box.node,
     ...sourceForm(collection, async () => { await load(); await documentsChanged(); }));
   load();
   return () => { stopped = true; clearTimeout(timer); };
