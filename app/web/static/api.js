@@ -25,6 +25,7 @@ export async function api(path, options = {}) {
   if (!response.ok) {
     const error = new Error(body?.detail || `${response.status} ${response.statusText}`);
     error.status = response.status;
+    error.fields = body?.errors || [];  // a 422's invalid fields: where (loc) and what (msg)
     throw error;
   }
   return body;

@@ -50,8 +50,9 @@ function showApp() {
 }
 
 async function signOut() {
+  const signedInWithToken = Boolean(token());
   sessionStorage.clear();
-  if (token()) {
+  if (signedInWithToken) {
     location.reload();
     return;
   }
