@@ -82,6 +82,8 @@ export function closePanel() {
 }
 
 function parse(hash) {
+  // Back from Atlassian's consent (`/?connected=atlassian`): the knowledge view says how it went.
+  if (!hash && /[?&](connected|connect_error)=/.test(location.search)) return { name: "knowledge", params: [] };
   const [name = "chat", ...rest] = hash.replace(/^#\/?/, "").split("/");
   return VIEWS[name] ? { name, params: rest.map(decodeURIComponent) } : { name: "chat", params: [] };
 }
