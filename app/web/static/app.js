@@ -85,12 +85,19 @@ function parse(hash) {
   // Back from Atlassian's consent (`/?connected=atlassian`): the knowledge view says how it went.
   if (!hash && /[?&](connected|connect_error)=/.test(location.search)) return { name: "knowledge", params: [] };
   const [name = "chat", ...rest] = hash.replace(/^#\/?/, "").split("/");
-  return VIEWS[name] ? { name, params: rest.map(decodeURIComponent) } : { name: "chat", params: [] };
+  return VIEWS[name] ? { name, params: rest.map(decoded) } : { name: "chat", params: [] };
 }
+
+function decoded(part) {
+  try { return decodeURIComponent(part); } catch { return part; }
+}
+
+// An address of the app's (`#/...`, or none); `#view` and the like are places in the page.
+const isRoute = (hash) => !hash || hash.startsWith("#/");
 
 async function route() {
   const turn = ++routing;
-  const { name, params } = parse(location.hash);
+  const { name, params } = parse(isRoute(location.hash) ? location.hash : "");
   closeSidebar();
   if (cleanup) {
     try { cleanup(); } catch (error) { console.error(error); }
@@ -109,6 +116,30 @@ async function route() {
   const context = { me, openPanel, closePanel, refreshChats: loadChats, navigate };
   cleanup = (await module.mount(view, params, context)) || null;
   if (turn !== routing && cleanup) cleanup();
+  // Focus left in the sidebar (a link followed, a closed menu) or nowhere goes to the new view.
+  const active = document.activeElement;
+  if (turn === routing && (!active || active === document.body || $("#sidebar").contains(active))) {
+    (view.querySelector("h1") || view).focus();
+  }
+}
+
+// A request refused for its credentials once signed in: the session ended or the token was
+// revoked. Back to the sign-in screen, saying so.
+function signedOut() {
+  if (!me) return;
+  me = null;
+  sessionStorage.clear();
+  useCsrfToken(null);
+  if (cleanup) {
+    try { cleanup(); } catch (error) { console.error(error); }
+    cleanup = null;
+  }
+  $("#app").hidden = true;
+  $("#view").replaceChildren();
+  $("#sign-in").hidden = false;
+  resumeSession().then(() => {
+    $("#sign-in-error").textContent = "Your session has ended: sign in again.";
+  });
 }
 
 export function navigate(hash) {
@@ -138,7 +169,12 @@ function setUp() {
     else if (!$("#citation-panel").hidden) closePanel();
   });
   setUpSidebar(navigate);
-  window.addEventListener("hashchange", () => { if (me) route(); });
+  window.addEventListener("hashchange", () => { if (me && isRoute(location.hash)) route(); });
+  window.addEventListener("postrag:unauthorized", signedOut);
+  document.querySelector(".skip-link").addEventListener("click", (event) => {
+    event.preventDefault();  // not an address: the view stays
+    ($("#view h1") || $("#view")).focus();
+  });
   if (token()) signIn(token());
   else resumeSession();
 }

@@ -62,7 +62,10 @@ function startRename(item, chat) {
   const input = element("input", {
     value: chatTitle(chat), maxlength: "300", "aria-label": "New title", required: "",
   });
+  let done = false;  // Enter, Escape or leaving the box ends the rename once
   const save = async () => {
+    if (done) return;
+    done = true;
     const title = input.value.trim();
     if (!title || title === chat.title) { item.replaceWith(chatItem(chat)); return; }
     try {
@@ -71,20 +74,28 @@ function startRename(item, chat) {
         body: JSON.stringify({ title }),
       });
       showError(null);
+      window.dispatchEvent(new CustomEvent("postrag:chat-renamed", { detail: changed }));
       const fresh = chatItem(changed);
       item.replaceWith(fresh);
       fresh.querySelector("a").focus();
       markCurrent(current);
     } catch (error) {
       showError(error);
+      done = false;  // the box stays for another try
       input.focus();
     }
   };
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter") { event.preventDefault(); save(); }
-    if (event.key === "Escape") { event.stopPropagation(); item.replaceWith(chatItem(chat)); }
+    if (event.key === "Escape") {
+      event.stopPropagation();
+      done = true;
+      const kept = chatItem(chat);
+      item.replaceWith(kept);
+      kept.querySelector("a").focus();
+    }
   });
-  input.addEventListener("blur", save, { once: true });
+  input.addEventListener("blur", save);
   item.replaceChildren(input);
   input.focus();
   input.select();

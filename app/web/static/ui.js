@@ -79,3 +79,26 @@ export function highlighted(text, terms) {
   nodes.push(document.createTextNode(text.slice(last)));
   return nodes;
 }
+
+// Copy `text`, saying so on `button` for a moment. Without the clipboard API (plain http on a
+// team server, a refused permission) the browser's copy command is used on a hidden text box.
+export function copyText(text, button) {
+  const label = button.textContent;
+  const say = (word) => {
+    button.textContent = word;
+    setTimeout(() => { button.textContent = label; }, 1500);
+  };
+  const byHand = () => {
+    const box = element("textarea", { readonly: "", "aria-hidden": "true", class: "visually-hidden" });
+    box.value = text;
+    document.body.append(box);
+    box.select();
+    let copied = false;
+    try { copied = document.execCommand("copy"); } catch { copied = false; }
+    box.remove();
+    button.focus();
+    say(copied ? "Copied" : "Copy failed");
+  };
+  if (!navigator.clipboard?.writeText) { byHand(); return; }
+  navigator.clipboard.writeText(text).then(() => say("Copied"), byHand);
+}

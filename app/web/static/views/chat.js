@@ -20,6 +20,11 @@ export async function mount(container, params, context) {
   const state = { chatId: Number(params[0]) || null, alive: true, messages: [] };
   const holder = { chatId: () => state.chatId };
   const title = heading(1, "New chat", { id: "chat-title" });
+  const renamed = (event) => {  // renamed in the sidebar
+    if (!state.alive) window.removeEventListener("postrag:chat-renamed", renamed);
+    else if (event.detail.id === state.chatId) title.textContent = event.detail.title || "New chat";
+  };
+  window.addEventListener("postrag:chat-renamed", renamed);
   const optionsRow = element("div", { class: "chat-options" });
   const optionErrors = errorBox(element("div"), "chat-options-error");
   const list = element("ol", { id: "messages", class: "messages", "aria-label": "Conversation" });
@@ -63,16 +68,17 @@ export async function mount(container, params, context) {
 
   function showActions() {
     const lastUser = state.messages.findLast((m) => m.role === "user");
+    const streaming = state.messages.at(-1)?.status === "streaming";  // no resend meanwhile
     for (const [i, message] of state.messages.entries()) {
       const item = list.children[i];
       const actions = [];
       if (message.role === "assistant") {
         actions.push(copyAction(message));
-        if (i === state.messages.length - 1 && lastUser) {
+        if (i === state.messages.length - 1 && lastUser && !streaming) {
           actions.push({ label: "Regenerate", aria: "Regenerate answer",
             run: () => resend(lastUser, lastUser.content) });
         }
-      } else if (message === lastUser) {
+      } else if (message === lastUser && !streaming) {
         actions.push({ label: "Edit", aria: "Edit question",
           run: () => editInPlace(item, message, (text) => resend(message, text)) });
       }
@@ -118,6 +124,8 @@ export async function mount(container, params, context) {
       if (created) context.refreshChats();
       await followAnswer(answer, response);
     } catch (error) {
+      // A regenerate or an edit removed the old exchange first: its text comes back to the box.
+      if (!write.question.value.trim()) write.question.value = text;
       write.errors.show(error);
       busy(false);
     }

@@ -23,10 +23,28 @@ const INLINE = new RegExp([
 
 // `text` as block nodes. `cite(numbers)` turns a [n] marker into nodes (null: left as text).
 export function renderMarkdown(text, cite = () => null) {
-  return blocks(text.replace(/\r\n?/g, "\n").split("\n"), cite);
+  try {
+    return blocks(text.replace(/\r\n?/g, "\n").split("\n"), cite);
+  } catch (error) {  // never an answer the page cannot show: then it is plain text
+    console.error(error);
+    return [element("p", { class: "plain" }, text)];
+  }
 }
 
+const MAX_DEPTH = 16;  // quotes and lists nested deeper are shown as text
+let depth = 0;
+
 function blocks(lines, cite) {
+  if (depth >= MAX_DEPTH) return [element("p", { class: "plain" }, lines.join("\n"))];
+  depth += 1;
+  try {
+    return blockNodes(lines, cite);
+  } finally {
+    depth -= 1;
+  }
+}
+
+function blockNodes(lines, cite) {
   const nodes = [];
   let i = 0;
   while (i < lines.length) {
@@ -59,15 +77,7 @@ function codeBlock(code, language) {
     element("pre", { tabindex: "0" }, element("code", attributes, code)));  // scrolls by keyboard
 }
 
-// Copy `text`, saying so on `button` for a moment.
-export function copyText(text, button) {
-  const label = button.textContent;
-  const say = (word) => {
-    button.textContent = word;
-    setTimeout(() => { button.textContent = label; }, 1500);
-  };
-  navigator.clipboard.writeText(text).then(() => say("Copied"), () => say("Copy failed"));
-}
+export { copyText } from "../../ui.js";
 
 function heading(lines, i, cite) {
   const found = HEADING.exec(lines[i]);

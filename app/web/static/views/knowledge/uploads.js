@@ -85,5 +85,17 @@ export function dropZone(add) {
     zone.classList.remove("dragging");
     if (event.dataTransfer?.files.length) add([...event.dataTransfer.files]);
   });
+  // Files dropped beside the zone would make the browser open them in place of the app (and
+  // lose the uploads under way): refused while the zone is on the page.
+  const guard = (event) => {
+    if (!zone.isConnected) {
+      document.removeEventListener("dragover", guard);
+      document.removeEventListener("drop", guard);
+    } else if (event.dataTransfer?.types?.includes("Files")) {
+      event.preventDefault();
+    }
+  };
+  document.addEventListener("dragover", guard);
+  document.addEventListener("drop", guard);
   return zone;
 }
