@@ -53,7 +53,7 @@ function chatItem(chat) {
   const remove = element("button", {
     type: "button", class: "icon quiet", "aria-label": `Delete ${chatTitle(chat)}`, title: "Delete",
     onclick: () => removeChat(chat),
-  }, "🗑");
+  }, "✕");
   const item = element("li", {}, link, rename, remove);
   return item;
 }

@@ -4,6 +4,7 @@
 // a link is made only for http, https and mailto addresses. Text cut off mid-stream renders too
 // (an unclosed fence is a code block to the end), so an answer can be rendered as it grows.
 import { element } from "../../api.js";
+import { copyText } from "../../ui.js";
 
 const SAFE_PROTOCOLS = ["http:", "https:", "mailto:"];
 const FENCE = /^ {0,3}(`{3,}|~{3,})\s*([\w+#.-]*)/;
@@ -77,7 +78,7 @@ function codeBlock(code, language) {
     element("pre", { tabindex: "0" }, element("code", attributes, code)));  // scrolls by keyboard
 }
 
-export { copyText } from "../../ui.js";
+export { copyText };
 
 function heading(lines, i, cite) {
   const found = HEADING.exec(lines[i]);
