@@ -34,6 +34,8 @@ from tests.helpers import (
     with_dbname,
 )
 
+pytest_plugins = ["tests.web"]  # the browser tests' fixtures
+
 PGVECTOR_IMAGE = "pgvector/pgvector:0.8.1-pg17"
 
 

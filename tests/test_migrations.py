@@ -104,6 +104,7 @@ FOREIGN_KEYS = {
     "mcp_server_prompts_server_id_fkey": ("mcp_server_prompts", "mcp_servers", "c"),
     "chat_questions_chat_id_fkey": ("chat_questions", "chats", "c"),
     "chat_questions_message_id_fkey": ("chat_questions", "chat_messages", "c"),
+    "chats_chat_model_id_fkey": ("chats", "llm_models", "n"),
 }
 INDEXES = {
     "users_identity_key",
@@ -148,6 +149,7 @@ INDEXES = {
     "chunk_embeddings_pkey",
     "chunk_embeddings_space_id_idx",
     "chats_owner_id_updated_at_idx",
+    "chats_chat_model_id_idx",
     "chat_messages_chat_id_id_idx",
     "chat_message_events_pkey",
     "chat_message_events_created_at_idx",

@@ -1,6 +1,6 @@
 """/api/v1/chats/{id}/questions/{id} (answer an MCP server's question) and
-/api/v1/chats/{id}/commands (the chat's slash commands); the shapes of tool calls and questions
-that chats show."""
+/api/v1/chats/{id}/commands (the chat's slash commands); the shapes of messages, tool calls and
+questions that chats show."""
 
 from __future__ import annotations
 
@@ -24,6 +24,39 @@ class ToolCallRecord(BaseModel):
     text: str = Field(description="the result, as the model read it")
     is_error: bool
     truncated: bool = Field(description="the result was cut at POSTRAG_MCP_RESULT_CHARS")
+
+
+class Citation(BaseModel):
+    n: int = Field(description="the [n] the answer uses for this source")
+    chunk_id: int
+    document_id: int
+    collection_id: int
+    filename: str
+    page: int | None
+    char_start: int
+    char_end: int
+    score: float
+    cited: bool = Field(description="the answer cites it")
+
+
+class Message(BaseModel):
+    id: int
+    role: Literal["system", "user", "assistant"]
+    content: str
+    reasoning: str = Field(description="the model's <think> text; never sent back as history")
+    status: Literal["streaming", "complete", "incomplete"]
+    finish_reason: str | None = Field(
+        description="stop, length, stopped (by you), error; disconnected: a client that left"
+        " ended answers before postrag 20 (since then, answers go on without it)"
+    )
+    model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: int | None
+    citations: list[Citation]
+    tool_calls: list[ToolCallRecord] = Field(description="MCP tool calls made for the answer")
+    error: str | None
+    created_at: datetime
 
 
 class Question(BaseModel):

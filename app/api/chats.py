@@ -1,15 +1,16 @@
-"""/api/v1/chats: your chats, their messages, asking a question (JSON or SSE) and stopping it."""
+"""/api/v1/chats: your chats, their messages, asking a question (JSON or SSE), stopping it, and
+truncating a conversation to ask again."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from flask import Blueprint, g, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.chat_tools import Question, ToolCallRecord
+from app.api.chat_tools import Message, Question
 from app.api.endpoint import (
     bearer_jwt,
     changes_of,
@@ -48,6 +49,7 @@ _SERVERS = (
     "MCP servers (ids) whose tools and slash commands the chat's answers use: registered and"
     " enabled ones"
 )
+_MODEL = "the chat model (registered) its answers use; null: your preference's, else the default"
 
 
 class Chat(BaseModel):
@@ -55,8 +57,16 @@ class Chat(BaseModel):
     title: str
     collection_ids: list[int] | None
     mcp_server_ids: list[int]
+    chat_model_id: int | None = Field(description=_MODEL)
+    chat_model: str | None = Field(description="the chat model's name")
     created_at: datetime
     updated_at: datetime
+
+
+class ChatListQuery(PageQuery):
+    q: str | None = Field(
+        None, min_length=1, max_length=200, description="only chats whose title contains this"
+    )
 
 
 class ChatCreate(BaseModel):
@@ -67,6 +77,7 @@ class ChatCreate(BaseModel):
     mcp_server_ids: list[_Id] | None = Field(
         None, max_length=20, description=_SERVERS + " (default: your preference's)"
     )
+    chat_model_id: _Id | None = Field(None, description=_MODEL)
 
 
 class ChatUpdate(BaseModel):
@@ -75,39 +86,7 @@ class ChatUpdate(BaseModel):
     title: str | None = Field(None, max_length=300)
     collection_ids: list[_Id] | None = _SCOPE
     mcp_server_ids: list[_Id] | None = Field(None, max_length=20, description=_SERVERS)
-
-
-class Citation(BaseModel):
-    n: int = Field(description="the [n] the answer uses for this source")
-    chunk_id: int
-    document_id: int
-    collection_id: int
-    filename: str
-    page: int | None
-    char_start: int
-    char_end: int
-    score: float
-    cited: bool = Field(description="the answer cites it")
-
-
-class Message(BaseModel):
-    id: int
-    role: Literal["system", "user", "assistant"]
-    content: str
-    reasoning: str = Field(description="the model's <think> text; never sent back as history")
-    status: Literal["streaming", "complete", "incomplete"]
-    finish_reason: str | None = Field(
-        description="stop, length, stopped (by you), error; disconnected: a client that left"
-        " ended answers before postrag 20 (since then, answers go on without it)"
-    )
-    model: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    latency_ms: int | None
-    citations: list[Citation]
-    tool_calls: list[ToolCallRecord] = Field(description="MCP tool calls made for the answer")
-    error: str | None
-    created_at: datetime
+    chat_model_id: _Id | None = Field(None, description=_MODEL)
 
 
 class ChatWithMessages(Chat):
@@ -152,14 +131,23 @@ def _chat(row: dict[str, Any]) -> Chat:
     summary="Start a chat", tag="chats", status=201, body=ChatCreate, response=Chat, errors=(404,)
 )
 def create_chat(body: ChatCreate) -> tuple[Chat, dict[str, str]]:
-    row = chats.create(db(), principal(), body.title, body.collection_ids, body.mcp_server_ids)
+    row = chats.create(
+        db(), principal(), body.title, body.collection_ids, body.mcp_server_ids, body.chat_model_id
+    )
     return _chat(row), {"Location": url_for("chats.get_chat", chat_id=row["id"])}
 
 
 @bp.get("/chats")
-@endpoint(summary="My chats, newest first", tag="chats", query=PageQuery, response=Page[Chat])
-def list_chats(query: PageQuery) -> Page[Chat]:
-    rows, total = chats.list_page(read_db(), principal(), limit=query.limit, offset=query.offset)
+@endpoint(
+    summary="My chats, the last used first; ?q= searches their titles",
+    tag="chats",
+    query=ChatListQuery,
+    response=Page[Chat],
+)
+def list_chats(query: ChatListQuery) -> Page[Chat]:
+    rows, total = chats.list_page(
+        read_db(), principal(), limit=query.limit, offset=query.offset, q=query.q
+    )
     return Page[Chat](
         items=[_chat(r) for r in rows], total=total, limit=query.limit, offset=query.offset
     )
@@ -189,14 +177,14 @@ def get_chat(chat_id: int, query: PageQuery) -> ChatWithMessages:
 
 @bp.patch("/chats/<int:chat_id>")
 @endpoint(
-    summary="Rename a chat or change its collections",
+    summary="Rename a chat or change its collections, MCP servers or model",
     tag="chats",
     body=ChatUpdate,
     response=Chat,
     errors=(404,),
 )
 def update_chat(chat_id: int, body: ChatUpdate) -> Chat:
-    changes = changes_of(body, nullable=("collection_ids",))
+    changes = changes_of(body, nullable=("collection_ids", "chat_model_id"))
     return _chat(chats.update(db(), principal(), chat_id, changes))
 
 
@@ -204,6 +192,17 @@ def update_chat(chat_id: int, body: ChatUpdate) -> Chat:
 @endpoint(summary="Delete a chat and its messages", tag="chats", status=204, errors=(404,))
 def delete_chat(chat_id: int) -> None:
     chats.delete(db(), principal(), chat_id)
+
+
+@bp.delete("/chats/<int:chat_id>/messages/<int:message_id>")
+@endpoint(
+    summary="Delete a message and every later one (to regenerate an answer or edit a question)",
+    tag="chats",
+    status=204,
+    errors=(404, 409),
+)
+def truncate_chat(chat_id: int, message_id: int) -> None:
+    chats.truncate(db(), principal(), chat_id, message_id)
 
 
 @bp.post("/chats/<int:chat_id>/stop")

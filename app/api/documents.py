@@ -47,6 +47,11 @@ class Document(BaseModel):
     stage: str = Field(description="the step the pipeline is at, or failed in")
     error: str | None
     chunk_count: int
+    chunks_total: int | None = Field(
+        description="the chunks its processing makes (the one under way, else the last);"
+        " null until it is chunked"
+    )
+    chunks_embedded: int = Field(description="of those, embedded so far")
     created_at: datetime
     updated_at: datetime
 

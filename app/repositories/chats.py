@@ -9,7 +9,12 @@ from psycopg import sql
 from app.repositories import Conn, Row, returned
 from app.strict_json import jsonb
 
-CHAT = "id, owner_id, title, collection_ids, mcp_server_ids, created_at, updated_at"
+# chat_model: the name of the chat's own model (NULL: none chosen)
+CHAT = (
+    "id, owner_id, title, collection_ids, mcp_server_ids, chat_model_id,"
+    " (SELECT m.name FROM llm_models m WHERE m.id = chats.chat_model_id) AS chat_model,"
+    " created_at, updated_at"
+)
 MESSAGE = (
     "id, chat_id, role, content, reasoning, status, finish_reason, model, prompt_tokens,"
     " completion_tokens, latency_ms, citations, tool_calls, error, created_at, updated_at"
@@ -22,17 +27,19 @@ def insert(
     title: str,
     collection_ids: list[int] | None,
     mcp_server_ids: list[int],
+    chat_model_id: int | None = None,
 ) -> Row:
     return returned(
         conn.execute(
-            "INSERT INTO chats (owner_id, title, collection_ids, mcp_server_ids)"
-            " VALUES (%(owner_id)s, %(title)s, %(collection_ids)s, %(mcp_server_ids)s)"
-            f" RETURNING {CHAT}",
+            "INSERT INTO chats (owner_id, title, collection_ids, mcp_server_ids, chat_model_id)"
+            " VALUES (%(owner_id)s, %(title)s, %(collection_ids)s, %(mcp_server_ids)s,"
+            f" %(chat_model_id)s) RETURNING {CHAT}",
             {
                 "owner_id": owner_id,
                 "title": title,
                 "collection_ids": collection_ids,
                 "mcp_server_ids": mcp_server_ids,
+                "chat_model_id": chat_model_id,
             },
         ).fetchone()
     )
@@ -46,24 +53,40 @@ def get_owned(conn: Conn, chat_id: int, owner_id: int, *, lock: bool = False) ->
     ).fetchone()
 
 
-def list_owned(conn: Conn, owner_id: int, *, limit: int, offset: int) -> tuple[list[Row], int]:
-    params = {"owner_id": owner_id, "limit": limit, "offset": offset}
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own % _ and \\ taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def list_owned(
+    conn: Conn, owner_id: int, *, limit: int, offset: int, title_contains: str | None = None
+) -> tuple[list[Row], int]:
+    """A page of the owner's chats, the last used first (updated_at: a new message bumps it),
+    with their total; `title_contains` keeps those whose title has it (case-insensitive)."""
+    where = "owner_id = %(owner_id)s"
+    if title_contains is not None:
+        where += " AND title ILIKE %(pattern)s"
+    params = {
+        "owner_id": owner_id,
+        "limit": limit,
+        "offset": offset,
+        "pattern": None if title_contains is None else _like_pattern(title_contains),
+    }
     rows = conn.execute(
-        f"SELECT {CHAT} FROM chats WHERE owner_id = %(owner_id)s"
+        f"SELECT {CHAT} FROM chats WHERE {where}"
         " ORDER BY updated_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s",
         params,
     ).fetchall()
     total = returned(
-        conn.execute(
-            "SELECT count(*) AS n FROM chats WHERE owner_id = %(owner_id)s", params
-        ).fetchone()
+        conn.execute(f"SELECT count(*) AS n FROM chats WHERE {where}", params).fetchone()
     )
     return rows, int(total["n"])
 
 
 def update(conn: Conn, chat_id: int, owner_id: int, changes: dict[str, Any]) -> Row | None:
-    """Set the given columns (title, collection_ids, mcp_server_ids); a no-op change still bumps
-    updated_at."""
+    """Set the given columns (title, collection_ids, mcp_server_ids, chat_model_id); a no-op
+    change still bumps updated_at."""
     assigns: list[sql.Composable] = [
         sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in changes
     ]
@@ -158,6 +181,24 @@ def finish_message(conn: Conn, message_id: int, **values: Any) -> Row | None:
 
 def delete_messages(conn: Conn, message_ids: list[int]) -> None:
     conn.execute("DELETE FROM chat_messages WHERE id = ANY(%(ids)s)", {"ids": message_ids})
+
+
+def delete_from(conn: Conn, chat_id: int, message_id: int) -> None:
+    """Delete the message and every later one of the chat (their events and questions go with
+    them: V2_16, V2_18)."""
+    conn.execute(
+        "DELETE FROM chat_messages WHERE chat_id = %(chat_id)s AND id >= %(id)s",
+        {"chat_id": chat_id, "id": message_id},
+    )
+
+
+def is_streaming(conn: Conn, chat_id: int) -> bool:
+    """An answer is being generated in the chat."""
+    row = conn.execute(
+        "SELECT 1 FROM chat_messages WHERE chat_id = %(chat_id)s AND status = 'streaming'",
+        {"chat_id": chat_id},
+    ).fetchone()
+    return row is not None
 
 
 def stop_streaming(conn: Conn, chat_id: int) -> Row | None:

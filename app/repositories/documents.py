@@ -19,7 +19,8 @@ _COLUMNS = (
     "d.id, d.collection_id, d.owner_id, d.filename, d.title, d.content_type,"
     " encode(d.sha256, 'hex') AS sha256, d.size_bytes, d.metadata, d.status, d.failed_stage,"
     " d.error, d.created_at, d.updated_at,"
-    " (SELECT count(*) FROM document_chunks c WHERE c.document_id = d.id) AS chunk_count"
+    " (SELECT count(*) FROM document_chunks c WHERE c.document_id = d.id) AS chunk_count,"
+    " d.chunks_total, d.chunks_embedded"
 )
 
 
@@ -42,6 +43,8 @@ class StoredDocument:
     created_at: datetime
     updated_at: datetime
     chunk_count: int
+    chunks_total: int | None  # of the processing under way or last done; None until chunked
+    chunks_embedded: int
 
     @property
     def stage(self) -> str:
@@ -212,6 +215,9 @@ def delete(conn: Conn, document_id: int, user_id: int | None) -> bool:
     return row is not None
 
 
+_RESTARTS = ("queued", "extracting")
+
+
 def set_status(
     conn: Conn,
     document_id: int,
@@ -220,16 +226,36 @@ def set_status(
     error: str | None = None,
     failed_stage: str | None = None,
 ) -> None:
-    """Move the document to `status` and append it to the history (one transaction, caller's)."""
+    """Move the document to `status` and append it to the history (one transaction, caller's).
+
+    Queued again or extracted anew, its progress starts again: no chunks counted or embedded.
+    """
+    restart = ", chunks_total = NULL, chunks_embedded = 0" if status in _RESTARTS else ""
     conn.execute(
         "UPDATE documents SET status = %(status)s, error = %(error)s,"
-        " failed_stage = %(failed_stage)s WHERE id = %(id)s",
+        f" failed_stage = %(failed_stage)s{restart} WHERE id = %(id)s",
         {"id": document_id, "status": status, "error": error, "failed_stage": failed_stage},
     )
     conn.execute(
         "INSERT INTO document_status_history (document_id, status, error)"
         " VALUES (%(id)s, %(status)s, %(error)s)",
         {"id": document_id, "status": status, "error": error},
+    )
+
+
+def set_chunks_total(conn: Conn, document_id: int, total: int) -> None:
+    """The number of chunks the processing under way makes (known once it has chunked)."""
+    conn.execute(
+        "UPDATE documents SET chunks_total = %(total)s WHERE id = %(id)s",
+        {"id": document_id, "total": total},
+    )
+
+
+def add_chunks_embedded(conn: Conn, document_id: int, count: int) -> None:
+    """Count `count` more chunks embedded (one UPDATE per batch)."""
+    conn.execute(
+        "UPDATE documents SET chunks_embedded = chunks_embedded + %(count)s WHERE id = %(id)s",
+        {"id": document_id, "count": count},
     )
 
 

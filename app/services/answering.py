@@ -1,9 +1,9 @@
 """The RAG answer: which model answers, what is retrieved for it, and the stream of its reply.
 
 Shared by the chats API and the OpenAI-compatible API. The model is the one asked for, else the
-user's preferred chat model, else the registry's default, else POSTRAG_CHAT_MODEL on POSTRAG_LLM,
-else (Ollama only) the first installed chat model; with no language model at all the answer is
-extractive: the best passages, labelled as not generated.
+chat's own model, else the user's preferred chat model, else the registry's default, else
+POSTRAG_CHAT_MODEL on POSTRAG_LLM, else (Ollama only) the first installed chat model; with no
+language model at all the answer is extractive: the best passages, labelled as not generated.
 """
 
 from __future__ import annotations
@@ -47,14 +47,20 @@ class Preferences:
     system_prompt: str
 
 
-def preferences(conn: Conn, user_id: int) -> Preferences:
+def preferences(conn: Conn, user_id: int, chat_model_id: int | None = None) -> Preferences:
+    """The user's preferences; `chat_model_id` (a chat's own model) comes before theirs."""
     row = preference_repo.get(conn, user_id)
     if row is None:
         return Preferences(
-            None, search.DEFAULT_MODE, search.DEFAULT_TOP_K, search.DEFAULT_MIN_SIMILARITY, 0.2, ""
+            chat_model_id,
+            search.DEFAULT_MODE,
+            search.DEFAULT_TOP_K,
+            search.DEFAULT_MIN_SIMILARITY,
+            0.2,
+            "",
         )
     return Preferences(
-        row["chat_model_id"],
+        chat_model_id or row["chat_model_id"],
         row["search_mode"],
         row["top_k"],
         float(row["similarity_threshold"]),

@@ -87,7 +87,7 @@ def start(
         raise NotFound(f"no chat {chat_id}")
     caller = Caller(who.user_id, subject_token, who.session_id is not None)
     servers = found["mcp_server_ids"]
-    prefs = answering.preferences(conn, who.user_id)
+    prefs = answering.preferences(conn, who.user_id, found["chat_model_id"])
     target = answering.resolve_target(conn, deps.llm, prefs)
     room = (target.context_length - answer_tokens(deps, target)) * prompting.SAFETY_MARGIN
     if prompting.count_tokens(content) > room * 0.8:

@@ -1,4 +1,4 @@
-"""Chats: create, list, read, rename or rescope, delete, and stop a running answer.
+"""Chats: create, list, read, rename or rescope, delete, truncate, and stop a running answer.
 
 Posting a message (the RAG answer itself) is in app/services/chat_answers.py.
 """
@@ -13,6 +13,7 @@ from app.repositories import Conn, Row
 from app.repositories import chat_questions as question_repo
 from app.repositories import chats as chat_repo
 from app.repositories import collections as collection_repo
+from app.repositories import llm_models as model_repo
 from app.repositories import mcp_servers as server_repo
 from app.repositories import preferences as preference_repo
 from app.services.tokens import Principal
@@ -45,23 +46,39 @@ def check_servers(conn: Conn, server_ids: list[int]) -> list[int]:
     return wanted
 
 
+def check_chat_model(conn: Conn, model_id: int) -> None:
+    """422 unless `model_id` is a registered chat model (locked until the transaction ends)."""
+    row = model_repo.get_for_reference(conn, model_id)
+    if row is None:
+        msg = f"no model {model_id} in the registry"
+    elif row["kind"] != "chat":
+        msg = f"model {model_id} ({row['name']}) is an {row['kind']} model, not a chat model"
+    else:
+        return
+    raise ValidationFailed.on_field("chat_model_id", msg, type="value_error")
+
+
 def create(
     conn: Conn,
     who: Principal,
     title: str,
     collection_ids: list[int] | None,
     mcp_server_ids: Sequence[int] | None = None,
+    chat_model_id: int | None = None,
 ) -> Row:
-    """A new chat; without `mcp_server_ids`, it uses the servers of the user's preference."""
+    """A new chat; without `mcp_server_ids`, it uses the servers of the user's preference;
+    without `chat_model_id`, its answers use the preferred (or default) chat model."""
     with conn.transaction():
         scope = check_scope(conn, who, collection_ids)
+        if chat_model_id is not None:
+            check_chat_model(conn, chat_model_id)
         if mcp_server_ids is None:
             preferred = preference_repo.get(conn, who.user_id)
             mcp_server_ids = preferred["mcp_server_ids"] if preferred else []
             # one disabled or removed since is left out, not refused
             mcp_server_ids = [r["id"] for r in server_repo.enabled_among(conn, mcp_server_ids)]
         servers = check_servers(conn, list(mcp_server_ids))
-        return chat_repo.insert(conn, who.user_id, title, scope, servers)
+        return chat_repo.insert(conn, who.user_id, title, scope, servers, chat_model_id)
 
 
 def get_owned(conn: Conn, who: Principal, chat_id: int) -> Row:
@@ -71,8 +88,11 @@ def get_owned(conn: Conn, who: Principal, chat_id: int) -> Row:
     return chat
 
 
-def list_page(conn: Conn, who: Principal, *, limit: int, offset: int) -> tuple[list[Row], int]:
-    return chat_repo.list_owned(conn, who.user_id, limit=limit, offset=offset)
+def list_page(
+    conn: Conn, who: Principal, *, limit: int, offset: int, q: str | None = None
+) -> tuple[list[Row], int]:
+    """A page of the user's chats, the last used first; `q`: those whose title contains it."""
+    return chat_repo.list_owned(conn, who.user_id, limit=limit, offset=offset, title_contains=q)
 
 
 def messages_page(
@@ -100,6 +120,8 @@ def update(conn: Conn, who: Principal, chat_id: int, changes: dict[str, Any]) ->
             changes["collection_ids"] = check_scope(conn, who, changes["collection_ids"])
         if "mcp_server_ids" in changes:
             changes["mcp_server_ids"] = check_servers(conn, changes["mcp_server_ids"])
+        if changes.get("chat_model_id") is not None:
+            check_chat_model(conn, changes["chat_model_id"])
         chat = chat_repo.update(conn, chat_id, who.user_id, changes)
         if chat is None:
             raise NotFound(f"no chat {chat_id}")
@@ -110,6 +132,20 @@ def delete(conn: Conn, who: Principal, chat_id: int) -> None:
     with conn.transaction():
         if not chat_repo.delete(conn, chat_id, who.user_id):
             raise NotFound(f"no chat {chat_id}")
+
+
+def truncate(conn: Conn, who: Principal, chat_id: int, message_id: int) -> None:
+    """Delete a message and every later one of the chat (to regenerate an answer or edit a
+    question); 404 for a chat or message not there, 409 while an answer is being generated."""
+    with conn.transaction():
+        if chat_repo.get_owned(conn, chat_id, who.user_id, lock=True) is None:  # no post meanwhile
+            raise NotFound(f"no chat {chat_id}")
+        if chat_repo.get_message(conn, chat_id, message_id) is None:
+            raise NotFound(f"no message {message_id} in chat {chat_id}")
+        if chat_repo.is_streaming(conn, chat_id):
+            raise Conflict("an answer is being generated in this chat; stop it first")
+        chat_repo.delete_from(conn, chat_id, message_id)
+        chat_repo.touch(conn, chat_id)
 
 
 def stop(conn: Conn, who: Principal, chat_id: int) -> int:

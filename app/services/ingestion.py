@@ -4,7 +4,10 @@ Status moves queued -> extracting -> chunking -> embedding -> indexed, each step
 Extraction runs in a child process (app/services/extraction_process.py); chunks then stream
 through embedding a batch at a time into the worker's staging table (app/repositories/staging.py),
 so memory stays bounded whatever the document's size, and the job checks between batches that it
-is still ours, not cancelled and not told to stop. The document's chunks and vectors are replaced
+is still ours, not cancelled and not told to stop. A first pass over the chunks only counts them
+(the tokenizer is fast next to the embedder), so the document shows how many chunks of how many
+are embedded (`chunks_total`, `chunks_embedded`, raised once per batch) while memory stays bounded.
+The document's chunks and vectors are replaced
 from the staging table in one transaction that also checks the job's lease: after any failure
 the document keeps its previous complete set (or none), and a job whose lease moved to another
 worker can never write twice.
@@ -78,23 +81,38 @@ def ingest_document(ctx: JobContext, document_id: int) -> None:
 
 
 def _stage_chunks(ctx: JobContext, document_id: int, extracted: Extracted, title: str) -> None:
-    """Chunk, embed and stage the document a batch at a time, checking the job between them."""
-    chunks = chunk_document(
-        extracted,
-        ctx.embedder.token_spans,
-        ctx.settings.chunk_tokens,
-        ctx.settings.chunk_overlap_tokens,
-    )
+    """Count the chunks, then chunk, embed and stage the document a batch at a time, counting
+    them embedded and checking the job between batches."""
+
+    def chunks() -> Iterator[Chunk]:
+        tokens, overlap = ctx.settings.chunk_tokens, ctx.settings.chunk_overlap_tokens
+        return chunk_document(extracted, ctx.embedder.token_spans, tokens, overlap)
+
+    total = _count(ctx, chunks())
+    with ctx.conn.transaction():
+        ctx.commit_if_owned()
+        document_repo.set_chunks_total(ctx.conn, document_id, total)
     staging.reset(ctx.conn)
-    for number, batch in enumerate(_batches(chunks), start=1):
+    for number, batch in enumerate(_batches(chunks()), start=1):
         if number == 1:
             _step(ctx, document_id, "embedding")
         inputs = [embedding_input(title, c.heading_path, c.text) for c in batch]
         vectors = ctx.embedder.embed(inputs)
         with ctx.conn.transaction():
+            ctx.commit_if_owned()  # a job that lost its lease counts nothing
             staging.stage(ctx.conn, batch, vectors)
+            document_repo.add_chunks_embedded(ctx.conn, document_id, len(batch))
         ctx.renew()
         ctx.after_batch()
+
+
+def _count(ctx: JobContext, chunks: Iterator[Chunk]) -> int:
+    total = 0
+    for _ in chunks:
+        total += 1
+        if total % EMBED_BATCH == 0:
+            ctx.renew()  # a long document: a cancellation is heard while counting too
+    return total
 
 
 def _batches(chunks: Iterator[Chunk]) -> Iterator[list[Chunk]]:

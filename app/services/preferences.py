@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.errors import ValidationFailed
 from app.repositories import Conn, Row
-from app.repositories import llm_models as model_repo
 from app.repositories import preferences as preference_repo
 from app.services import chats, search
 from app.services.tokens import Principal
@@ -49,25 +47,13 @@ def get(conn: Conn, who: Principal) -> dict[str, Any]:
     return _public(row)
 
 
-def _check_chat_model(conn: Conn, model_id: int) -> None:
-    """422 unless `model_id` is a registered chat model (locked until the transaction ends)."""
-    row = model_repo.get_for_reference(conn, model_id)
-    if row is None:
-        msg = f"no model {model_id} in the registry"
-    elif row["kind"] != "chat":
-        msg = f"model {model_id} ({row['name']}) is an {row['kind']} model, not a chat model"
-    else:
-        return
-    raise ValidationFailed.on_field("chat_model_id", msg, type="value_error")
-
-
 def change(conn: Conn, who: Principal, values: dict[str, Any]) -> dict[str, Any]:
     """Set the given fields (API names), keeping the others."""
     if not values:
         return get(conn, who)
     with conn.transaction():
         if values.get("chat_model_id") is not None:
-            _check_chat_model(conn, values["chat_model_id"])
+            chats.check_chat_model(conn, values["chat_model_id"])
         if "mcp_server_ids" in values:
             values["mcp_server_ids"] = chats.check_servers(conn, values["mcp_server_ids"])
         preference_repo.upsert(conn, who.user_id, {_COLUMNS[k]: v for k, v in values.items()})

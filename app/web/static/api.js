@@ -23,8 +23,13 @@ export async function api(path, options = {}) {
   if (response.status === 204) return null;
   const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
   if (!response.ok) {
+    // Credentials refused (a session that ended, a revoked token): the app signs out.
+    if (response.status === 401 && !path.startsWith("/auth/")) {
+      window.dispatchEvent(new CustomEvent("postrag:unauthorized"));
+    }
     const error = new Error(body?.detail || `${response.status} ${response.statusText}`);
     error.status = response.status;
+    error.fields = body?.errors || [];  // a 422's invalid fields: where (loc) and what (msg)
     throw error;
   }
   return body;
@@ -38,9 +43,4 @@ export function element(tag, attributes = {}, ...children) {
   }
   node.append(...children);
   return node;
-}
-
-// Shown in the page's alert region: every failure the user should know about ends here.
-export function report(error, where = "#app-error") {
-  $(where).textContent = error.message || String(error);
 }

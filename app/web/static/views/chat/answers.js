@@ -1,7 +1,7 @@
 // An answer's server-sent events, read with fetch (not EventSource: the token goes in a header),
 // resumed by itself when its stream ends before `done` or `error` (a network drop, a proxy's
 // cut, a restarted server): the events endpoint sends what came after the last id seen.
-import { api, authHeaders } from "./api.js";
+import { api, authHeaders } from "../../api.js";
 
 const RETRIES = 5;  // reconnections in a row without a new event before giving up (~16 s)
 const FIRST_WAIT_MS = 500;  // doubled at each retry

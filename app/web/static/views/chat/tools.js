@@ -3,7 +3,7 @@
 // its questions as small forms built from their requested schema. The same items show the calls
 // of stored answers; every item is keyed by its id, so an event replayed after a reconnection (or
 // a stored call then streamed again) updates the item rather than adding another.
-import { api, element } from "./api.js";
+import { api, element } from "../../api.js";
 
 export const TOOL_EVENTS = ["tool_call", "progress", "tool_result", "question", "question_closed"];
 
