@@ -28,6 +28,7 @@ from app.settings_vars import (
     flag,
     http_url,
     memory,
+    model_suffix,
     origins,
     required,
     setting,
@@ -170,6 +171,14 @@ class Settings:
     )
     chat_model: str = setting(
         Var("POSTRAG_CHAT_MODEL", Text(strip=True), "", "the chat model on that provider")
+    )
+    rag_model_suffix: str = setting(
+        Var(
+            "POSTRAG_RAG_MODEL_SUFFIX",
+            model_suffix,
+            "+rag",
+            "/v1 lists each chat model again with this suffix: it answers over your documents",
+        )
     )
     llm_timeout_s: float = setting(
         Var("POSTRAG_LLM_TIMEOUT_S", Number(0.1, 3600.0), "120", "wait for a model's next piece")

@@ -56,6 +56,8 @@ class EndpointSpec:
     streams: bool = False  # may answer text/event-stream instead of JSON
     raw_body: str | None = None  # the view reads a body of this media type itself (an upload)
     raw_response: str | None = None  # the view answers a body of this media type (a download)
+    # Errors as this JSON body instead of problem+json (a protocol with its own: Dify's).
+    error_body: type[pydantic.BaseModel] | None = None
 
 
 def db() -> Conn:
@@ -268,13 +270,15 @@ def endpoint(
     streams: bool = False,
     raw_body: str | None = None,
     raw_response: str | None = None,
+    error_body: type[pydantic.BaseModel] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Wrap a view: authenticate, validate `body`/`query` into kwargs, serialize the result.
 
     A view returns a pydantic model, `(model, headers)`, `(model, headers, status)` (a status of
     `also`), None (204) or a ready Response. With `multipart` (documented as the
     multipart/form-data alternative to `body`), the view reads the request body itself and gets
-    neither.
+    neither. `error_body` documents errors in that shape; the blueprint's own error handler
+    renders them so.
     """
     spec = EndpointSpec(
         summary,
@@ -291,6 +295,7 @@ def endpoint(
         streams,
         raw_body,
         raw_response,
+        error_body,
     )
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:

@@ -1,9 +1,10 @@
 """/v1: the OpenAI-compatible API (models, embeddings, chat completions) on postrag tokens.
 
 Existing OpenAI clients work unchanged with base_url http://host/v1 and a postrag token as the
-API key. Retrieval is opt-in with the extension field `rag`; the sources given to the model come
-back in the extension field `citations`. Errors are problem+json that also carry OpenAI's
-`error` object, so the SDKs show their message.
+API key. Retrieval is opt-in with the extension field `rag`, or by asking for a chat model's
+retrieval variant (`llama3.2+rag`, for clients that cannot send that field); the sources given
+to the model come back in the extension field `citations`. Errors are problem+json that also
+carry OpenAI's `error` object, so the SDKs show their message.
 """
 
 from __future__ import annotations

@@ -27,18 +27,23 @@ log = logging.getLogger(__name__)
 
 
 def list_models(conn: Conn, settings: Settings, embedder: Embedder) -> list[dict[str, Any]]:
-    """Registered models, the configured chat model, and `extractive` (always available)."""
+    """Registered models, the configured chat model, `extractive` (always available), and each
+    chat model again with the retrieval suffix (POSTRAG_RAG_MODEL_SUFFIX)."""
     rows, _ = model_repo.list_page(conn, kind=None, limit=1000, offset=0)
     found: dict[str, dict[str, Any]] = {}
+    chat: list[str] = []
     for row in rows:
         created = int(row["created_at"].timestamp())
         found.setdefault(
             row["name"], {"id": row["name"], "created": created, "owned_by": row["provider"]}
         )
+        if row["kind"] == "chat":
+            chat.append(row["name"])
     if settings.chat_model:
         found.setdefault(
             settings.chat_model, {"id": settings.chat_model, "created": 0, "owned_by": settings.llm}
         )
+        chat.append(settings.chat_model)
     found.setdefault(
         embedder.model, {"id": embedder.model, "created": 0, "owned_by": embedder.provider}
     )
@@ -46,7 +51,18 @@ def list_models(conn: Conn, settings: Settings, embedder: Embedder) -> list[dict
         prompting.EXTRACTIVE_MODEL,
         {"id": prompting.EXTRACTIVE_MODEL, "created": 0, "owned_by": "postrag"},
     )
+    for name in [*chat, prompting.EXTRACTIVE_MODEL]:
+        variant = name + settings.rag_model_suffix
+        found.setdefault(variant, {**found[name], "id": variant})
     return [{**m, "object": "model"} for m in found.values()]
+
+
+def with_retrieval(model: str | None, suffix: str) -> tuple[str | None, bool]:
+    """(the model that answers, whether it searches first): `llama3.2+rag` is `llama3.2` over
+    the caller's documents, for clients that cannot send the `rag` field."""
+    if model is not None and model.endswith(suffix) and len(model) > len(suffix):
+        return model.removesuffix(suffix), True
+    return model, False
 
 
 def embed(
@@ -120,11 +136,14 @@ def prepare(
     llm: LLMClients,
     search: SearchDeps,
 ) -> Completion:
-    """Resolve the model (None: the caller's preferred one), retrieve (when `rag` is given),
-    build the prompt and hold the tokens it may take of the caller's daily budget (release them
-    with `usage.settle_llm_tokens`)."""
+    """Resolve the model (None: the caller's preferred one), retrieve (when `rag` is given or
+    the model is a retrieval variant), build the prompt and hold the tokens it may take of the
+    caller's daily budget (release them with `usage.settle_llm_tokens`)."""
     system, history, question = _split(messages)
     settings = search.settings
+    model, searches = with_retrieval(model, settings.rag_model_suffix)
+    if searches and rag is None:  # the user's preferences, all readable collections
+        rag = {}
     prefs = answering.preferences(conn, who.user_id)
     target = answering.resolve_target(conn, llm, prefs, requested=model)
     sources: list[Hit] = []

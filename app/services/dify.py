@@ -1,0 +1,114 @@
+"""Dify's External Knowledge API over a collection: semantic search, scored by cosine similarity.
+
+Dify's `knowledge_id` is a collection's id; one the caller may not read (another user's, unshared)
+does not exist for them, as everywhere else. `metadata_condition` becomes a filter on the
+documents' metadata (the operators postrag's filter has; others are refused, not ignored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import NotFound, ValidationFailed
+from app.repositories import Conn
+from app.repositories import collections as collection_repo
+from app.services import search
+from app.services.tokens import Principal
+
+# Dify's comparison operators, as postrag filter ops (None: the condition takes no value).
+_OPS = {
+    "is": "eq",
+    "=": "eq",
+    "is not": "ne",
+    "≠": "ne",
+    "in": "in",
+    ">": "gt",
+    "after": "gt",
+    "<": "lt",
+    "before": "lt",
+    "≥": "gte",
+    "≤": "lte",
+}
+
+
+class KnowledgeNotFound(NotFound):
+    """Dify's error 2001: no such knowledge, or one the caller may not read."""
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    knowledge_id: str
+    query: str
+    top_k: int
+    score_threshold: float
+    metadata_condition: dict[str, Any] | None = None
+
+
+def retrieve(
+    conn: Conn, who: Principal, req: Retrieval, deps: search.SearchDeps
+) -> list[dict[str, Any]]:
+    """Dify's records, best first: at most `top_k`, each scoring at least `score_threshold`."""
+    collection_id = _collection(conn, who, req.knowledge_id)
+    request = search.SearchRequest(
+        query=req.query,
+        mode="semantic",  # the one score in [0, 1] that Dify's threshold can mean
+        top_k=req.top_k,
+        min_similarity=req.score_threshold,
+        collection_ids=[collection_id],
+        filter=_filter(req.metadata_condition),
+    )
+    hits = search.search(conn, who, request, deps).hits
+    return [
+        {
+            "content": hit.text,
+            "score": hit.semantic_similarity or 0.0,
+            "title": (hit.document or {}).get("title") or hit.filename,
+            "metadata": {
+                "document_id": hit.document_id,
+                "chunk_id": hit.chunk_id,
+                "collection_id": hit.collection_id,
+                "filename": hit.filename,
+                "page": hit.page,
+                "char_start": hit.char_start,
+                "char_end": hit.char_end,
+                "heading_path": hit.heading_path,
+            },
+        }
+        for hit in hits
+        if (hit.semantic_similarity or 0.0) >= req.score_threshold
+    ]
+
+
+def _collection(conn: Conn, who: Principal, knowledge_id: str) -> int:
+    """The collection a knowledge id names, if the caller may read it."""
+    wanted = int(knowledge_id) if knowledge_id.isascii() and knowledge_id.isdigit() else 0
+    if not 1 <= wanted <= 2**63 - 1 or not collection_repo.readable_ids(
+        conn, who.user_id, [wanted]
+    ):
+        raise KnowledgeNotFound(f"knowledge {knowledge_id[:100]!r} does not exist")
+    return wanted
+
+
+def _filter(condition: dict[str, Any] | None) -> dict[str, Any] | None:
+    """postrag's metadata filter for Dify's `metadata_condition` (None: no condition)."""
+    if not condition or not condition.get("conditions"):
+        return None
+    parts = [_condition(c) for c in condition["conditions"]]
+    return {"or" if condition.get("logical_operator") == "or" else "and": parts}
+
+
+def _condition(condition: dict[str, Any]) -> dict[str, Any]:
+    name, op = condition["name"], condition["comparison_operator"]
+    if op in ("empty", "not empty"):
+        return {"field": name, "op": "exists", "value": op == "not empty"}
+    if op == "not in":
+        return {"not": {"field": name, "op": "in", "value": condition.get("value")}}
+    if op not in _OPS:
+        raise ValidationFailed.on_field(
+            "metadata_condition",
+            f"the operator {op!r} is not supported; use one of"
+            f" {', '.join([*_OPS, 'not in', 'empty', 'not empty'])}",
+            type="value_error",
+        )
+    return {"field": name, "op": _OPS[op], "value": condition.get("value")}
