@@ -97,3 +97,11 @@ def test_a_malformed_body_is_an_error_in_difys_shape(client, admin, docs):
     assert "retrieval_setting" in dify_error(response, 422, 422)
     response = ask(client, admin, docs, top_k=0)
     dify_error(response, 422, 422)
+
+
+def test_openapi_documents_the_errors_in_difys_shape(client, admin):
+    operation = client.get("/openapi.json", headers=admin).json["paths"][URL]["post"]
+    for status in ("401", "404", "422"):
+        (media,) = operation["responses"][status]["content"].items()
+        assert media[0] == "application/json"
+        assert media[1]["schema"]["$ref"].endswith("/DifyError")
