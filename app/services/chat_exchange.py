@@ -85,6 +85,7 @@ class Answer:
         self.splitter = prompting.ThinkSplitter()
         self.text = self.reasoning = ""
         self.sources: list[Hit] = []
+        self.search_query: str | None = None  # what the sources were searched with
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self._spent = (0, 0)  # prompt and completion tokens of the rounds before (tool calls)
@@ -149,6 +150,7 @@ class Answer:
                 citations=[c.as_json() for c in prompting.citations(self.sources, self.text)],
                 tool_calls=self.tool_calls,
                 error=error,
+                search_query=self.search_query,
             )
         self.finished = True
         return row

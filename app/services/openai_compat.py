@@ -18,7 +18,7 @@ from app.providers.llm import LLMClients, Piece
 from app.repositories import Conn
 from app.repositories import llm_models as model_repo
 from app.repositories.search import Hit
-from app.services import answering, chats, prompting, usage
+from app.services import answering, chats, followups, prompting, usage
 from app.services.search import SearchDeps
 from app.services.tokens import Principal
 from app.settings import Settings
@@ -131,10 +131,11 @@ def prepare(
     warnings: list[str] = []
     if rag is not None:
         scope = chats.check_scope(conn, who, rag.get("collection_ids"))
+        asked = followups.standalone(llm, target, history, question)
         found = answering.retrieve(
             conn,
             who,
-            question,
+            asked.query,
             collection_ids=scope,
             prefs=prefs,
             deps=search,
@@ -142,7 +143,7 @@ def prepare(
             mode=rag.get("mode"),
             min_similarity=rag.get("min_similarity"),
         )
-        sources, warnings = found.sources, found.warnings
+        sources, warnings = found.sources, asked.warnings + found.warnings
     answer_tokens = min(max_tokens or settings.chat_answer_tokens, target.context_length // 2)
     prompt = prompting.build_prompt(
         system_prompt=system or prefs.system_prompt,
