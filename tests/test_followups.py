@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import openai
+import psycopg
 import pytest
 
 from app.services import followups
@@ -72,10 +73,21 @@ def test_offline_a_follow_up_finds_the_previous_turns_document(make_app, admin, 
     assert [m["search_query"] for m in stored] == [None, FIRST, None, f"{FOLLOW_UP} refund policy"]
 
 
-def test_with_a_model_one_bounded_rewrite_is_the_query(ollama_app, admin, docs, llm):
+def _tokens_used(database_url):
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT sum(tokens) FROM llm_token_counters").fetchone()[0]
+
+
+def _budgeted(make_app, llm):
+    return make_app(
+        llm="ollama", ollama_url=llm.url, chat_model="fake-chat", llm_tokens_per_day=100_000
+    )
+
+
+def test_with_a_model_one_bounded_rewrite_is_the_query(make_app, admin, docs, llm, database_url):
     llm.reply = "About two weeks [1]."
     llm.rewrite = "How long does a refund take to be paid back?"
-    client = ollama_app.test_client()
+    client = _budgeted(make_app, llm).test_client()
     before = len(llm.chat_requests())
     (first, follow_up), chat = _turns(client, admin, FIRST, FOLLOW_UP)
     sent = llm.chat_requests()[before:]
@@ -94,6 +106,8 @@ def test_with_a_model_one_bounded_rewrite_is_the_query(ollama_app, admin, docs, 
     assert sent[2]["messages"][-1]["content"].endswith(f"Question: {FOLLOW_UP}")  # as asked
     stored = messages(client, admin, chat)[-1]
     assert stored["search_query"] == llm.rewrite
+    assert (stored["prompt_tokens"], stored["completion_tokens"]) == llm.usage  # its own
+    assert _tokens_used(database_url) == 3 * sum(llm.usage)  # the rewrite is in the budget
 
 
 def test_the_rewrite_keeps_only_the_last_turns_and_its_first_clean_line(
@@ -148,11 +162,13 @@ def test_the_rule_setting_never_asks_the_model(make_app, admin, docs, llm):
     assert follow_up["query"] == f"{FOLLOW_UP} refund policy"
 
 
-def test_v1_with_rag_rewrites_a_multi_message_request(ollama_app, admin_token, docs, llm):
+def test_v1_with_rag_rewrites_a_multi_message_request(
+    make_app, admin_token, docs, llm, database_url
+):
     llm.reply = "Two weeks [1]."
     llm.rewrite = "How long does a refund take to be paid back?"
     with (
-        live_server(ollama_app) as base,
+        live_server(_budgeted(make_app, llm)) as base,
         openai.OpenAI(base_url=f"{base}/v1", api_key=admin_token, max_retries=0) as sdk,
     ):
         answer = sdk.chat.completions.create(
@@ -169,3 +185,5 @@ def test_v1_with_rag_rewrites_a_multi_message_request(ollama_app, admin_token, d
     assert rewrite["messages"][1]["content"].endswith(f"Last question: {FOLLOW_UP}")
     assert [c["filename"] for c in answer.model_extra["citations"]] == ["refunds.txt"]
     assert "[1] refunds.txt" in sent["messages"][-1]["content"]
+    assert answer.usage.total_tokens == sum(llm.usage)  # the answer's own
+    assert _tokens_used(database_url) == 2 * sum(llm.usage)  # the rewrite is in the budget

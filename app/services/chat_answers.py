@@ -226,7 +226,7 @@ def _retry(cleanup: Any, *args: Any) -> None:
 def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
     t0 = time.monotonic()
     asked = followups.standalone(deps.llm, ex.target, ex.history, ex.question)
-    answer.search_query = asked.query
+    answer.search_query, answer.rewrite_tokens = asked.query, asked.tokens
     if asked.how == "model":
         answer.timings["rewrite_ms"] = round((time.monotonic() - t0) * 1000, 1)
         t0 = time.monotonic()

@@ -8,6 +8,7 @@ terms (newest first) over to a follow-up. A first question is searched as it is.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -55,6 +56,7 @@ class Standalone:
     query: str  # what is searched
     how: str  # question (as it is) | rule | model
     warnings: list[str] = field(default_factory=list)
+    tokens: tuple[int, int] = (0, 0)  # prompt and completion tokens of the model's rewrite
 
 
 def content_words(text: str) -> list[str]:
@@ -96,7 +98,7 @@ def standalone(
 ) -> Standalone:
     """The query a chat turn searches with (see the module docstring), as long as search takes."""
     found = _standalone(llm, target, history, question)
-    return Standalone(found.query[:MAX_QUERY_CHARS], found.how, found.warnings)
+    return dataclasses.replace(found, query=found.query[:MAX_QUERY_CHARS])
 
 
 def _standalone(
@@ -109,14 +111,16 @@ def _standalone(
         return _ruled(history, question)
     client = llm.client(target.provider)
     try:
-        query = _rewritten(client, target, history, question, llm.settings.chat_rewrite_timeout_s)
+        query, tokens = _rewritten(
+            client, target, history, question, llm.settings.chat_rewrite_timeout_s
+        )
     except Exception as exc:  # any failure of the model: the rule still finds the context
         reason = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
         log.warning("the chat model could not rewrite a follow-up: %s", reason)
         warning = f"the chat model could not rewrite the question ({reason}); used the offline rule"
         ruled = _ruled(history, question)
         return Standalone(ruled.query, ruled.how, [warning])
-    return Standalone(query, "model")
+    return Standalone(query, "model", tokens=tokens)
 
 
 def _ruled(history: Sequence[dict[str, str]], question: str) -> Standalone:
@@ -143,13 +147,14 @@ def _rewritten(
     history: Sequence[dict[str, str]],
     question: str,
     timeout_s: float,
-) -> str:
-    """The model's standalone query; TimeoutError past `timeout_s` (the call is then dropped at
-    its next piece), ValueError for an empty reply."""
+) -> tuple[str, tuple[int, int]]:
+    """The model's standalone query and the tokens it took (estimated when the provider does
+    not say); TimeoutError past `timeout_s` (the call is then dropped at its next piece),
+    ValueError for an empty reply."""
     messages = rewrite_messages(history, question)
     # The answer's context length: Ollama would reload the model for another num_ctx.
     request = ChatRequest(target.model, messages, 0.0, REWRITE_TOKENS, target.context_length)
-    outcome: dict[str, str | BaseException] = {}
+    outcome: dict[str, Reply | BaseException] = {}
     given_up, done = threading.Event(), threading.Event()
 
     def ask() -> None:
@@ -167,24 +172,40 @@ def _rewritten(
     error = outcome.get("error")
     if isinstance(error, BaseException):
         raise error
-    query = _cleaned(str(outcome["text"]))
+    reply = outcome["text"]
+    assert isinstance(reply, Reply)
+    query = _cleaned(reply.text)
     if not query:
         raise ValueError("the model's rewrite was empty")
-    return query
+    prompt = reply.prompt_tokens
+    if prompt is None:
+        prompt = sum(prompting.count_tokens(m["content"]) + 4 for m in messages)
+    completion = reply.completion_tokens
+    if completion is None:
+        completion = prompting.count_tokens(reply.text)
+    return query, (prompt, completion)
 
 
-def _read(stream: Iterator[Piece], given_up: threading.Event) -> str:
-    """The reply's answer text (reasoning left out), until it ends or the wait was given up."""
-    splitter, text = prompting.ThinkSplitter(), ""
+@dataclass(frozen=True)
+class Reply:
+    text: str  # the answer, reasoning left out
+    prompt_tokens: int | None  # as the provider counted them, when it says
+    completion_tokens: int | None
+
+
+def _read(stream: Iterator[Piece], given_up: threading.Event) -> Reply:
+    """The reply, until it ends or the wait was given up."""
+    splitter, text, last = prompting.ThinkSplitter(), "", Piece()
     try:
         for piece in stream:
             if given_up.is_set():
                 break
             text += splitter.feed(piece.text)[0]
+            last = piece
     finally:
         getattr(stream, "close", lambda: None)()  # a reply given up: its connection closes
-    text += splitter.flush()[0]
-    return prompting.unopened_reasoning(text)[0]
+    text = prompting.unopened_reasoning(text + splitter.flush()[0])[0]
+    return Reply(text, last.prompt_tokens, last.completion_tokens)
 
 
 def _cleaned(reply: str) -> str:
