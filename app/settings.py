@@ -251,6 +251,23 @@ class Settings:
             "how long an MCP server's question waits for the user (then: cancelled)",
         )
     )
+    chat_followups: str = setting(
+        Var(
+            "POSTRAG_CHAT_FOLLOWUPS",
+            Choice(("model", "rule", "off")),
+            "model",
+            "how a follow-up becomes a standalone search query (model: the chat model rewrites"
+            " it, else the offline rule)",
+        )
+    )
+    chat_rewrite_timeout_s: float = setting(
+        Var(
+            "POSTRAG_CHAT_REWRITE_TIMEOUT_S",
+            Number(0.1, 120.0),
+            "10",
+            "longest wait for the chat model's rewrite of a follow-up (then: the offline rule)",
+        )
+    )
     # Connector (OAuth) tokens
     secret_key: str | None = setting(
         Var("POSTRAG_SECRET_KEY", OptionalText(), "", "encrypts connector tokens")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from typing import Any
 
+from app.services.followups import REWRITE_INSTRUCTIONS
 from tests.fake_llm_tools import call_chunks, whole
 from tests.fakes import LoopbackServer, QuietHandler, send_json
 
@@ -30,6 +31,15 @@ def words(text: str) -> list[str]:
     for i, word in enumerate(text.split(" ")):
         pieces.append(word if i == 0 else " " + word)
     return [p for p in pieces if p]
+
+
+def _rewriting(messages: list[dict[str, Any]]) -> bool:
+    return bool(messages) and messages[0].get("content") == REWRITE_INSTRUCTIONS
+
+
+def _as_asked(messages: list[dict[str, Any]]) -> str:
+    """The follow-up's own words (the rewrite request ends with them)."""
+    return str(messages[-1]["content"]).rsplit("Last question: ", 1)[-1]
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -49,6 +59,9 @@ class FakeLLMServer(LoopbackServer):
     hangs up mid-stream. `requests` records (path, body). `tool_calls` (a function of the
     messages, for requests that offer tools) answers with calls ({"name", "arguments"}) instead
     of text when it returns any; `whole_json` answers one JSON object even when asked to stream.
+    `rewrite` answers the requests that ask for a follow-up's standalone question (those whose
+    system message is app/services/followups.py's): a text or a function of the messages; by
+    default the question as it is, so tests of answers get the reply they set.
     """
 
     def __init__(self, reply: str | Callable[[list[dict[str, Any]]], str] = "Hello there.") -> None:
@@ -63,6 +76,7 @@ class FakeLLMServer(LoopbackServer):
         self.malformed_after: int | None = None
         self.tool_calls: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
         self.whole_json = False
+        self.rewrite: str | Callable[[list[dict[str, Any]]], str] = _as_asked
         self.aborted = threading.Event()  # set when a client hung up in the middle of a stream
         server = self
 
@@ -161,7 +175,8 @@ class FakeLLMServer(LoopbackServer):
                         {"error": {"message": message}} if openai else {"error": message},
                     )
                     return
-                reply = server.reply(body["messages"]) if callable(server.reply) else server.reply
+                answer = server.rewrite if _rewriting(body["messages"]) else server.reply
+                reply = answer(body["messages"]) if callable(answer) else answer
                 offered = body.get("tools") and server.tool_calls is not None
                 calls = server.tool_calls(body["messages"]) if offered else []
                 reply = "" if calls else reply

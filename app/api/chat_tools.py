@@ -56,6 +56,10 @@ class Message(BaseModel):
     citations: list[Citation]
     tool_calls: list[ToolCallRecord] = Field(description="MCP tool calls made for the answer")
     error: str | None
+    search_query: str | None = Field(
+        description="what the answer's sources were searched with: the question, or a follow-up"
+        " made standalone (null on your messages and on answers before postrag 22)"
+    )
     created_at: datetime
 
 

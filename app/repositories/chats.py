@@ -17,7 +17,8 @@ CHAT = (
 )
 MESSAGE = (
     "id, chat_id, role, content, reasoning, status, finish_reason, model, prompt_tokens,"
-    " completion_tokens, latency_ms, citations, tool_calls, error, created_at, updated_at"
+    " completion_tokens, latency_ms, citations, tool_calls, error, search_query, created_at,"
+    " updated_at"
 )
 
 

@@ -30,6 +30,7 @@ from app.services import (
     answering,
     chat_rounds,
     chat_toolbox,
+    followups,
     prompting,
     slash_commands,
     usage,
@@ -130,14 +131,22 @@ def start(
     )
 
 
-def _source_event(message_id: int, sources: list[Hit], warnings: list[str], mode: str) -> Event:
+def _source_event(
+    message_id: int, sources: list[Hit], warnings: list[str], mode: str, query: str
+) -> Event:
     """The first event; it names the answer, so a client cut off later can resume its stream."""
     items = []
     for c, s in zip(prompting.citations(sources, ""), sources, strict=True):
         item = c.as_json()
         del item["cited"]  # nothing is cited before the answer
         items.append({**item, "text": s.text, "heading_path": s.heading_path})
-    data = {"message_id": message_id, "mode": mode, "sources": items, "warnings": warnings}
+    data = {
+        "message_id": message_id,
+        "mode": mode,
+        "query": query,
+        "sources": items,
+        "warnings": warnings,
+    }
     return Event("retrieval", data)
 
 
@@ -216,11 +225,16 @@ def _retry(cleanup: Any, *args: Any) -> None:
 
 def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
     t0 = time.monotonic()
+    asked = followups.standalone(deps.llm, ex.target, ex.history, ex.question)
+    answer.search_query, answer.rewrite_tokens = asked.query, asked.tokens
+    if asked.how == "model":
+        answer.timings["rewrite_ms"] = round((time.monotonic() - t0) * 1000, 1)
+        t0 = time.monotonic()
     with scope.user_connection(deps.pool, ex.who.user_id) as conn:
         found = answering.retrieve(
             conn,
             ex.who,
-            ex.question,
+            asked.query,
             collection_ids=ex.chat["collection_ids"],
             prefs=ex.prefs,
             deps=deps.search,
@@ -236,5 +250,6 @@ def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
     )
     answer.sources = prompt.sources
     answer.prompt_tokens = prompt.estimated_tokens
-    yield _source_event(ex.assistant_id, prompt.sources, found.warnings, found.mode)
+    warnings = asked.warnings + found.warnings
+    yield _source_event(ex.assistant_id, prompt.sources, warnings, found.mode, asked.query)
     yield from chat_rounds.answered(ex, deps, answer, prompt)

@@ -18,7 +18,7 @@ from app.providers.llm import LLMClients, Piece
 from app.repositories import Conn
 from app.repositories import llm_models as model_repo
 from app.repositories.search import Hit
-from app.services import answering, chats, prompting, usage
+from app.services import answering, chats, followups, prompting, usage
 from app.services.search import SearchDeps
 from app.services.tokens import Principal
 from app.settings import Settings
@@ -95,6 +95,7 @@ class Completion:
     max_tokens: int
     temperature: float
     hold: usage.LLMTokenHold | None  # None for extractive answers: they are free
+    rewrite_tokens: tuple[int, int] = (0, 0)  # prompt and completion of the query's rewrite
 
     def citations(self, answer: str) -> list[dict[str, Any]]:
         return [c.as_json() for c in prompting.citations(self.prompt.sources, answer)]
@@ -148,12 +149,14 @@ def prepare(
     target = answering.resolve_target(conn, llm, prefs, requested=model)
     sources: list[Hit] = []
     warnings: list[str] = []
+    rewrite_tokens = (0, 0)
     if rag is not None:
         scope = chats.check_scope(conn, who, rag.get("collection_ids"))
+        asked = followups.standalone(llm, target, history, question)
         found = answering.retrieve(
             conn,
             who,
-            question,
+            asked.query,
             collection_ids=scope,
             prefs=prefs,
             deps=search,
@@ -161,7 +164,8 @@ def prepare(
             mode=rag.get("mode"),
             min_similarity=rag.get("min_similarity"),
         )
-        sources, warnings = found.sources, found.warnings
+        sources, warnings = found.sources, asked.warnings + found.warnings
+        rewrite_tokens = asked.tokens
     answer_tokens = min(max_tokens or settings.chat_answer_tokens, target.context_length // 2)
     prompt = prompting.build_prompt(
         system_prompt=system or prefs.system_prompt,
@@ -182,6 +186,7 @@ def prepare(
         answer_tokens,
         prefs.temperature if temperature is None else temperature,
         hold,
+        rewrite_tokens,
     )
 
 
@@ -219,8 +224,16 @@ class Accountant:
     ) -> None:
         self.llm_usage, self.hold, self.pool = llm_usage, completion.hold, pool
         self.prompt_tokens = completion.prompt.estimated_tokens
+        self.rewrite_tokens = completion.rewrite_tokens
 
     def __call__(self, counted: dict[str, int]) -> None:
+        """Count the answer's tokens, with those the rewrite of its query took."""
+        prompt, done = self.rewrite_tokens
+        counted = {
+            "prompt_tokens": counted["prompt_tokens"] + prompt,
+            "completion_tokens": counted["completion_tokens"] + done,
+            "total_tokens": counted["total_tokens"] + prompt + done,
+        }
         self.llm_usage.update(
             prompt_tokens=counted["prompt_tokens"], completion_tokens=counted["completion_tokens"]
         )
