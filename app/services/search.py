@@ -18,6 +18,7 @@ import numpy as np
 from app.errors import NotFound, ServiceUnavailable
 from app.metrics import metrics
 from app.providers.embeddings import EmbeddingError, QueryEmbedders
+from app.providers.rerank import Reranker
 from app.repositories import Conn, bm25
 from app.repositories import collections as collection_repo
 from app.repositories import documents as document_repo
@@ -26,6 +27,7 @@ from app.repositories import preferences as preference_repo
 from app.repositories import search as search_repo
 from app.repositories.embedding_spaces import EmbeddingSpace
 from app.repositories.search import Hit
+from app.services import reranking
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -52,6 +54,8 @@ class SearchRequest:
     semantic_weight: float = 1.0
     fulltext_weight: float = 1.0
     debug: bool = False
+    rerank: bool | None = None  # None: on when a reranker is configured
+    rerank_candidates: int | None = None  # None: POSTRAG_RERANK_CANDIDATES
 
 
 @dataclass
@@ -198,11 +202,13 @@ def _debug(
 @dataclass(frozen=True)
 class SearchDeps:
     """What a search needs besides its request: the knobs, the query embedders, and whether
-    the server's pgvector has iterative index scans (0.8+, asked once at start)."""
+    the server's pgvector has iterative index scans (0.8+, asked once at start), and the
+    reranker (None: none is configured)."""
 
     settings: Settings
     embedders: QueryEmbedders
     iterative_scans: bool
+    reranker: Reranker | None = None
 
 
 def search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
@@ -220,7 +226,14 @@ def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) ->
     scope = _scope(conn, who, req)
     if not scope.collection_ids:
         return result
-    candidates = top_k if mode != "hybrid" else max(4 * top_k, 20)
+    rerank_depth = reranking.depth(
+        deps.reranker,
+        req.rerank,
+        req.rerank_candidates or settings.rerank_candidates,
+        result.warnings,
+    )
+    fetched = max(top_k, rerank_depth)  # the fused hits the SQL returns
+    candidates = fetched if mode != "hybrid" else max(4 * top_k, 20, fetched)
     timings: dict[str, float] = {}
     semantic, query_vector = None, None
     if mode in ("semantic", "hybrid"):
@@ -236,7 +249,7 @@ def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) ->
         query=req.query,
         query_vector=query_vector,
         candidates=candidates,
-        top_k=top_k,
+        top_k=fetched,
         min_similarity=min_similarity,
         k1=settings.bm25_k1,
         b=settings.bm25_b,
@@ -254,6 +267,12 @@ def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) ->
         started = time.perf_counter()
         result.hits = search_repo.run(conn, statement, params)
         timings["search_ms"] = (time.perf_counter() - started) * 1000
+    if rerank_depth and deps.reranker is not None:
+        reranked = reranking.rerank(
+            deps.reranker, req.query, result.hits[:rerank_depth], result.warnings, timings
+        )
+        result.hits = reranked + result.hits[rerank_depth:]
+    result.hits = result.hits[:top_k]
     if req.debug:
         result.debug = _debug(semantic, ef_search, iterative, candidates, plan, timings)
     return result
