@@ -7,7 +7,7 @@ import pytest
 from app.providers.rerank import HttpReranker, RerankError
 from app.settings import Settings, SettingsError
 from tests.fake_rerank import PATHS, FakeRerankServer
-from tests.helpers import drain, names, search, upload
+from tests.helpers import ask, drain, names, new_chat, search, upload
 
 # Equal lengths, "pipeline" 5..1 times: BM25 ranks them p5, p4, p3, p2, p1.
 DOCS = {
@@ -191,3 +191,38 @@ def test_a_rerank_server_is_a_valid_setting(settings: Settings):  # type: ignore
         "http://tei:8080",
         50,
     )
+
+
+def test_preferences_turn_reranking_off_and_set_its_depth(rerank_app, admin):  # type: ignore[no-untyped-def]
+    client, fake = rerank_app("jina")
+    response = client.patch("/api/v1/me/preferences", json={"rerank": False}, headers=admin)
+    assert response.status_code == 200
+    assert (response.json["rerank"], response.json["rerank_candidates"]) == (False, None)
+    assert names(search(client, admin, **QUERY)) == FUSED
+    assert fake.requests == []
+    assert names(search(client, admin, **QUERY, rerank=True)) == FUSED[::-1]  # the request wins
+    patch = {"rerank": True, "rerank_candidates": 3}
+    assert client.patch("/api/v1/me/preferences", json=patch, headers=admin).status_code == 200
+    assert names(search(client, admin, **QUERY)) == [
+        "p3.txt",
+        "p4.txt",
+        "p5.txt",
+        "p2.txt",
+        "p1.txt",
+    ]
+    assert len(fake.requests[-1][1]["documents"]) == 3
+    bad = client.patch("/api/v1/me/preferences", json={"rerank_candidates": 201}, headers=admin)
+    assert bad.status_code == 422
+    back = client.put("/api/v1/me/preferences", json={}, headers=admin).json
+    assert (back["rerank"], back["rerank_candidates"]) == (True, None)
+
+
+def test_chat_answers_use_the_reranked_passages(rerank_app, admin):  # type: ignore[no-untyped-def]
+    client, fake = rerank_app("tei")
+    patch = {"search_mode": "fulltext", "top_k": 5}
+    assert client.patch("/api/v1/me/preferences", json=patch, headers=admin).status_code == 200
+    chat = new_chat(client, admin)
+    answer = ask(client, admin, chat, "pipeline")
+    assert answer.status_code == 201, answer.json
+    assert answer.json["citations"][0]["filename"] == "p1.txt"
+    assert fake.requests[0][1]["query"] == "pipeline"

@@ -19,7 +19,7 @@ from app.errors import NotFound, ServiceUnavailable
 from app.metrics import metrics
 from app.providers.embeddings import EmbeddingError, QueryEmbedders
 from app.providers.rerank import Reranker
-from app.repositories import Conn, bm25
+from app.repositories import Conn, Row, bm25
 from app.repositories import collections as collection_repo
 from app.repositories import documents as document_repo
 from app.repositories import embedding_spaces as space_repo
@@ -72,8 +72,7 @@ class SearchResult:
         return {h.document_id: h.document for h in self.hits if h.document is not None}
 
 
-def _defaults(conn: Conn, who: Principal, req: SearchRequest) -> tuple[str, int, float]:
-    prefs = preference_repo.get(conn, who.user_id)
+def _defaults(prefs: Row | None, req: SearchRequest) -> tuple[str, int, float]:
     mode = req.mode or (prefs["search_mode"] if prefs else DEFAULT_MODE)
     top_k = req.top_k or (prefs["top_k"] if prefs else DEFAULT_TOP_K)
     if req.min_similarity is not None:
@@ -81,6 +80,19 @@ def _defaults(conn: Conn, who: Principal, req: SearchRequest) -> tuple[str, int,
     else:
         min_similarity = prefs["similarity_threshold"] if prefs else DEFAULT_MIN_SIMILARITY
     return mode, top_k, float(min_similarity)
+
+
+def _rerank_depth(
+    prefs: Row | None, req: SearchRequest, deps: SearchDeps, warnings: list[str]
+) -> int:
+    """The request's rerank and depth, else the user's preferences, else the server's."""
+    asked = req.rerank
+    if asked is None and prefs is not None and not prefs["rerank"]:
+        asked = False
+    candidates = req.rerank_candidates or (prefs and prefs["rerank_candidates"])
+    return reranking.depth(
+        deps.reranker, asked, candidates or deps.settings.rerank_candidates, warnings
+    )
 
 
 def _scope(conn: Conn, who: Principal, req: SearchRequest) -> search_repo.Scope:
@@ -221,17 +233,13 @@ def search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> 
 
 def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
     settings = deps.settings
-    mode, top_k, min_similarity = _defaults(conn, who, req)
+    prefs = preference_repo.get(conn, who.user_id)
+    mode, top_k, min_similarity = _defaults(prefs, req)
     result = SearchResult(mode=mode, top_k=top_k, min_similarity=min_similarity, hits=[])
     scope = _scope(conn, who, req)
     if not scope.collection_ids:
         return result
-    rerank_depth = reranking.depth(
-        deps.reranker,
-        req.rerank,
-        req.rerank_candidates or settings.rerank_candidates,
-        result.warnings,
-    )
+    rerank_depth = _rerank_depth(prefs, req, deps, result.warnings)
     fetched = max(top_k, rerank_depth)  # the fused hits the SQL returns
     candidates = fetched if mode != "hybrid" else max(4 * top_k, 20, fetched)
     timings: dict[str, float] = {}
