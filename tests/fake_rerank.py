@@ -43,7 +43,7 @@ def reverse(query: str, texts: list[str]) -> list[float]:
 class FakeRerankServer(LoopbackServer):
     """Scores passages with `scorer(query, texts)` (default: `reverse`) in the wire shape of
     `kind`. Knobs: `fail_status` answers every request with that status; `delay_s` before each
-    answer; `requests` records (path, body)."""
+    answer; `requests` records (path, body), `authorizations` each request's Authorization."""
 
     def __init__(
         self, kind: str, scorer: Callable[[str, list[str]], list[float]] = reverse
@@ -53,12 +53,14 @@ class FakeRerankServer(LoopbackServer):
         self.fail_status: int | None = None
         self.delay_s = 0.0
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.authorizations: list[str | None] = []
         server = self
 
         class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append((self.path, body))
+                server.authorizations.append(self.headers.get("Authorization"))
                 time.sleep(server.delay_s)
                 if self.path not in PATHS[server.kind]:
                     send_json(self, 404, {"error": f"no route {self.path}"})

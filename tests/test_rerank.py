@@ -153,13 +153,11 @@ def test_answers_of_the_wrong_shape_are_rerank_errors(answer):  # type: ignore[n
 
 def test_an_api_key_is_sent_as_a_bearer_token():  # type: ignore[no-untyped-def]
     with FakeRerankServer("cohere") as fake:
-        seen = []
-        answer = fake.answer
-        fake.answer = lambda body: seen.append(body) or answer(body)  # type: ignore[method-assign]
-        reranker = HttpReranker("cohere", fake.url, "m", "sk-secret", 2.0)
-        assert reranker.scores("q", ["a", "b"]) == [0.0, 1.0]
-        assert reranker._client.headers["Authorization"] == "Bearer sk-secret"
-        reranker.close()
+        for key in ("sk-secret", None):
+            reranker = HttpReranker("cohere", fake.url, "m", key, 2.0)
+            assert reranker.scores("q", ["a", "b"]) == [0.0, 1.0]
+            reranker.close()
+        assert fake.authorizations == ["Bearer sk-secret", None]
 
 
 @pytest.mark.parametrize(
