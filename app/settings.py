@@ -157,6 +157,36 @@ class Settings:
     )
     bm25_k1: float = setting(Var("POSTRAG_BM25_K1", Number(0.0, 3.0), "0.9", "BM25 k1"))
     bm25_b: float = setting(Var("POSTRAG_BM25_B", Number(0.0, 1.0), "0.4", "BM25 b"))
+    # Reranking after fusion (app/providers/rerank.py): a rerank server, or a local ONNX model.
+    rerank: str = setting(
+        Var(
+            "POSTRAG_RERANK",
+            Choice(("none", "cohere", "jina", "tei", "infinity", "llamacpp", "onnx")),
+            "none",
+            "who reranks the fused candidates",
+        )
+    )
+    rerank_url: str = setting(
+        Var("POSTRAG_RERANK_URL", Text(strip=True), "", "the rerank server's base URL")
+    )
+    rerank_model: str = setting(
+        Var("POSTRAG_RERANK_MODEL", Text(strip=True), "", "the model it should use")
+    )
+    rerank_api_key: str | None = setting(
+        Var("POSTRAG_RERANK_API_KEY", OptionalText(), "", "its bearer token")
+    )
+    rerank_timeout_s: float = setting(
+        Var("POSTRAG_RERANK_TIMEOUT_S", Number(0.1, 600.0), "10", "wait for its scores")
+    )
+    rerank_candidates: int = setting(
+        Var("POSTRAG_RERANK_CANDIDATES", Integer(low=1, high=200), "50", "fused hits reranked")
+    )
+    rerank_onnx_path: str = setting(
+        Var("POSTRAG_RERANK_ONNX_PATH", Text(strip=True), "", "cross-encoder .onnx file")
+    )
+    rerank_onnx_sha256: str = setting(
+        Var("POSTRAG_RERANK_ONNX_SHA256", Text(strip=True), "", "that file's pinned sha256")
+    )
     index_build_memory: str = setting(
         Var("POSTRAG_INDEX_BUILD_MEMORY", memory, "1GB", "maintenance_work_mem of HNSW builds")
     )
@@ -452,6 +482,21 @@ def _check_together(settings: Settings) -> None:
             "POSTRAG_CHAT_ANSWER_TOKENS must be <= half of POSTRAG_CHAT_CONTEXT_TOKENS"
         )
     _check_oidc(settings)
+    _check_rerank(settings)
+
+
+def _check_rerank(settings: Settings) -> None:
+    """A rerank server needs its URL; the ONNX model needs its file and pinned sha256."""
+    if settings.rerank == "onnx":
+        if not settings.rerank_onnx_path or not re.fullmatch(
+            r"[0-9a-fA-F]{64}", settings.rerank_onnx_sha256
+        ):
+            raise SettingsError(
+                "POSTRAG_RERANK=onnx needs POSTRAG_RERANK_ONNX_PATH and"
+                " POSTRAG_RERANK_ONNX_SHA256 (64 hex digits)"
+            )
+    elif settings.rerank != "none" and not re.match(r"https?://\S+$", settings.rerank_url):
+        raise SettingsError(f"POSTRAG_RERANK={settings.rerank} needs an http(s) POSTRAG_RERANK_URL")
 
 
 # An issuer is a URL without query or fragment; plain http would let anyone on the way swap the

@@ -18,6 +18,8 @@ DEFAULTS = {
     "temperature": 0.2,
     "system_prompt": "",
     "mcp_server_ids": [],
+    "rerank": True,
+    "rerank_candidates": None,
 }
 
 

@@ -25,6 +25,9 @@ _SystemPrompt = Annotated[str, Field(max_length=20000)]
 _ServerIds = Annotated[list[_ModelId], Field(max_length=20)]
 _SERVERS = "the MCP servers (ids) new chats use when they name none (registered and enabled)"
 _CHAT_MODEL = "a registered chat model; null: the registry's default chat model"
+_RERANK = "rerank the fused hits of searches and chats when a reranker is configured"
+_RERANK_CANDIDATES = "how many fused hits to rerank; null: the server's (default 50)"
+_Candidates = Annotated[int, Field(ge=1, le=200)]
 
 
 class UserPreferences(BaseModel):
@@ -36,6 +39,8 @@ class UserPreferences(BaseModel):
     temperature: float
     system_prompt: str = Field(description="empty: postrag's own")
     mcp_server_ids: list[int] = Field(description=_SERVERS)
+    rerank: bool = Field(description=_RERANK)
+    rerank_candidates: int | None = Field(description=_RERANK_CANDIDATES)
     updated_at: datetime | None = Field(description="null: never set, these are the defaults")
 
 
@@ -49,6 +54,8 @@ class PreferencesReplace(BaseModel):
     temperature: _Temperature = DEFAULTS["temperature"]
     system_prompt: _SystemPrompt = DEFAULTS["system_prompt"]
     mcp_server_ids: _ServerIds = Field([], description=_SERVERS)
+    rerank: bool = Field(DEFAULTS["rerank"], description=_RERANK)
+    rerank_candidates: _Candidates | None = Field(None, description=_RERANK_CANDIDATES)
 
 
 class PreferencesChange(BaseModel):
@@ -61,6 +68,8 @@ class PreferencesChange(BaseModel):
     temperature: _Temperature | None = None
     system_prompt: _SystemPrompt | None = None
     mcp_server_ids: _ServerIds | None = Field(None, description=_SERVERS)
+    rerank: bool | None = Field(None, description=_RERANK)
+    rerank_candidates: _Candidates | None = Field(None, description=_RERANK_CANDIDATES)
 
 
 @bp.get("/me/preferences")
@@ -92,5 +101,5 @@ def replace_preferences(body: PreferencesReplace) -> UserPreferences:
     response=UserPreferences,
 )
 def change_preferences(body: PreferencesChange) -> UserPreferences:
-    changes = changes_of(body, nullable=("chat_model_id",))
+    changes = changes_of(body, nullable=("chat_model_id", "rerank_candidates"))
     return UserPreferences(**preferences.change(db(), principal(), changes))

@@ -49,6 +49,12 @@ class SearchBody(BaseModel):
     semantic_weight: float = Field(1.0, ge=0, le=10, description="hybrid: weight of that leg")
     fulltext_weight: float = Field(1.0, ge=0, le=10, description="hybrid: weight of that leg")
     debug: bool = Field(False, description="add the plan and per-stage timings")
+    rerank: bool | None = Field(
+        None, description="rerank the top fused hits (default: on when a reranker is configured)"
+    )
+    rerank_candidates: int | None = Field(
+        None, ge=1, le=200, description="how many fused hits to rerank (default: 50)"
+    )
 
 
 class SemanticScore(BaseModel):
@@ -76,6 +82,9 @@ class SearchHit(BaseModel):
     )
     semantic: SemanticScore | None
     fulltext: FulltextScore | None
+    rerank_score: float | None = Field(
+        None, description="the reranker's score, when the hit was reranked"
+    )
 
 
 class SearchDocument(BaseModel):

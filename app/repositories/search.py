@@ -52,6 +52,7 @@ class Hit:
     fulltext_rank: int | None  # None: the full-text leg did not find it
     fulltext_score: float | None
     document: dict[str, Any] | None = None  # title and metadata, on the document's best hit
+    rerank_score: float | None = None  # the reranker's, when the hit was reranked
 
 
 @dataclass(frozen=True)

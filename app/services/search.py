@@ -18,7 +18,8 @@ import numpy as np
 from app.errors import NotFound, ServiceUnavailable
 from app.metrics import metrics
 from app.providers.embeddings import EmbeddingError, QueryEmbedders
-from app.repositories import Conn, bm25
+from app.providers.rerank import Reranker
+from app.repositories import Conn, Row, bm25
 from app.repositories import collections as collection_repo
 from app.repositories import documents as document_repo
 from app.repositories import embedding_spaces as space_repo
@@ -26,6 +27,7 @@ from app.repositories import preferences as preference_repo
 from app.repositories import search as search_repo
 from app.repositories.embedding_spaces import EmbeddingSpace
 from app.repositories.search import Hit
+from app.services import reranking
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -52,6 +54,8 @@ class SearchRequest:
     semantic_weight: float = 1.0
     fulltext_weight: float = 1.0
     debug: bool = False
+    rerank: bool | None = None  # None: on when a reranker is configured
+    rerank_candidates: int | None = None  # None: POSTRAG_RERANK_CANDIDATES
 
 
 @dataclass
@@ -68,8 +72,7 @@ class SearchResult:
         return {h.document_id: h.document for h in self.hits if h.document is not None}
 
 
-def _defaults(conn: Conn, who: Principal, req: SearchRequest) -> tuple[str, int, float]:
-    prefs = preference_repo.get(conn, who.user_id)
+def _defaults(prefs: Row | None, req: SearchRequest) -> tuple[str, int, float]:
     mode = req.mode or (prefs["search_mode"] if prefs else DEFAULT_MODE)
     top_k = req.top_k or (prefs["top_k"] if prefs else DEFAULT_TOP_K)
     if req.min_similarity is not None:
@@ -77,6 +80,19 @@ def _defaults(conn: Conn, who: Principal, req: SearchRequest) -> tuple[str, int,
     else:
         min_similarity = prefs["similarity_threshold"] if prefs else DEFAULT_MIN_SIMILARITY
     return mode, top_k, float(min_similarity)
+
+
+def _rerank_depth(
+    prefs: Row | None, req: SearchRequest, deps: SearchDeps, warnings: list[str]
+) -> int:
+    """The request's rerank and depth, else the user's preferences, else the server's."""
+    asked = req.rerank
+    if asked is None and prefs is not None and not prefs["rerank"]:
+        asked = False
+    candidates = req.rerank_candidates or (prefs and prefs["rerank_candidates"])
+    return reranking.depth(
+        deps.reranker, asked, candidates or deps.settings.rerank_candidates, warnings
+    )
 
 
 def _scope(conn: Conn, who: Principal, req: SearchRequest) -> search_repo.Scope:
@@ -198,11 +214,13 @@ def _debug(
 @dataclass(frozen=True)
 class SearchDeps:
     """What a search needs besides its request: the knobs, the query embedders, and whether
-    the server's pgvector has iterative index scans (0.8+, asked once at start)."""
+    the server's pgvector has iterative index scans (0.8+, asked once at start), and the
+    reranker (None: none is configured)."""
 
     settings: Settings
     embedders: QueryEmbedders
     iterative_scans: bool
+    reranker: Reranker | None = None
 
 
 def search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
@@ -215,12 +233,15 @@ def search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> 
 
 def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
     settings = deps.settings
-    mode, top_k, min_similarity = _defaults(conn, who, req)
+    prefs = preference_repo.get(conn, who.user_id)
+    mode, top_k, min_similarity = _defaults(prefs, req)
     result = SearchResult(mode=mode, top_k=top_k, min_similarity=min_similarity, hits=[])
     scope = _scope(conn, who, req)
     if not scope.collection_ids:
         return result
-    candidates = top_k if mode != "hybrid" else max(4 * top_k, 20)
+    rerank_depth = _rerank_depth(prefs, req, deps, result.warnings)
+    fetched = max(top_k, rerank_depth)  # the fused hits the SQL returns
+    candidates = fetched if mode != "hybrid" else max(4 * top_k, 20, fetched)
     timings: dict[str, float] = {}
     semantic, query_vector = None, None
     if mode in ("semantic", "hybrid"):
@@ -236,7 +257,7 @@ def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) ->
         query=req.query,
         query_vector=query_vector,
         candidates=candidates,
-        top_k=top_k,
+        top_k=fetched,
         min_similarity=min_similarity,
         k1=settings.bm25_k1,
         b=settings.bm25_b,
@@ -254,6 +275,12 @@ def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) ->
         started = time.perf_counter()
         result.hits = search_repo.run(conn, statement, params)
         timings["search_ms"] = (time.perf_counter() - started) * 1000
+    if rerank_depth and deps.reranker is not None:
+        reranked = reranking.rerank(
+            deps.reranker, req.query, result.hits[:rerank_depth], result.warnings, timings
+        )
+        result.hits = reranked + result.hits[rerank_depth:]
+    result.hits = result.hits[:top_k]
     if req.debug:
         result.debug = _debug(semantic, ef_search, iterative, candidates, plan, timings)
     return result

@@ -37,7 +37,8 @@ function form(prefs, models, servers) {
   return { node, servers: picked.checked };
 }
 
-function values(node, servers) {
+// Reranking has no control here yet: the stored choice goes back unchanged, not to its default.
+function values(node, servers, prefs) {
   const read = (name) => node.elements.namedItem(name).value;
   return {
     chat_model_id: read("chat_model_id") ? Number(read("chat_model_id")) : null,
@@ -47,6 +48,8 @@ function values(node, servers) {
     temperature: read("temperature") === "" ? null : Number(read("temperature")),
     system_prompt: read("system_prompt"),
     mcp_server_ids: servers().map(Number),
+    rerank: prefs.rerank,
+    rerank_candidates: prefs.rerank_candidates,
   };
 }
 
@@ -65,7 +68,7 @@ export async function mount(section) {
   node.addEventListener("submit", async (event) => {
     event.preventDefault();
     const saved = await submitting(node, box,
-      () => api("/api/v1/me/preferences", json("PUT", values(node, ticked))));
+      () => api("/api/v1/me/preferences", json("PUT", values(node, ticked, prefs))));
     if (saved) status.say("Saved.");
   });
   section.append(node, status.node);

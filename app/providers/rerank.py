@@ -1,0 +1,133 @@
+"""Rerankers: score (query, passage) pairs after fusion, over HTTP or with a local ONNX model.
+
+The HTTP client speaks the `/rerank` APIs self-hosters run: Cohere (`/v2/rerank`: query,
+documents, top_n -> results[{index, relevance_score}]), Jina and llama.cpp server (`/v1/rerank`,
+the same shape), Infinity (`/rerank`, the same shape) and Hugging Face TEI (`/rerank`: query,
+texts -> [{index, score}]). Every failure is a RerankError; search keeps the fused order then.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+import httpx
+
+from app.providers.http_embedders import error_text
+from app.settings import Settings
+
+# Where each kind of server answers, under POSTRAG_RERANK_URL.
+PATHS = {
+    "cohere": "/v2/rerank",
+    "jina": "/v1/rerank",
+    "llamacpp": "/v1/rerank",
+    "infinity": "/rerank",
+    "tei": "/rerank",
+}
+
+
+class RerankError(Exception):
+    """The reranker could not score the passages (unreachable, timeout, bad answer)."""
+
+
+class Reranker(Protocol):
+    name: str
+
+    def scores(self, query: str, passages: list[str]) -> list[float]:
+        """One relevance score per passage, in the passages' order; higher is better."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class HttpReranker:
+    """A client for one rerank server of the kinds in PATHS."""
+
+    def __init__(
+        self, kind: str, url: str, model: str, api_key: str | None, timeout_s: float
+    ) -> None:
+        self.kind = kind
+        self.name = f"{kind}:{model}" if model else kind
+        self._model = model
+        self._url = url.rstrip("/") + PATHS[kind]
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(timeout=timeout_s, headers=headers)
+
+    def _body(self, query: str, passages: list[str]) -> dict[str, Any]:
+        if self.kind == "tei":
+            return {"query": query, "texts": passages, "truncate": True}
+        body: dict[str, Any] = {"query": query, "documents": passages, "top_n": len(passages)}
+        if self._model:
+            body["model"] = self._model
+        return body
+
+    def scores(self, query: str, passages: list[str]) -> list[float]:
+        try:
+            response = self._client.post(self._url, json=self._body(query, passages))
+        except httpx.TimeoutException:
+            raise RerankError(
+                f"{self.kind} reranker at {self._url} did not answer in time"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise RerankError(
+                f"cannot reach the {self.kind} reranker at {self._url}: {exc}"
+            ) from None
+        if response.status_code >= 400:
+            raise RerankError(
+                f"{self.kind} reranker at {self._url} answered {response.status_code}:"
+                f" {error_text(response)}"
+            )
+        try:
+            answer = response.json()
+        except ValueError:
+            raise RerankError(f"{self.kind} reranker at {self._url} did not answer JSON") from None
+        return _read_scores(self.kind, answer, len(passages))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _read_scores(kind: str, answer: Any, count: int) -> list[float]:
+    """Scores by passage index from [{index, score}] (TEI) or {results: [{index,
+    relevance_score}]} (the others); an index missing, repeated or out of range is an error."""
+    items, key = (answer, "score") if kind == "tei" else (_results(answer), "relevance_score")
+    if not isinstance(items, list):
+        raise RerankError(f"{kind} reranker answered no list of scores")
+    scores: list[float | None] = [None] * count
+    for item in items:
+        index = item.get("index") if isinstance(item, dict) else None
+        score = item.get(key) if isinstance(item, dict) else None
+        if not (
+            isinstance(index, int)
+            and 0 <= index < count
+            and scores[index] is None
+            and isinstance(score, int | float)
+            and math.isfinite(score)
+        ):
+            raise RerankError(f"{kind} reranker answered an item of the wrong shape: {item!r:.100}")
+        scores[index] = float(score)
+    if any(s is None for s in scores):
+        raise RerankError(f"{kind} reranker scored {len(items)} of {count} passages")
+    return [s for s in scores if s is not None]
+
+
+def _results(answer: Any) -> Any:
+    return answer.get("results") if isinstance(answer, dict) else None
+
+
+def make_reranker(settings: Settings) -> Reranker | None:
+    """The reranker POSTRAG_RERANK names, or None when it is `none`."""
+    kind = settings.rerank
+    if kind == "none":
+        return None
+    if kind == "onnx":
+        from app.providers.rerank_onnx import OnnxReranker
+
+        return OnnxReranker(settings.rerank_onnx_path, settings.rerank_onnx_sha256)
+    return HttpReranker(
+        kind,
+        settings.rerank_url,
+        settings.rerank_model,
+        settings.rerank_api_key,
+        settings.rerank_timeout_s,
+    )
