@@ -217,7 +217,7 @@ def _pieces(
 ) -> Generator[Piece, None, None]:
     if target.provider == "extractive":
         text = ""
-        for piece in prompting.extractive_answer(prompt.sources):
+        for piece in prompting.extractive_answer(prompt.sources, prompt.question):
             text += piece
             yield Piece(text=piece)
         yield Piece(
