@@ -23,6 +23,9 @@ MAX_SENTENCES = 64  # sentences scored: the cost of one answer stays two embeddi
 QUOTES = 4
 PER_SOURCE = 2
 MMR_LAMBDA = 0.7  # relevance against redundancy with what is already quoted
+# A sentence less than this share as close to the question as the best one is not an answer.
+RELATIVE_FLOOR = 0.5
+HEADING_WORDS = 6  # an unpunctuated line this short is a title, not an answer
 _WORD = re.compile(r"\w{3,}")
 
 
@@ -41,15 +44,18 @@ def candidates(sources: list[Hit]) -> list[Quote]:
     for n, source in enumerate(sources[:MAX_PASSAGES], 1):
         pieces = sentences.split(source.text)
         for i, piece in enumerate(pieces):
-            if piece.text.startswith("#") or not sentences.complete(
-                piece, i == 0, source.char_start == 0
-            ):
+            if _heading(piece) or not sentences.complete(piece, i == 0, source.char_start == 0):
                 continue  # a heading does not answer; a cut piece is never quoted
             start, end = source.char_start + piece.start, source.char_start + piece.end
             if (source.document_id, start) not in seen:
                 seen.add((source.document_id, start))
                 found.append(Quote(n, piece.text, start, end))
     return found[:MAX_SENTENCES]
+
+
+def _heading(piece: sentences.Sentence) -> bool:
+    titled = piece.ends_line and len(piece.text.split()) < HEADING_WORDS
+    return piece.text.startswith("#") or (titled and not sentences.terminal(piece.text))
 
 
 def _relevance(question: str, quotes: list[Quote]) -> tuple[np.ndarray, np.ndarray]:
@@ -69,12 +75,13 @@ def select(question: str, sources: list[Hit]) -> list[Quote]:
     if not pool:
         return []
     relevance, vectors = _relevance(question, pool)
+    floor = RELATIVE_FLOOR * float(relevance.max())
     chosen: list[int] = []
     per_source: dict[int, int] = {}
     while len(chosen) < min(QUOTES, len(pool)):
         best, best_score = -1, -np.inf
         for i, quote in enumerate(pool):
-            if i in chosen or per_source.get(quote.n, 0) >= PER_SOURCE:
+            if i in chosen or per_source.get(quote.n, 0) >= PER_SOURCE or relevance[i] < floor:
                 continue
             redundancy = max((float(vectors[i] @ vectors[j]) for j in chosen), default=0.0)
             score = MMR_LAMBDA * float(relevance[i]) - (1 - MMR_LAMBDA) * redundancy

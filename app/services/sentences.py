@@ -93,10 +93,15 @@ def _sentence(text: str, start: int, end: int, ends_line: bool) -> Sentence:
     return Sentence(start + lead, end - trail, " ".join(piece.split()), ends_line)
 
 
+def terminal(text: str) -> bool:
+    """Whether the text ends with a sentence mark (closing quotes or brackets aside)."""
+    return _TERMINAL.search(text) is not None
+
+
 def complete(sentence: Sentence, first: bool, starts_document: bool) -> bool:
     """Whether the sentence is whole: it ends with a mark or a line, and (when it opens a
     passage that does not open its document) it starts like a sentence."""
-    if not (_TERMINAL.search(sentence.text) or sentence.ends_line):
+    if not (terminal(sentence.text) or sentence.ends_line):
         return False
     if first and not starts_document:
         head = sentence.text.lstrip("\"'“‘([#-*• ")
