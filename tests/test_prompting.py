@@ -19,6 +19,7 @@ SOURCE = Hit(
     page=4,
     char_start=0,
     char_end=10,
+    ordinal=0,
     score=0.5,
     text="Alpha beta gamma.",
     heading_path=[],

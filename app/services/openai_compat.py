@@ -141,6 +141,7 @@ def prepare(
             top_k=rag.get("top_k"),
             mode=rag.get("mode"),
             min_similarity=rag.get("min_similarity"),
+            context_window=rag.get("context_window"),
         )
         sources, warnings = found.sources, found.warnings
     answer_tokens = min(max_tokens or settings.chat_answer_tokens, target.context_length // 2)

@@ -60,14 +60,18 @@ def source_label(source: Hit) -> str:
     return f"{source.filename}{page}"
 
 
-def _source_text(text: str) -> str:
+def _source_text(source: Hit) -> str:
+    """The passage, or its wider context (bounded by its own token budget) when it has one."""
+    if source.context is not None:
+        return source.context.text
+    text = source.text
     return text if len(text) <= SOURCE_CHARS else text[:SOURCE_CHARS] + " ..."
 
 
 def _user_turn(question: str, sources: list[Hit]) -> str:
     if not sources:
         return question
-    blocks = [f"[{i}] {source_label(s)}\n{_source_text(s.text)}" for i, s in enumerate(sources, 1)]
+    blocks = [f"[{i}] {source_label(s)}\n{_source_text(s)}" for i, s in enumerate(sources, 1)]
     return "Sources:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
 
 

@@ -26,6 +26,7 @@ from app.repositories import preferences as preference_repo
 from app.repositories import search as search_repo
 from app.repositories.embedding_spaces import EmbeddingSpace
 from app.repositories.search import Hit
+from app.services import wider_context
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -51,6 +52,7 @@ class SearchRequest:
     rrf_k: int = 60
     semantic_weight: float = 1.0
     fulltext_weight: float = 1.0
+    context_window: int = 0  # tokens of neighbouring text per hit (0: none)
     debug: bool = False
 
 
@@ -254,6 +256,10 @@ def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) ->
         started = time.perf_counter()
         result.hits = search_repo.run(conn, statement, params)
         timings["search_ms"] = (time.perf_counter() - started) * 1000
+    if req.context_window:
+        started = time.perf_counter()
+        result.hits = wider_context.widen(conn, result.hits, req.context_window)
+        timings["context_ms"] = (time.perf_counter() - started) * 1000
     if req.debug:
         result.debug = _debug(semantic, ef_search, iterative, candidates, plan, timings)
     return result
