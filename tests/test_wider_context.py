@@ -107,3 +107,10 @@ def test_the_prompt_carries_the_wider_context(make_app, admin, docs, llm):
     assert ask(client, admin, new_chat(client, admin), "zebrafish quarantine").status_code == 201
     user = llm.chat_requests()[-1]["messages"][-1]["content"]
     assert HARBOUR.strip() in user
+    asked = {"model": "fake-chat", "messages": [{"role": "user", "content": "zebrafish paragraph"}]}
+    for window, whole in ((0, False), (1000, True)):
+        rag = {"top_k": 1, "mode": "fulltext", "context_window": window}
+        response = client.post("/v1/chat/completions", json={**asked, "rag": rag}, headers=admin)
+        assert response.status_code == 200, response.json
+        user = llm.chat_requests()[-1]["messages"][-1]["content"]
+        assert PARAGRAPHS[2] in user and (PARAGRAPHS[0] in user) is whole
