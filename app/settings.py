@@ -224,6 +224,14 @@ class Settings:
     chat_answer_tokens: int = setting(
         Var("POSTRAG_CHAT_ANSWER_TOKENS", Integer(low=16), "1024", "room kept for the answer")
     )
+    chat_context_window: int = setting(
+        Var(
+            "POSTRAG_CHAT_CONTEXT_WINDOW",
+            Integer(low=0, high=1000),
+            "0",
+            "tokens of neighbouring text per source in a chat's prompt (0: none)",
+        )
+    )
     chat_answers_per_process: int = setting(
         Var(
             "POSTRAG_CHAT_ANSWERS_PER_PROCESS",

@@ -23,7 +23,7 @@ from app.api.endpoint import db, endpoint, principal, release_db
 from app.api.problems import ProblemContext, problem_body
 from app.errors import FieldError, NotFound, ValidationFailed, as_app_error
 from app.runtime import runtime
-from app.services import openai_compat
+from app.services import openai_compat, wider_context
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
 MAX_MESSAGES_CHARS = 1_000_000
@@ -79,6 +79,12 @@ class RagOptions(BaseModel):
     top_k: int | None = Field(None, ge=1, le=50)
     mode: Literal["hybrid", "semantic", "fulltext"] | None = None
     min_similarity: float | None = Field(None, ge=0, le=1)
+    context_window: int | None = Field(
+        None,
+        ge=0,
+        le=wider_context.MAX_TOKENS,
+        description="tokens of neighbouring text per source (default: POSTRAG_CHAT_CONTEXT_WINDOW)",
+    )
 
 
 class StreamOptions(BaseModel):

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.endpoint import endpoint, principal, read_db
 from app.repositories.search import Hit
 from app.runtime import runtime
-from app.services import search
+from app.services import search, wider_context
 
 bp = Blueprint("search", __name__, url_prefix="/api/v1")
 
@@ -48,6 +48,13 @@ class SearchBody(BaseModel):
     rrf_k: int = Field(60, ge=1, le=1000, description="hybrid: the k of reciprocal rank fusion")
     semantic_weight: float = Field(1.0, ge=0, le=10, description="hybrid: weight of that leg")
     fulltext_weight: float = Field(1.0, ge=0, le=10, description="hybrid: weight of that leg")
+    context_window: int = Field(
+        0,
+        ge=0,
+        le=wider_context.MAX_TOKENS,
+        description="tokens of neighbouring text (the chunks before and after in the same"
+        " document) to add to each hit as `context`; 0: none",
+    )
     debug: bool = Field(False, description="add the plan and per-stage timings")
     rerank: bool | None = Field(
         None, description="rerank the top fused hits (default: on when a reranker is configured)"
@@ -65,6 +72,12 @@ class SemanticScore(BaseModel):
 class FulltextScore(BaseModel):
     rank: int
     score: float = Field(description="BM25")
+
+
+class SearchContext(BaseModel):
+    text: str = Field(description="the hit's text with its neighbours' around it")
+    char_start: int
+    char_end: int
 
 
 class SearchHit(BaseModel):
@@ -85,6 +98,7 @@ class SearchHit(BaseModel):
     rerank_score: float | None = Field(
         None, description="the reranker's score, when the hit was reranked"
     )
+    context: SearchContext | None = Field(None, description="with `context_window` above 0")
 
 
 class SearchDocument(BaseModel):

@@ -139,11 +139,13 @@ def retrieve(
     top_k: int | None = None,
     mode: str | None = None,
     min_similarity: float | None = None,
+    context_window: int | None = None,
 ) -> Retrieval:
     """The passages for `question` within `collection_ids` (None: all readable), best first.
 
     Collections deleted or unshared since the scope was set are skipped, not errors. When the
-    embedding model is down, semantic search falls back to full text with a warning.
+    embedding model is down, semantic search falls back to full text with a warning. Each
+    passage brings `context_window` tokens of its neighbours (default POSTRAG_CHAT_CONTEXT_WINDOW).
     """
     warnings: list[str] = []
     if collection_ids is not None:
@@ -159,6 +161,9 @@ def retrieve(
         top_k=top_k or prefs.top_k,
         min_similarity=prefs.min_similarity if min_similarity is None else min_similarity,
         collection_ids=collection_ids,
+        context_window=(
+            deps.settings.chat_context_window if context_window is None else context_window
+        ),
     )
     try:
         result = search.search(conn, who, request, deps)
@@ -217,7 +222,7 @@ def _pieces(
 ) -> Generator[Piece, None, None]:
     if target.provider == "extractive":
         text = ""
-        for piece in prompting.extractive_answer(prompt.sources):
+        for piece in prompting.extractive_answer(prompt.sources, prompt.question):
             text += piece
             yield Piece(text=piece)
         yield Piece(

@@ -163,6 +163,7 @@ def prepare(
             top_k=rag.get("top_k"),
             mode=rag.get("mode"),
             min_similarity=rag.get("min_similarity"),
+            context_window=rag.get("context_window"),
         )
         sources, warnings = found.sources, asked.warnings + found.warnings
         rewrite_tokens = asked.tokens

@@ -27,7 +27,7 @@ from app.repositories import preferences as preference_repo
 from app.repositories import search as search_repo
 from app.repositories.embedding_spaces import EmbeddingSpace
 from app.repositories.search import Hit
-from app.services import reranking
+from app.services import reranking, wider_context
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -53,6 +53,7 @@ class SearchRequest:
     rrf_k: int = 60
     semantic_weight: float = 1.0
     fulltext_weight: float = 1.0
+    context_window: int = 0  # tokens of neighbouring text per hit (0: none)
     debug: bool = False
     rerank: bool | None = None  # None: on when a reranker is configured
     rerank_candidates: int | None = None  # None: POSTRAG_RERANK_CANDIDATES
@@ -281,6 +282,10 @@ def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) ->
         )
         result.hits = reranked + result.hits[rerank_depth:]
     result.hits = result.hits[:top_k]
+    if req.context_window:
+        started = time.perf_counter()
+        result.hits = wider_context.widen(conn, result.hits, req.context_window)
+        timings["context_ms"] = (time.perf_counter() - started) * 1000
     if req.debug:
         result.debug = _debug(semantic, ef_search, iterative, candidates, plan, timings)
     return result
