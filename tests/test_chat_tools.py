@@ -230,12 +230,17 @@ def test_an_answer_whose_tool_calls_cannot_be_stored_ends_without_them(
     assert ask(client, admin, chat, "Again").status_code == 201
 
 
-def test_progress_notifications_become_progress_events(chat_app, admin, llm, fake_mcp):
-    client = chat_app.test_client()
+def _counted(app, admin, llm, fake_mcp, steps: int):  # type: ignore[no-untyped-def]
+    """A chat whose model calls the server's `count` tool to `steps`: (client, chat, events)."""
+    client = app.test_client()
     chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
-    llm.tool_calls = _calls({"name": "tickets__count", "arguments": {"steps": 3}})
+    llm.tool_calls = _calls({"name": "tickets__count", "arguments": {"steps": steps}})
     llm.reply = "Counted."
-    events = _events(client, admin, chat, "Count to three")
+    return client, chat, _events(client, admin, chat, f"Count to {steps}")
+
+
+def test_progress_notifications_become_progress_events(chat_app, admin, llm, fake_mcp):
+    client, chat, events = _counted(chat_app, admin, llm, fake_mcp, 3)
     kinds = _kinds(events)
     assert kinds[:2] == ["retrieval", "tool_call"] and kinds[-2:] == ["tool_result", "done"]
     progress = [(d["progress"], d["total"], d["message"]) for _, k, d in events if k == "progress"]
@@ -248,11 +253,7 @@ def test_progress_notifications_become_progress_events(chat_app, admin, llm, fak
 
 def test_progress_without_finite_numbers_does_not_break_the_stream(tools_app, admin, llm, fake_mcp):
     fake_mcp.rewrite = {b'"progress":2,': b'"progress":NaN,', b'"total":3,': b'"total":Infinity,'}
-    client = tools_app.test_client()
-    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
-    llm.tool_calls = _calls({"name": "tickets__count", "arguments": {"steps": 3}})
-    llm.reply = "Counted."
-    events = _events(client, admin, chat, "Count to three")
+    client, chat, events = _counted(tools_app, admin, llm, fake_mcp, 3)
     assert _kinds(events)[-2:] == ["tool_result", "done"]
     progress = [(d["progress"], d["total"]) for _, k, d in events if k == "progress"]
     assert progress and set(progress) <= {(1, None), (3, None)}
@@ -260,11 +261,7 @@ def test_progress_without_finite_numbers_does_not_break_the_stream(tools_app, ad
 
 
 def test_a_flood_of_progress_is_collapsed_capped_and_cut(tools_app, admin, llm, fake_mcp):
-    client = tools_app.test_client()
-    chat = new_chat(client, admin, mcp_server_ids=[_discovered(client, admin, fake_mcp.url)])
-    llm.tool_calls = _calls({"name": "tickets__count", "arguments": {"steps": 300}})
-    llm.reply = "Counted."
-    events = _events(client, admin, chat, "Count to 300")
+    client, chat, events = _counted(tools_app, admin, llm, fake_mcp, 300)
     progress = [d for _, k, d in events if k == "progress"]
     assert 1 <= len(progress) <= chat_tools.MAX_PROGRESS == 50
     assert all(len(p["message"]) == chat_tools.PROGRESS_MESSAGE_CHARS == 500 for p in progress)

@@ -87,16 +87,22 @@ def test_the_model_calls_tools_and_then_answers_with_their_results(llm, provider
         assert sent[3] == {"role": "tool", "tool_call_id": calls[0].id, "content": "5"}
 
 
-@pytest.mark.parametrize(("provider", "whole"), PROTOCOLS)
-def test_arguments_that_are_not_an_object_make_a_call_marked_as_an_error(llm, provider, whole):
+def _the_call(llm, provider: str, whole: bool, arguments: object):  # type: ignore[no-untyped-def]
+    """The one tool call a reply makes when the model calls `lookup` with `arguments`."""
     llm.whole_json = whole
-    llm.tool_calls = lambda messages: [{"name": "lookup", "arguments": "not json"}]
+    llm.tool_calls = lambda messages: [{"name": "lookup", "arguments": arguments}]
     model = client(provider, llm.url)
     try:
         pieces = list(model.stream(request([{"role": "user", "content": "find it"}])))
     finally:
         model.close()
     ((call,),) = [p.tool_calls for p in pieces if p.tool_calls]
+    return call
+
+
+@pytest.mark.parametrize(("provider", "whole"), PROTOCOLS)
+def test_arguments_that_are_not_an_object_make_a_call_marked_as_an_error(llm, provider, whole):
+    call = _the_call(llm, provider, whole, "not json")
     assert (call.name, call.arguments) == ("lookup", {})
     assert call.error == "its arguments are not a JSON object"
 
@@ -105,14 +111,7 @@ def test_arguments_that_are_not_an_object_make_a_call_marked_as_an_error(llm, pr
 def test_nan_in_arguments_is_no_json(llm, provider, whole):
     """A NaN in a call's arguments (OpenAI's: the model's text; Ollama's: an object in the line)
     makes the call an error the model reads, not a failed answer."""
-    llm.whole_json = whole
-    llm.tool_calls = lambda messages: [{"name": "lookup", "arguments": {"q": float("nan")}}]
-    model = client(provider, llm.url)
-    try:
-        pieces = list(model.stream(request([{"role": "user", "content": "find it"}])))
-    finally:
-        model.close()
-    ((call,),) = [p.tool_calls for p in pieces if p.tool_calls]
+    call = _the_call(llm, provider, whole, {"q": float("nan")})
     assert (call.arguments, call.error) == ({}, "its arguments are not a JSON object")
 
 
