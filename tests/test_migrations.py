@@ -52,6 +52,7 @@ TABLES = {
     "mcp_server_tools",
     "mcp_server_prompts",
     "chat_questions",
+    "answer_feedback",
 }
 FOREIGN_KEYS = {
     "api_tokens_user_id_fkey": ("api_tokens", "users", "c"),
@@ -104,6 +105,8 @@ FOREIGN_KEYS = {
     "mcp_server_prompts_server_id_fkey": ("mcp_server_prompts", "mcp_servers", "c"),
     "chat_questions_chat_id_fkey": ("chat_questions", "chats", "c"),
     "chat_questions_message_id_fkey": ("chat_questions", "chat_messages", "c"),
+    "answer_feedback_message_id_fkey": ("answer_feedback", "chat_messages", "c"),
+    "answer_feedback_user_id_fkey": ("answer_feedback", "users", "c"),
     "chats_chat_model_id_fkey": ("chats", "llm_models", "n"),
 }
 INDEXES = {
@@ -121,6 +124,8 @@ INDEXES = {
     "chat_questions_pkey",
     "chat_questions_chat_id_idx",
     "chat_questions_message_id_idx",
+    "answer_feedback_pkey",
+    "answer_feedback_user_id_idx",
     "groups_name_key",
     "group_members_pkey",
     "group_members_user_id_idx",

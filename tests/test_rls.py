@@ -43,6 +43,7 @@ VISIBLE = {
         " WHERE c.owner_id = %(u)s)",
     ),
     "chat_questions": ("id", "chat_id IN (SELECT id FROM chats WHERE owner_id = %(u)s)"),
+    "answer_feedback": ("message_id", "user_id = %(u)s"),
     "user_preferences": ("user_id", "user_id = %(u)s"),
     "api_tokens": ("id", "user_id = %(u)s"),
     "connector_tokens": ("id", "owner_id = %(u)s"),
@@ -100,6 +101,12 @@ def two_users(make_app, admin, new_user, database_url):  # type: ignore[no-untyp
                 "INSERT INTO chat_questions (chat_id, message_id, server, tool, question,"
                 " expires_at) SELECT chat_id, max(id), 'tickets', 'ask', 'Which colour?',"
                 " now() + interval '1 hour' FROM chat_messages WHERE chat_id = %s GROUP BY 1",
+                (chat,),
+            )
+            conn.execute(  # and its owner's rating of the answer
+                "INSERT INTO answer_feedback (message_id, user_id, rating)"
+                " SELECT m.id, c.owner_id, 1 FROM chat_messages m JOIN chats c ON c.id = m.chat_id"
+                " WHERE m.chat_id = %s AND m.role = 'assistant'",
                 (chat,),
             )
     return ids, admin, bob, client
