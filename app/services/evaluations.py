@@ -66,10 +66,17 @@ def queries(
     return evaluation_repo.list_queries(conn, set_id, limit=limit, offset=offset)
 
 
-def add_queries(conn: Conn, who: Principal, set_id: int, items: Sequence[NewQuery]) -> int:
+def add_queries(
+    conn: Conn,
+    who: Principal,
+    set_id: int,
+    items: Sequence[NewQuery],
+    *,
+    max_judgments: int = MAX_JUDGMENTS_PER_QUERY,
+) -> int:
     """Add a batch of queries with their judgments, all or none; how many were added."""
     evaluation_set = get(conn, who, set_id)
-    _check_bounds(items)
+    _check_bounds(items, max_judgments)
     with conn.transaction():
         evaluation_repo.lock_set(conn, set_id)
         checked = _resolved(conn, evaluation_set["collection_id"], items)
@@ -82,7 +89,7 @@ def _invalid(at: tuple[str | int, ...], msg: str, kind: str = "value_error") -> 
     return ValidationFailed(f"queries{where}: {msg}", [FieldError(("queries", *at), msg, kind)])
 
 
-def _check_bounds(items: Sequence[NewQuery]) -> None:
+def _check_bounds(items: Sequence[NewQuery], max_judgments: int) -> None:
     """What the API's models check too: the CLI and importers come here unchecked."""
     if not 1 <= len(items) <= MAX_QUERIES_PER_REQUEST:
         msg = f"send 1 to {MAX_QUERIES_PER_REQUEST} queries at a time, not {len(items)}"
@@ -92,8 +99,8 @@ def _check_bounds(items: Sequence[NewQuery]) -> None:
             raise _invalid((index, "query"), f"must be 1 to {MAX_QUERY_CHARS} characters")
         if item.external_id is not None and not 1 <= len(item.external_id) <= 200:
             raise _invalid((index, "external_id"), "must be 1 to 200 characters")
-        if len(item.relevant) > MAX_JUDGMENTS_PER_QUERY:
-            msg = f"at most {MAX_JUDGMENTS_PER_QUERY} judgments per query"
+        if len(item.relevant) > max_judgments:
+            msg = f"at most {max_judgments} judgments per query"
             raise _invalid((index, "relevant"), msg, "too_long")
         for place, judgment in enumerate(item.relevant):
             if not 0 <= judgment.grade <= MAX_GRADE:
