@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from statistics import fmean
 from typing import Any, Literal
@@ -22,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.db import scope
 from app.errors import AppError, ValidationFailed
+from app.providers.embeddings import Embedder, QueryEmbedders
+from app.providers.rerank import make_reranker
 from app.repositories import Conn, Row
 from app.repositories import evaluation_runs as run_repo
 from app.repositories import evaluations as evaluation_repo
@@ -30,7 +33,9 @@ from app.repositories.search import Hit
 from app.services import search as search_service
 from app.services import wider_context
 from app.services.evaluation_metrics import ndcg_at_k, percentile, recall_at_k, reciprocal_rank
+from app.services.search import SearchDeps
 from app.services.tokens import Principal
+from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +148,7 @@ def _request(config: RunConfig, query: str, collection_id: int) -> search_servic
 def _score(
     conn: Conn,
     run: Row,
-    deps: search_service.SearchDeps,
+    deps: SearchDeps,
     progress: Callable[[int], Any],
 ) -> tuple[list[QueryResult], dict[str, Any]]:
     config = checked_config(run["config"])
@@ -195,10 +200,26 @@ def _aggregate(
     }
 
 
+@contextmanager
+def search_deps(conn: Conn, settings: Settings, embedder: Embedder) -> Iterator[SearchDeps]:
+    """What a run's searches need outside a request (a worker, the CLI), closed afterwards:
+    the embedder of any space, made on demand, and the configured reranker."""
+    embedders = QueryEmbedders(settings, embedder)
+    reranker = make_reranker(settings)
+    try:
+        yield SearchDeps(
+            settings, embedders, search_service.iterative_scans_available(conn), reranker
+        )
+    finally:
+        embedders.close()
+        if reranker is not None:
+            reranker.close()
+
+
 def execute(
     conn: Conn,
     run_id: int,
-    deps: search_service.SearchDeps,
+    deps: SearchDeps,
     progress: Callable[[int], Any] = lambda n: None,
 ) -> None:
     """Search and score a running run, then store it done (or failed, with why).

@@ -50,6 +50,7 @@ class ImportSummary:
     qrels_skipped: int = 0  # naming a query or document the files do not have
     queries_without_judgments: int = 0
     skipped_examples: list[str] = field(default_factory=list)
+    queued_ids: dict[int, str] = field(default_factory=dict)  # new document id -> BEIR id
 
 
 def _malformed(file: str, line: int, msg: str) -> ValidationFailed:
@@ -233,5 +234,7 @@ def _upload_corpus(
         document_ids[key] = row.id
         summary.documents += 1
         summary.queued += queued
+        if queued:
+            summary.queued_ids[row.id] = key
         progress(1)
     return document_ids

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.providers.embeddings import QueryEmbedders
-from app.providers.rerank import make_reranker
 from app.repositories import Conn
 from app.repositories.jobs import Job
 from app.services import evaluating
-from app.services import search as search_service
 from app.services.job_kinds import JobContext, JobKind
 from app.services.job_kinds import enqueue as enqueue_job
 
@@ -32,20 +29,8 @@ def enqueue(conn: Conn, run_id: int, *, max_attempts: int) -> None:
 
 
 def _run(job: Job[EvaluateRun], ctx: JobContext) -> None:
-    embedders = QueryEmbedders(ctx.settings, ctx.embedder)
-    reranker = make_reranker(ctx.settings)
-    deps = search_service.SearchDeps(
-        ctx.settings,
-        embedders,
-        search_service.iterative_scans_available(ctx.conn),
-        reranker,
-    )
-    try:
+    with evaluating.search_deps(ctx.conn, ctx.settings, ctx.embedder) as deps:
         evaluating.execute(ctx.conn, job.payload.run_id, deps, lambda n: ctx.renew())
-    finally:
-        embedders.close()
-        if reranker is not None:
-            reranker.close()
 
 
 def _on_final_failure(conn: Conn, job: Job[EvaluateRun], error: str) -> None:
