@@ -35,6 +35,7 @@ def _fill_part(database_url: str, embedder: OllamaEmbedder, document_ids: list[i
 
 
 def _run(client, headers, set_id, config):
+    """A run started through the API and worked by a worker in this thread; as it ended."""
     started = client.post(
         "/api/v1/evaluations", json={"set_id": set_id, "config": config}, headers=headers
     )
@@ -78,3 +79,7 @@ def test_a_space_being_filled_is_evaluated_on_the_queries_it_covers(
         f"/api/v1/evaluations/compare?a={current['id']}&b={building['id']}", headers=admin
     ).json
     assert (compared["queries"], compared["queries_a"], compared["queries_b"]) == (2, 4, 2)
+    # The new model's server is gone: the run fails and says why.
+    failed = _run(other, admin, set_id, {**semantic, "space_id": space_id})
+    assert failed["state"] == "failed" and failed["metrics"] is None
+    assert failed["error"].startswith("cannot embed the query: "), failed["error"]
