@@ -87,6 +87,9 @@ def test_a_malformed_line_is_422_with_its_number_and_nothing_is_written(
     assert response.status_code == 422, response.json
     assert response.json["detail"] == "corpus line 3: not a JSON object"
     assert response.json["errors"][0]["loc"] == ["body", "corpus", "line", 3]
+    nul = jsonl([*QUERIES[:1], {"_id": "q2", "text": "nul \u0000 here"}])
+    response = post_import(client, admin, collection, jsonl(CORPUS), queries=nul)
+    assert response.status_code == 422 and response.json["detail"].startswith("queries line 2:")
     bad_qrels = b"query-id\tcorpus-id\tscore\nq1\td1\thigh\n"
     response = post_import(client, admin, collection, jsonl(CORPUS), qrels=bad_qrels)
     assert response.status_code == 422 and response.json["detail"].startswith("qrels line 2:")

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from app import storable
 from app.errors import AppError, ValidationFailed
 from app.repositories import Conn, Row
 from app.repositories.evaluations import Judgment, NewQuery
@@ -90,6 +91,8 @@ def _objects(file: str, data: bytes, limit: int) -> Iterator[tuple[int, str, dic
             raise _malformed(file, number, "not a JSON object") from None
         if not isinstance(item, dict):
             raise _malformed(file, number, "not a JSON object")
+        if storable.cleaned(item) != item:
+            raise _malformed(file, number, "a NUL character or a lone surrogate")
         key = _identifier(file, number, item.get("_id"), "_id")
         if key in seen:
             raise _malformed(file, number, f"_id {key!r} appears twice")
