@@ -241,5 +241,11 @@ def test_compare_needs_runs_of_one_set(tiny):
     )
     assert compared.status_code == 422
     assert "different sets" in compared.json["detail"]
+    running = client.post("/api/v1/evaluations", json={"set_id": other}, headers=admin).json
+    compared = client.get(
+        f"/api/v1/evaluations/compare?a={run['id']}&b={running['id']}", headers=admin
+    )
+    assert compared.status_code == 422
+    assert compared.json["detail"] == f"run {running['id']} is running, not done"
     assert client.delete(f"/api/v1/evaluation-sets/{other}", headers=admin).status_code == 204
     assert client.get(f"/api/v1/evaluations/{run['id']}", headers=admin).status_code == 404

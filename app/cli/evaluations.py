@@ -3,6 +3,7 @@ progress bar, a run's metrics, and two runs compared with their confidence inter
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -203,6 +204,8 @@ def eval_run(set_id: int, user_name: str, **config: Any) -> None:
 
     run = with_user(user_name, work, arguments={"config": "option", "set_id": "SET"})
     _print_run(run)
+    if run["state"] == "failed":
+        sys.exit(1)
 
 
 @evaluations.command("show")

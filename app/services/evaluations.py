@@ -29,8 +29,9 @@ def create(
 ) -> Row:
     """A new empty set about a collection the caller may read (else 404)."""
     collections.get_readable(conn, who, collection_id)
-    if not 1 <= len(name) <= 200:
-        raise ValidationFailed.on_field("name", "must be 1 to 200 characters", type="string_type")
+    if not 1 <= len(name) <= 200:  # the API checks this too; the CLI's names come unchecked
+        kind = "string_too_long" if name else "string_too_short"
+        raise ValidationFailed.on_field("name", "must be 1 to 200 characters", type=kind)
     with conn.transaction():
         return evaluation_repo.insert_set(
             conn,
