@@ -151,7 +151,8 @@ def test_every_table_the_app_role_can_use_is_under_rls(app, database_url):
     # Groups are every user's to read (tests/test_groups.py checks that only admins write them);
     # tests/test_shares.py checks the shares, tests/test_web_signin.py the web sessions,
     # tests/test_atlassian_consent.py the consents under way and the linked accounts,
-    # tests/test_mcp_servers.py the MCP servers (every user reads them; only admins write).
+    # tests/test_mcp_servers.py the MCP servers (every user reads them; only admins write),
+    # tests/test_evaluations.py the evaluation sets and runs (another user's are 404).
     assert set(VISIBLE) | {
         "users",
         "llm_models",
@@ -169,6 +170,11 @@ def test_every_table_the_app_role_can_use_is_under_rls(app, database_url):
         "mcp_servers",
         "mcp_server_tools",
         "mcp_server_prompts",
+        "evaluation_sets",
+        "evaluation_queries",
+        "evaluation_judgments",
+        "evaluation_runs",
+        "evaluation_results",
     } == (protected)
 
 

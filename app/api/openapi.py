@@ -91,15 +91,13 @@ def _operation(
                 }
             )
     op: dict[str, Any] = {"summary": spec.summary, "tags": [spec.tag], "parameters": params}
-    if spec.body is not None:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": ref(spec.body, "validation")}},
-        }
+    if spec.body is not None or spec.multipart is not None:
+        content: dict[str, Any] = {}
+        if spec.body is not None:
+            content["application/json"] = {"schema": ref(spec.body, "validation")}
         if spec.multipart is not None:
-            op["requestBody"]["content"]["multipart/form-data"] = {
-                "schema": ref(spec.multipart, "validation")
-            }
+            content["multipart/form-data"] = {"schema": ref(spec.multipart, "validation")}
+        op["requestBody"] = {"required": True, "content": content}
     if spec.raw_body is not None:
         op["requestBody"] = {
             "required": True,

@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
-Grades = Mapping[Hashable, int]  # judged key -> grade (0: not relevant)
+K = TypeVar("K", bound=Hashable)  # a document or chunk id
 
 
-def ndcg_at_k(ranking: Sequence[Hashable], grades: Grades, k: int = 10) -> float:
+def ndcg_at_k(ranking: Sequence[K], grades: Mapping[K, int], k: int = 10) -> float:
     """Normalised discounted cumulative gain of the first k keys (0.0 when nothing is relevant)."""
     gains = [grades.get(key, 0) for key in ranking[:k]]
     dcg = sum(gain / math.log2(rank + 2) for rank, gain in enumerate(gains) if gain > 0)
@@ -26,7 +27,7 @@ def ndcg_at_k(ranking: Sequence[Hashable], grades: Grades, k: int = 10) -> float
     return dcg / ideal if ideal > 0 else 0.0
 
 
-def recall_at_k(ranking: Sequence[Hashable], grades: Grades, k: int) -> float:
+def recall_at_k(ranking: Sequence[K], grades: Mapping[K, int], k: int) -> float:
     """The share of the relevant keys found in the first k (0.0 when nothing is relevant)."""
     relevant = {key for key, grade in grades.items() if grade > 0}
     if not relevant:
@@ -34,7 +35,7 @@ def recall_at_k(ranking: Sequence[Hashable], grades: Grades, k: int) -> float:
     return len(relevant.intersection(ranking[:k])) / len(relevant)
 
 
-def reciprocal_rank(ranking: Sequence[Hashable], grades: Grades) -> float:
+def reciprocal_rank(ranking: Sequence[K], grades: Mapping[K, int]) -> float:
     """1 / the rank of the first relevant key (0.0 when none was retrieved)."""
     for rank, key in enumerate(ranking, start=1):
         if grades.get(key, 0) > 0:

@@ -57,6 +57,8 @@ class SearchRequest:
     debug: bool = False
     rerank: bool | None = None  # None: on when a reranker is configured
     rerank_candidates: int | None = None  # None: POSTRAG_RERANK_CANDIDATES
+    # The embedding space searched (an evaluation of one being filled); None: the ready one.
+    space_id: int | None = None
 
 
 @dataclass
@@ -172,7 +174,12 @@ def _semantic_leg(
     result: SearchResult,
     timings: dict[str, float],
 ) -> tuple[search_repo.SemanticLeg | None, np.ndarray | None]:
-    space = space_repo.current_ready(conn)
+    if req.space_id is not None:
+        space = space_repo.get(conn, req.space_id)
+        if space is None:
+            raise NotFound(f"no embedding space {req.space_id}")
+    else:
+        space = space_repo.current_ready(conn)
     if space is None:
         result.warnings.append("no embedding space is ready yet: nothing is embedded")
         return None, None

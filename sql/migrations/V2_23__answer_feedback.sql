@@ -6,7 +6,7 @@
 -- evaluation set. The rating goes with its message (a deleted chat, or a truncated one, takes
 -- its ratings along). Readable and writable only by the chat's owner, like the messages (V2_5),
 -- and only as the user who rated.
--- depends: V2_21__rerank_preferences
+-- depends: V2_22__evaluations
 
 CREATE TABLE answer_feedback (
     message_id bigint      NOT NULL
