@@ -202,7 +202,7 @@ def _retrieved(
         top_k=rag.get("top_k"),
         mode=rag.get("mode"),
         min_similarity=rag.get("min_similarity"),
-        context_window=rag.get("context_window"),
+        options=answering.RetrievalOptions(context_window=rag.get("context_window")),
     )
 
 
