@@ -83,7 +83,8 @@ class RagOptions(BaseModel):
         None,
         ge=0,
         le=wider_context.MAX_TOKENS,
-        description="tokens of neighbouring text per source (default: POSTRAG_CHAT_CONTEXT_WINDOW)",
+        description="tokens of neighbouring text per source (default: your preference's, else"
+        " POSTRAG_CHAT_CONTEXT_WINDOW)",
     )
 
 
