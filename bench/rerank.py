@@ -153,7 +153,7 @@ def main() -> None:
         rows = [
             timed(pr, data, None, args.depth, args.queries),
             timed(pr, data, server, args.depth, args.queries),
-            timed(pr, data, OnnxReranker(str(model_path), sha256), args.depth, args.queries),
+            timed(pr, data, OnnxReranker(str(model_path), sha256, 600.0), args.depth, args.queries),
             timed(pr, data, MiniLMCompute(), args.depth, args.model_queries),
         ]
         server.close()

@@ -61,7 +61,8 @@ class FakeLLMServer(LoopbackServer):
     of text when it returns any; `whole_json` answers one JSON object even when asked to stream.
     `rewrite` answers the requests that ask for a follow-up's standalone question (those whose
     system message is app/services/followups.py's): a text or a function of the messages; by
-    default the question as it is, so tests of answers get the reply they set.
+    default the question as it is, so tests of answers get the reply they set. `on_request`
+    (when set) runs in the server on each chat request, before it is answered.
     """
 
     def __init__(self, reply: str | Callable[[list[dict[str, Any]]], str] = "Hello there.") -> None:
@@ -78,6 +79,7 @@ class FakeLLMServer(LoopbackServer):
         self.whole_json = False
         self.rewrite: str | Callable[[list[dict[str, Any]]], str] = _as_asked
         self.aborted = threading.Event()  # set when a client hung up in the middle of a stream
+        self.on_request: Callable[[], None] | None = None
         server = self
 
         class Handler(QuietHandler):
@@ -162,6 +164,8 @@ class FakeLLMServer(LoopbackServer):
 
             def _chat(self, body: dict[str, Any]) -> None:
                 openai = self.path.startswith("/v1/")
+                if server.on_request is not None:
+                    server.on_request()
                 if body.get("model") not in server.models:
                     message = f"model '{body.get('model')}' not found"
                     self._json(

@@ -1,12 +1,14 @@
 """An in-process rerank server on 127.0.0.1 speaking one of the `/rerank` APIs self-hosters run.
 
-Cohere: POST /v2/rerank (and /v1/rerank) {model, query, documents, top_n} -> {id, results:
-[{index, relevance_score}], meta}. Jina: POST /v1/rerank, the same request -> {model, usage,
-results: [{index, relevance_score, document: {text}}]}. llama.cpp server: POST /v1/rerank or
-/rerank -> {model, object: "list", usage, results: [{index, relevance_score}]}. Infinity: POST
-/rerank -> {object: "rerank", results: [{relevance_score, index, document}], model, usage, id,
-created}. Hugging Face TEI: POST /rerank {query, texts, truncate} -> [{index, score}]. Results come
-sorted by relevance, best first, as the real servers send them.
+The shapes are those app/providers/rerank.py cites from each server's docs or source. Cohere:
+POST /v2/rerank (and /v1/rerank) {model, query, documents, top_n} -> {id, results: [{index,
+relevance_score}], meta}. Jina: POST /v1/rerank, the same request and `return_documents` (default
+true) -> {model, usage, results: [{index, relevance_score, document: {text}}]}, the document only
+when asked. llama.cpp server: POST /v1/rerank or /rerank -> {model, object: "list", usage,
+results: [{index, relevance_score}]}. Infinity: POST /rerank -> {object: "rerank", results:
+[{relevance_score, index, document}], model, usage, id, created}, document null unless
+`return_documents`. Hugging Face TEI: POST /rerank {query, texts, truncate} -> [{index, score}].
+Results come sorted by relevance, best first, cut to top_n, as the real servers send them.
 
 `tiny_cross_encoder` writes a cross-encoder in ONNX whose effect is known, for the local reranker.
 """
@@ -82,13 +84,19 @@ class FakeRerankServer(LoopbackServer):
             {"index": i, "relevance_score": scores[i]}
             for i in best_first[: body.get("top_n") or len(texts)]
         ]
-        usage = {"total_tokens": sum(len(t.split()) for t in texts)}
+        tokens = sum(len(t.split()) for t in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         if self.kind == "cohere":
             return {"id": "r-1", "results": results, "meta": {"billed_units": {"search_units": 1}}}
         if self.kind == "jina":
-            for r in results:
-                r["document"] = {"text": texts[r["index"]]}
-            return {"model": body.get("model"), "usage": usage, "results": results}
+            if body.get("return_documents", True):
+                for r in results:
+                    r["document"] = {"text": texts[r["index"]]}
+            return {
+                "model": body.get("model"),
+                "usage": {"total_tokens": tokens},
+                "results": results,
+            }
         if self.kind == "llamacpp":
             return {
                 "model": body.get("model"),
@@ -97,7 +105,7 @@ class FakeRerankServer(LoopbackServer):
                 "results": results,
             }
         for r in results:
-            r["document"] = None
+            r["document"] = texts[r["index"]] if body.get("return_documents") else None
         return {
             "object": "rerank",
             "results": results,

@@ -9,8 +9,19 @@ import openai
 import psycopg
 import pytest
 
+from app.runtime import Runtime
 from app.services import followups
-from tests.helpers import SSE, ask, drain, live_server, messages, new_chat, parse_sse, upload
+from tests.helpers import (
+    SSE,
+    ask,
+    connections_held_at,
+    drain,
+    live_server,
+    messages,
+    new_chat,
+    parse_sse,
+    upload,
+)
 
 REFUNDS = (
     "Refund policy: a refund is paid back to the original card within two weeks after the"
@@ -187,3 +198,25 @@ def test_v1_with_rag_rewrites_a_multi_message_request(
     assert "[1] refunds.txt" in sent["messages"][-1]["content"]
     assert answer.usage.total_tokens == sum(llm.usage)  # the answer's own
     assert _tokens_used(database_url) == 2 * sum(llm.usage)  # the rewrite is in the budget
+
+
+@pytest.mark.parametrize("model, rag", [("fake-chat+rag", None), ("fake-chat", {"top_k": 1})])
+def test_v1_holds_no_connection_while_the_model_rewrites(ollama_app, admin, docs, llm, model, rag):
+    llm.rewrite = "How long does a refund take to be paid back?"
+    body = {
+        "model": model,
+        "messages": [
+            {"role": "user", "content": FIRST},
+            {"role": "assistant", "content": "Refunds go back to your card [1]."},
+            {"role": "user", "content": FOLLOW_UP},
+        ],
+    }
+    if rag is not None:
+        body["rag"] = rag
+    pool = Runtime.of(ollama_app).pool
+    with connections_held_at(llm, pool) as held:
+        answer = ollama_app.test_client().post("/v1/chat/completions", json=body, headers=admin)
+    assert answer.status_code == 200, answer.json
+    rewrite = llm.chat_requests()[-2]
+    assert rewrite["messages"][0]["content"] == followups.REWRITE_INSTRUCTIONS
+    assert len(held) == 2 and max(held) == 0, held  # the rewrite, then the answer

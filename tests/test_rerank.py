@@ -54,6 +54,7 @@ def test_each_api_kind_reorders_the_fused_hits(rerank_app, admin, kind):  # type
     assert body["query"] == "pipeline"
     if kind != "tei":
         assert (body["model"], body["top_n"]) == ("rr-model", 5)
+    assert body.get("return_documents") is (False if kind == "jina" else None)  # not needed
 
 
 def test_a_reranker_that_reorders_by_content(make_app, corpus, admin):  # type: ignore[no-untyped-def]
@@ -224,3 +225,26 @@ def test_chat_answers_use_the_reranked_passages(rerank_app, admin):  # type: ign
     assert answer.status_code == 201, answer.json
     assert answer.json["citations"][0]["filename"] == "p1.txt"
     assert fake.requests[0][1]["query"] == "pipeline"
+
+
+def test_a_chat_message_turns_reranking_on_or_off_for_its_answer(rerank_app, admin):  # type: ignore[no-untyped-def]
+    client, fake = rerank_app("tei")
+    patch = {"search_mode": "fulltext", "top_k": 5, "rerank": False}
+    assert client.patch("/api/v1/me/preferences", json=patch, headers=admin).status_code == 200
+    chat, path = new_chat(client, admin), "/api/v1/chats/{}/messages"
+    on = client.post(path.format(chat), json={"content": "pipeline", "rerank": True}, headers=admin)
+    assert on.status_code == 201, on.json
+    assert on.json["citations"][0]["filename"] == "p1.txt"  # the message wins
+    assert len(fake.requests) == 1
+    patch = {"rerank": True}
+    assert client.patch("/api/v1/me/preferences", json=patch, headers=admin).status_code == 200
+    off = client.post(
+        path.format(new_chat(client, admin)),
+        json={"content": "pipeline", "rerank": False},
+        headers=admin,
+    )
+    assert off.status_code == 201, off.json
+    assert off.json["citations"][0]["filename"] == "p5.txt"
+    assert len(fake.requests) == 1
+    bad = client.post(path.format(chat), json={"content": "x", "rerank": "maybe"}, headers=admin)
+    assert bad.status_code == 422

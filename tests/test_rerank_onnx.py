@@ -9,6 +9,7 @@ import pytest
 
 from app.providers.rerank import RerankError
 from app.providers.rerank_onnx import OnnxReranker
+from app.runtime import Runtime
 from tests.fake_rerank import tiny_cross_encoder
 from tests.helpers import drain, names, search, upload
 
@@ -21,7 +22,7 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def test_the_cross_encoder_scores_each_pair(model_file):  # type: ignore[no-untyped-def]
     path, sha256 = model_file
-    reranker = OnnxReranker(str(path), sha256)
+    reranker = OnnxReranker(str(path), sha256, 10.0)
     passages = ["alpha beta", "valve valve budget", "pipeline valve", "Valve unknown words here"]
     scores = reranker.scores("pipeline valve", passages)
     assert scores == [0.0, 2.0, 2.0, 1.0]
@@ -33,9 +34,9 @@ def test_the_cross_encoder_scores_each_pair(model_file):  # type: ignore[no-unty
 def test_a_wrong_sha256_refuses_to_load(model_file):  # type: ignore[no-untyped-def]
     path, sha256 = model_file
     with pytest.raises(RerankError, match="does not match its pinned sha256"):
-        OnnxReranker(str(path), "0" * 64)
+        OnnxReranker(str(path), "0" * 64, 10.0)
     with pytest.raises(RerankError, match="is not a file"):
-        OnnxReranker(str(path.parent / "missing.onnx"), sha256)
+        OnnxReranker(str(path.parent / "missing.onnx"), sha256, 10.0)
 
 
 def test_an_app_with_a_wrong_sha256_does_not_start(make_app, model_file):  # type: ignore[no-untyped-def]
@@ -44,7 +45,8 @@ def test_an_app_with_a_wrong_sha256_does_not_start(make_app, model_file):  # typ
         make_app(rerank="onnx", rerank_onnx_path=str(path), rerank_onnx_sha256="1" * 64)
 
 
-def test_search_reranks_with_the_local_model(app, make_app, client, admin, collection, model_file):  # type: ignore[no-untyped-def]
+@pytest.fixture
+def docs(app, client, admin, collection):  # type: ignore[no-untyped-def]
     # BM25 weighs the rare "valve" over four common "pipeline"s; the model counts matches.
     docs = {
         "many.txt": "pipeline pipeline pipeline pipeline alpha.",
@@ -54,6 +56,9 @@ def test_search_reranks_with_the_local_model(app, make_app, client, admin, colle
     for name, text in docs.items():
         upload(client, admin, collection, name, text)
     drain(app)
+
+
+def test_search_reranks_with_the_local_model(make_app, admin, docs, model_file):  # type: ignore[no-untyped-def]
     body = {"query": "pipeline valve", "mode": "fulltext"}
     path, sha256 = model_file
     reranking = make_app(rerank="onnx", rerank_onnx_path=str(path), rerank_onnx_sha256=sha256)
@@ -62,3 +67,27 @@ def test_search_reranks_with_the_local_model(app, make_app, client, admin, colle
     response = search(reranking.test_client(), admin, **body)
     assert names(response) == ["many.txt", "one.txt", "some.txt"]
     assert [h["rerank_score"] for h in response.json["hits"]] == [4.0, 2.0, 2.0]
+
+
+def test_an_expired_deadline_is_a_rerank_error_naming_the_setting(model_file):  # type: ignore[no-untyped-def]
+    path, sha256 = model_file
+    reranker = OnnxReranker(str(path), sha256, 0.0)
+    with pytest.raises(RerankError, match=r"did not finish in time \(POSTRAG_RERANK_TIMEOUT_S=0\)"):
+        reranker.scores("pipeline valve", ["pipeline valve"])
+
+
+def test_a_late_local_rerank_keeps_the_fused_order(make_app, admin, docs, model_file):  # type: ignore[no-untyped-def]
+    path, sha256 = model_file
+    reranking = make_app(
+        rerank="onnx", rerank_onnx_path=str(path), rerank_onnx_sha256=sha256, rerank_timeout_s=0.1
+    )
+    reranker = Runtime.of(reranking).search.reranker
+    assert isinstance(reranker, OnnxReranker)
+    with reranker._lock:  # another search's inference that outlasts this one's time
+        response = search(reranking.test_client(), admin, query="pipeline valve", mode="fulltext")
+    assert names(response) == ["one.txt", "many.txt", "some.txt"]  # the fused order
+    assert [h["rerank_score"] for h in response.json["hits"]] == [None, None, None]
+    assert response.json["warnings"] == [
+        "reranking failed, the fused order is kept:"
+        " onnx reranker did not finish in time (POSTRAG_RERANK_TIMEOUT_S=0.1)"
+    ]

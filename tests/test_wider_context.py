@@ -114,3 +114,46 @@ def test_the_prompt_carries_the_wider_context(make_app, admin, docs, llm):
         assert response.status_code == 200, response.json
         user = llm.chat_requests()[-1]["messages"][-1]["content"]
         assert PARAGRAPHS[2] in user and (PARAGRAPHS[0] in user) is whole
+
+
+def test_the_preference_widens_searches_unless_the_request_says_otherwise(client, admin, docs):
+    patch = client.patch("/api/v1/me/preferences", json={"context_window": 1000}, headers=admin)
+    assert patch.status_code == 200 and patch.json["context_window"] == 1000
+    assert _hit(client, admin, None)["context"]["text"] == HARBOUR.strip()
+    assert _hit(client, admin, 0)["context"] is None  # the request wins
+    back = client.patch("/api/v1/me/preferences", json={"context_window": None}, headers=admin)
+    assert back.json["context_window"] is None
+    assert _hit(client, admin, None)["context"] is None  # searches have no server default
+
+
+def test_a_chat_message_then_the_preference_then_the_server_choose_the_context(
+    make_app, admin, docs, llm
+):
+    llm.reply = "The rule is zebrafish quarantine [1]."
+    chat_app = make_app(
+        llm="ollama", ollama_url=llm.url, chat_model="fake-chat", chat_context_window=1000
+    )
+    client = chat_app.test_client()
+    prefs = {"search_mode": "fulltext", "top_k": 1}
+    assert client.patch("/api/v1/me/preferences", json=prefs, headers=admin).status_code == 200
+
+    def widened(preference: int | None, message: dict) -> bool:
+        patch = {"context_window": preference}
+        assert client.patch("/api/v1/me/preferences", json=patch, headers=admin).status_code == 200
+        body = {"content": "zebrafish quarantine", **message}
+        chat = new_chat(client, admin)
+        answer = client.post(f"/api/v1/chats/{chat}/messages", json=body, headers=admin)
+        assert answer.status_code == 201, answer.json
+        user = llm.chat_requests()[-1]["messages"][-1]["content"]
+        assert PARAGRAPHS[2] in user
+        return HARBOUR.strip() in user
+
+    assert widened(None, {}) is True  # the server's POSTRAG_CHAT_CONTEXT_WINDOW
+    assert widened(0, {}) is False  # the preference comes before it
+    assert widened(0, {"context_window": 1000}) is True  # the message before both
+    assert widened(None, {"context_window": 0}) is False
+    too_wide = {"content": "x", "context_window": 1001}
+    chat = new_chat(client, admin)
+    response = client.post(f"/api/v1/chats/{chat}/messages", json=too_wide, headers=admin)
+    assert response.status_code == 422
+    assert response.json["errors"][0]["loc"] == ["body", "context_window"]

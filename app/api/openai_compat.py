@@ -83,7 +83,8 @@ class RagOptions(BaseModel):
         None,
         ge=0,
         le=wider_context.MAX_TOKENS,
-        description="tokens of neighbouring text per source (default: POSTRAG_CHAT_CONTEXT_WINDOW)",
+        description="tokens of neighbouring text per source (default: your preference's, else"
+        " POSTRAG_CHAT_CONTEXT_WINDOW)",
     )
 
 
@@ -195,10 +196,11 @@ def _invalid(field: str, msg: str) -> NoReturn:
 def create_completion(body: CompletionBody) -> Any:
     if sum(len(m.text()) for m in body.messages) > MAX_MESSAGES_CHARS:
         _invalid("messages", f"at most {MAX_MESSAGES_CHARS:,} characters in all")
-    rt = runtime()
+    rt, who = runtime(), principal()
+    release_db()  # the service takes connections only while it uses them (not during the model)
     completion = openai_compat.prepare(
-        db(),
-        principal(),
+        rt.pool,
+        who,
         model=body.model,
         messages=[{"role": m.role, "content": m.text()} for m in body.messages],
         rag=body.rag.model_dump() if body.rag else None,
@@ -207,7 +209,6 @@ def create_completion(body: CompletionBody) -> Any:
         llm=rt.llm,
         search=rt.search,
     )
-    release_db()  # generating may take minutes: hold no connection meanwhile
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     pieces = openai_compat.pieces(completion, rt.llm)
     account = openai_compat.Accountant(completion, rt.pool, g.llm_usage)

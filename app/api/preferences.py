@@ -9,7 +9,7 @@ from flask import Blueprint
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.api.endpoint import changes_of, db, endpoint, principal
-from app.services import preferences
+from app.services import preferences, wider_context
 from app.services.preferences import DEFAULTS
 
 bp = Blueprint("preferences", __name__, url_prefix="/api/v1")
@@ -28,6 +28,11 @@ _CHAT_MODEL = "a registered chat model; null: the registry's default chat model"
 _RERANK = "rerank the fused hits of searches and chats when a reranker is configured"
 _RERANK_CANDIDATES = "how many fused hits to rerank; null: the server's (default 50)"
 _Candidates = Annotated[int, Field(ge=1, le=200)]
+_CONTEXT_WINDOW = (
+    "tokens of neighbouring text each search hit and chat source brings (0: none); null: the"
+    " server's (none for searches, POSTRAG_CHAT_CONTEXT_WINDOW for chats)"
+)
+_ContextWindow = Annotated[int, Field(ge=0, le=wider_context.MAX_TOKENS)]
 
 
 class UserPreferences(BaseModel):
@@ -41,6 +46,7 @@ class UserPreferences(BaseModel):
     mcp_server_ids: list[int] = Field(description=_SERVERS)
     rerank: bool = Field(description=_RERANK)
     rerank_candidates: int | None = Field(description=_RERANK_CANDIDATES)
+    context_window: int | None = Field(description=_CONTEXT_WINDOW)
     updated_at: datetime | None = Field(description="null: never set, these are the defaults")
 
 
@@ -56,6 +62,7 @@ class PreferencesReplace(BaseModel):
     mcp_server_ids: _ServerIds = Field([], description=_SERVERS)
     rerank: bool = Field(DEFAULTS["rerank"], description=_RERANK)
     rerank_candidates: _Candidates | None = Field(None, description=_RERANK_CANDIDATES)
+    context_window: _ContextWindow | None = Field(None, description=_CONTEXT_WINDOW)
 
 
 class PreferencesChange(BaseModel):
@@ -70,6 +77,7 @@ class PreferencesChange(BaseModel):
     mcp_server_ids: _ServerIds | None = Field(None, description=_SERVERS)
     rerank: bool | None = Field(None, description=_RERANK)
     rerank_candidates: _Candidates | None = Field(None, description=_RERANK_CANDIDATES)
+    context_window: _ContextWindow | None = Field(None, description=_CONTEXT_WINDOW)
 
 
 @bp.get("/me/preferences")
@@ -101,5 +109,5 @@ def replace_preferences(body: PreferencesReplace) -> UserPreferences:
     response=UserPreferences,
 )
 def change_preferences(body: PreferencesChange) -> UserPreferences:
-    changes = changes_of(body, nullable=("chat_model_id", "rerank_candidates"))
+    changes = changes_of(body, nullable=("chat_model_id", "rerank_candidates", "context_window"))
     return UserPreferences(**preferences.change(db(), principal(), changes))

@@ -48,12 +48,12 @@ class SearchBody(BaseModel):
     rrf_k: int = Field(60, ge=1, le=1000, description="hybrid: the k of reciprocal rank fusion")
     semantic_weight: float = Field(1.0, ge=0, le=10, description="hybrid: weight of that leg")
     fulltext_weight: float = Field(1.0, ge=0, le=10, description="hybrid: weight of that leg")
-    context_window: int = Field(
-        0,
+    context_window: int | None = Field(
+        None,
         ge=0,
         le=wider_context.MAX_TOKENS,
         description="tokens of neighbouring text (the chunks before and after in the same"
-        " document) to add to each hit as `context`; 0: none",
+        " document) to add to each hit as `context`; 0: none; default: your preference's, else 0",
     )
     debug: bool = Field(False, description="add the plan and per-stage timings")
     rerank: bool | None = Field(

@@ -1,9 +1,23 @@
 """Rerankers: score (query, passage) pairs after fusion, over HTTP or with a local ONNX model.
 
-The HTTP client speaks the `/rerank` APIs self-hosters run: Cohere (`/v2/rerank`: query,
-documents, top_n -> results[{index, relevance_score}]), Jina and llama.cpp server (`/v1/rerank`,
-the same shape), Infinity (`/rerank`, the same shape) and Hugging Face TEI (`/rerank`: query,
-texts -> [{index, score}]). Every failure is a RerankError; search keeps the fused order then.
+The HTTP client speaks the `/rerank` APIs self-hosters run. Every failure is a RerankError;
+search keeps the fused order then. The shapes, as checked against each server's docs or source:
+
+- Cohere `POST /v2/rerank` {model, query, documents: [str], top_n} -> {id, results: [{index,
+  relevance_score}], meta} (docs.cohere.com/reference/rerank; v2 requires `model`).
+- Jina `POST /v1/rerank` {model, query, documents, top_n, return_documents} -> {model, usage,
+  results: [{index, relevance_score, document?: {text}}]} (jina.ai/reranker; documents are
+  returned unless `return_documents` is false, so it is sent false).
+- llama.cpp server `POST /v1/rerank` (also /rerank, /reranking) with `documents` -> {model,
+  object: "list", usage, results: [{index, relevance_score}]}, sorted and cut to top_n
+  (tools/server format_response_rerank; given `texts` instead it would answer TEI's shape).
+- Infinity `POST /rerank` {query, documents, model, top_n, return_documents} -> {object:
+  "rerank", results: [{relevance_score, index, document}], model, usage, id, created}
+  (infinity_emb fastapi_schemas/pymodels.py RerankInput, ReRankResult).
+- Hugging Face TEI `POST /rerank` {query, texts, truncate} -> [{index, score, text?}]
+  (router/src/http/types.rs RerankRequest, RerankResponse).
+
+Results are matched by `index`: the servers sort them by score, not in the documents' order.
 """
 
 from __future__ import annotations
@@ -59,6 +73,8 @@ class HttpReranker:
         body: dict[str, Any] = {"query": query, "documents": passages, "top_n": len(passages)}
         if self._model:
             body["model"] = self._model
+        if self.kind == "jina":  # Jina returns each document's text unless told not to
+            body["return_documents"] = False
         return body
 
     def scores(self, query: str, passages: list[str]) -> list[float]:
@@ -123,7 +139,9 @@ def make_reranker(settings: Settings) -> Reranker | None:
     if kind == "onnx":
         from app.providers.rerank_onnx import OnnxReranker
 
-        return OnnxReranker(settings.rerank_onnx_path, settings.rerank_onnx_sha256)
+        return OnnxReranker(
+            settings.rerank_onnx_path, settings.rerank_onnx_sha256, settings.rerank_timeout_s
+        )
     return HttpReranker(
         kind,
         settings.rerank_url,

@@ -45,6 +45,18 @@ class Preferences:
     min_similarity: float
     temperature: float
     system_prompt: str
+    context_window: int | None = None  # None: POSTRAG_CHAT_CONTEXT_WINDOW
+
+
+@dataclass(frozen=True)
+class RetrievalOptions:
+    """A request's own retrieval choices (None: the user's preference, else the server's)."""
+
+    rerank: bool | None = None
+    context_window: int | None = None
+
+
+NO_OPTIONS = RetrievalOptions()
 
 
 def preferences(conn: Conn, user_id: int, chat_model_id: int | None = None) -> Preferences:
@@ -66,6 +78,7 @@ def preferences(conn: Conn, user_id: int, chat_model_id: int | None = None) -> P
         float(row["similarity_threshold"]),
         float(row["temperature"]),
         row["system_prompt"],
+        row["context_window"],
     )
 
 
@@ -139,13 +152,14 @@ def retrieve(
     top_k: int | None = None,
     mode: str | None = None,
     min_similarity: float | None = None,
-    context_window: int | None = None,
+    options: RetrievalOptions = NO_OPTIONS,
 ) -> Retrieval:
     """The passages for `question` within `collection_ids` (None: all readable), best first.
 
     Collections deleted or unshared since the scope was set are skipped, not errors. When the
     embedding model is down, semantic search falls back to full text with a warning. Each
-    passage brings `context_window` tokens of its neighbours (default POSTRAG_CHAT_CONTEXT_WINDOW).
+    passage brings `context_window` tokens of its neighbours: the request's, else the user's
+    preference, else POSTRAG_CHAT_CONTEXT_WINDOW. `rerank` None follows the preference.
     """
     warnings: list[str] = []
     if collection_ids is not None:
@@ -161,9 +175,10 @@ def retrieve(
         top_k=top_k or prefs.top_k,
         min_similarity=prefs.min_similarity if min_similarity is None else min_similarity,
         collection_ids=collection_ids,
-        context_window=(
-            deps.settings.chat_context_window if context_window is None else context_window
+        context_window=_first(
+            options.context_window, prefs.context_window, deps.settings.chat_context_window
         ),
+        rerank=options.rerank,
     )
     try:
         result = search.search(conn, who, request, deps)
@@ -176,6 +191,10 @@ def retrieve(
             deps,
         )
     return Retrieval(result.hits, warnings + result.warnings, result.mode)
+
+
+def _first(*choices: int | None) -> int:
+    return next(c for c in choices if c is not None)
 
 
 def generate(

@@ -76,12 +76,13 @@ def start(
     content: str,
     deps: Deps,
     subject_token: str | None = None,
+    options: answering.RetrievalOptions = answering.NO_OPTIONS,
 ) -> Exchange:
     """Store the user's message and the assistant's placeholder (404, 409, 422 or 5xx first).
 
     `content` is taken as it is (a slash command was replaced by its prompt before:
     `command`); `subject_token` is the request's bearer JWT, for MCP servers that act with the
-    user's identity (token exchange).
+    user's identity (token exchange); `options` are the message's own retrieval choices.
     """
     found = chat_repo.get_owned(conn, chat_id, who.user_id)
     if found is None:
@@ -128,6 +129,7 @@ def start(
         hold,
         toolbox,
         caller,
+        options,
     )
 
 
@@ -238,6 +240,7 @@ def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
             collection_ids=ex.chat["collection_ids"],
             prefs=ex.prefs,
             deps=deps.search,
+            options=ex.options,
         )
     answer.timings["retrieval_ms"] = round((time.monotonic() - t0) * 1000, 1)
     prompt = prompting.build_prompt(

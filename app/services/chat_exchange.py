@@ -71,6 +71,7 @@ class Exchange:
     hold: usage.LLMTokenHold | None  # None for extractive answers: they are free
     toolbox: Toolbox = EMPTY  # the MCP tools offered to the model
     caller: Caller | None = None  # as whom MCP servers are called (with the request's JWT)
+    options: answering.RetrievalOptions = answering.NO_OPTIONS  # the message's own
     started: float = field(default_factory=time.monotonic)
     # MCP calls left running by a stop or the time for tools: the answer's room is held until
     # they end (app/services/answer_runs.py), so stopping them does not let them pile up.

@@ -238,10 +238,11 @@ def ask_tool(
 ) -> Answer:
     """Answer a question from the user's documents with numbered citations [n], by the chat
     model postrag is configured with, or (with none) the best passages quoted as they are."""
-    with _acting("ask") as (conn, who, caller):
+    with _acting("ask") as (_, who, caller):
         rt = caller.runtime
+    with _failing_as("ask"):  # connections are taken only while used: not during the model
         completion = openai_compat.prepare(
-            conn,
+            rt.pool,
             who,
             model=None,
             messages=[{"role": "user", "content": question}],
@@ -251,7 +252,6 @@ def ask_tool(
             llm=rt.llm,
             search=rt.search,
         )
-    with _failing_as("ask"):  # generating may take a while: no connection held meanwhile
         text = _generate(completion, caller)
     sources = completion.prompt.sources
     return Answer(

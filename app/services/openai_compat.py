@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 from psycopg_pool import ConnectionPool
 
+from app.db import scope
 from app.errors import NotFound, ServiceUnavailable, ValidationFailed
 from app.providers.embeddings import Embedder, EmbeddingError, QueryEmbedders
 from app.providers.llm import LLMClients, Piece
 from app.repositories import Conn
 from app.repositories import llm_models as model_repo
-from app.repositories.search import Hit
 from app.services import answering, chats, followups, prompting, usage
 from app.services.search import SearchDeps
 from app.services.tokens import Principal
@@ -126,7 +126,7 @@ def _split(messages: list[dict[str, str]]) -> tuple[str, list[dict[str, str]], s
 
 
 def prepare(
-    conn: Conn,
+    pool: ConnectionPool[Any],
     who: Principal,
     *,
     model: str | None,
@@ -139,55 +139,70 @@ def prepare(
 ) -> Completion:
     """Resolve the model (None: the caller's preferred one), retrieve (when `rag` is given or
     the model is a retrieval variant), build the prompt and hold the tokens it may take of the
-    caller's daily budget (release them with `usage.settle_llm_tokens`)."""
+    caller's daily budget (release them with `usage.settle_llm_tokens`).
+
+    Connections are taken from `pool` only while used: none is held while the chat model
+    rewrites a follow-up (it may take POSTRAG_CHAT_REWRITE_TIMEOUT_S)."""
     system, history, question = _split(messages)
     settings = search.settings
     model, searches = with_retrieval(model, settings.rag_model_suffix)
     if searches and rag is None:  # the user's preferences, all readable collections
         rag = {}
-    prefs = answering.preferences(conn, who.user_id)
-    target = answering.resolve_target(conn, llm, prefs, requested=model)
-    sources: list[Hit] = []
-    warnings: list[str] = []
-    rewrite_tokens = (0, 0)
+    with scope.user_connection(pool, who.user_id) as conn:
+        prefs = answering.preferences(conn, who.user_id)
+        target = answering.resolve_target(conn, llm, prefs, requested=model)
+        collections = chats.check_scope(conn, who, (rag or {}).get("collection_ids"))
+    asked = followups.Standalone(question, "question")
     if rag is not None:
-        scope = chats.check_scope(conn, who, rag.get("collection_ids"))
         asked = followups.standalone(llm, target, history, question)
-        found = answering.retrieve(
-            conn,
-            who,
-            asked.query,
-            collection_ids=scope,
-            prefs=prefs,
-            deps=search,
-            top_k=rag.get("top_k"),
-            mode=rag.get("mode"),
-            min_similarity=rag.get("min_similarity"),
-            context_window=rag.get("context_window"),
-        )
-        sources, warnings = found.sources, asked.warnings + found.warnings
-        rewrite_tokens = asked.tokens
     answer_tokens = min(max_tokens or settings.chat_answer_tokens, target.context_length // 2)
-    prompt = prompting.build_prompt(
-        system_prompt=system or prefs.system_prompt,
-        sources=sources,
-        history=history,
-        question=question,
-        context_tokens=target.context_length,
-        answer_tokens=answer_tokens,
-    )
-    hold = None
-    if target.provider != "extractive":  # last: nothing here fails after it
-        most = prompt.estimated_tokens + answer_tokens
-        hold = usage.hold_llm_tokens(conn, who.user_id, settings.llm_tokens_per_day, most)
+    with scope.user_connection(pool, who.user_id) as conn:
+        found = answering.Retrieval([], [], prefs.search_mode)
+        if rag is not None:
+            found = _retrieved(conn, who, asked.query, collections, rag, prefs, search)
+        prompt = prompting.build_prompt(
+            system_prompt=system or prefs.system_prompt,
+            sources=found.sources,
+            history=history,
+            question=question,
+            context_tokens=target.context_length,
+            answer_tokens=answer_tokens,
+        )
+        hold = None
+        if target.provider != "extractive":  # last: nothing here fails after it
+            most = prompt.estimated_tokens + answer_tokens
+            hold = usage.hold_llm_tokens(conn, who.user_id, settings.llm_tokens_per_day, most)
     return Completion(
         target,
         prompt,
-        warnings,
+        asked.warnings + found.warnings,
         answer_tokens,
         prefs.temperature if temperature is None else temperature,
         hold,
-        rewrite_tokens,
+        asked.tokens,
+    )
+
+
+def _retrieved(
+    conn: Conn,
+    who: Principal,
+    query: str,
+    collections: list[int] | None,
+    rag: dict[str, Any],
+    prefs: answering.Preferences,
+    search: SearchDeps,
+) -> answering.Retrieval:
+    return answering.retrieve(
+        conn,
+        who,
+        query,
+        collection_ids=collections,
+        prefs=prefs,
+        deps=search,
+        top_k=rag.get("top_k"),
+        mode=rag.get("mode"),
+        min_similarity=rag.get("min_similarity"),
+        options=answering.RetrievalOptions(context_window=rag.get("context_window")),
     )
 
 

@@ -22,6 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "mcp_server_ids": [],
     "rerank": True,
     "rerank_candidates": None,
+    "context_window": None,
 }
 # API field -> column; the API names the similarity threshold as search does.
 _COLUMNS = {field: field for field in DEFAULTS} | {"min_similarity": "similarity_threshold"}
@@ -39,6 +40,7 @@ def _public(row: Row) -> dict[str, Any]:
         "mcp_server_ids": row["mcp_server_ids"],
         "rerank": row["rerank"],
         "rerank_candidates": row["rerank_candidates"],
+        "context_window": row["context_window"],
         "updated_at": row["updated_at"],
     }
 

@@ -53,7 +53,7 @@ class SearchRequest:
     rrf_k: int = 60
     semantic_weight: float = 1.0
     fulltext_weight: float = 1.0
-    context_window: int = 0  # tokens of neighbouring text per hit (0: none)
+    context_window: int | None = None  # tokens of neighbouring text per hit (0: none)
     debug: bool = False
     rerank: bool | None = None  # None: on when a reranker is configured
     rerank_candidates: int | None = None  # None: POSTRAG_RERANK_CANDIDATES
@@ -96,6 +96,14 @@ def _rerank_depth(
     return reranking.depth(
         deps.reranker, asked, candidates or deps.settings.rerank_candidates, warnings
     )
+
+
+def _context_window(prefs: Row | None, req: SearchRequest) -> int:
+    """The request's wider context, else the user's preference, else none."""
+    if req.context_window is not None:
+        return req.context_window
+    preferred = prefs["context_window"] if prefs is not None else None
+    return int(preferred or 0)
 
 
 def _scope(conn: Conn, who: Principal, req: SearchRequest) -> search_repo.Scope:
@@ -289,9 +297,9 @@ def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) ->
         )
         result.hits = reranked + result.hits[rerank_depth:]
     result.hits = result.hits[:top_k]
-    if req.context_window:
+    if window := _context_window(prefs, req):
         started = time.perf_counter()
-        result.hits = wider_context.widen(conn, result.hits, req.context_window)
+        result.hits = wider_context.widen(conn, result.hits, window)
         timings["context_ms"] = (time.perf_counter() - started) * 1000
     if req.debug:
         result.debug = _debug(semantic, ef_search, iterative, candidates, plan, timings)
