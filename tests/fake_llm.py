@@ -155,11 +155,13 @@ class FakeLLMServer(LoopbackServer):
                             "completed": done,
                         }
                     )
-                for status in ("verifying sha256 digest", "writing manifest", "success"):
-                    self._chunk({"status": status})
+                # Installed before "success" is sent, as in Ollama: a client that stops reading
+                # at "success" and lists the models at once finds it.
                 server.models.setdefault(
                     name, {"capabilities": ["completion"], "context_length": 2048}
                 )
+                for status in ("verifying sha256 digest", "writing manifest", "success"):
+                    self._chunk({"status": status})
                 self._end_stream()
 
             def _chat(self, body: dict[str, Any]) -> None:
