@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -179,7 +179,9 @@ def evaluate(loaded: Loaded, beir: BeirSet, configs: list[Config], top_k: int) -
         connect(loaded.settings.database_url or "") as conn,
         scope.acting_as(conn, loaded.who.user_id),
     ):
-        for query in beir.queries:
+        for n, query in enumerate(beir.queries, start=1):
+            if n % 100 == 0:
+                tune_report.log(f"{n} of {len(beir.queries)} queries")
             judged = grades.get(query["_id"], {})
             for config in configs:
                 found, ms = ranked(conn, loaded, deps, query["text"], config, top_k)
@@ -206,7 +208,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=22)
     parser.add_argument("--primary", default="debian", help="the set the choice is made on")
-    parser.add_argument("--json", type=Path, help="also write the per-query scores here")
+    parser.add_argument(
+        "--json", type=Path, help="also write the per-query scores here (tune_report.py reads it)"
+    )
     return parser.parse_args()
 
 
@@ -230,7 +234,7 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         tune_report.log(f"{name}: {len(configs)} configurations in {elapsed:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps({k: v.scores for k, v in results.items()}))
+        args.json.write_text(json.dumps({k: asdict(v) for k, v in results.items()}))
     print(tune_report.report(results, [c.label for c in configs], args))
 
 

@@ -1,5 +1,7 @@
 """bench/tune.py's report: the choice rule applied to the per-query scores, and Markdown tables.
 
+    .venv/bin/python bench/tune_report.py SCORES_JSON   # again, from `bench/tune.py --json`
+
 The rule, fixed before the run so that the grid's many comparisons cannot pick a lucky winner:
 the primary set's queries are split in two halves (seeded shuffle). The hybrid configuration with
 the best mean nDCG@10 on the first half is the only candidate; it replaces today's default only
@@ -12,10 +14,12 @@ the default for information only.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -125,3 +129,19 @@ def report(results: dict[str, SetScores], labels: list[str], args: argparse.Name
         shown = list(dict.fromkeys(shown))
         lines += [*table(scores, shown, args.top_k), "", counts(scores, labels), ""]
     return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scores", type=Path, help="bench/tune.py --json's file")
+    parser.add_argument("--top-k", type=int, default=10, help="the run's --top-k")
+    parser.add_argument("--seed", type=int, default=22, help="the run's --seed")
+    parser.add_argument("--primary", default="debian")
+    args = parser.parse_args()
+    results = {k: SetScores(**v) for k, v in json.loads(args.scores.read_text()).items()}
+    labels = list(results[args.primary].scores)
+    print(report(results, labels, args))
+
+
+if __name__ == "__main__":
+    main()
