@@ -27,6 +27,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKPLACE = ROOT / "tests" / "data" / "search_labelled.json"
@@ -95,7 +96,7 @@ def debian_set(status_text: str, min_chars: int = 100) -> BeirSet:
     )
 
 
-def workplace_set(labelled: dict) -> BeirSet:  # type: ignore[type-arg]
+def workplace_set(labelled: dict[str, Any]) -> BeirSet:
     """tests/data/search_labelled.json as a BEIR set (queries numbered in file order)."""
     queries = [{"_id": f"q{i:02d}", "text": q["query"]} for i, q in enumerate(labelled["queries"])]
     return BeirSet(

@@ -140,6 +140,10 @@ def load(server_url: str, work_dir: Path, beir: BeirSet, queries: list[str]) -> 
             assert response.status_code == 202, response.json
             corpus_ids[int(response.json["id"])] = doc["_id"]
         drain(app)
+        with connect(settings.database_url or "") as conn:
+            rows = conn.execute("SELECT status, count(*) AS n FROM documents GROUP BY 1")
+            statuses = {row["status"]: row["n"] for row in rows}
+        assert statuses == {"indexed": len(beir.corpus)}, statuses  # nothing failed or pending
         embedders = CachedEmbedders(Runtime.of(app).embedder, queries)
     finally:
         close_app(app)
@@ -147,7 +151,9 @@ def load(server_url: str, work_dir: Path, beir: BeirSet, queries: list[str]) -> 
     return Loaded(settings, who, collection_id, corpus_ids, embedders)
 
 
-def ranked(conn: Any, loaded: Loaded, deps: Any, query: str, config: Config, top_k: int) -> Any:
+def ranked(
+    conn: Any, loaded: Loaded, deps: Any, query: str, config: Config, top_k: int
+) -> tuple[list[str], float]:
     """The documents found (corpus ids, best first) and the search's milliseconds."""
     request = search_service.SearchRequest(
         query=query,
@@ -166,7 +172,9 @@ def ranked(conn: Any, loaded: Loaded, deps: Any, query: str, config: Config, top
     return list(dict.fromkeys(found)), elapsed
 
 
-def evaluate(loaded: Loaded, beir: BeirSet, configs: list[Config], top_k: int) -> dict:  # type: ignore[type-arg]
+def evaluate(
+    loaded: Loaded, beir: BeirSet, configs: list[Config], top_k: int
+) -> dict[str, dict[str, list[float]]]:
     """Per configuration label: per-query ndcg, recall, rr and latency lists, in query order."""
     grades: dict[str, dict[str, int]] = {}
     for query_id, corpus_id, score in beir.qrels:
