@@ -53,7 +53,7 @@ class SearchRequest:
     rrf_k: int = 60
     semantic_weight: float = 1.0
     fulltext_weight: float = 1.0
-    candidates: int | None = None  # hybrid: per-leg depth (None: _candidates' default)
+    candidates: int | None = None  # hits per leg before fusion (None: _candidates decides)
     context_window: int = 0  # tokens of neighbouring text per hit (0: none)
     debug: bool = False
     rerank: bool | None = None  # None: on when a reranker is configured
