@@ -53,6 +53,7 @@ class SearchRequest:
     rrf_k: int = 60
     semantic_weight: float = 1.0
     fulltext_weight: float = 1.0
+    candidates: int | None = None  # hits per leg before fusion (None: _candidates decides)
     context_window: int | None = None  # tokens of neighbouring text per hit (0: none)
     debug: bool = False
     rerank: bool | None = None  # None: on when a reranker is configured
@@ -104,6 +105,15 @@ def _context_window(prefs: Row | None, req: SearchRequest) -> int:
         return req.context_window
     preferred = prefs["context_window"] if prefs is not None else None
     return int(preferred or 0)
+
+
+def _candidates(req: SearchRequest, mode: str, top_k: int, fetched: int) -> int:
+    """Hits each leg hands to the fusion: the request's depth or, in hybrid, a few times top_k
+    (so a chunk ranked low by one leg and high by the other can still win); never fewer than
+    the fused hits returned."""
+    if req.candidates is not None:
+        return max(req.candidates, fetched)
+    return fetched if mode != "hybrid" else max(4 * top_k, 20, fetched)
 
 
 def _scope(conn: Conn, who: Principal, req: SearchRequest) -> search_repo.Scope:
@@ -257,7 +267,7 @@ def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) ->
         return result
     rerank_depth = _rerank_depth(prefs, req, deps, result.warnings)
     fetched = max(top_k, rerank_depth)  # the fused hits the SQL returns
-    candidates = fetched if mode != "hybrid" else max(4 * top_k, 20, fetched)
+    candidates = _candidates(req, mode, top_k, fetched)
     timings: dict[str, float] = {}
     semantic, query_vector = None, None
     if mode in ("semantic", "hybrid"):
