@@ -248,3 +248,27 @@ def test_a_chat_message_turns_reranking_on_or_off_for_its_answer(rerank_app, adm
     assert len(fake.requests) == 1
     bad = client.post(path.format(chat), json={"content": "x", "rerank": "maybe"}, headers=admin)
     assert bad.status_code == 422
+
+
+def test_a_reranked_hit_brings_its_documents_title(make_app, app, admin, collection):  # type: ignore[no-untyped-def]
+    # a.txt in two chunks; the reranker puts the second first and the cut to one keeps only it,
+    # while the SQL gave the document's title and metadata to the first (its best fused hit).
+    def second_first(query: str, texts: list[str]) -> list[float]:
+        return [10.0 if "second" in t else 0.0 for t in texts]
+
+    first = "The pipeline pipeline pipeline valve opens at dawn with a long slow turn."
+    second = "The second part says a pipeline closes at night for the keepers to rest."
+    with FakeRerankServer("cohere", second_first) as fake:
+        small = make_app(
+            rerank="cohere", rerank_url=fake.url, chunk_tokens=16, chunk_overlap_tokens=0
+        )
+        client = small.test_client()
+        text = f"{first}\n\n{second}\n"
+        document_id = upload(client, admin, collection, "a.txt", text, {"team": "ops"})
+        drain(small)
+        response = search(client, admin, query="pipeline", mode="fulltext", top_k=1)
+    assert response.status_code == 200, response.json
+    (hit,) = response.json["hits"]
+    assert "second" in hit["text"] and hit["rerank_score"] == 10.0
+    document = {"title": "", "metadata": {"team": "ops"}}
+    assert response.json["documents"] == {str(document_id): document}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -239,6 +239,18 @@ class SearchDeps:
     reranker: Reranker | None = None
 
 
+def _documents_on_first(hits: list[Hit], top_k: int) -> list[Hit]:
+    """The first `top_k` hits, each document's title and metadata on its first one: the SQL put
+    them on its best fused hit, which reranking may have moved down or past the cut."""
+    documents = {h.document_id: h.document for h in hits if h.document is not None}
+    kept, seen = [], set()
+    for hit in hits[:top_k]:
+        first = hit.document_id not in seen
+        seen.add(hit.document_id)
+        kept.append(replace(hit, document=documents.get(hit.document_id) if first else None))
+    return kept
+
+
 def search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
     """Run one search."""
     started = time.perf_counter()
@@ -295,7 +307,7 @@ def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) ->
         reranked = reranking.rerank(
             deps.reranker, req.query, result.hits[:rerank_depth], result.warnings, timings
         )
-        result.hits = reranked + result.hits[rerank_depth:]
+        result.hits = _documents_on_first(reranked + result.hits[rerank_depth:], top_k)
     result.hits = result.hits[:top_k]
     if window := _context_window(prefs, req):
         started = time.perf_counter()
