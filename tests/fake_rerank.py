@@ -7,7 +7,8 @@ true) -> {model, usage, results: [{index, relevance_score, document: {text}}]}, 
 when asked. llama.cpp server: POST /v1/rerank or /rerank -> {model, object: "list", usage,
 results: [{index, relevance_score}]}. Infinity: POST /rerank -> {object: "rerank", results:
 [{relevance_score, index, document}], model, usage, id, created}, document null unless
-`return_documents`. Hugging Face TEI: POST /rerank {query, texts, truncate} -> [{index, score}].
+`return_documents`. Hugging Face TEI: POST /rerank {query, texts, truncate} -> [{index, score}],
+or 413 {error, error_type: "Validation"} past its max client batch size (32 by default).
 Results come sorted by relevance, best first, cut to top_n, as the real servers send them.
 
 `tiny_cross_encoder` writes a cross-encoder in ONNX whose effect is known, for the local reranker.
@@ -35,6 +36,8 @@ PATHS = {
     "infinity": ("/rerank",),
     "tei": ("/rerank",),
 }
+
+TEI_MAX_CLIENT_BATCH_SIZE = 32  # TEI's default --max-client-batch-size
 
 
 def reverse(query: str, texts: list[str]) -> list[float]:
@@ -66,6 +69,9 @@ class FakeRerankServer(LoopbackServer):
                 time.sleep(server.delay_s)
                 if self.path not in PATHS[server.kind]:
                     send_json(self, 404, {"error": f"no route {self.path}"})
+                elif server.kind == "tei" and len(body["texts"]) > TEI_MAX_CLIENT_BATCH_SIZE:
+                    message = f"batch size {len(body['texts'])} > maximum allowed batch size 32"
+                    send_json(self, 413, {"error": message, "error_type": "Validation"})
                 elif server.fail_status is not None:
                     send_json(self, server.fail_status, {"message": "the model is not loaded"})
                 else:

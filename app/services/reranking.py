@@ -44,8 +44,11 @@ def rerank(
     try:
         scores = reranker.scores(query, [h.text for h in hits])
     except RerankError as exc:
+        # The details (the server's URL, its error body) are for the log, not for searchers.
         log.warning("reranking failed, the fused order is kept: %s", exc)
-        warnings.append(f"reranking failed, the fused order is kept: {exc}")
+        warnings.append(
+            f"the reranker ({reranker.kind}) failed: {exc.reason}; the fused order is kept"
+        )
         return hits
     finally:
         timings["rerank_ms"] = (time.perf_counter() - started) * 1000
