@@ -48,7 +48,8 @@ def reverse(query: str, texts: list[str]) -> list[float]:
 class FakeRerankServer(LoopbackServer):
     """Scores passages with `scorer(query, texts)` (default: `reverse`) in the wire shape of
     `kind`. Knobs: `fail_status` answers every request with that status; `delay_s` before each
-    answer; `requests` records (path, body), `authorizations` each request's Authorization."""
+    answer; `on_request` runs (in the server) on each request before it is answered;
+    `requests` records (path, body), `authorizations` each request's Authorization."""
 
     def __init__(
         self, kind: str, scorer: Callable[[str, list[str]], list[float]] = reverse
@@ -57,6 +58,7 @@ class FakeRerankServer(LoopbackServer):
         self.scorer = scorer
         self.fail_status: int | None = None
         self.delay_s = 0.0
+        self.on_request: Callable[[], None] | None = None
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.authorizations: list[str | None] = []
         server = self
@@ -67,6 +69,8 @@ class FakeRerankServer(LoopbackServer):
                 server.requests.append((self.path, body))
                 server.authorizations.append(self.headers.get("Authorization"))
                 time.sleep(server.delay_s)
+                if server.on_request is not None:
+                    server.on_request()
                 if self.path not in PATHS[server.kind]:
                     send_json(self, 404, {"error": f"no route {self.path}"})
                 elif server.kind == "tei" and len(body["texts"]) > TEI_MAX_CLIENT_BATCH_SIZE:

@@ -5,9 +5,20 @@ from __future__ import annotations
 import pytest
 
 from app.providers.rerank import HttpReranker, RerankError
+from app.runtime import Runtime
 from app.settings import Settings, SettingsError
 from tests.fake_rerank import PATHS, FakeRerankServer
-from tests.helpers import ask, drain, names, new_chat, search, upload
+from tests.helpers import (
+    ask,
+    connections_held_at,
+    drain,
+    live_server,
+    names,
+    new_chat,
+    search,
+    upload,
+)
+from tests.test_mcp_server import call, over_http, structured
 
 # Equal lengths, "pipeline" 5..1 times: BM25 ranks them p5, p4, p3, p2, p1.
 DOCS = {
@@ -290,3 +301,22 @@ def test_tei_gets_the_passages_in_batches_it_accepts():  # type: ignore[no-untyp
         assert reranker.scores("q", [str(n) for n in range(70)]) == [float(n) for n in range(70)]
         reranker.close()
     assert [len(body["texts"]) for _, body in fake.requests] == [32, 32, 6]
+
+
+def test_no_connection_is_held_while_the_reranker_scores(rerank_app, admin):  # type: ignore[no-untyped-def]
+    # A hung reranker may take POSTRAG_RERANK_TIMEOUT_S: searches, chats and MCP searches give
+    # their connection back meanwhile, and take one again for the wider context.
+    client, fake = rerank_app("cohere")
+    patch = {"search_mode": "fulltext", "top_k": 5}
+    assert client.patch("/api/v1/me/preferences", json=patch, headers=admin).status_code == 200
+    chat = new_chat(client, admin)
+    pool = Runtime.of(client.application).pool
+    with live_server(client.application) as url, connections_held_at(fake, pool) as held:
+        widened = search(client, admin, **QUERY, context_window=100)
+        answer = ask(client, admin, chat, "pipeline")
+        (found,) = call(over_http(url, admin["Authorization"].split()[1]), ("search", QUERY))
+    assert names(widened) == FUSED[::-1]
+    assert widened.json["hits"][0]["context"]["text"].startswith("pipeline filler")
+    assert answer.status_code == 201 and answer.json["citations"][0]["filename"] == "p1.txt"
+    assert [r["filename"] for r in structured(found)["results"]] == FUSED[::-1]
+    assert held == [0, 0, 0], held

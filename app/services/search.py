@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -39,6 +42,8 @@ MAX_EF_SEARCH = 1000  # pgvector's limit
 MAX_SCAN_TUPLES = 20_000  # index tuples an iterative HNSW scan may visit (pgvector's default)
 _PHRASE = re.compile(r'"([^"]+)"')
 _PREFIX = re.compile(r"(?<!\w)([^\W_]{3,})\*")  # three letters or digits at least
+# Where a search takes a connection each time it needs one (and gives it back after).
+Connect = Callable[[], AbstractContextManager[Conn]]
 
 
 @dataclass(frozen=True)
@@ -251,22 +256,63 @@ def _documents_on_first(hits: list[Hit], top_k: int) -> list[Hit]:
     return kept
 
 
-def search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
-    """Run one search."""
+def search(connect: Connect, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
+    """Run one search on connections from `connect`: given back while the reranker works (it
+    may take POSTRAG_RERANK_TIMEOUT_S), taken again for the wider context."""
     started = time.perf_counter()
-    result = _search(conn, who, req, deps)
+    with connect() as conn:
+        result, rest = _search(conn, who, req, deps)
+        if rest is not None and rest.reranker is None:
+            _finish(conn, result, rest)
+    if rest is not None and rest.reranker is not None:
+        depth = rest.rerank_depth
+        reranked = reranking.rerank(
+            rest.reranker, req.query, result.hits[:depth], result.warnings, rest.timings
+        )
+        result.hits = _documents_on_first(reranked + result.hits[depth:], result.top_k)
+        with connect() if rest.window else nullcontext(None) as conn:
+            _finish(conn, result, rest)
     metrics().search_seconds.labels(result.mode).observe(time.perf_counter() - started)
     return result
 
 
-def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
+def holding(conn: Conn) -> Connect:
+    """Connections that are always `conn` (a worker's own, kept while it searches)."""
+    return lambda: nullcontext(conn)
+
+
+@dataclass(frozen=True)
+class _Rest:
+    """What a search does after its SQL: rerank (with no connection held), cut, widen."""
+
+    reranker: Reranker | None  # None: no reranking
+    rerank_depth: int
+    window: int  # wider context's tokens per hit (0: none)
+    timings: dict[str, float]
+    debug: Callable[[], dict[str, Any]] | None  # the debug report, once all is timed
+
+
+def _finish(conn: Conn | None, result: SearchResult, rest: _Rest) -> None:
+    """Cut the hits to top_k, widen them (on `conn`, there when `rest.window` is), add debug."""
+    result.hits = result.hits[: result.top_k]
+    if conn is not None and rest.window:
+        started = time.perf_counter()
+        result.hits = wider_context.widen(conn, result.hits, rest.window)
+        rest.timings["context_ms"] = (time.perf_counter() - started) * 1000
+    if rest.debug is not None:
+        result.debug = rest.debug()
+
+
+def _search(
+    conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps
+) -> tuple[SearchResult, _Rest | None]:
     settings = deps.settings
     prefs = preference_repo.get(conn, who.user_id)
     mode, top_k, min_similarity = _defaults(prefs, req)
     result = SearchResult(mode=mode, top_k=top_k, min_similarity=min_similarity, hits=[])
     scope = _scope(conn, who, req)
     if not scope.collection_ids:
-        return result
+        return result, None
     rerank_depth = _rerank_depth(prefs, req, deps, result.warnings)
     fetched = max(top_k, rerank_depth)  # the fused hits the SQL returns
     candidates = fetched if mode != "hybrid" else max(4 * top_k, 20, fetched)
@@ -278,7 +324,7 @@ def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) ->
         )
     fulltext = _fulltext_leg(req.query) if mode in ("fulltext", "hybrid") else None
     if semantic is None and fulltext is None:
-        return result
+        return result, None
 
     statement, params = search_repo.search_statement(semantic, fulltext, scope)
     params.update(
@@ -303,16 +349,8 @@ def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) ->
         started = time.perf_counter()
         result.hits = search_repo.run(conn, statement, params)
         timings["search_ms"] = (time.perf_counter() - started) * 1000
-    if rerank_depth and deps.reranker is not None:
-        reranked = reranking.rerank(
-            deps.reranker, req.query, result.hits[:rerank_depth], result.warnings, timings
-        )
-        result.hits = _documents_on_first(reranked + result.hits[rerank_depth:], top_k)
-    result.hits = result.hits[:top_k]
-    if window := _context_window(prefs, req):
-        started = time.perf_counter()
-        result.hits = wider_context.widen(conn, result.hits, window)
-        timings["context_ms"] = (time.perf_counter() - started) * 1000
+    debug = None
     if req.debug:
-        result.debug = _debug(semantic, ef_search, iterative, candidates, plan, timings)
-    return result
+        debug = partial(_debug, semantic, ef_search, iterative, candidates, plan, timings)
+    reranker = deps.reranker if rerank_depth else None
+    return result, _Rest(reranker, rerank_depth, _context_window(prefs, req), timings, debug)
