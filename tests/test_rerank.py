@@ -303,20 +303,34 @@ def test_tei_gets_the_passages_in_batches_it_accepts():  # type: ignore[no-untyp
     assert [len(body["texts"]) for _, body in fake.requests] == [32, 32, 6]
 
 
-def test_no_connection_is_held_while_the_reranker_scores(rerank_app, admin):  # type: ignore[no-untyped-def]
-    # A hung reranker may take POSTRAG_RERANK_TIMEOUT_S: searches, chats and MCP searches give
-    # their connection back meanwhile, and take one again for the wider context.
-    client, fake = rerank_app("cohere")
+def test_no_connection_is_held_while_the_reranker_scores(rerank_app, admin, collection, llm):  # type: ignore[no-untyped-def]
+    # A hung reranker may take POSTRAG_RERANK_TIMEOUT_S: searches, chats, /v1, MCP and Dify
+    # give their connection back meanwhile, and take one again for the wider context.
+    client, fake = rerank_app("cohere", llm="ollama", ollama_url=llm.url, chat_model="fake-chat")
     patch = {"search_mode": "fulltext", "top_k": 5}
     assert client.patch("/api/v1/me/preferences", json=patch, headers=admin).status_code == 200
     chat = new_chat(client, admin)
+    completion = {
+        "model": "fake-chat",
+        "messages": [{"role": "user", "content": "pipeline"}],
+        "rag": {"mode": "fulltext"},
+    }
+    dify = {
+        "knowledge_id": str(collection),
+        "query": "pipeline",
+        "retrieval_setting": {"top_k": 5, "score_threshold": 0.0},
+    }
     pool = Runtime.of(client.application).pool
     with live_server(client.application) as url, connections_held_at(fake, pool) as held:
         widened = search(client, admin, **QUERY, context_window=100)
         answer = ask(client, admin, chat, "pipeline")
+        v1 = client.post("/v1/chat/completions", json=completion, headers=admin)
         (found,) = call(over_http(url, admin["Authorization"].split()[1]), ("search", QUERY))
+        records = client.post("/api/v1/dify/retrieval", json=dify, headers=admin)
     assert names(widened) == FUSED[::-1]
     assert widened.json["hits"][0]["context"]["text"].startswith("pipeline filler")
     assert answer.status_code == 201 and answer.json["citations"][0]["filename"] == "p1.txt"
+    assert v1.status_code == 200, v1.json
     assert [r["filename"] for r in structured(found)["results"]] == FUSED[::-1]
-    assert held == [0, 0, 0], held
+    assert records.status_code == 200 and len(records.json["records"]) == 5, records.json
+    assert held == [0, 0, 0, 0, 0], held
