@@ -3,7 +3,8 @@
 The scope is resolved here (explicit ids must be readable, else 404), defaults come from the
 user's preferences, the query is embedded with the searched space's own model, and the legs run
 as one SQL statement (app/repositories/search.py) inside a transaction that carries the
-per-query HNSW settings.
+per-query HNSW settings. The reranker (app/services/reranking.py) then works with no connection
+held: a search takes one from its `Connect` for each stretch of database work.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -244,18 +245,6 @@ class SearchDeps:
     reranker: Reranker | None = None
 
 
-def _documents_on_first(hits: list[Hit], top_k: int) -> list[Hit]:
-    """The first `top_k` hits, each document's title and metadata on its first one: the SQL put
-    them on its best fused hit, which reranking may have moved down or past the cut."""
-    documents = {h.document_id: h.document for h in hits if h.document is not None}
-    kept, seen = [], set()
-    for hit in hits[:top_k]:
-        first = hit.document_id not in seen
-        seen.add(hit.document_id)
-        kept.append(replace(hit, document=documents.get(hit.document_id) if first else None))
-    return kept
-
-
 def search(connect: Connect, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
     """Run one search on connections from `connect`: given back while the reranker works (it
     may take POSTRAG_RERANK_TIMEOUT_S), taken again for the wider context."""
@@ -265,11 +254,15 @@ def search(connect: Connect, who: Principal, req: SearchRequest, deps: SearchDep
         if rest is not None and rest.reranker is None:
             _finish(conn, result, rest)
     if rest is not None and rest.reranker is not None:
-        depth = rest.rerank_depth
-        reranked = reranking.rerank(
-            rest.reranker, req.query, result.hits[:depth], result.warnings, rest.timings
+        result.hits = reranking.reranked_top(
+            rest.reranker,
+            req.query,
+            result.hits,
+            rest.rerank_depth,
+            result.top_k,
+            result.warnings,
+            rest.timings,
         )
-        result.hits = _documents_on_first(reranked + result.hits[depth:], result.top_k)
         with connect() if rest.window else nullcontext(None) as conn:
             _finish(conn, result, rest)
     metrics().search_seconds.labels(result.mode).observe(time.perf_counter() - started)
