@@ -92,7 +92,7 @@ def timed(pr: Any, data: Any, reranker: Reranker | None, depth: int, queries: in
                 debug=True,
             )
             started = time.perf_counter()
-            result = search_service.search(conn, pr.who, request, deps)
+            result = search_service.search(search_service.holding(conn), pr.who, request, deps)
             latencies.append((time.perf_counter() - started) * 1000)
             assert result.debug is not None
             rerank_ms.append(result.debug["timings_ms"].get("rerank_ms", 0.0))

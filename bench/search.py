@@ -573,7 +573,7 @@ def service_level(
                     collection_ids=[pr.collection_id],
                 )
                 found = search_service.search(
-                    conn,
+                    search_service.holding(conn),
                     pr.who,
                     request,
                     search_service.SearchDeps(pr.settings, embedders, iterative_scans=True),

@@ -7,7 +7,8 @@ true) -> {model, usage, results: [{index, relevance_score, document: {text}}]}, 
 when asked. llama.cpp server: POST /v1/rerank or /rerank -> {model, object: "list", usage,
 results: [{index, relevance_score}]}. Infinity: POST /rerank -> {object: "rerank", results:
 [{relevance_score, index, document}], model, usage, id, created}, document null unless
-`return_documents`. Hugging Face TEI: POST /rerank {query, texts, truncate} -> [{index, score}].
+`return_documents`. Hugging Face TEI: POST /rerank {query, texts, truncate} -> [{index, score}],
+or 413 {error, error_type: "Validation"} past its max client batch size (32 by default).
 Results come sorted by relevance, best first, cut to top_n, as the real servers send them.
 
 `tiny_cross_encoder` writes a cross-encoder in ONNX whose effect is known, for the local reranker.
@@ -36,6 +37,8 @@ PATHS = {
     "tei": ("/rerank",),
 }
 
+TEI_MAX_CLIENT_BATCH_SIZE = 32  # TEI's default --max-client-batch-size
+
 
 def reverse(query: str, texts: list[str]) -> list[float]:
     """Scores that put the last passage first: the fused order reversed."""
@@ -45,7 +48,8 @@ def reverse(query: str, texts: list[str]) -> list[float]:
 class FakeRerankServer(LoopbackServer):
     """Scores passages with `scorer(query, texts)` (default: `reverse`) in the wire shape of
     `kind`. Knobs: `fail_status` answers every request with that status; `delay_s` before each
-    answer; `requests` records (path, body), `authorizations` each request's Authorization."""
+    answer; `on_request` runs (in the server) on each request before it is answered;
+    `requests` records (path, body), `authorizations` each request's Authorization."""
 
     def __init__(
         self, kind: str, scorer: Callable[[str, list[str]], list[float]] = reverse
@@ -54,6 +58,7 @@ class FakeRerankServer(LoopbackServer):
         self.scorer = scorer
         self.fail_status: int | None = None
         self.delay_s = 0.0
+        self.on_request: Callable[[], None] | None = None
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.authorizations: list[str | None] = []
         server = self
@@ -64,8 +69,13 @@ class FakeRerankServer(LoopbackServer):
                 server.requests.append((self.path, body))
                 server.authorizations.append(self.headers.get("Authorization"))
                 time.sleep(server.delay_s)
+                if server.on_request is not None:
+                    server.on_request()
                 if self.path not in PATHS[server.kind]:
                     send_json(self, 404, {"error": f"no route {self.path}"})
+                elif server.kind == "tei" and len(body["texts"]) > TEI_MAX_CLIENT_BATCH_SIZE:
+                    message = f"batch size {len(body['texts'])} > maximum allowed batch size 32"
+                    send_json(self, 413, {"error": message, "error_type": "Validation"})
                 elif server.fail_status is not None:
                     send_json(self, server.fail_status, {"message": "the model is not loaded"})
                 else:

@@ -157,3 +157,23 @@ def test_a_chat_message_then_the_preference_then_the_server_choose_the_context(
     response = client.post(f"/api/v1/chats/{chat}/messages", json=too_wide, headers=admin)
     assert response.status_code == 422
     assert response.json["errors"][0]["loc"] == ["body", "context_window"]
+
+
+def test_the_context_stays_in_the_hit_heading_section(app, client, admin, docs):
+    # Two sections: the hit's neighbours stop at the next heading whatever the budget.
+    text = "# Harbour\n\n" + GAP.join(PARAGRAPHS[:3]) + "\n\n# Lamp\n\n" + GAP.join(PARAGRAPHS[3:])
+    sections = create_collection(client, admin, "sections")
+    upload(client, admin, sections, "sections.md", text + "\n")
+    drain(app)
+    for query, hit_text, section, other in (
+        ("zebrafish quarantine", PARAGRAPHS[2], PARAGRAPHS[:3], PARAGRAPHS[3:]),
+        ("lamp rebuilt", PARAGRAPHS[3], PARAGRAPHS[3:], PARAGRAPHS[:3]),
+    ):
+        body = {"query": query, "mode": "fulltext", "top_k": 1, "context_window": 1000}
+        response = search(client, admin, **body, collection_ids=[sections])
+        assert response.status_code == 200, response.json
+        (hit,) = response.json["hits"]
+        assert hit["text"].endswith(hit_text)
+        context = hit["context"]["text"]
+        assert all(p in context for p in section)
+        assert not any(p in context for p in other)

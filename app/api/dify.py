@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint, Response, json, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import endpoint, principal, read_db
+from app.api.endpoint import endpoint, principal, read_db_while_used
 from app.errors import (
     AppError,
     Forbidden,
@@ -139,5 +139,5 @@ def retrieval(body: RetrievalBody) -> Records:
         score_threshold=body.retrieval_setting.score_threshold,
         metadata_condition=condition,
     )
-    records = dify.retrieve(read_db(), principal(), req, runtime().search)
+    records = dify.retrieve(read_db_while_used, principal(), req, runtime().search)
     return Records(records=[Record(**r) for r in records])

@@ -7,7 +7,8 @@ the OpenAPI document in app/api/openapi.py, so the two cannot drift apart.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
@@ -90,6 +91,16 @@ def read_db() -> Conn:
         return db()
     g.read_conn, g.read_from = conn, "replica"
     return cast(Conn, conn)
+
+
+@contextmanager
+def read_db_while_used() -> Iterator[Conn]:
+    """read_db() for one stretch of a service's work, given back after it (release_db): none is
+    held while the service waits on another server (a reranker) in between."""
+    try:
+        yield read_db()
+    finally:
+        release_db()
 
 
 def release_db(_exc: BaseException | None = None) -> None:

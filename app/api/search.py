@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import endpoint, principal, read_db
+from app.api.endpoint import endpoint, principal, read_db_while_used
 from app.repositories.search import Hit
 from app.runtime import runtime
 from app.services import search, wider_context
@@ -149,7 +149,7 @@ def _hit(hit: Hit) -> SearchHit:
 )
 def search_chunks(body: SearchBody) -> SearchResponse:
     result = search.search(
-        read_db(),  # a replica when one is configured and fresh
+        read_db_while_used,  # a replica when one is configured and fresh
         principal(),
         search.SearchRequest(**body.model_dump()),
         runtime().search,

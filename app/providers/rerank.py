@@ -39,13 +39,28 @@ PATHS = {
     "tei": "/rerank",
 }
 
+# TEI's default --max-client-batch-size: it answers 413 {"error": "batch size 33 > maximum allowed
+# batch size 32", "error_type": "Validation"} past it (router/src/http/server.rs), so its passages
+# go in batches of this many; scores come back by index within each batch.
+TEI_BATCH = 32
+WRONG_SHAPE = "an answer of the wrong shape"
+
 
 class RerankError(Exception):
-    """The reranker could not score the passages (unreachable, timeout, bad answer)."""
+    """The reranker could not score the passages (unreachable, timeout, bad answer).
+
+    Its message has the details for the log (the server's URL, its error body); `reason` is
+    what a searcher may read in a search's warnings.
+    """
+
+    def __init__(self, detail: str, reason: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 class Reranker(Protocol):
     name: str
+    kind: str  # a POSTRAG_RERANK value, the only part of the reranker warnings name
 
     def scores(self, query: str, passages: list[str]) -> list[float]:
         """One relevance score per passage, in the passages' order; higher is better."""
@@ -78,25 +93,38 @@ class HttpReranker:
         return body
 
     def scores(self, query: str, passages: list[str]) -> list[float]:
+        if self.kind != "tei":
+            return self._batch_scores(query, passages)
+        # TEI refuses more texts per request than its MAX_CLIENT_BATCH_SIZE (32 by default).
+        return [
+            score
+            for start in range(0, len(passages), TEI_BATCH)
+            for score in self._batch_scores(query, passages[start : start + TEI_BATCH])
+        ]
+
+    def _batch_scores(self, query: str, passages: list[str]) -> list[float]:
         try:
             response = self._client.post(self._url, json=self._body(query, passages))
         except httpx.TimeoutException:
             raise RerankError(
-                f"{self.kind} reranker at {self._url} did not answer in time"
+                f"{self.kind} reranker at {self._url} did not answer in time", "no answer in time"
             ) from None
         except httpx.HTTPError as exc:
             raise RerankError(
-                f"cannot reach the {self.kind} reranker at {self._url}: {exc}"
+                f"cannot reach the {self.kind} reranker at {self._url}: {exc}", "unreachable"
             ) from None
         if response.status_code >= 400:
             raise RerankError(
                 f"{self.kind} reranker at {self._url} answered {response.status_code}:"
-                f" {error_text(response)}"
+                f" {error_text(response)}",
+                f"HTTP {response.status_code}",
             )
         try:
             answer = response.json()
         except ValueError:
-            raise RerankError(f"{self.kind} reranker at {self._url} did not answer JSON") from None
+            raise RerankError(
+                f"{self.kind} reranker at {self._url} did not answer JSON", "an answer not JSON"
+            ) from None
         return _read_scores(self.kind, answer, len(passages))
 
     def close(self) -> None:
@@ -108,7 +136,7 @@ def _read_scores(kind: str, answer: Any, count: int) -> list[float]:
     relevance_score}]} (the others); an index missing, repeated or out of range is an error."""
     items, key = (answer, "score") if kind == "tei" else (_results(answer), "relevance_score")
     if not isinstance(items, list):
-        raise RerankError(f"{kind} reranker answered no list of scores")
+        raise RerankError(f"{kind} reranker answered no list of scores", WRONG_SHAPE)
     scores: list[float | None] = [None] * count
     for item in items:
         index = item.get("index") if isinstance(item, dict) else None
@@ -120,10 +148,12 @@ def _read_scores(kind: str, answer: Any, count: int) -> list[float]:
             and isinstance(score, int | float)
             and math.isfinite(score)
         ):
-            raise RerankError(f"{kind} reranker answered an item of the wrong shape: {item!r:.100}")
+            raise RerankError(
+                f"{kind} reranker answered an item of the wrong shape: {item!r:.100}", WRONG_SHAPE
+            )
         scores[index] = float(score)
     if any(s is None for s in scores):
-        raise RerankError(f"{kind} reranker scored {len(items)} of {count} passages")
+        raise RerankError(f"{kind} reranker scored {len(items)} of {count} passages", WRONG_SHAPE)
     return [s for s in scores if s is not None]
 
 

@@ -47,9 +47,13 @@ class OnnxReranker:
         tokenizer_path = path.parent / "tokenizer.json"
         for needed in (path, tokenizer_path):
             if not needed.is_file():
-                raise RerankError(f"onnx reranker: {needed} is not a file")
+                raise RerankError(f"onnx reranker: {needed} is not a file", "no model file")
         if _sha256(path) != sha256.lower():
-            raise RerankError(f"onnx reranker: {path} does not match its pinned sha256 {sha256}")
+            raise RerankError(
+                f"onnx reranker: {path} does not match its pinned sha256 {sha256}",
+                "the model file does not match its sha256",
+            )
+        self.kind = "onnx"
         self.name = f"onnx:{path.name}"
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self._tokenizer.no_padding()
@@ -96,14 +100,15 @@ class OnnxReranker:
         except Exception as exc:  # onnxruntime raises its own untyped errors
             if options.terminate:
                 raise self._late() from None
-            raise RerankError(f"onnx reranker failed: {exc}") from None
+            raise RerankError(f"onnx reranker failed: {exc}", "the model failed") from None
         finally:
             stop.cancel()
             self._lock.release()
 
     def _late(self) -> RerankError:
         return RerankError(
-            f"onnx reranker did not finish in time (POSTRAG_RERANK_TIMEOUT_S={self._timeout_s:g})"
+            f"onnx reranker did not finish in time (POSTRAG_RERANK_TIMEOUT_S={self._timeout_s:g})",
+            "no scores in time",
         )
 
     def close(self) -> None:

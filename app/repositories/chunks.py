@@ -40,7 +40,8 @@ def neighbours(conn: Conn, hits: list[tuple[int, int, int]], radius: int) -> lis
         return []
     collection_ids, document_ids, ordinals = (list(column) for column in zip(*hits, strict=True))
     return conn.execute(
-        "SELECT DISTINCT k.document_id, k.ordinal, k.text, k.char_start, k.char_end"
+        "SELECT DISTINCT k.document_id, k.ordinal, k.text, k.char_start, k.char_end,"
+        " k.heading_path"
         " FROM document_chunks k"
         " JOIN unnest(%(collection_ids)s::bigint[], %(document_ids)s::bigint[],"
         " %(ordinals)s::integer[]) AS h(collection_id, document_id, ordinal)"

@@ -20,7 +20,8 @@ from app.repositories import Conn, bm25, returned
 from app.repositories.metadata_filter import compile_filter
 
 # The hit's columns, shared by every mode. A document's title and metadata (up to 16 KiB) come
-# with its best hit only (NULL on the others): once per document, from the same snapshot.
+# with its best hit only (NULL on the others): once per document, from the same snapshot. After
+# reranking, search moves them to the document's first hit left (app/services/search.py).
 _HIT_COLUMNS = sql.SQL(
     "f.chunk_id, c.document_id, d.filename, c.collection_id, c.text, c.page, c.char_start,"
     " c.char_end, c.heading_path, c.ordinal, f.score, f.semantic_rank, f.semantic_similarity,"
@@ -61,7 +62,7 @@ class Hit:
     semantic_similarity: float | None
     fulltext_rank: int | None  # None: the full-text leg did not find it
     fulltext_score: float | None
-    document: dict[str, Any] | None = None  # title and metadata, on the document's best hit
+    document: dict[str, Any] | None = None  # title and metadata, on the document's first hit
     rerank_score: float | None = None  # the reranker's, when the hit was reranked
     context: Context | None = None  # with wider context asked for (app/services/wider_context.py)
 

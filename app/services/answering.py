@@ -142,7 +142,7 @@ class Retrieval:
 
 
 def retrieve(
-    conn: Conn,
+    connect: search.Connect,
     who: Principal,
     question: str,
     *,
@@ -163,7 +163,8 @@ def retrieve(
     """
     warnings: list[str] = []
     if collection_ids is not None:
-        readable = collection_repo.readable_ids(conn, who.user_id, collection_ids)
+        with connect() as conn:
+            readable = collection_repo.readable_ids(conn, who.user_id, collection_ids)
         if len(readable) < len(collection_ids):
             warnings.append("some collections of this chat no longer exist and were skipped")
         if not readable:
@@ -181,11 +182,11 @@ def retrieve(
         rerank=options.rerank,
     )
     try:
-        result = search.search(conn, who, request, deps)
+        result = search.search(connect, who, request, deps)
     except ServiceUnavailable as exc:  # semantic mode with the embedding model down
         warnings.append(f"semantic search failed ({exc.detail}); used full text instead")
         result = search.search(
-            conn,
+            connect,
             who,
             dataclasses.replace(request, mode="fulltext"),
             deps,

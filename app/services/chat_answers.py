@@ -232,16 +232,15 @@ def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
     if asked.how == "model":
         answer.timings["rewrite_ms"] = round((time.monotonic() - t0) * 1000, 1)
         t0 = time.monotonic()
-    with scope.user_connection(deps.pool, ex.who.user_id) as conn:
-        found = answering.retrieve(
-            conn,
-            ex.who,
-            asked.query,
-            collection_ids=ex.chat["collection_ids"],
-            prefs=ex.prefs,
-            deps=deps.search,
-            options=ex.options,
-        )
+    found = answering.retrieve(  # a connection taken only while used: not during the rerank
+        lambda: scope.user_connection(deps.pool, ex.who.user_id),
+        ex.who,
+        asked.query,
+        collection_ids=ex.chat["collection_ids"],
+        prefs=ex.prefs,
+        deps=deps.search,
+        options=ex.options,
+    )
     answer.timings["retrieval_ms"] = round((time.monotonic() - t0) * 1000, 1)
     prompt = prompting.build_prompt(
         system_prompt=ex.prefs.system_prompt,

@@ -46,10 +46,11 @@ class Retrieval:
 
 
 def retrieve(
-    conn: Conn, who: Principal, req: Retrieval, deps: search.SearchDeps
+    connect: search.Connect, who: Principal, req: Retrieval, deps: search.SearchDeps
 ) -> list[dict[str, Any]]:
     """Dify's records, best first: at most `top_k`, each scoring at least `score_threshold`."""
-    collection_id = _collection(conn, who, req.knowledge_id)
+    with connect() as conn:
+        collection_id = _collection(conn, who, req.knowledge_id)
     request = search.SearchRequest(
         query=req.query,
         mode="semantic",  # the one score in [0, 1] that Dify's threshold can mean
@@ -58,7 +59,7 @@ def retrieve(
         collection_ids=[collection_id],
         filter=_filter(req.metadata_condition),
     )
-    hits = search.search(conn, who, request, deps).hits
+    hits = search.search(connect, who, request, deps).hits
     return [
         {
             "content": hit.text,

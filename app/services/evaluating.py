@@ -159,8 +159,11 @@ def _score(
     results = []
     for query in scored:
         started = time.perf_counter()
-        found = search_service.search(
-            conn, who, _request(config, query.text, run["collection_id"]), deps
+        found = search_service.search(  # on the worker's own connection throughout
+            search_service.holding(conn),
+            who,
+            _request(config, query.text, run["collection_id"]),
+            deps,
         )
         latency_ms = (time.perf_counter() - started) * 1000
         ranked = query.ranking(found.hits)

@@ -19,7 +19,7 @@ from app.providers.llm import LLMClients, Piece
 from app.repositories import Conn
 from app.repositories import llm_models as model_repo
 from app.services import answering, chats, followups, prompting, usage
-from app.services.search import SearchDeps
+from app.services.search import Connect, SearchDeps
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -142,7 +142,7 @@ def prepare(
     caller's daily budget (release them with `usage.settle_llm_tokens`).
 
     Connections are taken from `pool` only while used: none is held while the chat model
-    rewrites a follow-up (it may take POSTRAG_CHAT_REWRITE_TIMEOUT_S)."""
+    rewrites a follow-up (it may take POSTRAG_CHAT_REWRITE_TIMEOUT_S) or the reranker scores."""
     system, history, question = _split(messages)
     settings = search.settings
     model, searches = with_retrieval(model, settings.rag_model_suffix)
@@ -156,10 +156,18 @@ def prepare(
     if rag is not None:
         asked = followups.standalone(llm, target, history, question)
     answer_tokens = min(max_tokens or settings.chat_answer_tokens, target.context_length // 2)
+    found = answering.Retrieval([], [], prefs.search_mode)
+    if rag is not None:
+        found = _retrieved(
+            lambda: scope.user_connection(pool, who.user_id),
+            who,
+            asked.query,
+            collections,
+            rag,
+            prefs,
+            search,
+        )
     with scope.user_connection(pool, who.user_id) as conn:
-        found = answering.Retrieval([], [], prefs.search_mode)
-        if rag is not None:
-            found = _retrieved(conn, who, asked.query, collections, rag, prefs, search)
         prompt = prompting.build_prompt(
             system_prompt=system or prefs.system_prompt,
             sources=found.sources,
@@ -184,7 +192,7 @@ def prepare(
 
 
 def _retrieved(
-    conn: Conn,
+    connect: Connect,
     who: Principal,
     query: str,
     collections: list[int] | None,
@@ -193,7 +201,7 @@ def _retrieved(
     search: SearchDeps,
 ) -> answering.Retrieval:
     return answering.retrieve(
-        conn,
+        connect,
         who,
         query,
         collection_ids=collections,

@@ -30,6 +30,28 @@ def depth(
     return candidates
 
 
+def reranked_top(
+    reranker: Reranker,
+    query: str,
+    hits: list[Hit],
+    depth: int,
+    top_k: int,
+    warnings: list[str],
+    timings: dict[str, float],
+) -> list[Hit]:
+    """The first `depth` hits reranked, then the others, cut to `top_k`; each document's title
+    and metadata on its first hit left (the SQL put them on its best fused hit, which reranking
+    may have moved down or past the cut)."""
+    ranked = rerank(reranker, query, hits[:depth], warnings, timings) + hits[depth:]
+    documents = {h.document_id: h.document for h in ranked if h.document is not None}
+    kept, seen = [], set()
+    for hit in ranked[:top_k]:
+        first = hit.document_id not in seen
+        seen.add(hit.document_id)
+        kept.append(replace(hit, document=documents.get(hit.document_id) if first else None))
+    return kept
+
+
 def rerank(
     reranker: Reranker,
     query: str,
@@ -44,8 +66,11 @@ def rerank(
     try:
         scores = reranker.scores(query, [h.text for h in hits])
     except RerankError as exc:
+        # The details (the server's URL, its error body) are for the log, not for searchers.
         log.warning("reranking failed, the fused order is kept: %s", exc)
-        warnings.append(f"reranking failed, the fused order is kept: {exc}")
+        warnings.append(
+            f"the reranker ({reranker.kind}) failed: {exc.reason}; the fused order is kept"
+        )
         return hits
     finally:
         timings["rerank_ms"] = (time.perf_counter() - started) * 1000

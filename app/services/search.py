@@ -3,14 +3,18 @@
 The scope is resolved here (explicit ids must be readable, else 404), defaults come from the
 user's preferences, the query is embedded with the searched space's own model, and the legs run
 as one SQL statement (app/repositories/search.py) inside a transaction that carries the
-per-query HNSW settings.
+per-query HNSW settings. The reranker (app/services/reranking.py) then works with no connection
+held: a search takes one from its `Connect` for each stretch of database work.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -39,6 +43,8 @@ MAX_EF_SEARCH = 1000  # pgvector's limit
 MAX_SCAN_TUPLES = 20_000  # index tuples an iterative HNSW scan may visit (pgvector's default)
 _PHRASE = re.compile(r'"([^"]+)"')
 _PREFIX = re.compile(r"(?<!\w)([^\W_]{3,})\*")  # three letters or digits at least
+# Where a search takes a connection each time it needs one (and gives it back after).
+Connect = Callable[[], AbstractContextManager[Conn]]
 
 
 @dataclass(frozen=True)
@@ -249,22 +255,67 @@ class SearchDeps:
     reranker: Reranker | None = None
 
 
-def search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
-    """Run one search."""
+def search(connect: Connect, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
+    """Run one search on connections from `connect`: given back while the reranker works (it
+    may take POSTRAG_RERANK_TIMEOUT_S), taken again for the wider context."""
     started = time.perf_counter()
-    result = _search(conn, who, req, deps)
+    with connect() as conn:
+        result, rest = _search(conn, who, req, deps)
+        if rest is not None and rest.reranker is None:
+            _finish(conn, result, rest)
+    if rest is not None and rest.reranker is not None:
+        result.hits = reranking.reranked_top(
+            rest.reranker,
+            req.query,
+            result.hits,
+            rest.rerank_depth,
+            result.top_k,
+            result.warnings,
+            rest.timings,
+        )
+        with connect() if rest.window else nullcontext(None) as conn:
+            _finish(conn, result, rest)
     metrics().search_seconds.labels(result.mode).observe(time.perf_counter() - started)
     return result
 
 
-def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
+def holding(conn: Conn) -> Connect:
+    """Connections that are always `conn` (a worker's own, kept while it searches)."""
+    return lambda: nullcontext(conn)
+
+
+@dataclass(frozen=True)
+class _Rest:
+    """What a search does after its SQL: rerank (with no connection held), cut, widen."""
+
+    reranker: Reranker | None  # None: no reranking
+    rerank_depth: int
+    window: int  # wider context's tokens per hit (0: none)
+    timings: dict[str, float]
+    debug: Callable[[], dict[str, Any]] | None  # the debug report, once all is timed
+
+
+def _finish(conn: Conn | None, result: SearchResult, rest: _Rest) -> None:
+    """Cut the hits to top_k, widen them (on `conn`, there when `rest.window` is), add debug."""
+    result.hits = result.hits[: result.top_k]
+    if conn is not None and rest.window:
+        started = time.perf_counter()
+        result.hits = wider_context.widen(conn, result.hits, rest.window)
+        rest.timings["context_ms"] = (time.perf_counter() - started) * 1000
+    if rest.debug is not None:
+        result.debug = rest.debug()
+
+
+def _search(
+    conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps
+) -> tuple[SearchResult, _Rest | None]:
     settings = deps.settings
     prefs = preference_repo.get(conn, who.user_id)
     mode, top_k, min_similarity = _defaults(prefs, req)
     result = SearchResult(mode=mode, top_k=top_k, min_similarity=min_similarity, hits=[])
     scope = _scope(conn, who, req)
     if not scope.collection_ids:
-        return result
+        return result, None
     rerank_depth = _rerank_depth(prefs, req, deps, result.warnings)
     fetched = max(top_k, rerank_depth)  # the fused hits the SQL returns
     candidates = _candidates(req, mode, top_k, fetched)
@@ -276,7 +327,7 @@ def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) ->
         )
     fulltext = _fulltext_leg(req.query) if mode in ("fulltext", "hybrid") else None
     if semantic is None and fulltext is None:
-        return result
+        return result, None
 
     statement, params = search_repo.search_statement(semantic, fulltext, scope)
     params.update(
@@ -301,16 +352,8 @@ def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) ->
         started = time.perf_counter()
         result.hits = search_repo.run(conn, statement, params)
         timings["search_ms"] = (time.perf_counter() - started) * 1000
-    if rerank_depth and deps.reranker is not None:
-        reranked = reranking.rerank(
-            deps.reranker, req.query, result.hits[:rerank_depth], result.warnings, timings
-        )
-        result.hits = reranked + result.hits[rerank_depth:]
-    result.hits = result.hits[:top_k]
-    if window := _context_window(prefs, req):
-        started = time.perf_counter()
-        result.hits = wider_context.widen(conn, result.hits, window)
-        timings["context_ms"] = (time.perf_counter() - started) * 1000
+    debug = None
     if req.debug:
-        result.debug = _debug(semantic, ef_search, iterative, candidates, plan, timings)
-    return result
+        debug = partial(_debug, semantic, ef_search, iterative, candidates, plan, timings)
+    reranker = deps.reranker if rerank_depth else None
+    return result, _Rest(reranker, rerank_depth, _context_window(prefs, req), timings, debug)

@@ -3,7 +3,8 @@
 The neighbours are the previous and next chunks of the hit's document by place, nearest first,
 one before then one after, while what each adds fits the token budget (chunks overlap: only the
 text a neighbour adds is counted); a side stops growing at the first neighbour that does not
-fit. They are read on the searcher's connection, so row-level security applies as to the hits.
+fit, or that is outside the hit's heading section (its heading path neither the hit's nor under
+it). They are read on the searcher's connection, so row-level security applies as to the hits.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _context(hit: Hit, chunks: dict[int, Row], budget: int) -> Context:
     for distance in range(1, MAX_NEIGHBOURS + 1):
         for side in (-1, 1):
             row = chunks.get(hit.ordinal + side * distance)
-            if not growing[side] or row is None:
+            if not growing[side] or row is None or not _in_section(row, hit.heading_path):
                 growing[side] = False
                 continue
             added = _added(row, start, end, side)
@@ -55,6 +56,12 @@ def _context(hit: Hit, chunks: dict[int, Row], budget: int) -> Context:
             else:
                 after, end = after + added, row["char_end"]
     return Context(before + hit.text + after, start, end)
+
+
+def _in_section(row: Row, section: list[str]) -> bool:
+    """Whether the chunk is in the section of that heading path or in one under it."""
+    path: list[str] = row["heading_path"]
+    return path[: len(section)] == list(section)
 
 
 def _added(row: Row, start: int, end: int, side: int) -> str:
