@@ -166,7 +166,7 @@ def ranked(
         candidates=config.candidates,
     )
     started = time.perf_counter()
-    result = search_service.search(conn, loaded.who, request, deps)
+    result = search_service.search(search_service.holding(conn), loaded.who, request, deps)
     elapsed = (time.perf_counter() - started) * 1000
     found = [loaded.corpus_ids[h.document_id] for h in result.hits]
     return list(dict.fromkeys(found)), elapsed

@@ -346,7 +346,7 @@ def test_a_requested_candidate_depth_replaces_the_computed_one(app, admin_token,
         request = search_service.SearchRequest(query="fox budget", top_k=3, debug=True, **fields)
         with connect(runtime.settings.database_url) as conn:
             who = authenticate(conn, f"Bearer {admin_token}")
-            result = search_service.search(conn, who, request, deps)
+            result = search_service.search(search_service.holding(conn), who, request, deps)
         assert [h.filename for h in result.hits][:1] in (["fox.txt"], ["budget.txt"])
         return result.debug
 
