@@ -3,6 +3,7 @@ or the offline rule), stored with the answer and sent in the `retrieval` event."
 
 from __future__ import annotations
 
+import re
 import time
 
 import openai
@@ -82,6 +83,18 @@ def test_offline_a_follow_up_finds_the_previous_turns_document(make_app, admin, 
     assert follow_up["warnings"] == []
     stored = messages(in_context, admin, chat)
     assert [m["search_query"] for m in stored] == [None, FIRST, None, f"{FOLLOW_UP} refund policy"]
+
+
+def test_offline_the_answer_to_a_follow_up_quotes_the_sentences_that_answer_it(client, admin, docs):
+    chat = new_chat(client, admin)
+    for question in (FIRST, FOLLOW_UP):
+        answer = ask(client, admin, chat, question)
+        assert answer.status_code == 201, answer.json
+    body = answer.json
+    assert body["search_query"] == f"{FOLLOW_UP} refund policy"
+    assert body["citations"][0]["filename"] == "refunds.txt"
+    quoted = [n for _, n in re.findall(r"^> (.*) \[(\d+)\]$", body["content"], re.MULTILINE)]
+    assert "1" in quoted, body["content"]  # the refund policy's sentence, not only shipping's
 
 
 def _tokens_used(database_url):

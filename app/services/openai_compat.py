@@ -167,6 +167,7 @@ def prepare(
             question=question,
             context_tokens=target.context_length,
             answer_tokens=answer_tokens,
+            search_query=asked.query,
         )
         hold = None
         if target.provider != "extractive":  # last: nothing here fails after it
