@@ -70,6 +70,33 @@ def test_the_rule_carries_the_earlier_questions_key_terms_to_a_short_follow_up()
     assert followups.by_rule([], "And that?") == "And that?"
 
 
+@pytest.mark.parametrize(
+    ("question", "follows"),
+    [
+        ("How does shipping work?", False),  # a new topic, though short
+        ("When do patent licenses terminate?", False),
+        ("How many days does it take?", True),  # refers back
+        ("Are there exceptions?", True),
+        ("What about shipping?", True),  # continues
+        ("Also for gift cards?", True),
+        ("Why?", True),  # names nothing of its own
+        ("How much?", True),
+    ],
+)
+def test_the_rule_carries_terms_only_to_a_question_that_leans_on_the_conversation(
+    question, follows
+):
+    history = [{"role": "user", "content": FIRST}, {"role": "assistant", "content": "Two weeks."}]
+    expected = f"{question} refund policy" if follows else question
+    assert followups.by_rule(history, question) == expected
+
+
+def test_offline_a_new_topic_after_a_question_is_searched_as_it_is(client, admin, docs):
+    (_, new_topic), _ = _turns(client, admin, FIRST, "How does shipping work?")
+    assert new_topic["query"] == "How does shipping work?"
+    assert new_topic["sources"][0]["filename"] == "shipping.txt"
+
+
 def test_offline_a_follow_up_finds_the_previous_turns_document(make_app, admin, docs):
     alone = make_app(chat_followups="off").test_client()
     (_, own_words), _ = _turns(alone, admin, FIRST, FOLLOW_UP)

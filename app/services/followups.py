@@ -32,7 +32,9 @@ REWRITE_TURNS = 3  # exchanges (question and answer) the model sees
 REWRITE_CHARS = 600  # of each earlier message: enough to name its subject
 CARRIED_QUESTIONS = 3  # earlier questions the rule takes terms from
 CARRIED_TERMS = 8  # terms the rule carries over at most, the newest question's first
-SHORT = 3  # a question with at most this many content words is a follow-up
+# A question with at most this many content words names no subject of its own ("Why?", "How
+# much?", "Examples?"); one with more is a new topic unless it refers back or continues.
+SHORT = 1
 _WORD = re.compile(r"[^\W_](?:[\w'-]*[^\W_])?")
 _LABEL = re.compile(r"^(?:standalone\s+)?(?:search\s+)?(?:query|question)\s*:\s*", re.I)
 _STOP_TEXT = """a about above after again against all am an and any are as at be because been before
@@ -48,7 +50,7 @@ _REFERRING_TEXT = """it its itself that this these those they them their theirs 
     she her such same also else former latter above previous"""
 STOP_WORDS = frozenset(_STOP_TEXT.split())
 REFERRING = frozenset(_REFERRING_TEXT.split())
-CONTINUING = ("and ", "but ", "or ", "so ", "then ", "what about ", "how about ")
+CONTINUING = ("and ", "but ", "or ", "so ", "then ", "also ", "what about ", "how about ")
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ def content_words(text: str) -> list[str]:
 
 
 def is_follow_up(question: str) -> bool:
-    """A question that leans on the conversation: it refers back, continues, or is short."""
+    """A question that leans on the conversation: it refers back, continues, or names nothing."""
     lowered = " ".join(question.lower().split())
     if lowered.startswith(CONTINUING):
         return True
