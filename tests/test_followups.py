@@ -257,6 +257,41 @@ def test_v1_holds_no_connection_while_the_model_rewrites(ollama_app, admin, docs
     with connections_held_at(llm, pool) as held:
         answer = ollama_app.test_client().post("/v1/chat/completions", json=body, headers=admin)
     assert answer.status_code == 200, answer.json
+    assert answer.json["choices"][0]["message"]["content"] == llm.reply
     rewrite = llm.chat_requests()[-2]
     assert rewrite["messages"][0]["content"] == followups.REWRITE_INSTRUCTIONS
     assert len(held) == 2 and max(held) == 0, held  # the rewrite, then the answer
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "query"),
+    [
+        ("fox\x00valve\x1b refund", "fox valve refund"),
+        ("\x00\ud800\x07", f"{FOLLOW_UP} refund policy"),
+    ],
+    ids=["kept", "nothing-left"],
+)
+def test_control_characters_in_the_rewrite_are_dropped(
+    ollama_app, admin, docs, llm, rewrite, query
+):
+    llm.rewrite = rewrite
+    client = ollama_app.test_client()
+    (_, follow_up), chat = _turns(client, admin, FIRST, FOLLOW_UP)
+    assert follow_up["query"] == query
+    assert (follow_up["warnings"] == []) == (query != f"{FOLLOW_UP} refund policy")
+    assert messages(client, admin, chat)[-1]["search_query"] == query
+
+
+def test_v1_a_rewrite_with_control_characters_is_searched_without_them(
+    ollama_app, admin, docs, llm
+):
+    llm.rewrite = "fox\x00valve"
+    history = [
+        {"role": "user", "content": FIRST},
+        {"role": "assistant", "content": "Refunds go back to your card [1]."},
+        {"role": "user", "content": FOLLOW_UP},
+    ]
+    body = {"model": "fake-chat+rag", "messages": history}
+    answer = ollama_app.test_client().post("/v1/chat/completions", json=body, headers=admin)
+    assert answer.status_code == 200, answer.json
+    assert answer.json["choices"][0]["message"]["content"] == llm.reply

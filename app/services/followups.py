@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import re
 import threading
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -211,7 +212,14 @@ def _read(stream: Iterator[Piece], given_up: threading.Event) -> Reply:
 
 
 def _cleaned(reply: str) -> str:
-    """The first line of the reply, without a label or quotes, as long as search takes."""
-    line = next((ln.strip() for ln in reply.splitlines() if ln.strip()), "")
+    """The first line of the reply, without a label, quotes or control characters (NUL cannot
+    be stored, a lone surrogate cannot be encoded), as long as search takes."""
+    lines = (_printable(ln) for ln in reply.splitlines())
+    line = next((ln for ln in lines if ln), "")
     line = _LABEL.sub("", line).strip().strip("\"'`“”").strip()
     return line[:MAX_QUERY_CHARS]
+
+
+def _printable(line: str) -> str:
+    kept = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in line)
+    return " ".join(kept.split())
