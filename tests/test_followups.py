@@ -240,6 +240,40 @@ def test_v1_with_rag_rewrites_a_multi_message_request(
     assert _tokens_used(database_url) == 2 * sum(llm.usage)  # the rewrite is in the budget
 
 
+HISTORY = [
+    {"role": "user", "content": FIRST},
+    {"role": "assistant", "content": "Refunds go back to your card [1]."},
+    {"role": "user", "content": FOLLOW_UP},
+]
+
+
+def test_v1_over_the_budget_asks_the_model_nothing(make_app, admin, docs, llm, database_url):
+    app = make_app(llm="ollama", ollama_url=llm.url, chat_model="fake-chat", llm_tokens_per_day=1)
+    client = app.test_client()
+    first = {"model": "fake-chat", "messages": HISTORY[:1]}
+    assert client.post("/v1/chat/completions", json=first, headers=admin).status_code == 200
+    before = len(llm.chat_requests())
+    body = {"model": "fake-chat+rag", "messages": HISTORY}
+    over = client.post("/v1/chat/completions", json=body, headers=admin)
+    assert over.status_code == 429, over.json
+    assert len(llm.chat_requests()) == before  # no rewrite either
+    assert _tokens_used(database_url) == sum(llm.usage)
+
+
+def test_v1_counts_the_rewrite_of_a_follow_up_whose_answer_failed(
+    make_app, admin, docs, llm, database_url
+):
+    llm.reply = _breaks
+    client = _budgeted(make_app, llm).test_client()
+    body = {"model": "fake-chat+rag", "messages": HISTORY}
+    failed = client.post("/v1/chat/completions", json=body, headers=admin)
+    assert failed.status_code >= 500, failed.json
+    assert _tokens_used(database_url) == sum(llm.usage)  # the rewrite's
+    with psycopg.connect(database_url) as conn:
+        held = conn.execute("SELECT sum(reserved) FROM llm_token_counters").fetchone()[0]
+    assert held == 0
+
+
 @pytest.mark.parametrize("model, rag", [("fake-chat+rag", None), ("fake-chat", {"top_k": 1})])
 def test_v1_holds_no_connection_while_the_model_rewrites(ollama_app, admin, docs, llm, model, rag):
     llm.rewrite = "How long does a refund take to be paid back?"
