@@ -205,6 +205,20 @@ def test_a_rewrite_that_fails_falls_back_to_the_rule_with_a_warning(
     assert stored["status"] == "complete" and stored["search_query"] == follow_up["query"]
 
 
+def test_a_late_rewrite_is_hung_up_on(make_app, admin, docs, llm):
+    app = make_app(
+        llm="ollama",
+        ollama_url=llm.url,
+        chat_model="fake-chat",
+        chat_rewrite_timeout_s=0.3,
+        llm_timeout_s=60,
+    )
+    llm.rewrite_stall_s = 30  # headers, then nothing
+    (_, follow_up), _ = _turns(app.test_client(), admin, FIRST, FOLLOW_UP)
+    assert "no rewrite within 0.3 s" in follow_up["warnings"][0]
+    assert llm.aborted.wait(10)  # its connection closed, long before the model's next piece
+
+
 def test_the_rule_setting_never_asks_the_model(make_app, admin, docs, llm):
     app = make_app(llm="ollama", ollama_url=llm.url, chat_model="fake-chat", chat_followups="rule")
     before = len(llm.chat_requests())

@@ -152,11 +152,13 @@ def _rewritten(
     timeout_s: float,
 ) -> tuple[str, tuple[int, int]]:
     """The model's standalone query and the tokens it took (estimated when the provider does
-    not say); TimeoutError past `timeout_s` (the call is then dropped at its next piece),
-    ValueError for an empty reply."""
+    not say); TimeoutError past `timeout_s` (the call then ends at its next piece, or when no
+    piece comes within `timeout_s` more), ValueError for an empty reply."""
     messages = rewrite_messages(history, question)
     # The answer's context length: Ollama would reload the model for another num_ctx.
-    request = ChatRequest(target.model, messages, 0.0, REWRITE_TOKENS, target.context_length)
+    request = ChatRequest(
+        target.model, messages, 0.0, REWRITE_TOKENS, target.context_length, timeout_s=timeout_s
+    )
     outcome: dict[str, Reply | BaseException] = {}
     given_up, done = threading.Event(), threading.Event()
 
