@@ -9,6 +9,8 @@ encoding, so a server that "dies" mid-stream is a truncated body, as with a cras
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -62,7 +64,9 @@ class FakeLLMServer(LoopbackServer):
     `rewrite` answers the requests that ask for a follow-up's standalone question (those whose
     system message is app/services/followups.py's): a text or a function of the messages; by
     default the question as it is, so tests of answers get the reply they set. `on_request`
-    (when set) runs in the server on each chat request, before it is answered.
+    (when set) runs in the server on each chat request, before it is answered. `rewrite_stall_s`
+    (when set) answers a rewrite request with headers only, then waits that long for the client
+    to hang up (then `aborted` is set).
     """
 
     def __init__(self, reply: str | Callable[[list[dict[str, Any]]], str] = "Hello there.") -> None:
@@ -80,6 +84,7 @@ class FakeLLMServer(LoopbackServer):
         self.rewrite: str | Callable[[list[dict[str, Any]]], str] = _as_asked
         self.aborted = threading.Event()  # set when a client hung up in the middle of a stream
         self.on_request: Callable[[], None] | None = None
+        self.rewrite_stall_s: float | None = None
         server = self
 
         class Handler(QuietHandler):
@@ -181,7 +186,11 @@ class FakeLLMServer(LoopbackServer):
                         {"error": {"message": message}} if openai else {"error": message},
                     )
                     return
-                answer = server.rewrite if _rewriting(body["messages"]) else server.reply
+                rewriting = _rewriting(body["messages"])
+                if rewriting and server.rewrite_stall_s is not None:
+                    self._stall(server.rewrite_stall_s)
+                    return
+                answer = server.rewrite if rewriting else server.reply
                 reply = answer(body["messages"]) if callable(answer) else answer
                 offered = body.get("tools") and server.tool_calls is not None
                 calls = server.tool_calls(body["messages"]) if offered else []
@@ -283,6 +292,17 @@ class FakeLLMServer(LoopbackServer):
                 self.send_header("Content-Type", content_type)
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
+
+            def _stall(self, seconds: float) -> None:
+                self._start_stream("application/x-ndjson")
+                readable, _, _ = select.select([self.connection], [], [], seconds)
+                try:  # the client sends nothing more: readable means it hung up
+                    hung_up = bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
+                except ConnectionResetError:
+                    hung_up = True
+                if hung_up:
+                    server.aborted.set()
+                self.close_connection = True
 
             def _chunk(self, data: dict[str, Any], sse: bool = False) -> None:
                 line = json.dumps(data).encode()

@@ -89,3 +89,18 @@ def test_two_sources_each_contribute_and_citations_cover_their_quotes(answer):
         spans = [tuple(map(int, span.split("\u2013"))) for span in line.group(1).split(", ")]
         assert text in {_collapsed(document[a:b]) for a, b in spans}  # its own link
         assert all(citation["char_start"] <= a < b <= citation["char_end"] for a, b in spans)
+
+
+def test_a_numbered_heading_is_never_quoted(app, client, admin, collection):
+    terms = (
+        "7. Payment.\n\nFees are paid each month in advance by bank transfer.\n\n"
+        "8. Termination.\n\nThe licence terminates when the licensee files a patent claim.\n"
+        "8.1 Termination notice\nA notice of termination is sent to the licensee in writing.\n"
+    )
+    upload(client, admin, collection, "terms.txt", terms)
+    drain(app)
+    response = ask(client, admin, new_chat(client, admin), "When does the licence terminate?")
+    assert response.status_code == 201, response.json
+    quoted = [text for text, _ in _QUOTE.findall(response.json["content"])]
+    assert "The licence terminates when the licensee files a patent claim." in quoted
+    assert not any("Termination" in text for text in quoted), quoted

@@ -105,3 +105,49 @@ def test_openapi_documents_the_errors_in_difys_shape(client, admin):
         (media,) = operation["responses"][status]["content"].items()
         assert media[0] == "application/json"
         assert media[1]["schema"]["$ref"].endswith("/DifyError")
+
+
+def _titles(client, admin, docs, *conditions, logical="and"):  # type: ignore[no-untyped-def]
+    condition = {"logical_operator": logical, "conditions": list(conditions)}
+    response = ask(client, admin, docs, metadata_condition=condition)
+    assert response.status_code == 200, response.json
+    return sorted(r["title"] for r in response.json["records"])
+
+
+def test_metadata_condition_takes_the_values_dify_sends(client, admin, docs):
+    def cond(op, value):  # type: ignore[no-untyped-def]
+        return {"name": "year", "comparison_operator": op, "value": value}
+
+    assert _titles(client, admin, docs, cond("in", [2019, 2020])) == ["valve.txt"]
+    assert _titles(client, admin, docs, cond("not in", [2019])) == ["fox.txt"]
+    assert _titles(client, admin, docs, cond("=", "2021")) == ["fox.txt"]  # a number as text
+    assert _titles(client, admin, docs, cond(">", 2019.5)) == ["fox.txt"]
+    team = {"name": "team", "comparison_operator": "in", "value": ["plant", "x"]}
+    assert _titles(client, admin, docs, team) == ["valve.txt"]
+
+
+def test_metadata_condition_compares_booleans_as_booleans(client, admin, collection, app):
+    upload(client, admin, collection, "fox.txt", FOX, metadata={"public": True})
+    upload(client, admin, collection, "valve.txt", VALVE, metadata={"public": False})
+    drain(app)
+    public = {"name": "public", "comparison_operator": "is", "value": True}
+    assert _titles(client, admin, collection, public) == ["fox.txt"]
+
+
+@pytest.mark.parametrize(
+    ("condition", "where"),
+    [
+        ({"name": "year", "comparison_operator": "in", "value": 2019}, "conditions[1].value"),
+        ({"name": "year", "comparison_operator": ">", "value": [1]}, "conditions[1].value"),
+        ({"name": "year", "comparison_operator": "is", "value": {"a": 1}}, "conditions[1].value"),
+        ({"name": "a..b", "comparison_operator": "is", "value": 1}, "conditions[1].name"),
+        ({"name": "year", "comparison_operator": "≥"}, "conditions[1].value"),
+    ],
+    ids=["in-scalar", "range-list", "object", "bad-name", "missing"],
+)
+def test_a_bad_condition_is_named_as_dify_sent_it(client, admin, docs, condition, where):
+    fine = {"name": "team", "comparison_operator": "empty"}
+    body = {"logical_operator": "or", "conditions": [fine, condition]}
+    msg = dify_error(ask(client, admin, docs, metadata_condition=body), 422, 422)
+    assert f"metadata_condition.{where}:" in msg, msg
+    assert "filter" not in msg and msg.count(":") <= 2, msg  # one error, in Dify's words

@@ -30,3 +30,21 @@ def test_a_piece_cut_by_the_passage_edge_is_not_complete():
     assert sentences.complete(first, True, True)  # unless the passage opens the document
     assert sentences.complete(middle, False, False)
     assert not sentences.complete(last, False, False)  # the chunk ends mid-sentence
+
+
+def test_a_numbered_title_is_a_heading_of_its_own():
+    text = (
+        "8. Termination.\n"
+        "The licence ends when a claim is filed.\n"
+        "8.1 Patent claims\n"
+        "A patent claim ends the licence at once.\n"
+        "1. Copy the file.\n"
+    )
+    found = [(s.text, sentences.numbered_heading(s.text)) for s in sentences.split(text)]
+    assert found == [
+        ("8. Termination.", True),  # not "8." and "Termination."
+        ("The licence ends when a claim is filed.", False),
+        ("8.1 Patent claims", True),  # not run into the next line
+        ("A patent claim ends the licence at once.", False),
+        ("1. Copy the file.", False),  # a step, not a title
+    ]

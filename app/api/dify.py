@@ -30,6 +30,7 @@ from app.services import dify
 bp = Blueprint("dify", __name__, url_prefix="/api/v1/dify")
 
 _BEARER = re.compile(r"Bearer \S+")
+_SCALARS: list[Any] = [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
 
 
 class RetrievalSetting(BaseModel):
@@ -46,7 +47,14 @@ class MetadataCondition(BaseModel):
 
     name: str = Field(min_length=1, max_length=200, description="a document metadata field")
     comparison_operator: str = Field(min_length=1, max_length=20)
-    value: str | float | list[str] | None = None
+    # Checked by the service, which names a bad one as Dify sent it (a union here would name
+    # each of its members).
+    value: Any = Field(
+        default=None,
+        description="a string, number or boolean; for in and not in a list of strings or"
+        " numbers; none for empty and not empty",
+        json_schema_extra={"anyOf": [*_SCALARS, {"type": "array", "items": {"anyOf": _SCALARS}}]},
+    )
 
 
 class MetadataConditions(BaseModel):
@@ -106,8 +114,13 @@ def _message(error: AppError) -> str:
     """The detail, with each invalid field named (Dify shows only this text)."""
     if not isinstance(error, ValidationFailed) or not error.errors:
         return error.detail
-    fields = "; ".join(".".join(map(str, e.path)) + f": {e.msg}" for e in error.errors[:5])
+    fields = "; ".join(f"{_path(e.path)}: {e.msg}" for e in error.errors[:5])
     return f"{error.detail} ({fields})"
+
+
+def _path(path: tuple[str | int, ...]) -> str:
+    """`metadata_condition.conditions[0].value`: as a JSON body's reader writes it."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
 def _code(error: AppError) -> int:

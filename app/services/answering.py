@@ -242,7 +242,7 @@ def _pieces(
 ) -> Generator[Piece, None, None]:
     if target.provider == "extractive":
         text = ""
-        for piece in prompting.extractive_answer(prompt.sources, prompt.question):
+        for piece in prompting.extractive_answer(prompt.sources, prompt.quotes_for):
             text += piece
             yield Piece(text=piece)
         yield Piece(

@@ -249,6 +249,7 @@ def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
         question=ex.question,
         context_tokens=ex.target.context_length,
         answer_tokens=answer_tokens(deps, ex.target),
+        search_query=asked.query,
     )
     answer.sources = prompt.sources
     answer.prompt_tokens = prompt.estimated_tokens

@@ -2,11 +2,13 @@
 
 Dify's `knowledge_id` is a collection's id; one the caller may not read (another user's, unshared)
 does not exist for them, as everywhere else. `metadata_condition` becomes a filter on the
-documents' metadata (the operators postrag's filter has; others are refused, not ignored).
+documents' metadata (the operators postrag's filter has; others are refused, not ignored); a
+bad condition is named as Dify sent it, `metadata_condition.conditions[i].value`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,10 @@ _OPS = {
     "≥": "gte",
     "≤": "lte",
 }
+
+
+_NUMERIC = ("=", "≠", ">", "<", "≥", "≤")
+_SCALAR = (str, int, float)  # and bool, an int
 
 
 class KnowledgeNotFound(NotFound):
@@ -59,7 +65,10 @@ def retrieve(
         collection_ids=[collection_id],
         filter=_filter(req.metadata_condition),
     )
-    hits = search.search(connect, who, request, deps).hits
+    try:
+        hits = search.search(connect, who, request, deps).hits
+    except ValidationFailed as exc:
+        raise _as_sent(exc) from None
     return [
         {
             "content": hit.text,
@@ -95,21 +104,62 @@ def _filter(condition: dict[str, Any] | None) -> dict[str, Any] | None:
     """postrag's metadata filter for Dify's `metadata_condition` (None: no condition)."""
     if not condition or not condition.get("conditions"):
         return None
-    parts = [_condition(c) for c in condition["conditions"]]
+    parts = [_condition(i, c) for i, c in enumerate(condition["conditions"])]
     return {"or" if condition.get("logical_operator") == "or" else "and": parts}
 
 
-def _condition(condition: dict[str, Any]) -> dict[str, Any]:
+def _condition(i: int, condition: dict[str, Any]) -> dict[str, Any]:
     name, op = condition["name"], condition["comparison_operator"]
     if op in ("empty", "not empty"):
         return {"field": name, "op": "exists", "value": op == "not empty"}
-    if op == "not in":
-        return {"not": {"field": name, "op": "in", "value": condition.get("value")}}
-    if op not in _OPS:
-        raise ValidationFailed.on_field(
-            "metadata_condition",
-            f"the operator {op!r} is not supported; use one of"
-            f" {', '.join([*_OPS, 'not in', 'empty', 'not empty'])}",
-            type="value_error",
+    if op not in _OPS and op != "not in":
+        supported = ", ".join([*_OPS, "not in", "empty", "not empty"])
+        raise _invalid(
+            (i, "comparison_operator"),
+            f"the operator {op!r} is not supported; use one of {supported}",
         )
-    return {"field": name, "op": _OPS[op], "value": condition.get("value")}
+    value = _value(i, op, condition.get("value"))
+    if op == "not in":
+        return {"not": {"field": name, "op": "in", "value": value}}
+    return {"field": name, "op": _OPS[op], "value": value}
+
+
+def _value(i: int, op: str, value: Any) -> Any:
+    """The value as postrag's filter compares it: Dify may send a number as text."""
+    if op in ("in", "not in"):
+        if not isinstance(value, list) or not all(isinstance(v, _SCALAR) for v in value):
+            raise _invalid((i, "value"), f"{op!r} takes a list of strings or numbers")
+        return value
+    if not isinstance(value, _SCALAR):  # missing, a list or an object
+        raise _invalid((i, "value"), f"{op!r} takes a string or a number")
+    return _number(value) if op in _NUMERIC and isinstance(value, str) else value
+
+
+def _number(text: str) -> Any:
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(number):
+        return text
+    return int(number) if number.is_integer() else number
+
+
+def _invalid(at: tuple[str | int, ...], msg: str) -> ValidationFailed:
+    return ValidationFailed.on_field(
+        "metadata_condition",
+        msg,
+        type="value_error",
+        at=("conditions", *at),
+        detail=f"the metadata condition is invalid: {msg}",
+    )
+
+
+def _as_sent(exc: ValidationFailed) -> ValidationFailed:
+    """A filter error (`filter.and.1.value`) named as Dify sent the condition, else `exc`."""
+    first = exc.errors[0] if exc.errors else None
+    if first is None or first.path[:1] != ("filter",) or len(first.path) < 3:
+        return exc
+    names: dict[str | int, str | int] = {"field": "name", "op": "comparison_operator"}
+    rest = [names.get(p, p) for p in first.path[3:] if p != "not"]
+    return _invalid((first.path[2], *rest), first.msg)

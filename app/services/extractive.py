@@ -55,7 +55,11 @@ def candidates(sources: list[Hit]) -> list[Quote]:
 
 def _heading(piece: sentences.Sentence) -> bool:
     titled = piece.ends_line and len(piece.text.split()) < HEADING_WORDS
-    return piece.text.startswith("#") or (titled and not sentences.terminal(piece.text))
+    return (
+        piece.text.startswith("#")
+        or (titled and not sentences.terminal(piece.text))
+        or sentences.numbered_heading(piece.text)
+    )
 
 
 def _relevance(question: str, quotes: list[Quote]) -> tuple[np.ndarray, np.ndarray]:

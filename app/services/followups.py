@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import re
 import threading
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -32,7 +33,9 @@ REWRITE_TURNS = 3  # exchanges (question and answer) the model sees
 REWRITE_CHARS = 600  # of each earlier message: enough to name its subject
 CARRIED_QUESTIONS = 3  # earlier questions the rule takes terms from
 CARRIED_TERMS = 8  # terms the rule carries over at most, the newest question's first
-SHORT = 3  # a question with at most this many content words is a follow-up
+# A question with at most this many content words names no subject of its own ("Why?", "How
+# much?", "Examples?"); one with more is a new topic unless it refers back or continues.
+SHORT = 1
 _WORD = re.compile(r"[^\W_](?:[\w'-]*[^\W_])?")
 _LABEL = re.compile(r"^(?:standalone\s+)?(?:search\s+)?(?:query|question)\s*:\s*", re.I)
 _STOP_TEXT = """a about above after again against all am an and any are as at be because been before
@@ -48,7 +51,7 @@ _REFERRING_TEXT = """it its itself that this these those they them their theirs 
     she her such same also else former latter above previous"""
 STOP_WORDS = frozenset(_STOP_TEXT.split())
 REFERRING = frozenset(_REFERRING_TEXT.split())
-CONTINUING = ("and ", "but ", "or ", "so ", "then ", "what about ", "how about ")
+CONTINUING = ("and ", "but ", "or ", "so ", "then ", "also ", "what about ", "how about ")
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def content_words(text: str) -> list[str]:
 
 
 def is_follow_up(question: str) -> bool:
-    """A question that leans on the conversation: it refers back, continues, or is short."""
+    """A question that leans on the conversation: it refers back, continues, or names nothing."""
     lowered = " ".join(question.lower().split())
     if lowered.startswith(CONTINUING):
         return True
@@ -149,11 +152,13 @@ def _rewritten(
     timeout_s: float,
 ) -> tuple[str, tuple[int, int]]:
     """The model's standalone query and the tokens it took (estimated when the provider does
-    not say); TimeoutError past `timeout_s` (the call is then dropped at its next piece),
-    ValueError for an empty reply."""
+    not say); TimeoutError past `timeout_s` (the call then ends at its next piece, or when no
+    piece comes within `timeout_s` more), ValueError for an empty reply."""
     messages = rewrite_messages(history, question)
     # The answer's context length: Ollama would reload the model for another num_ctx.
-    request = ChatRequest(target.model, messages, 0.0, REWRITE_TOKENS, target.context_length)
+    request = ChatRequest(
+        target.model, messages, 0.0, REWRITE_TOKENS, target.context_length, timeout_s=timeout_s
+    )
     outcome: dict[str, Reply | BaseException] = {}
     given_up, done = threading.Event(), threading.Event()
 
@@ -209,7 +214,14 @@ def _read(stream: Iterator[Piece], given_up: threading.Event) -> Reply:
 
 
 def _cleaned(reply: str) -> str:
-    """The first line of the reply, without a label or quotes, as long as search takes."""
-    line = next((ln.strip() for ln in reply.splitlines() if ln.strip()), "")
+    """The first line of the reply, without a label, quotes or control characters (NUL cannot
+    be stored, a lone surrogate cannot be encoded), as long as search takes."""
+    lines = (_printable(ln) for ln in reply.splitlines())
+    line = next((ln for ln in lines if ln), "")
     line = _LABEL.sub("", line).strip().strip("\"'`“”").strip()
     return line[:MAX_QUERY_CHARS]
+
+
+def _printable(line: str) -> str:
+    kept = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in line)
+    return " ".join(kept.split())

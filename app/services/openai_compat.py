@@ -137,9 +137,11 @@ def prepare(
     llm: LLMClients,
     search: SearchDeps,
 ) -> Completion:
-    """Resolve the model (None: the caller's preferred one), retrieve (when `rag` is given or
-    the model is a retrieval variant), build the prompt and hold the tokens it may take of the
-    caller's daily budget (release them with `usage.settle_llm_tokens`).
+    """Hold the tokens an answer may take of the caller's daily budget (first: a follow-up's
+    rewrite is paid from it too), resolve the model (None: the caller's preferred one),
+    retrieve (when `rag` is given or the model is a retrieval variant) and build the prompt.
+    Release the hold with `usage.settle_llm_tokens`; on an error here it is released, the
+    rewrite's tokens counted.
 
     Connections are taken from `pool` only while used: none is held while the chat model
     rewrites a follow-up (it may take POSTRAG_CHAT_REWRITE_TIMEOUT_S) or the reranker scores."""
@@ -152,22 +154,25 @@ def prepare(
         prefs = answering.preferences(conn, who.user_id)
         target = answering.resolve_target(conn, llm, prefs, requested=model)
         collections = chats.check_scope(conn, who, (rag or {}).get("collection_ids"))
+        hold = None
+        if target.provider != "extractive":  # prompt and answer fit the context: hold all of it
+            budget = settings.llm_tokens_per_day
+            hold = usage.hold_llm_tokens(conn, who.user_id, budget, target.context_length)
     asked = followups.Standalone(question, "question")
-    if rag is not None:
-        asked = followups.standalone(llm, target, history, question)
-    answer_tokens = min(max_tokens or settings.chat_answer_tokens, target.context_length // 2)
     found = answering.Retrieval([], [], prefs.search_mode)
-    if rag is not None:
-        found = _retrieved(
-            lambda: scope.user_connection(pool, who.user_id),
-            who,
-            asked.query,
-            collections,
-            rag,
-            prefs,
-            search,
-        )
-    with scope.user_connection(pool, who.user_id) as conn:
+    answer_tokens = min(max_tokens or settings.chat_answer_tokens, target.context_length // 2)
+    try:
+        if rag is not None:
+            asked = followups.standalone(llm, target, history, question)
+            found = _retrieved(
+                lambda: scope.user_connection(pool, who.user_id),
+                who,
+                asked.query,
+                collections,
+                rag,
+                prefs,
+                search,
+            )
         prompt = prompting.build_prompt(
             system_prompt=system or prefs.system_prompt,
             sources=found.sources,
@@ -175,20 +180,14 @@ def prepare(
             question=question,
             context_tokens=target.context_length,
             answer_tokens=answer_tokens,
+            search_query=asked.query,
         )
-        hold = None
-        if target.provider != "extractive":  # last: nothing here fails after it
-            most = prompt.estimated_tokens + answer_tokens
-            hold = usage.hold_llm_tokens(conn, who.user_id, settings.llm_tokens_per_day, most)
-    return Completion(
-        target,
-        prompt,
-        asked.warnings + found.warnings,
-        answer_tokens,
-        prefs.temperature if temperature is None else temperature,
-        hold,
-        asked.tokens,
-    )
+    except BaseException:
+        usage.release_llm_tokens(pool, hold, sum(asked.tokens))
+        raise
+    temperature = prefs.temperature if temperature is None else temperature
+    warnings = asked.warnings + found.warnings
+    return Completion(target, prompt, warnings, answer_tokens, temperature, hold, asked.tokens)
 
 
 def _retrieved(
@@ -267,7 +266,7 @@ class Accountant:
     def close(self, generated: str) -> None:
         """However the answer ended: one cut short (an error, a client that left) still counts
         the tokens it made the model generate, estimated, as a chat does; one that generated
-        nothing gives back the tokens it held."""
+        nothing gives back the tokens it held, its query's rewrite counted."""
         if generated and self.hold is not None and not self.hold.settled:
             prompt, done = self.prompt_tokens, prompting.count_tokens(generated)
             counted = {"prompt_tokens": prompt, "completion_tokens": done}
@@ -276,4 +275,4 @@ class Accountant:
                 self(counted)
             except Exception:  # the stream is over: nobody to tell
                 log.exception("could not count the tokens of a /v1 answer cut short")
-        usage.release_llm_tokens(self.pool, self.hold)
+        usage.release_llm_tokens(self.pool, self.hold, sum(self.rewrite_tokens))

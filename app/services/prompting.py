@@ -52,7 +52,9 @@ class Prompt:
     sources: list[Hit]  # the sources given to the model, numbered from 1
     history_messages: int  # how many earlier messages fitted in the budget
     estimated_tokens: int
-    question: str = ""  # what the extractive answer quotes sentences for
+    # What the extractive answer quotes sentences for: the standalone query that found the
+    # sources (a follow-up's own words, "how many days does it take?", name no subject).
+    quotes_for: str = ""
 
 
 def source_label(source: Hit) -> str:
@@ -83,11 +85,13 @@ def build_prompt(
     question: str,
     context_tokens: int,
     answer_tokens: int,
+    search_query: str | None = None,
 ) -> Prompt:
     """System, history (newest first, as much as fits) and the question with its sources.
 
     Sources are dropped from the lowest-ranked while they do not fit; history fills what is left.
     `history` is oldest first, each {"role", "content"} with reasoning already removed.
+    `search_query` is what found the sources (the question when None).
     """
     budget = int((context_tokens - answer_tokens) * SAFETY_MARGIN)
     system = system_prompt.strip() or DEFAULT_SYSTEM_PROMPT
@@ -121,7 +125,7 @@ def build_prompt(
         *kept,
         {"role": "user", "content": user},
     ]
-    return Prompt(messages, sources, len(kept), used, question)
+    return Prompt(messages, sources, len(kept), used, search_query or question)
 
 
 def alternating(history: list[dict[str, str]]) -> list[dict[str, str]]:

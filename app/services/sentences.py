@@ -2,9 +2,11 @@
 
 A sentence ends at `.`, `!` or `?` (closing quotes and brackets kept) followed by a space and a
 capital, digit, quote or bracket, unless the word before is a known abbreviation or an initial;
-decimals (`3.5`) have no space after the point and are never cut. A blank line, a heading
-(`# ...`), a list item, or a line ending with a colon or a sentence mark ends the current
-sentence too; a line wrapped in the middle of a sentence (as in PDFs) does not.
+decimals (`3.5`) have no space after the point and are never cut, nor is a section's number
+(`8.` opening a line). A blank line, a heading (`# ...`, or a numbered title such as
+`8. Termination.`: see `numbered_heading`), a list item, or a line ending with a colon or a
+sentence mark ends the current sentence too; a line wrapped in the middle of a sentence (as in
+PDFs) does not.
 
 `complete` tells whether a piece is whole: it ends with a sentence mark or at the end of a
 line, and does not start in the middle of a sentence (a chunk's overlap often does).
@@ -25,7 +27,13 @@ _ABBREVIATIONS = frozenset(
 # A sentence mark, then closing quotes or brackets, then whitespace before what may start one.
 _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9À-Ý])")
 _WORD_BEFORE = re.compile(r"(\S+)$")
-_BLOCK_START = re.compile(r"\s*(?:#{1,6}\s|[-*•]\s|\d{1,3}[.)]\s|[A-Z][.)]\s)")
+_BLOCK_START = re.compile(
+    r"\s*(?:#{1,6}\s|[-*•]\s|\d{1,3}(?:[.)]|(?:\.\d{1,3})+\.?)\s|[A-Z][.)]\s)"
+)
+# "8. Termination." or "8.1 Patent claims": a section's number and a short title.
+_NUMBERED = re.compile(r"\s*\d{1,3}(?:\.\d{1,3})*\.?\s+(\S.*?)\s*$")
+_LABEL = re.compile(r"\d{1,3}(?:\.\d{1,3})*")
+TITLE_WORDS = 5  # a numbered line this short, title-like, is a heading
 _LINE_END = re.compile(r"[.!?…:;][\"'”’)\]]*\s*$")
 _TERMINAL = re.compile(r"[.!?…:;][\"'”’)\]]*$")
 
@@ -44,6 +52,9 @@ def _abbreviated(text: str, mark: int) -> bool:
     if word is None or text[mark] != ".":
         return False
     token = word.group(1).lstrip("(\"'“‘[").rstrip(".").lower()
+    opens_line = not text[text.rfind("\n", 0, word.start()) + 1 : word.start()].strip()
+    if opens_line and _LABEL.fullmatch(token):
+        return True  # a section's number, "8. Termination."
     return token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha())
 
 
@@ -60,6 +71,7 @@ def _lines(text: str) -> list[tuple[int, int]]:
             not line.strip()
             or not following.strip()
             or line.lstrip().startswith("#")
+            or numbered_heading(line)
             or _LINE_END.search(line) is not None
             or _BLOCK_START.match(following) is not None
         )
@@ -91,6 +103,18 @@ def _sentence(text: str, start: int, end: int, ends_line: bool) -> Sentence:
     lead = len(piece) - len(piece.lstrip())
     trail = len(piece) - len(piece.rstrip())
     return Sentence(start + lead, end - trail, " ".join(piece.split()), ends_line)
+
+
+def numbered_heading(text: str) -> bool:
+    """Whether the text is a section's number and title: "8. Termination.", "8.1 Patent
+    claims" (at most TITLE_WORDS words, and Title Case when it ends with a point)."""
+    numbered = _NUMBERED.fullmatch(text)
+    if numbered is None:
+        return False
+    title = numbered.group(1).split()
+    if len(title) > TITLE_WORDS or title[-1][-1] in ",;:!?":
+        return False
+    return not terminal(title[-1]) or all(w[0].isupper() for w in title if len(w) > 3)
 
 
 def terminal(text: str) -> bool:
