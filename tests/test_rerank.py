@@ -18,7 +18,7 @@ from tests.helpers import (
     search,
     upload,
 )
-from tests.test_mcp_server import call, over_http, structured
+from tests.mcp_calls import call, over_http, structured
 
 # Equal lengths, "pipeline" 5..1 times: BM25 ranks them p5, p4, p3, p2, p1.
 DOCS = {

@@ -53,7 +53,13 @@ class MetadataCondition(BaseModel):
         default=None,
         description="a string, number or boolean; for in and not in a list of strings or"
         " numbers; none for empty and not empty",
-        json_schema_extra={"anyOf": [*_SCALARS, {"type": "array", "items": {"anyOf": _SCALARS}}]},
+        json_schema_extra={
+            "anyOf": [
+                *_SCALARS,
+                {"type": "array", "items": {"anyOf": _SCALARS}},
+                {"type": "null"},
+            ]
+        },
     )
 
 
