@@ -21,13 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -36,19 +30,13 @@ from app.db import embedded  # noqa: E402
 from app.repositories.search import Context, Hit  # noqa: E402
 from app.services import extractive  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from bench.common import offline_settings  # noqa: E402
 from tests.helpers import admin_token_in, bearer, close_app, create_collection, drain, upload  # noqa: E402
 
 SUBJECTS = ["The pump", "Each valve", "The operator", "A backup job", "The gateway", "Our audit"]
 VERBS = ["checks", "restarts", "logs", "replaces", "reports", "seals"]
 OBJECTS = ["the pressure gauge", "the nightly export", "every open ticket", "the cold store"]
 TAILS = ["before noon.", "after each storm.", "when the alarm sounds.", "at 3.5 bar or more."]
-
-
-def fresh_database(server_url: str) -> str:
-    name = f"postrag_bench_answers_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
 
 
 def document(rng: random.Random, paragraphs: int) -> str:
@@ -88,13 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     work_dir = Path(tempfile.mkdtemp(prefix="postrag-bench-answers-"))
     server_url = os.environ.get("DATABASE_URL") or embedded.start(work_dir / "pg").url
-    settings = replace(
-        Settings.from_env({**os.environ, "POSTRAG_DATA_DIR": str(work_dir / "data")}),
-        database_url=fresh_database(server_url),
-        workers=0,
-        llm="none",
-        rate_limit_per_minute=0,
-    )
+    settings = offline_settings(server_url, work_dir / "data", "postrag_bench_answers")
     settings = prepare_database(settings)
     app = create_app(settings)
     try:

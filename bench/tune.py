@@ -27,15 +27,11 @@ import random
 import sys
 import tempfile
 import time
-import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
-import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -49,6 +45,7 @@ from app.services.tokens import Principal
 from app.services.worker import connect
 from app.settings import Settings
 from bench import labelled_sets, tune_report
+from bench.common import offline_settings
 from bench.labelled_sets import BeirSet
 from tests.helpers import bearer, close_app, drain, post_document
 
@@ -110,22 +107,9 @@ class Loaded:
     embedders: CachedEmbedders
 
 
-def fresh_database(server_url: str) -> str:
-    name = f"postrag_bench_tune_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-
-
 def load(server_url: str, work_dir: Path, beir: BeirSet, queries: list[str]) -> Loaded:
     """A fresh postrag with the set's corpus uploaded and ingested."""
-    settings = replace(
-        Settings.from_env({**os.environ, "POSTRAG_DATA_DIR": str(work_dir)}),
-        database_url=fresh_database(server_url),
-        workers=0,
-        llm="none",
-        rate_limit_per_minute=0,
-    )
+    settings = offline_settings(server_url, work_dir, "postrag_bench_tune")
     settings = prepare_database(settings)
     app = create_app(settings)
     try:
