@@ -180,6 +180,13 @@ CONSTRAINT_ERRORS: dict[str, Callable[[], AppError]] = {
     # A group or user deleted between the check and the insert.
     "group_members_group_id_fkey": partial(NotFound, "the group does not exist (any more)"),
     "group_members_user_id_fkey": partial(NotFound, "the user does not exist (any more)"),
+    # A judged document or chunk deleted (or reindexed) between the check and the insert.
+    "evaluation_judgments_document_id_fkey": partial(
+        NotFound, "a judged document does not exist (any more)"
+    ),
+    "evaluation_judgments_chunk_id_fkey": partial(
+        NotFound, "a judged chunk does not exist (any more)"
+    ),
 }
 
 

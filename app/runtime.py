@@ -24,6 +24,7 @@ from app.providers.embeddings import Embedder, QueryEmbedders, make_embedder
 from app.providers.llm import LLMClients
 from app.providers.oidc import OIDCVerifier
 from app.providers.oidc_login import OIDCLogin
+from app.providers.rerank import Reranker, make_reranker
 from app.repositories import Conn
 from app.repositories.chat_events import CHANNEL as CHAT_EVENTS_CHANNEL
 from app.services import llm_models as llm_model_service
@@ -57,6 +58,7 @@ class Runtime:
     listener: Listener  # wakes streams that follow answers generated in any process
     oidc: OIDCVerifier | None = None  # None while POSTRAG_OIDC_ISSUER is unset
     oidc_login: OIDCLogin | None = None  # the web page's sign-in, with oidc
+    reranker: Reranker | None = None  # None while POSTRAG_RERANK is none
     openapi: dict[str, Any] | None = None  # GET /openapi.json, built on first use
     _to_close: list[tuple[str, _Closable]] = field(default_factory=list, repr=False)
 
@@ -84,6 +86,7 @@ class Runtime:
                 )
             embedder = make_embedder(settings)
             query_embedders = QueryEmbedders(settings, embedder)
+            reranker = make_reranker(settings)  # a model that fails its sha256 stops the start
             opened.pop_all()  # from here on, close() owns them
         keyring = None
         if secrets.weakness(settings.secret_key) is None:
@@ -108,12 +111,14 @@ class Runtime:
             Listener(settings.database_url, CHAT_EVENTS_CHANNEL),
             oidc,
             oidc_login,
+            reranker,
         )
         runtime._to_close = [
             ("chat answers", runtime.answers),
             ("chat event listener", runtime.listener),
             *([("OpenID sign-in client", oidc_login)] if oidc_login is not None else []),
             *([("OpenID verifier", oidc)] if oidc is not None else []),
+            *([("reranker", reranker)] if reranker is not None else []),
             ("query embedders", query_embedders),
             ("LLM clients", llm),
             *([("replica", replica)] if replica is not None else []),
@@ -127,7 +132,9 @@ class Runtime:
 
     @property
     def search(self) -> search_service.SearchDeps:
-        return search_service.SearchDeps(self.settings, self.query_embedders, self.iterative_scans)
+        return search_service.SearchDeps(
+            self.settings, self.query_embedders, self.iterative_scans, self.reranker
+        )
 
     def close(self) -> None:
         """Close in reverse order of opening, each once; a failing close is logged and the

@@ -28,6 +28,7 @@ from app.settings_vars import (
     flag,
     http_url,
     memory,
+    model_suffix,
     origins,
     required,
     setting,
@@ -156,6 +157,36 @@ class Settings:
     )
     bm25_k1: float = setting(Var("POSTRAG_BM25_K1", Number(0.0, 3.0), "0.9", "BM25 k1"))
     bm25_b: float = setting(Var("POSTRAG_BM25_B", Number(0.0, 1.0), "0.4", "BM25 b"))
+    # Reranking after fusion (app/providers/rerank.py): a rerank server, or a local ONNX model.
+    rerank: str = setting(
+        Var(
+            "POSTRAG_RERANK",
+            Choice(("none", "cohere", "jina", "tei", "infinity", "llamacpp", "onnx")),
+            "none",
+            "who reranks the fused candidates",
+        )
+    )
+    rerank_url: str = setting(
+        Var("POSTRAG_RERANK_URL", Text(strip=True), "", "the rerank server's base URL")
+    )
+    rerank_model: str = setting(
+        Var("POSTRAG_RERANK_MODEL", Text(strip=True), "", "the model it should use")
+    )
+    rerank_api_key: str | None = setting(
+        Var("POSTRAG_RERANK_API_KEY", OptionalText(), "", "its bearer token")
+    )
+    rerank_timeout_s: float = setting(
+        Var("POSTRAG_RERANK_TIMEOUT_S", Number(0.1, 600.0), "10", "wait for its scores")
+    )
+    rerank_candidates: int = setting(
+        Var("POSTRAG_RERANK_CANDIDATES", Integer(low=1, high=200), "50", "fused hits reranked")
+    )
+    rerank_onnx_path: str = setting(
+        Var("POSTRAG_RERANK_ONNX_PATH", Text(strip=True), "", "cross-encoder .onnx file")
+    )
+    rerank_onnx_sha256: str = setting(
+        Var("POSTRAG_RERANK_ONNX_SHA256", Text(strip=True), "", "that file's pinned sha256")
+    )
     index_build_memory: str = setting(
         Var("POSTRAG_INDEX_BUILD_MEMORY", memory, "1GB", "maintenance_work_mem of HNSW builds")
     )
@@ -171,6 +202,14 @@ class Settings:
     chat_model: str = setting(
         Var("POSTRAG_CHAT_MODEL", Text(strip=True), "", "the chat model on that provider")
     )
+    rag_model_suffix: str = setting(
+        Var(
+            "POSTRAG_RAG_MODEL_SUFFIX",
+            model_suffix,
+            "+rag",
+            "/v1 lists each chat model again with this suffix: it answers over your documents",
+        )
+    )
     llm_timeout_s: float = setting(
         Var("POSTRAG_LLM_TIMEOUT_S", Number(0.1, 3600.0), "120", "wait for a model's next piece")
     )
@@ -184,6 +223,14 @@ class Settings:
     )
     chat_answer_tokens: int = setting(
         Var("POSTRAG_CHAT_ANSWER_TOKENS", Integer(low=16), "1024", "room kept for the answer")
+    )
+    chat_context_window: int = setting(
+        Var(
+            "POSTRAG_CHAT_CONTEXT_WINDOW",
+            Integer(low=0, high=1000),
+            "0",
+            "tokens of neighbouring text per source in a chat's prompt (0: none)",
+        )
     )
     chat_answers_per_process: int = setting(
         Var(
@@ -240,6 +287,23 @@ class Settings:
             Number(0.5, 86400.0),
             "300",
             "how long an MCP server's question waits for the user (then: cancelled)",
+        )
+    )
+    chat_followups: str = setting(
+        Var(
+            "POSTRAG_CHAT_FOLLOWUPS",
+            Choice(("model", "rule", "off")),
+            "model",
+            "how a follow-up becomes a standalone search query (model: the chat model rewrites"
+            " it, else the offline rule)",
+        )
+    )
+    chat_rewrite_timeout_s: float = setting(
+        Var(
+            "POSTRAG_CHAT_REWRITE_TIMEOUT_S",
+            Number(0.1, 120.0),
+            "10",
+            "longest wait for the chat model's rewrite of a follow-up (then: the offline rule)",
         )
     )
     # Connector (OAuth) tokens
@@ -426,6 +490,21 @@ def _check_together(settings: Settings) -> None:
             "POSTRAG_CHAT_ANSWER_TOKENS must be <= half of POSTRAG_CHAT_CONTEXT_TOKENS"
         )
     _check_oidc(settings)
+    _check_rerank(settings)
+
+
+def _check_rerank(settings: Settings) -> None:
+    """A rerank server needs its URL; the ONNX model needs its file and pinned sha256."""
+    if settings.rerank == "onnx":
+        if not settings.rerank_onnx_path or not re.fullmatch(
+            r"[0-9a-fA-F]{64}", settings.rerank_onnx_sha256
+        ):
+            raise SettingsError(
+                "POSTRAG_RERANK=onnx needs POSTRAG_RERANK_ONNX_PATH and"
+                " POSTRAG_RERANK_ONNX_SHA256 (64 hex digits)"
+            )
+    elif settings.rerank != "none" and not re.match(r"https?://\S+$", settings.rerank_url):
+        raise SettingsError(f"POSTRAG_RERANK={settings.rerank} needs an http(s) POSTRAG_RERANK_URL")
 
 
 # An issuer is a URL without query or fragment; plain http would let anyone on the way swap the

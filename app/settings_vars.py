@@ -138,6 +138,14 @@ def memory(name: str, text: str) -> str:
     return value
 
 
+def model_suffix(name: str, text: str) -> str:
+    """A model-name suffix: 1-20 characters, none of them a space or a slash (a URL's)."""
+    value = text.strip()
+    if not re.fullmatch(r"[^\s/]{1,20}", value):
+        raise SettingsError(f"{name} must be 1-20 characters, no space or slash, got {value!r}")
+    return value
+
+
 def words(name: str, text: str) -> tuple[str, ...]:
     """Comma-separated values, stripped, empty ones dropped."""
     return tuple(word.strip() for word in text.split(",") if word.strip())

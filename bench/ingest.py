@@ -19,14 +19,10 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
-import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -41,6 +37,7 @@ from app.services.documents import Upload
 from app.services.tokens import Principal
 from app.services.worker import Worker, connect
 from app.settings import Settings
+from bench.common import fresh_database
 
 WORDS = (
     "database vector index query search embedding chunk document postgres retrieval answer "
@@ -63,13 +60,6 @@ def make_markdown(rng: random.Random, words: int) -> str:
                 written += n
             parts.append(" ".join(sentences) + "\n")
     return "# Benchmark document\n\n" + "\n".join(parts)
-
-
-def fresh_database(server_url: str) -> str:
-    name = f"postrag_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
 
 
 def end_to_end(settings: Settings, texts: list[str]) -> tuple[float, int]:

@@ -41,7 +41,8 @@ from app.services.documents import Upload
 from app.services.tokens import Principal
 from app.services.worker import Worker, connect
 from app.settings import Settings
-from bench.ingest import WORDS, fresh_database
+from bench.common import fresh_database
+from bench.ingest import WORDS
 
 
 class StubEmbedder(LocalEmbedder):

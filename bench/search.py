@@ -53,16 +53,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import numpy as np
-import psycopg
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -80,6 +77,7 @@ from app.services.chunking import Chunk
 from app.services.tokens import Principal
 from app.services.worker import connect
 from app.settings import Settings
+from bench.common import fresh_database
 from tests.fakes import FakeEmbeddingServer
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -268,13 +266,6 @@ class Postrag:
     @property
     def url(self) -> str:
         return self.settings.database_url or ""
-
-
-def fresh_database(server_url: str, prefix: str) -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
 
 
 def setup_postrag(server_url: str, work_dir: Path, ollama_url: str) -> Postrag:
@@ -573,7 +564,7 @@ def service_level(
                     collection_ids=[pr.collection_id],
                 )
                 found = search_service.search(
-                    conn,
+                    search_service.holding(conn),
                     pr.who,
                     request,
                     search_service.SearchDeps(pr.settings, embedders, iterative_scans=True),

@@ -17,13 +17,8 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -36,6 +31,7 @@ from app.repositories import sources as source_repo  # noqa: E402
 from app.services import collections, source_sync, users  # noqa: E402
 from app.services.worker import Worker, connect  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from bench.common import fresh_database  # noqa: E402
 from tests.fake_confluence import FakeConfluence, FakePage  # noqa: E402
 
 PARAGRAPH = (
@@ -43,13 +39,6 @@ PARAGRAPH = (
     " an operator makes before the window, the alerts that page, and who to call.</p>"
 )
 WORDS = ["billing", "search", "ingest", "gateway", "auth", "storage", "metrics", "mail"]
-
-
-def fresh_database(server_url: str) -> str:
-    name = f"postrag_bench_sources_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
 
 
 def page_body(i: int) -> str:
@@ -97,7 +86,7 @@ def main() -> None:
     server_url = os.environ.get("DATABASE_URL") or embedded.start(work_dir / "pg").url
     settings = replace(
         Settings.from_env({**os.environ, "POSTRAG_DATA_DIR": str(work_dir / "data")}),
-        database_url=fresh_database(server_url),
+        database_url=fresh_database(server_url, "postrag_bench_sources"),
         workers=0,
     )
     settings = prepare_database(settings)

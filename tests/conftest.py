@@ -26,11 +26,16 @@ from app.settings import Settings
 from app.strict_json import NonFiniteNumber
 from tests.fake_oidc import FakeOIDCProvider
 from tests.helpers import (
+    FOX,
     MIGRATIONS_DIR,
+    VALVE,
     admin_token_in,
     bearer,
     close_app,
     create_collection,
+    drain,
+    live_server,
+    upload,
     with_dbname,
 )
 
@@ -291,6 +296,31 @@ def provider():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def collection(client, admin) -> int:  # type: ignore[no-untyped-def]
     return create_collection(client, admin)
+
+
+@pytest.fixture
+def base_url(ollama_app):  # type: ignore[no-untyped-def]
+    """/v1 of an app answered by the fake Ollama, served over loopback HTTP."""
+    with live_server(ollama_app) as base:
+        yield f"{base}/v1"
+
+
+@pytest.fixture
+def sdk(base_url: str, admin_token: str):  # type: ignore[no-untyped-def]
+    """The official `openai` client on `base_url`, as the admin."""
+    import openai
+
+    with openai.OpenAI(base_url=base_url, api_key=admin_token, max_retries=0) as client:
+        yield client
+
+
+@pytest.fixture
+def docs(app, client, admin, collection) -> int:  # type: ignore[no-untyped-def]
+    """`collection` holding fox.txt and valve.txt, indexed."""
+    upload(client, admin, collection, "fox.txt", FOX)
+    upload(client, admin, collection, "valve.txt", VALVE)
+    drain(app)
+    return collection
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,15 @@ encoding, so a server that "dies" mid-stream is a truncated body, as with a cras
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from typing import Any
 
+from app.services.followups import REWRITE_INSTRUCTIONS
 from tests.fake_llm_tools import call_chunks, whole
 from tests.fakes import LoopbackServer, QuietHandler, send_json
 
@@ -30,6 +33,15 @@ def words(text: str) -> list[str]:
     for i, word in enumerate(text.split(" ")):
         pieces.append(word if i == 0 else " " + word)
     return [p for p in pieces if p]
+
+
+def _rewriting(messages: list[dict[str, Any]]) -> bool:
+    return bool(messages) and messages[0].get("content") == REWRITE_INSTRUCTIONS
+
+
+def _as_asked(messages: list[dict[str, Any]]) -> str:
+    """The follow-up's own words (the rewrite request ends with them)."""
+    return str(messages[-1]["content"]).rsplit("Last question: ", 1)[-1]
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -49,6 +61,12 @@ class FakeLLMServer(LoopbackServer):
     hangs up mid-stream. `requests` records (path, body). `tool_calls` (a function of the
     messages, for requests that offer tools) answers with calls ({"name", "arguments"}) instead
     of text when it returns any; `whole_json` answers one JSON object even when asked to stream.
+    `rewrite` answers the requests that ask for a follow-up's standalone question (those whose
+    system message is app/services/followups.py's): a text or a function of the messages; by
+    default the question as it is, so tests of answers get the reply they set. `on_request`
+    (when set) runs in the server on each chat request, before it is answered. `rewrite_stall_s`
+    (when set) answers a rewrite request with headers only, then waits that long for the client
+    to hang up (then `aborted` is set).
     """
 
     def __init__(self, reply: str | Callable[[list[dict[str, Any]]], str] = "Hello there.") -> None:
@@ -63,7 +81,10 @@ class FakeLLMServer(LoopbackServer):
         self.malformed_after: int | None = None
         self.tool_calls: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
         self.whole_json = False
+        self.rewrite: str | Callable[[list[dict[str, Any]]], str] = _as_asked
         self.aborted = threading.Event()  # set when a client hung up in the middle of a stream
+        self.on_request: Callable[[], None] | None = None
+        self.rewrite_stall_s: float | None = None
         server = self
 
         class Handler(QuietHandler):
@@ -139,15 +160,19 @@ class FakeLLMServer(LoopbackServer):
                             "completed": done,
                         }
                     )
-                for status in ("verifying sha256 digest", "writing manifest", "success"):
-                    self._chunk({"status": status})
+                # Installed before "success" is sent, as in Ollama: a client that stops reading
+                # at "success" and lists the models at once finds it.
                 server.models.setdefault(
                     name, {"capabilities": ["completion"], "context_length": 2048}
                 )
+                for status in ("verifying sha256 digest", "writing manifest", "success"):
+                    self._chunk({"status": status})
                 self._end_stream()
 
             def _chat(self, body: dict[str, Any]) -> None:
                 openai = self.path.startswith("/v1/")
+                if server.on_request is not None:
+                    server.on_request()
                 if body.get("model") not in server.models:
                     message = f"model '{body.get('model')}' not found"
                     self._json(
@@ -161,7 +186,12 @@ class FakeLLMServer(LoopbackServer):
                         {"error": {"message": message}} if openai else {"error": message},
                     )
                     return
-                reply = server.reply(body["messages"]) if callable(server.reply) else server.reply
+                rewriting = _rewriting(body["messages"])
+                if rewriting and server.rewrite_stall_s is not None:
+                    self._stall(server.rewrite_stall_s)
+                    return
+                answer = server.rewrite if rewriting else server.reply
+                reply = answer(body["messages"]) if callable(answer) else answer
                 offered = body.get("tools") and server.tool_calls is not None
                 calls = server.tool_calls(body["messages"]) if offered else []
                 reply = "" if calls else reply
@@ -262,6 +292,17 @@ class FakeLLMServer(LoopbackServer):
                 self.send_header("Content-Type", content_type)
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
+
+            def _stall(self, seconds: float) -> None:
+                self._start_stream("application/x-ndjson")
+                readable, _, _ = select.select([self.connection], [], [], seconds)
+                try:  # the client sends nothing more: readable means it hung up
+                    hung_up = bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
+                except ConnectionResetError:
+                    hung_up = True
+                if hung_up:
+                    server.aborted.set()
+                self.close_connection = True
 
             def _chunk(self, data: dict[str, Any], sse: bool = False) -> None:
                 line = json.dumps(data).encode()

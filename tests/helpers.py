@@ -369,6 +369,9 @@ def pdf_pages(references: int, *, count: int | None = None, content: bytes = b""
     )
 
 
+HELD_SETTLE_S = 2.0
+
+
 @contextlib.contextmanager
 def connections_held_at(server: Any, pool: Any) -> Iterator[list[int]]:
     """The connections of `pool` in use each time `server` (a fake with `on_request`) is
@@ -376,8 +379,17 @@ def connections_held_at(server: Any, pool: Any) -> Iterator[list[int]]:
     held: list[int] = []
 
     def count_held() -> None:
-        stats = pool.get_stats()
-        held.append(stats["pool_size"] - stats["pool_available"])
+        # A connection given back is reset by the pool's worker thread, so it may still count
+        # for a moment: wait for that (up to HELD_SETTLE_S). One held by the request stays held,
+        # since the request waits on this very server.
+        deadline = time.monotonic() + HELD_SETTLE_S
+        while True:
+            stats = pool.get_stats()
+            in_use = stats["pool_size"] - stats["pool_available"]
+            if in_use == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        held.append(in_use)
 
     server.on_request = count_held
     try:

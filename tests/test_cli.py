@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import os
 import pkgutil
 import re
@@ -56,6 +57,10 @@ def test_every_command_has_help(cli_env):
         ["keys"],
         ["keys", "generate"],
         ["keys", "rotate"],
+        ["eval"],
+        ["eval", "import-beir"],
+        ["eval", "run"],
+        ["eval", "compare"],
         ["psql", "--postrag-help"],
         ["pg-dump", "--postrag-help"],
     ):
@@ -83,7 +88,7 @@ def test_help_lists_the_commands_of_every_cli_module():
         == set(main.commands)
         == {
             *("serve", "worker", "migrate", "psql", "pg-dump", "pg-restore", "backup", "restore"),
-            *("ingest", "export", "import", "users", "keys", "sources", "mcp"),
+            *("ingest", "export", "import", "users", "keys", "sources", "mcp", "eval"),
         }
     )
     listed = CliRunner().invoke(main, ["--help"]).output
@@ -443,3 +448,35 @@ def test_a_killed_worker_process_job_completes_once_elsewhere(
     with psycopg.connect(database_url) as conn:
         job = conn.execute("SELECT state, attempts, last_error FROM jobs").fetchone()
     assert job[0] == "succeeded" and job[1] == 2 and "expired" in job[2]
+
+
+def test_eval_imports_beir_runs_two_configurations_and_compares_them(cli_env, tmp_path):
+    beir = tmp_path / "tiny"
+    (beir / "qrels").mkdir(parents=True)
+    corpus = [
+        {"_id": "d1", "title": "Owls", "text": "Owls hunt mice at night."},
+        {"_id": "d2", "title": "Bees", "text": "Bees dance to show where flowers grow."},
+        {"_id": "d3", "title": "Whales", "text": "Whales sing across the ocean."},
+    ]
+    queries = [{"_id": "q1", "text": "owls hunt"}, {"_id": "q2", "text": "whales sing"}]
+    (beir / "corpus.jsonl").write_text("".join(json.dumps(c) + "\n" for c in corpus))
+    (beir / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    (beir / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\nq2\tx\t1\n"
+    )
+    imported = run("eval", "import-beir", str(beir), "--new-collection", "tiny", env=cli_env)
+    assert imported.returncode == 0, imported.stderr
+    assert "evaluation set 1: 2 queries, 2 judgments, 3 documents (3 new)" in imported.stdout
+    assert "skipped 1 qrels" in imported.stdout
+    fulltext = run("eval", "run", "1", "--mode", "fulltext", env=cli_env)
+    assert fulltext.returncode == 0, fulltext.stderr
+    assert "run 1 of set 1: done" in fulltext.stdout
+    assert re.search(r"^MRR\s+1\.0000$", fulltext.stdout, re.MULTILINE), fulltext.stdout
+    shallow = run("eval", "run", "1", "--mode", "fulltext", "--k", "1", env=cli_env)
+    assert shallow.returncode == 0 and "run 2 of set 1: done" in shallow.stdout, shallow.stderr
+    compared = run("eval", "compare", "1", "2", env=cli_env)
+    assert compared.returncode == 0, compared.stderr
+    assert compared.stdout.startswith("2 common queries")
+    assert re.search(r"^ndcg@10\s+1\.0000\s+\S+\s+\S+\s+\[", compared.stdout, re.MULTILINE)
+    shown = run("eval", "show", "2", env=cli_env)
+    assert "k=1" in shown.stdout and "evaluated 2" in shown.stdout

@@ -61,10 +61,10 @@ def test_documents_indexed_before_the_migration_show_their_chunks(
     doc = upload(client, admin, collection, "long.txt", _text(200))
     drain(app)
     count = _progress(client, admin, doc)[3]
-    assert migrations.rollback(database_url, MIGRATIONS_DIR, "V2_18__chat_tools") == [
-        "V2_19__web_app"
-    ]
-    assert migrations.migrate(database_url, MIGRATIONS_DIR) == ["V2_19__web_app"]
+    # Back to before V2_19 (and whatever came after it), then forward again: the backfill runs.
+    undone = migrations.rollback(database_url, MIGRATIONS_DIR, "V2_18__chat_tools")
+    assert undone[-1] == "V2_19__web_app"
+    assert migrations.migrate(database_url, MIGRATIONS_DIR) == undone[::-1]
     with psycopg.connect(database_url) as conn:
         row = conn.execute(
             "SELECT chunks_total, chunks_embedded FROM documents WHERE id = %s", (doc,)

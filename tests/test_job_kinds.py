@@ -147,7 +147,7 @@ def test_a_job_of_an_unknown_kind_fails_with_the_reason_and_the_worker_goes_on(a
     failed = _job(database_url, unknown.id)
     assert (failed["state"], failed["attempts"]) == ("failed", 2)
     assert failed["last_error"] == (
-        "unknown job kind 'no_such_kind' (this worker runs: embed_space, ingest_document,"
+        "unknown job kind 'no_such_kind' (this worker runs: embed_space, evaluate, ingest_document,"
         " schedule_sources, sync_source, test_greet)"
     )
     assert _job(database_url, known)["state"] == "succeeded"

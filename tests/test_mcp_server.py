@@ -28,6 +28,7 @@ from tests.helpers import (
     run,
     upload,
 )
+from tests.mcp_calls import call, over_http, structured
 
 TOOLS = {"search", "fetch", "list_collections", "ask"}
 PAYROLL = (
@@ -72,30 +73,12 @@ def base_url(module_app):  # type: ignore[no-untyped-def]
         yield url
 
 
-def over_http(base_url: str, token: str) -> Client:
-    http = create_mcp_http_client(headers=bearer(token))
-    return Client(streamable_http_client(f"{base_url}/mcp", http_client=http))
-
-
-def call(client: Client, *calls: tuple[str, dict[str, Any]]) -> list[Any]:
-    async def run() -> list[Any]:
-        async with client:
-            return [await client.call_tool(name, args) for name, args in calls]
-
-    return anyio.run(run)
-
-
 def over_stdio(settings, *args: str, token: str | None = None) -> Client:  # type: ignore[no-untyped-def]
     env = {**os.environ, "DATABASE_URL": settings.database_url, "POSTRAG_LLM": "none"}
     env |= {"POSTRAG_DATA_DIR": str(settings.data_dir)}
     if token is not None:
         env["POSTRAG_MCP_TOKEN"] = token
     return Client(StdioServerParameters(command=POSTRAG, args=["mcp", *args], env=env))
-
-
-def structured(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    return dict(result.structured_content)
 
 
 def error_text(result: Any) -> str:

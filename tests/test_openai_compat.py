@@ -9,27 +9,6 @@ import openai
 import pytest
 
 from app.providers import local_embedder
-from tests.helpers import FOX, VALVE, drain, live_server, upload
-
-
-@pytest.fixture
-def base_url(ollama_app):
-    with live_server(ollama_app) as base:
-        yield f"{base}/v1"
-
-
-@pytest.fixture
-def sdk(base_url, admin_token):
-    with openai.OpenAI(base_url=base_url, api_key=admin_token, max_retries=0) as client:
-        yield client
-
-
-@pytest.fixture
-def docs(app, client, admin, collection):
-    upload(client, admin, collection, "fox.txt", FOX)
-    upload(client, admin, collection, "valve.txt", VALVE)
-    drain(app)
-    return collection
 
 
 def test_models_lists_chat_embedding_and_extractive(sdk):

@@ -18,6 +18,9 @@ DEFAULTS = {
     "temperature": 0.2,
     "system_prompt": "",
     "mcp_server_ids": [],
+    "rerank": True,
+    "rerank_candidates": None,
+    "context_window": None,
 }
 
 
@@ -130,6 +133,8 @@ def test_put_and_patch_upsert_a_missing_row(client, new_user, database_url):
         ({"chat_model_id": 0}, "chat_model_id"),
         ({"chat_model_id": "gpt"}, "chat_model_id"),
         ({"colour": "blue"}, "colour"),
+        ({"context_window": -1}, "context_window"),
+        ({"context_window": 1001}, "context_window"),
     ],
 )
 @pytest.mark.parametrize("method", ["put", "patch"])

@@ -19,6 +19,7 @@ SOURCE = Hit(
     page=4,
     char_start=0,
     char_end=10,
+    ordinal=0,
     score=0.5,
     text="Alpha beta gamma.",
     heading_path=[],
@@ -85,12 +86,18 @@ def test_a_question_longer_than_the_context_is_422():
         )
 
 
-def test_extractive_answer_labels_itself_and_cites_each_passage():
-    pieces = prompting.extractive_answer([SOURCE, replace(SOURCE, text="x " * 1000)])
-    text = "".join(pieces)
+def test_extractive_answer_labels_itself_and_quotes_whole_sentences():
+    sources = [SOURCE, replace(SOURCE, chunk_id=5, document_id=6, text="x " * 1000)]
+    text = "".join(prompting.extractive_answer(sources, "alpha"))
     assert "not a generated answer" in text
-    assert "Alpha beta gamma. [1]" in text and "[2]" in text and " ..." in text
-    assert "nothing to show" in "".join(prompting.extractive_answer([]))
+    assert "> Alpha beta gamma. [1]" in text and "[2]" not in text  # no sentence in [2]
+    assert "([1] a.pdf, page 4, characters 0\u201317)" in text
+    assert "nothing to show" in "".join(prompting.extractive_answer([], "alpha"))
+
+
+def test_extractive_answer_shows_passages_without_any_whole_sentence():
+    text = "".join(prompting.extractive_answer([replace(SOURCE, text="x y z")], "x"))
+    assert "these are the passages" in text and "> x y z [1]" in text
 
 
 def test_history_alternates_and_ends_with_an_answer():

@@ -43,6 +43,7 @@ VISIBLE = {
         " WHERE c.owner_id = %(u)s)",
     ),
     "chat_questions": ("id", "chat_id IN (SELECT id FROM chats WHERE owner_id = %(u)s)"),
+    "answer_feedback": ("message_id", "user_id = %(u)s"),
     "user_preferences": ("user_id", "user_id = %(u)s"),
     "api_tokens": ("id", "user_id = %(u)s"),
     "connector_tokens": ("id", "owner_id = %(u)s"),
@@ -102,6 +103,12 @@ def two_users(make_app, admin, new_user, database_url):  # type: ignore[no-untyp
                 " now() + interval '1 hour' FROM chat_messages WHERE chat_id = %s GROUP BY 1",
                 (chat,),
             )
+            conn.execute(  # and its owner's rating of the answer
+                "INSERT INTO answer_feedback (message_id, user_id, rating)"
+                " SELECT m.id, c.owner_id, 1 FROM chat_messages m JOIN chats c ON c.id = m.chat_id"
+                " WHERE m.chat_id = %s AND m.role = 'assistant'",
+                (chat,),
+            )
     return ids, admin, bob, client
 
 
@@ -144,7 +151,8 @@ def test_every_table_the_app_role_can_use_is_under_rls(app, database_url):
     # Groups are every user's to read (tests/test_groups.py checks that only admins write them);
     # tests/test_shares.py checks the shares, tests/test_web_signin.py the web sessions,
     # tests/test_atlassian_consent.py the consents under way and the linked accounts,
-    # tests/test_mcp_servers.py the MCP servers (every user reads them; only admins write).
+    # tests/test_mcp_servers.py the MCP servers (every user reads them; only admins write),
+    # tests/test_evaluations.py the evaluation sets and runs (another user's are 404).
     assert set(VISIBLE) | {
         "users",
         "llm_models",
@@ -162,6 +170,11 @@ def test_every_table_the_app_role_can_use_is_under_rls(app, database_url):
         "mcp_servers",
         "mcp_server_tools",
         "mcp_server_prompts",
+        "evaluation_sets",
+        "evaluation_queries",
+        "evaluation_judgments",
+        "evaluation_runs",
+        "evaluation_results",
     } == (protected)
 
 

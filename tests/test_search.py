@@ -334,6 +334,30 @@ def test_debug_reports_the_plan_and_timings(client, admin, corpus):
     assert set(debug["timings_ms"]) == {"embed_ms", "search_ms"}
 
 
+def test_a_requested_candidate_depth_replaces_the_computed_one(app, admin_token, corpus):
+    from app.services import search as search_service
+    from app.services.tokens import authenticate
+    from app.services.worker import connect
+
+    runtime = Runtime.of(app)
+    deps = search_service.SearchDeps(runtime.settings, runtime.query_embedders, True)
+
+    def debug_of(**fields) -> dict:
+        request = search_service.SearchRequest(query="fox budget", top_k=3, debug=True, **fields)
+        with connect(runtime.settings.database_url) as conn:
+            who = authenticate(conn, f"Bearer {admin_token}")
+            result = search_service.search(search_service.holding(conn), who, request, deps)
+        assert [h.filename for h in result.hits][:1] in (["fox.txt"], ["budget.txt"])
+        return result.debug
+
+    assert debug_of()["candidates_per_leg"] == 20  # hybrid: max(4 * top_k, 20, top_k)
+    deep = debug_of(candidates=300)
+    assert deep["candidates_per_leg"] == 300
+    assert deep["ef_search"] == 600  # the HNSW scan is widened to match
+    assert debug_of(candidates=1)["candidates_per_leg"] == 3  # never fewer than top_k
+    assert debug_of(mode="fulltext", candidates=50)["candidates_per_leg"] == 50
+
+
 def test_built_in_defaults_are_the_preference_columns_defaults(app, database_url):
     from app.repositories import preferences
     from app.services import search as search_service

@@ -223,7 +223,7 @@ def test_a_very_selective_scope_is_scanned_exactly(app, admin_token, corpus, loa
                 debug=True,
             )
             result = search_service.search(
-                conn,
+                search_service.holding(conn),
                 who,
                 request,
                 search_service.SearchDeps(settings, Runtime.of(app).query_embedders, True),

@@ -5,6 +5,7 @@ clients of Confluence, Jira and websites are tested against their fake servers."
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -15,8 +16,10 @@ from app.providers.source_items import Access, Item, ItemGone, Listed, Listing, 
 from app.repositories import access_sets as access_repo
 from app.repositories import sources as source_repo
 from app.repositories import staging
+from app.runtime import Runtime
 from app.services import source_readers
 from app.services.job_kinds import schedule_sources
+from app.services.worker import Worker
 from tests.fake_confluence import FakeConfluence, FakePage
 from tests.fake_jira import FakeJira
 from tests.helpers import create_collection, drain, run, upload
@@ -70,6 +73,14 @@ def scripted(monkeypatch):
     source = ScriptedSource()
     monkeypatch.setitem(source_readers.READERS, "web", lambda config, http: source)
     return source
+
+
+def _drain_without_retries(app) -> None:
+    """Run the due jobs with an hour's backoff, so a failed job waits for its retry however
+    slowly this machine runs (the tests then make the retry due themselves)."""
+    runtime = Runtime.of(app)
+    settings = replace(runtime.settings, job_retry_base_s=3600)
+    drain(app, worker=Worker(settings.database_url, settings, runtime.embedder))
 
 
 def _create(client, headers, collection: int, name: str = "wiki", **extra):
@@ -143,7 +154,7 @@ def test_a_crashed_run_resumes_at_its_checkpoint_fetching_each_page_once(
     scripted.pages = {f"page:{i}": ("1", f"Page number {i}.") for i in range(6)}
     scripted.fail_listing_at = 4  # after two listing pages were done
     source = _create(client, admin, collection).json["id"]
-    drain(app)
+    _drain_without_retries(app)
     [run] = _runs(client, admin, source)
     assert run["state"] == "running" and run["added"] == 4
     with psycopg.connect(database_url, autocommit=True) as conn:  # the retry's backoff is over
@@ -162,7 +173,7 @@ def test_a_resumed_run_whose_cursor_expired_lists_again_from_the_start(
     scripted.pages = {f"page:{i}": ("1", f"Page number {i}.") for i in range(6)}
     scripted.fail_listing_at = 4
     source = _create(client, admin, collection).json["id"]
-    drain(app)
+    _drain_without_retries(app)
     assert _runs(client, admin, source)[0]["state"] == "running"  # waiting for its retry
     scripted.expired_cursor = "4"  # by the time the run resumes
     with psycopg.connect(database_url, autocommit=True) as conn:

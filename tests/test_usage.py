@@ -90,8 +90,9 @@ def test_llm_tokens_are_logged_for_json_streams_and_v1(ollama_app, admin, llm):
     assert events[-1][0] == "done"
     logged = rows_for(api, admin, route)
     assert sum(r["requests"] for r in logged) == 2
-    assert sum(r["prompt_tokens"] for r in logged) == 2 * llm.usage[0]
-    assert sum(r["completion_tokens"] for r in logged) == 2 * llm.usage[1]
+    # two answers, and the model's rewrite of the second (a follow-up) into a standalone query
+    assert sum(r["prompt_tokens"] for r in logged) == 3 * llm.usage[0]
+    assert sum(r["completion_tokens"] for r in logged) == 3 * llm.usage[1]
     api.post(
         "/v1/chat/completions",
         headers=admin,
@@ -100,7 +101,7 @@ def test_llm_tokens_are_logged_for_json_streams_and_v1(ollama_app, admin, llm):
     v1 = rows_for(api, admin, "/v1/chat/completions")
     assert (v1[0]["prompt_tokens"], v1[0]["completion_tokens"]) == llm.usage
     usage = api.get("/api/v1/me/usage", headers=admin).json
-    assert usage["llm_tokens_today"] == 3 * sum(llm.usage)
+    assert usage["llm_tokens_today"] == 4 * sum(llm.usage)
 
 
 def test_the_daily_llm_token_budget_is_enforced(make_app, admin, llm):
@@ -108,7 +109,7 @@ def test_the_daily_llm_token_budget_is_enforced(make_app, admin, llm):
         llm="ollama", ollama_url=llm.url, chat_model="fake-chat", llm_tokens_per_day=30
     ).test_client()
     chat = api.post("/api/v1/chats", json={}, headers=admin).json["id"]
-    for _ in range(2):  # 18 tokens each: the second starts under the budget
+    for _ in range(2):  # 18 tokens, then 36 (a rewrite, the answer): the second starts under
         assert (
             api.post(
                 f"/api/v1/chats/{chat}/messages", json={"content": "Hi"}, headers=admin
@@ -131,7 +132,7 @@ def test_the_daily_llm_token_budget_is_enforced(make_app, admin, llm):
     )
     assert extractive.status_code == 200  # no language model, no budget
     usage = api.get("/api/v1/me/usage", headers=admin).json
-    assert (usage["llm_tokens_today"], usage["llm_tokens_per_day"]) == (36, 30)
+    assert (usage["llm_tokens_today"], usage["llm_tokens_per_day"]) == (54, 30)
     assert len(api.get(f"/api/v1/chats/{chat}", headers=admin).json["messages"]["items"]) == 4
 
 

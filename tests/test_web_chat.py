@@ -182,6 +182,52 @@ def test_regenerate_then_edit_and_resend_the_last_question(
     assert "Where is the canteen?" in asked[-1]
 
 
+def _ratings(page: Page):  # type: ignore[no-untyped-def]
+    """The last answer's thumbs up and down, once it is stored."""
+    answer = _answer(page)
+    return (
+        answer.get_by_role("button", name="Good answer"),
+        answer.get_by_role("button", name="Bad answer"),
+    )
+
+
+def test_an_answer_is_rated_and_the_rating_stays_after_a_reload(
+    page_url, browser_page, admin_token, admin, llm
+):
+    llm.reply = "Book in the portal."
+    page = browser_page
+    sign_in(page, page_url, admin_token)
+    _ask(page, "Where do I book holidays?")
+    good, bad = _ratings(page)
+    expect(good).to_have_attribute("aria-pressed", "false")
+    good.click()
+    expect(good).to_have_attribute("aria-pressed", "true")
+    chat = _chat_id(page)
+
+    def stored() -> dict:
+        url = f"{page_url}/api/v1/chats/{chat}"
+        return dict(httpx.get(url, headers=admin).json()["messages"]["items"][-1])
+
+    assert stored()["feedback"]["rating"] == "up"
+    page.reload()
+    good, bad = _ratings(page)
+    expect(good).to_have_attribute("aria-pressed", "true")
+    expect(bad).to_have_attribute("aria-pressed", "false")
+    bad.click()  # the other thumb replaces the rating
+    expect(bad).to_have_attribute("aria-pressed", "true")
+    expect(good).to_have_attribute("aria-pressed", "false")
+    assert stored()["feedback"]["rating"] == "down"
+    bad.click()  # the pressed one again removes it
+    expect(bad).to_have_attribute("aria-pressed", "false")
+    assert stored()["feedback"] is None
+    assert_accessible(page)
+    answer = stored()["id"]  # gone meanwhile (another tab regenerated it): the error is shown
+    httpx.delete(f"{page_url}/api/v1/chats/{chat}/messages/{answer}", headers=admin)
+    good.click()
+    expect(page.locator("#messages .rating-error")).to_contain_text(f"no message {answer}")
+    expect(good).to_have_attribute("aria-pressed", "false")
+
+
 def test_a_chat_searches_the_collections_and_uses_the_model_chosen_in_it(
     page_url, browser_page, admin_token, admin, llm
 ):

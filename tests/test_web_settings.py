@@ -71,14 +71,22 @@ def test_a_preference_is_checked_at_its_field_saved_and_kept(base, browser_page,
     expect(page.get_by_label("Chat model")).to_contain_text("fake-chat (ollama)")
     page.get_by_label("Passages per answer (top k)").fill("99")
     page.get_by_label("System prompt").fill("Answer in French.")
+    expect(page.get_by_label("Rerank passages")).to_be_checked()
+    expect(page.get_by_label("Context window (tokens)")).to_have_value("")  # the server's
+    page.get_by_label("Context window (tokens)").fill("1001")
     page.get_by_role("button", name="Save").click()
     top_k = page.get_by_label("Passages per answer (top k)")
     expect(top_k).to_have_attribute("aria-invalid", "true")  # the API's 422, at its field
     expect(page.locator("#view [data-error-of=top_k]")).to_contain_text("less than or equal to 50")
+    window = page.locator("#view [data-error-of=context_window]")
+    expect(window).to_contain_text("less than or equal to 1000")
     assert_accessible(page)
     top_k.fill("7")
     page.get_by_label("Temperature").fill("0.3")
     page.get_by_label("Search mode").select_option("fulltext")
+    page.get_by_label("Context window (tokens)").fill("300")
+    page.get_by_label("Rerank passages").uncheck()
+    page.get_by_label("Passages reranked").fill("20")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
     expect(page.locator("#view [data-error-of=top_k]")).to_have_text("")
@@ -91,8 +99,16 @@ def test_a_preference_is_checked_at_its_field_saved_and_kept(base, browser_page,
     expect(page.get_by_label("Temperature")).to_have_value("0.3")
     expect(page.get_by_label("Search mode")).to_have_value("fulltext")
     expect(page.get_by_label("System prompt")).to_have_value("Answer in French.")
+    expect(page.get_by_label("Context window (tokens)")).to_have_value("300")
+    expect(page.get_by_label("Rerank passages")).not_to_be_checked()
+    expect(page.get_by_label("Passages reranked")).to_have_value("20")
     stored = httpx.get(f"{base}/api/v1/me/preferences", headers=bearer(admin_token)).json()
     assert (stored["top_k"], stored["search_mode"], stored["temperature"]) == (7, "fulltext", 0.3)
+    assert (stored["context_window"], stored["rerank"], stored["rerank_candidates"]) == (
+        300,
+        False,
+        20,
+    )
 
 
 def test_a_token_is_shown_once_copied_used_and_revoked(base, browser_page, admin_token):

@@ -39,6 +39,12 @@ class Citation(BaseModel):
     cited: bool = Field(description="the answer cites it")
 
 
+class MessageFeedback(BaseModel):
+    rating: Literal["up", "down"]
+    comment: str | None
+    updated_at: datetime
+
+
 class Message(BaseModel):
     id: int
     role: Literal["system", "user", "assistant"]
@@ -56,6 +62,13 @@ class Message(BaseModel):
     citations: list[Citation]
     tool_calls: list[ToolCallRecord] = Field(description="MCP tool calls made for the answer")
     error: str | None
+    search_query: str | None = Field(
+        description="what the answer's sources were searched with: the question, or a follow-up"
+        " made standalone (null on your messages and on answers before postrag 22)"
+    )
+    feedback: MessageFeedback | None = Field(
+        description="your rating of the answer (PUT .../feedback); null: not rated"
+    )
     created_at: datetime
 
 

@@ -28,11 +28,13 @@ from app.errors import InternalError
 from app.runtime import runtime
 from app.services import (
     answer_streams,
+    answering,
     chat_answers,
     chat_exchange,
     chat_questions,
     chats,
     slash_commands,
+    wider_context,
 )
 from app.services.answer_streams import StoredEvent
 
@@ -98,6 +100,16 @@ class MessageCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     content: str = Field(min_length=1, max_length=100_000, pattern=r"\S")
+    rerank: bool | None = Field(
+        None, description="rerank this answer's sources (default: your preference's)"
+    )
+    context_window: int | None = Field(
+        None,
+        ge=0,
+        le=wider_context.MAX_TOKENS,
+        description="tokens of neighbouring text per source for this answer (0: none; default:"
+        " your preference's, else POSTRAG_CHAT_CONTEXT_WINDOW)",
+    )
 
 
 class StreamQuery(BaseModel):
@@ -256,7 +268,8 @@ def post_message(chat_id: int, body: MessageCreate, query: StreamQuery) -> Any:
             content = slash_commands.prompt_text(command)
         else:
             content = slash_commands.unescaped(content)
-        exchange = chat_answers.start(db(), who, chat_id, content, deps, jwt)
+        options = answering.RetrievalOptions(body.rerank, body.context_window)
+        exchange = chat_answers.start(db(), who, chat_id, content, deps, jwt, options)
     except BaseException:
         answers.unreserve(who.user_id)
         raise

@@ -7,7 +7,8 @@ the OpenAPI document in app/api/openapi.py, so the two cannot drift apart.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
@@ -56,6 +57,8 @@ class EndpointSpec:
     streams: bool = False  # may answer text/event-stream instead of JSON
     raw_body: str | None = None  # the view reads a body of this media type itself (an upload)
     raw_response: str | None = None  # the view answers a body of this media type (a download)
+    # Errors as this JSON body instead of problem+json (a protocol with its own: Dify's).
+    error_body: type[pydantic.BaseModel] | None = None
 
 
 def db() -> Conn:
@@ -88,6 +91,16 @@ def read_db() -> Conn:
         return db()
     g.read_conn, g.read_from = conn, "replica"
     return cast(Conn, conn)
+
+
+@contextmanager
+def read_db_while_used() -> Iterator[Conn]:
+    """read_db() for one stretch of a service's work, given back after it (release_db): none is
+    held while the service waits on another server (a reranker) in between."""
+    try:
+        yield read_db()
+    finally:
+        release_db()
 
 
 def release_db(_exc: BaseException | None = None) -> None:
@@ -268,13 +281,15 @@ def endpoint(
     streams: bool = False,
     raw_body: str | None = None,
     raw_response: str | None = None,
+    error_body: type[pydantic.BaseModel] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Wrap a view: authenticate, validate `body`/`query` into kwargs, serialize the result.
 
     A view returns a pydantic model, `(model, headers)`, `(model, headers, status)` (a status of
     `also`), None (204) or a ready Response. With `multipart` (documented as the
     multipart/form-data alternative to `body`), the view reads the request body itself and gets
-    neither.
+    neither. `error_body` documents errors in that shape; the blueprint's own error handler
+    renders them so.
     """
     spec = EndpointSpec(
         summary,
@@ -291,6 +306,7 @@ def endpoint(
         streams,
         raw_body,
         raw_response,
+        error_body,
     )
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:

@@ -1,9 +1,10 @@
 """/v1: the OpenAI-compatible API (models, embeddings, chat completions) on postrag tokens.
 
 Existing OpenAI clients work unchanged with base_url http://host/v1 and a postrag token as the
-API key. Retrieval is opt-in with the extension field `rag`; the sources given to the model come
-back in the extension field `citations`. Errors are problem+json that also carry OpenAI's
-`error` object, so the SDKs show their message.
+API key. Retrieval is opt-in with the extension field `rag`, or by asking for a chat model's
+retrieval variant (`llama3.2+rag`, for clients that cannot send that field); the sources given
+to the model come back in the extension field `citations`. Errors are problem+json that also
+carry OpenAI's `error` object, so the SDKs show their message.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from app.api.endpoint import db, endpoint, principal, release_db
 from app.api.problems import ProblemContext, problem_body
 from app.errors import FieldError, NotFound, ValidationFailed, as_app_error
 from app.runtime import runtime
-from app.services import openai_compat
+from app.services import openai_compat, wider_context
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
 MAX_MESSAGES_CHARS = 1_000_000
@@ -78,6 +79,13 @@ class RagOptions(BaseModel):
     top_k: int | None = Field(None, ge=1, le=50)
     mode: Literal["hybrid", "semantic", "fulltext"] | None = None
     min_similarity: float | None = Field(None, ge=0, le=1)
+    context_window: int | None = Field(
+        None,
+        ge=0,
+        le=wider_context.MAX_TOKENS,
+        description="tokens of neighbouring text per source (default: your preference's, else"
+        " POSTRAG_CHAT_CONTEXT_WINDOW)",
+    )
 
 
 class StreamOptions(BaseModel):
@@ -188,10 +196,11 @@ def _invalid(field: str, msg: str) -> NoReturn:
 def create_completion(body: CompletionBody) -> Any:
     if sum(len(m.text()) for m in body.messages) > MAX_MESSAGES_CHARS:
         _invalid("messages", f"at most {MAX_MESSAGES_CHARS:,} characters in all")
-    rt = runtime()
+    rt, who = runtime(), principal()
+    release_db()  # the service takes connections only while it uses them (not during the model)
     completion = openai_compat.prepare(
-        db(),
-        principal(),
+        rt.pool,
+        who,
         model=body.model,
         messages=[{"role": m.role, "content": m.text()} for m in body.messages],
         rag=body.rag.model_dump() if body.rag else None,
@@ -200,7 +209,6 @@ def create_completion(body: CompletionBody) -> Any:
         llm=rt.llm,
         search=rt.search,
     )
-    release_db()  # generating may take minutes: hold no connection meanwhile
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     pieces = openai_compat.pieces(completion, rt.llm)
     account = openai_compat.Accountant(completion, rt.pool, g.llm_usage)

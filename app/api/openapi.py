@@ -91,15 +91,13 @@ def _operation(
                 }
             )
     op: dict[str, Any] = {"summary": spec.summary, "tags": [spec.tag], "parameters": params}
-    if spec.body is not None:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": ref(spec.body, "validation")}},
-        }
+    if spec.body is not None or spec.multipart is not None:
+        content: dict[str, Any] = {}
+        if spec.body is not None:
+            content["application/json"] = {"schema": ref(spec.body, "validation")}
         if spec.multipart is not None:
-            op["requestBody"]["content"]["multipart/form-data"] = {
-                "schema": ref(spec.multipart, "validation")
-            }
+            content["multipart/form-data"] = {"schema": ref(spec.multipart, "validation")}
+        op["requestBody"] = {"required": True, "content": content}
     if spec.raw_body is not None:
         op["requestBody"] = {
             "required": True,
@@ -128,12 +126,11 @@ def _operation(
         codes |= {422}
     if spec.body is not None or spec.raw_body is not None:
         codes |= {400, 415}
-    problem_ref = ref(Problem, "serialization")
+    error = {"application/problem+json": {"schema": ref(Problem, "serialization")}}
+    if spec.error_body is not None:
+        error = {"application/json": {"schema": ref(spec.error_body, "serialization")}}
     for code in sorted(codes):
-        responses[str(code)] = {
-            "description": _ERROR_TITLES.get(code, "Error"),
-            "content": {"application/problem+json": {"schema": problem_ref}},
-        }
+        responses[str(code)] = {"description": _ERROR_TITLES.get(code, "Error"), "content": error}
     op["responses"] = responses
     return op
 
@@ -149,6 +146,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
             models.add((spec.response, "serialization"))
         if spec.multipart is not None:
             models.add((spec.multipart, "validation"))
+        if spec.error_body is not None:
+            models.add((spec.error_body, "serialization"))
     ordered = sorted(models, key=lambda item: (item[0].__name__, item[1]))
     refs, schemas = models_json_schema(ordered, ref_template="#/components/schemas/{model}")  # type: ignore[arg-type]
     paths: dict[str, dict[str, Any]] = {}

@@ -9,7 +9,7 @@ from flask import Blueprint
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.api.endpoint import changes_of, db, endpoint, principal
-from app.services import preferences
+from app.services import preferences, wider_context
 from app.services.preferences import DEFAULTS
 
 bp = Blueprint("preferences", __name__, url_prefix="/api/v1")
@@ -25,6 +25,14 @@ _SystemPrompt = Annotated[str, Field(max_length=20000)]
 _ServerIds = Annotated[list[_ModelId], Field(max_length=20)]
 _SERVERS = "the MCP servers (ids) new chats use when they name none (registered and enabled)"
 _CHAT_MODEL = "a registered chat model; null: the registry's default chat model"
+_RERANK = "rerank the fused hits of searches and chats when a reranker is configured"
+_RERANK_CANDIDATES = "how many fused hits to rerank; null: the server's (default 50)"
+_Candidates = Annotated[int, Field(ge=1, le=200)]
+_CONTEXT_WINDOW = (
+    "tokens of neighbouring text each search hit and chat source brings (0: none); null: the"
+    " server's (none for searches, POSTRAG_CHAT_CONTEXT_WINDOW for chats)"
+)
+_ContextWindow = Annotated[int, Field(ge=0, le=wider_context.MAX_TOKENS)]
 
 
 class UserPreferences(BaseModel):
@@ -36,6 +44,9 @@ class UserPreferences(BaseModel):
     temperature: float
     system_prompt: str = Field(description="empty: postrag's own")
     mcp_server_ids: list[int] = Field(description=_SERVERS)
+    rerank: bool = Field(description=_RERANK)
+    rerank_candidates: int | None = Field(description=_RERANK_CANDIDATES)
+    context_window: int | None = Field(description=_CONTEXT_WINDOW)
     updated_at: datetime | None = Field(description="null: never set, these are the defaults")
 
 
@@ -49,6 +60,9 @@ class PreferencesReplace(BaseModel):
     temperature: _Temperature = DEFAULTS["temperature"]
     system_prompt: _SystemPrompt = DEFAULTS["system_prompt"]
     mcp_server_ids: _ServerIds = Field([], description=_SERVERS)
+    rerank: bool = Field(DEFAULTS["rerank"], description=_RERANK)
+    rerank_candidates: _Candidates | None = Field(None, description=_RERANK_CANDIDATES)
+    context_window: _ContextWindow | None = Field(None, description=_CONTEXT_WINDOW)
 
 
 class PreferencesChange(BaseModel):
@@ -61,6 +75,9 @@ class PreferencesChange(BaseModel):
     temperature: _Temperature | None = None
     system_prompt: _SystemPrompt | None = None
     mcp_server_ids: _ServerIds | None = Field(None, description=_SERVERS)
+    rerank: bool | None = Field(None, description=_RERANK)
+    rerank_candidates: _Candidates | None = Field(None, description=_RERANK_CANDIDATES)
+    context_window: _ContextWindow | None = Field(None, description=_CONTEXT_WINDOW)
 
 
 @bp.get("/me/preferences")
@@ -92,5 +109,5 @@ def replace_preferences(body: PreferencesReplace) -> UserPreferences:
     response=UserPreferences,
 )
 def change_preferences(body: PreferencesChange) -> UserPreferences:
-    changes = changes_of(body, nullable=("chat_model_id",))
+    changes = changes_of(body, nullable=("chat_model_id", "rerank_candidates", "context_window"))
     return UserPreferences(**preferences.change(db(), principal(), changes))

@@ -8,10 +8,10 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import endpoint, principal, read_db
+from app.api.endpoint import endpoint, principal, read_db_while_used
 from app.repositories.search import Hit
 from app.runtime import runtime
-from app.services import search
+from app.services import search, wider_context
 
 bp = Blueprint("search", __name__, url_prefix="/api/v1")
 
@@ -48,7 +48,20 @@ class SearchBody(BaseModel):
     rrf_k: int = Field(60, ge=1, le=1000, description="hybrid: the k of reciprocal rank fusion")
     semantic_weight: float = Field(1.0, ge=0, le=10, description="hybrid: weight of that leg")
     fulltext_weight: float = Field(1.0, ge=0, le=10, description="hybrid: weight of that leg")
+    context_window: int | None = Field(
+        None,
+        ge=0,
+        le=wider_context.MAX_TOKENS,
+        description="tokens of neighbouring text (the chunks before and after in the same"
+        " document) to add to each hit as `context`; 0: none; default: your preference's, else 0",
+    )
     debug: bool = Field(False, description="add the plan and per-stage timings")
+    rerank: bool | None = Field(
+        None, description="rerank the top fused hits (default: on when a reranker is configured)"
+    )
+    rerank_candidates: int | None = Field(
+        None, ge=1, le=200, description="how many fused hits to rerank (default: 50)"
+    )
 
 
 class SemanticScore(BaseModel):
@@ -59,6 +72,12 @@ class SemanticScore(BaseModel):
 class FulltextScore(BaseModel):
     rank: int
     score: float = Field(description="BM25")
+
+
+class SearchContext(BaseModel):
+    text: str = Field(description="the hit's text with its neighbours' around it")
+    char_start: int
+    char_end: int
 
 
 class SearchHit(BaseModel):
@@ -76,6 +95,10 @@ class SearchHit(BaseModel):
     )
     semantic: SemanticScore | None
     fulltext: FulltextScore | None
+    rerank_score: float | None = Field(
+        None, description="the reranker's score, when the hit was reranked"
+    )
+    context: SearchContext | None = Field(None, description="with `context_window` above 0")
 
 
 class SearchDocument(BaseModel):
@@ -126,7 +149,7 @@ def _hit(hit: Hit) -> SearchHit:
 )
 def search_chunks(body: SearchBody) -> SearchResponse:
     result = search.search(
-        read_db(),  # a replica when one is configured and fresh
+        read_db_while_used,  # a replica when one is configured and fresh
         principal(),
         search.SearchRequest(**body.model_dump()),
         runtime().search,

@@ -2,8 +2,8 @@
 
 `server` (serve, worker), `database` (migrate, psql, pg-dump, pg-restore), `backup` (backup,
 restore), `documents` (ingest), `transfer` (export, import), `users`, `keys`, `sources`, `mcp`
-(the MCP tools over stdio); `common` holds what they share. Each only parses arguments, calls a
-service and prints.
+(the MCP tools over stdio), `evaluations` (`postrag eval`: sets, runs, comparisons); `common`
+holds what they share. Each only parses arguments, calls a service and prints.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import click
 from app.cli.backup import backup_command, restore_command
 from app.cli.database import migrate, pg_dump, pg_restore, psql
 from app.cli.documents import ingest
+from app.cli.evaluations import evaluations
 from app.cli.keys import keys
 from app.cli.mcp import mcp_command
 from app.cli.server import serve, worker
@@ -39,6 +40,7 @@ from app.cli.users import users
         users,
         sources,
         mcp_command,
+        evaluations,
     ],
 )
 def main() -> None:

@@ -100,6 +100,9 @@ class ChatRequest:
     max_tokens: int  # longest answer
     context_length: int  # prompt + answer
     tools: tuple[ToolSpec, ...] = ()  # functions the model may call instead of answering
+    # Longest wait to connect and for each piece (None: POSTRAG_LLM_TIMEOUT_S): a call whose
+    # reply is given up past a deadline then ends by then, its connection closed.
+    timeout_s: float | None = None
 
 
 def assistant_calls(calls: Sequence[ToolCall], text: str = "") -> dict[str, Any]:

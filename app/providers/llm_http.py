@@ -94,7 +94,8 @@ class _Client:
 
     def stream(self, req: ChatRequest) -> Iterator[Piece]:
         body = self._chat_body(req)
-        lines = self._lines(self.chat_path, body)
+        timeout = None if req.timeout_s is None else httpx.Timeout(req.timeout_s)
+        lines = self._lines(self.chat_path, body, timeout)
         url = self.base_url + self.chat_path
         try:
             yield from self._pieces(lines, url)
@@ -109,12 +110,16 @@ class _Client:
     def _pieces(self, lines: Iterator[str], url: str) -> Iterator[Piece]:
         raise NotImplementedError
 
-    def _lines(self, path: str, body: dict[str, Any]) -> Generator[str, None, None]:
-        """POST `body` and yield the streamed answer's non-empty lines."""
+    def _lines(
+        self, path: str, body: dict[str, Any], timeout: httpx.Timeout | None = None
+    ) -> Generator[str, None, None]:
+        """POST `body` and yield the streamed answer's non-empty lines (`timeout`: the client's
+        when None)."""
         url = self.base_url + path
+        bounded = self._client.timeout if timeout is None else timeout
         with (
             _translated(self.provider, url),
-            self._client.stream("POST", url, json=body) as response,
+            self._client.stream("POST", url, json=body, timeout=bounded) as response,
         ):
             _check(self.provider, url, response)
             if response.headers.get("content-type", "").startswith("application/json"):

@@ -37,6 +37,9 @@ CHARS_PER_UNKNOWN_TOKEN = 4
 # the tokenizer's per-byte bookkeeping for a whole document.
 SLICE_CHARS = 4096
 _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
+# One inference at a time in the process, whichever instance asks (the configured embedder or
+# the extractive answer's): one core's worth of work.
+_INFERENCE = threading.Lock()
 
 
 def _sha256(path: Path) -> str:
@@ -134,9 +137,6 @@ class LocalEmbedder:
     model = MODEL_NAME
     max_tokens = MAX_TOKENS
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()  # one inference at a time: one core's worth of work
-
     def dimension(self) -> int:
         return DIMENSION
 
@@ -163,7 +163,7 @@ class LocalEmbedder:
                 row_ids[-1] = encoding.ids[-1]  # keep [SEP] at the end of a truncated input
             ids[row, : len(row_ids)] = row_ids
             mask[row, : len(row_ids)] = 1
-        with self._lock:
+        with _INFERENCE:
             (hidden,) = _session().run(
                 ["last_hidden_state"],
                 {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},

@@ -7,6 +7,7 @@ from typing import Any
 from psycopg import sql
 
 from app.repositories import Conn, Row, returned
+from app.repositories import feedback as feedback_repo
 from app.strict_json import jsonb
 
 # chat_model: the name of the chat's own model (NULL: none chosen)
@@ -17,8 +18,11 @@ CHAT = (
 )
 MESSAGE = (
     "id, chat_id, role, content, reasoning, status, finish_reason, model, prompt_tokens,"
-    " completion_tokens, latency_ms, citations, tool_calls, error, created_at, updated_at"
+    " completion_tokens, latency_ms, citations, tool_calls, error, search_query, created_at,"
+    " updated_at"
 )
+# A message as read back: with its owner's rating (V2_23).
+_RATED_MESSAGE = f"{MESSAGE}, {feedback_repo.OF_MESSAGE}"
 
 
 def insert(
@@ -110,7 +114,7 @@ def delete(conn: Conn, chat_id: int, owner_id: int) -> bool:
 def messages_page(conn: Conn, chat_id: int, *, limit: int, offset: int) -> tuple[list[Row], int]:
     params = {"chat_id": chat_id, "limit": limit, "offset": offset}
     rows = conn.execute(
-        f"SELECT {MESSAGE} FROM chat_messages WHERE chat_id = %(chat_id)s"
+        f"SELECT {_RATED_MESSAGE} FROM chat_messages WHERE chat_id = %(chat_id)s"
         " ORDER BY id LIMIT %(limit)s OFFSET %(offset)s",
         params,
     ).fetchall()
@@ -124,7 +128,7 @@ def messages_page(conn: Conn, chat_id: int, *, limit: int, offset: int) -> tuple
 
 def get_message(conn: Conn, chat_id: int, message_id: int) -> Row | None:
     return conn.execute(
-        f"SELECT {MESSAGE} FROM chat_messages WHERE chat_id = %(chat_id)s AND id = %(id)s",
+        f"SELECT {_RATED_MESSAGE} FROM chat_messages WHERE chat_id = %(chat_id)s AND id = %(id)s",
         {"chat_id": chat_id, "id": message_id},
     ).fetchone()
 

@@ -12,7 +12,8 @@ from app.repositories import Conn, Row
 def get(conn: Conn, user_id: int) -> Row | None:
     return conn.execute(
         "SELECT user_id, chat_model_id, similarity_threshold, top_k, temperature, system_prompt,"
-        " search_mode, mcp_server_ids, updated_at FROM user_preferences"
+        " search_mode, mcp_server_ids, rerank, rerank_candidates, context_window, updated_at"
+        " FROM user_preferences"
         " WHERE user_id = %(user_id)s",
         {"user_id": user_id},
     ).fetchone()
@@ -37,6 +38,9 @@ SETTABLE = (
     "system_prompt",
     "search_mode",
     "mcp_server_ids",
+    "rerank",
+    "rerank_candidates",
+    "context_window",
 )
 
 
@@ -44,7 +48,8 @@ def get_with_model(conn: Conn, user_id: int) -> Row | None:
     """The user's row with the chosen chat model's name (`chat_model`, NULL when none)."""
     return conn.execute(
         "SELECT p.user_id, p.chat_model_id, m.name AS chat_model, p.similarity_threshold,"
-        " p.top_k, p.temperature, p.system_prompt, p.search_mode, p.mcp_server_ids, p.updated_at"
+        " p.top_k, p.temperature, p.system_prompt, p.search_mode, p.mcp_server_ids, p.rerank,"
+        " p.rerank_candidates, p.context_window, p.updated_at"
         " FROM user_preferences p LEFT JOIN llm_models m ON m.id = p.chat_model_id"
         " WHERE p.user_id = %(user_id)s",
         {"user_id": user_id},

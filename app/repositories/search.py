@@ -20,14 +20,24 @@ from app.repositories import Conn, bm25, returned
 from app.repositories.metadata_filter import compile_filter
 
 # The hit's columns, shared by every mode. A document's title and metadata (up to 16 KiB) come
-# with its best hit only (NULL on the others): once per document, from the same snapshot.
+# with its best hit only (NULL on the others): once per document, from the same snapshot. After
+# reranking, search moves them to the document's first hit left (app/services/search.py).
 _HIT_COLUMNS = sql.SQL(
     "f.chunk_id, c.document_id, d.filename, c.collection_id, c.text, c.page, c.char_start,"
-    " c.char_end, c.heading_path, f.score, f.semantic_rank, f.semantic_similarity,"
+    " c.char_end, c.heading_path, c.ordinal, f.score, f.semantic_rank, f.semantic_similarity,"
     " f.fulltext_rank, f.fulltext_score,"
     " CASE WHEN row_number() OVER (PARTITION BY c.document_id ORDER BY f.score DESC, f.chunk_id)"
     " = 1 THEN jsonb_build_object('title', d.title, 'metadata', d.metadata) END AS document"
 )
+
+
+@dataclass(frozen=True)
+class Context:
+    """A hit's neighbourhood: its text with the text around it, and that span in the document."""
+
+    text: str
+    char_start: int
+    char_end: int
 
 
 @dataclass(frozen=True)
@@ -46,12 +56,15 @@ class Hit:
     char_start: int  # the passage's span in the document's extracted text
     char_end: int
     heading_path: list[str]
+    ordinal: int  # the chunk's place in its document, from 0
     score: float  # the fused score (hybrid), or the one leg's
     semantic_rank: int | None  # None: the semantic leg did not find it
     semantic_similarity: float | None
     fulltext_rank: int | None  # None: the full-text leg did not find it
     fulltext_score: float | None
-    document: dict[str, Any] | None = None  # title and metadata, on the document's best hit
+    document: dict[str, Any] | None = None  # title and metadata, on the document's first hit
+    rerank_score: float | None = None  # the reranker's, when the hit was reranked
+    context: Context | None = None  # with wider context asked for (app/services/wider_context.py)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,18 @@ class Preferences:
     min_similarity: float
     temperature: float
     system_prompt: str
+    context_window: int | None = None  # None: POSTRAG_CHAT_CONTEXT_WINDOW
+
+
+@dataclass(frozen=True)
+class RetrievalOptions:
+    """A request's own retrieval choices (None: the user's preference, else the server's)."""
+
+    rerank: bool | None = None
+    context_window: int | None = None
+
+
+NO_OPTIONS = RetrievalOptions()
 
 
 def preferences(conn: Conn, user_id: int, chat_model_id: int | None = None) -> Preferences:
@@ -66,6 +78,7 @@ def preferences(conn: Conn, user_id: int, chat_model_id: int | None = None) -> P
         float(row["similarity_threshold"]),
         float(row["temperature"]),
         row["system_prompt"],
+        row["context_window"],
     )
 
 
@@ -129,7 +142,7 @@ class Retrieval:
 
 
 def retrieve(
-    conn: Conn,
+    connect: search.Connect,
     who: Principal,
     question: str,
     *,
@@ -139,15 +152,19 @@ def retrieve(
     top_k: int | None = None,
     mode: str | None = None,
     min_similarity: float | None = None,
+    options: RetrievalOptions = NO_OPTIONS,
 ) -> Retrieval:
     """The passages for `question` within `collection_ids` (None: all readable), best first.
 
     Collections deleted or unshared since the scope was set are skipped, not errors. When the
-    embedding model is down, semantic search falls back to full text with a warning.
+    embedding model is down, semantic search falls back to full text with a warning. Each
+    passage brings `context_window` tokens of its neighbours: the request's, else the user's
+    preference, else POSTRAG_CHAT_CONTEXT_WINDOW. `rerank` None follows the preference.
     """
     warnings: list[str] = []
     if collection_ids is not None:
-        readable = collection_repo.readable_ids(conn, who.user_id, collection_ids)
+        with connect() as conn:
+            readable = collection_repo.readable_ids(conn, who.user_id, collection_ids)
         if len(readable) < len(collection_ids):
             warnings.append("some collections of this chat no longer exist and were skipped")
         if not readable:
@@ -159,18 +176,26 @@ def retrieve(
         top_k=top_k or prefs.top_k,
         min_similarity=prefs.min_similarity if min_similarity is None else min_similarity,
         collection_ids=collection_ids,
+        context_window=_first(
+            options.context_window, prefs.context_window, deps.settings.chat_context_window
+        ),
+        rerank=options.rerank,
     )
     try:
-        result = search.search(conn, who, request, deps)
+        result = search.search(connect, who, request, deps)
     except ServiceUnavailable as exc:  # semantic mode with the embedding model down
         warnings.append(f"semantic search failed ({exc.detail}); used full text instead")
         result = search.search(
-            conn,
+            connect,
             who,
             dataclasses.replace(request, mode="fulltext"),
             deps,
         )
     return Retrieval(result.hits, warnings + result.warnings, result.mode)
+
+
+def _first(*choices: int | None) -> int:
+    return next(c for c in choices if c is not None)
 
 
 def generate(
@@ -217,7 +242,7 @@ def _pieces(
 ) -> Generator[Piece, None, None]:
     if target.provider == "extractive":
         text = ""
-        for piece in prompting.extractive_answer(prompt.sources):
+        for piece in prompting.extractive_answer(prompt.sources, prompt.quotes_for):
             text += piece
             yield Piece(text=piece)
         yield Piece(

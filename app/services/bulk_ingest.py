@@ -123,11 +123,11 @@ def ingest(
         else:
             summary.unchanged.append(str(path))
             progress(1)
-    _work_until_done(conn, worker, waiting, summary, progress)
+    work_until_done(conn, worker, waiting, summary, progress)
     return summary
 
 
-def _work_until_done(
+def work_until_done(
     conn: Conn,
     worker: Worker,
     waiting: dict[int, str],

@@ -30,6 +30,7 @@ from app.services import (
     answering,
     chat_rounds,
     chat_toolbox,
+    followups,
     prompting,
     slash_commands,
     usage,
@@ -75,12 +76,13 @@ def start(
     content: str,
     deps: Deps,
     subject_token: str | None = None,
+    options: answering.RetrievalOptions = answering.NO_OPTIONS,
 ) -> Exchange:
     """Store the user's message and the assistant's placeholder (404, 409, 422 or 5xx first).
 
     `content` is taken as it is (a slash command was replaced by its prompt before:
     `command`); `subject_token` is the request's bearer JWT, for MCP servers that act with the
-    user's identity (token exchange).
+    user's identity (token exchange); `options` are the message's own retrieval choices.
     """
     found = chat_repo.get_owned(conn, chat_id, who.user_id)
     if found is None:
@@ -127,17 +129,26 @@ def start(
         hold,
         toolbox,
         caller,
+        options,
     )
 
 
-def _source_event(message_id: int, sources: list[Hit], warnings: list[str], mode: str) -> Event:
+def _source_event(
+    message_id: int, sources: list[Hit], warnings: list[str], mode: str, query: str
+) -> Event:
     """The first event; it names the answer, so a client cut off later can resume its stream."""
     items = []
     for c, s in zip(prompting.citations(sources, ""), sources, strict=True):
         item = c.as_json()
         del item["cited"]  # nothing is cited before the answer
         items.append({**item, "text": s.text, "heading_path": s.heading_path})
-    data = {"message_id": message_id, "mode": mode, "sources": items, "warnings": warnings}
+    data = {
+        "message_id": message_id,
+        "mode": mode,
+        "query": query,
+        "sources": items,
+        "warnings": warnings,
+    }
     return Event("retrieval", data)
 
 
@@ -216,15 +227,20 @@ def _retry(cleanup: Any, *args: Any) -> None:
 
 def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
     t0 = time.monotonic()
-    with scope.user_connection(deps.pool, ex.who.user_id) as conn:
-        found = answering.retrieve(
-            conn,
-            ex.who,
-            ex.question,
-            collection_ids=ex.chat["collection_ids"],
-            prefs=ex.prefs,
-            deps=deps.search,
-        )
+    asked = followups.standalone(deps.llm, ex.target, ex.history, ex.question)
+    answer.search_query, answer.rewrite_tokens = asked.query, asked.tokens
+    if asked.how == "model":
+        answer.timings["rewrite_ms"] = round((time.monotonic() - t0) * 1000, 1)
+        t0 = time.monotonic()
+    found = answering.retrieve(  # a connection taken only while used: not during the rerank
+        lambda: scope.user_connection(deps.pool, ex.who.user_id),
+        ex.who,
+        asked.query,
+        collection_ids=ex.chat["collection_ids"],
+        prefs=ex.prefs,
+        deps=deps.search,
+        options=ex.options,
+    )
     answer.timings["retrieval_ms"] = round((time.monotonic() - t0) * 1000, 1)
     prompt = prompting.build_prompt(
         system_prompt=ex.prefs.system_prompt,
@@ -233,8 +249,10 @@ def _generate(ex: Exchange, deps: Deps, answer: Answer) -> Iterator[Event]:
         question=ex.question,
         context_tokens=ex.target.context_length,
         answer_tokens=answer_tokens(deps, ex.target),
+        search_query=asked.query,
     )
     answer.sources = prompt.sources
     answer.prompt_tokens = prompt.estimated_tokens
-    yield _source_event(ex.assistant_id, prompt.sources, found.warnings, found.mode)
+    warnings = asked.warnings + found.warnings
+    yield _source_event(ex.assistant_id, prompt.sources, warnings, found.mode, asked.query)
     yield from chat_rounds.answered(ex, deps, answer, prompt)

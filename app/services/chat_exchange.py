@@ -71,6 +71,7 @@ class Exchange:
     hold: usage.LLMTokenHold | None  # None for extractive answers: they are free
     toolbox: Toolbox = EMPTY  # the MCP tools offered to the model
     caller: Caller | None = None  # as whom MCP servers are called (with the request's JWT)
+    options: answering.RetrievalOptions = answering.NO_OPTIONS  # the message's own
     started: float = field(default_factory=time.monotonic)
     # MCP calls left running by a stop or the time for tools: the answer's room is held until
     # they end (app/services/answer_runs.py), so stopping them does not let them pile up.
@@ -85,6 +86,8 @@ class Answer:
         self.splitter = prompting.ThinkSplitter()
         self.text = self.reasoning = ""
         self.sources: list[Hit] = []
+        self.search_query: str | None = None  # what the sources were searched with
+        self.rewrite_tokens = (0, 0)  # prompt and completion of the follow-up's rewrite
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self._spent = (0, 0)  # prompt and completion tokens of the rounds before (tool calls)
@@ -149,6 +152,7 @@ class Answer:
                 citations=[c.as_json() for c in prompting.citations(self.sources, self.text)],
                 tool_calls=self.tool_calls,
                 error=error,
+                search_query=self.search_query,
             )
         self.finished = True
         return row
@@ -169,7 +173,9 @@ class Answer:
         return prompting.count_tokens(self.text + self.reasoning)
 
     def _account(self, prompt: int, completion: int) -> None:
-        """Report the tokens to the usage log and, for real models, the daily budget."""
+        """Report the tokens to the usage log and, for real models, the daily budget (with
+        those the follow-up's rewrite took, which the message's own counts leave out)."""
+        prompt, completion = prompt + self.rewrite_tokens[0], completion + self.rewrite_tokens[1]
         self.deps.llm_usage.update(prompt_tokens=prompt, completion_tokens=completion)
         if self.ex.hold is not None:
             usage.settle_llm_tokens(self.deps.pool, self.ex.hold, prompt + completion)

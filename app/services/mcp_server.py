@@ -88,6 +88,12 @@ def _acting(tool: str) -> Iterator[tuple[Conn, Principal, Caller]]:
         yield conn, who, caller
 
 
+def _identified(tool: str) -> tuple[Principal, Caller]:
+    """The caller and who they are, on a connection given back at once."""
+    with _acting(tool) as (_, who, caller):
+        return who, caller
+
+
 class Passage(BaseModel):
     id: str = Field(description="give it to fetch for the whole chunk")
     title: str
@@ -188,13 +194,19 @@ def search_tool(
 ) -> SearchResults:
     """Search the user's postrag collections (and those shared with them) for passages; each
     comes with its document, page, character span, score and a citation URL."""
-    with _acting("search") as (conn, who, caller):
-        request = search.SearchRequest(
-            query=query, mode=mode, top_k=top_k, collection_ids=collection_ids or None
+    who, caller = _identified("search")  # the search takes connections only while it uses them
+    request = search.SearchRequest(
+        query=query, mode=mode, top_k=top_k, collection_ids=collection_ids or None
+    )
+    with _failing_as("search"):
+        found = search.search(
+            lambda: scope.user_connection(caller.runtime.pool, who.user_id),
+            who,
+            request,
+            caller.runtime.search,
         )
-        found = search.search(conn, who, request, caller.runtime.search)
-        hits = [_passage(caller, h) for h in found.hits]
-        return SearchResults(mode=found.mode, results=hits, warnings=found.warnings)
+    hits = [_passage(caller, h) for h in found.hits]
+    return SearchResults(mode=found.mode, results=hits, warnings=found.warnings)
 
 
 def fetch_tool(
@@ -238,10 +250,11 @@ def ask_tool(
 ) -> Answer:
     """Answer a question from the user's documents with numbered citations [n], by the chat
     model postrag is configured with, or (with none) the best passages quoted as they are."""
-    with _acting("ask") as (conn, who, caller):
+    with _acting("ask") as (_, who, caller):
         rt = caller.runtime
+    with _failing_as("ask"):  # connections are taken only while used: not during the model
         completion = openai_compat.prepare(
-            conn,
+            rt.pool,
             who,
             model=None,
             messages=[{"role": "user", "content": question}],
@@ -251,7 +264,6 @@ def ask_tool(
             llm=rt.llm,
             search=rt.search,
         )
-    with _failing_as("ask"):  # generating may take a while: no connection held meanwhile
         text = _generate(completion, caller)
     sources = completion.prompt.sources
     return Answer(

@@ -20,6 +20,9 @@ DEFAULTS: dict[str, Any] = {
     "temperature": DEFAULT_TEMPERATURE,
     "system_prompt": DEFAULT_SYSTEM_PROMPT,
     "mcp_server_ids": [],
+    "rerank": True,
+    "rerank_candidates": None,
+    "context_window": None,
 }
 # API field -> column; the API names the similarity threshold as search does.
 _COLUMNS = {field: field for field in DEFAULTS} | {"min_similarity": "similarity_threshold"}
@@ -35,6 +38,9 @@ def _public(row: Row) -> dict[str, Any]:
         "temperature": float(row["temperature"]),
         "system_prompt": row["system_prompt"],
         "mcp_server_ids": row["mcp_server_ids"],
+        "rerank": row["rerank"],
+        "rerank_candidates": row["rerank_candidates"],
+        "context_window": row["context_window"],
         "updated_at": row["updated_at"],
     }
 

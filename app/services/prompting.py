@@ -5,12 +5,13 @@ that read the answer back (reasoning blocks apart, [n] markers to citations, ext
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from app.errors import ValidationFailed
 from app.providers import local_embedder
 from app.repositories.search import Hit
+from app.services import extractive
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 RAG_INSTRUCTIONS = (
@@ -31,7 +32,10 @@ _CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 EXTRACTIVE_MODEL = "extractive"
 EXTRACTIVE_PASSAGES = 3
-EXTRACTIVE_CHARS = 700
+EXTRACTIVE_INTRO = (
+    "No language model is configured, so this is not a generated answer: these are the"
+    " %s of your documents that best match your question.\n"
+)
 
 
 def count_tokens(text: str) -> int:
@@ -48,6 +52,9 @@ class Prompt:
     sources: list[Hit]  # the sources given to the model, numbered from 1
     history_messages: int  # how many earlier messages fitted in the budget
     estimated_tokens: int
+    # What the extractive answer quotes sentences for: the standalone query that found the
+    # sources (a follow-up's own words, "how many days does it take?", name no subject).
+    quotes_for: str = ""
 
 
 def source_label(source: Hit) -> str:
@@ -55,14 +62,18 @@ def source_label(source: Hit) -> str:
     return f"{source.filename}{page}"
 
 
-def _source_text(text: str) -> str:
+def _source_text(source: Hit) -> str:
+    """The passage, or its wider context (bounded by its own token budget) when it has one."""
+    if source.context is not None:
+        return source.context.text
+    text = source.text
     return text if len(text) <= SOURCE_CHARS else text[:SOURCE_CHARS] + " ..."
 
 
 def _user_turn(question: str, sources: list[Hit]) -> str:
     if not sources:
         return question
-    blocks = [f"[{i}] {source_label(s)}\n{_source_text(s.text)}" for i, s in enumerate(sources, 1)]
+    blocks = [f"[{i}] {source_label(s)}\n{_source_text(s)}" for i, s in enumerate(sources, 1)]
     return "Sources:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
 
 
@@ -74,11 +85,13 @@ def build_prompt(
     question: str,
     context_tokens: int,
     answer_tokens: int,
+    search_query: str | None = None,
 ) -> Prompt:
     """System, history (newest first, as much as fits) and the question with its sources.
 
     Sources are dropped from the lowest-ranked while they do not fit; history fills what is left.
     `history` is oldest first, each {"role", "content"} with reasoning already removed.
+    `search_query` is what found the sources (the question when None).
     """
     budget = int((context_tokens - answer_tokens) * SAFETY_MARGIN)
     system = system_prompt.strip() or DEFAULT_SYSTEM_PROMPT
@@ -112,7 +125,7 @@ def build_prompt(
         *kept,
         {"role": "user", "content": user},
     ]
-    return Prompt(messages, sources, len(kept), used)
+    return Prompt(messages, sources, len(kept), used, search_query or question)
 
 
 def alternating(history: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -218,20 +231,30 @@ def _partial_suffix(data: str, tag: str) -> int:
     return 0
 
 
-def extractive_answer(sources: list[Hit]) -> list[str]:
-    """The pieces of an answer made of the best passages, labelled as not generated."""
+def extractive_answer(sources: list[Hit], question: str) -> list[str]:
+    """The pieces of an answer quoting the sentences that answer, labelled as not generated.
+
+    Each quote is a whole sentence with its [n] and its span in the document; the sources'
+    spans are narrowed in place to what is quoted of them, so their citations point there.
+    """
     if not sources:
         return [
             "No language model is configured, and no passage in your documents matches this"
             " question, so there is nothing to show. (This is not a generated answer.)"
         ]
-    pieces = [
-        "No language model is configured, so this is not a generated answer: these are the"
-        " passages of your documents that best match your question.\n"
-    ]
-    for i, source in enumerate(sources[:EXTRACTIVE_PASSAGES], 1):
-        text = " ".join(source.text.split())
-        if len(text) > EXTRACTIVE_CHARS:
-            text = text[:EXTRACTIVE_CHARS].rsplit(" ", 1)[0] + " ..."
-        pieces.append(f"\n> {text} [{i}]\n\n({source_label(source)})\n")
+    quotes = extractive.select(question, sources)
+    if not quotes:  # no whole sentence in the passages (a table, a list of words): show them
+        return [EXTRACTIVE_INTRO % "passages"] + [
+            f"\n> {' '.join(s.text.split())} [{i}]\n\n({source_label(s)})\n"
+            for i, s in enumerate(sources[:EXTRACTIVE_PASSAGES], 1)
+        ]
+    pieces = [EXTRACTIVE_INTRO % "sentences"]
+    for n in sorted({q.n for q in quotes}):
+        mine = [q for q in quotes if q.n == n]
+        pieces.extend(f"\n> {q.text} [{n}]\n" for q in mine)
+        spans = ", ".join(f"{q.char_start}\u2013{q.char_end}" for q in mine)
+        pieces.append(f"\n([{n}] {source_label(sources[n - 1])}, characters {spans})\n")
+        sources[n - 1] = replace(
+            sources[n - 1], char_start=mine[0].char_start, char_end=mine[-1].char_end
+        )
     return pieces

@@ -3,14 +3,18 @@
 The scope is resolved here (explicit ids must be readable, else 404), defaults come from the
 user's preferences, the query is embedded with the searched space's own model, and the legs run
 as one SQL statement (app/repositories/search.py) inside a transaction that carries the
-per-query HNSW settings.
+per-query HNSW settings. The reranker (app/services/reranking.py) then works with no connection
+held: a search takes one from its `Connect` for each stretch of database work.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,7 +22,8 @@ import numpy as np
 from app.errors import NotFound, ServiceUnavailable
 from app.metrics import metrics
 from app.providers.embeddings import EmbeddingError, QueryEmbedders
-from app.repositories import Conn, bm25
+from app.providers.rerank import Reranker
+from app.repositories import Conn, Row, bm25
 from app.repositories import collections as collection_repo
 from app.repositories import documents as document_repo
 from app.repositories import embedding_spaces as space_repo
@@ -26,6 +31,7 @@ from app.repositories import preferences as preference_repo
 from app.repositories import search as search_repo
 from app.repositories.embedding_spaces import EmbeddingSpace
 from app.repositories.search import Hit
+from app.services import reranking, wider_context
 from app.services.tokens import Principal
 from app.settings import Settings
 
@@ -37,6 +43,8 @@ MAX_EF_SEARCH = 1000  # pgvector's limit
 MAX_SCAN_TUPLES = 20_000  # index tuples an iterative HNSW scan may visit (pgvector's default)
 _PHRASE = re.compile(r'"([^"]+)"')
 _PREFIX = re.compile(r"(?<!\w)([^\W_]{3,})\*")  # three letters or digits at least
+# Where a search takes a connection each time it needs one (and gives it back after).
+Connect = Callable[[], AbstractContextManager[Conn]]
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,13 @@ class SearchRequest:
     rrf_k: int = 60
     semantic_weight: float = 1.0
     fulltext_weight: float = 1.0
+    candidates: int | None = None  # hits per leg before fusion (None: _candidates decides)
+    context_window: int | None = None  # tokens of neighbouring text per hit (0: none)
     debug: bool = False
+    rerank: bool | None = None  # None: on when a reranker is configured
+    rerank_candidates: int | None = None  # None: POSTRAG_RERANK_CANDIDATES
+    # The embedding space searched (an evaluation of one being filled); None: the ready one.
+    space_id: int | None = None
 
 
 @dataclass
@@ -68,8 +82,7 @@ class SearchResult:
         return {h.document_id: h.document for h in self.hits if h.document is not None}
 
 
-def _defaults(conn: Conn, who: Principal, req: SearchRequest) -> tuple[str, int, float]:
-    prefs = preference_repo.get(conn, who.user_id)
+def _defaults(prefs: Row | None, req: SearchRequest) -> tuple[str, int, float]:
     mode = req.mode or (prefs["search_mode"] if prefs else DEFAULT_MODE)
     top_k = req.top_k or (prefs["top_k"] if prefs else DEFAULT_TOP_K)
     if req.min_similarity is not None:
@@ -77,6 +90,36 @@ def _defaults(conn: Conn, who: Principal, req: SearchRequest) -> tuple[str, int,
     else:
         min_similarity = prefs["similarity_threshold"] if prefs else DEFAULT_MIN_SIMILARITY
     return mode, top_k, float(min_similarity)
+
+
+def _rerank_depth(
+    prefs: Row | None, req: SearchRequest, deps: SearchDeps, warnings: list[str]
+) -> int:
+    """The request's rerank and depth, else the user's preferences, else the server's."""
+    asked = req.rerank
+    if asked is None and prefs is not None and not prefs["rerank"]:
+        asked = False
+    candidates = req.rerank_candidates or (prefs and prefs["rerank_candidates"])
+    return reranking.depth(
+        deps.reranker, asked, candidates or deps.settings.rerank_candidates, warnings
+    )
+
+
+def _context_window(prefs: Row | None, req: SearchRequest) -> int:
+    """The request's wider context, else the user's preference, else none."""
+    if req.context_window is not None:
+        return req.context_window
+    preferred = prefs["context_window"] if prefs is not None else None
+    return int(preferred or 0)
+
+
+def _candidates(req: SearchRequest, mode: str, top_k: int, fetched: int) -> int:
+    """Hits each leg hands to the fusion: the request's depth or, in hybrid, a few times top_k
+    (so a chunk ranked low by one leg and high by the other can still win); never fewer than
+    the fused hits returned."""
+    if req.candidates is not None:
+        return max(req.candidates, fetched)
+    return fetched if mode != "hybrid" else max(4 * top_k, 20, fetched)
 
 
 def _scope(conn: Conn, who: Principal, req: SearchRequest) -> search_repo.Scope:
@@ -155,7 +198,12 @@ def _semantic_leg(
     result: SearchResult,
     timings: dict[str, float],
 ) -> tuple[search_repo.SemanticLeg | None, np.ndarray | None]:
-    space = space_repo.current_ready(conn)
+    if req.space_id is not None:
+        space = space_repo.get(conn, req.space_id)
+        if space is None:
+            raise NotFound(f"no embedding space {req.space_id}")
+    else:
+        space = space_repo.current_ready(conn)
     if space is None:
         result.warnings.append("no embedding space is ready yet: nothing is embedded")
         return None, None
@@ -198,29 +246,79 @@ def _debug(
 @dataclass(frozen=True)
 class SearchDeps:
     """What a search needs besides its request: the knobs, the query embedders, and whether
-    the server's pgvector has iterative index scans (0.8+, asked once at start)."""
+    the server's pgvector has iterative index scans (0.8+, asked once at start), and the
+    reranker (None: none is configured)."""
 
     settings: Settings
     embedders: QueryEmbedders
     iterative_scans: bool
+    reranker: Reranker | None = None
 
 
-def search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
-    """Run one search."""
+def search(connect: Connect, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
+    """Run one search on connections from `connect`: given back while the reranker works (it
+    may take POSTRAG_RERANK_TIMEOUT_S), taken again for the wider context."""
     started = time.perf_counter()
-    result = _search(conn, who, req, deps)
+    with connect() as conn:
+        result, rest = _search(conn, who, req, deps)
+        if rest is not None and rest.reranker is None:
+            _finish(conn, result, rest)
+    if rest is not None and rest.reranker is not None:
+        result.hits = reranking.reranked_top(
+            rest.reranker,
+            req.query,
+            result.hits,
+            rest.rerank_depth,
+            result.top_k,
+            result.warnings,
+            rest.timings,
+        )
+        with connect() if rest.window else nullcontext(None) as conn:
+            _finish(conn, result, rest)
     metrics().search_seconds.labels(result.mode).observe(time.perf_counter() - started)
     return result
 
 
-def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) -> SearchResult:
+def holding(conn: Conn) -> Connect:
+    """Connections that are always `conn` (a worker's own, kept while it searches)."""
+    return lambda: nullcontext(conn)
+
+
+@dataclass(frozen=True)
+class _Rest:
+    """What a search does after its SQL: rerank (with no connection held), cut, widen."""
+
+    reranker: Reranker | None  # None: no reranking
+    rerank_depth: int
+    window: int  # wider context's tokens per hit (0: none)
+    timings: dict[str, float]
+    debug: Callable[[], dict[str, Any]] | None  # the debug report, once all is timed
+
+
+def _finish(conn: Conn | None, result: SearchResult, rest: _Rest) -> None:
+    """Cut the hits to top_k, widen them (on `conn`, there when `rest.window` is), add debug."""
+    result.hits = result.hits[: result.top_k]
+    if conn is not None and rest.window:
+        started = time.perf_counter()
+        result.hits = wider_context.widen(conn, result.hits, rest.window)
+        rest.timings["context_ms"] = (time.perf_counter() - started) * 1000
+    if rest.debug is not None:
+        result.debug = rest.debug()
+
+
+def _search(
+    conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps
+) -> tuple[SearchResult, _Rest | None]:
     settings = deps.settings
-    mode, top_k, min_similarity = _defaults(conn, who, req)
+    prefs = preference_repo.get(conn, who.user_id)
+    mode, top_k, min_similarity = _defaults(prefs, req)
     result = SearchResult(mode=mode, top_k=top_k, min_similarity=min_similarity, hits=[])
     scope = _scope(conn, who, req)
     if not scope.collection_ids:
-        return result
-    candidates = top_k if mode != "hybrid" else max(4 * top_k, 20)
+        return result, None
+    rerank_depth = _rerank_depth(prefs, req, deps, result.warnings)
+    fetched = max(top_k, rerank_depth)  # the fused hits the SQL returns
+    candidates = _candidates(req, mode, top_k, fetched)
     timings: dict[str, float] = {}
     semantic, query_vector = None, None
     if mode in ("semantic", "hybrid"):
@@ -229,14 +327,14 @@ def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) ->
         )
     fulltext = _fulltext_leg(req.query) if mode in ("fulltext", "hybrid") else None
     if semantic is None and fulltext is None:
-        return result
+        return result, None
 
     statement, params = search_repo.search_statement(semantic, fulltext, scope)
     params.update(
         query=req.query,
         query_vector=query_vector,
         candidates=candidates,
-        top_k=top_k,
+        top_k=fetched,
         min_similarity=min_similarity,
         k1=settings.bm25_k1,
         b=settings.bm25_b,
@@ -254,6 +352,8 @@ def _search(conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps) ->
         started = time.perf_counter()
         result.hits = search_repo.run(conn, statement, params)
         timings["search_ms"] = (time.perf_counter() - started) * 1000
+    debug = None
     if req.debug:
-        result.debug = _debug(semantic, ef_search, iterative, candidates, plan, timings)
-    return result
+        debug = partial(_debug, semantic, ef_search, iterative, candidates, plan, timings)
+    reranker = deps.reranker if rerank_depth else None
+    return result, _Rest(reranker, rerank_depth, _context_window(prefs, req), timings, debug)

@@ -125,13 +125,14 @@ def settle_llm_tokens(pool: ConnectionPool[Any], hold: LLMTokenHold, used: int) 
     hold.settled = True
 
 
-def release_llm_tokens(pool: ConnectionPool[Any], hold: LLMTokenHold | None) -> None:
-    """Release a hold whose answer failed or was never counted; a failure is logged (the
-    hold then lapses after HOLD_LAPSE_S), never raised over the error being reported."""
+def release_llm_tokens(pool: ConnectionPool[Any], hold: LLMTokenHold | None, used: int = 0) -> None:
+    """Release a hold whose answer failed or was never counted, counting the tokens it `used`
+    all the same (a follow-up's rewrite); a failure is logged (the hold then lapses after
+    HOLD_LAPSE_S), never raised over the error being reported."""
     if hold is None:
         return
     try:
-        settle_llm_tokens(pool, hold, 0)
+        settle_llm_tokens(pool, hold, used)
     except Exception:
         log.exception("could not release the LLM tokens held for user %s", hold.user_id)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.services.job_kinds import (
     JobRegistry,
     embed_space,
+    evaluate,
     ingest_document,
     schedule_sources,
     sync_source,
@@ -14,5 +15,11 @@ from app.services.job_kinds import (
 def registry() -> JobRegistry:
     """A new registry of the built-in kinds (a test or an extension may register more in it)."""
     return JobRegistry(
-        [ingest_document.KIND, embed_space.KIND, sync_source.KIND, schedule_sources.KIND]
+        [
+            ingest_document.KIND,
+            embed_space.KIND,
+            sync_source.KIND,
+            schedule_sources.KIND,
+            evaluate.KIND,
+        ]
     )

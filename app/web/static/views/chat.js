@@ -8,7 +8,7 @@ import { markCurrent } from "../sidebar.js";
 import { errorBox, heading } from "../ui.js";
 import { composer } from "./chat/composer.js";
 import {
-  addActions, copyAction, editInPlace, messageItem, newItem,
+  addActions, addRating, copyAction, editInPlace, messageItem, newItem,
 } from "./chat/messages.js";
 import { collectionPicker, modelPicker } from "./chat/options.js";
 import { serverPicker } from "./chat/servers.js";
@@ -83,6 +83,9 @@ export async function mount(container, params, context) {
           run: () => editInPlace(item, message, (text) => resend(message, text)) });
       }
       addActions(item, actions);
+      if (message.role === "assistant" && message.status === "complete") {
+        addRating(item, state.chatId, message);
+      }
     }
   }
 

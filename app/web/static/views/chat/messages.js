@@ -1,7 +1,8 @@
 // A conversation's messages as list items: your questions as plain text, answers as Markdown with
 // their citation chips, reasoning, tool calls and error; and the buttons under them (copy an
-// answer, regenerate the last one, edit and resend the last question).
-import { element } from "../../api.js";
+// answer, regenerate the last one, edit and resend the last question, rate an answer).
+import { api, element } from "../../api.js";
+import { attempt, errorBox } from "../../ui.js";
 import { chips } from "./citations.js";
 import { copyText, renderMarkdown } from "./markdown.js";
 import { showStoredCalls } from "./tools.js";
@@ -58,6 +59,38 @@ export function addActions(item, actions) {
     button.addEventListener("click", () => run(button));
     return button;
   })));
+}
+
+// Thumbs up and down after a complete answer's buttons, pressed as the answer is rated: pressing
+// one rates it so (a candidate judgment for evaluation sets), pressing the pressed one again
+// removes the rating.
+const RATINGS = [["up", "\u{1F44D}", "Good answer"], ["down", "\u{1F44E}", "Bad answer"]];
+
+export function addRating(item, chatId, message) {
+  const url = `/api/v1/chats/${chatId}/messages/${message.id}/feedback`;
+  item.querySelector(".rating-error")?.remove();
+  const errors = errorBox(item);
+  errors.node.classList.add("rating-error");
+  const buttons = RATINGS.map(([rating, label, aria]) => {
+    const button = element("button", { type: "button", class: "quiet rate", "aria-label": aria,
+      "aria-pressed": String(message.feedback?.rating === rating) }, label);
+    button.addEventListener("click", () => rate(rating));
+    return button;
+  });
+  async function rate(rating) {
+    const removing = message.feedback?.rating === rating;
+    const stored = await attempt(errors, () => (removing
+      ? api(url, { method: "DELETE" })
+      : api(url, { method: "PUT", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ rating }) })));
+    if (stored === undefined) return;  // refused: shown, the buttons stay as they were
+    message.feedback = stored;
+    for (const [i, [value]] of RATINGS.entries()) {
+      buttons[i].setAttribute("aria-pressed", String(stored?.rating === value));
+    }
+  }
+  item.querySelector(".message-actions").append(element("span",
+    { class: "rating", role: "group", "aria-label": "Rate this answer" }, ...buttons));
 }
 
 export function copyAction(message) {

@@ -1,5 +1,5 @@
-// Your preferences (GET/PUT /api/v1/me/preferences): the chat model, search defaults, the
-// system prompt and the MCP servers new chats use.
+// Your preferences (GET/PUT /api/v1/me/preferences): the chat model, search defaults, reranking,
+// the wider context, the system prompt and the MCP servers new chats use.
 import { api, element } from "../../api.js";
 import { attempt, errorBox } from "../../ui.js";
 import { choices, field, json, statusLine, submitting } from "./fields.js";
@@ -13,7 +13,11 @@ function select(name, options, value) {
 }
 
 function number(name, value, min, max, step) {
-  return element("input", { name, type: "number", min, max, step, value: String(value) });
+  return element("input", { name, type: "number", min, max, step, value: String(value ?? "") });
+}
+
+function checkbox(name, checked) {
+  return element("input", { name, type: "checkbox", ...(checked ? { checked: "" } : {}) });
 }
 
 function form(prefs, models, servers) {
@@ -27,6 +31,12 @@ function form(prefs, models, servers) {
     field("Passages per answer (top k)", number("top_k", prefs.top_k, 1, 50, 1)),
     field("Minimum similarity", number("min_similarity", prefs.min_similarity, 0, 1, 0.05),
       "Semantic search leaves out passages less similar than this (0 to 1)."),
+    field("Rerank passages", checkbox("rerank", prefs.rerank),
+      "When the server has a reranker: it reorders the best passages found."),
+    field("Passages reranked", number("rerank_candidates", prefs.rerank_candidates, 1, 200, 1),
+      "Empty: the server's (50)."),
+    field("Context window (tokens)", number("context_window", prefs.context_window, 0, 1000, 1),
+      "Neighbouring text each passage brings (0: none; empty: the server's, none for searches)."),
     field("Temperature", number("temperature", prefs.temperature, 0, 2, 0.1),
       "0 answers the same way each time; higher varies the wording (up to 2)."),
     field("System prompt", element("textarea", { name: "system_prompt", rows: "4" }),
@@ -39,6 +49,7 @@ function form(prefs, models, servers) {
 
 function values(node, servers) {
   const read = (name) => node.elements.namedItem(name).value;
+  const optional = (name) => (read(name) === "" ? null : Number(read(name)));
   return {
     chat_model_id: read("chat_model_id") ? Number(read("chat_model_id")) : null,
     search_mode: read("search_mode"),
@@ -47,6 +58,9 @@ function values(node, servers) {
     temperature: read("temperature") === "" ? null : Number(read("temperature")),
     system_prompt: read("system_prompt"),
     mcp_server_ids: servers().map(Number),
+    rerank: node.elements.namedItem("rerank").checked,
+    rerank_candidates: optional("rerank_candidates"),
+    context_window: optional("context_window"),
   };
 }
 

@@ -1,0 +1,2 @@
+-- Undoes V2_23: ratings of answers are forgotten.
+DROP TABLE answer_feedback;
