@@ -1,15 +1,18 @@
-"""Turns uploaded bytes (text, Markdown, HTML, PDF, DOCX) into text blocks with structure.
+"""Turns uploaded bytes (text, Markdown, HTML, PDF, DOCX, PPTX, XLSX, CSV, EPUB, e-mail, JSON,
+YAML) into text blocks with structure.
 
 Each block keeps its heading path and page; the document's text is the blocks joined by blank
 lines, and every block knows its character span in that text, so chunks can cite exact spans.
 Parsing is left to well-kept libraries: charset-normalizer, markdown-it-py, BeautifulSoup,
-trafilatura, pypdf and python-docx (HTML and PDF: extraction_html.py, extraction_pdf.py).
+trafilatura, pypdf, python-docx, python-pptx, openpyxl, PyYAML and the standard library's csv
+and email (each format in an extraction_*.py module of its own).
 """
 
 from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING
@@ -28,8 +31,21 @@ FORMATS = {
     ".htm": "text/html",
     ".pdf": "application/pdf",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".csv": "text/csv",
+    ".epub": "application/epub+zip",
+    ".eml": "message/rfc822",
+    ".json": "application/json",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
 }
-_BY_CONTENT_TYPE = {v: v for v in FORMATS.values()} | {"text/x-markdown": "text/markdown"}
+_BY_CONTENT_TYPE = {v: v for v in FORMATS.values()} | {
+    "text/x-markdown": "text/markdown",
+    "application/x-yaml": "application/yaml",
+    "text/yaml": "application/yaml",
+}
+SUPPORTED = "PDF, DOCX, PPTX, XLSX, CSV, EPUB, e-mail (.eml), HTML, Markdown, JSON, YAML and text"
 # Text, but markup or drawing instructions rather than anything to read: refused, not indexed.
 _NOT_PROSE = {".svg", ".rtf", ".ps", ".eps"}
 SNIFF_BYTES = 64 * 1024
@@ -87,9 +103,7 @@ def detect_format(filename: str, declared: str | None, data: bytes) -> str:
         start = text.lstrip()[:20].lower()
         return "text/html" if start.startswith(("<!doctype html", "<html")) else "text/plain"
     why = f"{suffix} is markup, not text to read" if suffix in _NOT_PROSE else "binary"
-    raise UnsupportedMediaType(
-        f"not a supported format ({why}): postrag reads PDF, DOCX, HTML, Markdown and text"
-    )
+    raise UnsupportedMediaType(f"not a supported format ({why}): postrag reads {SUPPORTED}")
 
 
 def sniff_text(data: bytes) -> str | None:
@@ -116,23 +130,42 @@ def extract(data: bytes, content_type: str, filename: str = "") -> Extracted:
     """The blocks of a document; UnreadableDocument when it holds no text."""
     if not data:
         raise UnreadableDocument("the file is empty")
-    # These build on this module's Block.
-    from app.services import extraction_docx, extraction_html, extraction_pdf
-
-    parsers = {
-        "text/plain": _plain,
-        "text/markdown": _markdown,
-        "text/html": extraction_html.blocks,
-        "application/pdf": extraction_pdf.blocks,
-        FORMATS[".docx"]: extraction_docx.blocks,
-    }
     try:
-        blocks = parsers[content_type](data)
+        blocks = _parsers()[content_type](data)
     except AppError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure means the file is unreadable
         raise UnreadableDocument(f"cannot read {filename or 'the file'}: {exc}") from exc
     return _assemble(blocks, filename)
+
+
+def _parsers() -> dict[str, Callable[[bytes], list[Block]]]:
+    # These build on this module's Block.
+    from app.services import (
+        extraction_data,
+        extraction_docx,
+        extraction_email,
+        extraction_epub,
+        extraction_html,
+        extraction_pdf,
+        extraction_sheets,
+        extraction_slides,
+    )
+
+    return {
+        "text/plain": _plain,
+        "text/markdown": _markdown,
+        "text/html": extraction_html.blocks,
+        "application/pdf": extraction_pdf.blocks,
+        FORMATS[".docx"]: extraction_docx.blocks,
+        FORMATS[".pptx"]: extraction_slides.blocks,
+        FORMATS[".xlsx"]: extraction_sheets.xlsx_blocks,
+        FORMATS[".csv"]: extraction_sheets.csv_blocks,
+        FORMATS[".epub"]: extraction_epub.blocks,
+        FORMATS[".eml"]: extraction_email.blocks,
+        FORMATS[".json"]: extraction_data.json_blocks,
+        FORMATS[".yaml"]: extraction_data.yaml_blocks,
+    }
 
 
 def _assemble(blocks: list[Block], filename: str) -> Extracted:
