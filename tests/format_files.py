@@ -7,6 +7,16 @@ import zipfile
 from email.message import EmailMessage
 
 
+def docx_bytes(text: str) -> bytes:
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph(text)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
 def pptx_bytes() -> bytes:
     from pptx import Presentation
 
