@@ -118,7 +118,8 @@ def attachments(message: EmailMessage) -> list[Attachment]:
             inner = part.get_payload()
             assert isinstance(inner, list) and isinstance(inner[0], EmailMessage)
             data = inner[0].as_bytes(policy=policy.default)
-            name = part.get_filename() or "attached message.eml"
+            subject = " ".join(str(inner[0]["subject"] or "").split())[:100]
+            name = part.get_filename() or f"{subject or 'attached message'}.eml"
             found.append(Attachment(name, "message/rfc822", data))
             continue
         payload = part.get_payload(decode=True)

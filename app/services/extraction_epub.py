@@ -107,9 +107,14 @@ def _joined(base: str, href: str) -> str:
 
 
 def _xml(book: zipfile.ZipFile, path: str) -> Any:
-    from defusedxml import ElementTree
+    from defusedxml import DefusedXmlException, ElementTree
 
-    return ElementTree.fromstring(book.read(path))
+    try:
+        return ElementTree.fromstring(book.read(path))
+    except DefusedXmlException:  # entities can expand a few bytes to gigabytes
+        raise UnreadableDocument(
+            f"the EPUB's {path} declares XML entities or a DTD, which postrag refuses"
+        ) from None
 
 
 def _local(tag: Any) -> str:
