@@ -124,3 +124,89 @@ def test_invalid_json_and_yaml_fail_with_the_reason(app, client, admin, collecti
         drain(app)
         document = client.get(response.headers["Location"], headers=admin).json
         assert document["status"] == "failed" and reason in document["error"], document
+
+
+def test_epub2_titles_come_from_the_ncx_and_untitled_chapters_from_their_heading():
+    import io
+    import zipfile
+
+    package = b"""<?xml version="1.0"?>
+<package xmlns="http://www.idpf.org/2007/opf" version="2.0"><manifest>
+<item id="ncx" href="toc.ncx" media-type="application/x-dtbncx+xml"/>
+<item id="a" href="a%20one.html" media-type="application/xhtml+xml"/>
+<item id="b" href="b.html" media-type="application/xhtml+xml"/>
+<item id="css" href="style.css" media-type="text/css"/>
+</manifest><spine toc="ncx"><itemref idref="a"/><itemref idref="css"/><itemref idref="b"/>
+</spine></package>"""
+    ncx = b"""<?xml version="1.0"?><ncx xmlns="http://www.daisy.org/z3986/2005/ncx/"><navMap>
+<navPoint id="p1"><navLabel><text>Harbour Lights</text></navLabel><content src="a%20one.html"/>
+</navPoint></navMap></ncx>"""
+    container = (
+        b'<?xml version="1.0"?><container xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
+        b'<rootfiles><rootfile full-path="book.opf"/></rootfiles></container>'
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as book:
+        book.writestr("META-INF/container.xml", container)
+        book.writestr("book.opf", package)
+        book.writestr("toc.ncx", ncx)
+        book.writestr("a one.html", b"<html><body><p>Beacons blink at dusk.</p></body></html>")
+        book.writestr(
+            "b.html",
+            b"<html><body><h1>Low Tide</h1><h2>Mud</h2><p>Crabs dig burrows.</p></body></html>",
+        )
+        book.writestr("style.css", b"p { color: red }")
+    extracted = extraction.extract(buffer.getvalue(), "application/epub+zip", "book.epub")
+    assert [(b.page, b.heading_path, b.text) for b in extracted.blocks] == [
+        (1, ("Harbour Lights",), "Harbour Lights"),
+        (1, ("Harbour Lights",), "Beacons blink at dusk."),
+        (2, ("Low Tide",), "Low Tide"),
+        (2, ("Low Tide", "Mud"), "Mud"),
+        (2, ("Low Tide", "Mud"), "Crabs dig burrows."),
+    ]
+
+
+def test_pptx_tables_and_grouped_shapes_are_read_in_place():
+    import io
+
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    presentation = Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[6])  # blank: no title
+    table = slide.shapes.add_table(2, 2, Inches(1), Inches(3), Inches(4), Inches(1)).table
+    for row, cells in enumerate([("Port", "Depth"), ("Oban", "12 m")]):
+        for column, text in enumerate(cells):
+            table.cell(row, column).text = text
+    group = slide.shapes.add_group_shape()
+    box = group.shapes.add_textbox(Inches(1), Inches(1), Inches(3), Inches(1))
+    box.text_frame.text = "Soundings from the survey"
+    buffer = io.BytesIO()
+    presentation.save(buffer)
+    extracted = extraction.extract(buffer.getvalue(), extraction.FORMATS[".pptx"], "s.pptx")
+    assert [(b.page, b.heading_path, b.text) for b in extracted.blocks] == [
+        (1, ("Slide 1",), "Slide 1"),
+        (1, ("Slide 1",), "Soundings from the survey"),
+        (1, ("Slide 1",), "Port | Depth"),
+        (1, ("Slide 1",), "Oban | 12 m"),
+    ]
+
+
+def test_an_html_only_email_body_is_read_with_its_headings():
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["Subject"] = "Tide tables"
+    message["From"] = "harbourmaster@example.org"
+    message.set_content(
+        "<html><head><style>p {}</style></head><body><h2>Spring tides</h2>"
+        "<p>High water at 06:12.</p></body></html>",
+        subtype="html",
+    )
+    extracted = extraction.extract(message.as_bytes(), "message/rfc822", "tides.eml")
+    assert [(b.heading_path, b.text) for b in extracted.blocks] == [
+        (("Tide tables",), "Tide tables"),
+        (("Tide tables",), "From: harbourmaster@example.org"),
+        (("Tide tables", "Spring tides"), "Spring tides"),
+        (("Tide tables", "Spring tides"), "High water at 06:12."),
+    ]

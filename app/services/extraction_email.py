@@ -98,9 +98,8 @@ def blocks(data: bytes) -> list[Block]:
     raw = body.get_payload(decode=True)
     content = raw if isinstance(raw, bytes) else b""
     if body.get_content_type() == "text/html":
-        return result + [
-            Block(b.text, path + b.heading_path, None) for b in extraction_html.blocks(content)
-        ]
+        html = extraction_html.whole_blocks(content)
+        return result + [Block(b.text, path + b.heading_path, None) for b in html]
     charset = body.get_content_charset() or "utf-8"
     try:
         text = content.decode(charset)

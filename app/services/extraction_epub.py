@@ -48,7 +48,7 @@ def blocks(data: bytes) -> list[Block]:
         found: list[Block] = []
         for number, item in enumerate(spine, start=1):
             path = _joined(base, item.get("href", ""))
-            chapter = extraction_html.blocks(book.read(path))
+            chapter = extraction_html.whole_blocks(book.read(path))
             title = titles.get(path) or _first_heading(chapter) or f"Chapter {number}"
             found.append(Block(title, (title,), number))
             for block in chapter:
