@@ -165,3 +165,23 @@ def test_an_attached_message_becomes_a_document_but_not_its_own_attachments(
         "forward.eml": "indexed",
         "Minutes.eml": "indexed",
     }
+
+
+def test_json_that_would_pretty_print_past_the_text_limit_is_kept_as_written(monkeypatch):
+    monkeypatch.setattr(extraction, "MAX_TEXT_CHARS", 10_000)
+    # Indentation grows with depth: 200 characters here would be 40,000 indented.
+    deep = "[" * 100 + "1" + "]" * 100
+    extracted = extraction.extract(deep.encode(), "application/json", "deep.json")
+    assert extracted.text == deep
+    small = extraction.extract(b'{"a": [1]}', "application/json", "small.json")
+    assert small.text == '{\n  "a": [\n    1\n  ]\n}'
+
+
+def test_spreadsheet_text_is_bounded_with_its_repeated_column_names(monkeypatch):
+    monkeypatch.setattr(extraction, "MAX_TEXT_CHARS", 10_000)
+    header = ",".join("x" * 500 for _ in range(5))  # names are cut to 100 characters
+    rows = "".join("1,2,3,4,5\n" for _ in range(15))  # 15 rows of 5 x 100-character names
+    data = f"{header}\n{rows}".encode()
+    assert len(extraction.extract(data, "text/csv", "ok.csv").text) < 10_000
+    with pytest.raises(extraction.UnreadableDocument, match="more than 10000 characters"):
+        extraction.extract(data + rows.encode(), "text/csv", "long.csv")

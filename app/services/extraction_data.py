@@ -3,21 +3,35 @@ read as text: JSON pretty-printed (a minified file is one long line), YAML as wr
 
 from __future__ import annotations
 
+import io
 import json
+from typing import Any
 
+from app.services import extraction
 from app.services.extraction import Block, UnreadableDocument, decode_text, paragraphs
 
 
 def json_blocks(data: bytes) -> list[Block]:
     text = decode_text(data)
     try:
-        value = json.loads(text)
-        pretty = json.dumps(value, indent=2, ensure_ascii=False)
+        pretty = _pretty(json.loads(text), limit=extraction.MAX_TEXT_CHARS)
     except RecursionError:
         raise UnreadableDocument("the JSON is nested too deeply to read") from None
     except ValueError as exc:
         raise UnreadableDocument(f"the file is not valid JSON: {exc}") from None
-    return paragraphs(pretty)
+    return paragraphs(text if pretty is None else pretty)
+
+
+def _pretty(value: Any, limit: int) -> str | None:
+    """The value indented, or None past `limit` characters: indentation grows with depth, so
+    deeply nested lists could pretty-print to gigabytes."""
+    pretty, size = io.StringIO(), 0
+    for part in json.JSONEncoder(indent=2, ensure_ascii=False).iterencode(value):
+        size += len(part)
+        if size > limit:
+            return None
+        pretty.write(part)
+    return pretty.getvalue()
 
 
 def yaml_blocks(data: bytes) -> list[Block]:

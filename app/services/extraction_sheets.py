@@ -14,27 +14,33 @@ import datetime
 import io
 from collections.abc import Iterable, Sequence
 
+from app.services import extraction
 from app.services.extraction import Block, UnreadableDocument, decode_text
 from app.services.extraction_docx import unpacked_archive
 
 MAX_SHEET_COLUMNS = 16_384  # Excel's own limit
 MAX_SHEET_ROWS = 1_048_576  # Excel's own limit, empty rows included
 MAX_SHEET_CELLS = 2_000_000  # non-empty cells over the whole workbook
+# A column's name is repeated with every value under it: a long one is cut.
+COLUMN_NAME_CHARS = 100
 _CSV_SNIFF_CHARS = 16 * 1024
 _CSV_DELIMITERS = ",;\t|"
 
 
 class _Budget:
-    """The cells left for the whole workbook."""
+    """The cells and characters left for the whole workbook."""
 
     def __init__(self) -> None:
         self.cells = MAX_SHEET_CELLS
+        self.chars = extraction.MAX_TEXT_CHARS
 
-    def spend(self, count: int) -> None:
-        self.cells -= count
-        if self.cells < 0:
+    def spend(self, cells: int, chars: int = 0) -> None:
+        self.cells -= cells
+        self.chars -= chars
+        if self.cells < 0 or self.chars < 0:
             raise UnreadableDocument(
-                f"the spreadsheet has more than {MAX_SHEET_CELLS} cells with values;"
+                f"the spreadsheet has more than {MAX_SHEET_CELLS} cells with values, or more"
+                f" than {extraction.MAX_TEXT_CHARS} characters of text with its column names;"
                 " split it into smaller files"
             )
 
@@ -71,7 +77,7 @@ def rows_as_blocks(
             continue
         budget.spend(filled)
         if header is None:
-            header = cells
+            header = [cell[:COLUMN_NAME_CHARS] for cell in cells]
             continue
         names = header + [""] * (len(cells) - len(header))
         text = " | ".join(
@@ -79,6 +85,7 @@ def rows_as_blocks(
             for i, (name, cell) in enumerate(zip(names, cells, strict=False))
             if cell
         )
+        budget.spend(0, len(text))
         blocks.append(Block(text, heading_path, page))
     if header is not None and not blocks:  # a header alone, or a one-row list: its text
         blocks.append(Block(" | ".join(cell for cell in header if cell), heading_path, page))
