@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING
@@ -131,41 +130,14 @@ def extract(data: bytes, content_type: str, filename: str = "") -> Extracted:
     if not data:
         raise UnreadableDocument("the file is empty")
     try:
-        blocks = _parsers()[content_type](data)
+        from app.services.extraction_formats import parsers  # they build on Block
+
+        blocks = parsers()[content_type](data)
     except AppError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure means the file is unreadable
         raise UnreadableDocument(f"cannot read {filename or 'the file'}: {exc}") from exc
     return _assemble(blocks, filename)
-
-
-def _parsers() -> dict[str, Callable[[bytes], list[Block]]]:
-    # These build on this module's Block.
-    from app.services import (
-        extraction_data,
-        extraction_docx,
-        extraction_email,
-        extraction_epub,
-        extraction_html,
-        extraction_pdf,
-        extraction_sheets,
-        extraction_slides,
-    )
-
-    return {
-        "text/plain": _plain,
-        "text/markdown": _markdown,
-        "text/html": extraction_html.blocks,
-        "application/pdf": extraction_pdf.blocks,
-        FORMATS[".docx"]: extraction_docx.blocks,
-        FORMATS[".pptx"]: extraction_slides.blocks,
-        FORMATS[".xlsx"]: extraction_sheets.xlsx_blocks,
-        FORMATS[".csv"]: extraction_sheets.csv_blocks,
-        FORMATS[".epub"]: extraction_epub.blocks,
-        FORMATS[".eml"]: extraction_email.blocks,
-        FORMATS[".json"]: extraction_data.json_blocks,
-        FORMATS[".yaml"]: extraction_data.yaml_blocks,
-    }
 
 
 def _assemble(blocks: list[Block], filename: str) -> Extracted:
@@ -241,7 +213,7 @@ def paragraphs(
 _RULE = re.compile(r"""([=\-~^*+#"'`:._])\1{2,}""")
 
 
-def _plain(data: bytes) -> list[Block]:
+def plain_blocks(data: bytes) -> list[Block]:
     """Paragraphs, under the underlined headings they follow (levels in order of first use of
     each underline style, as reStructuredText does)."""
     blocks: list[Block] = []
@@ -279,7 +251,7 @@ def _underlined(lines: list[str]) -> tuple[str, tuple[str, bool], int] | None:
 _FRONT_MATTER = re.compile(r"---[ \t]*\n(.*?)\n---[ \t]*(?:\n|$)", re.DOTALL)
 
 
-def _markdown(data: bytes) -> list[Block]:
+def markdown_blocks(data: bytes) -> list[Block]:
     """Blocks under Markdown's headings; HTML comments dropped, raw HTML as its text, front
     matter a paragraph of its own (CommonMark would read it as a heading over everything)."""
     from markdown_it import MarkdownIt
