@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import warnings
 from collections.abc import Iterable, Sequence
 
 from app.services import extraction
@@ -96,9 +97,11 @@ def xlsx_blocks(data: bytes) -> list[Block]:
     """Each sheet's name, then its rows, in workbook order; the sheet's number is the page."""
     import openpyxl
 
-    workbook = openpyxl.load_workbook(
-        io.BytesIO(unpacked_archive(data, "XLSX")), read_only=True, data_only=True
-    )
+    with warnings.catch_warnings():  # unsupported extensions (data validation, ...): noise
+        warnings.simplefilter("ignore")
+        workbook = openpyxl.load_workbook(
+            io.BytesIO(unpacked_archive(data, "XLSX")), read_only=True, data_only=True
+        )
     try:
         blocks: list[Block] = []
         budget = _Budget()
