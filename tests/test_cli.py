@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 import app.cli
 from app.cli import main
+from app.services import extraction
 from tests.helpers import (
     POSTRAG,
     admin_token_in,
@@ -363,8 +364,8 @@ def test_ingest_reads_text_files_of_any_name_and_lists_every_skip(cli_env, tmp_p
             f"  skipped: {folder / '.git'}/: hidden folder",
             f"  skipped: {folder / '.env'}: hidden file",
             f"  skipped: {folder / 'empty.txt'}: empty file",
-            f"  skipped: {folder / 'logo'}: not a supported format (binary): postrag reads PDF,"
-            " DOCX, HTML, Markdown and text",
+            f"  skipped: {folder / 'logo'}: not a supported format (binary): postrag reads"
+            f" {extraction.SUPPORTED}",
         ]
     )
     import psycopg
@@ -373,7 +374,7 @@ def test_ingest_reads_text_files_of_any_name_and_lists_every_skip(cli_env, tmp_p
         rows = conn.execute("SELECT filename, status, content_type FROM documents ORDER BY 1")
         assert rows.fetchall() == [
             ("LICENSE", "indexed", "text/plain"),
-            ("package.json", "indexed", "text/plain"),
+            ("package.json", "indexed", "application/json"),
         ]
 
 

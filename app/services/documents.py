@@ -12,7 +12,13 @@ from app.errors import Conflict, NotFound, PayloadTooLarge
 from app.repositories import Conn, Row
 from app.repositories import documents as document_repo
 from app.repositories.documents import StoredDocument
-from app.services import collections, document_metadata, extraction, preflight
+from app.services import (
+    collections,
+    document_metadata,
+    email_attachments,
+    extraction,
+    preflight,
+)
 from app.services.job_kinds import ingest_document
 from app.services.tokens import Principal
 from app.settings import Settings
@@ -76,6 +82,10 @@ def upload(
     else:
         content_type = item.content_type or "text/plain"
     preflight.check(item.data, content_type, filename)  # never a full parse in the request
+    metadata = item.metadata or {}
+    attached: list[email_attachments.Attached] = []
+    if content_type == extraction.FORMATS[".eml"]:
+        metadata, attached = email_attachments.prepare(item.data, filename, metadata)
     sha256 = hashlib.sha256(item.data).digest()
     with conn.transaction():
         row = document_repo.insert(
@@ -86,7 +96,7 @@ def upload(
             content_type=content_type,
             sha256=sha256,
             content=item.data,
-            metadata=item.metadata or {},
+            metadata=metadata,
         )
         if row is None:
             existing = document_repo.get_by_sha(conn, item.collection_id, sha256)
@@ -97,7 +107,28 @@ def upload(
             row = existing
         document_repo.set_status(conn, row.id, "queued")
         enqueue(conn, row.id, settings)
+        for attachment in attached:
+            _store_attachment(conn, item.collection_id, attachment, settings)
     return get(conn, who, row.id), True
+
+
+def _store_attachment(
+    conn: Conn, collection_id: int, attachment: email_attachments.Attached, settings: Settings
+) -> None:
+    """Store and queue an e-mail's attachment, unless the collection has its bytes already."""
+    added = document_repo.insert(
+        conn,
+        collection_id=collection_id,
+        filename=clean_filename(attachment.filename),
+        title="",
+        content_type=attachment.content_type,
+        sha256=hashlib.sha256(attachment.data).digest(),
+        content=attachment.data,
+        metadata=attachment.metadata,
+    )
+    if added is not None:
+        document_repo.set_status(conn, added.id, "queued")
+        enqueue(conn, added.id, settings)
 
 
 def get(conn: Conn, who: Principal, document_id: int) -> StoredDocument:

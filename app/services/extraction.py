@@ -1,9 +1,11 @@
-"""Turns uploaded bytes (text, Markdown, HTML, PDF, DOCX) into text blocks with structure.
+"""Turns uploaded bytes (text, Markdown, HTML, PDF, DOCX, PPTX, XLSX, CSV, EPUB, e-mail, JSON,
+YAML) into text blocks with structure.
 
 Each block keeps its heading path and page; the document's text is the blocks joined by blank
 lines, and every block knows its character span in that text, so chunks can cite exact spans.
 Parsing is left to well-kept libraries: charset-normalizer, markdown-it-py, BeautifulSoup,
-trafilatura, pypdf and python-docx (HTML and PDF: extraction_html.py, extraction_pdf.py).
+trafilatura, pypdf, python-docx, python-pptx, openpyxl, PyYAML and the standard library's csv
+and email (each format in an extraction_*.py module of its own).
 """
 
 from __future__ import annotations
@@ -28,8 +30,21 @@ FORMATS = {
     ".htm": "text/html",
     ".pdf": "application/pdf",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".csv": "text/csv",
+    ".epub": "application/epub+zip",
+    ".eml": "message/rfc822",
+    ".json": "application/json",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
 }
-_BY_CONTENT_TYPE = {v: v for v in FORMATS.values()} | {"text/x-markdown": "text/markdown"}
+_BY_CONTENT_TYPE = {v: v for v in FORMATS.values()} | {
+    "text/x-markdown": "text/markdown",
+    "application/x-yaml": "application/yaml",
+    "text/yaml": "application/yaml",
+}
+SUPPORTED = "PDF, DOCX, PPTX, XLSX, CSV, EPUB, e-mail (.eml), HTML, Markdown, JSON, YAML and text"
 # Text, but markup or drawing instructions rather than anything to read: refused, not indexed.
 _NOT_PROSE = {".svg", ".rtf", ".ps", ".eps"}
 SNIFF_BYTES = 64 * 1024
@@ -87,9 +102,7 @@ def detect_format(filename: str, declared: str | None, data: bytes) -> str:
         start = text.lstrip()[:20].lower()
         return "text/html" if start.startswith(("<!doctype html", "<html")) else "text/plain"
     why = f"{suffix} is markup, not text to read" if suffix in _NOT_PROSE else "binary"
-    raise UnsupportedMediaType(
-        f"not a supported format ({why}): postrag reads PDF, DOCX, HTML, Markdown and text"
-    )
+    raise UnsupportedMediaType(f"not a supported format ({why}): postrag reads {SUPPORTED}")
 
 
 def sniff_text(data: bytes) -> str | None:
@@ -116,18 +129,10 @@ def extract(data: bytes, content_type: str, filename: str = "") -> Extracted:
     """The blocks of a document; UnreadableDocument when it holds no text."""
     if not data:
         raise UnreadableDocument("the file is empty")
-    # These build on this module's Block.
-    from app.services import extraction_docx, extraction_html, extraction_pdf
-
-    parsers = {
-        "text/plain": _plain,
-        "text/markdown": _markdown,
-        "text/html": extraction_html.blocks,
-        "application/pdf": extraction_pdf.blocks,
-        FORMATS[".docx"]: extraction_docx.blocks,
-    }
     try:
-        blocks = parsers[content_type](data)
+        from app.services.extraction_formats import parsers  # they build on Block
+
+        blocks = parsers()[content_type](data)
     except AppError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure means the file is unreadable
@@ -208,7 +213,7 @@ def paragraphs(
 _RULE = re.compile(r"""([=\-~^*+#"'`:._])\1{2,}""")
 
 
-def _plain(data: bytes) -> list[Block]:
+def plain_blocks(data: bytes) -> list[Block]:
     """Paragraphs, under the underlined headings they follow (levels in order of first use of
     each underline style, as reStructuredText does)."""
     blocks: list[Block] = []
@@ -246,7 +251,7 @@ def _underlined(lines: list[str]) -> tuple[str, tuple[str, bool], int] | None:
 _FRONT_MATTER = re.compile(r"---[ \t]*\n(.*?)\n---[ \t]*(?:\n|$)", re.DOTALL)
 
 
-def _markdown(data: bytes) -> list[Block]:
+def markdown_blocks(data: bytes) -> list[Block]:
     """Blocks under Markdown's headings; HTML comments dropped, raw HTML as its text, front
     matter a paragraph of its own (CommonMark would read it as a heading over everything)."""
     from markdown_it import MarkdownIt

@@ -38,7 +38,13 @@ class ExtractionCrashed(RuntimeError):
 @cache
 def _context() -> ForkServerContext:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["app.services.extraction", "app.services.extraction_docx"])
+    context.set_forkserver_preload(
+        [
+            "app.services.extraction",
+            "app.services.extraction_formats",
+            "app.services.extraction_docx",
+        ]
+    )
     return context
 
 

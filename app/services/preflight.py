@@ -4,8 +4,10 @@ Reading a file in full (app/services/extraction.py) can take minutes for a 25 MB
 happens in a worker, whose failure marks the document failed with the reason. Here only what a
 bounded amount of work can tell: the file is not empty; text decodes (its first megabyte), has no
 NUL characters and is not all whitespace; a PDF opens, is not locked with a password and has at
-most MAX_PDF_PAGES pages; a DOCX is a zip archive with a document part whose declared sizes are
-within the limits. Each refusal is a 422 naming the problem.
+most MAX_PDF_PAGES pages; a DOCX, PPTX, XLSX or EPUB is a zip archive with its main part, whose
+declared sizes are within the limits; a CSV's first line has at most MAX_SHEET_COLUMNS columns;
+an e-mail parses and is within its limits of parts, attachments and nesting. Each refusal is a
+422 naming the problem.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import zipfile
 from collections.abc import Callable
 
 from app.errors import AppError
-from app.services import extraction, extraction_docx
+from app.services import extraction, extraction_docx, extraction_email, extraction_sheets
 from app.services.extraction import FORMATS, MAX_PDF_PAGES, MB, UnreadableDocument
 
 TEXT_CHECK_BYTES = 1 * MB
@@ -33,7 +35,14 @@ def check(data: bytes, content_type: str, filename: str) -> None:
         "text/markdown": _text,
         "text/html": _text,
         "application/pdf": _pdf,
-        FORMATS[".docx"]: _docx,
+        FORMATS[".docx"]: _archive("DOCX", "word/document.xml"),
+        FORMATS[".pptx"]: _archive("PPTX", "ppt/presentation.xml"),
+        FORMATS[".xlsx"]: _archive("XLSX", "xl/workbook.xml"),
+        FORMATS[".epub"]: _archive("EPUB", "META-INF/container.xml"),
+        FORMATS[".csv"]: _csv,
+        FORMATS[".eml"]: _email,
+        FORMATS[".json"]: _text,
+        FORMATS[".yaml"]: _text,
     }
     try:
         checks[content_type](data)
@@ -67,8 +76,21 @@ def _pdf(data: bytes) -> None:
         raise UnreadableDocument(f"the PDF has {pages} pages; the limit is {MAX_PDF_PAGES}")
 
 
-def _docx(data: bytes) -> None:
-    with zipfile.ZipFile(io.BytesIO(data)) as packed:
-        parts = extraction_docx.declared_parts(packed)
-    if "word/document.xml" not in {part.filename for part in parts}:
-        raise UnreadableDocument("the file is a zip archive but not a DOCX (no word/document.xml)")
+def _archive(kind: str, main_part: str) -> Callable[[bytes], None]:
+    def check_archive(data: bytes) -> None:
+        with zipfile.ZipFile(io.BytesIO(data)) as packed:
+            parts = extraction_docx.declared_parts(packed, kind)
+        if main_part not in {part.filename for part in parts}:
+            raise UnreadableDocument(f"the file is a zip archive but not a {kind} (no {main_part})")
+
+    return check_archive
+
+
+def _csv(data: bytes) -> None:
+    _text(data)
+    head = data[:TEXT_CHECK_BYTES]
+    extraction_sheets.check_csv_head(head.decode("utf-8", errors="replace"))
+
+
+def _email(data: bytes) -> None:
+    extraction_email.parse(data)
