@@ -1,0 +1,100 @@
+-- V2_25: Chinese, Japanese and Korean in the full-text leg (issue 23). PostgreSQL's parser reads
+-- a run of CJK characters as one word (a whole sentence, in Chinese or Japanese), so no query
+-- term ever matched it. The text-search configuration `cjk` (English for Latin words: stemmed,
+-- stop words dropped) gets its text through postrag_cjk_text first, which cuts every run of Han,
+-- kana and Hangul characters into overlapping character bigrams ("東京大学" -> "東京 京大 大学";
+-- a lone character stays itself). Everything that tokenises, the chunk trigger, a collection's
+-- language change and the search statement, now goes through postrag_tsvector (and
+-- postrag_search_text for tsqueries), which transforms only for `cjk`: other configurations
+-- read the text as before. Bigrams are ordinary lexemes, so the postings, term frequencies and
+-- chunk lengths that BM25 uses stay exact, and phrases keep their positions.
+-- depends: V2_24__context_preferences
+
+CREATE TEXT SEARCH CONFIGURATION cjk (COPY = english);
+COMMENT ON TEXT SEARCH CONFIGURATION cjk IS
+    'postrag: English for Latin words, CJK runs as character bigrams (through postrag_cjk_text)';
+
+-- NFKC first (full-width Latin and digits become ASCII, half-width katakana full-width); then CJK
+-- punctuation becomes space, since in a "C" locale PostgreSQL's parser counts any non-ASCII
+-- character as a letter and would glue "。" to the next word. A run is set apart with spaces (so
+-- "Python使い" gives the word "python" and the run "使い"), its inner characters doubled
+-- ("ABCD" -> "ABBCCD") and a space put after each pair: its bigrams, in order.
+CREATE FUNCTION postrag_cjk_text(body text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+        normalize(body, NFKC), k.punctuation, ' ', 'g'),
+        '(' || k.letter || '+)', ' \1 ', 'g'),
+        '(?<=' || k.letter || ')(' || k.letter || ')(?=' || k.letter || ')', '\1\1', 'g'),
+        '(' || k.letter || k.letter || ')', '\1 ', 'g')
+    FROM (VALUES (
+        -- Hangul jamo, 々〆〇, hiragana, katakana (with ー, without ・), Hangul compatibility jamo,
+        -- katakana extension, CJK ideographs (extension A, unified, compatibility, planes 2-3),
+        -- Hangul jamo extensions and syllables.
+        '[\u1100-\u11FF\u3005-\u3007\u3041-\u3096\u309D-\u309F\u30A1-\u30FA\u30FC-\u30FF'
+        '\u3130-\u318F\u31F0-\u31FF\u3400-\u4DBF\u4E00-\u9FFF\uA960-\uA97F\uAC00-\uD7FF'
+        '\uF900-\uFAFF\U00020000-\U0003FFFF]',
+        -- CJK symbols and punctuation, kana voicing marks, ・, vertical forms, full-width forms.
+        '[\u3000-\u3004\u3008-\u3040\u3097-\u309C\u30A0\u30FB\uFE30-\uFE4F\uFF00-\uFFEF]'
+    )) k(letter, punctuation)
+$$;
+
+-- Whether a configuration is cjk: a catalog lookup rather than 'cjk'::regconfig, which would
+-- depend on the search path of whoever calls.
+CREATE FUNCTION postrag_is_cjk(config regconfig) RETURNS boolean
+LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_ts_config WHERE oid = config AND cfgname = 'cjk')
+$$;
+
+-- The text a configuration tokenises (queries' phrases too): in cjk, with CJK runs in bigrams.
+CREATE FUNCTION postrag_search_text(config regconfig, body text) RETURNS text
+LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
+    SELECT CASE WHEN postrag_is_cjk(config) THEN postrag_cjk_text(body) ELSE body END
+$$;
+
+CREATE FUNCTION postrag_tsvector(config regconfig, body text) RETURNS tsvector
+LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
+    SELECT to_tsvector(config, postrag_search_text(config, body))
+$$;
+
+-- A query's `word*` (letters and digits) as a tsquery: `word:*`. In cjk the word's tokens in a
+-- row with the last one a prefix: "東京大*" -> '東京' <-> '京大':*, which among bigrams is the
+-- phrase 東京大 (built from phraseto_tsquery's output, which quotes every lexeme).
+CREATE FUNCTION postrag_prefix_tsquery(config regconfig, word text) RETURNS tsquery
+LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN NOT postrag_is_cjk(config) THEN to_tsquery(config, word || ':*')
+        WHEN numnode(q.tokens) = 0 THEN q.tokens
+        ELSE (q.tokens::text || ':*')::tsquery
+    END
+    FROM (SELECT phraseto_tsquery(config, postrag_cjk_text(word))) q(tokens)
+$$;
+
+CREATE OR REPLACE FUNCTION document_chunks_prepare_text() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT d.collection_id, postrag_tsvector(col.language, NEW.text)
+    INTO STRICT NEW.collection_id, NEW.search_vector
+    FROM documents d JOIN collections col ON col.id = d.collection_id
+    WHERE d.id = NEW.document_id
+    FOR SHARE OF col;
+    NEW.search_length := postrag_tsvector_length(NEW.search_vector);
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION collections_reindex_text() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM chunk_lexemes WHERE collection_id = NEW.id;
+    DELETE FROM collection_lexeme_stats WHERE collection_id = NEW.id;
+    DELETE FROM collection_text_stats WHERE collection_id = NEW.id;
+    UPDATE document_chunks SET search_vector = postrag_tsvector(NEW.language, text)
+    WHERE collection_id = NEW.id;
+    UPDATE document_chunks SET search_length = postrag_tsvector_length(search_vector)
+    WHERE collection_id = NEW.id;
+    PERFORM postrag_index_chunk_text(ARRAY(
+        SELECT id FROM document_chunks WHERE collection_id = NEW.id
+    ));
+    RETURN NULL;
+END
+$$;
