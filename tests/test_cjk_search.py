@@ -5,7 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.helpers import create_collection, drain, names, search, upload
+from app.db import migrations
+from tests.helpers import MIGRATIONS_DIR, create_collection, drain, names, search, upload
 
 CHINESE = "北京是中国的首都，也是一座历史悠久的城市。"
 JAPANESE = "私は東京大学で機械学習の研究をしています。"
@@ -112,3 +113,23 @@ def test_cjk_tokens_and_other_languages_unchanged(database_url):
         *("학교", "교에", "에서", "人々", "コー", "ーヒ", "ヒー", "年"),
     ]
     assert unchanged == []
+
+
+def test_rolling_back_v2_25_moves_cjk_collections_to_english(cjk, database_url):
+    assert migrations.rollback(database_url, MIGRATIONS_DIR, "V2_24__context_preferences") == [
+        "V2_25__cjk_fulltext"
+    ]
+    with psycopg.connect(database_url) as conn:
+        (language,) = conn.execute(
+            "SELECT language::text FROM collections WHERE id = %s", (cjk,)
+        ).fetchone()
+        stale = conn.execute(
+            "SELECT c.id FROM document_chunks c JOIN collections col ON col.id = c.collection_id"
+            " WHERE c.search_vector IS DISTINCT FROM to_tsvector(col.language, c.text)"
+        ).fetchall()
+        postings = conn.execute(
+            "SELECT lexeme FROM chunk_lexemes WHERE lexeme IN ('研究', 'run') ORDER BY 1"
+        ).fetchall()
+    # Re-tokenised in English: the bigrams are gone, Latin words still stemmed.
+    assert language == "english" and stale == [] and postings == [("run",)]
+    assert migrations.migrate(database_url, MIGRATIONS_DIR) == ["V2_25__cjk_fulltext"]
