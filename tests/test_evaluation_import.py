@@ -90,9 +90,10 @@ def test_a_malformed_line_is_422_with_its_number_and_nothing_is_written(
     nul = jsonl([*QUERIES[:1], {"_id": "q2", "text": "nul \u0000 here"}])
     response = post_import(client, admin, collection, jsonl(CORPUS), queries=nul)
     assert response.status_code == 422 and response.json["detail"].startswith("queries line 2:")
-    bad_qrels = b"query-id\tcorpus-id\tscore\nq1\td1\thigh\n"
-    response = post_import(client, admin, collection, jsonl(CORPUS), qrels=bad_qrels)
-    assert response.status_code == 422 and response.json["detail"].startswith("qrels line 2:")
+    for score in ("high", "\u00b2"):  # a superscript two is a digit to str.isdigit, not a grade
+        bad_qrels = f"query-id\tcorpus-id\tscore\nq1\td1\t{score}\n".encode()
+        response = post_import(client, admin, collection, jsonl(CORPUS), qrels=bad_qrels)
+        assert response.status_code == 422 and response.json["detail"].startswith("qrels line 2:")
     with psycopg.connect(database_url) as conn:
         counts = conn.execute(
             "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM evaluation_sets),"
@@ -115,3 +116,15 @@ def test_a_document_that_fails_its_upload_rolls_the_import_back(
 def test_the_import_needs_a_collection_you_may_write(client, admin, collection, new_user):
     response = post_import(client, new_user(), collection, jsonl(CORPUS))
     assert response.status_code == 404
+
+
+def test_line_separators_inside_json_strings_do_not_end_a_line(client, admin, collection):
+    # JSON allows U+0085, U+2028 and U+2029 raw in strings (json.dumps writes them so)
+    corpus = "".join(
+        json.dumps({**entry, "text": entry["text"] + " \u0085\u2028\u2029 end"}, ensure_ascii=False)
+        + "\r\n"
+        for entry in CORPUS
+    ).encode()
+    response = post_import(client, admin, collection, corpus)
+    assert response.status_code == 201, response.json
+    assert response.json["documents"] == 3

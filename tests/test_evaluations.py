@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import psycopg
 import pytest
 
+from app.services import evaluations
 from tests.helpers import admin_token_in, bearer, create_collection, drain, upload
 
 DOCUMENTS = {
@@ -249,3 +251,49 @@ def test_compare_needs_runs_of_one_set(tiny):
     assert compared.json["detail"] == f"run {running['id']} is running, not done"
     assert client.delete(f"/api/v1/evaluation-sets/{other}", headers=admin).status_code == 204
     assert client.get(f"/api/v1/evaluations/{run['id']}", headers=admin).status_code == 404
+
+
+def test_a_run_that_cannot_search_as_configured_fails_saying_why(tiny):
+    # No reranker is configured here: the search would keep the fused order with a warning,
+    # and a run stored done would describe a configuration that never ran.
+    client, admin = tiny["client"], tiny["admin"]
+    started = client.post(
+        "/api/v1/evaluations",
+        json={"set_id": tiny["set"], "config": {"mode": "fulltext", "rerank": True}},
+        headers=admin,
+    )
+    assert started.status_code == 202, started.json
+    drain(client.application)
+    run = client.get(f"/api/v1/evaluations/{started.json['id']}", headers=admin).json
+    assert run["state"] == "failed" and run["metrics"] is None
+    assert "did not run as configured" in run["error"] and "no reranker" in run["error"]
+
+
+def test_a_queued_run_is_its_owners_job(tiny, settings):
+    client, admin = tiny["client"], tiny["admin"]
+    started = client.post(
+        "/api/v1/evaluations", json={"set_id": tiny["set"], "config": {}}, headers=admin
+    )
+    with psycopg.connect(settings.database_url) as conn:
+        owner = conn.execute(
+            "SELECT j.owner_id = s.owner_id FROM jobs j"
+            " JOIN evaluation_runs r ON r.id = (j.payload ->> 'run_id')::bigint"
+            " JOIN evaluation_sets s ON s.id = r.set_id WHERE r.id = %s",
+            (started.json["id"],),
+        ).fetchone()
+    assert owner == (True,)  # counted in POSTRAG_JOBS_PER_USER like the owner's uploads
+    drain(client.application)
+
+
+def test_a_set_holds_a_bounded_number_of_queries(tiny, monkeypatch):
+    monkeypatch.setattr(evaluations, "MAX_QUERIES_PER_SET", 6)
+    client, admin = tiny["client"], tiny["admin"]
+    two = [{"query": f"extra {n}", "relevant": []} for n in range(2)]
+    response = client.post(
+        f"/api/v1/evaluation-sets/{tiny['set']}/queries", json={"queries": two}, headers=admin
+    )
+    assert response.status_code == 422, response.json
+    assert "at most 6 queries" in response.json["detail"]
+    assert (
+        client.get(f"/api/v1/evaluation-sets/{tiny['set']}", headers=admin).json["query_count"] == 5
+    )

@@ -3,6 +3,7 @@ progress bar, a run's metrics, and two runs compared with their confidence inter
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -199,13 +200,33 @@ def eval_run(set_id: int, user_name: str, **config: Any) -> None:
             return _with_bar(
                 total,
                 "query",
-                lambda bar: evaluation_runs.run_here(conn, who, set_id, config, deps, bar),
+                lambda bar: evaluation_runs.run_here(
+                    conn, who, set_id, config, deps, lambda n: _advance(bar, n, stopped)
+                ),
             )
 
-    run = with_user(user_name, work, arguments={"config": "option", "set_id": "SET"})
+    # A kill (SIGTERM, a closed terminal) while it runs ends the run failed, not running forever:
+    # the signal is noted and the run stops after its current query (never inside a statement).
+    stopped: list[str] = []
+
+    def note(signum: int, frame: Any) -> None:
+        stopped.append(signal.Signals(signum).name)
+
+    before = {ending: signal.signal(ending, note) for ending in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        run = with_user(user_name, work, arguments={"config": "option", "set_id": "SET"})
+    finally:
+        for ending, handler in before.items():
+            signal.signal(ending, handler)
     _print_run(run)
     if run["state"] == "failed":
         sys.exit(1)
+
+
+def _advance(bar: Callable[[int], Any], n: int, stopped: list[str]) -> None:
+    bar(n)
+    if stopped:  # run_here fails the run with this as its error
+        raise SystemExit(f"stopped by {stopped[0]}")
 
 
 @evaluations.command("show")

@@ -110,6 +110,13 @@ def chunks_in(conn: Conn, collection_id: int, chunk_ids: Sequence[int]) -> dict[
     return {r["id"]: r["document_id"] for r in rows}
 
 
+def count_queries(conn: Conn, set_id: int) -> int:
+    row = conn.execute(
+        "SELECT count(*) AS n FROM evaluation_queries WHERE set_id = %(set_id)s", {"set_id": set_id}
+    ).fetchone()
+    return int(row["n"]) if row else 0
+
+
 def insert_queries(conn: Conn, set_id: int, queries: Sequence[NewQuery]) -> int:
     """Add the queries and their judgments; how many queries were added."""
     if not queries:

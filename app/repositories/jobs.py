@@ -72,17 +72,20 @@ def enqueue(
     dedupe_key: str | None,
     max_attempts: int,
     document_id: int | None = None,
+    owner_id: int | None = None,
     delay_s: float = 0.0,
 ) -> StoredJob | None:
     """Queue a job (due in `delay_s`) and wake idle workers when the transaction commits.
 
-    A document's job goes with the document, and belongs to the document's owner (fair claims).
+    A document's job goes with the document, and belongs to the document's owner (fair claims);
+    another job belongs to `owner_id` when it works for a user (counted in their running jobs).
     None when an active (queued or running) job already has this dedupe key.
     """
     row = conn.execute(
         "INSERT INTO jobs (kind, payload, dedupe_key, max_attempts, document_id, owner_id,"
         " run_after) VALUES (%(kind)s, %(payload)s, %(dedupe_key)s, %(max_attempts)s,"
-        " %(document_id)s, (SELECT owner_id FROM documents WHERE id = %(document_id)s),"
+        " %(document_id)s, COALESCE(%(owner_id)s,"
+        " (SELECT owner_id FROM documents WHERE id = %(document_id)s)),"
         " now() + make_interval(secs => %(delay)s))"
         " ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('queued', 'running')"
         f" DO NOTHING RETURNING {_COLUMNS}",
@@ -92,6 +95,7 @@ def enqueue(
             "dedupe_key": dedupe_key,
             "max_attempts": max_attempts,
             "document_id": document_id,
+            "owner_id": owner_id,
             "delay": delay_s,
         },
     ).fetchone()

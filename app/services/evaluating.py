@@ -22,7 +22,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.db import scope
-from app.errors import AppError, ValidationFailed
+from app.errors import AppError, ServiceUnavailable, ValidationFailed
 from app.providers.embeddings import Embedder, QueryEmbedders
 from app.providers.rerank import make_reranker
 from app.repositories import Conn, Row
@@ -132,7 +132,7 @@ def _request(config: RunConfig, query: str, collection_id: int) -> search_servic
     return search_service.SearchRequest(
         query=query,
         mode=config.mode,
-        top_k=config.k,
+        top_k=max(config.k, 10),  # nDCG@10 looks at 10 hits whatever recall's k
         min_similarity=config.min_similarity,
         collection_ids=[collection_id],
         rrf_k=config.rrf_k,
@@ -143,6 +143,20 @@ def _request(config: RunConfig, query: str, collection_id: int) -> search_servic
         rerank_candidates=config.rerank_candidates,
         space_id=config.space_id,
     )
+
+
+def _searched(
+    conn: Conn, who: Principal, config: RunConfig, text: str, collection_id: int, deps: SearchDeps
+) -> search_service.SearchResult:
+    """One query's search on the worker's own connection; a search that could not run as
+    configured (no reranker, the embedding model down, no ready space: its warnings) fails the
+    run, whose numbers would otherwise describe another configuration."""
+    found = search_service.search(
+        search_service.holding(conn), who, _request(config, text, collection_id), deps
+    )
+    if found.warnings:
+        raise ServiceUnavailable(f"a search did not run as configured: {found.warnings[0]}")
+    return found
 
 
 def _score(
@@ -157,14 +171,11 @@ def _score(
     judged = [q for q in map(_Judged.of, rows) if q.relevant]
     scored, coverage = _covered(conn, config.space_id, judged)
     results = []
+    if scored:  # untimed: the first search loads the query embedder, no query's latency
+        _searched(conn, who, config, scored[0].text, run["collection_id"], deps)
     for query in scored:
         started = time.perf_counter()
-        found = search_service.search(  # on the worker's own connection throughout
-            search_service.holding(conn),
-            who,
-            _request(config, query.text, run["collection_id"]),
-            deps,
-        )
+        found = _searched(conn, who, config, query.text, run["collection_id"], deps)
         latency_ms = (time.perf_counter() - started) * 1000
         ranked = query.ranking(found.hits)
         results.append(

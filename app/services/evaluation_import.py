@@ -66,7 +66,9 @@ def _lines(file: str, data: bytes) -> Iterator[tuple[int, str]]:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise _malformed(file, line, "not UTF-8") from None
-    for number, content in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only: JSON allows U+0085, U+2028 and U+2029 raw inside its strings.
+    for number, content in enumerate(text.split("\n"), start=1):
+        content = content.removesuffix("\r")
         if content.strip():
             yield number, content
 
@@ -119,7 +121,7 @@ def _qrels(data: bytes) -> Iterator[tuple[int, str, str, int]]:
             msg = "expected query-id, corpus-id and score, tab-separated"
             raise _malformed("qrels", number, msg)
         query_id, corpus_id, score = (f.strip() for f in fields)
-        if not score.isdigit() or int(score) > evaluations.MAX_GRADE:
+        if not (score.isascii() and score.isdigit()) or int(score) > evaluations.MAX_GRADE:
             msg = f"the score must be a whole number from 0 to {evaluations.MAX_GRADE}"
             raise _malformed("qrels", number, msg)
         yield number, query_id, corpus_id, int(score)

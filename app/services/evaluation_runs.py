@@ -46,7 +46,7 @@ def start(
     with conn.transaction():
         run = run_repo.insert_run(conn, set_id, who.user_id, checked.model_dump())
         if queue:
-            evaluate.enqueue(conn, run["id"], max_attempts=settings.job_max_attempts)
+            evaluate.enqueue(conn, run["id"], who.user_id, max_attempts=settings.job_max_attempts)
     return run
 
 

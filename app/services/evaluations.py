@@ -18,6 +18,7 @@ from app.services import collections
 from app.services.tokens import Principal
 
 MAX_QUERIES_PER_REQUEST = 1000
+MAX_QUERIES_PER_SET = 10_000  # a run searches each one; a comparison resamples them all
 MAX_JUDGMENTS_PER_QUERY = 100
 MAX_QUERY_CHARS = 2000  # as evaluation_queries_text_check has it
 MAX_EXTERNAL_ID_CHARS = 200
@@ -80,6 +81,10 @@ def add_queries(
     _check_bounds(items, max_judgments)
     with conn.transaction():
         evaluation_repo.lock_set(conn, set_id)
+        held = evaluation_repo.count_queries(conn, set_id)
+        if held + len(items) > MAX_QUERIES_PER_SET:
+            msg = f"a set holds at most {MAX_QUERIES_PER_SET} queries; this one has {held}"
+            raise ValidationFailed.on_field("queries", msg, type="too_long")
         checked = _resolved(conn, evaluation_set["collection_id"], items)
         _check_external_ids(conn, set_id, checked)
         return evaluation_repo.insert_queries(conn, set_id, checked)

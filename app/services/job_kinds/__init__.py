@@ -151,6 +151,7 @@ def enqueue(
     max_attempts: int,
     dedupe_key: str | None = None,
     document_id: int | None = None,
+    owner_id: int | None = None,
     delay_s: float = 0.0,
 ) -> StoredJob | None:
     """Queue a job of `kind` (see job_repo.enqueue); None when its dedupe key is active."""
@@ -161,5 +162,6 @@ def enqueue(
         dedupe_key=dedupe_key,
         max_attempts=max_attempts,
         document_id=document_id,
+        owner_id=owner_id,
         delay_s=delay_s,
     )

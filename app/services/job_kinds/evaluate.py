@@ -22,9 +22,15 @@ class EvaluateRun:
     run_id: int
 
 
-def enqueue(conn: Conn, run_id: int, *, max_attempts: int) -> None:
+def enqueue(conn: Conn, run_id: int, owner_id: int, *, max_attempts: int) -> None:
+    """Queue the run, as its owner's job (POSTRAG_JOBS_PER_USER counts it)."""
     enqueue_job(
-        conn, KIND, EvaluateRun(run_id), max_attempts=max_attempts, dedupe_key=f"{NAME}:{run_id}"
+        conn,
+        KIND,
+        EvaluateRun(run_id),
+        max_attempts=max_attempts,
+        dedupe_key=f"{NAME}:{run_id}",
+        owner_id=owner_id,
     )
 
 
