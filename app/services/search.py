@@ -214,9 +214,9 @@ def _semantic_leg(
         return None, None
     # An exact scan when the scope is small, or so small a share of the space that an iterative
     # HNSW scan would stop at MAX_SCAN_TUPLES before finding enough of its rows.
-    share_limit = -(-candidates * search_repo.total_chunks(conn) // MAX_SCAN_TUPLES)
-    limit = max(settings.exact_search_max_rows, share_limit)
-    exact = search_repo.chunks_in_scope(conn, scope, limit) <= limit
+    exact = search_repo.exact_scan(
+        conn, scope, settings.exact_search_max_rows, candidates / MAX_SCAN_TUPLES
+    )
     return search_repo.SemanticLeg(space.id, space.dimension, exact), vector
 
 
