@@ -33,4 +33,4 @@ def test_a_semantic_search_makes_few_round_trips(client, admin, docs, monkeypatc
     monkeypatch.undo()
     assert names(response)[0] == "fox.txt"
     print(len(sent), *sent, sep="\n")
-    assert len(sent) <= 14
+    assert len(sent) <= 12
