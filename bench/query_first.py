@@ -1,10 +1,11 @@
 """Queries first: a query's embedding while ingestion batches run, before and after, one run.
 
-    .venv/bin/python bench/query_first.py [--queries 40] [--workers 2]
+    .venv/bin/python bench/query_first.py [--queries 40] [--workers 2] [--processes]
 
-In-process, as `postrag serve` runs (its ingestion workers are threads sharing the configured
-local embedder): --workers threads embed batches of 32 chunk-sized texts without pause, and the
-main thread embeds one short query at a time through
+--workers threads in this process (as a `postrag worker` process, or the CLI's ingestion, shares
+its configured local embedder with whatever else it embeds) embed batches of 32 chunk-sized texts
+without pause; with --processes they are child processes at the niceness `postrag serve` gives
+its workers instead. The main thread embeds one short query at a time through
 - the ingestion embedder (what a search did before: it queued behind the batches' lock), and
 - the queries' own session (QueryEmbedders now), each first idle, then during the batches.
 Prints p50/p99 per case and the ratio to idle, and the process's memory (VmRSS) before and after
@@ -14,11 +15,16 @@ the second session is made. Figures: README, "Queries first".
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 
 from app.providers.local_embedder import QUERIES, LocalEmbedder
+from app.serve import WORKER_NICENESS
 
 CHUNK = " ".join(
     ["the pipeline valve holds pressure in the plant while the budget is planned"] * 12
@@ -46,6 +52,16 @@ def _batches(embedder: LocalEmbedder, stop: threading.Event) -> None:
         embedder.embed([CHUNK] * 32)
 
 
+def _child_batches(_embedder: LocalEmbedder, stop: threading.Event) -> None:
+    """_batches in a child process at the workers' niceness, until `stop`."""
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--child"], preexec_fn=lambda: os.nice(WORKER_NICENESS)
+    )
+    stop.wait()
+    child.kill()
+    child.wait()
+
+
 def _row(name: str, ms: list[float], idle: float) -> str:
     p50 = statistics.median(ms)
     p99 = sorted(ms)[max(0, int(len(ms) * 0.99) - 1)]
@@ -56,7 +72,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--processes", action="store_true")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        _batches(LocalEmbedder(), threading.Event())
+        return
+    batches: Callable[[LocalEmbedder, threading.Event], None]
+    batches = _child_batches if args.processes else _batches
     ingestion = LocalEmbedder()
     ingestion.embed([CHUNK] * 32)
     before = _rss_mb()
@@ -66,16 +89,17 @@ def main() -> None:
     idle = {name: _latencies(e, args.queries) for name, e in [("old", ingestion), ("new", queries)]}
     stop = threading.Event()
     threads = [
-        threading.Thread(target=_batches, args=(ingestion, stop)) for _ in range(args.workers)
+        threading.Thread(target=batches, args=(ingestion, stop)) for _ in range(args.workers)
     ]
     for thread in threads:
         thread.start()
-    time.sleep(1)
+    time.sleep(3 if args.processes else 1)
     busy = {"old": _latencies(ingestion, args.queries), "new": _latencies(queries, args.queries)}
     stop.set()
     for thread in threads:
         thread.join()
-    print(f"{args.workers} ingestion threads, {args.queries} queries per case")
+    where = f"processes at nice {WORKER_NICENESS}" if args.processes else "threads"
+    print(f"{args.workers} ingestion {where}, {args.queries} queries per case")
     print("| query embedding | p50 ms | p99 ms | p50 / idle |\n|---|---|---|---|")
     base = statistics.median(idle["old"])
     print(_row("idle, ingestion session (before)", idle["old"], base))
