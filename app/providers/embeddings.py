@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 
@@ -76,8 +76,16 @@ def make_embedder(settings: Settings) -> Embedder:
     )
 
 
+def for_queries(embedder: Embedder) -> Embedder:
+    """The embedder's twin that queries use: a local model's own session (never queued behind an
+    ingestion batch); an HTTP embedder itself (its server queues, not postrag)."""
+    twin = getattr(embedder, "for_queries", None)
+    return embedder if twin is None else cast(Embedder, twin())
+
+
 class QueryEmbedders:
-    """The embedder for a given (provider, model): the configured one, or one made on demand.
+    """The embedder for a given (provider, model): the configured one, or one made on demand,
+    each on its queries' side (for_queries).
 
     Search embeds a query with the model of the space it searches, which is not the configured
     model while a new model's space is still being filled.
@@ -85,7 +93,7 @@ class QueryEmbedders:
 
     def __init__(self, settings: Settings, configured: Embedder):
         self._settings = settings
-        self._configured = configured
+        self._configured = for_queries(configured)
         self._made: dict[tuple[str, str], Embedder] = {}
         self._lock = threading.Lock()
 
@@ -109,5 +117,5 @@ class QueryEmbedders:
                 )
                 if (made.provider, made.model) != key:
                     raise EmbeddingError(f"no embedder available for {provider} model {model!r}")
-                self._made[key] = made
+                self._made[key] = for_queries(made)
             return self._made[key]

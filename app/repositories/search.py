@@ -248,33 +248,39 @@ def explain(conn: Conn, statement: sql.Composed, params: dict[str, Any]) -> Any:
     return row["QUERY PLAN"][0]["Plan"]
 
 
+def _count_in_scope(scope: Scope, cap: sql.Composable) -> sql.Composed:
+    """The scope's chunks, counted no further than `cap` + 1 when it is narrowed."""
+    if not scope.narrowed():
+        return sql.SQL(
+            "SELECT coalesce(sum(chunk_count), 0) FROM collection_text_stats"
+            " WHERE collection_id = ANY(%(collection_ids)s)"
+        ).format()
+    return sql.SQL(
+        "SELECT count(*) FROM (SELECT 1 FROM document_chunks c{joins} WHERE {where}"
+        " LIMIT {cap} + 1) t"
+    ).format(joins=scope.joins(), where=scope.where(), cap=cap)
+
+
 def chunks_in_scope(conn: Conn, scope: Scope, cap: int) -> int:
     """How many chunks the scope holds, counting no further than `cap` + 1."""
-    if not scope.narrowed():
-        row = returned(
-            conn.execute(
-                "SELECT coalesce(sum(chunk_count), 0) AS n FROM collection_text_stats"
-                " WHERE collection_id = ANY(%(collection_ids)s)",
-                scope.params(),
-            ).fetchone()
-        )
-        return int(row["n"])
-    statement = sql.SQL(
-        "SELECT count(*) AS n FROM (SELECT 1 FROM document_chunks c{joins} WHERE {where}"
-        " LIMIT %(cap)s) t"
-    ).format(joins=scope.joins(), where=scope.where())
-    row = returned(conn.execute(statement, {**scope.params(), "cap": cap + 1}).fetchone())
-    return int(row["n"])
-
-
-def total_chunks(conn: Conn) -> int:
-    """Chunks in every collection: about the rows of an embedding space."""
-    row = returned(
-        conn.execute(
-            "SELECT coalesce(sum(chunk_count), 0) AS n FROM collection_text_stats"
-        ).fetchone()
+    statement = sql.SQL("SELECT ({count}) AS n").format(
+        count=_count_in_scope(scope, sql.Placeholder("cap"))
     )
+    row = returned(conn.execute(statement, {**scope.params(), "cap": cap}).fetchone())
     return int(row["n"])
+
+
+def exact_scan(conn: Conn, scope: Scope, smallest: int, share: float) -> bool:
+    """Whether the scope holds at most max(`smallest`, `share` of every collection's chunks),
+    asked in one statement (one round trip)."""
+    statement = sql.SQL(
+        "WITH cap AS (SELECT greatest(%(smallest)s::bigint,"
+        " ceil(%(share)s * coalesce(sum(chunk_count), 0))::bigint) AS n"
+        " FROM collection_text_stats)"
+        " SELECT ({count}) <= (SELECT n FROM cap) AS exact"
+    ).format(count=_count_in_scope(scope, sql.SQL("(SELECT n FROM cap)")))
+    params = {**scope.params(), "smallest": smallest, "share": share}
+    return bool(returned(conn.execute(statement, params).fetchone())["exact"])
 
 
 def pgvector_version(conn: Conn) -> tuple[int, ...]:

@@ -24,11 +24,9 @@ from app.metrics import metrics
 from app.providers.embeddings import EmbeddingError, QueryEmbedders
 from app.providers.rerank import Reranker
 from app.repositories import Conn, Row, bm25
-from app.repositories import collections as collection_repo
 from app.repositories import documents as document_repo
-from app.repositories import embedding_spaces as space_repo
-from app.repositories import preferences as preference_repo
 from app.repositories import search as search_repo
+from app.repositories import search_context as context_repo
 from app.repositories.embedding_spaces import EmbeddingSpace
 from app.repositories.search import Hit
 from app.services import reranking, wider_context
@@ -122,8 +120,11 @@ def _candidates(req: SearchRequest, mode: str, top_k: int, fetched: int) -> int:
     return fetched if mode != "hybrid" else max(4 * top_k, 20, fetched)
 
 
-def _scope(conn: Conn, who: Principal, req: SearchRequest) -> search_repo.Scope:
-    collection_ids = collection_repo.readable_ids(conn, who.user_id, req.collection_ids)
+def _scope(
+    conn: Conn, who: Principal, req: SearchRequest, collection_ids: list[int]
+) -> search_repo.Scope:
+    """The readable `collection_ids` narrowed to the request's documents; 404 for any asked for
+    that the user may not read."""
     if req.collection_ids is not None:
         missing = sorted(set(req.collection_ids) - set(collection_ids))
         if missing:
@@ -191,6 +192,7 @@ def iterative_scans_available(conn: Conn) -> bool:
 def _semantic_leg(
     conn: Conn,
     req: SearchRequest,
+    space: EmbeddingSpace | None,
     scope: search_repo.Scope,
     candidates: int,
     settings: Settings,
@@ -198,12 +200,8 @@ def _semantic_leg(
     result: SearchResult,
     timings: dict[str, float],
 ) -> tuple[search_repo.SemanticLeg | None, np.ndarray | None]:
-    if req.space_id is not None:
-        space = space_repo.get(conn, req.space_id)
-        if space is None:
-            raise NotFound(f"no embedding space {req.space_id}")
-    else:
-        space = space_repo.current_ready(conn)
+    if space is None and req.space_id is not None:
+        raise NotFound(f"no embedding space {req.space_id}")
     if space is None:
         result.warnings.append("no embedding space is ready yet: nothing is embedded")
         return None, None
@@ -214,9 +212,9 @@ def _semantic_leg(
         return None, None
     # An exact scan when the scope is small, or so small a share of the space that an iterative
     # HNSW scan would stop at MAX_SCAN_TUPLES before finding enough of its rows.
-    share_limit = -(-candidates * search_repo.total_chunks(conn) // MAX_SCAN_TUPLES)
-    limit = max(settings.exact_search_max_rows, share_limit)
-    exact = search_repo.chunks_in_scope(conn, scope, limit) <= limit
+    exact = search_repo.exact_scan(
+        conn, scope, settings.exact_search_max_rows, candidates / MAX_SCAN_TUPLES
+    )
     return search_repo.SemanticLeg(space.id, space.dimension, exact), vector
 
 
@@ -310,10 +308,11 @@ def _search(
     conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps
 ) -> tuple[SearchResult, _Rest | None]:
     settings = deps.settings
-    prefs = preference_repo.get(conn, who.user_id)
+    context = context_repo.load(conn, who.user_id, req.collection_ids, req.space_id)
+    prefs = context.preferences
     mode, top_k, min_similarity = _defaults(prefs, req)
     result = SearchResult(mode=mode, top_k=top_k, min_similarity=min_similarity, hits=[])
-    scope = _scope(conn, who, req)
+    scope = _scope(conn, who, req, context.collection_ids)
     if not scope.collection_ids:
         return result, None
     rerank_depth = _rerank_depth(prefs, req, deps, result.warnings)
@@ -323,7 +322,7 @@ def _search(
     semantic, query_vector = None, None
     if mode in ("semantic", "hybrid"):
         semantic, query_vector = _semantic_leg(
-            conn, req, scope, candidates, settings, deps.embedders, result, timings
+            conn, req, context.space, scope, candidates, settings, deps.embedders, result, timings
         )
     fulltext = _fulltext_leg(req.query) if mode in ("fulltext", "hybrid") else None
     if semantic is None and fulltext is None:
