@@ -1,9 +1,10 @@
-"""Turns uploaded bytes (text, Markdown, HTML, PDF, DOCX) into text blocks with structure.
+"""Turns uploaded bytes (text, Markdown, HTML, PDF, DOCX, images) into text blocks with structure.
 
 Each block keeps its heading path and page; the document's text is the blocks joined by blank
 lines, and every block knows its character span in that text, so chunks can cite exact spans.
 Parsing is left to well-kept libraries: charset-normalizer, markdown-it-py, BeautifulSoup,
-trafilatura, pypdf and python-docx (HTML and PDF: extraction_html.py, extraction_pdf.py).
+trafilatura, pypdf and python-docx (HTML and PDF: extraction_html.py, extraction_pdf.py); images
+and PDF pages without a text layer are read by OCR (extraction_ocr.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from typing import TYPE_CHECKING
 from app.errors import AppError, UnsupportedMediaType, ValidationFailed
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from markdown_it.token import Token
+
+    from app.services.extraction_ocr import OcrLimits
 
 FORMATS = {
     ".txt": "text/plain",
@@ -28,6 +33,15 @@ FORMATS = {
     ".htm": "text/html",
     ".pdf": "application/pdf",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+}
+IMAGE_TYPES = {"image/png", "image/jpeg"}
+_MAGIC = {
+    b"%PDF-": FORMATS[".pdf"],
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
 }
 _BY_CONTENT_TYPE = {v: v for v in FORMATS.values()} | {"text/x-markdown": "text/markdown"}
 # Text, but markup or drawing instructions rather than anything to read: refused, not indexed.
@@ -61,6 +75,7 @@ class Block:
     page: int | None
     start: int = 0
     end: int = 0
+    confidence: float | None = None  # OCR's, for text read from a picture
 
 
 @dataclass
@@ -72,8 +87,9 @@ class Extracted:
 def detect_format(filename: str, declared: str | None, data: bytes) -> str:
     """The content type postrag will parse the file as: from its magic bytes, extension or
     declared type, else plain text (or HTML) when its bytes are text: LICENSE, .json, .csv, ..."""
-    if data.startswith(b"%PDF-"):
-        return FORMATS[".pdf"]
+    for magic, content_type in _MAGIC.items():
+        if data.startswith(magic):
+            return content_type
     suffix = PurePath(filename).suffix.lower()
     if suffix in FORMATS:
         return FORMATS[suffix]
@@ -88,7 +104,8 @@ def detect_format(filename: str, declared: str | None, data: bytes) -> str:
         return "text/html" if start.startswith(("<!doctype html", "<html")) else "text/plain"
     why = f"{suffix} is markup, not text to read" if suffix in _NOT_PROSE else "binary"
     raise UnsupportedMediaType(
-        f"not a supported format ({why}): postrag reads PDF, DOCX, HTML, Markdown and text"
+        f"not a supported format ({why}): postrag reads PDF, DOCX, HTML,"
+        " Markdown, text and PNG or JPEG images"
     )
 
 
@@ -112,20 +129,23 @@ def sniff_text(data: bytes) -> str | None:
     return text
 
 
-def extract(data: bytes, content_type: str, filename: str = "") -> Extracted:
+def extract(
+    data: bytes, content_type: str, filename: str = "", ocr: OcrLimits | None = None
+) -> Extracted:
     """The blocks of a document; UnreadableDocument when it holds no text."""
     if not data:
         raise UnreadableDocument("the file is empty")
     # These build on this module's Block.
-    from app.services import extraction_docx, extraction_html, extraction_pdf
+    from app.services import extraction_docx, extraction_html, extraction_ocr, extraction_pdf
 
-    parsers = {
+    limits = ocr or extraction_ocr.OcrLimits()
+    parsers: dict[str, Callable[[bytes], list[Block]]] = {
         "text/plain": _plain,
         "text/markdown": _markdown,
         "text/html": extraction_html.blocks,
-        "application/pdf": extraction_pdf.blocks,
+        "application/pdf": lambda data: extraction_pdf.blocks(data, limits),
         FORMATS[".docx"]: extraction_docx.blocks,
-    }
+    } | {image: lambda data: extraction_ocr.image_blocks(data, limits) for image in IMAGE_TYPES}
     try:
         blocks = parsers[content_type](data)
     except AppError:
@@ -145,7 +165,8 @@ def _assemble(blocks: list[Block], filename: str) -> Extracted:
             continue
         if parts:
             offset += len(BLOCK_SEPARATOR)
-        placed.append(Block(text, block.heading_path, block.page, offset, offset + len(text)))
+        end = offset + len(text)
+        placed.append(Block(text, block.heading_path, block.page, offset, end, block.confidence))
         parts.append(text)
         offset += len(text)
     if not placed:
@@ -197,10 +218,17 @@ def _guess_decoded(data: bytes) -> str | None:
 
 
 def paragraphs(
-    text: str, heading_path: tuple[str, ...] = (), page: int | None = None
+    text: str,
+    heading_path: tuple[str, ...] = (),
+    page: int | None = None,
+    confidence: float | None = None,
 ) -> list[Block]:
     """Blocks of the text between blank lines."""
-    return [Block(p, heading_path, page) for p in _BLANK_LINES.split(text) if p.strip()]
+    return [
+        Block(p, heading_path, page, confidence=confidence)
+        for p in _BLANK_LINES.split(text)
+        if p.strip()
+    ]
 
 
 # A line of one repeated punctuation character: under (and maybe over) a heading in plain text,

@@ -5,7 +5,8 @@ happens in a worker, whose failure marks the document failed with the reason. He
 bounded amount of work can tell: the file is not empty; text decodes (its first megabyte), has no
 NUL characters and is not all whitespace; a PDF opens, is not locked with a password and has at
 most MAX_PDF_PAGES pages; a DOCX is a zip archive with a document part whose declared sizes are
-within the limits. Each refusal is a 422 naming the problem.
+within the limits; an image's header declares at most POSTRAG_OCR_MAX_PIXELS pixels (its pixels
+are not decoded). Each refusal is a 422 naming the problem.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ import zipfile
 from collections.abc import Callable
 
 from app.errors import AppError
-from app.services import extraction, extraction_docx
-from app.services.extraction import FORMATS, MAX_PDF_PAGES, MB, UnreadableDocument
+from app.services import extraction, extraction_docx, extraction_ocr
+from app.services.extraction import FORMATS, IMAGE_TYPES, MAX_PDF_PAGES, MB, UnreadableDocument
 
 TEXT_CHECK_BYTES = 1 * MB
 _VISIBLE = re.compile(rb"\S")
 
 
-def check(data: bytes, content_type: str, filename: str) -> None:
+def check(data: bytes, content_type: str, filename: str, max_pixels: int) -> None:
     """Raise UnreadableDocument (422) when the file is plainly not readable as `content_type`."""
     if not data:
         raise UnreadableDocument("the file is empty")
@@ -34,7 +35,7 @@ def check(data: bytes, content_type: str, filename: str) -> None:
         "text/html": _text,
         "application/pdf": _pdf,
         FORMATS[".docx"]: _docx,
-    }
+    } | {image: lambda data: extraction_ocr.check_image(data, max_pixels) for image in IMAGE_TYPES}
     try:
         checks[content_type](data)
     except AppError:
