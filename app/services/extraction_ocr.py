@@ -48,13 +48,18 @@ def check_image(data: bytes, max_pixels: int) -> None:
     try:
         with Image.open(io.BytesIO(data)) as image:  # reads the header only
             width, height = image.size
-    except (OSError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:  # over Pillow's own limit, far above any scan's
+        raise _too_large("has far more pixels", max_pixels) from None
+    except OSError as exc:
         raise UnreadableDocument(f"not an image that can be read: {exc}") from exc
     if width * height > max_pixels:
-        raise UnreadableDocument(
-            f"the image is {width} x {height} pixels; the limit is {max_pixels} pixels"
-            " (POSTRAG_OCR_MAX_PIXELS)"
-        )
+        raise _too_large(f"is {width} x {height} pixels", max_pixels)
+
+
+def _too_large(size: str, max_pixels: int) -> UnreadableDocument:
+    return UnreadableDocument(
+        f"the image {size}; OCR reads at most {max_pixels} (POSTRAG_OCR_MAX_PIXELS)"
+    )
 
 
 def image_blocks(data: bytes, limits: OcrLimits) -> list[Block]:
@@ -64,7 +69,10 @@ def image_blocks(data: bytes, limits: OcrLimits) -> list[Block]:
 
     check_image(data, limits.max_pixels)
     with Image.open(io.BytesIO(data)) as image:
-        pixels = np.asarray(image.convert("RGB"))
+        image.draft("RGB", (_LONGER_SIDE, _LONGER_SIDE))  # a JPEG decodes smaller at once
+        picture = image.convert("RGB")
+    picture.thumbnail((_LONGER_SIDE, _LONGER_SIDE))  # RapidOCR would scale it down anyway
+    pixels = np.asarray(picture)
     found = recognise(pixels)
     return paragraphs(found.text, confidence=found.confidence)
 
