@@ -119,6 +119,8 @@ def _engine() -> Any:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # The arena would keep the largest page's buffers for good (RapidOCR turns it off too).
+    options.enable_cpu_mem_arena = False
     for wrapper in (engine.text_det.infer, engine.text_cls.infer, engine.text_rec.session):
         path = wrapper.session._model_path
         wrapper.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
