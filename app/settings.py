@@ -123,7 +123,7 @@ class Settings:
         Var(
             "POSTRAG_OCR_MAX_PAGES",
             Integer(low=0, high=5_000),
-            "50",
+            "20",
             "PDF pages without a text layer read by OCR in one file (more: the file fails)",
         )
     )

@@ -30,7 +30,7 @@ _MAX_DPI = 300
 class OcrLimits:
     """POSTRAG_OCR_MAX_PAGES and POSTRAG_OCR_MAX_PIXELS (app/settings.py has the defaults)."""
 
-    max_pages: int = 50
+    max_pages: int = 20
     max_pixels: int = 40_000_000
 
 
