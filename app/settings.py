@@ -130,7 +130,7 @@ class Settings:
     ocr_max_pixels: int = setting(
         Var(
             "POSTRAG_OCR_MAX_PIXELS",
-            Integer(low=1_000_000, high=1_000_000_000),
+            Integer(low=1_000_000, high=150_000_000, why="Pillow refuses larger images"),
             "40000000",
             "pixels of an image read by OCR (larger: refused at upload, 422)",
         )
