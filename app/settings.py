@@ -119,6 +119,22 @@ class Settings:
     extraction_timeout_s: float = setting(
         Var("POSTRAG_EXTRACTION_TIMEOUT_S", Number(1.0, 86400.0), "600", "reading one file")
     )
+    ocr_max_pages: int = setting(
+        Var(
+            "POSTRAG_OCR_MAX_PAGES",
+            Integer(low=0, high=5_000),
+            "20",
+            "PDF pages without a text layer read by OCR in one file (more: the file fails)",
+        )
+    )
+    ocr_max_pixels: int = setting(
+        Var(
+            "POSTRAG_OCR_MAX_PIXELS",
+            Integer(low=1_000_000, high=150_000_000, why="Pillow refuses larger images"),
+            "40000000",
+            "pixels of an image read by OCR (larger: refused at upload, 422)",
+        )
+    )
     chunk_tokens: int = setting(
         Var(
             "POSTRAG_CHUNK_TOKENS",

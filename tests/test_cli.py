@@ -352,7 +352,8 @@ def test_ingest_reads_text_files_of_any_name_and_lists_every_skip(cli_env, tmp_p
         (folder / ".git" / "objects" / f"{number:02x}").write_bytes(b"x\x9c\x00\x01" * 8)
     (folder / "LICENSE").write_text("MIT License\n\nPermission is hereby granted.\n")
     (folder / "package.json").write_text('{"name": "demo", "private": true}\n')
-    (folder / "logo").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)
+    # Changed on purpose (issue 23): a PNG is read by OCR now, so the binary is an archive.
+    (folder / "logo").write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)))
     (folder / ".env").write_text("SECRET=1\n")
     (folder / "empty.txt").write_text("")
     result = run("ingest", str(folder), "--collection", "repo", env=cli_env, timeout=300)

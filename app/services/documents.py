@@ -81,11 +81,14 @@ def upload(
         content_type = extraction.detect_format(filename, item.content_type, item.data)
     else:
         content_type = item.content_type or "text/plain"
-    preflight.check(item.data, content_type, filename)  # never a full parse in the request
+    # Never a full parse in the request.
+    preflight.check(item.data, content_type, filename, settings.ocr_max_pixels)
     metadata = item.metadata or {}
     attached: list[email_attachments.Attached] = []
     if content_type == extraction.FORMATS[".eml"]:
-        metadata, attached = email_attachments.prepare(item.data, filename, metadata)
+        metadata, attached = email_attachments.prepare(
+            item.data, filename, metadata, settings.ocr_max_pixels
+        )
     sha256 = hashlib.sha256(item.data).digest()
     with conn.transaction():
         row = document_repo.insert(

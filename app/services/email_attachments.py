@@ -24,7 +24,7 @@ class Attached:
 
 
 def prepare(
-    data: bytes, filename: str, metadata: dict[str, Any]
+    data: bytes, filename: str, metadata: dict[str, Any], max_pixels: int
 ) -> tuple[dict[str, Any], list[Attached]]:
     """(the e-mail's metadata, its attachments to store): headers under "email", the
     uploader's own metadata kept over them, both checked against the metadata limits."""
@@ -36,7 +36,7 @@ def prepare(
         name = attachment.filename
         try:
             content_type = extraction.detect_format(name, attachment.content_type, attachment.data)
-            preflight.check(attachment.data, content_type, name)
+            preflight.check(attachment.data, content_type, name, max_pixels)
         except AppError:
             skipped.append(name)
             continue

@@ -1,11 +1,12 @@
 """Turns uploaded bytes (text, Markdown, HTML, PDF, DOCX, PPTX, XLSX, CSV, EPUB, e-mail, JSON,
-YAML) into text blocks with structure.
+YAML, PNG and JPEG images) into text blocks with structure.
 
 Each block keeps its heading path and page; the document's text is the blocks joined by blank
 lines, and every block knows its character span in that text, so chunks can cite exact spans.
 Parsing is left to well-kept libraries: charset-normalizer, markdown-it-py, BeautifulSoup,
 trafilatura, pypdf, python-docx, python-pptx, openpyxl, PyYAML and the standard library's csv
-and email (each format in an extraction_*.py module of its own).
+and email (each format in an extraction_*.py module of its own); images and PDF pages without a
+text layer are read by OCR (extraction_ocr.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from app.errors import AppError, UnsupportedMediaType, ValidationFailed
 
 if TYPE_CHECKING:
     from markdown_it.token import Token
+
+    from app.services.extraction_ocr import OcrLimits
 
 FORMATS = {
     ".txt": "text/plain",
@@ -38,13 +41,25 @@ FORMATS = {
     ".json": "application/json",
     ".yaml": "application/yaml",
     ".yml": "application/yaml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+}
+IMAGE_TYPES = {"image/png", "image/jpeg"}
+_MAGIC = {
+    b"%PDF-": FORMATS[".pdf"],
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
 }
 _BY_CONTENT_TYPE = {v: v for v in FORMATS.values()} | {
     "text/x-markdown": "text/markdown",
     "application/x-yaml": "application/yaml",
     "text/yaml": "application/yaml",
 }
-SUPPORTED = "PDF, DOCX, PPTX, XLSX, CSV, EPUB, e-mail (.eml), HTML, Markdown, JSON, YAML and text"
+SUPPORTED = (
+    "PDF, DOCX, PPTX, XLSX, CSV, EPUB, e-mail (.eml), HTML, Markdown, JSON, YAML, text"
+    " and PNG or JPEG images"
+)
 # Text, but markup or drawing instructions rather than anything to read: refused, not indexed.
 _NOT_PROSE = {".svg", ".rtf", ".ps", ".eps"}
 SNIFF_BYTES = 64 * 1024
@@ -76,6 +91,7 @@ class Block:
     page: int | None
     start: int = 0
     end: int = 0
+    confidence: float | None = None  # OCR's, for text read from a picture
 
 
 @dataclass
@@ -87,8 +103,9 @@ class Extracted:
 def detect_format(filename: str, declared: str | None, data: bytes) -> str:
     """The content type postrag will parse the file as: from its magic bytes, extension or
     declared type, else plain text (or HTML) when its bytes are text: LICENSE, .json, .csv, ..."""
-    if data.startswith(b"%PDF-"):
-        return FORMATS[".pdf"]
+    for magic, content_type in _MAGIC.items():
+        if data.startswith(magic):
+            return content_type
     suffix = PurePath(filename).suffix.lower()
     if suffix in FORMATS:
         return FORMATS[suffix]
@@ -125,14 +142,16 @@ def sniff_text(data: bytes) -> str | None:
     return text
 
 
-def extract(data: bytes, content_type: str, filename: str = "") -> Extracted:
+def extract(
+    data: bytes, content_type: str, filename: str = "", ocr: OcrLimits | None = None
+) -> Extracted:
     """The blocks of a document; UnreadableDocument when it holds no text."""
     if not data:
         raise UnreadableDocument("the file is empty")
     try:
         from app.services.extraction_formats import parsers  # they build on Block
 
-        blocks = parsers()[content_type](data)
+        blocks = parsers(ocr)[content_type](data)
     except AppError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure means the file is unreadable
@@ -150,7 +169,8 @@ def _assemble(blocks: list[Block], filename: str) -> Extracted:
             continue
         if parts:
             offset += len(BLOCK_SEPARATOR)
-        placed.append(Block(text, block.heading_path, block.page, offset, offset + len(text)))
+        end = offset + len(text)
+        placed.append(Block(text, block.heading_path, block.page, offset, end, block.confidence))
         parts.append(text)
         offset += len(text)
     if not placed:
@@ -202,10 +222,17 @@ def _guess_decoded(data: bytes) -> str | None:
 
 
 def paragraphs(
-    text: str, heading_path: tuple[str, ...] = (), page: int | None = None
+    text: str,
+    heading_path: tuple[str, ...] = (),
+    page: int | None = None,
+    confidence: float | None = None,
 ) -> list[Block]:
     """Blocks of the text between blank lines."""
-    return [Block(p, heading_path, page) for p in _BLANK_LINES.split(text) if p.strip()]
+    return [
+        Block(p, heading_path, page, confidence=confidence)
+        for p in _BLANK_LINES.split(text)
+        if p.strip()
+    ]
 
 
 # A line of one repeated punctuation character: under (and maybe over) a heading in plain text,

@@ -26,6 +26,7 @@ from typing import Any
 from app.errors import AppError
 from app.services import extraction
 from app.services.extraction import Extracted, UnreadableDocument
+from app.services.extraction_ocr import OcrLimits
 
 MB = 1024 * 1024
 POLL_S = 0.1
@@ -56,13 +57,14 @@ def extract(
     checkpoint: Callable[[], None],
     memory_mb: int,
     timeout_s: float,
+    ocr: OcrLimits | None = None,
 ) -> Extracted:
     """extraction.extract in a child process; `checkpoint` runs while it works and may raise
     to stop it. UnreadableDocument also when the file needs more memory or time than allowed."""
     receiver, sender = _context().Pipe(duplex=False)
     child = _context().Process(
         target=_extract_and_send,
-        args=(sender, data, content_type, filename),
+        args=(sender, data, content_type, filename, ocr),
         name="postrag-extraction",
         daemon=True,
     )
@@ -112,13 +114,15 @@ def _resident_bytes(pid: int | None) -> int:
         return 0
 
 
-def _extract_and_send(sender: Connection, data: bytes, content_type: str, filename: str) -> None:
+def _extract_and_send(
+    sender: Connection, data: bytes, content_type: str, filename: str, ocr: OcrLimits | None
+) -> None:
     """In the child: extract, and send ("ok", Extracted), ("unreadable", why) or ("failed", why)."""
     # Ctrl-C reaches the whole process group: the worker decides (it gives the job back).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     result: tuple[str, Any]
     try:
-        result = ("ok", extraction.extract(data, content_type, filename))
+        result = ("ok", extraction.extract(data, content_type, filename, ocr))
     except AppError as exc:
         result = ("unreadable", exc.detail)
     except Exception as exc:  # noqa: BLE001 - reported to the worker, which retries

@@ -26,6 +26,7 @@ from app.repositories import staging
 from app.services import extraction_process
 from app.services.chunking import Chunk, chunk_document
 from app.services.extraction import Extracted
+from app.services.extraction_ocr import OcrLimits
 from app.services.job_kinds import JobContext
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def ingest_document(ctx: JobContext, document_id: int) -> None:
         checkpoint=ctx.renew,
         memory_mb=ctx.settings.extraction_memory_mb,
         timeout_s=ctx.settings.extraction_timeout_s,
+        ocr=OcrLimits(ctx.settings.ocr_max_pages, ctx.settings.ocr_max_pixels),
     )
     title = row["title"] or row["filename"]
     del row  # the file's bytes: only the extracted text is needed from here on

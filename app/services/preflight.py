@@ -6,7 +6,8 @@ bounded amount of work can tell: the file is not empty; text decodes (its first 
 NUL characters and is not all whitespace; a PDF opens, is not locked with a password and has at
 most MAX_PDF_PAGES pages; a DOCX, PPTX, XLSX or EPUB is a zip archive with its main part, whose
 declared sizes are within the limits; a CSV's first line has at most MAX_SHEET_COLUMNS columns;
-an e-mail parses and is within its limits of parts, attachments and nesting. Each refusal is a
+an e-mail parses and is within its limits of parts, attachments and nesting; an image's header
+declares at most POSTRAG_OCR_MAX_PIXELS pixels (its pixels are not decoded). Each refusal is a
 422 naming the problem.
 """
 
@@ -19,14 +20,20 @@ import zipfile
 from collections.abc import Callable
 
 from app.errors import AppError
-from app.services import extraction, extraction_docx, extraction_email, extraction_sheets
-from app.services.extraction import FORMATS, MAX_PDF_PAGES, MB, UnreadableDocument
+from app.services import (
+    extraction,
+    extraction_docx,
+    extraction_email,
+    extraction_ocr,
+    extraction_sheets,
+)
+from app.services.extraction import FORMATS, IMAGE_TYPES, MAX_PDF_PAGES, MB, UnreadableDocument
 
 TEXT_CHECK_BYTES = 1 * MB
 _VISIBLE = re.compile(rb"\S")
 
 
-def check(data: bytes, content_type: str, filename: str) -> None:
+def check(data: bytes, content_type: str, filename: str, max_pixels: int) -> None:
     """Raise UnreadableDocument (422) when the file is plainly not readable as `content_type`."""
     if not data:
         raise UnreadableDocument("the file is empty")
@@ -43,7 +50,7 @@ def check(data: bytes, content_type: str, filename: str) -> None:
         FORMATS[".eml"]: _email,
         FORMATS[".json"]: _text,
         FORMATS[".yaml"]: _text,
-    }
+    } | {image: lambda data: extraction_ocr.check_image(data, max_pixels) for image in IMAGE_TYPES}
     try:
         checks[content_type](data)
     except AppError:
