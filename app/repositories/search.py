@@ -10,10 +10,11 @@ space's partial HNSW index, `(embedding::vector(N)) ... WHERE space_id = S`.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.rows import class_row
 
 from app.repositories import Conn, bm25, returned
@@ -222,17 +223,30 @@ ORDER BY f.score DESC, f.chunk_id"""
     return statement, params
 
 
+# The HNSW settings each connection was given last (forgotten with the connection).
+_KNOBS: weakref.WeakKeyDictionary[Any, tuple[int, bool, int]] = weakref.WeakKeyDictionary()
+
+
 def set_search_knobs(
     conn: Conn, *, ef_search: int, iterative_scan: bool, max_scan_tuples: int
 ) -> None:
-    """Transaction-local HNSW settings for this query (call inside the transaction)."""
-    query = "SELECT set_config('hnsw.ef_search', %(ef)s, true)"
+    """This connection's HNSW settings for its searches, sent only when they change: a search
+    is then its statement alone, with no transaction and no round trip for the settings. They
+    last for the connection's session; only search statements scan HNSW indexes, and each one
+    sets them first."""
+    knobs = (ef_search, iterative_scan, max_scan_tuples)
+    if _KNOBS.get(conn) == knobs:
+        return
+    query = "SELECT set_config('hnsw.ef_search', %(ef)s, false)"
     if iterative_scan:  # unknown to pgvector < 0.8
         query += (
-            ", set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-            " set_config('hnsw.max_scan_tuples', %(tuples)s, true)"
+            ", set_config('hnsw.iterative_scan', 'relaxed_order', false),"
+            " set_config('hnsw.max_scan_tuples', %(tuples)s, false)"
         )
+    _KNOBS.pop(conn, None)  # unknown if this fails
     conn.execute(query, {"ef": str(ef_search), "tuples": str(max_scan_tuples)})
+    if conn.info.transaction_status == pq.TransactionStatus.IDLE:  # no rollback can undo them
+        _KNOBS[conn] = knobs
 
 
 def run(conn: Conn, statement: sql.Composed, params: dict[str, Any]) -> list[Hit]:

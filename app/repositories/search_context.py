@@ -1,5 +1,6 @@
 """What a search reads before its statement, in one round trip: the user's preferences, the
-collections they may read (among those asked for) and the embedding space searched."""
+collections they may read (among those asked for) with their chunk counts, every collection's
+chunk count (what an exact-scan choice compares with) and the embedding space searched."""
 
 from __future__ import annotations
 
@@ -26,7 +27,13 @@ _STATEMENT = (
     + " ARRAY(SELECT c.id FROM collections c WHERE "
     + READABLE
     + " AND (%(wanted)s::bigint[] IS NULL OR c.id = ANY(%(wanted)s)) ORDER BY c.id)"
-    " AS collection_ids, sp.*"
+    " AS collection_ids,"
+    " ARRAY(SELECT coalesce(t.chunk_count, 0) FROM collections c"
+    " LEFT JOIN collection_text_stats t ON t.collection_id = c.id WHERE "
+    + READABLE
+    + " AND (%(wanted)s::bigint[] IS NULL OR c.id = ANY(%(wanted)s)) ORDER BY c.id)"
+    " AS chunk_counts,"
+    " (SELECT coalesce(sum(chunk_count), 0) FROM collection_text_stats) AS all_chunks, sp.*"
     " FROM (SELECT 1) one"
     " LEFT JOIN user_preferences p ON p.user_id = %(user_id)s"
     " LEFT JOIN LATERAL (SELECT "
@@ -42,6 +49,8 @@ _STATEMENT = (
 class SearchContext:
     preferences: Row | None  # None: the user has no preferences row
     collection_ids: list[int]  # readable, among those asked for (every one when None)
+    chunk_counts: dict[int, int]  # the chunks of each of those collections
+    all_chunks: int  # the chunks of every collection the user may see
     space: EmbeddingSpace | None  # None: no such space, or none is ready
 
 
@@ -53,4 +62,6 @@ def load(conn: Conn, user_id: int, wanted: list[int] | None, space_id: int | Non
     space = None
     if row["id"] is not None:
         space = EmbeddingSpace(**{f.name: row[f.name] for f in fields(EmbeddingSpace)})
-    return SearchContext(preferences, list(row["collection_ids"]), space)
+    ids = list(row["collection_ids"])
+    counts = dict(zip(ids, row["chunk_counts"], strict=True))
+    return SearchContext(preferences, ids, counts, int(row["all_chunks"]), space)

@@ -9,6 +9,7 @@ held: a search takes one from its `Connect` for each stretch of database work.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable
@@ -192,7 +193,7 @@ def iterative_scans_available(conn: Conn) -> bool:
 def _semantic_leg(
     conn: Conn,
     req: SearchRequest,
-    space: EmbeddingSpace | None,
+    context: context_repo.SearchContext,
     scope: search_repo.Scope,
     candidates: int,
     settings: Settings,
@@ -200,6 +201,7 @@ def _semantic_leg(
     result: SearchResult,
     timings: dict[str, float],
 ) -> tuple[search_repo.SemanticLeg | None, np.ndarray | None]:
+    space = context.space
     if space is None and req.space_id is not None:
         raise NotFound(f"no embedding space {req.space_id}")
     if space is None:
@@ -212,9 +214,12 @@ def _semantic_leg(
         return None, None
     # An exact scan when the scope is small, or so small a share of the space that an iterative
     # HNSW scan would stop at MAX_SCAN_TUPLES before finding enough of its rows.
-    exact = search_repo.exact_scan(
-        conn, scope, settings.exact_search_max_rows, candidates / MAX_SCAN_TUPLES
-    )
+    smallest, share = settings.exact_search_max_rows, candidates / MAX_SCAN_TUPLES
+    if scope.narrowed():  # documents or a filter: counted by a statement
+        exact = search_repo.exact_scan(conn, scope, smallest, share)
+    else:  # whole collections: their counts came with the context, no round trip
+        in_scope = sum(context.chunk_counts.get(i, 0) for i in scope.collection_ids)
+        exact = in_scope <= max(smallest, math.ceil(share * context.all_chunks))
     return search_repo.SemanticLeg(space.id, space.dimension, exact), vector
 
 
@@ -322,7 +327,7 @@ def _search(
     semantic, query_vector = None, None
     if mode in ("semantic", "hybrid"):
         semantic, query_vector = _semantic_leg(
-            conn, req, context.space, scope, candidates, settings, deps.embedders, result, timings
+            conn, req, context, scope, candidates, settings, deps.embedders, result, timings
         )
     fulltext = _fulltext_leg(req.query) if mode in ("fulltext", "hybrid") else None
     if semantic is None and fulltext is None:
@@ -342,15 +347,14 @@ def _search(
         fulltext_weight=req.fulltext_weight,
     )
     ef_search = min(MAX_EF_SEARCH, max(settings.hnsw_ef_search, 2 * candidates))
-    with conn.transaction():
-        iterative = deps.iterative_scans
-        search_repo.set_search_knobs(
-            conn, ef_search=ef_search, iterative_scan=iterative, max_scan_tuples=MAX_SCAN_TUPLES
-        )
-        plan = search_repo.explain(conn, statement, params) if req.debug else None
-        started = time.perf_counter()
-        result.hits = search_repo.run(conn, statement, params)
-        timings["search_ms"] = (time.perf_counter() - started) * 1000
+    iterative = deps.iterative_scans
+    search_repo.set_search_knobs(
+        conn, ef_search=ef_search, iterative_scan=iterative, max_scan_tuples=MAX_SCAN_TUPLES
+    )
+    plan = search_repo.explain(conn, statement, params) if req.debug else None
+    started = time.perf_counter()
+    result.hits = search_repo.run(conn, statement, params)
+    timings["search_ms"] = (time.perf_counter() - started) * 1000
     debug = None
     if req.debug:
         debug = partial(_debug, semantic, ef_search, iterative, candidates, plan, timings)
