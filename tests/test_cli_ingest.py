@@ -104,3 +104,22 @@ def test_ctrl_c_stops_the_worker_processes_and_queues_the_job_again(
         job = conn.execute("SELECT state, lease_owner FROM jobs").fetchone()
         status = conn.execute("SELECT status FROM documents").fetchone()
     assert job == ("queued", None) and status == ("queued",)
+
+
+def test_time_left_counts_chunked_files_and_guesses_the_others_from_their_size():
+    from app.services.ingest_progress import Estimator, FileProgress, FolderProgress
+
+    chunked = FileProgress("a.txt", "embedding", 10, 40, 4000)  # 30 left, 1 chunk per 100 bytes
+    done = FileProgress("b.txt", "indexed", 20, 20, 2000)
+    unread = FileProgress("c.txt", "queued", 0, None, 3000)  # about 30 chunks
+    failed = FileProgress("d.txt", "failed", 0, None, 9000)  # nothing left to do
+    estimator = Estimator()
+    first = estimator.estimate(FolderProgress(4, 1, (chunked, done, unread, failed)), 100.0)
+    assert (first.chunks_per_s, first.seconds_left) == (None, None)  # no rate yet
+    later = FileProgress("a.txt", "embedding", 30, 40, 4000)  # 20 more chunks in 10 s: 2/s
+    folder = FolderProgress(4, 1, (later, done, unread, failed))
+    estimated = estimator.estimate(folder, 110.0)
+    assert estimated.chunks_per_s == 2.0
+    assert estimated.seconds_left == (10 + 30) / 2.0
+    nothing_chunked = FolderProgress(1, 0, (unread,))
+    assert Estimator().estimate(nothing_chunked, 0.0).seconds_left is None
