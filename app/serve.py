@@ -6,7 +6,7 @@ the HTTP server as one child (`postrag serve` again, with POSTRAG_WORKERS=0) and
 worker. Extraction, chunking and embedding thus never share a process (or its GIL) with the
 requests being served. A worker that dies is started again (after a pause that grows while it
 keeps dying); if the HTTP server dies, everything stops and this process exits with its status.
-If this process is killed outright, its children stop: the kernel sends them SIGTERM (`_spawn`,
+If this process is killed outright, its children stop: the kernel sends them SIGTERM (`spawn`,
 Linux), and each also checks every second that its supervisor still runs (`stop_with_supervisor`).
 
 Stopping (SIGTERM, as `docker stop` sends; SIGINT): gunicorn closes the listening socket, lets
@@ -161,7 +161,7 @@ def _prctl() -> Any:
     return ctypes.CDLL(None, use_errno=True).prctl
 
 
-def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start a child that gets SIGTERM (and so stops cleanly) when this process dies, even by
     SIGKILL or the OOM killer: else the HTTP server kept the port and the workers their jobs,
     orphaned, and the next `postrag serve` could not start."""
@@ -190,7 +190,7 @@ class Supervisor:
         """Until a signal or the HTTP server's end; the HTTP server's exit status."""
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)
-        self.http = _spawn(self.http_command, self.env)
+        self.http = spawn(self.http_command, self.env)
         while self.signal is None and self.http.poll() is None:
             for child in self.children:
                 self._keep_alive(child)
@@ -217,7 +217,7 @@ class Supervisor:
             )
             child.process, child.restart_at = None, now + delay
         if child.process is None and now >= child.restart_at:
-            child.process = _spawn(self.worker_command, self.env)
+            child.process = spawn(self.worker_command, self.env)
             child.started = now
             log.info("ingestion worker %d started (pid %d)", child.number, child.process.pid)
 

@@ -54,6 +54,14 @@ def _migrations_dir(name: str, text: str) -> Path:
     return path
 
 
+def cores_available() -> int:
+    """The CPU cores this process may run on: its affinity mask (which taskset and container
+    cpusets set) where there is one, else every core of the machine."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 @dataclass(frozen=True)
 class OAuthClient:
     """Where and as whom postrag refreshes one provider's tokens (POSTRAG_OAUTH_*__<PROVIDER>)."""

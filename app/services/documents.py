@@ -35,6 +35,14 @@ class Upload:
     detect_format: bool = True
 
 
+@dataclass(frozen=True)
+class Uploaded:
+    document: StoredDocument
+    queued: bool  # False when these bytes were already in the collection
+    # The e-mail's attachments stored and queued with it (those the collection had are not).
+    attachment_ids: tuple[int, ...] = ()
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # C1 controls, and the bidirectional marks that make "cod.exe" look like "exe.doc".
 _INVISIBLE = re.compile(r"[\x80-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -63,8 +71,8 @@ def enqueue(conn: Conn, document_id: int, settings: Settings) -> None:
 
 def upload(
     conn: Conn, who: Principal, item: Upload, settings: Settings, *, replace: bool = False
-) -> tuple[StoredDocument, bool]:
-    """(document, queued): queued is False when these bytes were already in the collection.
+) -> Uploaded:
+    """The document, whether it was queued, and the e-mail attachments queued with it.
 
     Every check (collection, size, type, a cheap look at the file) happens before anything is
     stored; the file is read in full by a worker, which fails the document if it cannot.
@@ -106,19 +114,20 @@ def upload(
             if existing is None:
                 raise NotFound(f"no collection {item.collection_id}")
             if not replace:
-                return existing, False
+                return Uploaded(existing, queued=False)
             row = existing
         document_repo.set_status(conn, row.id, "queued")
         enqueue(conn, row.id, settings)
-        for attachment in attached:
-            _store_attachment(conn, item.collection_id, attachment, settings)
-    return get(conn, who, row.id), True
+        stored = [_store_attachment(conn, item.collection_id, a, settings) for a in attached]
+    attachment_ids = tuple(i for i in stored if i is not None)
+    return Uploaded(get(conn, who, row.id), queued=True, attachment_ids=attachment_ids)
 
 
 def _store_attachment(
     conn: Conn, collection_id: int, attachment: email_attachments.Attached, settings: Settings
-) -> None:
-    """Store and queue an e-mail's attachment, unless the collection has its bytes already."""
+) -> int | None:
+    """Store and queue an e-mail's attachment, unless the collection has its bytes already
+    (None)."""
     added = document_repo.insert(
         conn,
         collection_id=collection_id,
@@ -129,9 +138,11 @@ def _store_attachment(
         content=attachment.data,
         metadata=attachment.metadata,
     )
-    if added is not None:
-        document_repo.set_status(conn, added.id, "queued")
-        enqueue(conn, added.id, settings)
+    if added is None:
+        return None
+    document_repo.set_status(conn, added.id, "queued")
+    enqueue(conn, added.id, settings)
+    return added.id
 
 
 def get(conn: Conn, who: Principal, document_id: int) -> StoredDocument:
