@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -230,14 +230,7 @@ class Supervisor:
         for process in workers:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + GRACEFUL_TIMEOUT_S + 5
-        for process in (self.http, *workers):
-            try:
-                process.wait(max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                log.warning("pid %d did not stop in time; killing it", process.pid)
-                process.kill()
-                process.wait()
+        wait_or_kill((self.http, *workers), time.monotonic() + GRACEFUL_TIMEOUT_S + 5)
         stopped = [w.returncode for w in workers if w.returncode != 0]
         if stopped:
             log.warning("ingestion workers exited with status %s", stopped)
@@ -263,3 +256,14 @@ def supervise(argv: list[str], workers: int, database_url: str) -> int:
             env,
         )
         return supervisor.run()
+
+
+def wait_or_kill(processes: Iterable[subprocess.Popen[bytes]], deadline: float) -> None:
+    """Wait for each process until `deadline` (time.monotonic()), then SIGKILL those left."""
+    for process in processes:
+        try:
+            process.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            log.warning("pid %d did not stop in time; killing it", process.pid)
+            process.kill()
+            process.wait()

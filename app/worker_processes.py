@@ -10,7 +10,6 @@ stop puts the job it is running back in the queue at its next checkpoint.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -18,9 +17,7 @@ import sys
 import time
 from types import TracebackType
 
-from app.serve import spawn
-
-log = logging.getLogger(__name__)
+from app.serve import spawn, wait_or_kill
 
 STOP_TIMEOUT_S = 30  # a job in a long extraction stops at its next checkpoint, within a second
 
@@ -69,11 +66,4 @@ class WorkerProcesses:
         for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for process in self.processes:
-            try:
-                process.wait(max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                log.warning("worker pid %d did not stop in time; killing it", process.pid)
-                process.kill()
-                process.wait()
+        wait_or_kill(self.processes, time.monotonic() + STOP_TIMEOUT_S)
