@@ -9,7 +9,7 @@ sees it reach 0: the one that swaps. Deleting the split row drops its drafts (ca
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,32 +26,30 @@ _DRAFT_COLUMNS = [
 ]
 
 
-def create(
-    conn: Conn, *, document_id: int, space_id: int, title: str, chunks: Iterable[Any]
-) -> tuple[int, int]:
-    """In the caller's transaction: a new split of the document with `chunks` (streamed in by
-    binary COPY) as its drafts; (its id, the number of chunks). The document must have none."""
+def create(conn: Conn, *, document_id: int, space_id: int, title: str) -> int:
+    """In the caller's transaction: a new split of the document, with no drafts yet; its id.
+    The document must have none (see `delete`)."""
     row = conn.execute(
         "INSERT INTO document_splits (document_id, space_id, title, chunks_left)"
         " VALUES (%(document)s, %(space)s, %(title)s, 0) RETURNING id",
         {"document": document_id, "space": space_id, "title": title},
     ).fetchone()
     assert row is not None
-    split_id = int(row["id"])
-    count = 0
+    return int(row["id"])
 
-    def drafts() -> Iterable[tuple[Any, ...]]:
-        nonlocal count
-        for chunk in chunks:
-            count += 1
-            yield (split_id, *document_repo.chunk_values(chunk), jsonb(chunk_metadata(chunk)))
 
-    document_repo.copy_in(conn, "split_chunks", _DRAFT_COLUMNS, drafts())
-    conn.execute(
-        "UPDATE document_splits SET chunks_left = %(count)s WHERE id = %(id)s",
-        {"id": split_id, "count": count},
+def add_drafts(conn: Conn, split_id: int, chunks: Sequence[Any]) -> None:
+    """In the caller's transaction: add chunks (without vectors) to the split, by binary COPY,
+    and count them in its `chunks_left`."""
+    rows = (
+        (split_id, *document_repo.chunk_values(chunk), jsonb(chunk_metadata(chunk)))
+        for chunk in chunks
     )
-    return split_id, count
+    document_repo.copy_in(conn, "split_chunks", _DRAFT_COLUMNS, rows)
+    conn.execute(
+        "UPDATE document_splits SET chunks_left = chunks_left + %(count)s WHERE id = %(id)s",
+        {"id": split_id, "count": len(chunks)},
+    )
 
 
 def delete(conn: Conn, document_id: int) -> bool:

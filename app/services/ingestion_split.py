@@ -1,9 +1,10 @@
 """A big document embedded by every worker: its chunks stored once, then embedded in ranges.
 
 An ingestion (app/services/ingestion.py) whose document makes more than POSTRAG_SPLIT_CHUNKS
-chunks does not embed them itself. In one transaction, with its lease checked, it stores them
-without vectors as the drafts of a split (app/repositories/splits.py), queues an `embed_range`
-job for each run of that many chunks, and ends: it holds no worker while they run. Any worker of
+chunks does not embed them itself. It stores them without vectors as the drafts of a split
+(app/repositories/splits.py), a few hundred a transaction with its lease checked, then queues
+an `embed_range` job for each run of that many chunks and ends, in one last transaction: it
+holds no worker while they run. Any worker of
 the document's embedding space takes a range; range jobs pass their owner's cap on running jobs
 (POSTRAG_JOBS_PER_USER), so one user's big document uses every worker, yet each is seconds of
 work and a free worker takes the jobs of users running fewer first, so another user waits one
@@ -22,6 +23,7 @@ row, then the split row, so that none of them waits on another in a cycle.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 
@@ -37,37 +39,39 @@ from app.services.job_kinds import JobContext, embed_range
 
 log = logging.getLogger(__name__)
 
+# Drafts stored in one transaction: a few hundred chunks take milliseconds to write.
+_DRAFTS_PER_TRANSACTION = 256
+
 
 def stage(ctx: JobContext, document_id: int, chunks: Iterator[Chunk], title: str) -> None:
-    """Store the document's chunks as a new split and queue its ranges; the job is done with
-    the same commit. A split left by an earlier ingestion is dropped first."""
-    size = ctx.settings.split_chunks
-    with ctx.conn.transaction():
+    """Store the document's chunks as a new split, a few batches a transaction (a deletion of
+    the document never waits long for it), then queue its ranges: the job is done with that
+    commit. A split left by an earlier ingestion is dropped first; until the ranges are queued,
+    nothing reads the new one (an attempt that fails leaves it to the next ingestion)."""
+    conn = ctx.conn
+    with conn.transaction():
         ctx.commit_if_owned()
-        document_repo.lock(ctx.conn, document_id)
-        drop(ctx.conn, document_id)
-        split_id, total = splits.create(
-            ctx.conn,
-            document_id=document_id,
-            space_id=ctx.space.id,
-            title=title,
-            chunks=_heard(ctx, chunks),
-        )
-        document_repo.set_status(ctx.conn, document_id, "embedding")
+        document_repo.lock(conn, document_id)
+        drop(conn, document_id)
+        split_id = splits.create(conn, document_id=document_id, space_id=ctx.space.id, title=title)
+    total = 0
+    while batch := list(itertools.islice(chunks, _DRAFTS_PER_TRANSACTION)):
+        with conn.transaction():
+            ctx.commit_if_owned()
+            splits.add_drafts(conn, split_id, batch)
+        total += len(batch)
+        ctx.renew()
+    size = ctx.settings.split_chunks
+    with conn.transaction():
+        ctx.commit_if_owned()
+        document_repo.lock(conn, document_id)
+        document_repo.set_status(conn, document_id, "embedding")
         for first in range(0, total, size):
             end = min(first + size, total)
             payload = embed_range.EmbedRange(document_id, split_id, first, end, ctx.space.id)
-            embed_range.enqueue(ctx.conn, payload, max_attempts=ctx.settings.job_max_attempts)
+            embed_range.enqueue(conn, payload, max_attempts=ctx.settings.job_max_attempts)
         ctx.succeed()
     log.info("document %s: %d chunks queued in ranges of %d", document_id, total, size)
-
-
-def _heard(ctx: JobContext, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
-    """The chunks, with a checkpoint every batch: a cancellation is heard while they are stored."""
-    for number, chunk in enumerate(chunks, start=1):
-        if number % ingestion.EMBED_BATCH == 0:
-            ctx.renew()
-        yield chunk
 
 
 def drop(conn: Conn, document_id: int) -> None:

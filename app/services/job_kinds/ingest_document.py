@@ -70,6 +70,7 @@ def _on_final_failure(conn: Conn, job: Job[IngestDocument], error: str) -> None:
         return
     stage = document.status if document.status in _STAGES else None
     document_repo.set_status(conn, document_id, "failed", error=error, failed_stage=stage)
+    ingestion_split.drop(conn, document_id)  # the drafts of a big document, if it got so far
     metrics().ingested_documents.labels("failed").inc()
 
 
