@@ -44,6 +44,11 @@ MODES = {"before: one job": 4096, "after: ranges": 64}
 
 def _work(settings: Settings, ready: Event, stop: Event) -> None:
     """A worker process: load the model, say so, work until told to stop."""
+    # Its own session: with the kernel's autogroup scheduling, the processes of one session share
+    # one group's CPU, so on a machine busy with other sessions two workers of one session would
+    # together get what one gets. (`postrag serve`'s workers share the server's session, which
+    # matters only when other sessions compete for the cores.)
+    os.setsid()
     embedder = LocalEmbedder()
     embedder.embed(["warm-up"])
     worker = Worker(settings.database_url or "", settings, embedder)
