@@ -10,7 +10,8 @@ are embedded (`chunks_total`, `chunks_embedded`, raised once per batch) while me
 The document's chunks and vectors are replaced
 from the staging table in one transaction that also checks the job's lease: after any failure
 the document keeps its previous complete set (or none), and a job whose lease moved to another
-worker can never write twice.
+worker can never write twice. A document of more than POSTRAG_SPLIT_CHUNKS chunks is embedded in
+ranges by every worker instead, with the same guarantees (app/services/ingestion_split.py).
 """
 
 from __future__ import annotations
