@@ -154,6 +154,14 @@ class Settings:
     chunk_overlap_tokens: int = setting(
         Var("POSTRAG_CHUNK_OVERLAP_TOKENS", Integer(low=0), "30", "chunk overlap in tokens")
     )
+    split_chunks: int = setting(
+        Var(
+            "POSTRAG_SPLIT_CHUNKS",
+            Integer(low=16, high=4096),
+            "64",
+            "a document with more chunks is embedded in ranges of this many, by every worker",
+        )
+    )
     job_lease_s: int = setting(
         Var("POSTRAG_JOB_LEASE_S", Integer(low=5), "60", "a job's lease, renewed while it runs")
     )

@@ -5,7 +5,7 @@ Each batch is its own short transaction, so a document of any size is embedded i
 memory, and the document keeps its previous complete set of chunks until the swap's single
 transaction. The table belongs to the worker's database session: whatever a failed, stopped or
 cancelled ingestion staged is dropped by the next one, or with the session if the worker dies.
-Chunk ids are drawn from the identity sequence as batches are staged (see _copy_in in
+Chunk ids are drawn from the identity sequence as batches are staged (see copy_in in
 app/repositories/documents.py for why the rows take a detour through a temporary table).
 """
 
@@ -47,10 +47,10 @@ def stage(conn: Conn, chunks: Sequence[Any], vectors: np.ndarray) -> None:
         copy.set_types([kind for _, kind in _COLUMNS])
         for chunk_id, chunk, vector in zip(ids, chunks, vectors, strict=True):
             values = document_repo.chunk_values(chunk)
-            copy.write_row((chunk_id, *values, jsonb(_metadata(chunk)), vector))
+            copy.write_row((chunk_id, *values, jsonb(chunk_metadata(chunk)), vector))
 
 
-def _metadata(chunk: Any) -> dict[str, Any]:
+def chunk_metadata(chunk: Any) -> dict[str, Any]:
     confidence = getattr(chunk, "ocr_confidence", None)
     return {} if confidence is None else {"ocr_confidence": confidence}
 

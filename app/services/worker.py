@@ -120,7 +120,9 @@ class Worker:
                 try:
                     while not stop.is_set() and self.run_one(conn):
                         pass
-                    wait = job_repo.seconds_until_next(conn, per_user=self.settings.jobs_per_user)
+                    wait = job_repo.seconds_until_next(
+                        conn, per_user=self.settings.jobs_per_user, uncapped=self.kinds.uncapped()
+                    )
                 except psycopg.OperationalError:
                     raise
                 except Exception:  # noqa: BLE001 - e.g. the embedding server is down at start
@@ -173,6 +175,7 @@ class Worker:
                 lease_s=self.settings.job_lease_s,
                 space_id=self._space.id,
                 per_user=self.settings.jobs_per_user,
+                uncapped=self.kinds.uncapped(),
             )
 
     def _after_expiry(self, conn: psycopg.Connection[Any], stored: StoredJob) -> None:
