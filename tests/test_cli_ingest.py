@@ -101,9 +101,14 @@ def test_ctrl_c_stops_the_worker_processes_and_queues_the_job_again(
     _, left = psutil.wait_procs(children, timeout=15)
     assert not left, [c.cmdline() for c in left]
     with psycopg.connect(database_url) as conn:
-        job = conn.execute("SELECT state, lease_owner FROM jobs").fetchone()
+        jobs = conn.execute(
+            "SELECT state, lease_owner FROM jobs WHERE state <> 'succeeded'"
+        ).fetchall()
         status = conn.execute("SELECT status FROM documents").fetchone()
-    assert job == ("queued", None) and status == ("queued",)
+    # What was left to do waits for the next worker: the document's job, or (a document split
+    # into ranges, app/services/ingestion_split.py) the ranges not embedded yet.
+    assert jobs and set(jobs) == {("queued", None)}
+    assert status in (("queued",), ("embedding",))
 
 
 def test_time_left_counts_chunked_files_and_guesses_the_others_from_their_size():
