@@ -40,6 +40,10 @@ TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f41157
 MAX_TOKENS = 256
 DIMENSION = 384
 BATCH_SIZE = 32
+# Texts per inference, by model. The int8 graph quantises each MatMul's input with one scale per
+# run (DynamicQuantizeLinear is per tensor), so in a batch a text's vector would depend on its
+# neighbours and their padding: one text per run keeps it a function of the text alone.
+_BATCHES = {MODEL_NAME: BATCH_SIZE, INT8_MODEL_NAME: 1}
 # An unknown word costs a token per this many characters (what BPE tokenizers charge for odd
 # text), not the single [UNK] that WordPiece gives a 25 MB run without spaces.
 CHARS_PER_UNKNOWN_TOKEN = 4
@@ -189,9 +193,8 @@ class LocalEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
-        parts = [
-            self._embed_batch(texts[i : i + BATCH_SIZE]) for i in range(0, len(texts), BATCH_SIZE)
-        ]
+        size = _BATCHES[self.model]
+        parts = [self._embed_batch(texts[i : i + size]) for i in range(0, len(texts), size)]
         return np.vstack(parts)
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
