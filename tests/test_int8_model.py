@@ -94,7 +94,7 @@ def test_a_graph_built_otherwise_is_refused(tmp_path, monkeypatch, built):
 
 def test_int8_vectors_are_close_to_the_float32_model_but_not_the_same(tmp_path):
     int8 = LocalEmbedder(model=INT8_MODEL_NAME, cache_dir=tmp_path).embed(TEXTS)
-    fp32 = LocalEmbedder().embed(TEXTS)
+    fp32 = LocalEmbedder(model=MODEL_NAME).embed(TEXTS)
     assert int8.shape == (len(TEXTS), 384) and int8.dtype == np.float32
     assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
     cosines = (int8 * fp32).sum(axis=1)
@@ -118,18 +118,23 @@ def test_the_local_models_are_chosen_by_name():
     assert settings.embedding_model == "nomic-embed-text"  # a name for Ollama, not checked here
 
 
-def test_a_space_of_the_int8_model_is_filled_and_searched_while_the_old_one_serves(
-    app, client, admin, collection, database_url
+def test_an_installation_on_the_float32_model_keeps_it_and_can_switch_to_int8(
+    make_app, admin, collection, database_url
 ):
+    with connect(database_url) as conn:  # installed before int8 became the default
+        spaces.ensure_space(conn, LocalEmbedder(model=MODEL_NAME), max_attempts=1)
+    old_app = make_app()  # POSTRAG_EMBEDDING_MODEL empty, as an upgrade starts
+    client = old_app.test_client()
     upload(client, admin, collection, "owls.txt", "Owls hunt mice at night in the forest.")
     upload(client, admin, collection, "tax.txt", "File the quarterly tax report before Friday.")
-    drain(app)
+    drain(old_app)
     with connect(database_url) as conn:
         old = space_repo.current_ready(conn)
+        assert conn.execute("SELECT count(*) AS n FROM embedding_spaces").fetchone()["n"] == 1
     assert old is not None and old.model == MODEL_NAME
     assert names(search(client, admin, query="nocturnal birds", mode="semantic"))[0] == "owls.txt"
 
-    settings = replace(Runtime.of(app).settings, embedding_model=INT8_MODEL_NAME)
+    settings = replace(Runtime.of(old_app).settings, embedding_model=INT8_MODEL_NAME)
     embedder = make_embedder(settings)
     with connect(database_url) as conn:
         building = spaces.ensure_space(conn, embedder, max_attempts=1)
@@ -149,6 +154,14 @@ def test_a_space_of_the_int8_model_is_filled_and_searched_while_the_old_one_serv
     assert [(r["state"], r["n"]) for r in counts] == [("retired", 2), ("ready", 2)]
     found = search(client, admin, query="a deadline for taxes", mode="semantic")
     assert names(found)[0] == "tax.txt"
+
+
+def test_a_new_installation_embeds_with_the_int8_model(app, client, admin, collection):
+    upload(client, admin, collection, "owls.txt", "Owls hunt mice at night in the forest.")
+    drain(app)
+    assert Runtime.of(app).embedder.model == DEFAULT_MODEL == INT8_MODEL_NAME
+    found = search(client, admin, query="nocturnal birds", mode="semantic")
+    assert names(found) == ["owls.txt"]
 
 
 @pytest.mark.parametrize("model", [MODEL_NAME, INT8_MODEL_NAME])

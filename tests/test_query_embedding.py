@@ -27,7 +27,7 @@ def test_a_search_embeds_its_query_while_an_ingestion_batch_is_running(
     app, client, admin, docs, monkeypatch
 ):
     real = local_embedder._session
-    held = _HeldBatch(real(local_embedder.MODEL_NAME, local_embedder.INGESTION, None))
+    held = _HeldBatch(real(local_embedder.DEFAULT_MODEL, local_embedder.INGESTION, None))
     monkeypatch.setattr(
         local_embedder,
         "_session",

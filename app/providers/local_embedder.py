@@ -3,7 +3,9 @@
 MODEL_NAME runs the package's model.onnx as it is: int8 weights expanded to float32 at load, so
 it computes in float32. INT8_MODEL_NAME runs the same weights in an int8-computing graph built
 from that file (app/providers/int8_graph.py): faster per core, vectors slightly different, so it
-is another model with its own embedding space.
+is another model with its own embedding space. It is the default of new installations since it
+showed no loss beyond noise on the labelled sets (bench/int8_model.py, the README's Benchmarks);
+an installation whose space has the float32 model keeps it (app/services/spaces.py).
 
 Runs with onnxruntime on one intra-op thread with spinning off (PostgreSQL shares the cores),
 in two sessions: one for ingestion batches and one for queries (search, answers), each with its
@@ -33,7 +35,7 @@ from app.providers.embeddings import EmbeddingError, normalise
 MODEL_NAME = "all-MiniLM-L6-v2"
 INT8_MODEL_NAME = "all-MiniLM-L6-v2-int8"
 MODEL_NAMES = (MODEL_NAME, INT8_MODEL_NAME)
-DEFAULT_MODEL = MODEL_NAME  # what POSTRAG_EMBEDDER=local runs when POSTRAG_EMBEDDING_MODEL is empty
+DEFAULT_MODEL = INT8_MODEL_NAME  # a new installation's (POSTRAG_EMBEDDING_MODEL empty)
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_PATH = Path(__file__).parent / "data" / "all-MiniLM-L6-v2" / "tokenizer.json"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
