@@ -22,10 +22,9 @@ def test_models_lists_chat_embedding_and_extractive(sdk):
 def test_embeddings_match_the_local_model_as_float_and_base64(sdk):
     texts = ["The quick brown fox", "Install the valve"]
     expected = local_embedder.LocalEmbedder().embed(texts)
-    as_base64 = sdk.embeddings.create(model=local_embedder.DEFAULT_MODEL, input=texts)  # SDK default
-    as_float = sdk.embeddings.create(
-        model=local_embedder.DEFAULT_MODEL, input=texts, encoding_format="float"
-    )
+    model = local_embedder.DEFAULT_MODEL
+    as_base64 = sdk.embeddings.create(model=model, input=texts)  # the SDK's default encoding
+    as_float = sdk.embeddings.create(model=model, input=texts, encoding_format="float")
     for answer in (as_base64, as_float):
         got = np.array([item.embedding for item in sorted(answer.data, key=lambda d: d.index)])
         assert got.shape == (2, local_embedder.DIMENSION)
