@@ -139,8 +139,8 @@ def count_tokens(text: str) -> int:
 def _session(model: str, purpose: str, cache_dir: Path | None) -> Any:
     """The onnxruntime session of `model` for `purpose` (INGESTION or QUERIES), loaded once per
     process: the int8 graph is the same bytes whichever cache directory holds it (its sha256 is
-    pinned). Each session holds its own copy of the weights (about 23 MB for these int8 weights
-    unexpanded, measured in bench/int8_model.py)."""
+    pinned). Each session holds its own copy of the weights: 23 MB in the int8 graph, four times
+    that once the float32 model has expanded them (bench/int8_model.py measures a process)."""
     with _LOADING:
         if (model, purpose) not in _SESSIONS:
             _SESSIONS[model, purpose] = _load(model, cache_dir)
