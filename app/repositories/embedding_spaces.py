@@ -123,6 +123,16 @@ def current_ready(conn: Conn) -> EmbeddingSpace | None:
     )
 
 
+def local_model_in_use(conn: Conn) -> str | None:
+    """The local model of the installation's ready space, else of its newest space; None when
+    no space is a local model's."""
+    row = conn.execute(
+        "SELECT m.name FROM embedding_spaces s JOIN llm_models m ON m.id = s.embedding_model_id"
+        " WHERE m.provider = 'local' ORDER BY s.state = 'ready' DESC, s.id DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None else str(row["name"])
+
+
 def mark_ready(conn: Conn, space_id: int) -> None:
     """The space becomes the one search uses; every other ready space retires."""
     conn.execute(
