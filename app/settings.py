@@ -19,6 +19,7 @@ from app.settings_vars import (
     VAR,
     Choice,
     Integer,
+    IntegerOrCores,
     Number,
     OptionalText,
     Scopes,
@@ -100,7 +101,20 @@ class Settings:
     )
     # Ingestion
     workers: int = setting(
-        Var("POSTRAG_WORKERS", Integer(low=0), "2", "worker processes beside `serve`'s HTTP ones")
+        Var(
+            "POSTRAG_WORKERS",
+            IntegerOrCores(low=0, high=256),
+            "auto",
+            "worker processes beside `serve`'s HTTP ones (auto: one per available core)",
+        )
+    )
+    embed_batch: int = setting(
+        Var(
+            "POSTRAG_EMBED_BATCH",
+            Integer(low=1, high=64),
+            "1",
+            "chunks the bundled model embeds in one onnxruntime run (bench/embed_limit.py)",
+        )
     )
     jobs_per_user: int = setting(
         Var("POSTRAG_JOBS_PER_USER", Integer(low=1), "1", "a user's jobs at once, on all workers")

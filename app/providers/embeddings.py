@@ -66,7 +66,7 @@ def make_embedder(settings: Settings) -> Embedder:
     if settings.embedder == "local":
         from app.providers.local_embedder import LocalEmbedder
 
-        return LocalEmbedder()
+        return LocalEmbedder(batch_size=settings.embed_batch)
     from app.providers.http_embedders import OllamaEmbedder, OpenAIEmbedder
 
     if settings.embedder == "ollama":

