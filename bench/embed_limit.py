@@ -5,9 +5,10 @@
 The chunks are the ones postrag embeds for README.md (cut at its `## ` sections, one document
 each) and tests/data/dpkg-status-sample.txt: same extraction, chunking and embedding input
 (app.services.chunking, ingestion.embedding_input). Each repeat measures, one after the other:
-1. raw: the bundled model's onnxruntime session (one intra-op thread, spinning off, no memory
-   arena, as postrag runs it), inputs tokenised beforehand, at batch sizes 1/2/4/8/16, on 1 to
-   `cores` processes each embedding its share; and with the arena at batch 1 and 16 on one;
+1. raw: the bundled model's onnxruntime session (one intra-op thread, spinning off, its memory
+   arena for runs of one chunk only, as postrag runs it), inputs tokenised beforehand, at batch
+   sizes 1/2/4/8/16, on 1 to `cores` processes each embedding its share; then on one process,
+   batch 1 without the arena and batch 16 with it;
 2. postrag end to end: the documents uploaded and ingested by `postrag worker` processes (one
    per core, and one alone) on a fresh database of the embedded server (or DATABASE_URL), with
    the environment's settings (POSTRAG_EMBED_BATCH...), from the first upload until every
@@ -222,7 +223,8 @@ def measure(args: argparse.Namespace) -> None:
     docs, inputs = corpus(args.chunks, settings)
     batches = (1, 16) if args.quick else BATCHES
     counts = sorted({1, cores})
-    configs = [(n, b, False) for n in counts for b in batches] + [(1, 1, True), (1, 16, True)]
+    # As postrag runs it (the arena for runs of one chunk only), and the other way at 1 and 16.
+    configs = [(n, b, b == 1) for n in counts for b in batches] + [(1, 1, False), (1, 16, True)]
     rates: dict[Any, list[float]] = {}
     rss: dict[Any, list[float]] = {}
     load = [os.getloadavg()[0]]
@@ -237,14 +239,11 @@ def measure(args: argparse.Namespace) -> None:
             rss.setdefault(("warm", workers), []).append(max(run.rss_warm))
             rss.setdefault(("after", workers), []).append(max(run.rss_after))
             # the ratio within this repeat: end to end / raw best on the same processes
-            best = max(rates[(workers, b, False)][-1] for b in batches)
+            best = max(rates[(workers, b, b == 1)][-1] for b in batches)
             rates.setdefault(("ratio", workers), []).append(run.rate / best)
         load.append(os.getloadavg()[0])
-        print(
-            f"repeat {repeat + 1}/{args.repeats} done ({len(inputs)} chunks, {run.chunks} stored)",
-            file=sys.stderr,
-        )
-    report(rates, rss, counts, batches, len(inputs), len(docs), load, settings)
+        print(f"\nafter repeat {repeat + 1}/{args.repeats} ({run.chunks} chunks stored):\n")
+        report(rates, rss, counts, batches, len(inputs), len(docs), load, settings)
 
 
 def report(rates, rss, counts, batches, chunks, docs, load, settings) -> None:  # type: ignore[no-untyped-def]
@@ -260,13 +259,13 @@ def report(rates, rss, counts, batches, chunks, docs, load, settings) -> None:  
     )
     print("| --- |" + " ---: |" * (len(batches) + 1))
     for n in counts:
-        cells = [_median(rates[(n, b, False)]) for b in batches]
-        memory = f"{_median(rss[(n, 1, False)])} / {_median(rss[(n, batches[-1], False)])} MB"
+        cells = [_median(rates[(n, b, b == 1)]) for b in batches]
+        memory = f"{_median(rss[(n, 1, True)])} / {_median(rss[(n, batches[-1], False)])} MB"
         print(f"| {n} process(es) | " + " | ".join(cells) + f" | {memory} |")
-    arena = [_median(rates[(1, b, True)]) for b in (1, 16)]
+    other = [_median(rates[config]) for config in ((1, 1, False), (1, 16, True))]
     print(
-        f"| 1 process, memory arena on (batch 1 / 16) | {arena[0]} / {arena[1]} chunks/s |"
-        f" RSS {_median(rss[(1, 1, True)])} / {_median(rss[(1, 16, True)])} MB |\n"
+        f"| 1 process, batch 1 without the arena / 16 with it | {other[0]} / {other[1]} |"
+        f" RSS {_median(rss[(1, 1, False)])} / {_median(rss[(1, 16, True)])} MB |\n"
     )
     print(
         "| postrag end to end | chunks/s | / raw best, same processes | worker RSS warm | after |"

@@ -3,10 +3,10 @@
 Runs with onnxruntime on one intra-op thread with spinning off (PostgreSQL shares the cores),
 in two sessions: one for ingestion batches and one for queries (search, answers), each with its
 own lock, so a query's embedding never waits behind an ingestion batch. A run embeds
-POSTRAG_EMBED_BATCH chunks (1: fastest here) without onnxruntime's memory arena, which kept
-the largest run's buffers for good (700 MB per worker). Tokenised by the
-model's own tokenizer.json shipped in this package; mean pooling over the attention mask,
-L2-normalised, 384 dimensions, at most 256 tokens.
+POSTRAG_EMBED_BATCH chunks (1: fastest here); onnxruntime's memory arena, which keeps the
+largest run's buffers for good, only serves runs of one chunk (16 chunks' held 700 MB a worker).
+Tokenised by the model's own tokenizer.json shipped in this package; mean pooling over the
+attention mask, L2-normalised, 384 dimensions, at most 256 tokens.
 
 `token_spans` and `count_tokens` are postrag's token counts everywhere (chunk sizes, prompt
 budgets, usage): WordPiece reads a word of more than 100 characters as one [UNK], so unknown
@@ -144,10 +144,10 @@ def new_session(*, arena: bool = False) -> Any:
 
 
 @cache
-def _session(purpose: str) -> Any:
+def _session(purpose: str, arena: bool) -> Any:
     """The model's onnxruntime session for `purpose` (INGESTION or QUERIES); each one holds its
     own copy of the weights (about 23 MB for this int8 model, measured in bench/search.py)."""
-    return new_session()
+    return new_session(arena=arena)
 
 
 def model_inputs(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -205,7 +205,9 @@ class LocalEmbedder:
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         ids, mask = model_inputs(texts)
         with _INFERENCE[self.purpose]:
-            hidden = run_model(_session(self.purpose), ids, mask)
+            # The arena keeps the largest run's buffers for good: one chunk's are small (and
+            # reusing them was faster), 16 chunks' were 700 MB per worker.
+            hidden = run_model(_session(self.purpose, self.batch_size == 1), ids, mask)
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return normalise(pooled, self.provider)
