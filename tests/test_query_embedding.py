@@ -27,11 +27,13 @@ def test_a_search_embeds_its_query_while_an_ingestion_batch_is_running(
     app, client, admin, docs, monkeypatch
 ):
     real = local_embedder._session
-    held = _HeldBatch(real(local_embedder.INGESTION))
+    held = _HeldBatch(real(local_embedder.INGESTION, True))
     monkeypatch.setattr(
         local_embedder,
         "_session",
-        lambda purpose: held if purpose == local_embedder.INGESTION else real(purpose),
+        lambda purpose, arena: (
+            held if purpose == local_embedder.INGESTION else real(purpose, arena)
+        ),
     )
     upload(client, admin, docs, "later.txt", "A document embedded while someone searches.")
     ingesting = threading.Thread(target=drain, args=(app,))
