@@ -19,6 +19,7 @@ from app.settings_vars import (
     VAR,
     Choice,
     Integer,
+    IntegerOrCores,
     Number,
     OptionalText,
     Scopes,
@@ -52,14 +53,6 @@ def _migrations_dir(name: str, text: str) -> Path:
     if not path.is_dir():
         raise SettingsError(f"{name}: {path} is not a directory")
     return path
-
-
-def cores_available() -> int:
-    """The CPU cores this process may run on: its affinity mask (which taskset and container
-    cpusets set) where there is one, else every core of the machine."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -108,7 +101,20 @@ class Settings:
     )
     # Ingestion
     workers: int = setting(
-        Var("POSTRAG_WORKERS", Integer(low=0), "2", "worker processes beside `serve`'s HTTP ones")
+        Var(
+            "POSTRAG_WORKERS",
+            IntegerOrCores(low=0, high=256),
+            "auto",
+            "worker processes beside `serve`'s HTTP ones (auto: one per available core)",
+        )
+    )
+    embed_batch: int = setting(
+        Var(
+            "POSTRAG_EMBED_BATCH",
+            Integer(low=1, high=64),
+            "1",
+            "chunks the bundled model embeds in one onnxruntime run (bench/embed_limit.py)",
+        )
     )
     jobs_per_user: int = setting(
         Var("POSTRAG_JOBS_PER_USER", Integer(low=1), "1", "a user's jobs at once, on all workers")

@@ -27,12 +27,12 @@ def test_a_search_embeds_its_query_while_an_ingestion_batch_is_running(
     app, client, admin, docs, monkeypatch
 ):
     real = local_embedder._session
-    held = _HeldBatch(real(local_embedder.DEFAULT_MODEL, local_embedder.INGESTION, None))
+    held = _HeldBatch(real(local_embedder.DEFAULT_MODEL, local_embedder.INGESTION, None, True))
     monkeypatch.setattr(
         local_embedder,
         "_session",
-        lambda model, purpose, cache_dir: (
-            held if purpose == local_embedder.INGESTION else real(model, purpose, cache_dir)
+        lambda model, purpose, cache_dir, arena: (
+            held if purpose == local_embedder.INGESTION else real(model, purpose, cache_dir, arena)
         ),
     )
     upload(client, admin, docs, "later.txt", "A document embedded while someone searches.")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from app.cli.common import with_user
-from app.settings import cores_available
+from app.settings_vars import available_cores
 
 if TYPE_CHECKING:
     from app.repositories import Conn
@@ -50,7 +50,7 @@ def ingest(
     from app.worker_processes import WorkerProcesses
 
     collected = bulk_ingest.collect(paths)
-    count = processes or cores_available()
+    count = processes or available_cores()
     # SIGTERM as Ctrl-C: the worker processes are stopped and their jobs queued again.
     signal.signal(signal.SIGTERM, _interrupt)
 

@@ -67,7 +67,9 @@ def make_embedder(settings: Settings) -> Embedder:
         from app.providers.local_embedder import DEFAULT_MODEL, LocalEmbedder
 
         model = settings.embedding_model or DEFAULT_MODEL
-        return LocalEmbedder(model=model, cache_dir=settings.data_dir / "models")
+        return LocalEmbedder(
+            model=model, cache_dir=settings.data_dir / "models", batch_size=settings.embed_batch
+        )
     from app.providers.http_embedders import OllamaEmbedder, OpenAIEmbedder
 
     if settings.embedder == "ollama":

@@ -35,7 +35,7 @@ from app.providers.embeddings import Embedder, EmbeddingError
 from app.repositories import jobs as job_repo
 from app.repositories.embedding_spaces import EmbeddingSpace
 from app.repositories.jobs import Job, StoredJob
-from app.services import spaces
+from app.services import process_memory, spaces
 from app.services.heartbeat import Heartbeat
 from app.services.job_kinds import (
     InvalidPayload,
@@ -157,6 +157,8 @@ class Worker:
             self._release(conn, kind, job)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
             self._failed(conn, job, kind, exc)
+        finally:
+            process_memory.give_back()  # else a worker stays at its biggest job's peak
         return True
 
     def _claim(self, conn: psycopg.Connection[Any]) -> StoredJob | None:
