@@ -50,6 +50,7 @@ from app.logredact import install as install_log_redaction
 from app.providers.llm import ollama_answers
 from app.runtime import Runtime
 from app.services import connectors as connector_service
+from app.services import spaces
 from app.services import users as user_service
 from app.settings import Settings
 from app.web import pages as web_pages
@@ -81,6 +82,7 @@ def prepare_database(settings: Settings, *, migrate: bool | None = None) -> Sett
                 " migrations with `postrag migrate`"
             )
         connector_service.check_keys(conn, settings)  # before any token is read or written
+        settings = spaces.settle_local_model(conn, settings)
     return settings.with_database_url(resolved.url)
 
 

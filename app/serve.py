@@ -6,7 +6,7 @@ the HTTP server as one child (`postrag serve` again, with POSTRAG_WORKERS=0) and
 worker. Extraction, chunking and embedding thus never share a process (or its GIL) with the
 requests being served. A worker that dies is started again (after a pause that grows while it
 keeps dying); if the HTTP server dies, everything stops and this process exits with its status.
-If this process is killed outright, its children stop: the kernel sends them SIGTERM (`_spawn`,
+If this process is killed outright, its children stop: the kernel sends them SIGTERM (`spawn`,
 Linux), and each also checks every second that its supervisor still runs (`stop_with_supervisor`).
 
 Stopping (SIGTERM, as `docker stop` sends; SIGINT): gunicorn closes the listening socket, lets
@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -161,7 +161,7 @@ def _prctl() -> Any:
     return ctypes.CDLL(None, use_errno=True).prctl
 
 
-def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start a child that gets SIGTERM (and so stops cleanly) when this process dies, even by
     SIGKILL or the OOM killer: else the HTTP server kept the port and the workers their jobs,
     orphaned, and the next `postrag serve` could not start."""
@@ -190,7 +190,7 @@ class Supervisor:
         """Until a signal or the HTTP server's end; the HTTP server's exit status."""
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)
-        self.http = _spawn(self.http_command, self.env)
+        self.http = spawn(self.http_command, self.env)
         while self.signal is None and self.http.poll() is None:
             for child in self.children:
                 self._keep_alive(child)
@@ -217,7 +217,7 @@ class Supervisor:
             )
             child.process, child.restart_at = None, now + delay
         if child.process is None and now >= child.restart_at:
-            child.process = _spawn(self.worker_command, self.env)
+            child.process = spawn(self.worker_command, self.env)
             child.started = now
             log.info("ingestion worker %d started (pid %d)", child.number, child.process.pid)
 
@@ -230,14 +230,7 @@ class Supervisor:
         for process in workers:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + GRACEFUL_TIMEOUT_S + 5
-        for process in (self.http, *workers):
-            try:
-                process.wait(max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                log.warning("pid %d did not stop in time; killing it", process.pid)
-                process.kill()
-                process.wait()
+        wait_or_kill((self.http, *workers), time.monotonic() + GRACEFUL_TIMEOUT_S + 5)
         stopped = [w.returncode for w in workers if w.returncode != 0]
         if stopped:
             log.warning("ingestion workers exited with status %s", stopped)
@@ -263,3 +256,14 @@ def supervise(argv: list[str], workers: int, database_url: str) -> int:
             env,
         )
         return supervisor.run()
+
+
+def wait_or_kill(processes: Iterable[subprocess.Popen[bytes]], deadline: float) -> None:
+    """Wait for each process until `deadline` (time.monotonic()), then SIGKILL those left."""
+    for process in processes:
+        try:
+            process.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            log.warning("pid %d did not stop in time; killing it", process.pid)
+            process.kill()
+            process.wait()

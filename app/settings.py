@@ -19,6 +19,7 @@ from app.settings_vars import (
     VAR,
     Choice,
     Integer,
+    IntegerOrCores,
     Number,
     OptionalText,
     Scopes,
@@ -100,7 +101,20 @@ class Settings:
     )
     # Ingestion
     workers: int = setting(
-        Var("POSTRAG_WORKERS", Integer(low=0), "2", "worker processes beside `serve`'s HTTP ones")
+        Var(
+            "POSTRAG_WORKERS",
+            IntegerOrCores(low=0, high=256),
+            "auto",
+            "worker processes beside `serve`'s HTTP ones (auto: one per available core)",
+        )
+    )
+    embed_batch: int = setting(
+        Var(
+            "POSTRAG_EMBED_BATCH",
+            Integer(low=1, high=64),
+            "1",
+            "chunks the bundled model embeds in one onnxruntime run (bench/embed_limit.py)",
+        )
     )
     jobs_per_user: int = setting(
         Var("POSTRAG_JOBS_PER_USER", Integer(low=1), "1", "a user's jobs at once, on all workers")
@@ -119,6 +133,22 @@ class Settings:
     extraction_timeout_s: float = setting(
         Var("POSTRAG_EXTRACTION_TIMEOUT_S", Number(1.0, 86400.0), "600", "reading one file")
     )
+    ocr_max_pages: int = setting(
+        Var(
+            "POSTRAG_OCR_MAX_PAGES",
+            Integer(low=0, high=5_000),
+            "20",
+            "PDF pages without a text layer read by OCR in one file (more: the file fails)",
+        )
+    )
+    ocr_max_pixels: int = setting(
+        Var(
+            "POSTRAG_OCR_MAX_PIXELS",
+            Integer(low=1_000_000, high=150_000_000, why="Pillow refuses larger images"),
+            "40000000",
+            "pixels of an image read by OCR (larger: refused at upload, 422)",
+        )
+    )
     chunk_tokens: int = setting(
         Var(
             "POSTRAG_CHUNK_TOKENS",
@@ -129,6 +159,14 @@ class Settings:
     )
     chunk_overlap_tokens: int = setting(
         Var("POSTRAG_CHUNK_OVERLAP_TOKENS", Integer(low=0), "30", "chunk overlap in tokens")
+    )
+    split_chunks: int = setting(
+        Var(
+            "POSTRAG_SPLIT_CHUNKS",
+            Integer(low=16, high=4096),
+            "64",
+            "a document with more chunks is embedded in ranges of this many, by every worker",
+        )
     )
     job_lease_s: int = setting(
         Var("POSTRAG_JOB_LEASE_S", Integer(low=5), "60", "a job's lease, renewed while it runs")
@@ -142,7 +180,7 @@ class Settings:
         Var("POSTRAG_EMBEDDER", Choice(("local", "ollama", "openai")), "local", "who embeds")
     )
     embedding_model: str = setting(
-        Var("POSTRAG_EMBEDDING_MODEL", Text(), "", "the model for ollama / openai")
+        Var("POSTRAG_EMBEDDING_MODEL", Text(), "", "the embedding model's name")
     )
     ollama_url: str = setting(Var("OLLAMA_URL", Text(), "http://127.0.0.1:11434", "Ollama"))
     openai_base_url: str = setting(
@@ -491,6 +529,18 @@ def _check_together(settings: Settings) -> None:
         )
     _check_oidc(settings)
     _check_rerank(settings)
+    _check_local_model(settings)
+
+
+def _check_local_model(settings: Settings) -> None:
+    """The local embedder runs one of its bundled models (empty: the default one)."""
+    from app.providers.local_embedder import MODEL_NAMES
+
+    if settings.embedder == "local" and settings.embedding_model not in ("", *MODEL_NAMES):
+        raise SettingsError(
+            f"POSTRAG_EMBEDDING_MODEL={settings.embedding_model!r}: the local embedder has"
+            f" {', '.join(MODEL_NAMES)} (empty: the default)"
+        )
 
 
 def _check_rerank(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,29 @@ class Integer:
             why = f" ({self.why})" if self.why else ""
             raise SettingsError(f"{name} must be <= {self.high}{why}, got {value}")
         return value * self.unit
+
+
+def available_cores() -> int:
+    """The CPUs this process may run on: its affinity mask (a container's cpuset, taskset), not
+    every CPU of the machine. A CPU quota (docker --cpus) does not show here."""
+    counted = getattr(os, "process_cpu_count", None)  # Python 3.13+
+    if counted is not None:
+        return int(counted() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class IntegerOrCores(Integer):
+    """An Integer, or "auto": the cores available to the process (available_cores), at most
+    `high`."""
+
+    def __call__(self, name: str, text: str) -> int:
+        if text.strip().lower() == "auto":
+            cores = max(available_cores(), self.low)
+            return cores if self.high is None else min(cores, self.high)
+        return super().__call__(name, text)
 
 
 @dataclass(frozen=True)

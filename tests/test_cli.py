@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 import app.cli
 from app.cli import main
+from app.services import extraction
 from tests.helpers import (
     POSTRAG,
     admin_token_in,
@@ -351,7 +352,8 @@ def test_ingest_reads_text_files_of_any_name_and_lists_every_skip(cli_env, tmp_p
         (folder / ".git" / "objects" / f"{number:02x}").write_bytes(b"x\x9c\x00\x01" * 8)
     (folder / "LICENSE").write_text("MIT License\n\nPermission is hereby granted.\n")
     (folder / "package.json").write_text('{"name": "demo", "private": true}\n')
-    (folder / "logo").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)
+    # Changed on purpose (issue 23): a PNG is read by OCR now, so the binary is an archive.
+    (folder / "logo").write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)))
     (folder / ".env").write_text("SECRET=1\n")
     (folder / "empty.txt").write_text("")
     result = run("ingest", str(folder), "--collection", "repo", env=cli_env, timeout=300)
@@ -363,8 +365,8 @@ def test_ingest_reads_text_files_of_any_name_and_lists_every_skip(cli_env, tmp_p
             f"  skipped: {folder / '.git'}/: hidden folder",
             f"  skipped: {folder / '.env'}: hidden file",
             f"  skipped: {folder / 'empty.txt'}: empty file",
-            f"  skipped: {folder / 'logo'}: not a supported format (binary): postrag reads PDF,"
-            " DOCX, HTML, Markdown and text",
+            f"  skipped: {folder / 'logo'}: not a supported format (binary): postrag reads"
+            f" {extraction.SUPPORTED}",
         ]
     )
     import psycopg
@@ -373,7 +375,7 @@ def test_ingest_reads_text_files_of_any_name_and_lists_every_skip(cli_env, tmp_p
         rows = conn.execute("SELECT filename, status, content_type FROM documents ORDER BY 1")
         assert rows.fetchall() == [
             ("LICENSE", "indexed", "text/plain"),
-            ("package.json", "indexed", "text/plain"),
+            ("package.json", "indexed", "application/json"),
         ]
 
 

@@ -207,7 +207,7 @@ def test_text_files_of_any_name_are_read_as_text(app, client, admin, collection)
     cases = [
         ("LICENSE", None, b"MIT License\n\nPermission is hereby granted, free of charge.", "plain"),
         ("COPYING", "application/octet-stream", b"GNU GENERAL PUBLIC LICENSE\n", "plain"),
-        ("settings.json", "application/json", b'{"name": "postrag", "port": 8000}', "plain"),
+        ("settings.conf", "application/octet-stream", b'{"name": "postrag", "port": 80}', "plain"),
         ("notes.log", None, "caf\u00e9 opened at 08:00\n".encode("latin-1"), "plain"),
         ("index", None, b"<!DOCTYPE html><html><body><p>Welcome home.</p></body></html>", "html"),
     ]

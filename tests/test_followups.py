@@ -91,6 +91,20 @@ def test_the_rule_carries_terms_only_to_a_question_that_leans_on_the_conversatio
     assert followups.by_rule(history, question) == expected
 
 
+def test_a_cjk_question_counts_its_character_pairs_as_words():
+    # Written without spaces, a new Chinese question is not one short "word" leaning on the
+    # last question: its character pairs name its own subject.
+    history = [
+        {"role": "user", "content": "东京大学在哪里？"},
+        {"role": "assistant", "content": "东京。"},
+    ]
+    question = "北京是哪个国家的首都？"
+    assert followups.content_words(question)[:3] == ["北京", "京是", "是哪"]
+    assert followups.by_rule(history, question) == question
+    # a follow-up that refers back still carries the earlier question's pairs
+    assert followups.by_rule(history, "And it?") == "And it? 东京 京大 大学 学在 在哪 哪里"
+
+
 def test_offline_a_new_topic_after_a_question_is_searched_as_it_is(client, admin, docs):
     (_, new_topic), _ = _turns(client, admin, FIRST, "How does shipping work?")
     assert new_topic["query"] == "How does shipping work?"

@@ -121,7 +121,9 @@ def test_wrong_types_are_refused_and_nothing_is_stored(client, admin, collection
         ("setup", "application/x-msdownload", exe, 415),
         ("backup.tar.gz", "application/gzip", b"\x1f\x8b\x08\x00" + bytes(range(256)), 415),
         ("C:\\Windows\\System32\\calc.exe", None, exe, 415),
-        ("photo.png", "image/png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 32, 415),
+        ("photo.bmp", "image/bmp", b"BM" + b"\x00" * 52, 415),
+        # Changed on purpose (issue 23): PNG is read by OCR now; a damaged one is a 422.
+        ("photo.png", "image/png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 32, 422),
         ("report.pdf", "application/pdf", exe, 422),
         ("report.pdf", "application/pdf", b"PK\x03\x04" + b"\x00" * 26, 422),
         ("letter.docx", DOCX, b"Dear reader, this is plain text.", 422),

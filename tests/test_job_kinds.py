@@ -147,8 +147,8 @@ def test_a_job_of_an_unknown_kind_fails_with_the_reason_and_the_worker_goes_on(a
     failed = _job(database_url, unknown.id)
     assert (failed["state"], failed["attempts"]) == ("failed", 2)
     assert failed["last_error"] == (
-        "unknown job kind 'no_such_kind' (this worker runs: embed_space, evaluate, ingest_document,"
-        " schedule_sources, sync_source, test_greet)"
+        "unknown job kind 'no_such_kind' (this worker runs: embed_range, embed_space, evaluate,"
+        " ingest_document, schedule_sources, sync_source, test_greet)"
     )
     assert _job(database_url, known)["state"] == "succeeded"
     assert greeter.calls == [("run", Greeting("ada", 2), 1)]

@@ -58,6 +58,8 @@ TABLES = {
     "evaluation_judgments",
     "evaluation_runs",
     "evaluation_results",
+    "document_splits",
+    "split_chunks",
 }
 FOREIGN_KEYS = {
     "api_tokens_user_id_fkey": ("api_tokens", "users", "c"),
@@ -122,8 +124,15 @@ FOREIGN_KEYS = {
     "evaluation_runs_set_id_fkey": ("evaluation_runs", "evaluation_sets", "c"),
     "evaluation_results_run_id_fkey": ("evaluation_results", "evaluation_runs", "c"),
     "evaluation_results_query_id_fkey": ("evaluation_results", "evaluation_queries", "c"),
+    "document_splits_document_id_fkey": ("document_splits", "documents", "c"),
+    "document_splits_space_id_fkey": ("document_splits", "embedding_spaces", "c"),
+    "split_chunks_split_id_fkey": ("split_chunks", "document_splits", "c"),
 }
 INDEXES = {
+    "document_splits_pkey",
+    "document_splits_document_id_key",
+    "document_splits_space_id_idx",
+    "split_chunks_pkey",
     "evaluation_sets_owner_id_idx",
     "evaluation_sets_collection_id_idx",
     "evaluation_queries_set_id_idx",

@@ -97,7 +97,7 @@ def test_local_embedder_is_installed(app, api, admin):
     drain(app)  # the worker registers the configured embedder and its space
     items = api.get("/api/v1/models", headers=admin).json["items"]
     local = next(m for m in items if m["provider"] == "local")
-    assert local["name"] == local_embedder.MODEL_NAME and local["kind"] == "embedding"
+    assert local["name"] == local_embedder.DEFAULT_MODEL and local["kind"] == "embedding"
     assert local["live"]["state"] == "installed"
     assert local["live"]["dimension"] == local_embedder.DIMENSION
 
@@ -301,7 +301,7 @@ def test_the_configured_models_are_registered_as_defaults(make_app, app, admin, 
     drain(app)  # the worker registers the embedder and its space
     listed = first.test_client().get("/api/v1/models", headers=admin).json["items"]
     defaults = {(m["kind"], m["name"]) for m in listed if m["is_default"]}
-    assert defaults == {("chat", "fake-chat"), ("embedding", local_embedder.MODEL_NAME)}
+    assert defaults == {("chat", "fake-chat"), ("embedding", local_embedder.DEFAULT_MODEL)}
     assert {m["name"] for m in listed} >= {"fake-chat", "other-chat"}
     by_name = {m["name"]: m for m in listed}
     assert by_name["fake-chat"]["live"]["state"] == "installed"

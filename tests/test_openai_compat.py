@@ -13,7 +13,7 @@ from app.providers import local_embedder
 
 def test_models_lists_chat_embedding_and_extractive(sdk):
     ids = {m.id for m in sdk.models.list()}
-    assert {"fake-chat", local_embedder.MODEL_NAME, "extractive"} <= ids
+    assert {"fake-chat", local_embedder.DEFAULT_MODEL, "extractive"} <= ids
     assert sdk.models.retrieve("extractive").owned_by == "postrag"
     with pytest.raises(openai.NotFoundError, match="no model"):
         sdk.models.retrieve("nope")
@@ -22,10 +22,9 @@ def test_models_lists_chat_embedding_and_extractive(sdk):
 def test_embeddings_match_the_local_model_as_float_and_base64(sdk):
     texts = ["The quick brown fox", "Install the valve"]
     expected = local_embedder.LocalEmbedder().embed(texts)
-    as_base64 = sdk.embeddings.create(model=local_embedder.MODEL_NAME, input=texts)  # SDK default
-    as_float = sdk.embeddings.create(
-        model=local_embedder.MODEL_NAME, input=texts, encoding_format="float"
-    )
+    model = local_embedder.DEFAULT_MODEL
+    as_base64 = sdk.embeddings.create(model=model, input=texts)  # the SDK's default encoding
+    as_float = sdk.embeddings.create(model=model, input=texts, encoding_format="float")
     for answer in (as_base64, as_float):
         got = np.array([item.embedding for item in sorted(answer.data, key=lambda d: d.index)])
         assert got.shape == (2, local_embedder.DIMENSION)
@@ -34,7 +33,7 @@ def test_embeddings_match_the_local_model_as_float_and_base64(sdk):
     with pytest.raises(openai.NotFoundError, match="no embedding model"):
         sdk.embeddings.create(model="missing-embedder", input="x")
     with pytest.raises(openai.UnprocessableEntityError, match="dimensions"):
-        sdk.embeddings.create(model=local_embedder.MODEL_NAME, input="x", dimensions=12)
+        sdk.embeddings.create(model=local_embedder.DEFAULT_MODEL, input="x", dimensions=12)
 
 
 def test_chat_completion_plain_and_with_rag_citations(sdk, llm, docs):

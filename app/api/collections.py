@@ -41,7 +41,8 @@ class CollectionCreate(BaseModel):
     language: str = Field(
         "english",
         pattern=_LANGUAGE,
-        description="a PostgreSQL text search configuration, e.g. english, french",
+        description="a PostgreSQL text search configuration, e.g. english, french; cjk (also"
+        " named chinese, japanese or korean) for Chinese, Japanese and Korean text",
     )
     is_shared: bool = Field(False, description="every user may read (and search) it")
 

@@ -175,9 +175,10 @@ def upload_document(query: UploadQuery) -> tuple[Document, dict[str, str], int]:
     else:
         raise UnsupportedMediaType("send multipart/form-data with a file, or application/json")
     settings = runtime().settings
-    row, queued = documents.upload(db(), principal(), item, settings, replace=query.replace)
-    location = url_for("documents.get_document", document_id=row.id)
-    return Document(**_document(row)), {"Location": location}, 202 if queued else 200
+    uploaded = documents.upload(db(), principal(), item, settings, replace=query.replace)
+    location = url_for("documents.get_document", document_id=uploaded.document.id)
+    status = 202 if uploaded.queued else 200
+    return Document(**_document(uploaded.document)), {"Location": location}, status
 
 
 @bp.get("/documents")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import endpoint, principal, read_db_while_used
+from app.api.endpoint import endpoint, principal, read_db, read_db_while_used
+from app.repositories import Conn
 from app.repositories.search import Hit
 from app.runtime import runtime
 from app.services import search, wider_context
@@ -138,6 +140,10 @@ def _hit(hit: Hit) -> SearchHit:
     return SearchHit(**shown, semantic=semantic, fulltext=fulltext)
 
 
+def _read_db_kept() -> AbstractContextManager[Conn]:
+    return nullcontext(read_db())
+
+
 @bp.post("/search")
 @endpoint(
     summary="Search the collections you may read (hybrid, semantic or full-text)",
@@ -148,12 +154,11 @@ def _hit(hit: Hit) -> SearchHit:
     reads_only=True,
 )
 def search_chunks(body: SearchBody) -> SearchResponse:
-    result = search.search(
-        read_db_while_used,  # a replica when one is configured and fresh
-        principal(),
-        search.SearchRequest(**body.model_dump()),
-        runtime().search,
-    )
+    deps = runtime().search
+    # A replica when one is configured and fresh. Given back between stretches only when a
+    # reranker may be waited on; else kept, so the usage row goes on it (no second checkout).
+    connect = read_db_while_used if deps.reranker is not None else _read_db_kept
+    result = search.search(connect, principal(), search.SearchRequest(**body.model_dump()), deps)
     return SearchResponse(
         mode=result.mode,
         top_k=result.top_k,

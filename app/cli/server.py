@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 # Given by `serve`'s supervisor to its children (app/serve.py): they stop when it is gone.
 _SUPERVISOR_PID = click.option("--supervisor-pid", type=int, hidden=True)
+HTTP_PROCESSES = 2  # gunicorn's, unless --workers says otherwise
 
 
 @click.command()
@@ -25,7 +26,7 @@ _SUPERVISOR_PID = click.option("--supervisor-pid", type=int, hidden=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
     "--workers",
-    default=2,
+    default=HTTP_PROCESSES,
     show_default=True,
     type=click.IntRange(1, 64),
     help="gunicorn (HTTP) worker processes",
@@ -48,7 +49,7 @@ def serve(host: str, port: int, workers: int, threads: int, supervisor_pid: int 
         stop_with_supervisor(supervisor_pid)
     # Once here, before forking: the embedded server starts, migrations run and the first
     # admin is created in this process; workers join the same database without redoing it.
-    settings, watchdog = _prepare_and_watch(load_settings())
+    settings, watchdog = _prepare_and_watch(load_settings(), http_processes=workers)
     assert settings.database_url is not None
     try:
         if settings.workers > 0:  # this process supervises gunicorn and the worker processes
@@ -74,9 +75,12 @@ def serve(host: str, port: int, workers: int, threads: int, supervisor_pid: int 
             sys.exit(EXIT_CODE)
 
 
-def _prepare_and_watch(settings: Settings) -> tuple[Settings, Watchdog | None]:
+def _prepare_and_watch(
+    settings: Settings, http_processes: int | None = None
+) -> tuple[Settings, Watchdog | None]:
     """prepare_database, and on the embedded server a watchdog that starts it again when it dies;
-    when it cannot, SIGTERM stops this process, which then exits with watchdog.EXIT_CODE."""
+    when it cannot, SIGTERM stops this process, which then exits with watchdog.EXIT_CODE.
+    `http_processes` (serve's): the embedded server's connections are sized for them too."""
     import signal
 
     from app import prepare_database
@@ -84,7 +88,7 @@ def _prepare_and_watch(settings: Settings) -> tuple[Settings, Watchdog | None]:
     from app.db.watchdog import Watchdog
 
     try:
-        resolved = server.resolve(settings)
+        resolved = server.resolve(settings, http_processes)
         settings = prepare_database(settings.with_database_url(resolved.url))
     except Exception as exc:  # noqa: BLE001 - shown to the operator as a clean error
         fail(exc)

@@ -28,6 +28,9 @@ DATABASE_NAME = "postrag"
 # pg_advisory_lock key held while the database is looked for and created ("postrag\x01").
 CREATE_LOCK_KEY = 0x706F737472616701
 PIDS_FILE = ".handle_pids.json"  # pgserver's list of the processes using the server
+# Settings postrag gives the server, in a file postgresql.conf includes (initdb writes that one).
+SETTINGS_FILE = "postrag.conf"
+INCLUDE_LINE = f"include_if_exists = '{SETTINGS_FILE}'"
 
 
 class EmbeddedServerError(RuntimeError):
@@ -68,13 +71,21 @@ def bin_dir() -> Path:
     return Path(POSTGRES_VERSIONS[pgserver.TARGET_POSTGRES_VERSION])
 
 
-def start(data_dir: Path) -> EmbeddedServer:
-    """Start (or join) the embedded server for `data_dir`; the last process to leave stops it."""
+def start(data_dir: Path, max_connections: int | None = None) -> EmbeddedServer:
+    """Start (or join) the embedded server for `data_dir`; the last process to leave stops it.
+
+    `max_connections` is written to its settings (a server already running takes it at its next
+    start; a warning says so when it allows fewer).
+    """
     pgserver = _pgserver()
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "pgdata"
     with _lock():
         _forget_the_dead(pgdata)
+        if max_connections is not None:
+            # initdb first (pgserver skips it later), so the setting is there at the first start.
+            pgserver.get_server(pgdata, cleanup_mode="stop", start=False).ensure_pgdata_inited()
+            _write_settings(pgdata, max_connections)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         handle = pgserver.get_server(pgdata, cleanup_mode="stop")
@@ -85,9 +96,37 @@ def start(data_dir: Path) -> EmbeddedServer:
         _forgetting_at_exit.add(pgdata)
     admin_url = handle.get_uri()
     _ensure_database(admin_url)
+    if max_connections is not None:
+        _warn_if_fewer_connections(admin_url, max_connections)
     url = handle.get_uri(database=DATABASE_NAME)
     log.info("using embedded PostgreSQL in %s (database %r)", pgdata, DATABASE_NAME)
     return EmbeddedServer(pgdata=pgdata, url=url, bin_dir=bin_dir(), handle=handle)
+
+
+def _write_settings(pgdata: Path, max_connections: int) -> None:
+    """postrag.conf with `max_connections`, included at the end of postgresql.conf."""
+    (pgdata / SETTINGS_FILE).write_text(
+        "# Written by postrag at each start (app/db/embedded.py): sized to its processes.\n"
+        f"max_connections = {max_connections}\n"
+    )
+    conf = pgdata / "postgresql.conf"
+    if INCLUDE_LINE not in conf.read_text().splitlines():
+        with conf.open("a") as handle:
+            handle.write(f"\n{INCLUDE_LINE}\n")
+
+
+def _warn_if_fewer_connections(admin_url: str, wanted: int) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        shown = conn.execute("SHOW max_connections").fetchone()
+    allowed = int(shown[0]) if shown else 0
+    if allowed < wanted:
+        log.warning(
+            "the embedded PostgreSQL (started earlier) allows %d connections where %d are wanted;"
+            " stop every postrag process using it to start it again with %d",
+            allowed,
+            wanted,
+            wanted,
+        )
 
 
 def postmaster_pid(pgdata: Path) -> int | None:

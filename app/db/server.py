@@ -16,6 +16,11 @@ log = logging.getLogger(__name__)
 
 MIN_SERVER_VERSION = 150000
 MIN_PGVECTOR = (0, 7, 0)
+# Connections an ingestion worker holds while it runs a job: its jobs, its LISTEN, its heartbeat.
+CONNECTIONS_PER_WORKER = 3
+# Beyond the processes `serve` starts: CLI commands (ingest, backup), psql, a `postrag worker`.
+SPARE_CONNECTIONS = 20
+POSTGRES_DEFAULT_CONNECTIONS = 100  # never fewer than PostgreSQL's own default
 
 
 class DatabaseUnsupportedError(RuntimeError):
@@ -28,13 +33,23 @@ class ResolvedDatabase:
     embedded: embedded.EmbeddedServer | None
 
 
-def resolve(settings: Settings) -> ResolvedDatabase:
-    """Use DATABASE_URL when set, else start (or join) the embedded server in the data dir."""
+def resolve(settings: Settings, http_processes: int | None = None) -> ResolvedDatabase:
+    """Use DATABASE_URL when set, else start (or join) the embedded server in the data dir;
+    `postrag serve` gives its HTTP processes, to size the embedded server's connections."""
     if settings.database_url:
         log.info("using PostgreSQL at %s", redact(settings.database_url))
         return ResolvedDatabase(url=settings.database_url, embedded=None)
-    server = embedded.start(settings.data_dir)
+    limit = None if http_processes is None else max_connections(settings, http_processes)
+    server = embedded.start(settings.data_dir, limit)
     return ResolvedDatabase(url=server.url, embedded=server)
+
+
+def max_connections(settings: Settings, http_processes: int) -> int:
+    """What `postrag serve` may hold at once: its ingestion workers, each HTTP process's pool
+    and LISTEN connection, and spare ones for commands; at least PostgreSQL's default."""
+    workers = settings.workers * CONNECTIONS_PER_WORKER
+    http = http_processes * (settings.pool_max_size + 1)
+    return max(workers + http + SPARE_CONNECTIONS, POSTGRES_DEFAULT_CONNECTIONS)
 
 
 def redact(url: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 
@@ -64,9 +64,12 @@ def normalise(vectors: np.ndarray, provider: str) -> np.ndarray:
 def make_embedder(settings: Settings) -> Embedder:
     """The embedder POSTRAG_EMBEDDER names (local by default, offline)."""
     if settings.embedder == "local":
-        from app.providers.local_embedder import LocalEmbedder
+        from app.providers.local_embedder import DEFAULT_MODEL, LocalEmbedder
 
-        return LocalEmbedder()
+        model = settings.embedding_model or DEFAULT_MODEL
+        return LocalEmbedder(
+            model=model, cache_dir=settings.data_dir / "models", batch_size=settings.embed_batch
+        )
     from app.providers.http_embedders import OllamaEmbedder, OpenAIEmbedder
 
     if settings.embedder == "ollama":
@@ -76,8 +79,16 @@ def make_embedder(settings: Settings) -> Embedder:
     )
 
 
+def for_queries(embedder: Embedder) -> Embedder:
+    """The embedder's twin that queries use: a local model's own session (never queued behind an
+    ingestion batch); an HTTP embedder itself (its server queues, not postrag)."""
+    twin = getattr(embedder, "for_queries", None)
+    return embedder if twin is None else cast(Embedder, twin())
+
+
 class QueryEmbedders:
-    """The embedder for a given (provider, model): the configured one, or one made on demand.
+    """The embedder for a given (provider, model): the configured one, or one made on demand,
+    each on its queries' side (for_queries).
 
     Search embeds a query with the model of the space it searches, which is not the configured
     model while a new model's space is still being filled.
@@ -85,7 +96,7 @@ class QueryEmbedders:
 
     def __init__(self, settings: Settings, configured: Embedder):
         self._settings = settings
-        self._configured = configured
+        self._configured = for_queries(configured)
         self._made: dict[tuple[str, str], Embedder] = {}
         self._lock = threading.Lock()
 
@@ -109,5 +120,5 @@ class QueryEmbedders:
                 )
                 if (made.provider, made.model) != key:
                     raise EmbeddingError(f"no embedder available for {provider} model {model!r}")
-                self._made[key] = made
+                self._made[key] = for_queries(made)
             return self._made[key]

@@ -2,7 +2,8 @@
 
 The leg is a chain of CTEs ending in `fulltext (chunk_id, score, rank)`, for the one search
 statement built in app/repositories/search.py. A chunk matches when it has any of the query's
-lexemes (each collection's own text-search configuration makes them); quoted phrases and
+lexemes (each collection's own text-search configuration makes them, through V2_25's
+postrag_tsvector, which cuts CJK text into bigrams for `cjk`); quoted phrases and
 `prefix*` words are required matches checked on the GIN-indexed tsvector, and a prefix also
 scores as the lexemes it expands to.
 """
@@ -31,13 +32,13 @@ _SCORES = sql.SQL(
     -- The query's lexemes in each collection's own text-search configuration, plus what each
     -- prefix* expands to in that collection's lexicon.
     SELECT col.id AS collection_id, t.lexeme COLLATE "C" AS lexeme
-    FROM collections col CROSS JOIN LATERAL unnest(to_tsvector(col.language, %(query)s)) t
+    FROM collections col CROSS JOIN LATERAL unnest(postrag_tsvector(col.language, %(query)s)) t
     WHERE col.id = ANY(%(collection_ids)s)
     UNION
     SELECT col.id, x.lexeme
     FROM collections col
     CROSS JOIN unnest(%(prefixes)s::text[]) AS w(word)
-    CROSS JOIN LATERAL unnest(to_tsvector(col.language, w.word)) p
+    CROSS JOIN LATERAL unnest(postrag_tsvector(col.language, w.word)) p
     CROSS JOIN LATERAL (
         SELECT l.lexeme FROM collection_lexeme_stats l
         WHERE l.collection_id = col.id
@@ -118,11 +119,17 @@ def _required(leg: FulltextLeg) -> tuple[sql.Composable | None, dict[str, Any]]:
     for i, phrase in enumerate(leg.phrases):
         params[f"phrase_{i}"] = phrase
         parts.append(
-            sql.SQL("phraseto_tsquery(col.language, {})").format(sql.Placeholder(f"phrase_{i}"))
+            sql.SQL("phraseto_tsquery(col.language, postrag_search_text(col.language, {}))").format(
+                sql.Placeholder(f"phrase_{i}")
+            )
         )
     for i, prefix in enumerate(leg.prefixes):
-        params[f"prefix_{i}"] = f"{prefix}:*"
-        parts.append(sql.SQL("to_tsquery(col.language, {})").format(sql.Placeholder(f"prefix_{i}")))
+        params[f"prefix_{i}"] = prefix
+        parts.append(
+            sql.SQL("postrag_prefix_tsquery(col.language, {})").format(
+                sql.Placeholder(f"prefix_{i}")
+            )
+        )
     if not parts:
         return None, params
     return sql.SQL(" && ").join(parts), params

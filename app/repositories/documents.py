@@ -283,6 +283,14 @@ def chunks(conn: Conn, document_id: int, *, limit: int, offset: int) -> tuple[li
     return rows, int(total["n"])
 
 
+def lock(conn: Conn, document_id: int) -> bool:
+    """In the caller's transaction: lock the document's row against changes (False: gone)."""
+    row = conn.execute(
+        "SELECT 1 FROM documents WHERE id = %(id)s FOR NO KEY UPDATE", {"id": document_id}
+    ).fetchone()
+    return row is not None
+
+
 def clear_chunks(conn: Conn, document_id: int) -> None:
     """In the caller's transaction: drop the document's chunks (vectors cascade)."""
     _lock_collection_of(conn, document_id)
@@ -340,7 +348,7 @@ def replace_chunks(
         (chunk_id, document_id, *chunk_values(chunk), jsonb({}))
         for chunk_id, chunk in zip(ids, chunks, strict=True)
     )
-    _copy_in(
+    copy_in(
         conn,
         "document_chunks",
         [("id", "int8"), ("document_id", "int8"), *CHUNK_FIELDS, ("metadata", "jsonb")],
@@ -355,7 +363,7 @@ def copy_embeddings(
     rows = (
         (chunk_id, space_id, vector) for chunk_id, vector in zip(chunk_ids, vectors, strict=True)
     )
-    _copy_in(
+    copy_in(
         conn,
         "chunk_embeddings",
         [("chunk_id", "int8"), ("space_id", "int8"), ("embedding", "vector")],
@@ -363,7 +371,7 @@ def copy_embeddings(
     )
 
 
-def _copy_in(
+def copy_in(
     conn: Conn, table: str, columns: list[tuple[str, str]], rows: Iterable[tuple[Any, ...]]
 ) -> None:
     """In the caller's transaction: binary COPY into a temporary table, then INSERT from it.

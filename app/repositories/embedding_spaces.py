@@ -25,7 +25,8 @@ class EmbeddingSpace:
     model: str
 
 
-_SPACE = (
+# The columns of an EmbeddingSpace (s: embedding_spaces, m: llm_models).
+SPACE = (
     "s.id, s.embedding_model_id, s.dimension, s.distance, s.state, s.ready_at,"
     " m.provider, m.name AS model"
 )
@@ -58,7 +59,7 @@ def _one(conn: Conn, query: str, params: dict[str, object] | None = None) -> Emb
 def find_space(conn: Conn, model_id: int, dimension: int) -> EmbeddingSpace | None:
     return _one(
         conn,
-        f"SELECT {_SPACE} FROM embedding_spaces s JOIN llm_models m ON m.id = s.embedding_model_id"
+        f"SELECT {SPACE} FROM embedding_spaces s JOIN llm_models m ON m.id = s.embedding_model_id"
         " WHERE s.embedding_model_id = %(model_id)s AND s.dimension = %(dimension)s"
         " AND s.distance = 'cosine' AND NOT s.use_halfvec",
         {"model_id": model_id, "dimension": dimension},
@@ -107,7 +108,7 @@ def drop_index(conn: Conn, space_id: int) -> None:
 def get(conn: Conn, space_id: int) -> EmbeddingSpace | None:
     return _one(
         conn,
-        f"SELECT {_SPACE} FROM embedding_spaces s JOIN llm_models m ON m.id = s.embedding_model_id"
+        f"SELECT {SPACE} FROM embedding_spaces s JOIN llm_models m ON m.id = s.embedding_model_id"
         " WHERE s.id = %(id)s",
         {"id": space_id},
     )
@@ -117,9 +118,19 @@ def current_ready(conn: Conn) -> EmbeddingSpace | None:
     """The space search uses: the newest ready one."""
     return _one(
         conn,
-        f"SELECT {_SPACE} FROM embedding_spaces s JOIN llm_models m ON m.id = s.embedding_model_id"
+        f"SELECT {SPACE} FROM embedding_spaces s JOIN llm_models m ON m.id = s.embedding_model_id"
         " WHERE s.state = 'ready' ORDER BY s.ready_at DESC, s.id DESC LIMIT 1",
     )
+
+
+def local_model_in_use(conn: Conn) -> str | None:
+    """The local model of the installation's ready space, else of its newest space; None when
+    no space is a local model's."""
+    row = conn.execute(
+        "SELECT m.name FROM embedding_spaces s JOIN llm_models m ON m.id = s.embedding_model_id"
+        " WHERE m.provider = 'local' ORDER BY s.state = 'ready' DESC, s.id DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None else str(row["name"])
 
 
 def mark_ready(conn: Conn, space_id: int) -> None:

@@ -3,7 +3,7 @@ retries, cancellation."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeAlias, TypeVar
 
@@ -133,21 +133,34 @@ _RUNNING = (
     "WITH running AS (SELECT owner_id, count(*) AS jobs FROM jobs WHERE state = 'running'"
     "                 GROUP BY owner_id)"
 )
-# A queued job its owner may run now: under the per-user cap (jobs of nobody are never capped).
-_CLAIMABLE = "q.state = 'queued' AND (q.owner_id IS NULL OR coalesce(r.jobs, 0) < %(per_user)s)"
+# A queued job its owner may run now: under the per-user cap (jobs of nobody, and jobs of the
+# kinds in `uncapped`, are never capped).
+_CLAIMABLE = (
+    "q.state = 'queued' AND (q.owner_id IS NULL OR q.kind = ANY(%(uncapped)s)"
+    " OR coalesce(r.jobs, 0) < %(per_user)s)"
+)
 
 
 def claim(
-    conn: Conn, *, worker_id: str, lease_s: int, space_id: int, per_user: int = 2**31 - 1
+    conn: Conn,
+    *,
+    worker_id: str,
+    lease_s: int,
+    space_id: int,
+    per_user: int = 2**31 - 1,
+    uncapped: Sequence[str] = (),
 ) -> StoredJob | None:
     """Take a due queued job; SKIP LOCKED lets any number of workers claim at once.
 
     Fair between users: no user runs more than `per_user` jobs at once, whoever else is
     waiting (a job cannot be interrupted, so a user who held every worker would keep the next
     user's uploads waiting until one of theirs ended), and the job of the owner with the
-    fewest running jobs comes first, then the longest due. A worker only takes the fill job of
-    its own embedding space (it holds that space's model). In the caller's transaction, which
-    holds the claim lock until it ends.
+    fewest running jobs comes first, then the longest due. Jobs of the `uncapped` kinds (short
+    slices of a job that already had its turn) pass the cap but still count and still come
+    after the jobs of owners running fewer. A job whose payload names a `space_id` (a space's
+    fill, a range of a document's chunks) is only for a worker of that embedding space (it
+    holds that space's model). In the caller's transaction, which holds the claim lock until
+    it ends.
     """
     locks.advisory_xact_lock(conn, CLAIM_LOCK_KEY)  # the UPDATE's snapshot is taken after it
     row = conn.execute(
@@ -156,11 +169,17 @@ def claim(
         " lease_owner = %(worker)s, lease_expires_at = now() + make_interval(secs => %(lease)s)"
         " WHERE id = (SELECT q.id FROM jobs q LEFT JOIN running r ON r.owner_id = q.owner_id"
         f"             WHERE {_CLAIMABLE} AND q.run_after <= now()"
-        "             AND (q.kind <> 'embed_space' OR (q.payload->>'space_id')::bigint = %(space)s)"
+        "             AND coalesce((q.payload->>'space_id')::bigint = %(space)s, true)"
         "             ORDER BY coalesce(r.jobs, 0), q.run_after, q.id"
         "             LIMIT 1 FOR UPDATE OF q SKIP LOCKED)"
         f" RETURNING {_COLUMNS}",
-        {"worker": worker_id, "lease": lease_s, "space": space_id, "per_user": per_user},
+        {
+            "worker": worker_id,
+            "lease": lease_s,
+            "space": space_id,
+            "per_user": per_user,
+            "uncapped": list(uncapped),
+        },
     ).fetchone()
     return _job(row)
 
@@ -250,7 +269,9 @@ def fail_or_retry(
     return _job(row)
 
 
-def seconds_until_next(conn: Conn, *, per_user: int = 2**31 - 1) -> float | None:
+def seconds_until_next(
+    conn: Conn, *, per_user: int = 2**31 - 1, uncapped: Sequence[str] = ()
+) -> float | None:
     """Seconds until the next claimable queued job is due or a lease expires (None: nothing
     pending). A job held back by its owner's cap waits for one of the owner's running jobs to
     end, and the worker that ends it claims the next itself."""
@@ -260,9 +281,20 @@ def seconds_until_next(conn: Conn, *, per_user: int = 2**31 - 1) -> float | None
         " (SELECT min(q.run_after) FROM jobs q LEFT JOIN running r ON r.owner_id = q.owner_id"
         f"  WHERE {_CLAIMABLE}),"
         " (SELECT min(lease_expires_at) FROM jobs WHERE state = 'running')) - now())) AS s",
-        {"per_user": per_user},
+        {"per_user": per_user, "uncapped": list(uncapped)},
     ).fetchone()
     return None if row is None or row["s"] is None else float(row["s"])
+
+
+def cancel_for_document(conn: Conn, *, document_id: int, kind: str) -> None:
+    """Delete the document's queued and running jobs of `kind` (running ones hear of it at
+    once); a job row locked at this moment (its worker is writing or ending it) is skipped, so
+    this never waits: its worker finds its work gone."""
+    conn.execute(
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE document_id = %(document)s"
+        " AND kind = %(kind)s AND state IN ('queued', 'running') FOR UPDATE SKIP LOCKED)",
+        {"document": document_id, "kind": kind},
+    )
 
 
 def count_active(conn: Conn) -> int:

@@ -10,10 +10,11 @@ space's partial HNSW index, `(embedding::vector(N)) ... WHERE space_id = S`.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.rows import class_row
 
 from app.repositories import Conn, bm25, returned
@@ -222,17 +223,30 @@ ORDER BY f.score DESC, f.chunk_id"""
     return statement, params
 
 
+# The HNSW settings each connection was given last (forgotten with the connection).
+_KNOBS: weakref.WeakKeyDictionary[Any, tuple[int, bool, int]] = weakref.WeakKeyDictionary()
+
+
 def set_search_knobs(
     conn: Conn, *, ef_search: int, iterative_scan: bool, max_scan_tuples: int
 ) -> None:
-    """Transaction-local HNSW settings for this query (call inside the transaction)."""
-    query = "SELECT set_config('hnsw.ef_search', %(ef)s, true)"
+    """This connection's HNSW settings for its searches, sent only when they change: a search
+    is then its statement alone, with no transaction and no round trip for the settings. They
+    last for the connection's session; only search statements scan HNSW indexes, and each one
+    sets them first."""
+    knobs = (ef_search, iterative_scan, max_scan_tuples)
+    if _KNOBS.get(conn) == knobs:
+        return
+    query = "SELECT set_config('hnsw.ef_search', %(ef)s, false)"
     if iterative_scan:  # unknown to pgvector < 0.8
         query += (
-            ", set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-            " set_config('hnsw.max_scan_tuples', %(tuples)s, true)"
+            ", set_config('hnsw.iterative_scan', 'relaxed_order', false),"
+            " set_config('hnsw.max_scan_tuples', %(tuples)s, false)"
         )
+    _KNOBS.pop(conn, None)  # unknown if this fails
     conn.execute(query, {"ef": str(ef_search), "tuples": str(max_scan_tuples)})
+    if conn.info.transaction_status == pq.TransactionStatus.IDLE:  # no rollback can undo them
+        _KNOBS[conn] = knobs
 
 
 def run(conn: Conn, statement: sql.Composed, params: dict[str, Any]) -> list[Hit]:
@@ -248,33 +262,39 @@ def explain(conn: Conn, statement: sql.Composed, params: dict[str, Any]) -> Any:
     return row["QUERY PLAN"][0]["Plan"]
 
 
+def _count_in_scope(scope: Scope, cap: sql.Composable) -> sql.Composed:
+    """The scope's chunks, counted no further than `cap` + 1 when it is narrowed."""
+    if not scope.narrowed():
+        return sql.SQL(
+            "SELECT coalesce(sum(chunk_count), 0) FROM collection_text_stats"
+            " WHERE collection_id = ANY(%(collection_ids)s)"
+        ).format()
+    return sql.SQL(
+        "SELECT count(*) FROM (SELECT 1 FROM document_chunks c{joins} WHERE {where}"
+        " LIMIT {cap} + 1) t"
+    ).format(joins=scope.joins(), where=scope.where(), cap=cap)
+
+
 def chunks_in_scope(conn: Conn, scope: Scope, cap: int) -> int:
     """How many chunks the scope holds, counting no further than `cap` + 1."""
-    if not scope.narrowed():
-        row = returned(
-            conn.execute(
-                "SELECT coalesce(sum(chunk_count), 0) AS n FROM collection_text_stats"
-                " WHERE collection_id = ANY(%(collection_ids)s)",
-                scope.params(),
-            ).fetchone()
-        )
-        return int(row["n"])
-    statement = sql.SQL(
-        "SELECT count(*) AS n FROM (SELECT 1 FROM document_chunks c{joins} WHERE {where}"
-        " LIMIT %(cap)s) t"
-    ).format(joins=scope.joins(), where=scope.where())
-    row = returned(conn.execute(statement, {**scope.params(), "cap": cap + 1}).fetchone())
-    return int(row["n"])
-
-
-def total_chunks(conn: Conn) -> int:
-    """Chunks in every collection: about the rows of an embedding space."""
-    row = returned(
-        conn.execute(
-            "SELECT coalesce(sum(chunk_count), 0) AS n FROM collection_text_stats"
-        ).fetchone()
+    statement = sql.SQL("SELECT ({count}) AS n").format(
+        count=_count_in_scope(scope, sql.Placeholder("cap"))
     )
+    row = returned(conn.execute(statement, {**scope.params(), "cap": cap}).fetchone())
     return int(row["n"])
+
+
+def exact_scan(conn: Conn, scope: Scope, smallest: int, share: float) -> bool:
+    """Whether the scope holds at most max(`smallest`, `share` of every collection's chunks),
+    asked in one statement (one round trip)."""
+    statement = sql.SQL(
+        "WITH cap AS (SELECT greatest(%(smallest)s::bigint,"
+        " ceil(%(share)s * coalesce(sum(chunk_count), 0))::bigint) AS n"
+        " FROM collection_text_stats)"
+        " SELECT ({count}) <= (SELECT n FROM cap) AS exact"
+    ).format(count=_count_in_scope(scope, sql.SQL("(SELECT n FROM cap)")))
+    params = {**scope.params(), "smallest": smallest, "share": share}
+    return bool(returned(conn.execute(statement, params).fetchone())["exact"])
 
 
 def pgvector_version(conn: Conn) -> tuple[int, ...]:

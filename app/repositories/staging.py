@@ -5,7 +5,7 @@ Each batch is its own short transaction, so a document of any size is embedded i
 memory, and the document keeps its previous complete set of chunks until the swap's single
 transaction. The table belongs to the worker's database session: whatever a failed, stopped or
 cancelled ingestion staged is dropped by the next one, or with the session if the worker dies.
-Chunk ids are drawn from the identity sequence as batches are staged (see _copy_in in
+Chunk ids are drawn from the identity sequence as batches are staged (see copy_in in
 app/repositories/documents.py for why the rows take a detour through a temporary table).
 """
 
@@ -18,9 +18,15 @@ import numpy as np
 
 from app.repositories import Conn
 from app.repositories import documents as document_repo
+from app.strict_json import jsonb
 
 _TABLE = "ingest_staging"
-_COLUMNS = [("id", "int8"), *document_repo.CHUNK_FIELDS, ("embedding", "vector")]
+_COLUMNS = [
+    ("id", "int8"),
+    *document_repo.CHUNK_FIELDS,
+    ("metadata", "jsonb"),
+    ("embedding", "vector"),
+]
 
 
 def reset(conn: Conn) -> None:
@@ -31,8 +37,8 @@ def reset(conn: Conn) -> None:
 
 
 def stage(conn: Conn, chunks: Sequence[Any], vectors: np.ndarray) -> None:
-    """Add chunks (with ordinal, text, token_count, page, char_start, char_end, heading_path)
-    and their vectors to the staging table."""
+    """Add chunks (with ordinal, text, token_count, page, char_start, char_end, heading_path
+    and ocr_confidence, kept in the metadata) and their vectors to the staging table."""
     if not chunks:
         return
     ids = document_repo.draw_chunk_ids(conn, len(chunks))
@@ -40,7 +46,13 @@ def stage(conn: Conn, chunks: Sequence[Any], vectors: np.ndarray) -> None:
     with conn.cursor().copy(f"COPY pg_temp.{_TABLE} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types([kind for _, kind in _COLUMNS])
         for chunk_id, chunk, vector in zip(ids, chunks, vectors, strict=True):
-            copy.write_row((chunk_id, *document_repo.chunk_values(chunk), vector))
+            values = document_repo.chunk_values(chunk)
+            copy.write_row((chunk_id, *values, jsonb(chunk_metadata(chunk)), vector))
+
+
+def chunk_metadata(chunk: Any) -> dict[str, Any]:
+    confidence = getattr(chunk, "ocr_confidence", None)
+    return {} if confidence is None else {"ocr_confidence": confidence}
 
 
 def swap(conn: Conn, document_id: int, space_id: int) -> int:
@@ -54,7 +66,7 @@ def swap(conn: Conn, document_id: int, space_id: int) -> int:
         "INSERT INTO document_chunks (id, document_id, ordinal, text, token_count, page,"
         " char_start, char_end, heading_path, metadata) OVERRIDING SYSTEM VALUE"
         " SELECT id, %(document)s, ordinal, text, token_count, page, char_start, char_end,"
-        f" heading_path, '{{}}'::jsonb FROM pg_temp.{_TABLE} ORDER BY ordinal",
+        f" heading_path, metadata FROM pg_temp.{_TABLE} ORDER BY ordinal",
         {"document": document_id},
     ).rowcount
     move_vectors(conn, space_id)

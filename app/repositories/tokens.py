@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from app.repositories import Conn, Row, returned
 
@@ -51,12 +51,20 @@ def find_by_prefix(conn: Conn, prefix: str) -> Row | None:
     ).fetchone()
 
 
+# At most one write a minute per token: a busy client must not turn reads into writes.
+LAST_USED_GRAIN = timedelta(minutes=1)
+
+
+def stale_last_used(last_used_at: datetime | None) -> bool:
+    """Whether touch_last_used would write (the statement checks again, on the server's clock)."""
+    return last_used_at is None or datetime.now(UTC) - last_used_at >= LAST_USED_GRAIN
+
+
 def touch_last_used(conn: Conn, token_id: int) -> None:
-    # At most one write a minute per token: a busy client must not turn reads into writes.
     conn.execute(
         "UPDATE api_tokens SET last_used_at = now() WHERE id = %(id)s"
-        " AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
-        {"id": token_id},
+        " AND (last_used_at IS NULL OR last_used_at <= now() - %(grain)s)",
+        {"id": token_id, "grain": LAST_USED_GRAIN},
     )
 
 

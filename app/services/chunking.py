@@ -38,6 +38,7 @@ class Chunk:
     char_start: int
     char_end: int
     heading_path: tuple[str, ...]
+    ocr_confidence: float | None = None  # its page's or image's, when read by OCR
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ def _chunk(doc: Extracted, ordinal: int, pieces: list[_Piece], block: Block) -> 
         start,
         end,
         tuple(heading[:HEADING_CHARS] for heading in block.heading_path),
+        block.confidence,
     )
 
 

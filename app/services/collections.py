@@ -11,6 +11,8 @@ from app.repositories import collections as collection_repo
 from app.services.tokens import Principal
 
 NAME_MAX_LENGTH = 200  # as the collections_name_check constraint has it
+# Other names for V2_25's `cjk` configuration: one tokenisation (bigrams) serves all three.
+LANGUAGE_ALIASES = {"chinese": "cjk", "japanese": "cjk", "korean": "cjk"}
 
 
 def _check_name(name: str) -> None:
@@ -21,28 +23,31 @@ def _check_name(name: str) -> None:
         raise ValidationFailed.on_field("name", msg, type=kind)
 
 
-def _check_language(conn: Conn, language: str) -> None:
-    if not collection_repo.language_exists(conn, language):
+def _language(conn: Conn, language: str) -> str:
+    """The text search configuration a language names (an alias resolved), if there is one."""
+    config = LANGUAGE_ALIASES.get(language, language)
+    if not collection_repo.language_exists(conn, config):
         raise ValidationFailed.on_field(
             "language",
             "not a text search configuration",
             type="value_error",
             detail=f"unknown text-search language {language!r}",
         )
+    return config
 
 
 def create(
     conn: Conn, who: Principal, *, name: str, description: str, language: str, is_shared: bool
 ) -> Row:
     _check_name(name)
-    _check_language(conn, language)
+    config = _language(conn, language)
     with conn.transaction():
         return collection_repo.insert(
             conn,
             owner_id=who.user_id,
             name=name,
             description=description,
-            language=language,
+            language=config,
             is_shared=is_shared,
         )
 
@@ -88,7 +93,7 @@ def list_page(conn: Conn, who: Principal, *, limit: int, offset: int) -> tuple[l
 def update(conn: Conn, who: Principal, collection_id: int, changes: dict[str, Any]) -> Row:
     get_owned(conn, who, collection_id)
     if "language" in changes:
-        _check_language(conn, changes["language"])
+        changes = {**changes, "language": _language(conn, changes["language"])}
     if not changes:
         return get_owned(conn, who, collection_id)
     with conn.transaction():

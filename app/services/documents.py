@@ -12,7 +12,13 @@ from app.errors import Conflict, NotFound, PayloadTooLarge
 from app.repositories import Conn, Row
 from app.repositories import documents as document_repo
 from app.repositories.documents import StoredDocument
-from app.services import collections, document_metadata, extraction, preflight
+from app.services import (
+    collections,
+    document_metadata,
+    email_attachments,
+    extraction,
+    preflight,
+)
 from app.services.job_kinds import ingest_document
 from app.services.tokens import Principal
 from app.settings import Settings
@@ -27,6 +33,14 @@ class Upload:
     title: str = ""
     metadata: dict[str, Any] | None = None
     detect_format: bool = True
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    document: StoredDocument
+    queued: bool  # False when these bytes were already in the collection
+    # The e-mail's attachments stored and queued with it (those the collection had are not).
+    attachment_ids: tuple[int, ...] = ()
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -57,8 +71,8 @@ def enqueue(conn: Conn, document_id: int, settings: Settings) -> None:
 
 def upload(
     conn: Conn, who: Principal, item: Upload, settings: Settings, *, replace: bool = False
-) -> tuple[StoredDocument, bool]:
-    """(document, queued): queued is False when these bytes were already in the collection.
+) -> Uploaded:
+    """The document, whether it was queued, and the e-mail attachments queued with it.
 
     Every check (collection, size, type, a cheap look at the file) happens before anything is
     stored; the file is read in full by a worker, which fails the document if it cannot.
@@ -75,7 +89,14 @@ def upload(
         content_type = extraction.detect_format(filename, item.content_type, item.data)
     else:
         content_type = item.content_type or "text/plain"
-    preflight.check(item.data, content_type, filename)  # never a full parse in the request
+    # Never a full parse in the request.
+    preflight.check(item.data, content_type, filename, settings.ocr_max_pixels)
+    metadata = item.metadata or {}
+    attached: list[email_attachments.Attached] = []
+    if content_type == extraction.FORMATS[".eml"]:
+        metadata, attached = email_attachments.prepare(
+            item.data, filename, metadata, settings.ocr_max_pixels
+        )
     sha256 = hashlib.sha256(item.data).digest()
     with conn.transaction():
         row = document_repo.insert(
@@ -86,18 +107,42 @@ def upload(
             content_type=content_type,
             sha256=sha256,
             content=item.data,
-            metadata=item.metadata or {},
+            metadata=metadata,
         )
         if row is None:
             existing = document_repo.get_by_sha(conn, item.collection_id, sha256)
             if existing is None:
                 raise NotFound(f"no collection {item.collection_id}")
             if not replace:
-                return existing, False
+                return Uploaded(existing, queued=False)
             row = existing
         document_repo.set_status(conn, row.id, "queued")
         enqueue(conn, row.id, settings)
-    return get(conn, who, row.id), True
+        stored = [_store_attachment(conn, item.collection_id, a, settings) for a in attached]
+    attachment_ids = tuple(i for i in stored if i is not None)
+    return Uploaded(get(conn, who, row.id), queued=True, attachment_ids=attachment_ids)
+
+
+def _store_attachment(
+    conn: Conn, collection_id: int, attachment: email_attachments.Attached, settings: Settings
+) -> int | None:
+    """Store and queue an e-mail's attachment, unless the collection has its bytes already
+    (None)."""
+    added = document_repo.insert(
+        conn,
+        collection_id=collection_id,
+        filename=clean_filename(attachment.filename),
+        title="",
+        content_type=attachment.content_type,
+        sha256=hashlib.sha256(attachment.data).digest(),
+        content=attachment.data,
+        metadata=attachment.metadata,
+    )
+    if added is None:
+        return None
+    document_repo.set_status(conn, added.id, "queued")
+    enqueue(conn, added.id, settings)
+    return added.id
 
 
 def get(conn: Conn, who: Principal, document_id: int) -> StoredDocument:

@@ -233,13 +233,13 @@ def _upload_corpus(
     document_ids = {}
     for line, key, upload in parsed.corpus:
         try:
-            row, queued = documents.upload(conn, who, upload, settings)
+            uploaded = documents.upload(conn, who, upload, settings)
         except AppError as exc:
             raise _malformed("corpus", line, exc.detail) from None
-        document_ids[key] = row.id
+        document_ids[key] = uploaded.document.id
         summary.documents += 1
-        summary.queued += queued
-        if queued:
-            summary.queued_ids[row.id] = key
+        summary.queued += uploaded.queued
+        if uploaded.queued:
+            summary.queued_ids[uploaded.document.id] = key
         progress(1)
     return document_ids

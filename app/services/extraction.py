@@ -1,9 +1,12 @@
-"""Turns uploaded bytes (text, Markdown, HTML, PDF, DOCX) into text blocks with structure.
+"""Turns uploaded bytes (text, Markdown, HTML, PDF, DOCX, PPTX, XLSX, CSV, EPUB, e-mail, JSON,
+YAML, PNG and JPEG images) into text blocks with structure.
 
 Each block keeps its heading path and page; the document's text is the blocks joined by blank
 lines, and every block knows its character span in that text, so chunks can cite exact spans.
 Parsing is left to well-kept libraries: charset-normalizer, markdown-it-py, BeautifulSoup,
-trafilatura, pypdf and python-docx (HTML and PDF: extraction_html.py, extraction_pdf.py).
+trafilatura, pypdf, python-docx, python-pptx, openpyxl, PyYAML and the standard library's csv
+and email (each format in an extraction_*.py module of its own); images and PDF pages without a
+text layer are read by OCR (extraction_ocr.py).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from app.errors import AppError, UnsupportedMediaType, ValidationFailed
 if TYPE_CHECKING:
     from markdown_it.token import Token
 
+    from app.services.extraction_ocr import OcrLimits
+
 FORMATS = {
     ".txt": "text/plain",
     ".text": "text/plain",
@@ -28,8 +33,33 @@ FORMATS = {
     ".htm": "text/html",
     ".pdf": "application/pdf",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".csv": "text/csv",
+    ".epub": "application/epub+zip",
+    ".eml": "message/rfc822",
+    ".json": "application/json",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
 }
-_BY_CONTENT_TYPE = {v: v for v in FORMATS.values()} | {"text/x-markdown": "text/markdown"}
+IMAGE_TYPES = {"image/png", "image/jpeg"}
+_MAGIC = {
+    b"%PDF-": FORMATS[".pdf"],
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+}
+_BY_CONTENT_TYPE = {v: v for v in FORMATS.values()} | {
+    "text/x-markdown": "text/markdown",
+    "application/x-yaml": "application/yaml",
+    "text/yaml": "application/yaml",
+}
+SUPPORTED = (
+    "PDF, DOCX, PPTX, XLSX, CSV, EPUB, e-mail (.eml), HTML, Markdown, JSON, YAML, text"
+    " and PNG or JPEG images"
+)
 # Text, but markup or drawing instructions rather than anything to read: refused, not indexed.
 _NOT_PROSE = {".svg", ".rtf", ".ps", ".eps"}
 SNIFF_BYTES = 64 * 1024
@@ -61,6 +91,7 @@ class Block:
     page: int | None
     start: int = 0
     end: int = 0
+    confidence: float | None = None  # OCR's, for text read from a picture
 
 
 @dataclass
@@ -72,8 +103,9 @@ class Extracted:
 def detect_format(filename: str, declared: str | None, data: bytes) -> str:
     """The content type postrag will parse the file as: from its magic bytes, extension or
     declared type, else plain text (or HTML) when its bytes are text: LICENSE, .json, .csv, ..."""
-    if data.startswith(b"%PDF-"):
-        return FORMATS[".pdf"]
+    for magic, content_type in _MAGIC.items():
+        if data.startswith(magic):
+            return content_type
     suffix = PurePath(filename).suffix.lower()
     if suffix in FORMATS:
         return FORMATS[suffix]
@@ -87,9 +119,7 @@ def detect_format(filename: str, declared: str | None, data: bytes) -> str:
         start = text.lstrip()[:20].lower()
         return "text/html" if start.startswith(("<!doctype html", "<html")) else "text/plain"
     why = f"{suffix} is markup, not text to read" if suffix in _NOT_PROSE else "binary"
-    raise UnsupportedMediaType(
-        f"not a supported format ({why}): postrag reads PDF, DOCX, HTML, Markdown and text"
-    )
+    raise UnsupportedMediaType(f"not a supported format ({why}): postrag reads {SUPPORTED}")
 
 
 def sniff_text(data: bytes) -> str | None:
@@ -112,22 +142,16 @@ def sniff_text(data: bytes) -> str | None:
     return text
 
 
-def extract(data: bytes, content_type: str, filename: str = "") -> Extracted:
+def extract(
+    data: bytes, content_type: str, filename: str = "", ocr: OcrLimits | None = None
+) -> Extracted:
     """The blocks of a document; UnreadableDocument when it holds no text."""
     if not data:
         raise UnreadableDocument("the file is empty")
-    # These build on this module's Block.
-    from app.services import extraction_docx, extraction_html, extraction_pdf
-
-    parsers = {
-        "text/plain": _plain,
-        "text/markdown": _markdown,
-        "text/html": extraction_html.blocks,
-        "application/pdf": extraction_pdf.blocks,
-        FORMATS[".docx"]: extraction_docx.blocks,
-    }
     try:
-        blocks = parsers[content_type](data)
+        from app.services.extraction_formats import parsers  # they build on Block
+
+        blocks = parsers(ocr)[content_type](data)
     except AppError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure means the file is unreadable
@@ -145,7 +169,8 @@ def _assemble(blocks: list[Block], filename: str) -> Extracted:
             continue
         if parts:
             offset += len(BLOCK_SEPARATOR)
-        placed.append(Block(text, block.heading_path, block.page, offset, offset + len(text)))
+        end = offset + len(text)
+        placed.append(Block(text, block.heading_path, block.page, offset, end, block.confidence))
         parts.append(text)
         offset += len(text)
     if not placed:
@@ -197,10 +222,17 @@ def _guess_decoded(data: bytes) -> str | None:
 
 
 def paragraphs(
-    text: str, heading_path: tuple[str, ...] = (), page: int | None = None
+    text: str,
+    heading_path: tuple[str, ...] = (),
+    page: int | None = None,
+    confidence: float | None = None,
 ) -> list[Block]:
     """Blocks of the text between blank lines."""
-    return [Block(p, heading_path, page) for p in _BLANK_LINES.split(text) if p.strip()]
+    return [
+        Block(p, heading_path, page, confidence=confidence)
+        for p in _BLANK_LINES.split(text)
+        if p.strip()
+    ]
 
 
 # A line of one repeated punctuation character: under (and maybe over) a heading in plain text,
@@ -208,7 +240,7 @@ def paragraphs(
 _RULE = re.compile(r"""([=\-~^*+#"'`:._])\1{2,}""")
 
 
-def _plain(data: bytes) -> list[Block]:
+def plain_blocks(data: bytes) -> list[Block]:
     """Paragraphs, under the underlined headings they follow (levels in order of first use of
     each underline style, as reStructuredText does)."""
     blocks: list[Block] = []
@@ -246,7 +278,7 @@ def _underlined(lines: list[str]) -> tuple[str, tuple[str, bool], int] | None:
 _FRONT_MATTER = re.compile(r"---[ \t]*\n(.*?)\n---[ \t]*(?:\n|$)", re.DOTALL)
 
 
-def _markdown(data: bytes) -> list[Block]:
+def markdown_blocks(data: bytes) -> list[Block]:
     """Blocks under Markdown's headings; HTML comments dropped, raw HTML as its text, front
     matter a paragraph of its own (CommonMark would read it as a heading over everything)."""
     from markdown_it import MarkdownIt

@@ -1,5 +1,5 @@
 """DOCX extraction within limits: a few kilobytes of DOCX can unpack to gigabytes (a zip bomb)
-or keep python-docx busy for hours."""
+or keep python-docx busy for hours. The archive limits serve PPTX, XLSX and EPUB too."""
 
 from __future__ import annotations
 
@@ -24,37 +24,41 @@ _XML_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 _XML_FIRST_BYTES = b"<\x00\t\n\r L"
 
 
-def _too_big() -> UnreadableDocument:
+def _too_big(kind: str) -> UnreadableDocument:
     return UnreadableDocument(
-        f"the DOCX unpacks to more than {MAX_DOCX_UNPACKED_BYTES // MB} MB, or more than"
+        f"the {kind} unpacks to more than {MAX_DOCX_UNPACKED_BYTES // MB} MB, or more than"
         f" {MAX_DOCX_XML_BYTES // MB} MB of XML (a zip bomb?); split it into smaller files"
     )
 
 
-def declared_parts(packed: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+def declared_parts(packed: zipfile.ZipFile, kind: str = "DOCX") -> list[zipfile.ZipInfo]:
     """The archive's parts, refused if too many or too big as declared (nothing unpacked)."""
     # A name may repeat; python-docx reads the last entry of each, and so do we.
     parts = list({part.filename: part for part in packed.infolist()}.values())
     if len(parts) > MAX_DOCX_PARTS:
-        raise UnreadableDocument(f"the DOCX has {len(parts)} parts; the limit is {MAX_DOCX_PARTS}")
+        raise UnreadableDocument(
+            f"the {kind} has {len(parts)} parts; the limit is {MAX_DOCX_PARTS}"
+        )
     if sum(part.file_size for part in parts) > MAX_DOCX_UNPACKED_BYTES:
-        raise _too_big()
+        raise _too_big(kind)
     return parts
 
 
-def _unpacked_docx(data: bytes) -> bytes:
-    """The DOCX archive again, stored without compression, unpacked within the limits.
+def unpacked_archive(data: bytes, kind: str = "DOCX") -> bytes:
+    """The archive (DOCX, PPTX, XLSX, EPUB) again, stored without compression, unpacked within
+    the limits.
 
-    python-docx reads every part in one go and trusts the sizes the archive declares, so a zip
-    bomb (or a part lying about its size) would unpack in full before anything could stop it.
+    python-docx (python-pptx, openpyxl) reads every part in one go and trusts the sizes the
+    archive declares, so a zip bomb (or a part lying about its size) would unpack in full before
+    anything could stop it.
     """
-    too_big = _too_big()
+    too_big = _too_big(kind)
     stored = io.BytesIO()
     with (
         zipfile.ZipFile(io.BytesIO(data)) as packed,
         zipfile.ZipFile(stored, "w", zipfile.ZIP_STORED) as unpacked,
     ):
-        parts = declared_parts(packed)
+        parts = declared_parts(packed, kind)
         budget, xml_budget = MAX_DOCX_UNPACKED_BYTES, MAX_DOCX_XML_BYTES
         for part in parts:
             with packed.open(part) as source:
@@ -75,7 +79,7 @@ def blocks(data: bytes) -> list[Block]:
     import docx
     from docx.table import Table
 
-    document = docx.Document(io.BytesIO(_unpacked_docx(data)))
+    document = docx.Document(io.BytesIO(unpacked_archive(data)))
     # Every paragraph and cell costs a few Python calls; count them in C before starting.
     items = int(document.element.body.xpath("count(.//w:p | .//w:tc)"))
     if items > MAX_DOCX_PARAGRAPHS:

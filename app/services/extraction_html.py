@@ -231,9 +231,23 @@ def blocks(data: bytes) -> list[Block]:
         markup = data
     soup = BeautifulSoup(markup, "html.parser")
     walk = _Walk(_main_element(soup) or soup.body or soup)
+    return _under_headings(_without_furniture(walk, _main_content(walk, _content_keys(markup))))
+
+
+def whole_blocks(data: bytes) -> list[Block]:
+    """The blocks of the whole body, with their heading paths: for an e-book's chapter or an
+    e-mail, all content, where telling content from menus would only drop short chapters'
+    headings."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(data, "html.parser")
+    return _under_headings(_Walk(soup.body or soup).items)
+
+
+def _under_headings(items: list[_Item]) -> list[Block]:
     headings = Headings()
     found = []
-    for item in _without_furniture(walk, _main_content(walk, _content_keys(markup))):
+    for item in items:
         if item.level is not None and item.text:
             headings.enter(item.level, item.text)
         found.append(Block(item.text, headings.path, None))

@@ -2,7 +2,9 @@
 from the document's outline (bookmarks) or, when it has none, from font sizes.
 
 A few kilobytes of PDF can hold gigabytes of text or take hours of parsing: the limits are in
-extraction.py (MAX_PDF_*, MAX_TEXT_CHARS) and are read at each call.
+extraction.py (MAX_PDF_*, MAX_TEXT_CHARS) and are read at each call. Pages without a text layer
+but with pictures (scans) are rendered by PDFium and read by OCR (extraction_ocr.py), within
+its limits.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from app.services import extraction
+from app.services import extraction, extraction_ocr
 from app.services.extraction import MB, Block, Headings, UnreadableDocument, paragraphs
+from app.services.extraction_ocr import OcrLimits
 
 if TYPE_CHECKING:
     from pypdf import PageObject, PdfReader
@@ -31,6 +34,7 @@ class _Page:
     number: int
     lines: list[str]
     fragments: list[tuple[str, float]]  # each piece of text (no whitespace), its font size
+    confidence: float | None = None  # OCR's, for a page read from its picture
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,10 @@ class _Heading:
     path: tuple[str, ...]
 
 
-def blocks(data: bytes) -> list[Block]:
+def blocks(data: bytes, ocr: OcrLimits) -> list[Block]:
     """Paragraphs and headings page by page, each under its heading path."""
     reader = _open(data)
-    pages = _without_furniture(_pages(reader))
+    pages = _without_furniture(_recognised(data, reader, _pages(reader), ocr))
     return _blocks(pages, _outline(reader) or _font_headings(pages))
 
 
@@ -66,8 +70,7 @@ def _pages(reader: PdfReader) -> list[_Page]:
     pages: list[_Page] = []
     content_bytes = text_chars = 0
     for number, page in enumerate(reader.pages, start=1):
-        contents = page.get_contents()
-        content_bytes += len(contents.get_data()) if contents is not None else 0
+        content_bytes += len(_contents(page))
         if content_bytes > extraction.MAX_PDF_CONTENT_BYTES:
             raise UnreadableDocument(
                 f"the PDF's pages hold more than {extraction.MAX_PDF_CONTENT_BYTES // MB} MB of"
@@ -82,6 +85,43 @@ def _pages(reader: PdfReader) -> list[_Page]:
             )
         pages.append(_Page(number, [line.strip() for line in text.split("\n")], fragments))
     return pages
+
+
+def _recognised(data: bytes, reader: PdfReader, pages: list[_Page], ocr: OcrLimits) -> list[_Page]:
+    """The pages, those with pictures but no text read by OCR instead."""
+    scanned = [
+        page.number for page in pages if not any(page.lines) and _has_pictures(reader, page.number)
+    ]
+    if not scanned:
+        return pages
+    if len(scanned) > ocr.max_pages:
+        raise UnreadableDocument(
+            f"the PDF has {len(scanned)} pages without a text layer; OCR reads at most"
+            f" {ocr.max_pages} (POSTRAG_OCR_MAX_PAGES); split it into smaller files"
+        )
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(data)
+    try:
+        for number in scanned:
+            pixels = extraction_ocr.render_page(pdf, number - 1, ocr.max_pixels)
+            found = extraction_ocr.recognise(pixels)
+            pages[number - 1] = _Page(number, found.text.split("\n"), [], found.confidence)
+    finally:
+        pdf.close()
+    return pages
+
+
+def _has_pictures(reader: PdfReader, number: int) -> bool:
+    """Whether the page draws an image or a form (which may hold one): a scan does."""
+    resources = reader.pages[number - 1].get("/Resources")
+    objects = resources.get_object().get("/XObject") if resources is not None else None
+    return bool(objects) or b"BI" in _contents(reader.pages[number - 1])
+
+
+def _contents(page: PageObject) -> bytes:
+    contents = page.get_contents()
+    return contents.get_data() if contents is not None else b""
 
 
 def _page_text(page: PageObject) -> tuple[str, list[tuple[str, float]]]:
@@ -107,7 +147,8 @@ def _without_furniture(pages: list[_Page]) -> list[_Page]:
     cleaned = []
     for page in pages:
         lines = _trimmed(page.lines, running)
-        cleaned.append(_Page(page.number, [] if _is_contents(lines) else lines, page.fragments))
+        kept = [] if _is_contents(lines) else lines
+        cleaned.append(_Page(page.number, kept, page.fragments, page.confidence))
     return cleaned if any(any(page.lines) for page in cleaned) else pages
 
 
@@ -226,8 +267,8 @@ def _blocks(pages: list[_Page], headings: list[_Heading]) -> list[Block]:
             if found_heading is None:
                 text.append(line)
                 continue
-            found.extend(paragraphs("\n".join(text), path, page.number))
+            found.extend(paragraphs("\n".join(text), path, page.number, page.confidence))
             text, path = [], found_heading.path
-            found.append(Block(line, path, page.number))
-        found.extend(paragraphs("\n".join(text), path, page.number))
+            found.append(Block(line, path, page.number, confidence=page.confidence))
+        found.extend(paragraphs("\n".join(text), path, page.number, page.confidence))
     return found

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.providers.embeddings import EmbeddingError
-from app.providers.local_embedder import LocalEmbedder
+from app.providers.local_embedder import QUERIES, LocalEmbedder
 from app.repositories.search import Hit
 from app.services import sentences
 
@@ -65,7 +65,7 @@ def _heading(piece: sentences.Sentence) -> bool:
 def _relevance(question: str, quotes: list[Quote]) -> tuple[np.ndarray, np.ndarray]:
     """(similarity to the question, sentence vectors); words shared when the model is missing."""
     try:
-        vectors = LocalEmbedder().embed([question, *(q.text for q in quotes)])
+        vectors = LocalEmbedder(QUERIES).embed([question, *(q.text for q in quotes)])
         return vectors[1:] @ vectors[0], vectors[1:]
     except EmbeddingError:
         asked = set(_WORD.findall(question.lower()))

@@ -37,6 +37,9 @@ CARRIED_TERMS = 8  # terms the rule carries over at most, the newest question's 
 # much?", "Examples?"); one with more is a new topic unless it refers back or continues.
 SHORT = 1
 _WORD = re.compile(r"[^\W_](?:[\w'-]*[^\W_])?")
+# Chinese, Japanese and Korean write words without spaces: a run of their characters counts as
+# its overlapping two-character pieces, as the `cjk` full-text configuration indexes it.
+_CJK_RUN = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+)")
 _LABEL = re.compile(r"^(?:standalone\s+)?(?:search\s+)?(?:query|question)\s*:\s*", re.I)
 _STOP_TEXT = """a about above after again against all am an and any are as at be because been before
     being below between both but by can could did do does doing down during each few for from
@@ -62,12 +65,26 @@ class Standalone:
     tokens: tuple[int, int] = (0, 0)  # prompt and completion tokens of the model's rewrite
 
 
+def _terms(word: str) -> list[str]:
+    """A word as it is, or with each run of CJK characters in it as overlapping pairs."""
+    if not _CJK_RUN.search(word):
+        return [word]
+    terms: list[str] = []
+    for part in _CJK_RUN.split(word):
+        if _CJK_RUN.fullmatch(part):
+            terms += [part[i : i + 2] for i in range(max(1, len(part) - 1))]
+        elif part:
+            terms.append(part)
+    return terms
+
+
 def content_words(text: str) -> list[str]:
     """The words of `text` that carry its subject, lowercased, once each, in order."""
     seen: dict[str, None] = {}
     for word in _WORD.findall(text.lower()):
-        if len(word) > 1 and word not in STOP_WORDS:
-            seen.setdefault(word)
+        for term in _terms(word):
+            if len(term) > 1 and term not in STOP_WORDS:
+                seen.setdefault(term)
     return list(seen)
 
 

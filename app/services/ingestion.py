@@ -10,7 +10,8 @@ are embedded (`chunks_total`, `chunks_embedded`, raised once per batch) while me
 The document's chunks and vectors are replaced
 from the staging table in one transaction that also checks the job's lease: after any failure
 the document keeps its previous complete set (or none), and a job whose lease moved to another
-worker can never write twice.
+worker can never write twice. A document of more than POSTRAG_SPLIT_CHUNKS chunks is embedded in
+ranges by every worker instead, with the same guarantees (app/services/ingestion_split.py).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from collections.abc import Iterator
 from app.metrics import metrics
 from app.repositories import documents as document_repo
 from app.repositories import staging
-from app.services import extraction_process
+from app.services import extraction_process, ingestion_split
 from app.services.chunking import Chunk, chunk_document
 from app.services.extraction import Extracted
+from app.services.extraction_ocr import OcrLimits
 from app.services.job_kinds import JobContext
 
 log = logging.getLogger(__name__)
@@ -63,14 +65,17 @@ def ingest_document(ctx: JobContext, document_id: int) -> None:
         checkpoint=ctx.renew,
         memory_mb=ctx.settings.extraction_memory_mb,
         timeout_s=ctx.settings.extraction_timeout_s,
+        ocr=OcrLimits(ctx.settings.ocr_max_pages, ctx.settings.ocr_max_pixels),
     )
     title = row["title"] or row["filename"]
     del row  # the file's bytes: only the extracted text is needed from here on
     _step(ctx, document_id, "chunking")
-    _stage_chunks(ctx, document_id, extracted, title)
+    if not _stage_chunks(ctx, document_id, extracted, title):
+        return  # every worker embeds its ranges (app/services/ingestion_split.py)
     with ctx.conn.transaction():
         ctx.commit_if_owned()
         count = staging.swap(ctx.conn, document_id, ctx.space.id)
+        ingestion_split.drop(ctx.conn, document_id)  # a bigger version's, still under way
         document_repo.set_status(ctx.conn, document_id, "indexed")
         ctx.succeed()
     log.info("indexed document %s: %d chunks", document_id, count)
@@ -80,9 +85,10 @@ def ingest_document(ctx: JobContext, document_id: int) -> None:
     counted.ingestion_seconds.observe(time.monotonic() - started)
 
 
-def _stage_chunks(ctx: JobContext, document_id: int, extracted: Extracted, title: str) -> None:
+def _stage_chunks(ctx: JobContext, document_id: int, extracted: Extracted, title: str) -> bool:
     """Count the chunks, then chunk, embed and stage the document a batch at a time, counting
-    them embedded and checking the job between batches."""
+    them embedded and checking the job between batches. False when the document has more than
+    POSTRAG_SPLIT_CHUNKS chunks: they are stored for every worker to embed in ranges instead."""
 
     def chunks() -> Iterator[Chunk]:
         tokens, overlap = ctx.settings.chunk_tokens, ctx.settings.chunk_overlap_tokens
@@ -92,6 +98,9 @@ def _stage_chunks(ctx: JobContext, document_id: int, extracted: Extracted, title
     with ctx.conn.transaction():
         ctx.commit_if_owned()
         document_repo.set_chunks_total(ctx.conn, document_id, total)
+    if total > ctx.settings.split_chunks:
+        ingestion_split.stage(ctx, document_id, chunks(), title)
+        return False
     staging.reset(ctx.conn)
     for number, batch in enumerate(_batches(chunks()), start=1):
         if number == 1:
@@ -104,6 +113,7 @@ def _stage_chunks(ctx: JobContext, document_id: int, extracted: Extracted, title
             document_repo.add_chunks_embedded(ctx.conn, document_id, len(batch))
         ctx.renew()
         ctx.after_batch()
+    return True
 
 
 def _count(ctx: JobContext, chunks: Iterator[Chunk]) -> int:

@@ -131,9 +131,10 @@ def _discover(
 
 def _check_local(name: str, kind: str, dimension: int | None) -> int:
     if kind != "embedding":
-        raise _invalid("provider", "the local provider only has its bundled embedding model")
-    if name != local_embedder.MODEL_NAME:
-        raise _invalid("name", f"the local provider only has {local_embedder.MODEL_NAME!r}")
+        raise _invalid("provider", "the local provider only has its bundled embedding models")
+    if name not in local_embedder.MODEL_NAMES:
+        names = ", ".join(map(repr, local_embedder.MODEL_NAMES))
+        raise _invalid("name", f"the local provider only has {names}")
     if dimension not in (None, local_embedder.DIMENSION):
         raise _invalid("dimension", f"the local model has {local_embedder.DIMENSION} dimensions")
     return local_embedder.DIMENSION

@@ -9,6 +9,7 @@ held: a search takes one from its `Connect` for each stretch of database work.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable
@@ -24,11 +25,9 @@ from app.metrics import metrics
 from app.providers.embeddings import EmbeddingError, QueryEmbedders
 from app.providers.rerank import Reranker
 from app.repositories import Conn, Row, bm25
-from app.repositories import collections as collection_repo
 from app.repositories import documents as document_repo
-from app.repositories import embedding_spaces as space_repo
-from app.repositories import preferences as preference_repo
 from app.repositories import search as search_repo
+from app.repositories import search_context as context_repo
 from app.repositories.embedding_spaces import EmbeddingSpace
 from app.repositories.search import Hit
 from app.services import reranking, wider_context
@@ -122,8 +121,11 @@ def _candidates(req: SearchRequest, mode: str, top_k: int, fetched: int) -> int:
     return fetched if mode != "hybrid" else max(4 * top_k, 20, fetched)
 
 
-def _scope(conn: Conn, who: Principal, req: SearchRequest) -> search_repo.Scope:
-    collection_ids = collection_repo.readable_ids(conn, who.user_id, req.collection_ids)
+def _scope(
+    conn: Conn, who: Principal, req: SearchRequest, collection_ids: list[int]
+) -> search_repo.Scope:
+    """The readable `collection_ids` narrowed to the request's documents; 404 for any asked for
+    that the user may not read."""
     if req.collection_ids is not None:
         missing = sorted(set(req.collection_ids) - set(collection_ids))
         if missing:
@@ -191,6 +193,7 @@ def iterative_scans_available(conn: Conn) -> bool:
 def _semantic_leg(
     conn: Conn,
     req: SearchRequest,
+    context: context_repo.SearchContext,
     scope: search_repo.Scope,
     candidates: int,
     settings: Settings,
@@ -198,12 +201,9 @@ def _semantic_leg(
     result: SearchResult,
     timings: dict[str, float],
 ) -> tuple[search_repo.SemanticLeg | None, np.ndarray | None]:
-    if req.space_id is not None:
-        space = space_repo.get(conn, req.space_id)
-        if space is None:
-            raise NotFound(f"no embedding space {req.space_id}")
-    else:
-        space = space_repo.current_ready(conn)
+    space = context.space
+    if space is None and req.space_id is not None:
+        raise NotFound(f"no embedding space {req.space_id}")
     if space is None:
         result.warnings.append("no embedding space is ready yet: nothing is embedded")
         return None, None
@@ -214,9 +214,12 @@ def _semantic_leg(
         return None, None
     # An exact scan when the scope is small, or so small a share of the space that an iterative
     # HNSW scan would stop at MAX_SCAN_TUPLES before finding enough of its rows.
-    share_limit = -(-candidates * search_repo.total_chunks(conn) // MAX_SCAN_TUPLES)
-    limit = max(settings.exact_search_max_rows, share_limit)
-    exact = search_repo.chunks_in_scope(conn, scope, limit) <= limit
+    smallest, share = settings.exact_search_max_rows, candidates / MAX_SCAN_TUPLES
+    if scope.narrowed():  # documents or a filter: counted by a statement
+        exact = search_repo.exact_scan(conn, scope, smallest, share)
+    else:  # whole collections: their counts came with the context, no round trip
+        in_scope = sum(context.chunk_counts.get(i, 0) for i in scope.collection_ids)
+        exact = in_scope <= max(smallest, math.ceil(share * context.all_chunks))
     return search_repo.SemanticLeg(space.id, space.dimension, exact), vector
 
 
@@ -310,10 +313,11 @@ def _search(
     conn: Conn, who: Principal, req: SearchRequest, deps: SearchDeps
 ) -> tuple[SearchResult, _Rest | None]:
     settings = deps.settings
-    prefs = preference_repo.get(conn, who.user_id)
+    context = context_repo.load(conn, who.user_id, req.collection_ids, req.space_id)
+    prefs = context.preferences
     mode, top_k, min_similarity = _defaults(prefs, req)
     result = SearchResult(mode=mode, top_k=top_k, min_similarity=min_similarity, hits=[])
-    scope = _scope(conn, who, req)
+    scope = _scope(conn, who, req, context.collection_ids)
     if not scope.collection_ids:
         return result, None
     rerank_depth = _rerank_depth(prefs, req, deps, result.warnings)
@@ -323,7 +327,7 @@ def _search(
     semantic, query_vector = None, None
     if mode in ("semantic", "hybrid"):
         semantic, query_vector = _semantic_leg(
-            conn, req, scope, candidates, settings, deps.embedders, result, timings
+            conn, req, context, scope, candidates, settings, deps.embedders, result, timings
         )
     fulltext = _fulltext_leg(req.query) if mode in ("fulltext", "hybrid") else None
     if semantic is None and fulltext is None:
@@ -343,15 +347,14 @@ def _search(
         fulltext_weight=req.fulltext_weight,
     )
     ef_search = min(MAX_EF_SEARCH, max(settings.hnsw_ef_search, 2 * candidates))
-    with conn.transaction():
-        iterative = deps.iterative_scans
-        search_repo.set_search_knobs(
-            conn, ef_search=ef_search, iterative_scan=iterative, max_scan_tuples=MAX_SCAN_TUPLES
-        )
-        plan = search_repo.explain(conn, statement, params) if req.debug else None
-        started = time.perf_counter()
-        result.hits = search_repo.run(conn, statement, params)
-        timings["search_ms"] = (time.perf_counter() - started) * 1000
+    iterative = deps.iterative_scans
+    search_repo.set_search_knobs(
+        conn, ef_search=ef_search, iterative_scan=iterative, max_scan_tuples=MAX_SCAN_TUPLES
+    )
+    plan = search_repo.explain(conn, statement, params) if req.debug else None
+    started = time.perf_counter()
+    result.hits = search_repo.run(conn, statement, params)
+    timings["search_ms"] = (time.perf_counter() - started) * 1000
     debug = None
     if req.debug:
         debug = partial(_debug, semantic, ef_search, iterative, candidates, plan, timings)

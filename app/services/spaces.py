@@ -8,13 +8,16 @@ when every chunk has a vector in the new space it becomes the ready one.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
+from app.providers import local_embedder
 from app.providers.embeddings import Embedder
 from app.repositories import Conn, locks
 from app.repositories import embedding_spaces as space_repo
 from app.repositories.embedding_spaces import EmbeddingSpace
 from app.services import llm_models
 from app.services.job_kinds import embed_space
+from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +58,13 @@ def ensure_space(conn: Conn, embedder: Embedder, *, max_attempts: int) -> Embedd
             space.state,
         )
         return space
+
+
+def settle_local_model(conn: Conn, settings: Settings) -> Settings:
+    """The settings with the local model named: POSTRAG_EMBEDDING_MODEL when set, else the model
+    the installation's local space already has, else (a new installation) the default. So a new
+    default never re-embeds an existing installation behind its admin's back."""
+    if settings.embedder != "local" or settings.embedding_model:
+        return settings
+    in_use = space_repo.local_model_in_use(conn)
+    return replace(settings, embedding_model=in_use or local_embedder.DEFAULT_MODEL)

@@ -98,8 +98,9 @@ def authenticate_token(conn: Conn, token: str) -> Principal:
         raise Unauthorized("invalid token")
     if not row["active"]:
         raise Unauthorized("token is revoked or expired")
-    with conn.transaction():
-        token_repo.touch_last_used(conn, row["id"])
+    if token_repo.stale_last_used(row["last_used_at"]):  # else no write, no round trip
+        with conn.transaction():
+            token_repo.touch_last_used(conn, row["id"])
     return Principal(
         user_id=row["user_id"],
         name=row["user_name"],

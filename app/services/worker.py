@@ -35,7 +35,7 @@ from app.providers.embeddings import Embedder, EmbeddingError
 from app.repositories import jobs as job_repo
 from app.repositories.embedding_spaces import EmbeddingSpace
 from app.repositories.jobs import Job, StoredJob
-from app.services import spaces
+from app.services import process_memory, spaces
 from app.services.heartbeat import Heartbeat
 from app.services.job_kinds import (
     InvalidPayload,
@@ -120,7 +120,9 @@ class Worker:
                 try:
                     while not stop.is_set() and self.run_one(conn):
                         pass
-                    wait = job_repo.seconds_until_next(conn, per_user=self.settings.jobs_per_user)
+                    wait = job_repo.seconds_until_next(
+                        conn, per_user=self.settings.jobs_per_user, uncapped=self.kinds.uncapped()
+                    )
                 except psycopg.OperationalError:
                     raise
                 except Exception:  # noqa: BLE001 - e.g. the embedding server is down at start
@@ -155,6 +157,8 @@ class Worker:
             self._release(conn, kind, job)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
             self._failed(conn, job, kind, exc)
+        finally:
+            process_memory.give_back()  # else a worker stays at its biggest job's peak
         return True
 
     def _claim(self, conn: psycopg.Connection[Any]) -> StoredJob | None:
@@ -173,6 +177,7 @@ class Worker:
                 lease_s=self.settings.job_lease_s,
                 space_id=self._space.id,
                 per_user=self.settings.jobs_per_user,
+                uncapped=self.kinds.uncapped(),
             )
 
     def _after_expiry(self, conn: psycopg.Connection[Any], stored: StoredJob) -> None:

@@ -5,7 +5,9 @@ frozen dataclass its payload is parsed into (once, when a worker takes the job),
 hooks, `on_requeue` (the job goes back to the queue: a failed attempt will be retried, its worker
 died, or its worker is stopping) and `on_final_failure` (its last attempt failed). The worker
 (app/services/worker.py) claims, leases, retries and releases jobs and knows no kind: it looks
-each job's kind up in the `JobRegistry` it was given (`builtin.registry()` by default).
+each job's kind up in the `JobRegistry` it was given (`builtin.registry()` by default). A job
+whose payload has a `space_id` is only claimed by a worker of that embedding space, and a kind
+marked `uncapped` passes its owner's cap on running jobs (app/repositories/jobs.py `claim`).
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ class JobKind(Generic[P]):
     run: Callable[[Job[P], JobContext], None]
     on_requeue: Callable[[Conn, Job[P], str | None], None] = _no_requeue_hook
     on_final_failure: Callable[[Conn, Job[P], str], None] = _no_failure_hook
+    # Short slices of an owner's job that had its turn already (a range of a big document's
+    # chunks): they pass the owner's cap on running jobs, so that they can run on every worker.
+    uncapped: bool = False
 
     def __post_init__(self) -> None:
         if not dataclasses.is_dataclass(self.payload):
@@ -133,6 +138,10 @@ class JobRegistry:
 
     def names(self) -> list[str]:
         return sorted(self._kinds)
+
+    def uncapped(self) -> list[str]:
+        """The names of the kinds that pass their owner's cap on running jobs."""
+        return sorted(name for name, kind in self._kinds.items() if kind.uncapped)
 
     def parse(self, job: StoredJob) -> tuple[JobKind[Any], Job[Any]]:
         """The job's kind, and the job with its payload parsed (UnknownKind, InvalidPayload)."""

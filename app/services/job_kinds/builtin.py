@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.services.job_kinds import (
     JobRegistry,
+    embed_range,
     embed_space,
     evaluate,
     ingest_document,
@@ -17,6 +18,7 @@ def registry() -> JobRegistry:
     return JobRegistry(
         [
             ingest_document.KIND,
+            embed_range.KIND,
             embed_space.KIND,
             sync_source.KIND,
             schedule_sources.KIND,

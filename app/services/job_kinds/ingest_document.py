@@ -16,7 +16,7 @@ from app.metrics import metrics
 from app.repositories import Conn
 from app.repositories import documents as document_repo
 from app.repositories.jobs import Job
-from app.services import ingestion
+from app.services import ingestion, ingestion_split
 from app.services.job_kinds import JobContext, JobKind
 from app.services.job_kinds import enqueue as enqueue_job
 
@@ -31,7 +31,11 @@ class IngestDocument:
 
 
 def enqueue(conn: Conn, document_id: int, *, max_attempts: int) -> bool:
-    """Queue the document's ingestion; False while one is queued or running already."""
+    """Queue the document's ingestion; False while one is queued or running already.
+
+    In the caller's transaction, which has locked the document's row (its status changed): the
+    new ingestion replaces the document's chunks embedded in ranges, if any are (they stop).
+    """
     queued = enqueue_job(
         conn,
         KIND,
@@ -40,6 +44,8 @@ def enqueue(conn: Conn, document_id: int, *, max_attempts: int) -> bool:
         dedupe_key=f"{NAME}:{document_id}",
         document_id=document_id,
     )
+    if queued is not None:
+        ingestion_split.drop(conn, document_id)
     return queued is not None
 
 
@@ -64,6 +70,7 @@ def _on_final_failure(conn: Conn, job: Job[IngestDocument], error: str) -> None:
         return
     stage = document.status if document.status in _STAGES else None
     document_repo.set_status(conn, document_id, "failed", error=error, failed_stage=stage)
+    ingestion_split.drop(conn, document_id)  # the drafts of a big document, if it got so far
     metrics().ingested_documents.labels("failed").inc()
 
 
