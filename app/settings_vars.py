@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -68,14 +69,29 @@ class Integer:
 
 
 def available_cores() -> int:
-    """The CPUs this process may run on: its affinity mask (a container's cpuset, taskset), not
-    every CPU of the machine. A CPU quota (docker --cpus) does not show here."""
+    """The CPUs this process may use: its affinity mask (a container's cpuset, taskset), not
+    every CPU of the machine, and no more than its cgroup's CPU quota (docker --cpus)."""
     counted = getattr(os, "process_cpu_count", None)  # Python 3.13+
     if counted is not None:
-        return int(counted() or 1)
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
+        cores = int(counted() or 1)
+    elif hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0)) or 1
+    else:
+        cores = os.cpu_count() or 1
+    quota = cpu_quota()
+    return cores if quota is None else max(1, min(cores, quota))
+
+
+def cpu_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
+    """The cgroup v2 CPU quota in whole CPUs, rounded up ("200000 100000": 2; None: no quota,
+    or no cgroup v2 here)."""
+    try:
+        quota, period = Path(path).read_text(encoding="ascii").split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max" or not quota.isdigit() or not period.isdigit() or int(period) == 0:
+        return None
+    return -(-int(quota) // int(period))
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,9 @@ def test_ctrl_c_stops_the_worker_processes_and_queues_the_job_again(
     cli_env, tmp_path, database_url
 ):
     long = tmp_path / "long.txt"
-    long.write_text(_long_text("migration", 4000))
+    # Long enough (about 1,000 chunks, a minute of embedding here) for the interrupt to come
+    # while its ranges are embedded, however loaded the machine.
+    long.write_text(_long_text("migration", 20000))
     cli = subprocess.Popen(
         [POSTRAG, "ingest", str(long), "--collection", "long", "--processes", "2"],
         env=cli_env,

@@ -141,6 +141,20 @@ def test_an_email_nested_too_deeply_is_refused_at_upload(
     assert _left_behind(database_url) == ([], 0)
 
 
+def test_an_email_whose_header_the_parser_cannot_take_apart_is_a_422_not_a_500(
+    client, admin, collection, database_url
+):
+    # The standard library parses an address header by recursion: thousands of nested
+    # comments run it out of stack (RecursionError) when the header is read.
+    nested = b"(" * 3000 + b")" * 3000
+    message = b"From: " + nested + b"\nSubject: deep\n\nHello.\n"
+    response = post_document(client, admin, collection, "deep.eml", message)
+    assert response.status_code in (201, 202, 422), response.json
+    if response.status_code == 422:
+        assert "cannot read deep.eml" in response.json["detail"]
+        assert _left_behind(database_url) == ([], 0)
+
+
 def test_an_attached_message_becomes_a_document_but_not_its_own_attachments(
     app, client, admin, collection
 ):

@@ -49,6 +49,16 @@ def test_workers_are_one_per_core_the_process_may_use_unless_given(tmp_path):
     assert pinned.stdout.strip() == "1"  # a container's cpuset, taskset: what it may use
 
 
+def test_a_cgroup_cpu_quota_caps_the_cores(tmp_path):
+    from app.settings_vars import cpu_quota
+
+    quota = tmp_path / "cpu.max"
+    for written, cores in [("200000 100000\n", 2), ("150000 100000", 2), ("max 100000", None)]:
+        quota.write_text(written)
+        assert cpu_quota(str(quota)) == cores
+    assert cpu_quota(str(tmp_path / "none")) is None  # no cgroup v2 here
+
+
 def test_the_bundled_model_embeds_alike_whatever_its_batch(settings):
     texts = [
         "PostgreSQL stores the vectors.",

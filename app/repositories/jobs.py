@@ -270,18 +270,24 @@ def fail_or_retry(
 
 
 def seconds_until_next(
-    conn: Conn, *, per_user: int = 2**31 - 1, uncapped: Sequence[str] = ()
+    conn: Conn,
+    *,
+    per_user: int = 2**31 - 1,
+    uncapped: Sequence[str] = (),
+    space_id: int | None = None,
 ) -> float | None:
-    """Seconds until the next claimable queued job is due or a lease expires (None: nothing
-    pending). A job held back by its owner's cap waits for one of the owner's running jobs to
-    end, and the worker that ends it claims the next itself."""
+    """Seconds until the next job this worker may claim is due or a lease expires (None:
+    nothing pending). A job held back by its owner's cap waits for one of the owner's running
+    jobs to end, and the worker that ends it claims the next itself; a job for another
+    embedding space's workers (as `claim` sees it) is not this worker's to wait for."""
     row = conn.execute(
         f"{_RUNNING}"
         " SELECT greatest(0, extract(epoch FROM least("
         " (SELECT min(q.run_after) FROM jobs q LEFT JOIN running r ON r.owner_id = q.owner_id"
-        f"  WHERE {_CLAIMABLE}),"
+        f"  WHERE {_CLAIMABLE}"
+        "   AND coalesce((q.payload->>'space_id')::bigint = %(space)s, true)),"
         " (SELECT min(lease_expires_at) FROM jobs WHERE state = 'running')) - now())) AS s",
-        {"per_user": per_user, "uncapped": list(uncapped)},
+        {"per_user": per_user, "uncapped": list(uncapped), "space": space_id},
     ).fetchone()
     return None if row is None or row["s"] is None else float(row["s"])
 

@@ -284,19 +284,6 @@ def chunks_in_scope(conn: Conn, scope: Scope, cap: int) -> int:
     return int(row["n"])
 
 
-def exact_scan(conn: Conn, scope: Scope, smallest: int, share: float) -> bool:
-    """Whether the scope holds at most max(`smallest`, `share` of every collection's chunks),
-    asked in one statement (one round trip)."""
-    statement = sql.SQL(
-        "WITH cap AS (SELECT greatest(%(smallest)s::bigint,"
-        " ceil(%(share)s * coalesce(sum(chunk_count), 0))::bigint) AS n"
-        " FROM collection_text_stats)"
-        " SELECT ({count}) <= (SELECT n FROM cap) AS exact"
-    ).format(count=_count_in_scope(scope, sql.SQL("(SELECT n FROM cap)")))
-    params = {**scope.params(), "smallest": smallest, "share": share}
-    return bool(returned(conn.execute(statement, params).fetchone())["exact"])
-
-
 def pgvector_version(conn: Conn) -> tuple[int, ...]:
     row = returned(
         conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()

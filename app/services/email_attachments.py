@@ -13,6 +13,7 @@ from typing import Any
 
 from app.errors import AppError
 from app.services import document_metadata, extraction, extraction_email, preflight
+from app.services.extraction import UnreadableDocument
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,20 @@ def prepare(
     data: bytes, filename: str, metadata: dict[str, Any], max_pixels: int
 ) -> tuple[dict[str, Any], list[Attached]]:
     """(the e-mail's metadata, its attachments to store): headers under "email", the
-    uploader's own metadata kept over them, both checked against the metadata limits."""
-    message = extraction_email.parse(data)
-    headers = extraction_email.headers(message)
+    uploader's own metadata kept over them, both checked against the metadata limits. An
+    e-mail the standard library cannot take apart (a header nested thousands deep makes its
+    parser recurse out of stack) is a 422, like any unreadable upload."""
+    try:
+        message = extraction_email.parse(data)
+        headers = extraction_email.headers(message)
+        found = extraction_email.attachments(message)
+    except AppError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - RecursionError and the parser's own failures
+        raise UnreadableDocument(f"cannot read {filename or 'the e-mail'}: {exc!r}") from exc
     attached: list[Attached] = []
     skipped: list[str] = []
-    for attachment in extraction_email.attachments(message):
+    for attachment in found:
         name = attachment.filename
         try:
             content_type = extraction.detect_format(name, attachment.content_type, attachment.data)

@@ -73,12 +73,12 @@ def headers(message: EmailMessage) -> dict[str, Any]:
     for name in _HEADERS:
         try:
             value = message[name]
-        except (ValueError, IndexError):  # a header too broken to parse: left out
+            when = getattr(value, "datetime", None)
+            text = when.isoformat() if when is not None else " ".join(str(value).split())
+        except (ValueError, IndexError, RecursionError):  # too broken to parse: left out
             continue
         if value is None:
             continue
-        when = getattr(value, "datetime", None)
-        text = when.isoformat() if when is not None else " ".join(str(value).split())
         if text:
             found[name] = text[:HEADER_CHARS]
     return found

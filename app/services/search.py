@@ -214,12 +214,13 @@ def _semantic_leg(
         return None, None
     # An exact scan when the scope is small, or so small a share of the space that an iterative
     # HNSW scan would stop at MAX_SCAN_TUPLES before finding enough of its rows.
-    smallest, share = settings.exact_search_max_rows, candidates / MAX_SCAN_TUPLES
-    if scope.narrowed():  # documents or a filter: counted by a statement
-        exact = search_repo.exact_scan(conn, scope, smallest, share)
+    share = candidates / MAX_SCAN_TUPLES
+    cap = max(settings.exact_search_max_rows, math.ceil(share * context.all_chunks))
+    if scope.narrowed():  # documents or a filter: counted (up to the cap) by a statement
+        in_scope = search_repo.chunks_in_scope(conn, scope, cap)
     else:  # whole collections: their counts came with the context, no round trip
         in_scope = sum(context.chunk_counts.get(i, 0) for i in scope.collection_ids)
-        exact = in_scope <= max(smallest, math.ceil(share * context.all_chunks))
+    exact = in_scope <= cap
     return search_repo.SemanticLeg(space.id, space.dimension, exact), vector
 
 

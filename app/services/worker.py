@@ -121,7 +121,10 @@ class Worker:
                     while not stop.is_set() and self.run_one(conn):
                         pass
                     wait = job_repo.seconds_until_next(
-                        conn, per_user=self.settings.jobs_per_user, uncapped=self.kinds.uncapped()
+                        conn,
+                        per_user=self.settings.jobs_per_user,
+                        uncapped=self.kinds.uncapped(),
+                        space_id=self._space.id if self._space else None,
                     )
                 except psycopg.OperationalError:
                     raise
