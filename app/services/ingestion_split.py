@@ -17,8 +17,11 @@ replaces the document's chunks with the drafts and drops the split. Until then t
 keeps its previous complete set of chunks. A range taken over (its worker died or stopped)
 embeds only what has no vector yet. A new ingestion of the document, its deletion, or a range's
 last failed attempt (which fails the document with the reason) drops the split: a range whose
-split is gone ends without writing. Every transaction here locks the document row, then a job
-row, then the split row, so that none of them waits on another in a cycle.
+split is gone ends without writing. The transactions here lock the document row, then a job
+row, then the split row. The one exception is a range's last failed attempt: the worker has
+locked its job row before `fail` locks the document; should that meet a batch of the same
+range (whose lease it took back) in a lock cycle, PostgreSQL aborts one of the two and the
+job is tried again.
 """
 
 from __future__ import annotations
@@ -50,8 +53,8 @@ def stage(ctx: JobContext, document_id: int, chunks: Iterator[Chunk], title: str
     nothing reads the new one (an attempt that fails leaves it to the next ingestion)."""
     conn = ctx.conn
     with conn.transaction():
-        ctx.commit_if_owned()
         document_repo.lock(conn, document_id)
+        ctx.commit_if_owned()
         drop(conn, document_id)
         split_id = splits.create(conn, document_id=document_id, space_id=ctx.space.id, title=title)
     total = 0
@@ -63,8 +66,8 @@ def stage(ctx: JobContext, document_id: int, chunks: Iterator[Chunk], title: str
         ctx.renew()
     size = ctx.settings.split_chunks
     with conn.transaction():
-        ctx.commit_if_owned()
         document_repo.lock(conn, document_id)
+        ctx.commit_if_owned()
         document_repo.set_status(conn, document_id, "embedding")
         for first in range(0, total, size):
             end = min(first + size, total)
