@@ -30,6 +30,8 @@ def _row(page: Page, name: str):  # type: ignore[no-untyped-def]
 
 def _open_knowledge(page: Page, base: str, token: str) -> None:
     sign_in(page, base, token)
+    # The first view (a new chat) is mounted before another is asked for.
+    expect(page.locator("#chat-title")).to_be_visible()
     page.get_by_role("link", name="Knowledge").click()
     expect(page.locator("#view h1")).to_have_text("Knowledge")
 

@@ -51,8 +51,11 @@ def ingest(
 
     collected = bulk_ingest.collect(paths)
     count = processes or available_cores()
-    # SIGTERM as Ctrl-C: the worker processes are stopped and their jobs queued again.
+    # SIGTERM as Ctrl-C: the worker processes are stopped and their jobs queued again. Ctrl-C
+    # itself is set too: a command started in the background of a script inherits SIGINT
+    # ignored, and Python then leaves it so.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
 
     def work(conn: Conn, settings: Settings, who: Principal) -> Summary:
         assert settings.database_url is not None
